@@ -1,0 +1,87 @@
+//! # rollback-core
+//!
+//! Deployment rollbacks as reviewed, verified, compensable transactions.
+//!
+//! A [`RollbackTarget`] is one thing with revisions (a Lambda alias, an ECS service, a
+//! Kubernetes Deployment...). A [`Transaction`] groups steps (target + [`Selector`]) into
+//! stages and runs them through one lifecycle:
+//!
+//! 1. **preflight** with no mutation: capture every current revision, resolve selectors,
+//!    build the plan; any bad input stops here, before anything changes (a dry run ends
+//!    here);
+//! 2. **lock** every target with an expiring lease ([`lock`]);
+//! 3. stage by stage, each step: journal the intent, **apply**, journal the result,
+//!    **wait until stable**, **verify** ([`verify`]); then the transaction's own checks;
+//! 4. on failure, **compensate** (put every applied target back, in reverse order) or
+//!    **halt**, then run the on-failure actions;
+//! 5. an [`Outcome`] and a [`Report`] listing what needs a person.
+//!
+//! Every transition is an [`Event`] and a line in the append-only [`journal`], from
+//! which [`resume`] finishes a run whose process died, without applying anything twice.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use rollback_core::{InMemoryTarget, Revision, Selector, Step, Transaction};
+//!
+//! # async fn demo() -> rollback_core::Result<()> {
+//! let api = InMemoryTarget::builder("api")
+//!     .revision(Revision::new("1").image("registry/api:v1"))
+//!     .revision(Revision::new("2").image("registry/api:v2"))
+//!     .build()?;
+//! let report = Transaction::builder("roll back api")
+//!     .reason("5xx after deploying v2")
+//!     .step(Step::new(Arc::new(api.clone()), Selector::Previous))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! println!("{}", report.outcome);
+//! # Ok(()) }
+//! ```
+//!
+//! Test doubles: [`InMemoryTarget`], the [`conformance`] suite every target passes, and
+//! mockall mocks of both traits behind the `mock` feature ([`mock`]).
+
+pub mod conformance;
+pub mod error;
+pub mod events;
+pub mod journal;
+pub mod lock;
+pub mod memory;
+#[cfg(feature = "mock")]
+pub mod mock;
+pub mod revision;
+pub mod selector;
+pub mod target;
+pub mod transaction;
+pub mod verify;
+pub mod wait;
+
+pub use error::{Error, ErrorKind, ErrorRecord, Result};
+pub use events::{Event, EventKind};
+pub use lock::{FileLocks, Holder, Lease, LockManager};
+pub use memory::InMemoryTarget;
+pub use revision::{Change, Diff, DiffBuilder, DiffEntry, DiffSection, Revision};
+pub use selector::Selector;
+pub use target::{
+    ApplyOutcome, Progress, Registry, RollbackTarget, Stability, TargetId, TargetSpec,
+};
+pub use transaction::{
+    action_fn, resume, resume_with, Action, Attention, FailurePolicy, Outcome, Report,
+    ResumeOptions, Step, StepReport, StepStatus, Transaction, TransactionBuilder,
+};
+pub use verify::{Check, CheckOutcome, Policy, Verifier, VerifierExt};
+
+/// Durations in journals and specs are whole milliseconds.
+pub(crate) mod serde_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,329 @@
+//! Expiring leases, one per target, so two people never roll back the same thing at once,
+//! and a crashed run never leaves a lock that sticks forever.
+
+use std::fmt;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::target::TargetId;
+
+/// Who asks for a lease: a person-readable name and the transaction id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// `user@host (pid N)` or any name a person recognises.
+    pub name: String,
+    /// The transaction that holds it; the same transaction may take its own lease again
+    /// (that is how [`crate::resume`] continues a crashed run).
+    pub transaction: String,
+}
+
+impl Holder {
+    /// `user@host (pid N)` for this process and the given transaction.
+    pub fn current(transaction: impl Into<String>) -> Self {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let host = fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into());
+        Holder {
+            name: format!("{user}@{host} (pid {})", std::process::id()),
+            transaction: transaction.into(),
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [transaction {}]", self.name, self.transaction)
+    }
+}
+
+/// A lease on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The target.
+    pub target: TargetId,
+    /// Who holds it.
+    pub holder: Holder,
+    /// When it was first taken.
+    pub acquired_at: DateTime<Utc>,
+    /// When it lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Lease {
+    /// Whether the lease has lapsed at `now`.
+    pub fn expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now
+    }
+}
+
+/// Hands out expiring leases on targets.
+#[async_trait]
+pub trait LockManager: Send + Sync + fmt::Debug {
+    /// Takes the lease on `target` for `ttl`. Fails at once with [`Error::Locked`] naming the
+    /// holder when another transaction holds an unexpired lease; takes over an expired one.
+    async fn acquire(&self, target: &TargetId, holder: &Holder, ttl: Duration) -> Result<Lease>;
+
+    /// Extends a lease we hold; [`Error::Locked`] if someone else has taken it over.
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease>;
+
+    /// Gives the lease back (nothing happens if it is no longer ours).
+    async fn release(&self, lease: &Lease) -> Result<()>;
+}
+
+/// Leases as small JSON files in a directory, one per target, guarded by an OS file lock
+/// while they are read and written. Good for one machine (a bastion host, a CI runner).
+#[derive(Debug, Clone)]
+pub struct FileLocks {
+    dir: PathBuf,
+}
+
+impl FileLocks {
+    /// Leases under `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileLocks { dir: dir.into() }
+    }
+
+    /// Leases under `$ROLLBACK_LOCK_DIR`, or `rollback-locks` in the system temp directory.
+    pub fn from_env() -> Self {
+        let dir = std::env::var_os("ROLLBACK_LOCK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("rollback-locks"));
+        FileLocks::new(dir)
+    }
+
+    /// The directory holding the lease files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of one target's lease.
+    pub fn path_for(&self, target: &TargetId) -> PathBuf {
+        let safe: String = target
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        // A short hash keeps distinct ids with the same sanitized form apart.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in target.to_string().bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        self.dir.join(format!("{safe}-{h:016x}.lease"))
+    }
+
+    /// Runs `f` on the lease file's current content while holding the OS lock; `f` returns
+    /// the new content (or `None` to leave it) and a result.
+    async fn with_file<T: Send + 'static>(
+        &self,
+        target: &TargetId,
+        f: impl FnOnce(Option<Lease>) -> Result<(Option<Option<Lease>>, T)> + Send + 'static,
+    ) -> Result<T> {
+        let path = self.path_for(target);
+        let dir = self.dir.clone();
+        let tid = target.to_string();
+        tokio::task::spawn_blocking(move || {
+            let io = |what: &str, e: std::io::Error| {
+                Error::backend(
+                    tid.clone(),
+                    format!("lock file {}: {what}: {e}", path.display()),
+                    false,
+                )
+            };
+            fs::create_dir_all(&dir).map_err(|e| io("create directory", e))?;
+            let mut file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| io("open", e))?;
+            file.lock().map_err(|e| io("lock", e))?;
+            let mut text = String::new();
+            file.read_to_string(&mut text).map_err(|e| io("read", e))?;
+            // An unreadable lease file (torn write) counts as no lease.
+            let current: Option<Lease> = if text.trim().is_empty() {
+                None
+            } else {
+                serde_json::from_str(&text).ok()
+            };
+            let (write, out) = f(current)?;
+            if let Some(new) = write {
+                let body = match new {
+                    Some(l) => serde_json::to_string_pretty(&l).unwrap_or_default(),
+                    None => String::new(),
+                };
+                file.set_len(0).map_err(|e| io("truncate", e))?;
+                file.seek(SeekFrom::Start(0)).map_err(|e| io("seek", e))?;
+                file.write_all(body.as_bytes())
+                    .map_err(|e| io("write", e))?;
+                file.sync_data().map_err(|e| io("sync", e))?;
+            }
+            file.unlock().map_err(|e| io("unlock", e))?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::backend(target.to_string(), format!("lock task failed: {e}"), false))?
+    }
+}
+
+fn ttl_delta(ttl: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365))
+}
+
+#[async_trait]
+impl LockManager for FileLocks {
+    async fn acquire(&self, target: &TargetId, holder: &Holder, ttl: Duration) -> Result<Lease> {
+        let t = target.clone();
+        let h = holder.clone();
+        self.with_file(target, move |current| {
+            let now = Utc::now();
+            let acquired_at = match current {
+                Some(l) if !l.expired_at(now) && l.holder.transaction != h.transaction => {
+                    return Err(Error::Locked {
+                        target: t.to_string(),
+                        holder: l.holder.to_string(),
+                        expires_at: l.expires_at,
+                    })
+                }
+                Some(l) if l.holder.transaction == h.transaction => l.acquired_at,
+                Some(l) => {
+                    tracing::warn!(target_id = %t, previous = %l.holder, "taking over an expired lease");
+                    now
+                }
+                None => now,
+            };
+            let lease = Lease {
+                target: t,
+                holder: h,
+                acquired_at,
+                expires_at: now + ttl_delta(ttl),
+            };
+            Ok((Some(Some(lease.clone())), lease))
+        })
+        .await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        let mine = lease.clone();
+        self.with_file(&lease.target, move |current| match current {
+            Some(l) if l.holder.transaction == mine.holder.transaction => {
+                let renewed = Lease {
+                    expires_at: Utc::now() + ttl_delta(ttl),
+                    ..l
+                };
+                Ok((Some(Some(renewed.clone())), renewed))
+            }
+            Some(l) => Err(Error::Locked {
+                target: mine.target.to_string(),
+                holder: l.holder.to_string(),
+                expires_at: l.expires_at,
+            }),
+            None => {
+                let renewed = Lease {
+                    expires_at: Utc::now() + ttl_delta(ttl),
+                    ..mine
+                };
+                Ok((Some(Some(renewed.clone())), renewed))
+            }
+        })
+        .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        let mine = lease.holder.transaction.clone();
+        self.with_file(&lease.target, move |current| match current {
+            Some(l) if l.holder.transaction == mine => Ok((Some(None), ())),
+            _ => Ok((None, ())),
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[tokio::test]
+    async fn second_holder_is_refused_with_the_holders_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = FileLocks::new(dir.path());
+        let t = TargetId::new("memory", "api");
+        let a = Holder {
+            name: "alice@bastion".into(),
+            transaction: "tx-a".into(),
+        };
+        let b = Holder {
+            name: "bob@laptop".into(),
+            transaction: "tx-b".into(),
+        };
+        let lease = locks
+            .acquire(&t, &a, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let e = locks
+            .acquire(&t, &b, Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked);
+        assert!(e.to_string().contains("alice@bastion"), "{e}");
+        // the same transaction may take its own lease again (resume)
+        locks
+            .acquire(&t, &a, Duration::from_secs(60))
+            .await
+            .unwrap();
+        locks.release(&lease).await.unwrap();
+        locks
+            .acquire(&t, &b, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn expired_lease_is_taken_over_and_old_holder_cannot_renew() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = FileLocks::new(dir.path());
+        let t = TargetId::new("memory", "api");
+        let a = Holder::current("tx-a");
+        let b = Holder::current("tx-b");
+        let old = locks.acquire(&t, &a, Duration::ZERO).await.unwrap();
+        let new = locks
+            .acquire(&t, &b, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(new.holder.transaction, "tx-b");
+        let e = locks
+            .renew(&old, Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked);
+        // releasing a lease that is no longer ours leaves the new holder's alone
+        locks.release(&old).await.unwrap();
+        let e = locks
+            .acquire(&t, &a, Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked);
+        let renewed = locks.renew(&new, Duration::from_secs(120)).await.unwrap();
+        assert!(renewed.expires_at > new.expires_at);
+    }
+}

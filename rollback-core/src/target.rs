@@ -1,0 +1,271 @@
+//! The [`RollbackTarget`] trait: one thing that has revisions and a current revision.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::revision::{Change, Revision};
+use crate::selector::Selector;
+use crate::wait::{poll_until, Backoff};
+
+/// Who a target is: its kind (`lambda-alias`, `ecs-service`, `memory`...) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TargetId {
+    /// The kind of target, e.g. `ecs-service`.
+    pub kind: String,
+    /// The name within the kind, e.g. `production/api-gateway-v2`.
+    pub name: String,
+}
+
+impl TargetId {
+    /// A target id.
+    pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
+        TargetId {
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for TargetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// A target described as data, so that a run can be rebuilt from its journal (see
+/// [`Registry`]) and written in a runbook file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    /// The kind, which picks the factory in a [`Registry`].
+    pub kind: String,
+    /// The kind's own parameters (function and alias, cluster and service...).
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+impl TargetSpec {
+    /// A spec from a kind and any serializable parameters.
+    pub fn new(kind: impl Into<String>, params: impl Serialize) -> Self {
+        TargetSpec {
+            kind: kind.into(),
+            params: serde_json::to_value(params).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// The parameters as a typed value, with an [`Error::InvalidInput`] naming the kind
+    /// when they do not fit.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.params.clone()).map_err(|e| {
+            Error::invalid(
+                self.kind.clone(),
+                format!("target parameters do not fit this kind: {e}"),
+            )
+        })
+    }
+}
+
+/// What [`RollbackTarget::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyOutcome {
+    /// The target was moved to the revision.
+    Applied,
+    /// The target was already at the revision; nothing was sent.
+    AlreadyCurrent,
+}
+
+/// Where a target is on its way to a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stability {
+    /// Done: the revision is in use and healthy by the backend's own rules.
+    Stable,
+    /// Still converging; the message says how far (kubectl / waiter style).
+    Waiting(String),
+    /// Will not get there by waiting (circuit breaker, progress deadline...).
+    Failed(String),
+}
+
+/// Receives progress messages while a target converges.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Progress {
+    /// A progress sink from a closure.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Progress(Arc::new(f))
+    }
+
+    /// A sink that drops every message.
+    pub fn none() -> Self {
+        Progress::new(|_| {})
+    }
+
+    /// Reports one message.
+    pub fn report(&self, message: &str) {
+        (self.0)(message)
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// One thing that has revisions and a current revision: a Lambda alias, an ECS service, a
+/// secret, a Kubernetes Deployment...
+///
+/// Backends implement [`id`](Self::id), [`spec`](Self::spec), [`current`](Self::current),
+/// [`history`](Self::history), [`apply`](Self::apply) and
+/// [`check_stable`](Self::check_stable); the rest have shared defaults they may refine.
+///
+/// The contract every implementation keeps (and [`crate::conformance`] checks):
+/// - `history` is newest first and contains the current revision;
+/// - nothing but `apply` changes anything;
+/// - `apply` of a revision already in use returns [`ApplyOutcome::AlreadyCurrent`] and
+///   sends nothing; `apply` when the target is neither at `change.from` nor `change.to`
+///   returns [`Error::Conflict`] and changes nothing;
+/// - no secret value ever appears in a revision, change, error or `Debug` output.
+#[async_trait]
+pub trait RollbackTarget: Send + Sync + fmt::Debug {
+    /// Kind and name.
+    fn id(&self) -> TargetId;
+
+    /// The target as data, for journals and runbook files.
+    fn spec(&self) -> TargetSpec;
+
+    /// The revision in use now.
+    async fn current(&self) -> Result<Revision>;
+
+    /// All revisions one can roll back to, newest first, including the current one.
+    async fn history(&self) -> Result<Vec<Revision>>;
+
+    /// The revision a selector picks. The default applies [`Selector::resolve`] to
+    /// [`history`](Self::history) and [`current`](Self::current).
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        let (history, current) = futures::try_join!(self.history(), self.current())?;
+        selector.resolve(&self.id(), &history, &current.id)
+    }
+
+    /// The change from the revision in use to `to`, with a reviewable diff and any backend
+    /// precondition. Changes nothing.
+    async fn plan(&self, to: &Revision) -> Result<Change> {
+        let current = self.current().await?;
+        Ok(Change::new(self.id(), current, to.clone()))
+    }
+
+    /// Moves the target to `change.to` (see the trait's contract for conflicts and
+    /// idempotence).
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome>;
+
+    /// One look at how far the target is on its way to `revision`.
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability>;
+
+    /// Waits until the target is stable at `revision`, within `timeout`, reporting progress.
+    ///
+    /// The default polls [`check_stable`](Self::check_stable) adaptively: first after
+    /// 250 ms, then backing off to a few seconds; retryable errors are reported and waited
+    /// through. Backends with a watch (Kubernetes) override it.
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<()> {
+        let id = self.id().to_string();
+        poll_until(
+            &id,
+            &format!("revision {} to be stable", revision.id),
+            timeout,
+            Backoff::stability(),
+            progress,
+            || self.check_stable(revision),
+        )
+        .await
+    }
+}
+
+type Factory =
+    Arc<dyn Fn(TargetSpec) -> BoxFuture<'static, Result<Arc<dyn RollbackTarget>>> + Send + Sync>;
+
+/// Rebuilds targets from their [`TargetSpec`]s: how [`crate::resume`] finds the targets of a
+/// journal, and how a runbook file names them.
+///
+/// Each backend crate offers a function that registers its kinds; live instances can be
+/// registered too (an in-memory target in a test, say) and take precedence.
+#[derive(Clone, Default)]
+pub struct Registry {
+    factories: HashMap<String, Factory>,
+    instances: HashMap<TargetId, Arc<dyn RollbackTarget>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<_> = self.factories.keys().collect();
+        kinds.sort();
+        f.debug_struct("Registry")
+            .field("kinds", &kinds)
+            .field("instances", &self.instances.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry that knows this crate's own kinds (the in-memory target).
+    pub fn with_builtins() -> Self {
+        let mut r = Self::new();
+        crate::memory::register(&mut r);
+        r
+    }
+
+    /// Registers a factory for a kind.
+    pub fn register<F, Fut>(&mut self, kind: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(TargetSpec) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn RollbackTarget>>> + Send + 'static,
+    {
+        self.factories
+            .insert(kind.into(), Arc::new(move |spec| Box::pin(factory(spec))));
+        self
+    }
+
+    /// Registers a live target; it is used for its id instead of building a new one.
+    pub fn insert(&mut self, target: Arc<dyn RollbackTarget>) -> &mut Self {
+        self.instances.insert(target.id(), target);
+        self
+    }
+
+    /// The target for an id and spec: a registered instance, or one built by the kind's
+    /// factory.
+    pub async fn build(&self, id: &TargetId, spec: &TargetSpec) -> Result<Arc<dyn RollbackTarget>> {
+        if let Some(t) = self.instances.get(id) {
+            return Ok(t.clone());
+        }
+        let factory = self.factories.get(&spec.kind).ok_or_else(|| {
+            let mut kinds: Vec<_> = self.factories.keys().cloned().collect();
+            kinds.sort();
+            Error::invalid(
+                id.to_string(),
+                format!(
+                    "no factory for target kind {:?} (known: {}); register the backend's kinds in the Registry",
+                    spec.kind,
+                    kinds.join(", ")
+                ),
+            )
+        })?;
+        factory(spec.clone()).await
+    }
+}

@@ -1,0 +1,505 @@
+//! The rollback transaction: stages of steps run through preflight, lock, apply, wait,
+//! verify and, on failure, compensation; journaled and resumable.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorRecord, Result};
+use crate::events::{Event, EventSink};
+use crate::lock::{FileLocks, LockManager};
+use crate::revision::{Diff, Revision};
+use crate::selector::Selector;
+use crate::target::{RollbackTarget, TargetId};
+use crate::verify::{Check, Verdict};
+use crate::wait::RetryPolicy;
+
+mod engine;
+mod resume;
+
+pub use resume::{resume, resume_with, ResumeOptions};
+
+/// What to do when a step or check fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Put every applied target back to its captured revision, in reverse order, and wait
+    /// for it (the default).
+    #[default]
+    Compensate,
+    /// Leave everything as it is for a person to look at.
+    Halt,
+}
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A dry run: the plan, nothing changed.
+    Planned,
+    /// Every step applied, stable and verified; the transaction's checks passed.
+    Succeeded,
+    /// Something failed and every applied target is back at its captured revision.
+    Compensated,
+    /// Something failed and not everything is back; see the report's `needs_attention`.
+    Failed,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Planned => "planned",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Compensated => "compensated",
+            Outcome::Failed => "failed",
+        })
+    }
+}
+
+/// Something a person has to look at after the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attention {
+    /// The target, if about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetId>,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Attention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            Some(t) => write!(f, "{t}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// An action run after a failure, whatever the policy (scale to zero, maintenance mode).
+#[async_trait]
+pub trait Action: Send + Sync + fmt::Debug {
+    /// A short name for reports.
+    fn name(&self) -> String;
+    /// Runs it; the `Ok` text goes into the report.
+    async fn run(&self) -> Result<String>;
+}
+
+type ActionFn = dyn Fn() -> BoxFuture<'static, Result<String>> + Send + Sync;
+
+struct FnAction {
+    name: String,
+    f: Box<ActionFn>,
+}
+
+impl fmt::Debug for FnAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnAction")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Action for FnAction {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    async fn run(&self) -> Result<String> {
+        (self.f)().await
+    }
+}
+
+/// An [`Action`] from an async closure.
+pub fn action_fn<F, Fut>(name: impl Into<String>, f: F) -> Arc<dyn Action>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<String>> + Send + 'static,
+{
+    Arc::new(FnAction {
+        name: name.into(),
+        f: Box::new(move || Box::pin(f())),
+    })
+}
+
+/// One step: a target, the revision to move it to, and the checks that prove it worked.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub(crate) target: Arc<dyn RollbackTarget>,
+    pub(crate) selector: Selector,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) allow_current: bool,
+    pub(crate) timeout: Duration,
+}
+
+impl Step {
+    /// Default time to wait for a target to become stable: 10 minutes.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// A step moving `target` to the revision `selector` picks.
+    pub fn new(target: Arc<dyn RollbackTarget>, selector: Selector) -> Self {
+        Step {
+            target,
+            selector,
+            checks: Vec::new(),
+            allow_current: false,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Adds a check run after the target is stable.
+    pub fn verify(mut self, check: impl Into<Check>) -> Self {
+        self.checks.push(check.into());
+        self
+    }
+
+    /// Accepts a target that already is at the chosen revision (the step is skipped)
+    /// instead of refusing the transaction in preflight.
+    pub fn allow_current(mut self) -> Self {
+        self.allow_current = true;
+        self
+    }
+
+    /// How long to wait for the target to become stable.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The step's target.
+    pub fn target(&self) -> &Arc<dyn RollbackTarget> {
+        &self.target
+    }
+}
+
+/// Where a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Planned only (dry run).
+    Planned,
+    /// Not started because an earlier failure stopped the run.
+    NotStarted,
+    /// The target already was at the revision.
+    Skipped,
+    /// Applied, but the run stopped before it was verified (halted).
+    Applied,
+    /// Applied, stable and verified.
+    Succeeded,
+    /// This step failed.
+    Failed,
+    /// Applied, then put back to its captured revision.
+    Compensated,
+    /// Putting it back failed; a person must look.
+    CompensationFailed,
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// The step index.
+    pub step: usize,
+    /// Its stage.
+    pub stage: usize,
+    /// The target.
+    pub target: TargetId,
+    /// The revision captured in preflight.
+    pub from: Option<Revision>,
+    /// The revision chosen.
+    pub to: Option<Revision>,
+    /// The reviewable diff.
+    pub diff: Diff,
+    /// Where it ended.
+    pub status: StepStatus,
+    /// The error, if it failed.
+    pub error: Option<ErrorRecord>,
+    /// The checks' verdicts.
+    pub verdicts: Vec<Verdict>,
+    /// How long the step took.
+    #[serde(with = "crate::serde_duration")]
+    pub duration: Duration,
+}
+
+/// What an on-failure action did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionReport {
+    /// Its name.
+    pub name: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// What it said.
+    pub message: String,
+}
+
+/// The result of a run: outcome, steps, checks and what needs a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The transaction id.
+    pub transaction: String,
+    /// Its name.
+    pub name: String,
+    /// Why it ran.
+    pub reason: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// One report per step, in step order.
+    pub steps: Vec<StepReport>,
+    /// The transaction-level checks' verdicts.
+    pub checks: Vec<Verdict>,
+    /// The on-failure actions.
+    pub actions: Vec<ActionReport>,
+    /// What a person must look at.
+    pub needs_attention: Vec<Attention>,
+    /// The failure that stopped the run, if any.
+    pub error: Option<ErrorRecord>,
+    /// The journal file.
+    pub journal_path: PathBuf,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took.
+    #[serde(with = "crate::serde_duration")]
+    pub duration: Duration,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} [{}]: {} in {:.1?}",
+            self.name, self.transaction, self.outcome, self.duration
+        )?;
+        if let Some(reason) = &self.reason {
+            writeln!(f, "  why: {reason}")?;
+        }
+        for s in &self.steps {
+            let from = s.from.as_ref().map(|r| r.id.as_str()).unwrap_or("?");
+            let to = s.to.as_ref().map(|r| r.id.as_str()).unwrap_or("?");
+            writeln!(
+                f,
+                "  [{}] {}: {from} -> {to}: {}",
+                s.stage, s.target, s.status
+            )?;
+            for line in s.diff.to_string().lines() {
+                writeln!(f, "    {line}")?;
+            }
+            for v in &s.verdicts {
+                let mark = if v.passed { "pass" } else { "FAIL" };
+                writeln!(f, "    check {} {mark}: {}", v.name, v.evidence)?;
+            }
+            if let Some(e) = &s.error {
+                writeln!(f, "    error: {e}")?;
+            }
+        }
+        for v in &self.checks {
+            let mark = if v.passed { "pass" } else { "FAIL" };
+            writeln!(f, "  check {} {mark}: {}", v.name, v.evidence)?;
+        }
+        for a in &self.actions {
+            let mark = if a.ok { "ok" } else { "FAILED" };
+            writeln!(f, "  on-failure {} {mark}: {}", a.name, a.message)?;
+        }
+        for a in &self.needs_attention {
+            writeln!(f, "  NEEDS ATTENTION: {a}")?;
+        }
+        write!(f, "  journal: {}", self.journal_path.display())
+    }
+}
+
+/// Builds a [`Transaction`].
+pub struct TransactionBuilder {
+    pub(crate) name: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) stages: Vec<Vec<Step>>,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) policy: FailurePolicy,
+    pub(crate) concurrency: usize,
+    pub(crate) on_failure: Vec<Arc<dyn Action>>,
+    pub(crate) journal: Option<PathBuf>,
+    pub(crate) locks: Arc<dyn LockManager>,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) sinks: Vec<EventSink>,
+    pub(crate) holder: Option<String>,
+}
+
+impl fmt::Debug for TransactionBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransactionBuilder")
+            .field("name", &self.name)
+            .field("stages", &self.stages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TransactionBuilder {
+    /// Why this rollback runs (required for a real run; runbook 001's checklist asks for it).
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Adds a step to the current stage.
+    pub fn step(mut self, step: Step) -> Self {
+        if self.stages.is_empty() {
+            self.stages.push(Vec::new());
+        }
+        if let Some(stage) = self.stages.last_mut() {
+            stage.push(step);
+        }
+        self
+    }
+
+    /// Starts a new stage: its steps run after every step of the previous stages.
+    pub fn stage(mut self) -> Self {
+        if self.stages.last().is_some_and(|s| !s.is_empty()) {
+            self.stages.push(Vec::new());
+        }
+        self
+    }
+
+    /// Adds a transaction-level check, run after every stage.
+    pub fn verify(mut self, check: impl Into<Check>) -> Self {
+        self.checks.push(check.into());
+        self
+    }
+
+    /// Sets the failure policy (default [`FailurePolicy::Compensate`]).
+    pub fn policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How many steps of one stage run at once (default 8).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Adds an action run after a failure, whatever the policy.
+    pub fn on_failure(mut self, action: Arc<dyn Action>) -> Self {
+        self.on_failure.push(action);
+        self
+    }
+
+    /// The journal file (default: a new file under [`crate::journal::default_dir`]).
+    pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
+    /// The lock manager (default: [`FileLocks::from_env`]).
+    pub fn locks(mut self, locks: Arc<dyn LockManager>) -> Self {
+        self.locks = locks;
+        self
+    }
+
+    /// How long a lease lasts before it must be renewed (default 5 minutes; renewed every
+    /// third of that while the run goes on).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// How retryable backend errors are retried.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Calls `f` with every event.
+    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.sinks.push(Arc::new(f));
+        self
+    }
+
+    /// Sends every event to a channel; returns the receiver.
+    pub fn events(self) -> (Self, tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let b = self.on_event(move |e| {
+            let _ = tx.send(e.clone());
+        });
+        (b, rx)
+    }
+
+    /// The holder name shown to others who find the targets locked (default
+    /// `user@host (pid N)`).
+    pub fn holder(mut self, name: impl Into<String>) -> Self {
+        self.holder = Some(name.into());
+        self
+    }
+
+    /// The transaction, ready to run. Only shape is checked here; targets are checked in
+    /// preflight.
+    pub fn build(self) -> Result<Transaction> {
+        engine::build(self)
+    }
+}
+
+/// A rollback transaction; see the [crate docs](crate) for its lifecycle.
+pub struct Transaction {
+    pub(crate) id: String,
+    pub(crate) b: TransactionBuilder,
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &self.id)
+            .field("name", &self.b.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transaction {
+    /// A builder for a transaction called `name`.
+    pub fn builder(name: impl Into<String>) -> TransactionBuilder {
+        TransactionBuilder {
+            name: name.into(),
+            reason: None,
+            stages: Vec::new(),
+            checks: Vec::new(),
+            policy: FailurePolicy::Compensate,
+            concurrency: 8,
+            on_failure: Vec::new(),
+            journal: None,
+            locks: Arc::new(FileLocks::from_env()),
+            lease_ttl: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            sinks: Vec::new(),
+            holder: None,
+        }
+    }
+
+    /// The transaction id (also in the journal and every event).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Preflight only: the plan, with nothing changed. Errors are those a real run would
+    /// stop on before changing anything.
+    pub async fn dry_run(&self) -> Result<Report> {
+        engine::run(self, true).await
+    }
+
+    /// Runs the transaction. `Err` means nothing was changed (bad input, a locked target);
+    /// `Ok` carries the outcome of a run that got past preflight and locking.
+    pub async fn run(&self) -> Result<Report> {
+        engine::run(self, false).await
+    }
+}

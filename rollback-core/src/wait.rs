@@ -1,0 +1,290 @@
+//! Waiting and retrying: adaptive polling within a deadline, and retry of retryable errors
+//! with exponential backoff and jitter.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::target::{Progress, Stability};
+
+/// An exponential backoff: `initial`, then times `factor`, up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// The first delay.
+    #[serde(with = "crate::serde_duration")]
+    pub initial: Duration,
+    /// The largest delay.
+    #[serde(with = "crate::serde_duration")]
+    pub max: Duration,
+    /// The growth factor.
+    pub factor: f64,
+}
+
+impl Backoff {
+    /// The stability poll: first look after 250 ms, then up to 3 s apart, so convergence is
+    /// noticed within about a second early on and within 3 s later.
+    pub fn stability() -> Self {
+        Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(3),
+            factor: 1.5,
+        }
+    }
+
+    /// The delay before attempt `n` (0-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let secs = self.initial.as_secs_f64() * self.factor.powi(n.min(64) as i32);
+        Duration::from_secs_f64(secs.min(self.max.as_secs_f64()))
+    }
+}
+
+/// Polls `check` until it reports [`Stability::Stable`], within `timeout`.
+///
+/// Progress messages are reported when they change. A [`Stability::Failed`] ends the wait
+/// at once with [`Error::RolloutFailed`]; a retryable error is reported and polled
+/// through; any other error ends the wait.
+pub async fn poll_until<F, Fut>(
+    target: &str,
+    what: &str,
+    timeout: Duration,
+    backoff: Backoff,
+    progress: &Progress,
+    mut check: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Stability>>,
+{
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut last = String::from("nothing yet");
+    let mut attempt = 0u32;
+    loop {
+        match check().await {
+            Ok(Stability::Stable) => return Ok(()),
+            Ok(Stability::Failed(message)) => {
+                return Err(Error::RolloutFailed {
+                    target: target.to_string(),
+                    message,
+                })
+            }
+            Ok(Stability::Waiting(message)) => {
+                if message != last {
+                    progress.report(&message);
+                    last = message;
+                }
+            }
+            Err(e) if e.is_retryable() => {
+                let message = format!("retrying after: {e}");
+                if message != last {
+                    progress.report(&message);
+                    last = message;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Timeout {
+                target: target.to_string(),
+                what: what.to_string(),
+                waited: now - start,
+                last,
+            });
+        }
+        let delay = backoff.delay(attempt).min(deadline - now);
+        attempt = attempt.saturating_add(1);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// How retryable errors are retried: exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// The backoff between attempts; each delay is drawn uniformly from `[delay/2, delay]`.
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            backoff: Backoff {
+                initial: Duration::from_millis(200),
+                max: Duration::from_secs(5),
+                factor: 2.0,
+            },
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The delay after failed attempt `n` (0-based), with jitter, honouring a backend's
+    /// retry-after when it is longer.
+    pub fn delay(&self, n: u32, err: &Error) -> Duration {
+        let base = self.backoff.delay(n);
+        let half = base / 2;
+        let jitter = if half.is_zero() {
+            Duration::ZERO
+        } else {
+            rand::rng().random_range(Duration::ZERO..=half)
+        };
+        let d = half + jitter;
+        match err.retry_after() {
+            Some(ra) if ra > d => ra.min(self.backoff.max.max(ra)),
+            _ => d,
+        }
+    }
+
+    /// Runs `op`, retrying it while it fails with a retryable error and attempts remain.
+    /// `on_retry` hears of each retry (attempt number, error, delay).
+    pub async fn run<T, F, Fut>(
+        &self,
+        mut op: F,
+        mut on_retry: impl FnMut(u32, &Error, Duration),
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt + 1 < self.max_attempts => {
+                    let d = self.delay(attempt, &e);
+                    on_retry(attempt + 1, &e, d);
+                    tracing::debug!(attempt = attempt + 1, error = %e, delay = ?d, "retrying");
+                    tokio::time::sleep(d).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn backoff_grows_to_its_cap() {
+        let b = Backoff::stability();
+        assert_eq!(b.delay(0), Duration::from_millis(250));
+        assert!(b.delay(1) > b.delay(0));
+        assert_eq!(b.delay(30), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full() {
+        let p = RetryPolicy::default();
+        let e = Error::backend("t", "503", true);
+        for n in 0..6 {
+            let d = p.delay(n, &e);
+            let base = p.backoff.delay(n);
+            assert!(d >= base / 2 && d <= base, "{d:?} vs {base:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_retryable_until_success() {
+        let calls = AtomicU32::new(0);
+        let mut retries = 0;
+        let v = RetryPolicy::default()
+            .run(
+                || async {
+                    if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                        Err(Error::Throttled {
+                            target: "t".into(),
+                            message: "Rate exceeded".into(),
+                            retry_after: None,
+                        })
+                    } else {
+                        Ok(7)
+                    }
+                },
+                |_, _, _| retries += 1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(retries, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn does_not_retry_non_retryable_and_stops_at_max() {
+        let calls = AtomicU32::new(0);
+        let e = RetryPolicy::default()
+            .run(
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err::<(), _>(Error::invalid("t", "bad"))
+                },
+                |_, _, _| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        RetryPolicy::default()
+            .run(
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err::<(), _>(Error::backend("t", "503", true))
+                },
+                |_, _, _| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn poll_reports_changes_and_times_out() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let progress = Progress::new(move |m| s2.lock().unwrap().push(m.to_string()));
+        let e = poll_until(
+            "memory/a",
+            "stable",
+            Duration::from_secs(5),
+            Backoff::stability(),
+            &progress,
+            || async { Ok(Stability::Waiting("1 of 2 updated".into())) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Timeout);
+        assert_eq!(seen.lock().unwrap().as_slice(), ["1 of 2 updated"]);
+        let e = poll_until(
+            "memory/a",
+            "stable",
+            Duration::from_secs(5),
+            Backoff::stability(),
+            &progress,
+            || async { Ok(Stability::Failed("circuit breaker".into())) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::RolloutFailed);
+    }
+}
