@@ -142,6 +142,13 @@ pub enum Entry {
         /// What it saw.
         evidence: String,
     },
+    /// Every check of a step passed: the step is done.
+    StepVerified {
+        /// The step.
+        step: usize,
+        /// The target.
+        target: TargetId,
+    },
     /// A step failed.
     StepFailed {
         /// The step.

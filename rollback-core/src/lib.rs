@@ -66,7 +66,7 @@ pub use target::{
     ApplyOutcome, Progress, Registry, RollbackTarget, Stability, TargetId, TargetSpec,
 };
 pub use transaction::{
-    action_fn, resume, resume_with, Action, Attention, FailurePolicy, Outcome, Report,
+    action_fn, report_from_journal, resume, resume_with, Action, Attention, FailurePolicy, Outcome, Report,
     ResumeOptions, Step, StepReport, StepStatus, Transaction, TransactionBuilder,
 };
 pub use verify::{Check, CheckOutcome, Policy, Verifier, VerifierExt};

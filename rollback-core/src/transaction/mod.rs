@@ -24,7 +24,7 @@ use crate::wait::RetryPolicy;
 mod engine;
 mod resume;
 
-pub use resume::{resume, resume_with, ResumeOptions};
+pub use resume::{report_from_journal, resume, resume_with, ResumeOptions};
 
 /// What to do when a step or check fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

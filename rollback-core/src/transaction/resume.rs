@@ -1,23 +1,483 @@
-use crate::{Registry, Report, Result};
+//! Finishing a run whose process died, from its journal, without applying anything twice.
+//!
+//! The journal says how far each step got. A step whose intent was written but whose apply
+//! was not is applied again: the [`RollbackTarget::apply`](crate::RollbackTarget::apply)
+//! contract makes that safe (a target already at the revision answers `AlreadyCurrent` and
+//! nothing is sent). Applied steps are waited for and verified; a recorded failure goes
+//! straight to compensation.
+
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-/// Options for resume.
-#[derive(Debug, Default)]
-pub struct ResumeOptions {}
-/// Resume.
-pub async fn resume(_journal: impl AsRef<Path>) -> Result<Report> {
-    Err(crate::Error::invalid(
-        "transaction",
-        "resume not written yet",
-    ))
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::engine::{self, Ctx, Phase, StepRun};
+use super::{Action, ActionReport, Attention, FailurePolicy, Outcome, Report, StepReport};
+use crate::error::{Error, ErrorRecord, Result};
+use crate::events::{Emitter, EventKind, EventSink};
+use crate::journal::{read_journal, Entry, JournalWriter, Record, StepSpec};
+use crate::lock::{FileLocks, Holder, LockManager};
+use crate::revision::Change;
+use crate::target::{Registry, TargetId};
+use crate::verify::{Check, CheckSpec, Verdict};
+use crate::wait::RetryPolicy;
+
+/// What a resumed run needs besides the journal.
+pub struct ResumeOptions {
+    /// Rebuilds the targets from their specs (default: this crate's kinds only; backend
+    /// crates add theirs, live instances can be inserted).
+    pub registry: Registry,
+    /// The lock manager (default [`FileLocks::from_env`]).
+    pub locks: Arc<dyn LockManager>,
+    /// Event sinks.
+    pub sinks: Vec<EventSink>,
+    /// Checks to use for steps whose journaled checks hold code (closures cannot be
+    /// rebuilt from data), by target. Replaces the journaled checks of that step.
+    pub step_checks: HashMap<TargetId, Vec<Check>>,
+    /// Transaction-level checks replacing the journaled ones, if any are given.
+    pub checks: Vec<Check>,
+    /// On-failure actions (code, so not in the journal); those named in the journal but not
+    /// given here are reported as needing a person.
+    pub on_failure: Vec<Arc<dyn Action>>,
+    /// Retry policy for backend calls.
+    pub retry: RetryPolicy,
+    /// Lease time to live.
+    pub lease_ttl: Duration,
 }
-/// Resume with a registry.
-pub async fn resume_with(
-    _journal: impl AsRef<Path>,
-    _r: &Registry,
-    _o: ResumeOptions,
-) -> Result<Report> {
-    Err(crate::Error::invalid(
-        "transaction",
-        "resume not written yet",
-    ))
+
+impl Default for ResumeOptions {
+    fn default() -> Self {
+        ResumeOptions {
+            registry: Registry::with_builtins(),
+            locks: Arc::new(FileLocks::from_env()),
+            sinks: Vec::new(),
+            step_checks: HashMap::new(),
+            checks: Vec::new(),
+            on_failure: Vec::new(),
+            retry: RetryPolicy::default(),
+            lease_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+impl std::fmt::Debug for ResumeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumeOptions")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResumeOptions {
+    /// Calls `f` with every event.
+    pub fn on_event(mut self, f: impl Fn(&crate::Event) + Send + Sync + 'static) -> Self {
+        self.sinks.push(Arc::new(f));
+        self
+    }
+}
+
+/// Finishes the run recorded in `journal` with the default [`ResumeOptions`]. A run that
+/// already ended is not touched: its report is rebuilt from the journal.
+pub async fn resume(journal: impl AsRef<Path>) -> Result<Report> {
+    resume_with(journal, ResumeOptions::default()).await
+}
+
+/// One step as the journal tells it.
+#[derive(Debug, Clone)]
+struct Replayed {
+    spec: StepSpec,
+    change: Option<Change>,
+    phase: Phase,
+    maybe_applied: bool,
+    error: Option<ErrorRecord>,
+    verdicts: Vec<Verdict>,
+}
+
+#[derive(Debug)]
+struct Replay {
+    transaction: String,
+    name: String,
+    reason: Option<String>,
+    policy: FailurePolicy,
+    dry_run: bool,
+    concurrency: usize,
+    checks: Vec<CheckSpec>,
+    on_failure: Vec<String>,
+    planned: bool,
+    steps: Vec<Replayed>,
+    failure: Option<ErrorRecord>,
+    tx_verdicts: Vec<Verdict>,
+    actions: Vec<ActionReport>,
+    end: Option<(Outcome, Option<ErrorRecord>, Vec<Attention>, u64)>,
+    started_at: chrono::DateTime<Utc>,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> Error {
+    Error::Journal {
+        path: path.display().to_string(),
+        message: message.into(),
+        source: None,
+    }
+}
+
+fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
+    let first = records
+        .first()
+        .ok_or_else(|| bad(path, "is empty; there is nothing to resume"))?;
+    let Entry::Begin {
+        name,
+        reason,
+        policy,
+        dry_run,
+        concurrency,
+        steps,
+        checks,
+        on_failure,
+        ..
+    } = &first.entry
+    else {
+        return Err(bad(path, "does not start with a begin record; is it a rollback journal?"));
+    };
+    let mut r = Replay {
+        transaction: first.transaction.clone(),
+        name: name.clone(),
+        reason: reason.clone(),
+        policy: *policy,
+        dry_run: *dry_run,
+        concurrency: (*concurrency).max(1),
+        checks: checks.clone(),
+        on_failure: on_failure.clone(),
+        planned: false,
+        steps: steps
+            .iter()
+            .map(|spec| Replayed {
+                spec: spec.clone(),
+                change: None,
+                phase: Phase::Pending,
+                maybe_applied: false,
+                error: None,
+                verdicts: Vec::new(),
+            })
+            .collect(),
+        failure: None,
+        tx_verdicts: Vec::new(),
+        actions: Vec::new(),
+        end: None,
+        started_at: first.at,
+    };
+    let n = r.steps.len();
+    for rec in &records[1..] {
+        if rec.transaction != r.transaction {
+            return Err(bad(
+                path,
+                format!(
+                    "record {} belongs to transaction {}, not {}",
+                    rec.seq, rec.transaction, r.transaction
+                ),
+            ));
+        }
+        let step = |i: usize| -> Result<usize> {
+            if i < n {
+                Ok(i)
+            } else {
+                Err(bad(path, format!("record {} names step {i} of {n}", rec.seq)))
+            }
+        };
+        match &rec.entry {
+            Entry::Planned { changes, skipped } => {
+                if changes.len() != n {
+                    return Err(bad(path, "the plan does not have one change per step"));
+                }
+                r.planned = true;
+                for (s, c) in r.steps.iter_mut().zip(changes) {
+                    s.change = Some(c.clone());
+                }
+                for i in skipped {
+                    r.steps[step(*i)?].phase = Phase::Skipped;
+                }
+            }
+            Entry::Intent { step: i, .. } => {
+                let s = &mut r.steps[step(*i)?];
+                s.phase = Phase::Intent;
+                s.maybe_applied = true;
+            }
+            Entry::Applied { step: i, .. } => r.steps[step(*i)?].phase = Phase::Applied,
+            Entry::Stable { step: i, .. } => r.steps[step(*i)?].phase = Phase::Stable,
+            Entry::Checked {
+                step,
+                check,
+                passed,
+                attempts,
+                evidence,
+            } => {
+                let v = Verdict {
+                    name: check.clone(),
+                    passed: *passed,
+                    attempts: *attempts,
+                    evidence: evidence.clone(),
+                };
+                match step {
+                    Some(i) if *i < n => r.steps[*i].verdicts.push(v),
+                    Some(i) => return Err(bad(path, format!("record {} names step {i}", rec.seq))),
+                    None => r.tx_verdicts.push(v),
+                }
+            }
+            Entry::StepVerified { step: i, .. } => r.steps[step(*i)?].phase = Phase::Verified,
+            Entry::StepFailed {
+                step: i,
+                maybe_applied,
+                error,
+                ..
+            } => {
+                let s = &mut r.steps[step(*i)?];
+                s.phase = Phase::Failed;
+                s.maybe_applied = *maybe_applied;
+                s.error = Some(error.clone());
+                r.failure.get_or_insert_with(|| error.clone());
+            }
+            Entry::ChecksFailed { error } => {
+                r.failure.get_or_insert_with(|| error.clone());
+            }
+            Entry::Compensated { step: i, .. } => r.steps[step(*i)?].phase = Phase::Compensated,
+            Entry::CompensationFailed { step: i, error, .. } => {
+                let s = &mut r.steps[step(*i)?];
+                s.phase = Phase::CompensationFailed;
+                s.error.get_or_insert_with(|| error.clone());
+            }
+            Entry::Action { name, ok, message } => r.actions.push(ActionReport {
+                name: name.clone(),
+                ok: *ok,
+                message: message.clone(),
+            }),
+            Entry::End {
+                outcome,
+                error,
+                needs_attention,
+                duration_ms,
+            } => {
+                r.end = Some((*outcome, error.clone(), needs_attention.clone(), *duration_ms));
+            }
+            Entry::Begin { .. } => return Err(bad(path, format!("record {} is a second begin", rec.seq))),
+            _ => {}
+        }
+    }
+    Ok(r)
+}
+
+/// The report of a finished run, rebuilt from its journal (for incident reports and audits).
+pub fn report_from_journal(journal: impl AsRef<Path>) -> Result<Report> {
+    let path = journal.as_ref();
+    let r = replay(path, &read_journal(path)?)?;
+    let (outcome, error, needs_attention, duration_ms) = r
+        .end
+        .clone()
+        .ok_or_else(|| bad(path, "has not ended; resume it to finish the run"))?;
+    Ok(Report {
+        transaction: r.transaction.clone(),
+        name: r.name.clone(),
+        reason: r.reason.clone(),
+        outcome,
+        steps: r
+            .steps
+            .iter()
+            .map(|s| StepReport {
+                step: s.spec.step,
+                stage: s.spec.stage,
+                target: s.spec.target.clone(),
+                from: s.change.as_ref().map(|c| c.from.clone()),
+                to: s.change.as_ref().map(|c| c.to.clone()),
+                diff: s.change.as_ref().map(|c| c.diff.clone()).unwrap_or_default(),
+                status: engine::status_of(s.phase, r.dry_run),
+                error: s.error.clone(),
+                verdicts: s.verdicts.clone(),
+                duration: Duration::ZERO,
+            })
+            .collect(),
+        checks: r.tx_verdicts.clone(),
+        actions: r.actions.clone(),
+        needs_attention,
+        error,
+        journal_path: path.to_path_buf(),
+        started_at: r.started_at,
+        duration: Duration::from_millis(duration_ms),
+    })
+}
+
+/// Finishes the run recorded in `journal`; see the [module docs](self).
+///
+/// Errors: a journal that cannot be read, a target kind the registry does not know, or a
+/// target now locked by another transaction. A run that already ended is returned as it
+/// was, untouched.
+pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Result<Report> {
+    let path = journal.as_ref();
+    let records = read_journal(path)?;
+    let r = replay(path, &records)?;
+    if r.end.is_some() {
+        return report_from_journal(path);
+    }
+    let writer = JournalWriter::open(path, &r.transaction)?;
+    let holder = Holder::current(&r.transaction);
+    let ctx = Ctx {
+        id: r.transaction.clone(),
+        name: r.name.clone(),
+        reason: r.reason.clone(),
+        policy: r.policy,
+        concurrency: r.concurrency,
+        retry: opts.retry,
+        journal: writer,
+        emitter: Emitter {
+            transaction: r.transaction.clone(),
+            sinks: opts.sinks.clone(),
+        },
+        checks: Vec::new(),
+        on_failure: Vec::new(),
+        attention: Mutex::new(Vec::new()),
+        started_at: r.started_at,
+        start: Instant::now(),
+    };
+    ctx.journal.append(Entry::Resumed {
+        holder: holder.clone(),
+    })?;
+    ctx.emitter.emit(
+        EventKind::Started,
+        None,
+        None,
+        format!("resuming {} from {}", r.name, path.display()),
+    );
+    if r.dry_run || !r.planned {
+        // Nothing was changed before the process died: record that and stop.
+        let (outcome, error) = if r.dry_run {
+            (Outcome::Planned, None)
+        } else {
+            let e = Error::invalid(
+                format!("transaction {:?}", r.name),
+                "the run stopped during preflight, before changing anything; run it again",
+            );
+            (Outcome::Failed, Some(e.record()))
+        };
+        ctx.journal.append(Entry::End {
+            outcome,
+            error,
+            needs_attention: Vec::new(),
+            duration_ms: 0,
+        })?;
+        return report_from_journal(path);
+    }
+
+    // Rebuild targets and checks.
+    let mut steps = Vec::with_capacity(r.steps.len());
+    for s in &r.steps {
+        let target = opts.registry.build(&s.spec.target, &s.spec.spec).await?;
+        let checks = match opts.step_checks.get(&s.spec.target) {
+            Some(c) => c.clone(),
+            None => rebuild_checks(&ctx, Some(&s.spec.target), &s.spec.checks, s.phase),
+        };
+        let verdicts = if s.phase == Phase::Verified || s.phase == Phase::Failed {
+            s.verdicts.clone()
+        } else {
+            Vec::new()
+        };
+        steps.push(StepRun {
+            index: s.spec.step,
+            stage: s.spec.stage,
+            target,
+            id: s.spec.target.clone(),
+            change: s.change.clone(),
+            checks,
+            timeout: Duration::from_millis(s.spec.timeout_ms),
+            phase: s.phase,
+            maybe_applied: s.maybe_applied,
+            error: s.error.clone(),
+            verdicts,
+            duration: Duration::ZERO,
+        });
+    }
+    let mut ctx = ctx;
+    ctx.checks = if opts.checks.is_empty() {
+        rebuild_checks(&ctx, None, &r.checks, Phase::Stable)
+    } else {
+        opts.checks.clone()
+    };
+    if r.failure.is_some() || !r.on_failure.is_empty() {
+        let ran: BTreeSet<&str> = r.actions.iter().map(|a| a.name.as_str()).collect();
+        let given: BTreeSet<String> = opts.on_failure.iter().map(|a| a.name()).collect();
+        ctx.on_failure = opts
+            .on_failure
+            .iter()
+            .filter(|a| !ran.contains(a.name().as_str()))
+            .cloned()
+            .collect();
+        if r.failure.is_some() {
+            for name in r.on_failure.iter().filter(|n| !ran.contains(n.as_str()) && !given.contains(*n)) {
+                ctx.attention.lock().map(|mut v| {
+                    v.push(Attention {
+                        target: None,
+                        message: format!(
+                            "on-failure action {name:?} is code and was not given to resume; run it by hand"
+                        ),
+                    })
+                }).ok();
+            }
+        }
+    }
+
+    // Take the leases again (ours by transaction id, even if not yet expired).
+    let mut ids: Vec<TargetId> = steps.iter().map(|s| s.id.clone()).collect();
+    ids.sort();
+    let mut leases = Vec::new();
+    for id in &ids {
+        match opts.locks.acquire(id, &holder, opts.lease_ttl).await {
+            Ok(l) => leases.push(l),
+            Err(e) => {
+                for l in &leases {
+                    let _ = opts.locks.release(l).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    let leases = Arc::new(Mutex::new(leases));
+    let renewer = engine::spawn_renewal(&ctx, opts.locks.clone(), leases.clone(), opts.lease_ttl);
+    let mut report = engine::drive(&ctx, &mut steps, r.failure.clone()).await;
+    renewer.abort();
+    let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
+    for lease in held {
+        let _ = opts.locks.release(&lease).await;
+    }
+    // Actions that ran before the crash belong in the report too.
+    let mut actions = r.actions.clone();
+    actions.append(&mut report.actions);
+    report.actions = actions;
+    Ok(report)
+}
+
+/// Rebuilds journaled checks; a check holding code cannot be, and is reported.
+fn rebuild_checks(ctx: &Ctx, target: Option<&TargetId>, specs: &[CheckSpec], phase: Phase) -> Vec<Check> {
+    let mut out = Vec::new();
+    for spec in specs {
+        match spec.build() {
+            Some(c) => out.push(c),
+            None => {
+                if matches!(phase, Phase::Pending | Phase::Intent | Phase::Applied | Phase::Stable) {
+                    let name = match &spec.verifier {
+                        crate::verify::VerifierSpec::Opaque { name } => name.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    let a = Attention {
+                        target: target.cloned(),
+                        message: format!(
+                            "check {name:?} is code and cannot be rebuilt from the journal, so it was not run; verify by hand or pass it in ResumeOptions"
+                        ),
+                    };
+                    if let Ok(mut v) = ctx.attention.lock() {
+                        v.push(a);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
