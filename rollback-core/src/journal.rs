@@ -223,7 +223,7 @@ pub enum Entry {
 pub struct JournalWriter {
     path: PathBuf,
     transaction: String,
-    inner: Mutex<(File, u64)>,
+    inner: Mutex<(Option<File>, u64)>,
 }
 
 impl JournalWriter {
@@ -248,8 +248,17 @@ impl JournalWriter {
         Ok(JournalWriter {
             path,
             transaction: transaction.into(),
-            inner: Mutex::new((file, seq)),
+            inner: Mutex::new((Some(file), seq)),
         })
+    }
+
+    /// A writer that keeps nothing (dry runs): records are numbered but not written.
+    pub fn disabled(path: impl Into<PathBuf>, transaction: impl Into<String>) -> Self {
+        JournalWriter {
+            path: path.into(),
+            transaction: transaction.into(),
+            inner: Mutex::new((None, 0)),
+        }
     }
 
     /// The journal file.
@@ -278,6 +287,9 @@ impl JournalWriter {
             source: Some(Box::new(e)),
         })?;
         line.push('\n');
+        let Some(file) = file else {
+            return Ok(record);
+        };
         file.write_all(line.as_bytes())
             .and_then(|_| file.flush())
             .and_then(|_| file.sync_data())

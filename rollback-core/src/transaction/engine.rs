@@ -179,7 +179,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
         ));
     }
     let path = journal_path(t);
-    if path.exists() && std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false) {
+    if !dry_run && path.exists() && std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false) {
         return Err(Error::invalid(
             what,
             format!(
@@ -188,7 +188,12 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
             ),
         ));
     }
-    let journal = JournalWriter::open(&path, &t.id)?;
+    // A dry run changes nothing, not even the journal: the real run may use the same path.
+    let journal = if dry_run {
+        JournalWriter::disabled(&path, &t.id)
+    } else {
+        JournalWriter::open(&path, &t.id)?
+    };
     let holder = Holder {
         name: b
             .holder

@@ -1,19 +1,556 @@
-//! Placeholder replaced by the command check.
-use serde::{Deserialize, Serialize};
+//! [`CommandCheck`]: runs a program (a smoke test script, say) and passes on exit status 0.
 
-/// Runs a program; passes on exit 0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommandCheck {
-    /// Program and arguments.
-    pub argv: Vec<String>,
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize, Serializer};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use super::{CheckOutcome, Verifier, VerifierSpec};
+use crate::error::{Error, Result};
+use crate::revision::{is_secret_key, REDACTED};
+
+/// The target named in errors about a command check.
+const TARGET: &str = "command-check";
+/// How many non-empty output lines the evidence keeps.
+const TAIL_LINES: usize = 3;
+/// At most this many characters of output in the evidence.
+const TAIL_CHARS: usize = 300;
+/// How long output is still read after the program exits (a background child it started
+/// may keep the pipes open).
+const OUTPUT_GRACE: Duration = Duration::from_millis(250);
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
-#[async_trait::async_trait]
-impl super::Verifier for CommandCheck {
+/// Runs a program directly (no shell) and passes when it exits with status 0.
+///
+/// This is runbook 002's `./infra/scripts/smoke_test.sh --url ...` as a check:
+///
+/// ```
+/// use std::time::Duration;
+/// use rollback_core::verify::CommandCheck;
+///
+/// let smoke = CommandCheck::new(["./infra/scripts/smoke_test.sh", "--url", "https://api"])
+///     .env("SMOKE_TOKEN", "s3cr3t")
+///     .cwd("/srv/app")
+///     .timeout(Duration::from_secs(120));
+/// ```
+///
+/// The evidence names the command, its exit status and duration, and the last few
+/// non-empty lines of its output (stdout and stderr together, in order, as with `2>&1`).
+///
+/// # Secrets
+///
+/// `argv` is shown in names, evidence and journals: pass secrets through `env`. Env
+/// values never appear in [`Verifier::name`], evidence or `Debug`. When the check is
+/// serialized (into a journal or a [`VerifierSpec`]), values of secret-looking keys (see
+/// [`is_secret_key`]: `*_TOKEN`, `*PASSWORD*`, `DATABASE_URL`...) are written as
+/// [`REDACTED`]; other env values are written as they are. A check rebuilt from such
+/// data refuses to run ([`Error::InvalidInput`]) until the secret is set again.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandCheck {
+    /// The program and its arguments; run directly, not through a shell.
+    pub argv: Vec<String>,
+    /// Extra environment variables for the program (on top of this process's).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "serialize_env"
+    )]
+    pub env: BTreeMap<String, String>,
+    /// The working directory; this process's when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// How long the program may run before it is killed and the check fails (60 s by default).
+    #[serde(default = "default_timeout", with = "crate::serde_duration")]
+    pub timeout: Duration,
+}
+
+impl CommandCheck {
+    /// A check running `argv` (program first), with no extra env and a 60 s timeout.
+    pub fn new(argv: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        CommandCheck {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: default_timeout(),
+        }
+    }
+
+    /// Sets an environment variable for the program.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets how long the program may run.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Refuses input that cannot run: an empty `argv`, or a secret lost to redaction.
+    fn validate(&self) -> Result<&str> {
+        let program = self.argv.first().ok_or_else(|| {
+            Error::invalid(
+                TARGET,
+                "argv is empty; give the program to run and its arguments, \
+                 e.g. [\"./smoke_test.sh\", \"--url\", \"https://api\"]",
+            )
+        })?;
+        if program.is_empty() {
+            return Err(Error::invalid(
+                TARGET,
+                "the program (argv[0]) is an empty string; give a program name or path",
+            ));
+        }
+        if let Some(key) = redacted_placeholders(&self.env, is_secret_key).next() {
+            return Err(Error::invalid(
+                TARGET,
+                format!(
+                    "`{}`: env {key} holds {REDACTED:?} because secrets are not journaled; \
+                     set it again with .env({key:?}, ...) before running the check",
+                    self.name()
+                ),
+            ));
+        }
+        Ok(program)
+    }
+}
+
+impl fmt::Debug for CommandCheck {
+    /// Shows env keys only: values may be tokens.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandCheck")
+            .field("argv", &self.argv)
+            .field("env_keys", &self.env.keys().collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Verifier for CommandCheck {
+    /// The command line: `argv` joined by spaces.
     fn name(&self) -> String {
         self.argv.join(" ")
     }
-    async fn check(&self) -> crate::Result<super::CheckOutcome> {
-        Ok(super::CheckOutcome::fail("placeholder"))
+
+    /// Runs the program once. `Err` only for input that cannot run; a program that is
+    /// missing, fails, or overruns its timeout is a failed check with evidence.
+    async fn check(&self) -> Result<CheckOutcome> {
+        let program = self.validate()?;
+        let name = self.name();
+        let mut cmd = Command::new(program);
+        cmd.args(&self.argv[1..])
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        let merged = merge_output(&mut cmd);
+
+        let started = Instant::now();
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let place = match &self.cwd {
+                    Some(dir) => format!(" in {}", dir.display()),
+                    None => String::new(),
+                };
+                return Ok(CheckOutcome::fail(format!(
+                    "{name}: could not start {program:?}{place}: {e}"
+                )));
+            }
+        };
+
+        // Our copies of the merged pipe's write end must close, or its reader never ends.
+        drop(cmd);
+        let pipes: Vec<Pin<Box<dyn AsyncRead + Send>>> = merged
+            .into_iter()
+            .chain(child.stdout.take().map(|p| Box::pin(p) as _))
+            .chain(child.stderr.take().map(|p| Box::pin(p) as _))
+            .collect();
+        let tail = Mutex::new(Tail::default());
+        let run = async {
+            let output = async {
+                join_all(pipes.into_iter().map(|p| read_lines(p, &tail))).await;
+            };
+            tokio::pin!(output);
+            let mut output_done = false;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    () = &mut output, if !output_done => output_done = true,
+                }
+            };
+            if !output_done {
+                // Whatever is still held open by a background grandchild is not waited for.
+                let _ = tokio::time::timeout(OUTPUT_GRACE, &mut output).await;
+            }
+            status
+        };
+        let finished = tokio::time::timeout(self.timeout, run).await;
+        let elapsed = started.elapsed();
+
+        let outcome = match finished {
+            Ok(Ok(status)) => {
+                let evidence = format!("{name}: {} in {}", describe(status), millis(elapsed));
+                let evidence = with_output(evidence, &tail);
+                if status.success() {
+                    CheckOutcome::pass(evidence)
+                } else {
+                    CheckOutcome::fail(evidence)
+                }
+            }
+            Ok(Err(e)) => CheckOutcome::fail(with_output(
+                format!("{name}: could not wait for the program: {e}"),
+                &tail,
+            )),
+            Err(_) => {
+                let killed = match child.start_kill() {
+                    Ok(()) => {
+                        // Reap it; a kill that is not honoured within the grace is reported.
+                        match tokio::time::timeout(OUTPUT_GRACE, child.wait()).await {
+                            Ok(_) => "killed".to_string(),
+                            Err(_) => "kill sent".to_string(),
+                        }
+                    }
+                    Err(e) => format!("could not kill it: {e}"),
+                };
+                CheckOutcome::fail(with_output(
+                    format!(
+                        "{name}: timeout: still running after {} ({killed})",
+                        millis(self.timeout)
+                    ),
+                    &tail,
+                ))
+            }
+        };
+        Ok(outcome)
+    }
+
+    fn spec(&self) -> VerifierSpec {
+        VerifierSpec::Command(self.clone())
+    }
+}
+
+/// The last few non-empty output lines, each already cut to [`TAIL_CHARS`].
+#[derive(Default)]
+struct Tail(VecDeque<String>);
+
+impl Tail {
+    fn push(&mut self, line: &str) {
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        if self.0.len() == TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line.chars().take(TAIL_CHARS).collect());
+    }
+
+    /// The lines joined by ` | `, keeping the last [`TAIL_CHARS`] characters.
+    fn render(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let joined = self
+            .0
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let count = joined.chars().count();
+        Some(if count > TAIL_CHARS {
+            let kept: String = joined.chars().skip(count - TAIL_CHARS).collect();
+            format!("...{kept}")
+        } else {
+            joined
+        })
+    }
+}
+
+/// Points the program's stdout and stderr at one pipe, as `2>&1` does, so that their lines
+/// keep their order; returns its read end. Where that is not possible, the two are piped
+/// separately (and read as they come) and `None` is returned.
+fn merge_output(cmd: &mut Command) -> Option<Pin<Box<dyn AsyncRead + Send>>> {
+    #[cfg(unix)]
+    {
+        let merged = (|| -> std::io::Result<_> {
+            let (reader, writer) = std::io::pipe()?;
+            let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+            cmd.stderr(writer.try_clone()?).stdout(writer);
+            Ok(reader)
+        })();
+        if let Ok(reader) = merged {
+            return Some(Box::pin(reader));
+        }
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    None
+}
+
+/// Reads `pipe` to its end, line by line (lossy UTF-8), into `tail`.
+async fn read_lines(pipe: impl AsyncRead + Unpin, tail: &Mutex<Tail>) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                if let Ok(mut tail) = tail.lock() {
+                    tail.push(&line);
+                }
+            }
+        }
+    }
+}
+
+fn with_output(evidence: String, tail: &Mutex<Tail>) -> String {
+    match tail.lock().ok().and_then(|t| t.render()) {
+        Some(output) => format!("{evidence}; output: {output}"),
+        None => evidence,
+    }
+}
+
+/// `exit 3`, or `killed by signal 9` on Unix.
+fn describe(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("killed by signal {signal}");
+        }
+    }
+    format!("ended with {status}")
+}
+
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// Keys whose value is the [`REDACTED`] placeholder although they look secret: the secret
+/// was dropped when the check was serialized.
+pub(super) fn redacted_placeholders<'a>(
+    map: &'a BTreeMap<String, String>,
+    is_secret: fn(&str) -> bool,
+) -> impl Iterator<Item = &'a String> + 'a {
+    map.iter()
+        .filter(move |(k, v)| is_secret(k) && v.as_str() == REDACTED)
+        .map(|(k, _)| k)
+}
+
+/// Serializes `map` with the values of keys that `is_secret` flags replaced by [`REDACTED`].
+pub(super) fn serialize_redacted<S: Serializer>(
+    map: &BTreeMap<String, String>,
+    is_secret: fn(&str) -> bool,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_map(map.iter().map(|(k, v)| {
+        let v = if is_secret(k) { REDACTED } else { v.as_str() };
+        (k, v)
+    }))
+}
+
+fn serialize_env<S: Serializer>(
+    env: &BTreeMap<String, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serialize_redacted(env, is_secret_key, s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn sh(script: &str) -> CommandCheck {
+        CommandCheck::new(["sh", "-c", script])
+    }
+
+    #[tokio::test]
+    async fn true_passes_with_exit_0_and_duration() {
+        let out = CommandCheck::new(["true"]).check().await.unwrap();
+        assert!(out.passed, "{out:?}");
+        assert!(out.evidence.starts_with("true: exit 0 in "), "{out:?}");
+        assert!(out.evidence.ends_with("ms"), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn false_fails_with_exit_code() {
+        let out = CommandCheck::new(["false"]).check().await.unwrap();
+        assert!(!out.passed);
+        assert!(out.evidence.contains("exit 1"), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn evidence_has_exit_code_and_last_output_lines() {
+        let out = sh("echo hello; exit 3").check().await.unwrap();
+        assert!(!out.passed);
+        assert!(out.evidence.contains("exit 3"), "{out:?}");
+        assert!(out.evidence.contains("hello"), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn output_keeps_the_last_three_non_empty_lines_of_both_streams_in_order() {
+        let out = sh("echo one; echo two; echo; echo three >&2; echo four; echo five >&2")
+            .check()
+            .await
+            .unwrap();
+        assert!(out.passed, "{out:?}");
+        assert!(
+            out.evidence.ends_with("; output: three | four | five"),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn long_output_is_truncated() {
+        let out = sh("printf 'x%.0s' $(seq 1 5000); echo; echo end")
+            .check()
+            .await
+            .unwrap();
+        assert!(out.passed, "{out:?}");
+        assert!(out.evidence.ends_with("end"), "{out:?}");
+        assert!(out.evidence.len() < 500, "{}", out.evidence.len());
+    }
+
+    #[tokio::test]
+    async fn missing_program_fails_with_its_name() {
+        let out = CommandCheck::new(["./no-such-smoke-test.sh", "--url", "x"])
+            .check()
+            .await
+            .unwrap();
+        assert!(!out.passed);
+        assert!(out.evidence.contains("no-such-smoke-test.sh"), "{out:?}");
+        assert!(out.evidence.contains("could not start"), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_program() {
+        let started = Instant::now();
+        let out = CommandCheck::new(["sleep", "30"])
+            .timeout(Duration::from_millis(200))
+            .check()
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "{out:?}");
+        assert!(!out.passed);
+        assert!(out.evidence.contains("timeout"), "{out:?}");
+        assert!(out.evidence.contains("200ms"), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn background_child_holding_the_output_does_not_hold_the_check() {
+        let started = Instant::now();
+        let out = sh("sleep 5 & echo started").check().await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(4), "{out:?}");
+        assert!(out.passed, "{out:?}");
+        assert!(out.evidence.ends_with("output: started"), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn env_and_cwd_reach_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = sh(r#"test "$FOO" = bar && test "$(pwd -P)" = "$WANT""#)
+            .env("FOO", "bar")
+            .env("WANT", dir.path().canonicalize().unwrap().to_string_lossy())
+            .cwd(dir.path());
+        let out = check.check().await.unwrap();
+        assert!(out.passed, "{out:?}");
+        let out = sh(r#"test "$FOO" = bar"#)
+            .env("FOO", "baz")
+            .check()
+            .await
+            .unwrap();
+        assert!(!out.passed, "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn secret_env_value_is_never_shown_or_serialized() {
+        let check = sh(r#"test "${#API_TOKEN}" = 7"#)
+            .env("API_TOKEN", "hunter2")
+            .env("REGION", "eu-west-1");
+        let out = check.check().await.unwrap();
+        assert!(out.passed, "{out:?}");
+        let debug = format!("{check:?}");
+        assert!(debug.contains("API_TOKEN"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("eu-west-1"), "{debug}");
+        assert!(!check.name().contains("hunter2"));
+        assert!(!out.evidence.contains("hunter2"));
+
+        let json = serde_json::to_string(&check.spec()).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains(r#""API_TOKEN":"<redacted>""#), "{json}");
+        assert!(json.contains(r#""REGION":"eu-west-1""#), "{json}");
+
+        // Rebuilt from the journal, it refuses to run with the placeholder.
+        let back: VerifierSpec = serde_json::from_str(&json).unwrap();
+        let err = back.build().unwrap().check().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("API_TOKEN"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn empty_argv_is_invalid_input() {
+        let err = CommandCheck::new(Vec::<String>::new())
+            .check()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("argv is empty"), "{err}");
+    }
+
+    #[test]
+    fn serde_round_trip_and_defaults() {
+        let check = CommandCheck::new(["./infra/scripts/smoke_test.sh", "--url", "https://api"])
+            .env("REGION", "eu-west-1")
+            .cwd("/srv")
+            .timeout(Duration::from_secs(5));
+        let spec = check.spec();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["type"], "command");
+        assert_eq!(json["timeout"], 5000);
+        let back: VerifierSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, spec);
+
+        let minimal: CommandCheck = serde_json::from_str(r#"{"argv":["true"]}"#).unwrap();
+        assert_eq!(minimal, CommandCheck::new(["true"]));
+        assert_eq!(minimal.timeout, Duration::from_secs(60));
+        let json = serde_json::to_string(&minimal).unwrap();
+        assert!(!json.contains("env") && !json.contains("cwd"), "{json}");
+    }
+
+    #[test]
+    fn name_is_the_command_line() {
+        let check = CommandCheck::new(["./smoke_test.sh", "--url", "https://api"]);
+        assert_eq!(check.name(), "./smoke_test.sh --url https://api");
     }
 }
