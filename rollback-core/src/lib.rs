@@ -66,8 +66,8 @@ pub use target::{
     ApplyOutcome, Progress, Registry, RollbackTarget, Stability, TargetId, TargetSpec,
 };
 pub use transaction::{
-    action_fn, report_from_journal, resume, resume_with, Action, Attention, FailurePolicy, Outcome, Report,
-    ResumeOptions, Step, StepReport, StepStatus, Transaction, TransactionBuilder,
+    action_fn, report_from_journal, resume, resume_with, Action, Attention, FailurePolicy, Outcome,
+    Report, ResumeOptions, Step, StepReport, StepStatus, Transaction, TransactionBuilder,
 };
 pub use verify::{Check, CheckOutcome, Policy, Verifier, VerifierExt};
 
@@ -85,3 +85,8 @@ pub(crate) mod serde_duration {
         Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }
+
+/// The README's example, compiled as a doc test so it stays true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

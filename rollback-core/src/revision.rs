@@ -284,6 +284,12 @@ impl fmt::Display for Diff {
                 DiffSection::Fact => "fact",
                 DiffSection::Description => "description",
             };
+            if e.section == DiffSection::Description {
+                let from = e.from.as_deref().unwrap_or("(none)");
+                let to = e.to.as_deref().unwrap_or("(none)");
+                writeln!(f, "  ~ description: {from} -> {to}")?;
+                continue;
+            }
             match (&e.from, &e.to) {
                 (None, Some(to)) => writeln!(f, "  + {section} {}: {to}", e.key)?,
                 (Some(from), None) => writeln!(f, "  - {section} {}: {from}", e.key)?,

@@ -133,7 +133,13 @@ impl Ctx {
         }
     }
 
-    fn emit(&self, kind: EventKind, step: Option<usize>, target: Option<&TargetId>, msg: impl Into<String>) {
+    fn emit(
+        &self,
+        kind: EventKind,
+        step: Option<usize>,
+        target: Option<&TargetId>,
+        msg: impl Into<String>,
+    ) {
         self.emitter.emit(kind, step, target, msg)
     }
 
@@ -179,7 +185,12 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
         ));
     }
     let path = journal_path(t);
-    if !dry_run && path.exists() && std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false) {
+    if !dry_run
+        && path.exists()
+        && std::fs::metadata(&path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    {
         return Err(Error::invalid(
             what,
             format!(
@@ -263,11 +274,15 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
     );
 
     // 1. Preflight: read only.
-    let results: Vec<Result<(Change, bool)>> = stream::iter(steps_in.iter().enumerate())
+    // The futures are made before they are streamed so the run future stays `Send`
+    // (closures over borrowed items in stream combinators are not, for now).
+    let checks: Vec<_> = steps_in
+        .iter()
+        .enumerate()
         .map(|(i, (_, s))| preflight(&ctx, i, s))
-        .buffered(b.concurrency)
-        .collect()
-        .await;
+        .collect();
+    let results: Vec<Result<(Change, bool)>> =
+        stream::iter(checks).buffered(b.concurrency).collect().await;
     let mut steps = Vec::with_capacity(results.len());
     let mut first_err = None;
     for (i, ((stage, s), r)) in steps_in.iter().zip(results).enumerate() {
@@ -280,14 +295,23 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
                 change: Some(change),
                 checks: s.checks.clone(),
                 timeout: s.timeout,
-                phase: if skipped { Phase::Skipped } else { Phase::Pending },
+                phase: if skipped {
+                    Phase::Skipped
+                } else {
+                    Phase::Pending
+                },
                 maybe_applied: false,
                 error: None,
                 verdicts: Vec::new(),
                 duration: Duration::ZERO,
             }),
             Err(e) => {
-                ctx.emit(EventKind::Failed, Some(i), Some(&s.target.id()), format!("preflight: {e}"));
+                ctx.emit(
+                    EventKind::Failed,
+                    Some(i),
+                    Some(&s.target.id()),
+                    format!("preflight: {e}"),
+                );
                 first_err.get_or_insert(e);
             }
         }
@@ -453,15 +477,25 @@ pub(crate) fn spawn_renewal(
 
 /// Applies, waits for and verifies every pending step, stage by stage; then the
 /// transaction's checks; on failure compensates or halts and runs the on-failure actions.
-pub(crate) async fn drive(ctx: &Ctx, steps: &mut [StepRun], prior_failure: Option<ErrorRecord>) -> Report {
+pub(crate) async fn drive(
+    ctx: &Ctx,
+    steps: &mut [StepRun],
+    prior_failure: Option<ErrorRecord>,
+) -> Report {
     let mut failure = prior_failure;
     let mut verdicts = Vec::new();
     if failure.is_none() {
         let stop = AtomicBool::new(false);
         let last_stage = steps.iter().map(|s| s.stage).max().unwrap_or(0);
         for stage in 0..=last_stage {
-            stream::iter(steps.iter_mut().filter(|s| s.stage == stage))
-                .for_each_concurrent(ctx.concurrency, |s| run_step(ctx, s, &stop))
+            let runs: Vec<_> = steps
+                .iter_mut()
+                .filter(|s| s.stage == stage)
+                .map(|s| run_step(ctx, s, &stop))
+                .collect();
+            stream::iter(runs)
+                .buffer_unordered(ctx.concurrency)
+                .collect::<Vec<()>>()
                 .await;
             if let Some(s) = steps.iter().find(|s| s.phase == Phase::Failed) {
                 failure = s.error.clone();
@@ -490,7 +524,10 @@ pub(crate) async fn drive(ctx: &Ctx, steps: &mut [StepRun], prior_failure: Optio
         match ctx.policy {
             FailurePolicy::Compensate => compensate(ctx, steps).await,
             FailurePolicy::Halt => {
-                for s in steps.iter().filter(|s| s.maybe_applied && !is_back(s.phase)) {
+                for s in steps
+                    .iter()
+                    .filter(|s| s.maybe_applied && !is_back(s.phase))
+                {
                     if let Some(c) = &s.change {
                         ctx.attention(
                             Some(&s.id),
@@ -517,7 +554,10 @@ pub(crate) async fn drive(ctx: &Ctx, steps: &mut [StepRun], prior_failure: Optio
             });
             ctx.emit(EventKind::Action, None, None, format!("{name}: {message}"));
             if !ok {
-                ctx.attention(None, format!("on-failure action {name:?} failed: {message}"));
+                ctx.attention(
+                    None,
+                    format!("on-failure action {name:?} failed: {message}"),
+                );
             }
             actions.push(ActionReport { name, ok, message });
         }
@@ -532,7 +572,11 @@ fn is_back(p: Phase) -> bool {
 async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
     if matches!(
         s.phase,
-        Phase::Skipped | Phase::Verified | Phase::Failed | Phase::Compensated | Phase::CompensationFailed
+        Phase::Skipped
+            | Phase::Verified
+            | Phase::Failed
+            | Phase::Compensated
+            | Phase::CompensationFailed
     ) {
         return;
     }
@@ -567,7 +611,10 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
             s.maybe_applied = true;
             let t0 = Instant::now();
             let target = s.target.clone();
-            match ctx.retry(Some(s.index), &s.id, || target.apply(&change)).await {
+            match ctx
+                .retry(Some(s.index), &s.id, || target.apply(&change))
+                .await
+            {
                 Ok(outcome) => {
                     if let Err(e) = ctx.log(Entry::Applied {
                         step: s.index,
@@ -581,7 +628,9 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
                     s.phase = Phase::Applied;
                     let msg = match outcome {
                         ApplyOutcome::Applied => format!("moved to {}", change.to.id),
-                        ApplyOutcome::AlreadyCurrent => format!("already at {}; nothing sent", change.to.id),
+                        ApplyOutcome::AlreadyCurrent => {
+                            format!("already at {}; nothing sent", change.to.id)
+                        }
                     };
                     ctx.emit(EventKind::Applied, Some(s.index), Some(&s.id), msg);
                 }
@@ -589,7 +638,11 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
                     // These errors mean the backend refused before changing anything.
                     if matches!(
                         e.kind(),
-                        ErrorKind::Conflict | ErrorKind::NotFound | ErrorKind::InvalidInput | ErrorKind::Locked | ErrorKind::Throttled
+                        ErrorKind::Conflict
+                            | ErrorKind::NotFound
+                            | ErrorKind::InvalidInput
+                            | ErrorKind::Locked
+                            | ErrorKind::Throttled
                     ) {
                         s.maybe_applied = false;
                     }
@@ -603,7 +656,10 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
                 EventKind::Waiting,
                 Some(s.index),
                 Some(&s.id),
-                format!("waiting up to {:?} for {} to be stable", s.timeout, change.to.id),
+                format!(
+                    "waiting up to {:?} for {} to be stable",
+                    s.timeout, change.to.id
+                ),
             );
             let progress = {
                 let emitter = ctx.emitter.clone();
@@ -652,7 +708,7 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
                 EventKind::Verified,
                 Some(s.index),
                 Some(&s.id),
-                format!("{} verified at {}", s.id, change.to.id),
+                format!("verified at {}", change.to.id),
             );
         }
     }
@@ -670,12 +726,22 @@ fn fail(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool, e: Error) {
         maybe_applied: s.maybe_applied,
         error: rec.clone(),
     });
-    ctx.emit(EventKind::Failed, Some(s.index), Some(&s.id), rec.message.clone());
+    ctx.emit(
+        EventKind::Failed,
+        Some(s.index),
+        Some(&s.id),
+        rec.message.clone(),
+    );
     s.error = Some(rec);
     s.phase = Phase::Failed;
 }
 
-async fn run_check(ctx: &Ctx, step: Option<usize>, target: Option<&TargetId>, check: &Check) -> Verdict {
+async fn run_check(
+    ctx: &Ctx,
+    step: Option<usize>,
+    target: Option<&TargetId>,
+    check: &Check,
+) -> Verdict {
     let name = check.verifier.name();
     let span = tracing::info_span!("verify", transaction = %ctx.id, check = %name);
     let v = check
@@ -717,7 +783,7 @@ async fn compensate(ctx: &Ctx, steps: &mut [StepRun]) {
         .iter_mut()
         .filter(|s| s.maybe_applied && !is_back(s.phase) && s.phase != Phase::Skipped)
         .collect();
-    order.sort_by(|a, b| (b.stage, b.index).cmp(&(a.stage, a.index)));
+    order.sort_by_key(|s| std::cmp::Reverse((s.stage, s.index)));
     for s in order {
         let Some(change) = s.change.clone() else {
             continue;
@@ -739,7 +805,9 @@ async fn compensate(ctx: &Ctx, steps: &mut [StepRun]) {
                 to: back.to.id.clone(),
             })?;
             let target = s.target.clone();
-            let outcome = ctx.retry(Some(s.index), &s.id, || target.apply(&back)).await?;
+            let outcome = ctx
+                .retry(Some(s.index), &s.id, || target.apply(&back))
+                .await?;
             let progress = {
                 let emitter = ctx.emitter.clone();
                 let (index, id) = (s.index, s.id.clone());
@@ -774,7 +842,12 @@ async fn compensate(ctx: &Ctx, steps: &mut [StepRun]) {
                     target: s.id.clone(),
                     error: rec.clone(),
                 });
-                ctx.emit(EventKind::Failed, Some(s.index), Some(&s.id), format!("compensation: {e}"));
+                ctx.emit(
+                    EventKind::Failed,
+                    Some(s.index),
+                    Some(&s.id),
+                    format!("compensation: {e}"),
+                );
                 ctx.attention(
                     Some(&s.id),
                     format!(
@@ -857,7 +930,11 @@ fn finish(
                 target: s.id.clone(),
                 from: s.change.as_ref().map(|c| c.from.clone()),
                 to: s.change.as_ref().map(|c| c.to.clone()),
-                diff: s.change.as_ref().map(|c| c.diff.clone()).unwrap_or_default(),
+                diff: s
+                    .change
+                    .as_ref()
+                    .map(|c| c.diff.clone())
+                    .unwrap_or_default(),
                 status: status_of(s.phase, dry_run),
                 error: s.error.clone(),
                 verdicts: s.verdicts.clone(),

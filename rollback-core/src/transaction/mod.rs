@@ -317,7 +317,15 @@ impl fmt::Display for Report {
         for a in &self.needs_attention {
             writeln!(f, "  NEEDS ATTENTION: {a}")?;
         }
-        write!(f, "  journal: {}", self.journal_path.display())
+        if self.outcome == Outcome::Planned {
+            write!(
+                f,
+                "  journal: none (dry run; the run will write {})",
+                self.journal_path.display()
+            )
+        } else {
+            write!(f, "  journal: {}", self.journal_path.display())
+        }
     }
 }
 

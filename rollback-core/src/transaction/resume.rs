@@ -139,7 +139,10 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         ..
     } = &first.entry
     else {
-        return Err(bad(path, "does not start with a begin record; is it a rollback journal?"));
+        return Err(bad(
+            path,
+            "does not start with a begin record; is it a rollback journal?",
+        ));
     };
     let mut r = Replay {
         transaction: first.transaction.clone(),
@@ -183,7 +186,10 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
             if i < n {
                 Ok(i)
             } else {
-                Err(bad(path, format!("record {} names step {i} of {n}", rec.seq)))
+                Err(bad(
+                    path,
+                    format!("record {} names step {i} of {n}", rec.seq),
+                ))
             }
         };
         match &rec.entry {
@@ -258,9 +264,16 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
                 needs_attention,
                 duration_ms,
             } => {
-                r.end = Some((*outcome, error.clone(), needs_attention.clone(), *duration_ms));
+                r.end = Some((
+                    *outcome,
+                    error.clone(),
+                    needs_attention.clone(),
+                    *duration_ms,
+                ));
             }
-            Entry::Begin { .. } => return Err(bad(path, format!("record {} is a second begin", rec.seq))),
+            Entry::Begin { .. } => {
+                return Err(bad(path, format!("record {} is a second begin", rec.seq)))
+            }
             _ => {}
         }
     }
@@ -289,7 +302,11 @@ pub fn report_from_journal(journal: impl AsRef<Path>) -> Result<Report> {
                 target: s.spec.target.clone(),
                 from: s.change.as_ref().map(|c| c.from.clone()),
                 to: s.change.as_ref().map(|c| c.to.clone()),
-                diff: s.change.as_ref().map(|c| c.diff.clone()).unwrap_or_default(),
+                diff: s
+                    .change
+                    .as_ref()
+                    .map(|c| c.diff.clone())
+                    .unwrap_or_default(),
                 status: engine::status_of(s.phase, r.dry_run),
                 error: s.error.clone(),
                 verdicts: s.verdicts.clone(),
@@ -306,7 +323,10 @@ pub fn report_from_journal(journal: impl AsRef<Path>) -> Result<Report> {
     })
 }
 
-/// Finishes the run recorded in `journal`; see the [module docs](self).
+/// Finishes the run recorded in `journal`: a step whose intent was journaled but not its
+/// apply is applied again (safe by the apply contract: a target already at the revision
+/// answers `AlreadyCurrent`), applied steps are waited for and verified, and a recorded
+/// failure goes straight to compensation.
 ///
 /// Errors: a journal that cannot be read, a target kind the registry does not know, or a
 /// target now locked by another transaction. A run that already ended is returned as it
@@ -411,7 +431,11 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
             .cloned()
             .collect();
         if r.failure.is_some() {
-            for name in r.on_failure.iter().filter(|n| !ran.contains(n.as_str()) && !given.contains(*n)) {
+            for name in r
+                .on_failure
+                .iter()
+                .filter(|n| !ran.contains(n.as_str()) && !given.contains(*n))
+            {
                 ctx.attention.lock().map(|mut v| {
                     v.push(Attention {
                         target: None,
@@ -455,13 +479,21 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
 }
 
 /// Rebuilds journaled checks; a check holding code cannot be, and is reported.
-fn rebuild_checks(ctx: &Ctx, target: Option<&TargetId>, specs: &[CheckSpec], phase: Phase) -> Vec<Check> {
+fn rebuild_checks(
+    ctx: &Ctx,
+    target: Option<&TargetId>,
+    specs: &[CheckSpec],
+    phase: Phase,
+) -> Vec<Check> {
     let mut out = Vec::new();
     for spec in specs {
         match spec.build() {
             Some(c) => out.push(c),
             None => {
-                if matches!(phase, Phase::Pending | Phase::Intent | Phase::Applied | Phase::Stable) {
+                if matches!(
+                    phase,
+                    Phase::Pending | Phase::Intent | Phase::Applied | Phase::Stable
+                ) {
                     let name = match &spec.verifier {
                         crate::verify::VerifierSpec::Opaque { name } => name.clone(),
                         other => format!("{other:?}"),

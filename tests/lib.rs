@@ -1,0 +1,1 @@
+//! Cross-crate scenario tests: see `scenarios.rs` and `mocks.rs` beside this file.

@@ -1,1 +1,0 @@
-//! Cross-crate scenario tests live in `tests/`.
