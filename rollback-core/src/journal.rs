@@ -218,6 +218,16 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// The record's name as written in the journal (`begin`, `intent`, `applied`...).
+    pub fn name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("record").and_then(|r| r.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 /// Appends records to a journal file, flushing and syncing each one.
 #[derive(Debug)]
 pub struct JournalWriter {

@@ -83,12 +83,7 @@ async fn resume_after_a_crash_between_apply_and_stable() {
     let kinds: Vec<String> = read_journal(&journal)
         .unwrap_or_else(|e| panic!("no journal from the child ({e}); its output: {seen:?}"))
         .iter()
-        .map(|r| {
-            serde_json::to_value(&r.entry).unwrap()["record"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| r.entry.name())
         .collect();
     assert_eq!(
         kinds,
@@ -117,12 +112,7 @@ async fn resume_after_a_crash_between_apply_and_stable() {
     let kinds: Vec<String> = read_journal(&journal)
         .unwrap()
         .iter()
-        .map(|r| {
-            serde_json::to_value(&r.entry).unwrap()["record"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| r.entry.name())
         .collect();
     assert_eq!(
         kinds,

@@ -79,12 +79,7 @@ fn record_kinds(path: &std::path::Path) -> Vec<String> {
     read_journal(path)
         .unwrap()
         .iter()
-        .map(|r| {
-            serde_json::to_value(&r.entry).unwrap()["record"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| r.entry.name())
         .collect()
 }
 
