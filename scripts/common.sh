@@ -19,3 +19,28 @@ need_rust() {
     fi
   done
 }
+
+# The project virtualenv with the emulator's Python packages (moto, pinned).
+VENV="$ROOT/.venv"
+export ROLLBACK_PYTHON="$VENV/bin/python"
+
+need_python() {
+  local py="${PYTHON:-python3}"
+  if ! command -v "$py" >/dev/null 2>&1; then
+    echo "error: $py is not installed; install Python 3.9+ and run this again" >&2
+    exit 1
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating the project virtualenv in $VENV" >&2
+    "$py" -m venv "$VENV"
+  fi
+  local req="$ROOT/rollback-testkit/python/requirements.txt"
+  local stamp="$VENV/.requirements.sha"
+  local want
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "installing the emulator's packages into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    echo "$want" > "$stamp"
+  fi
+}

@@ -1,0 +1,551 @@
+//! ECS services: roll a service back to a task-definition revision of its family.
+//!
+//! Revisions are the ACTIVE task-definition revisions of the family the service runs (the
+//! one in use is included even if it was deregistered), sorted and paged here because
+//! ListTaskDefinitions' order and paging are not to be trusted. Task definitions are
+//! immutable, so each is described once per target and cached.
+//!
+//! Stability follows botocore's `ServicesStable` waiter: MISSING, DRAINING and INACTIVE
+//! fail; one deployment with `runningCount == desiredCount` succeeds. A primary deployment
+//! whose `rolloutState` is FAILED (the deployment circuit breaker) fails at once instead of
+//! waiting out the deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_sdk_ecs::types::{ContainerDefinition, Deployment, Service, TaskDefinitionStatus};
+use aws_sdk_ecs::Client;
+use futures::stream::{self, StreamExt};
+use rollback_core::revision::{DiffBuilder, DiffSection};
+use rollback_core::{
+    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Selector, Stability,
+    TargetId, TargetSpec,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Aws, AwsConfig};
+use crate::error::sdk_error;
+
+/// The target kind.
+pub const KIND: &str = "ecs-service";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Params {
+    cluster: String,
+    service: String,
+    #[serde(default)]
+    aws: AwsConfig,
+}
+
+/// One container of a task definition, with environment values (kept only to compute the
+/// plan's diff, where secret-looking values are redacted; never put in a revision).
+#[derive(Clone)]
+struct Container {
+    name: String,
+    image: String,
+    env: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+}
+
+#[derive(Clone)]
+struct TaskDef {
+    revision: Revision,
+    containers: Vec<Container>,
+}
+
+/// An ECS service (`cluster/service`) whose task-definition revision can be rolled back.
+#[derive(Clone)]
+pub struct EcsService {
+    cluster: String,
+    service: String,
+    aws: AwsConfig,
+    client: Client,
+    id: TargetId,
+    cache: Arc<Mutex<HashMap<String, TaskDef>>>,
+}
+
+impl fmt::Debug for EcsService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EcsService")
+            .field("cluster", &self.cluster)
+            .field("service", &self.service)
+            .field("region", &self.aws.region)
+            .field("endpoint_url", &self.aws.endpoint_url)
+            .finish()
+    }
+}
+
+/// `family:14` from `family:14`, `arn:aws:ecs:...:task-definition/family:14`; `None` if
+/// there is no revision number.
+pub fn parse_task_definition(s: &str) -> Option<(String, u32)> {
+    let tail = s.rsplit_once("task-definition/").map(|(_, t)| t).unwrap_or(s);
+    let (family, rev) = tail.rsplit_once(':')?;
+    if family.is_empty() || family.contains('/') {
+        return None;
+    }
+    Some((family.to_string(), rev.parse().ok()?))
+}
+
+fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn container(c: &ContainerDefinition) -> Container {
+    Container {
+        name: c.name().unwrap_or_default().to_string(),
+        image: c.image().unwrap_or_default().to_string(),
+        env: c
+            .environment()
+            .iter()
+            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value().unwrap_or_default().to_string())))
+            .collect(),
+        secrets: c
+            .secrets()
+            .iter()
+            .map(|s| (s.name().to_string(), s.value_from().to_string()))
+            .collect(),
+    }
+}
+
+/// The environment names of a task definition: `KEY`, or `container/KEY` when it has
+/// several containers.
+fn env_keys(containers: &[Container]) -> Vec<String> {
+    let several = containers.len() > 1;
+    let mut keys: Vec<String> = containers
+        .iter()
+        .flat_map(|c| {
+            c.env
+                .keys()
+                .chain(c.secrets.keys())
+                .map(move |k| if several { format!("{}/{k}", c.name) } else { k.clone() })
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// What `ServicesStable` (plus the circuit breaker) says about a described service and the
+/// revision we wait for.
+pub(crate) fn stability(svc: &Service, want: &str) -> Stability {
+    let status = svc.status().unwrap_or_default();
+    if matches!(status, "DRAINING" | "INACTIVE") {
+        return Stability::Failed(format!("the service is {status}"));
+    }
+    let deployments = svc.deployments();
+    let primary: Option<&Deployment> = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
+    let running_td = svc
+        .task_definition()
+        .and_then(parse_task_definition)
+        .map(|(f, r)| format!("{f}:{r}"))
+        .unwrap_or_default();
+    if running_td != want {
+        return Stability::Failed(format!(
+            "the service now runs {running_td}, not {want}; someone else changed it"
+        ));
+    }
+    if let Some(p) = primary {
+        if p.rollout_state().map(|s| s.as_str()) == Some("FAILED") {
+            return Stability::Failed(format!(
+                "deployment of {want} failed: {}",
+                p.rollout_state_reason().unwrap_or("rolloutState FAILED")
+            ));
+        }
+    }
+    let (running, desired) = (svc.running_count(), svc.desired_count());
+    if deployments.len() == 1 && running == desired {
+        return Stability::Stable;
+    }
+    let pending = svc.pending_count();
+    let rollout = primary
+        .and_then(|p| p.rollout_state())
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "no primary".into());
+    Stability::Waiting(format!(
+        "{} deployment(s); {running} of {desired} tasks running, {pending} pending; primary {want} {rollout}",
+        deployments.len()
+    ))
+}
+
+impl EcsService {
+    /// A service target. Names must be non-empty.
+    pub fn new(aws: &Aws, cluster: impl Into<String>, service: impl Into<String>) -> Result<Self> {
+        let (cluster, service) = (cluster.into(), service.into());
+        let id = TargetId::new(KIND, format!("{cluster}/{service}"));
+        if cluster.trim().is_empty() || service.trim().is_empty() {
+            return Err(Error::invalid(
+                id.to_string(),
+                "an ECS service needs a cluster and a service name, e.g. EcsService::new(&aws, \"agentauri-production\", \"api-gateway-v2\")",
+            ));
+        }
+        Ok(EcsService {
+            cluster,
+            service,
+            aws: aws.config().clone(),
+            client: Client::new(aws.sdk_config()),
+            id,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// A service target configured from the standard AWS environment.
+    pub async fn from_env(cluster: impl Into<String>, service: impl Into<String>) -> Result<Self> {
+        Self::new(&Aws::from_env().await, cluster, service)
+    }
+
+    /// The SDK client, for calls of your own.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The cluster name.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The service as ECS describes it now.
+    pub async fn describe(&self) -> Result<Service> {
+        let out = self
+            .client
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(&self.service)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.id, "DescribeServices", e))?;
+        if let Some(svc) = out.services().iter().find(|s| {
+            s.service_name() == Some(self.service.as_str())
+                || s.service_arn().is_some_and(|a| a.ends_with(&format!("/{}", self.service)))
+        }) {
+            return Ok(svc.clone());
+        }
+        let reason = out
+            .failures()
+            .first()
+            .and_then(|f| f.reason())
+            .unwrap_or("MISSING")
+            .to_string();
+        Err(Error::not_found(
+            self.id.to_string(),
+            format!("service {:?} in cluster {:?} ({reason})", self.service, self.cluster),
+            "check the cluster and service names and the region",
+        ))
+    }
+
+    fn current_td(&self, svc: &Service) -> Result<(String, u32)> {
+        svc.task_definition()
+            .and_then(parse_task_definition)
+            .ok_or_else(|| Error::backend(self.id.to_string(), "the service has no task definition", false))
+    }
+
+    async fn task_def(&self, family: &str, rev: u32) -> Result<TaskDef> {
+        let key = format!("{family}:{rev}");
+        if let Some(td) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(td);
+        }
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(&key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.id, "DescribeTaskDefinition", e))?;
+        let td = out.task_definition().ok_or_else(|| {
+            Error::not_found(self.id.to_string(), format!("task definition {key}"), "check the family")
+        })?;
+        let containers: Vec<Container> = td.container_definitions().iter().map(container).collect();
+        let mut revision = Revision::new(key.clone());
+        revision.created_at = td.registered_at().and_then(chrono_time);
+        revision.images = containers.iter().map(|c| c.image.clone()).collect();
+        revision.env_keys = env_keys(&containers);
+        if let Some(status) = td.status() {
+            revision.facts.insert("status".into(), status.as_str().to_string());
+        }
+        if let Some(arn) = td.task_definition_arn() {
+            revision.facts.insert("arn".into(), arn.to_string());
+        }
+        if containers.len() > 1 {
+            let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+            revision.facts.insert("containers".into(), names.join(","));
+        }
+        let def = TaskDef {
+            revision,
+            containers,
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, def.clone());
+        }
+        Ok(def)
+    }
+
+    /// Every ACTIVE revision number of `family`, paged by hand.
+    async fn active_revisions(&self, family: &str) -> Result<Vec<u32>> {
+        let mut revs = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..1000 {
+            let out = self
+                .client
+                .list_task_definitions()
+                .family_prefix(family)
+                .status(TaskDefinitionStatus::Active)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.id, "ListTaskDefinitions", e))?;
+            // familyPrefix is a prefix: "api" also lists "api-gateway"; keep the family only.
+            revs.extend(
+                out.task_definition_arns()
+                    .iter()
+                    .filter_map(|a| parse_task_definition(a))
+                    .filter(|(f, _)| f == family)
+                    .map(|(_, r)| r),
+            );
+            match out.next_token() {
+                Some(t) if Some(t) != token.as_deref() && !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        revs.sort_unstable_by(|a, b| b.cmp(a));
+        revs.dedup();
+        Ok(revs)
+    }
+
+    /// The family's ACTIVE revisions, newest first, plus the one in use if it was
+    /// deregistered (so Previous still means something).
+    async fn family_history(&self, family: &str, current: u32) -> Result<Vec<Revision>> {
+        let mut revs = self.active_revisions(family).await?;
+        if !revs.contains(&current) {
+            revs.push(current);
+            revs.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        let lookups: Vec<_> = revs.iter().map(|r| self.task_def(family, *r)).collect();
+        let defs: Vec<Result<TaskDef>> = stream::iter(lookups).buffered(8).collect().await;
+        defs.into_iter().map(|d| d.map(|d| d.revision)).collect()
+    }
+
+    fn normalize(&self, family: &str, id: &str) -> String {
+        match parse_task_definition(id) {
+            Some((f, r)) => format!("{f}:{r}"),
+            None => match id.parse::<u32>() {
+                Ok(r) => format!("{family}:{r}"),
+                Err(_) => id.to_string(),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl RollbackTarget for EcsService {
+    fn id(&self) -> TargetId {
+        self.id.clone()
+    }
+
+    fn spec(&self) -> TargetSpec {
+        TargetSpec::new(
+            KIND,
+            Params {
+                cluster: self.cluster.clone(),
+                service: self.service.clone(),
+                aws: self.aws.clone(),
+            },
+        )
+    }
+
+    async fn current(&self) -> Result<Revision> {
+        let svc = self.describe().await?;
+        let (family, rev) = self.current_td(&svc)?;
+        Ok(self.task_def(&family, rev).await?.revision)
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        let svc = self.describe().await?;
+        let (family, current) = self.current_td(&svc)?;
+        self.family_history(&family, current).await
+    }
+
+    /// `Exact` accepts `14`, `family:14` and the full task-definition ARN.
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        let svc = self.describe().await?;
+        let (family, current) = self.current_td(&svc)?;
+        let history = self.family_history(&family, current).await?;
+        let selector = match selector {
+            Selector::Exact(id) => Selector::Exact(self.normalize(&family, id)),
+            other => other.clone(),
+        };
+        selector.resolve(&self.id, &history, &format!("{family}:{current}"))
+    }
+
+
+    /// The image and environment diff between the two revisions, per container, with the
+    /// values of secret-looking keys redacted.
+    async fn plan(&self, to: &Revision) -> Result<Change> {
+        let current = self.current().await?;
+        let (from_def, to_def) = match (parse_task_definition(&current.id), parse_task_definition(&to.id)) {
+            (Some((ff, fr)), Some((tf, tr))) => (self.task_def(&ff, fr).await?, self.task_def(&tf, tr).await?),
+            _ => return Err(Error::invalid(self.id.to_string(), format!("{:?} is not a family:revision", to.id))),
+        };
+        let mut d = DiffBuilder::default();
+        let names: std::collections::BTreeSet<&str> = from_def
+            .containers
+            .iter()
+            .chain(&to_def.containers)
+            .map(|c| c.name.as_str())
+            .collect();
+        let several = names.len() > 1;
+        for name in names {
+            let a = from_def.containers.iter().find(|c| c.name == name);
+            let b = to_def.containers.iter().find(|c| c.name == name);
+            d.entry(DiffSection::Image, name, a.map(|c| c.image.clone()), b.map(|c| c.image.clone()));
+            let prefix = |k: &String| if several { format!("{name}/{k}") } else { k.clone() };
+            let env = |c: Option<&Container>| -> BTreeMap<String, String> {
+                c.map(|c| c.env.iter().map(|(k, v)| (prefix(k), v.clone())).collect())
+                    .unwrap_or_default()
+            };
+            d.maps(DiffSection::Env, &env(a), &env(b));
+            // Secrets come from Secrets Manager or SSM: show the reference as redacted.
+            let secrets = |c: Option<&Container>| -> BTreeMap<String, String> {
+                c.map(|c| c.secrets.iter().map(|(k, v)| (prefix(k), v.clone())).collect())
+                    .unwrap_or_default()
+            };
+            let (sa, sb) = (secrets(a), secrets(b));
+            for key in sa.keys().chain(sb.keys()).collect::<std::collections::BTreeSet<_>>() {
+                let (x, y) = (sa.get(key), sb.get(key));
+                if x != y {
+                    d.entry(
+                        DiffSection::Env,
+                        &format!("{key} (secret)"),
+                        x.map(|_| rollback_core::revision::REDACTED.to_string()),
+                        y.map(|_| format!("{} (changed)", rollback_core::revision::REDACTED)),
+                    );
+                }
+            }
+        }
+        Ok(Change {
+            target: self.id.clone(),
+            from: current,
+            to: to.clone(),
+            diff: d.build(),
+            precondition: None,
+        })
+    }
+
+    /// UpdateService(taskDefinition), after re-reading the service: ECS has no
+    /// precondition, so a service changed since preflight is a conflict.
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let svc = self.describe().await?;
+        let (family, rev) = self.current_td(&svc)?;
+        let now = format!("{family}:{rev}");
+        if now == change.to.id {
+            return Ok(ApplyOutcome::AlreadyCurrent);
+        }
+        if now != change.from.id {
+            return Err(Error::Conflict {
+                target: self.id.to_string(),
+                expected: change.from.id.clone(),
+                found: now,
+            });
+        }
+        self.client
+            .update_service()
+            .cluster(&self.cluster)
+            .service(&self.service)
+            .task_definition(&change.to.id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.id, "UpdateService", e))?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        match self.describe().await {
+            Ok(svc) => Ok(stability(&svc, &revision.id)),
+            Err(e) if e.kind() == rollback_core::ErrorKind::NotFound => {
+                Ok(Stability::Failed("the service is MISSING".into()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    r.register(KIND, |spec: TargetSpec| async move {
+        let p: Params = spec.params()?;
+        let aws = p.aws.load().await;
+        Ok(Arc::new(EcsService::new(&aws, p.cluster, p.service)?) as Arc<dyn RollbackTarget>)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::DeploymentRolloutState;
+
+    #[test]
+    fn task_definition_ids() {
+        assert_eq!(parse_task_definition("api:14"), Some(("api".into(), 14)));
+        assert_eq!(
+            parse_task_definition("arn:aws:ecs:us-east-1:123456789012:task-definition/agentauri-production-api-gateway:15"),
+            Some(("agentauri-production-api-gateway".into(), 15))
+        );
+        assert_eq!(parse_task_definition("api"), None);
+        assert_eq!(parse_task_definition("api:x"), None);
+        assert_eq!(parse_task_definition(":3"), None);
+    }
+
+    fn svc(td: &str, deployments: Vec<Deployment>, running: i32, desired: i32) -> Service {
+        Service::builder()
+            .status("ACTIVE")
+            .task_definition(format!("arn:aws:ecs:us-east-1:1:task-definition/{td}"))
+            .set_deployments(Some(deployments))
+            .running_count(running)
+            .desired_count(desired)
+            .build()
+    }
+
+    fn dep(status: &str, rollout: DeploymentRolloutState) -> Deployment {
+        Deployment::builder()
+            .status(status)
+            .rollout_state(rollout)
+            .rollout_state_reason("ECS deployment circuit breaker: tasks failed to start.")
+            .build()
+    }
+
+    #[test]
+    fn services_stable_rules() {
+        let one = vec![dep("PRIMARY", DeploymentRolloutState::Completed)];
+        assert_eq!(stability(&svc("api:3", one.clone(), 2, 2), "api:3"), Stability::Stable);
+        assert!(matches!(stability(&svc("api:3", one.clone(), 1, 2), "api:3"), Stability::Waiting(m) if m.contains("1 of 2")));
+        let two = vec![
+            dep("PRIMARY", DeploymentRolloutState::InProgress),
+            dep("ACTIVE", DeploymentRolloutState::Completed),
+        ];
+        assert!(matches!(stability(&svc("api:3", two, 2, 2), "api:3"), Stability::Waiting(m) if m.contains("2 deployment")));
+        let failed = vec![
+            dep("PRIMARY", DeploymentRolloutState::Failed),
+            dep("ACTIVE", DeploymentRolloutState::Completed),
+        ];
+        assert!(matches!(stability(&svc("api:3", failed, 2, 2), "api:3"), Stability::Failed(m) if m.contains("circuit breaker")));
+        let draining = Service::builder().status("DRAINING").build();
+        assert!(matches!(stability(&draining, "api:3"), Stability::Failed(m) if m.contains("DRAINING")));
+        assert!(matches!(stability(&svc("api:4", one, 2, 2), "api:3"), Stability::Failed(m) if m.contains("someone else")));
+    }
+
+    #[test]
+    fn env_keys_are_prefixed_only_with_several_containers() {
+        let c = |name: &str, keys: &[&str]| Container {
+            name: name.into(),
+            image: "i".into(),
+            env: keys.iter().map(|k| (k.to_string(), "v".to_string())).collect(),
+            secrets: BTreeMap::new(),
+        };
+        assert_eq!(env_keys(&[c("api", &["B", "A"])]), ["A", "B"]);
+        assert_eq!(env_keys(&[c("api", &["A"]), c("log", &["A"])]), ["api/A", "log/A"]);
+    }
+}

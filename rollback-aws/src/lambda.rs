@@ -1,0 +1,698 @@
+//! [`LambdaAlias`]: a Lambda alias rolled back to one of its function's published versions.
+//!
+//! By hand (runbook 000) this is `list-versions-by-function`, `update-alias
+//! --function-version N`, `get-alias`. Here the same calls become a target that:
+//!
+//! - lists every published version (never `$LATEST`), newest first by version number;
+//! - reads the alias's `RevisionId` in preflight and sends it with `UpdateAlias`, so a
+//!   concurrent change to the alias is refused (`412`) instead of overwritten;
+//! - clears canary routing (`RoutingConfig.AdditionalVersionWeights`) when it moves the
+//!   alias, which is runbook 002's "canary to 0": rolling a canary alias back to its own
+//!   primary version is a real change, not a no-op;
+//! - waits for the version's `State` to be `Active`, botocore's `PublishedVersionActive`.
+//!
+//! A canary split is shown as the fact `canary` (`"2=10%"`) of the alias's current
+//! revision, so a plan lists the weights it clears. A change whose `to` revision carries
+//! that fact (a compensation puts the captured revision back) restores those weights.
+//!
+//! ```no_run
+//! use rollback_aws::{Aws, LambdaAlias};
+//! use rollback_core::{RollbackTarget, Selector};
+//!
+//! # async fn demo() -> rollback_core::Result<()> {
+//! let aws = Aws::from_env().await;
+//! let live = LambdaAlias::new(&aws, "agentcore-mcp-s3-tools-prod", "live")?;
+//! let previous = live.resolve(&Selector::Previous).await?;
+//! let change = live.plan(&previous).await?;
+//! println!("{change}");
+//! live.apply(&change).await?;
+//! # Ok(()) }
+//! ```
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration, State};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rollback_core::{
+    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Stability, TargetId,
+    TargetSpec,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Aws, AwsConfig};
+use crate::error::sdk_error;
+
+/// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
+pub const KIND: &str = "lambda-alias";
+
+/// The revision fact that shows an alias's canary routing weights, e.g. `"2=10%"`.
+pub const CANARY_FACT: &str = "canary";
+
+/// A [`LambdaAlias`] as data (what the journal records); never credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Params {
+    function: String,
+    alias: String,
+    #[serde(default)]
+    aws: AwsConfig,
+}
+
+/// A Lambda alias whose revisions are its function's published versions.
+///
+/// Its [`TargetId`] is `lambda-alias/<function>:<alias>`. Selectors use the shared rules:
+/// `Previous` is the version before the one the alias points at, in version-number order.
+#[derive(Clone)]
+pub struct LambdaAlias {
+    function: String,
+    alias: String,
+    aws: AwsConfig,
+    client: aws_sdk_lambda::Client,
+    id: TargetId,
+}
+
+impl fmt::Debug for LambdaAlias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LambdaAlias")
+            .field("kind", &KIND)
+            .field("function", &self.function)
+            .field("alias", &self.alias)
+            .field("region", &self.aws.region)
+            .field("endpoint", &self.aws.endpoint_url)
+            .finish()
+    }
+}
+
+/// What `GetAlias` says, reduced to what a rollback needs.
+#[derive(Debug, Clone, PartialEq)]
+struct AliasState {
+    /// The primary version.
+    version: String,
+    /// Canary weights of other versions, sorted by version.
+    weights: Vec<(String, f64)>,
+    /// The alias's RevisionId, Lambda's optimistic-concurrency token.
+    revision_id: Option<String>,
+}
+
+impl LambdaAlias {
+    /// The alias `alias` of `function` (a name or ARN), with the given AWS settings.
+    ///
+    /// Fails with [`Error::InvalidInput`] when a name is empty or holds whitespace; nothing
+    /// is sent to AWS until the target is used.
+    pub fn new(aws: &Aws, function: impl Into<String>, alias: impl Into<String>) -> Result<Self> {
+        let function = function.into();
+        let alias = alias.into();
+        let id = TargetId::new(KIND, format!("{function}:{alias}"));
+        check_name(&id, "function", &function, "the function's name or ARN")?;
+        check_name(&id, "alias", &alias, "the alias that serves traffic, e.g. `live`")?;
+        Ok(LambdaAlias {
+            function,
+            alias,
+            aws: aws.config().clone(),
+            client: aws_sdk_lambda::Client::new(aws.sdk_config()),
+            id,
+        })
+    }
+
+    /// The alias with settings from the standard AWS environment.
+    pub async fn from_env(function: impl Into<String>, alias: impl Into<String>) -> Result<Self> {
+        let aws = Aws::from_env().await;
+        Self::new(&aws, function, alias)
+    }
+
+    /// The Lambda client, for calls of your own.
+    pub fn client(&self) -> &aws_sdk_lambda::Client {
+        &self.client
+    }
+
+    /// The function name or ARN.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The alias name.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    fn target(&self) -> String {
+        self.id.to_string()
+    }
+
+    async fn alias_state(&self) -> Result<AliasState> {
+        let out = self
+            .client
+            .get_alias()
+            .function_name(&self.function)
+            .name(&self.alias)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.id, "GetAlias", e))?;
+        let version = out
+            .function_version()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                Error::backend(self.target(), "GetAlias returned no FunctionVersion", false)
+            })?;
+        Ok(AliasState {
+            version: version.to_string(),
+            weights: canary_weights(
+                out.routing_config()
+                    .and_then(AliasRoutingConfiguration::additional_version_weights),
+            ),
+            revision_id: out.revision_id().map(str::to_string),
+        })
+    }
+
+    /// One version as a revision (`GetFunctionConfiguration` with the version as qualifier).
+    async fn version(&self, version: &str) -> Result<Revision> {
+        let out = self
+            .client
+            .get_function_configuration()
+            .function_name(&self.function)
+            .qualifier(version)
+            .send()
+            .await
+            .map_err(|e| self.version_error(version, sdk_error(&self.id, "GetFunctionConfiguration", e)))?;
+        Ok(version_revision(
+            out.version().unwrap_or(version),
+            out.last_modified(),
+            out.description(),
+            out.code_sha256(),
+            out.runtime().map(|r| r.as_str()),
+        ))
+    }
+
+    /// Says which version was not found: the function itself was just read.
+    fn version_error(&self, version: &str, e: Error) -> Error {
+        match e {
+            Error::NotFound { .. } => Error::not_found(
+                self.target(),
+                format!("version {version:?} of function {}", self.function),
+                "choose a published version from the history (ListVersionsByFunction)",
+            ),
+            other => other,
+        }
+    }
+
+    /// The alias's primary version as a revision, with its canary split as a fact.
+    async fn revision_of(&self, alias: &AliasState) -> Result<Revision> {
+        let mut rev = self.version(&alias.version).await?;
+        if let Some(canary) = canary_fact(&alias.weights) {
+            rev.facts.insert(CANARY_FACT.to_string(), canary);
+        }
+        Ok(rev)
+    }
+}
+
+/// Refuses empty names and names with whitespace, saying what to pass instead.
+fn check_name(id: &TargetId, what: &str, value: &str, expected: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!("the {what} name is empty; pass {expected}"),
+        ));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!("the {what} name {value:?} contains whitespace; pass {expected}"),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl RollbackTarget for LambdaAlias {
+    fn id(&self) -> TargetId {
+        self.id.clone()
+    }
+
+    fn spec(&self) -> TargetSpec {
+        TargetSpec::new(
+            KIND,
+            Params {
+                function: self.function.clone(),
+                alias: self.alias.clone(),
+                aws: self.aws.clone(),
+            },
+        )
+    }
+
+    async fn current(&self) -> Result<Revision> {
+        let alias = self.alias_state().await?;
+        self.revision_of(&alias).await
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        let mut revisions = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_versions_by_function()
+                .function_name(&self.function)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.id, "ListVersionsByFunction", e))?;
+            revisions.extend(page.versions().iter().filter_map(config_revision));
+            match page.next_marker() {
+                // A repeated marker would loop forever; an empty one ends like none.
+                Some(next) if !next.is_empty() && marker.as_deref() != Some(next) => {
+                    marker = Some(next.to_string());
+                }
+                _ => break,
+            }
+        }
+        sort_versions(&mut revisions);
+        revisions.dedup_by(|a, b| a.id == b.id);
+        Ok(revisions)
+    }
+
+    /// The change from the alias's version to `to`, with the alias `RevisionId` as the
+    /// precondition. `to` is read again so the diff shows its real facts, and an unknown
+    /// version fails here, before anything changes.
+    async fn plan(&self, to: &Revision) -> Result<Change> {
+        check_published(&self.id, &to.id)?;
+        let alias = self.alias_state().await?;
+        let (from, mut target) =
+            futures::try_join!(self.revision_of(&alias), self.version(&to.id))?;
+        // A rollback sends all traffic to `to`: the canary split is cleared, and the diff
+        // shows it as a removed fact.
+        target.facts.remove(CANARY_FACT);
+        let mut change = Change::new(self.id(), from, target);
+        change.precondition = alias.revision_id;
+        Ok(change)
+    }
+
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let to = &change.to.id;
+        check_published(&self.id, to)?;
+        let want = match change.to.facts.get(CANARY_FACT) {
+            Some(fact) => parse_canary(fact).map_err(|e| {
+                Error::invalid(
+                    self.target(),
+                    format!("the {CANARY_FACT} fact {fact:?} of revision {to} is not a weight list: {e}"),
+                )
+            })?,
+            None => Vec::new(),
+        };
+        // The version is read beside the alias so that an unknown one is refused before
+        // anything is sent (NotFound, nothing changed).
+        let (alias, _) = futures::try_join!(self.alias_state(), self.version(to))?;
+        if &alias.version == to && canary_fact(&alias.weights) == canary_fact(&want) {
+            return Ok(ApplyOutcome::AlreadyCurrent);
+        }
+        if alias.version != change.from.id && &alias.version != to {
+            return Err(Error::Conflict {
+                target: self.target(),
+                expected: change.from.id.clone(),
+                found: alias.version,
+            });
+        }
+        let routing = AliasRoutingConfiguration::builder()
+            // An empty map, not a missing one: that is what clears the weights.
+            .set_additional_version_weights(Some(want.into_iter().collect::<HashMap<_, _>>()))
+            .build();
+        self.client
+            .update_alias()
+            .function_name(&self.function)
+            .name(&self.alias)
+            .function_version(to)
+            .routing_config(routing)
+            .set_revision_id(change.precondition.clone().or(alias.revision_id))
+            .send()
+            .await
+            .map_err(|e| self.version_error(to, sdk_error(&self.id, "UpdateAlias", e)))?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// Stable when the version is `Active` and the alias sends it all traffic (or the
+    /// canary split the revision describes).
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        check_published(&self.id, &revision.id)?;
+        let config = self
+            .client
+            .get_function_configuration()
+            .function_name(&self.function)
+            .qualifier(&revision.id)
+            .send();
+        let (config, alias) = futures::try_join!(
+            async {
+                config.await.map_err(|e| {
+                    self.version_error(
+                        &revision.id,
+                        sdk_error(&self.id, "GetFunctionConfiguration", e),
+                    )
+                })
+            },
+            self.alias_state()
+        )?;
+        let state = version_stability(&revision.id, config.state(), config.state_reason());
+        if state != Stability::Stable {
+            return Ok(state);
+        }
+        if alias.version != revision.id {
+            return Ok(Stability::Waiting(format!(
+                "alias {} points at version {}, not {}",
+                self.alias, alias.version, revision.id
+            )));
+        }
+        let want = revision.facts.get(CANARY_FACT).cloned();
+        let have = canary_fact(&alias.weights);
+        if have != want {
+            return Ok(Stability::Waiting(format!(
+                "alias {} routes {} beside version {}, expected {}",
+                self.alias,
+                have.as_deref().unwrap_or("nothing"),
+                revision.id,
+                want.as_deref().unwrap_or("nothing"),
+            )));
+        }
+        Ok(Stability::Stable)
+    }
+}
+
+/// Registers [`KIND`]: the spec's parameters, the AWS settings loaded, [`LambdaAlias::new`].
+pub(crate) fn register(r: &mut Registry) {
+    r.register(KIND, |spec: TargetSpec| async move {
+        let p: Params = spec.params()?;
+        let aws = p.aws.load().await;
+        let target = LambdaAlias::new(&aws, p.function, p.alias)?;
+        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
+    });
+}
+
+/// Only published versions are revisions: `$LATEST` changes under you.
+fn check_published(id: &TargetId, version: &str) -> Result<()> {
+    if version_number(version).is_some() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        id.to_string(),
+        format!(
+            "{version:?} is not a published version; an alias rolls back to a version number such as \"7\" (never $LATEST)"
+        ),
+    ))
+}
+
+/// The number of a published version (`"7"` -> 7); `None` for `$LATEST` and anything else.
+fn version_number(version: &str) -> Option<u64> {
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    version.parse().ok()
+}
+
+/// Newest first by version number (Lambda lists them oldest first, as strings).
+fn sort_versions(revisions: &mut [Revision]) {
+    revisions.sort_by(
+        |a, b| match (version_number(&a.id), version_number(&b.id)) {
+            (Some(x), Some(y)) => y.cmp(&x),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => a.id.cmp(&b.id),
+        },
+    );
+}
+
+/// A listed version as a revision; `None` for `$LATEST` (not a revision) and entries
+/// without a version.
+fn config_revision(c: &FunctionConfiguration) -> Option<Revision> {
+    let version = c.version()?;
+    version_number(version)?;
+    Some(version_revision(
+        version,
+        c.last_modified(),
+        c.description(),
+        c.code_sha256(),
+        c.runtime().map(|r| r.as_str()),
+    ))
+}
+
+/// The revision of one version from the fields Lambda reports about it.
+fn version_revision(
+    version: &str,
+    last_modified: Option<&str>,
+    description: Option<&str>,
+    code_sha256: Option<&str>,
+    runtime: Option<&str>,
+) -> Revision {
+    let mut rev = Revision::new(version);
+    rev.created_at = last_modified.and_then(parse_last_modified);
+    rev.description = description
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_string);
+    if let Some(sha) = code_sha256.filter(|s| !s.is_empty()) {
+        rev.facts.insert("code_sha256".into(), sha.to_string());
+    }
+    if let Some(runtime) = runtime.filter(|s| !s.is_empty()) {
+        rev.facts.insert("runtime".into(), runtime.to_string());
+    }
+    rev
+}
+
+/// Lambda's `LastModified`: `2024-01-01T12:00:00.000+0000`; RFC 3339 (`...Z`) is accepted
+/// too, as emulators write it.
+fn parse_last_modified(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+}
+
+/// The canary weights of an alias, sorted by version, zero weights dropped.
+fn canary_weights(weights: Option<&HashMap<String, f64>>) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = weights
+        .into_iter()
+        .flatten()
+        .filter(|(_, w)| **w > 0.0)
+        .map(|(v, w)| (v.clone(), *w))
+        .collect();
+    out.sort_by(|a, b| {
+        version_number(&a.0)
+            .cmp(&version_number(&b.0))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    out
+}
+
+/// The canary fact for weights: `"2=10%"`, several joined by `,`; `None` without weights.
+fn canary_fact(weights: &[(String, f64)]) -> Option<String> {
+    if weights.is_empty() {
+        return None;
+    }
+    Some(
+        weights
+            .iter()
+            .map(|(v, w)| format!("{v}={}%", percent(*w)))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// A weight as a percentage without float noise: 0.1 -> `10`, 0.025 -> `2.5`.
+fn percent(weight: f64) -> String {
+    let s = format!("{:.4}", weight * 100.0);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The weights a canary fact describes (the inverse of [`canary_fact`]).
+fn parse_canary(fact: &str) -> std::result::Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    for part in fact.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (version, pct) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not version=percent%"))?;
+        let version = version.trim();
+        if version_number(version).is_none() {
+            return Err(format!("{version:?} is not a version number"));
+        }
+        let pct: f64 = pct
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| format!("{part:?} has no percentage"))?;
+        if !(0.0..100.0).contains(&pct) {
+            return Err(format!("{part:?} is not between 0% and 100%"));
+        }
+        out.push((version.to_string(), pct / 100.0));
+    }
+    Ok(canary_weights(Some(&out.into_iter().collect())))
+}
+
+/// What a version's `State` means for a rollback (botocore `PublishedVersionActive`:
+/// `Active` succeeds, `Failed` fails, `Pending` waits). `Inactive` does not become
+/// `Active` by waiting, so it fails too, saying so.
+fn version_stability(version: &str, state: Option<&State>, reason: Option<&str>) -> Stability {
+    let why = reason
+        .filter(|r| !r.is_empty())
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    match state {
+        None | Some(State::Active) => Stability::Stable,
+        Some(State::Pending) => Stability::Waiting(format!("version {version} is Pending{why}")),
+        Some(State::Failed) => Stability::Failed(format!("version {version} is Failed{why}")),
+        Some(State::Inactive) => Stability::Failed(format!(
+            "version {version} is Inactive{why}; invoke it to activate it, then try again"
+        )),
+        Some(other) => Stability::Waiting(format!("version {version} is {}{why}", other.as_str())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ids(revs: &[Revision]) -> Vec<&str> {
+        revs.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn versions_sort_numerically_newest_first() {
+        let mut revs: Vec<Revision> = ["1", "10", "2", "9", "100"]
+            .into_iter()
+            .map(Revision::new)
+            .collect();
+        sort_versions(&mut revs);
+        assert_eq!(ids(&revs), ["100", "10", "9", "2", "1"]);
+    }
+
+    #[test]
+    fn latest_is_never_a_revision() {
+        let latest = FunctionConfiguration::builder().version("$LATEST").build();
+        assert!(config_revision(&latest).is_none());
+        assert!(version_number("$LATEST").is_none());
+        assert!(version_number("").is_none());
+        assert!(version_number("+3").is_none());
+        assert_eq!(version_number("7"), Some(7));
+        let id = TargetId::new(KIND, "f:live");
+        let e = check_published(&id, "$LATEST").unwrap_err();
+        assert!(e.to_string().contains("lambda-alias/f:live"), "{e}");
+    }
+
+    #[test]
+    fn listed_versions_become_revisions() {
+        let c = FunctionConfiguration::builder()
+            .version("7")
+            .last_modified("2024-01-01T12:00:00.000+0000")
+            .description("release 7")
+            .code_sha256("abc=")
+            .runtime(aws_sdk_lambda::types::Runtime::Python312)
+            .build();
+        let r = config_revision(&c).unwrap();
+        assert_eq!(r.id, "7");
+        assert_eq!(r.created_at.unwrap().to_rfc3339(), "2024-01-01T12:00:00+00:00");
+        assert_eq!(r.description.as_deref(), Some("release 7"));
+        assert_eq!(r.facts["code_sha256"], "abc=");
+        assert_eq!(r.facts["runtime"], "python3.12");
+        let bare = version_revision("3", None, Some(""), None, None);
+        assert_eq!(bare, Revision::new("3"));
+    }
+
+    #[test]
+    fn last_modified_formats() {
+        let want = "2024-01-01T12:00:00.123+00:00";
+        for s in [
+            "2024-01-01T12:00:00.123+0000",
+            "2024-01-01T13:00:00.123+0100",
+            "2024-01-01T12:00:00.123000000Z",
+            "2024-01-01T12:00:00.123+00:00",
+            "2024-01-01T12:00:00.123",
+        ] {
+            let d = parse_last_modified(s).unwrap_or_else(|| panic!("{s} did not parse"));
+            assert_eq!(
+                d.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+                want,
+                "{s}"
+            );
+        }
+        assert!(parse_last_modified("yesterday").is_none());
+    }
+
+    #[test]
+    fn canary_facts() {
+        let w: HashMap<String, f64> = [("10".to_string(), 0.025), ("2".to_string(), 0.1)].into();
+        let weights = canary_weights(Some(&w));
+        assert_eq!(weights[0].0, "2");
+        assert_eq!(canary_fact(&weights).as_deref(), Some("2=10%,10=2.5%"));
+        assert_eq!(canary_fact(&canary_weights(None)), None);
+        let zero: HashMap<String, f64> = [("2".to_string(), 0.0)].into();
+        assert_eq!(canary_fact(&canary_weights(Some(&zero))), None);
+        assert_eq!(percent(0.07), "7");
+        assert_eq!(percent(1.0 / 3.0), "33.3333");
+    }
+
+    #[test]
+    fn canary_facts_parse_back() {
+        let weights = parse_canary("2=10%,10=2.5%").unwrap();
+        assert_eq!(canary_fact(&weights).as_deref(), Some("2=10%,10=2.5%"));
+        assert!((weights[0].1 - 0.1).abs() < 1e-12);
+        assert!(parse_canary("").unwrap().is_empty());
+        assert!(parse_canary("2").is_err());
+        assert!(parse_canary("$LATEST=5%").is_err());
+        assert!(parse_canary("2=lots").is_err());
+        assert!(parse_canary("2=150%").is_err());
+    }
+
+    #[test]
+    fn states_follow_published_version_active() {
+        assert_eq!(
+            version_stability("3", Some(&State::Active), None),
+            Stability::Stable
+        );
+        assert_eq!(
+            version_stability("3", Some(&State::Pending), Some("Creating")),
+            Stability::Waiting("version 3 is Pending: Creating".into())
+        );
+        assert_eq!(
+            version_stability("3", Some(&State::Failed), Some("bad zip")),
+            Stability::Failed("version 3 is Failed: bad zip".into())
+        );
+        assert!(matches!(
+            version_stability("3", Some(&State::Inactive), None),
+            Stability::Failed(m) if m.contains("Inactive")
+        ));
+    }
+
+    #[test]
+    fn empty_and_spaced_names_are_refused_naming_the_target() {
+        let id = TargetId::new(KIND, " :live");
+        let e = check_name(&id, "function", " ", "the function's name").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("lambda-alias/ :live"), "{s}");
+        assert!(s.contains("function name is empty"), "{s}");
+        assert!(check_name(&id, "alias", "li ve", "x").is_err());
+        assert!(check_name(&id, "alias", "live", "x").is_ok());
+    }
+
+    #[test]
+    fn params_round_trip() {
+        let p = Params {
+            function: "f".into(),
+            alias: "live".into(),
+            aws: AwsConfig::default().region("eu-west-1"),
+        };
+        let spec = TargetSpec::new(KIND, p.clone());
+        assert_eq!(spec.params::<Params>().unwrap(), p);
+        let bare: Params =
+            serde_json::from_value(serde_json::json!({"function": "f", "alias": "a"})).unwrap();
+        assert_eq!(bare.aws, AwsConfig::default());
+    }
+}

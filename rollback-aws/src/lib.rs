@@ -1,0 +1,44 @@
+//! # rollback-aws
+//!
+//! [`RollbackTarget`](rollback_core::RollbackTarget)s on the official AWS SDK:
+//!
+//! | target | revision | rollback |
+//! | --- | --- | --- |
+//! | [`LambdaAlias`] | published version (`"7"`) | UpdateAlias to the version, canary weights cleared, with the alias RevisionId read in preflight |
+//! | [`EcsService`] | task-definition revision (`"family:14"`) | UpdateService(taskDefinition), wait for the ServicesStable rules, fail fast on a FAILED rollout |
+//! | [`SecretVersion`] | version id | UpdateSecretVersionStage(AWSCURRENT); never reads a secret value |
+//!
+//! Configuration comes from the standard AWS environment (`AWS_REGION`, credentials,
+//! profiles, `AWS_ENDPOINT_URL`) or [`AwsConfig`]; [`register`] teaches a
+//! [`Registry`](rollback_core::Registry) to rebuild these targets from a journal.
+//!
+//! The SDK's own retries are off: the transaction retries throttling and transient errors
+//! itself (`rollback_core::wait::RetryPolicy`) and reports each retry as an event.
+
+mod config;
+pub mod ecs;
+mod error;
+pub mod lambda;
+pub mod secrets;
+
+pub use config::{Aws, AwsConfig};
+pub use ecs::EcsService;
+pub use lambda::LambdaAlias;
+pub use secrets::SecretVersion;
+
+use rollback_core::Registry;
+
+/// Registers this crate's target kinds (`lambda-alias`, `ecs-service`, `secret-version`) so
+/// a journal naming them can be resumed.
+pub fn register(registry: &mut Registry) {
+    lambda::register(registry);
+    ecs::register(registry);
+    secrets::register(registry);
+}
+
+/// A registry that knows the core kinds and this crate's.
+pub fn registry() -> Registry {
+    let mut r = Registry::with_builtins();
+    register(&mut r);
+    r
+}

@@ -1,0 +1,460 @@
+//! [`SecretVersion`]: a Secrets Manager secret rolled back by moving its `AWSCURRENT` label.
+//!
+//! By hand (runbook 001, "Configuration Rollback / Secrets Manager") this is
+//! `list-secret-version-ids` then `update-secret-version-stage --version-stage AWSCURRENT
+//! --move-to-version-id PREVIOUS --remove-from-version-id CURRENT`. Runbook 002 does it
+//! by reading the old value and writing it back, which puts the secret on the command
+//! line and in shell history; moving the label needs no value at all.
+//!
+//! This target never calls `GetSecretValue`: revisions are version ids, their creation
+//! time and their staging labels, and no secret value appears in a revision, plan, error,
+//! journal or `Debug` output.
+//!
+//! Moving `AWSCURRENT` is atomic, and Secrets Manager moves `AWSPREVIOUS` to the version
+//! it came from, so a second rollback undoes the first. Consumers that read the secret at
+//! start-up (ECS tasks with `secrets` in their task definition) keep the old value until
+//! they restart: follow this step with a forced new deployment of those services (the ECS
+//! target's restart step), as runbook 001 does with `--force-new-deployment`.
+//!
+//! ```no_run
+//! use rollback_aws::{Aws, SecretVersion};
+//! use rollback_core::{RollbackTarget, Selector};
+//!
+//! # async fn demo() -> rollback_core::Result<()> {
+//! let aws = Aws::from_env().await;
+//! let jwt = SecretVersion::new(&aws, "agentauri/production/jwt-secret")?;
+//! let previous = jwt.resolve(&Selector::Previous).await?; // the AWSPREVIOUS version
+//! let change = jwt.plan(&previous).await?;
+//! jwt.apply(&change).await?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::types::SecretVersionsListEntry;
+use chrono::{DateTime, Utc};
+use rollback_core::{
+    ApplyOutcome, Change, Error, ErrorKind, Registry, Result, Revision, RollbackTarget, Selector,
+    Stability, TargetId, TargetSpec,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Aws, AwsConfig};
+use crate::error::sdk_error;
+
+/// The kind of [`SecretVersion`] targets: `"secret-version"`.
+pub const KIND: &str = "secret-version";
+
+/// The staging label of the version in use.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+
+/// The staging label Secrets Manager moves to the version `AWSCURRENT` left.
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// The revision fact listing a version's staging labels, e.g. `"AWSCURRENT"`.
+pub const STAGES_FACT: &str = "stages";
+
+/// A [`SecretVersion`] as data (what the journal records); never credentials or values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Params {
+    secret_id: String,
+    #[serde(default)]
+    aws: AwsConfig,
+}
+
+/// A Secrets Manager secret whose revisions are its labelled versions.
+///
+/// Its [`TargetId`] is `secret-version/<secret id>`. `Previous` is the version labelled
+/// `AWSPREVIOUS` (what Secrets Manager itself calls the previous value); the other
+/// selectors use the shared rules over the history, newest first by creation date.
+#[derive(Clone)]
+pub struct SecretVersion {
+    secret_id: String,
+    aws: AwsConfig,
+    client: aws_sdk_secretsmanager::Client,
+    id: TargetId,
+}
+
+impl fmt::Debug for SecretVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretVersion")
+            .field("kind", &KIND)
+            .field("secret_id", &self.secret_id)
+            .field("region", &self.aws.region)
+            .field("endpoint", &self.aws.endpoint_url)
+            .finish()
+    }
+}
+
+impl SecretVersion {
+    /// The secret `secret_id` (a name or ARN), with the given AWS settings.
+    ///
+    /// Fails with [`Error::InvalidInput`] when the id is empty or holds whitespace;
+    /// nothing is sent to AWS until the target is used.
+    pub fn new(aws: &Aws, secret_id: impl Into<String>) -> Result<Self> {
+        let secret_id = secret_id.into();
+        let id = TargetId::new(KIND, secret_id.clone());
+        check_secret_id(&id, &secret_id)?;
+        Ok(SecretVersion {
+            secret_id,
+            aws: aws.config().clone(),
+            client: aws_sdk_secretsmanager::Client::new(aws.sdk_config()),
+            id,
+        })
+    }
+
+    /// The secret with settings from the standard AWS environment.
+    pub async fn from_env(secret_id: impl Into<String>) -> Result<Self> {
+        let aws = Aws::from_env().await;
+        Self::new(&aws, secret_id)
+    }
+
+    /// The Secrets Manager client, for calls of your own.
+    pub fn client(&self) -> &aws_sdk_secretsmanager::Client {
+        &self.client
+    }
+
+    /// The secret's name or ARN.
+    pub fn secret_id(&self) -> &str {
+        &self.secret_id
+    }
+
+    fn target(&self) -> String {
+        self.id.to_string()
+    }
+
+    /// The labelled versions, newest first (`ListSecretVersionIds`, every page).
+    async fn versions(&self) -> Result<Vec<Revision>> {
+        let mut revisions = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(&self.secret_id)
+                .include_deprecated(false)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.id, "ListSecretVersionIds", e))?;
+            revisions.extend(page.versions().iter().filter_map(entry_revision));
+            match page.next_token() {
+                // A repeated token would loop forever; an empty one ends like none.
+                Some(next) if !next.is_empty() && token.as_deref() != Some(next) => {
+                    token = Some(next.to_string());
+                }
+                _ => break,
+            }
+        }
+        sort_newest_first(&mut revisions);
+        Ok(revisions)
+    }
+
+    /// The version labelled `AWSCURRENT` in `history`.
+    fn current_in(&self, history: &[Revision]) -> Result<Revision> {
+        with_stage(history, AWSCURRENT).cloned().ok_or_else(|| {
+            Error::not_found(
+                self.target(),
+                format!("a version labelled {AWSCURRENT}"),
+                format!(
+                    "the secret's labelled versions are {}; a secret without a value has nothing to roll back",
+                    list_ids(history)
+                ),
+            )
+        })
+    }
+
+    fn revision_in(&self, history: &[Revision], id: &str) -> Result<Revision> {
+        history.iter().find(|r| r.id == id).cloned().ok_or_else(|| {
+            Error::not_found(
+                self.target(),
+                format!("version {id:?}"),
+                format!(
+                    "the secret's labelled versions are {}; choose one of them",
+                    list_ids(history)
+                ),
+            )
+        })
+    }
+}
+
+/// Refuses an empty secret id or one with whitespace, saying what to pass instead.
+fn check_secret_id(id: &TargetId, secret_id: &str) -> Result<()> {
+    let expected = "pass the secret's name or ARN, e.g. `production/api/jwt-secret`";
+    if secret_id.trim().is_empty() {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!("the secret id is empty; {expected}"),
+        ));
+    }
+    if secret_id.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!("the secret id {secret_id:?} contains whitespace; {expected}"),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl RollbackTarget for SecretVersion {
+    fn id(&self) -> TargetId {
+        self.id.clone()
+    }
+
+    fn spec(&self) -> TargetSpec {
+        TargetSpec::new(
+            KIND,
+            Params {
+                secret_id: self.secret_id.clone(),
+                aws: self.aws.clone(),
+            },
+        )
+    }
+
+    async fn current(&self) -> Result<Revision> {
+        let history = self.versions().await?;
+        self.current_in(&history)
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        self.versions().await
+    }
+
+    /// `Previous` is the `AWSPREVIOUS` version when there is one; everything else (and
+    /// `Previous` without `AWSPREVIOUS`) follows [`Selector::resolve`].
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        let history = self.versions().await?;
+        let current = self.current_in(&history)?;
+        if *selector == Selector::Previous {
+            if let Some(previous) = with_stage(&history, AWSPREVIOUS).filter(|r| r.id != current.id)
+            {
+                return Ok(previous.clone());
+            }
+        }
+        selector.resolve(&self.id, &history, &current.id)
+    }
+
+    /// The change from the `AWSCURRENT` version to `to`, both read in one listing; an
+    /// unknown version fails here, before anything changes.
+    async fn plan(&self, to: &Revision) -> Result<Change> {
+        let history = self.versions().await?;
+        let from = self.current_in(&history)?;
+        let to = self.revision_in(&history, &to.id)?;
+        Ok(Change::new(self.id(), from, to))
+    }
+
+    /// Moves `AWSCURRENT` to `change.to` with `RemoveFromVersionId` set to the version
+    /// holding it now. Secrets Manager has no revision token, but that parameter acts as
+    /// one: it is refused if the label moved since the listing, and that is a conflict.
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let to = &change.to.id;
+        let history = self.versions().await?;
+        let holder = self.current_in(&history)?;
+        if &holder.id == to {
+            return Ok(ApplyOutcome::AlreadyCurrent);
+        }
+        if holder.id != change.from.id {
+            return Err(Error::Conflict {
+                target: self.target(),
+                expected: change.from.id.clone(),
+                found: holder.id,
+            });
+        }
+        // Check before sending: an unknown version must change nothing.
+        self.revision_in(&history, to)?;
+        let sent = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(&self.secret_id)
+            .version_stage(AWSCURRENT)
+            .move_to_version_id(to)
+            .remove_from_version_id(&holder.id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.id, "UpdateSecretVersionStage", e));
+        match sent {
+            Ok(_) => Ok(ApplyOutcome::Applied),
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                // Refused: see whether AWSCURRENT moved under us.
+                let now = self.current().await?;
+                if now.id != holder.id {
+                    Err(Error::Conflict {
+                        target: self.target(),
+                        expected: change.from.id.clone(),
+                        found: now.id,
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        let history = self.versions().await?;
+        Ok(stage_stability(&history, &revision.id))
+    }
+}
+
+/// Registers [`KIND`]: the spec's parameters, the AWS settings loaded, [`SecretVersion::new`].
+pub(crate) fn register(r: &mut Registry) {
+    r.register(KIND, |spec: TargetSpec| async move {
+        let p: Params = spec.params()?;
+        let aws = p.aws.load().await;
+        let target = SecretVersion::new(&aws, p.secret_id)?;
+        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
+    });
+}
+
+/// A listed version as a revision; `None` without an id or without labels (deprecated
+/// versions, which some emulators list even when asked not to).
+fn entry_revision(e: &SecretVersionsListEntry) -> Option<Revision> {
+    let id = e.version_id().filter(|v| !v.is_empty())?;
+    if e.version_stages().is_empty() {
+        return None;
+    }
+    let created = e.created_date().and_then(to_chrono);
+    Some(version_revision(id, created, e.version_stages()))
+}
+
+/// The revision of one version: id, creation time, and its labels as a fact.
+fn version_revision(id: &str, created: Option<DateTime<Utc>>, stages: &[String]) -> Revision {
+    let mut stages: Vec<&str> = stages.iter().map(String::as_str).collect();
+    stages.sort_unstable();
+    stages.dedup();
+    let mut rev = Revision::new(id);
+    rev.created_at = created;
+    if !stages.is_empty() {
+        rev.facts.insert(STAGES_FACT.into(), stages.join(","));
+    }
+    rev
+}
+
+fn to_chrono(d: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(d.secs(), d.subsec_nanos())
+}
+
+/// Newest first by creation date; equal (or missing) dates keep the API's order, undated
+/// versions last.
+fn sort_newest_first(revisions: &mut [Revision]) {
+    revisions.sort_by(|a, b| match (a.created_at, b.created_at) {
+        (Some(x), Some(y)) => y.cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+}
+
+/// The labels of a revision, from its fact.
+fn stages(revision: &Revision) -> impl Iterator<Item = &str> {
+    revision
+        .facts
+        .get(STAGES_FACT)
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+}
+
+/// The first revision that carries `stage`.
+fn with_stage<'a>(history: &'a [Revision], stage: &str) -> Option<&'a Revision> {
+    history.iter().find(|r| stages(r).any(|s| s == stage))
+}
+
+/// Stable when `version` holds `AWSCURRENT`.
+fn stage_stability(history: &[Revision], version: &str) -> Stability {
+    match with_stage(history, AWSCURRENT) {
+        Some(r) if r.id == version => Stability::Stable,
+        Some(r) => Stability::Waiting(format!("{AWSCURRENT} is on {}, not {version}", r.id)),
+        None => Stability::Waiting(format!("no version holds {AWSCURRENT}, not even {version}")),
+    }
+}
+
+fn list_ids(history: &[Revision]) -> String {
+    if history.is_empty() {
+        return "none".into();
+    }
+    history
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp(secs, 0)
+    }
+
+    fn rev(id: &str, secs: Option<i64>, stages: &[&str]) -> Revision {
+        let stages: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
+        version_revision(id, secs.and_then(at), &stages)
+    }
+
+    #[test]
+    fn stages_become_a_sorted_fact() {
+        let r = rev("v2", Some(2), &["AWSPREVIOUS", "AWSCURRENT", "AWSCURRENT"]);
+        assert_eq!(r.facts[STAGES_FACT], "AWSCURRENT,AWSPREVIOUS");
+        assert_eq!(stages(&r).collect::<Vec<_>>(), [AWSCURRENT, AWSPREVIOUS]);
+        assert_eq!(stages(&Revision::new("x")).count(), 0);
+    }
+
+    #[test]
+    fn listed_entries_become_revisions_and_deprecated_ones_are_dropped() {
+        let e = SecretVersionsListEntry::builder()
+            .version_id("abc")
+            .version_stages("AWSCURRENT")
+            .created_date(aws_smithy_types::DateTime::from_millis(1_700_000_000_500))
+            .build();
+        let r = entry_revision(&e).unwrap();
+        assert_eq!(r.id, "abc");
+        assert_eq!(r.created_at.unwrap().timestamp_millis(), 1_700_000_000_500);
+        assert_eq!(r.facts[STAGES_FACT], "AWSCURRENT");
+        let deprecated = SecretVersionsListEntry::builder().version_id("old").build();
+        assert!(entry_revision(&deprecated).is_none());
+    }
+
+    #[test]
+    fn newest_first_and_ties_keep_api_order() {
+        let mut h = vec![
+            rev("a", Some(1), &["x"]),
+            rev("b", Some(5), &["x"]),
+            rev("c", Some(3), &["x"]),
+            rev("d", Some(5), &["x"]),
+            rev("e", None, &["x"]),
+        ];
+        sort_newest_first(&mut h);
+        let ids: Vec<&str> = h.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["b", "d", "c", "a", "e"]);
+    }
+
+    #[test]
+    fn stability_follows_awscurrent() {
+        let h = vec![rev("v2", Some(2), &[AWSCURRENT]), rev("v1", Some(1), &[AWSPREVIOUS])];
+        assert_eq!(stage_stability(&h, "v2"), Stability::Stable);
+        assert_eq!(
+            stage_stability(&h, "v1"),
+            Stability::Waiting("AWSCURRENT is on v2, not v1".into())
+        );
+        assert_eq!(with_stage(&h, AWSPREVIOUS).unwrap().id, "v1");
+        assert!(with_stage(&h, "AWSPENDING").is_none());
+    }
+
+    #[test]
+    fn empty_and_spaced_ids_are_refused_naming_the_target() {
+        let id = TargetId::new(KIND, "");
+        let e = check_secret_id(&id, "  ").unwrap_err();
+        assert!(e.to_string().starts_with("secret-version/"), "{e}");
+        assert!(e.to_string().contains("secret id is empty"), "{e}");
+        assert!(check_secret_id(&id, "a b").is_err());
+        assert!(check_secret_id(&id, "prod/jwt").is_ok());
+    }
+}

@@ -1,0 +1,236 @@
+//! # rollback-testkit
+//!
+//! Emulators for rollback's tests, examples and benchmarks.
+//!
+//! [`AwsEmulator`] starts the AWS emulator (moto in-process, with a scheduler that moves
+//! ECS deployments like AWS does, fault injection and a control API; see
+//! `rollback-testkit/python/rollback_emulator`) as a child process on a free loopback
+//! port, and stops it when dropped. The real AWS SDK talks to [`AwsEmulator::endpoint`].
+//!
+//! The emulator needs Python with the packages of `rollback-testkit/python/requirements.txt`
+//! in the project virtualenv (`.venv`): `bash scripts/setup-python.sh` installs them, and
+//! the README's commands run it. Set `ROLLBACK_PYTHON` to use another interpreter.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// What can go wrong starting or driving an emulator. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestkitError {
+    /// The emulator could not be started.
+    #[error("the AWS emulator could not start: {0}")]
+    Start(String),
+    /// A control API call failed.
+    #[error("emulator control call {call} failed: {message}")]
+    Control {
+        /// Method and path.
+        call: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The repository root (where `.venv` and `scripts/` are).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The Python interpreter that has the emulator's packages.
+pub fn python() -> PathBuf {
+    std::env::var_os("ROLLBACK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv").join("bin").join("python"))
+}
+
+/// A running AWS emulator; stopped when dropped.
+#[derive(Debug)]
+pub struct AwsEmulator {
+    child: Child,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl AwsEmulator {
+    /// Starts the emulator on a free loopback port and waits until it answers.
+    ///
+    /// Fails with a message naming what is missing (the virtualenv, moto) and the command
+    /// that installs it; never silently skips.
+    pub async fn start() -> Result<Self, TestkitError> {
+        let py = python();
+        if !py.exists() {
+            return Err(TestkitError::Start(format!(
+                "{} does not exist; run `bash scripts/setup-python.sh` (the README's commands do) or set ROLLBACK_PYTHON",
+                py.display()
+            )));
+        }
+        let mut child = Command::new(&py)
+            .args(["-m", "rollback_emulator", "--host", "127.0.0.1", "--port", "0"])
+            .env("PYTHONPATH", repo_root().join("rollback-testkit").join("python"))
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| TestkitError::Start(format!("cannot run {}: {e}", py.display())))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| TestkitError::Start("no stdout from the emulator".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(90), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("READY ") {
+                    return Some(url.trim().to_string());
+                }
+            }
+            None
+        })
+        .await;
+        let endpoint = match ready {
+            Ok(Some(url)) => url,
+            other => {
+                let _ = child.start_kill();
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    use tokio::io::AsyncReadExt;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        stderr.read_to_string(&mut err),
+                    )
+                    .await;
+                }
+                let why = if other.is_err() {
+                    "it did not report READY within 90 s"
+                } else {
+                    "it exited before reporting READY"
+                };
+                let tail: String = err.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                return Err(TestkitError::Start(format!(
+                    "{why}; if moto is missing run `bash scripts/setup-python.sh`. Its stderr:\n{tail}"
+                )));
+            }
+        };
+        // Keep draining stdout/stderr so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(_)) = lines.next_line().await {}
+            });
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| TestkitError::Start(format!("http client: {e}")))?;
+        Ok(AwsEmulator {
+            child,
+            endpoint,
+            http,
+        })
+    }
+
+    /// The endpoint URL for `AWS_ENDPOINT_URL` / `AwsConfig::endpoint_url`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The emulator's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Calls the control API (`/_emulator/...`) and returns its JSON answer.
+    pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, TestkitError> {
+        let call = format!("{method} {path}");
+        let url = format!("{}/_emulator/{}", self.endpoint, path.trim_start_matches('/'));
+        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TestkitError::Control {
+            call: call.clone(),
+            message: e.to_string(),
+        })?;
+        let mut req = self.http.request(m, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| TestkitError::Control {
+            call: call.clone(),
+            message: e.to_string(),
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        if status.is_success() || (path.starts_with("health") && status.as_u16() == 503) {
+            Ok(value)
+        } else {
+            Err(TestkitError::Control {
+                call,
+                message: format!("{status}: {text}"),
+            })
+        }
+    }
+
+    /// Creates Lambda functions and aliases, ECS clusters, task definitions and services,
+    /// and secrets (see the emulator's README for the shape); returns what was created.
+    pub async fn seed(&self, spec: Value) -> Result<Value, TestkitError> {
+        self.control("POST", "seed", Some(spec)).await
+    }
+
+    /// Marks a revision bad: the emulator's `/health` fails while it is live.
+    /// `kind` is `lambda` (name `function:alias`, revision version), `ecs` (name
+    /// `cluster/service`, revision `family:N`) or `secret` (name secret id, revision version id).
+    pub async fn mark_bad(&self, kind: &str, name: &str, revision: &str) -> Result<(), TestkitError> {
+        self.control("POST", "bad", Some(json!({"kind": kind, "name": name, "revision": revision})))
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the emulated application's health endpoint passes now.
+    pub async fn healthy(&self) -> Result<bool, TestkitError> {
+        Ok(self.control("GET", "health", None).await?["healthy"] == json!(true))
+    }
+
+    /// The URL of the emulated application's health endpoint (200 / 503).
+    pub fn health_url(&self) -> String {
+        format!("{}/_emulator/health", self.endpoint)
+    }
+
+    /// Makes deployments of a task definition (`family:N`) end in rolloutState FAILED.
+    pub async fn fail_task_definition(&self, task_definition: &str) -> Result<(), TestkitError> {
+        self.control("POST", "ecs/fail", Some(json!({"task_definition": task_definition})))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets how long an ECS deployment takes to converge.
+    pub async fn set_ecs_convergence(&self, delay: Duration) -> Result<(), TestkitError> {
+        self.control("POST", "ecs/config", Some(json!({"convergence_ms": delay.as_millis() as u64})))
+            .await
+            .map(|_| ())
+    }
+
+    /// Injects a fault on the next `count` calls of an operation (e.g. `UpdateService`):
+    /// `kind` is `throttle`, `5xx` or `latency` (with `latency_ms`).
+    pub async fn inject(&self, operation: &str, kind: &str, count: u32, latency_ms: u64) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "faults",
+            Some(json!({"operation": operation, "kind": kind, "count": count, "latency_ms": latency_ms})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// How many times each operation was called since the start or the last reset.
+    pub async fn calls(&self) -> Result<Value, TestkitError> {
+        self.control("GET", "calls", None).await
+    }
+}
