@@ -20,3 +20,8 @@ pub fn progress_printer(start: Instant) -> impl Fn(&Event) + Send + Sync + 'stat
         println!("{:>7.2}s  {e}", start.elapsed().as_secs_f64());
     }
 }
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -86,7 +86,3 @@ pub(crate) mod serde_duration {
     }
 }
 
-/// The README's example, compiled as a doc test so it stays true.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
