@@ -80,7 +80,10 @@ impl fmt::Debug for EcsService {
 /// `family:14` from `family:14`, `arn:aws:ecs:...:task-definition/family:14`; `None` if
 /// there is no revision number.
 pub fn parse_task_definition(s: &str) -> Option<(String, u32)> {
-    let tail = s.rsplit_once("task-definition/").map(|(_, t)| t).unwrap_or(s);
+    let tail = s
+        .rsplit_once("task-definition/")
+        .map(|(_, t)| t)
+        .unwrap_or(s);
     let (family, rev) = tail.rsplit_once(':')?;
     if family.is_empty() || family.contains('/') {
         return None;
@@ -99,7 +102,12 @@ fn container(c: &ContainerDefinition) -> Container {
         env: c
             .environment()
             .iter()
-            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value().unwrap_or_default().to_string())))
+            .filter_map(|kv| {
+                Some((
+                    kv.name()?.to_string(),
+                    kv.value().unwrap_or_default().to_string(),
+                ))
+            })
             .collect(),
         secrets: c
             .secrets()
@@ -116,10 +124,13 @@ fn env_keys(containers: &[Container]) -> Vec<String> {
     let mut keys: Vec<String> = containers
         .iter()
         .flat_map(|c| {
-            c.env
-                .keys()
-                .chain(c.secrets.keys())
-                .map(move |k| if several { format!("{}/{k}", c.name) } else { k.clone() })
+            c.env.keys().chain(c.secrets.keys()).map(move |k| {
+                if several {
+                    format!("{}/{k}", c.name)
+                } else {
+                    k.clone()
+                }
+            })
         })
         .collect();
     keys.sort();
@@ -222,7 +233,8 @@ impl EcsService {
             .map_err(|e| sdk_error(&self.id, "DescribeServices", e))?;
         if let Some(svc) = out.services().iter().find(|s| {
             s.service_name() == Some(self.service.as_str())
-                || s.service_arn().is_some_and(|a| a.ends_with(&format!("/{}", self.service)))
+                || s.service_arn()
+                    .is_some_and(|a| a.ends_with(&format!("/{}", self.service)))
         }) {
             return Ok(svc.clone());
         }
@@ -234,7 +246,10 @@ impl EcsService {
             .to_string();
         Err(Error::not_found(
             self.id.to_string(),
-            format!("service {:?} in cluster {:?} ({reason})", self.service, self.cluster),
+            format!(
+                "service {:?} in cluster {:?} ({reason})",
+                self.service, self.cluster
+            ),
             "check the cluster and service names and the region",
         ))
     }
@@ -242,7 +257,13 @@ impl EcsService {
     fn current_td(&self, svc: &Service) -> Result<(String, u32)> {
         svc.task_definition()
             .and_then(parse_task_definition)
-            .ok_or_else(|| Error::backend(self.id.to_string(), "the service has no task definition", false))
+            .ok_or_else(|| {
+                Error::backend(
+                    self.id.to_string(),
+                    "the service has no task definition",
+                    false,
+                )
+            })
     }
 
     async fn task_def(&self, family: &str, rev: u32) -> Result<TaskDef> {
@@ -258,7 +279,11 @@ impl EcsService {
             .await
             .map_err(|e| sdk_error(&self.id, "DescribeTaskDefinition", e))?;
         let td = out.task_definition().ok_or_else(|| {
-            Error::not_found(self.id.to_string(), format!("task definition {key}"), "check the family")
+            Error::not_found(
+                self.id.to_string(),
+                format!("task definition {key}"),
+                "check the family",
+            )
         })?;
         let containers: Vec<Container> = td.container_definitions().iter().map(container).collect();
         let mut revision = Revision::new(key.clone());
@@ -266,7 +291,9 @@ impl EcsService {
         revision.images = containers.iter().map(|c| c.image.clone()).collect();
         revision.env_keys = env_keys(&containers);
         if let Some(status) = td.status() {
-            revision.facts.insert("status".into(), status.as_str().to_string());
+            revision
+                .facts
+                .insert("status".into(), status.as_str().to_string());
         }
         if let Some(arn) = td.task_definition_arn() {
             revision.facts.insert("arn".into(), arn.to_string());
@@ -308,7 +335,9 @@ impl EcsService {
                     .map(|(_, r)| r),
             );
             match out.next_token() {
-                Some(t) if Some(t) != token.as_deref() && !t.is_empty() => token = Some(t.to_string()),
+                Some(t) if Some(t) != token.as_deref() && !t.is_empty() => {
+                    token = Some(t.to_string())
+                }
                 _ => break,
             }
         }
@@ -382,14 +411,23 @@ impl RollbackTarget for EcsService {
         selector.resolve(&self.id, &history, &format!("{family}:{current}"))
     }
 
-
     /// The image and environment diff between the two revisions, per container, with the
     /// values of secret-looking keys redacted.
     async fn plan(&self, to: &Revision) -> Result<Change> {
         let current = self.current().await?;
-        let (from_def, to_def) = match (parse_task_definition(&current.id), parse_task_definition(&to.id)) {
-            (Some((ff, fr)), Some((tf, tr))) => (self.task_def(&ff, fr).await?, self.task_def(&tf, tr).await?),
-            _ => return Err(Error::invalid(self.id.to_string(), format!("{:?} is not a family:revision", to.id))),
+        let (from_def, to_def) = match (
+            parse_task_definition(&current.id),
+            parse_task_definition(&to.id),
+        ) {
+            (Some((ff, fr)), Some((tf, tr))) => {
+                (self.task_def(&ff, fr).await?, self.task_def(&tf, tr).await?)
+            }
+            _ => {
+                return Err(Error::invalid(
+                    self.id.to_string(),
+                    format!("{:?} is not a family:revision", to.id),
+                ))
+            }
         };
         let mut d = DiffBuilder::default();
         let names: std::collections::BTreeSet<&str> = from_def
@@ -402,8 +440,19 @@ impl RollbackTarget for EcsService {
         for name in names {
             let a = from_def.containers.iter().find(|c| c.name == name);
             let b = to_def.containers.iter().find(|c| c.name == name);
-            d.entry(DiffSection::Image, name, a.map(|c| c.image.clone()), b.map(|c| c.image.clone()));
-            let prefix = |k: &String| if several { format!("{name}/{k}") } else { k.clone() };
+            d.entry(
+                DiffSection::Image,
+                name,
+                a.map(|c| c.image.clone()),
+                b.map(|c| c.image.clone()),
+            );
+            let prefix = |k: &String| {
+                if several {
+                    format!("{name}/{k}")
+                } else {
+                    k.clone()
+                }
+            };
             let env = |c: Option<&Container>| -> BTreeMap<String, String> {
                 c.map(|c| c.env.iter().map(|(k, v)| (prefix(k), v.clone())).collect())
                     .unwrap_or_default()
@@ -411,11 +460,20 @@ impl RollbackTarget for EcsService {
             d.maps(DiffSection::Env, &env(a), &env(b));
             // Secrets come from Secrets Manager or SSM: show the reference as redacted.
             let secrets = |c: Option<&Container>| -> BTreeMap<String, String> {
-                c.map(|c| c.secrets.iter().map(|(k, v)| (prefix(k), v.clone())).collect())
-                    .unwrap_or_default()
+                c.map(|c| {
+                    c.secrets
+                        .iter()
+                        .map(|(k, v)| (prefix(k), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
             };
             let (sa, sb) = (secrets(a), secrets(b));
-            for key in sa.keys().chain(sb.keys()).collect::<std::collections::BTreeSet<_>>() {
+            for key in sa
+                .keys()
+                .chain(sb.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
                 let (x, y) = (sa.get(key), sb.get(key));
                 if x != y {
                     d.entry(
@@ -520,21 +578,34 @@ mod tests {
     #[test]
     fn services_stable_rules() {
         let one = vec![dep("PRIMARY", DeploymentRolloutState::Completed)];
-        assert_eq!(stability(&svc("api:3", one.clone(), 2, 2), "api:3"), Stability::Stable);
-        assert!(matches!(stability(&svc("api:3", one.clone(), 1, 2), "api:3"), Stability::Waiting(m) if m.contains("1 of 2")));
+        assert_eq!(
+            stability(&svc("api:3", one.clone(), 2, 2), "api:3"),
+            Stability::Stable
+        );
+        assert!(
+            matches!(stability(&svc("api:3", one.clone(), 1, 2), "api:3"), Stability::Waiting(m) if m.contains("1 of 2"))
+        );
         let two = vec![
             dep("PRIMARY", DeploymentRolloutState::InProgress),
             dep("ACTIVE", DeploymentRolloutState::Completed),
         ];
-        assert!(matches!(stability(&svc("api:3", two, 2, 2), "api:3"), Stability::Waiting(m) if m.contains("2 deployment")));
+        assert!(
+            matches!(stability(&svc("api:3", two, 2, 2), "api:3"), Stability::Waiting(m) if m.contains("2 deployment"))
+        );
         let failed = vec![
             dep("PRIMARY", DeploymentRolloutState::Failed),
             dep("ACTIVE", DeploymentRolloutState::Completed),
         ];
-        assert!(matches!(stability(&svc("api:3", failed, 2, 2), "api:3"), Stability::Failed(m) if m.contains("circuit breaker")));
+        assert!(
+            matches!(stability(&svc("api:3", failed, 2, 2), "api:3"), Stability::Failed(m) if m.contains("circuit breaker"))
+        );
         let draining = Service::builder().status("DRAINING").build();
-        assert!(matches!(stability(&draining, "api:3"), Stability::Failed(m) if m.contains("DRAINING")));
-        assert!(matches!(stability(&svc("api:4", one, 2, 2), "api:3"), Stability::Failed(m) if m.contains("someone else")));
+        assert!(
+            matches!(stability(&draining, "api:3"), Stability::Failed(m) if m.contains("DRAINING"))
+        );
+        assert!(
+            matches!(stability(&svc("api:4", one, 2, 2), "api:3"), Stability::Failed(m) if m.contains("someone else"))
+        );
     }
 
     #[test]
@@ -542,10 +613,16 @@ mod tests {
         let c = |name: &str, keys: &[&str]| Container {
             name: name.into(),
             image: "i".into(),
-            env: keys.iter().map(|k| (k.to_string(), "v".to_string())).collect(),
+            env: keys
+                .iter()
+                .map(|k| (k.to_string(), "v".to_string()))
+                .collect(),
             secrets: BTreeMap::new(),
         };
         assert_eq!(env_keys(&[c("api", &["B", "A"])]), ["A", "B"]);
-        assert_eq!(env_keys(&[c("api", &["A"]), c("log", &["A"])]), ["api/A", "log/A"]);
+        assert_eq!(
+            env_keys(&[c("api", &["A"]), c("log", &["A"])]),
+            ["api/A", "log/A"]
+        );
     }
 }

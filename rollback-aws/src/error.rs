@@ -69,19 +69,26 @@ where
         Some(c) => format!("{op}: {c}: {detail}"),
         None => format!("{op}: {detail}"),
     };
-    let backend = |retryable: bool, message: String, err: SdkError<E, HttpResponse>| Error::Backend {
-        target: target_s.clone(),
-        message,
-        retryable,
-        source: Some(Box::new(err)),
-    };
+    let backend =
+        |retryable: bool, message: String, err: SdkError<E, HttpResponse>| Error::Backend {
+            target: target_s.clone(),
+            message,
+            retryable,
+            source: Some(Box::new(err)),
+        };
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             let message = format!("{op}: could not reach AWS: {}", DisplayErrorContext(&err));
             return backend(true, message, err);
         }
         SdkError::ConstructionFailure(_) => {
-            return Error::invalid(target_s, format!("{op}: the request could not be built: {}", DisplayErrorContext(&err)));
+            return Error::invalid(
+                target_s,
+                format!(
+                    "{op}: the request could not be built: {}",
+                    DisplayErrorContext(&err)
+                ),
+            );
         }
         _ => {}
     }
@@ -113,8 +120,10 @@ where
     if TRANSIENT.contains(&code_s) || status.is_some_and(|s| s >= 500) {
         return backend(true, message, err);
     }
-    if matches!(code_s, "AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied")
-        || status == Some(403)
+    if matches!(
+        code_s,
+        "AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied"
+    ) || status == Some(403)
     {
         let message = format!("{message}; check the credentials and the IAM permissions for {op}");
         return backend(false, message, err);

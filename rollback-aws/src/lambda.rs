@@ -107,7 +107,12 @@ impl LambdaAlias {
         let alias = alias.into();
         let id = TargetId::new(KIND, format!("{function}:{alias}"));
         check_name(&id, "function", &function, "the function's name or ARN")?;
-        check_name(&id, "alias", &alias, "the alias that serves traffic, e.g. `live`")?;
+        check_name(
+            &id,
+            "alias",
+            &alias,
+            "the alias that serves traffic, e.g. `live`",
+        )?;
         Ok(LambdaAlias {
             function,
             alias,
@@ -176,7 +181,9 @@ impl LambdaAlias {
             .qualifier(version)
             .send()
             .await
-            .map_err(|e| self.version_error(version, sdk_error(&self.id, "GetFunctionConfiguration", e)))?;
+            .map_err(|e| {
+                self.version_error(version, sdk_error(&self.id, "GetFunctionConfiguration", e))
+            })?;
         Ok(version_revision(
             out.version().unwrap_or(version),
             out.last_modified(),
@@ -318,7 +325,8 @@ impl RollbackTarget for LambdaAlias {
             // An empty map, not a missing one: that is what clears the weights.
             .set_additional_version_weights(Some(want.into_iter().collect::<HashMap<_, _>>()))
             .build();
-        self.client
+        let out = self
+            .client
             .update_alias()
             .function_name(&self.function)
             .name(&self.alias)
@@ -328,7 +336,18 @@ impl RollbackTarget for LambdaAlias {
             .send()
             .await
             .map_err(|e| self.version_error(to, sdk_error(&self.id, "UpdateAlias", e)))?;
-        Ok(ApplyOutcome::Applied)
+        // Trust, but verify: an answer that does not show the alias at `to` did not move it.
+        match out.function_version() {
+            Some(v) if v == to => Ok(ApplyOutcome::Applied),
+            found => Err(Error::backend(
+                self.target(),
+                format!(
+                    "UpdateAlias answered without moving the alias to version {to} (it reports {}); read the alias and plan again",
+                    found.unwrap_or("no version")
+                ),
+                false,
+            )),
+        }
     }
 
     /// Stable when the version is `Active` and the alias sends it all traffic (or the
@@ -598,7 +617,10 @@ mod tests {
             .build();
         let r = config_revision(&c).unwrap();
         assert_eq!(r.id, "7");
-        assert_eq!(r.created_at.unwrap().to_rfc3339(), "2024-01-01T12:00:00+00:00");
+        assert_eq!(
+            r.created_at.unwrap().to_rfc3339(),
+            "2024-01-01T12:00:00+00:00"
+        );
         assert_eq!(r.description.as_deref(), Some("release 7"));
         assert_eq!(r.facts["code_sha256"], "abc=");
         assert_eq!(r.facts["runtime"], "python3.12");

@@ -36,8 +36,8 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::SecretVersionsListEntry;
 use chrono::{DateTime, Utc};
 use rollback_core::{
-    ApplyOutcome, Change, Error, ErrorKind, Registry, Result, Revision, RollbackTarget, Selector,
-    Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Registry, Result,
+    Revision, RollbackTarget, Selector, Stability, TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -243,7 +243,10 @@ impl RollbackTarget for SecretVersion {
         let history = self.versions().await?;
         let from = self.current_in(&history)?;
         let to = self.revision_in(&history, &to.id)?;
-        Ok(Change::new(self.id(), from, to))
+        let diff = label_diff(&from, &to);
+        let mut change = Change::new(self.id(), from, to);
+        change.diff = diff;
+        Ok(change)
     }
 
     /// Moves `AWSCURRENT` to `change.to` with `RemoveFromVersionId` set to the version
@@ -349,6 +352,24 @@ fn sort_newest_first(revisions: &mut [Revision]) {
     });
 }
 
+/// What a person reviews: where `AWSCURRENT` goes and how old that version is. (The
+/// versions' labels as they are now would read as if they were about to change.)
+fn label_diff(from: &Revision, to: &Revision) -> Diff {
+    let date = |r: &Revision| {
+        r.created_at
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let mut d = DiffBuilder::default();
+    d.entry(
+        DiffSection::Fact,
+        AWSCURRENT,
+        Some(from.id.clone()),
+        Some(to.id.clone()),
+    );
+    d.entry(DiffSection::Fact, "created", date(from), date(to));
+    d.build()
+}
+
 /// The labels of a revision, from its fact.
 fn stages(revision: &Revision) -> impl Iterator<Item = &str> {
     revision
@@ -438,7 +459,10 @@ mod tests {
 
     #[test]
     fn stability_follows_awscurrent() {
-        let h = vec![rev("v2", Some(2), &[AWSCURRENT]), rev("v1", Some(1), &[AWSPREVIOUS])];
+        let h = vec![
+            rev("v2", Some(2), &[AWSCURRENT]),
+            rev("v1", Some(1), &[AWSPREVIOUS]),
+        ];
         assert_eq!(stage_stability(&h, "v2"), Stability::Stable);
         assert_eq!(
             stage_stability(&h, "v1"),
@@ -446,6 +470,19 @@ mod tests {
         );
         assert_eq!(with_stage(&h, AWSPREVIOUS).unwrap().id, "v1");
         assert!(with_stage(&h, "AWSPENDING").is_none());
+    }
+
+    #[test]
+    fn the_plan_diff_shows_where_awscurrent_goes() {
+        let from = rev("v2", Some(1_700_000_100), &[AWSCURRENT]);
+        let to = rev("v1", Some(1_700_000_000), &[AWSPREVIOUS]);
+        let text = label_diff(&from, &to).to_string();
+        assert!(text.contains("~ fact AWSCURRENT: v2 -> v1"), "{text}");
+        assert!(
+            text.contains("~ fact created: 2023-11-14T22:15:00Z -> 2023-11-14T22:13:20Z"),
+            "{text}"
+        );
+        assert!(!text.contains("stages"), "{text}");
     }
 
     #[test]

@@ -32,9 +32,21 @@ fn services() -> Value {
         })
     };
     json!([
-        svc("api-gateway-v2", "agentauri-production-api-gateway", "api-gateway"),
-        svc("event-processor", "agentauri-production-event-processor", "event-processor"),
-        svc("action-workers", "agentauri-production-action-workers", "action-workers"),
+        svc(
+            "api-gateway-v2",
+            "agentauri-production-api-gateway",
+            "api-gateway"
+        ),
+        svc(
+            "event-processor",
+            "agentauri-production-event-processor",
+            "event-processor"
+        ),
+        svc(
+            "action-workers",
+            "agentauri-production-action-workers",
+            "action-workers"
+        ),
     ])
 }
 
@@ -47,7 +59,9 @@ struct Env {
 async fn env(ecs: Value) -> Env {
     let emu = AwsEmulator::start().await.unwrap_or_else(|e| panic!("{e}"));
     emu.seed(json!({ "ecs": ecs })).await.unwrap();
-    emu.set_ecs_convergence(Duration::from_millis(300)).await.unwrap();
+    emu.set_ecs_convergence(Duration::from_millis(300))
+        .await
+        .unwrap();
     let aws = Aws::emulator(emu.endpoint()).await;
     Env {
         emu,
@@ -118,7 +132,13 @@ async fn history_is_the_active_revisions_of_the_family_only() {
     }));
     let e = env(seed).await;
     let api = e.service("api-gateway-v2");
-    let ids: Vec<String> = api.history().await.unwrap().into_iter().map(|r| r.id).collect();
+    let ids: Vec<String> = api
+        .history()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(
         ids,
         [
@@ -151,9 +171,15 @@ async fn exact_accepts_number_family_revision_and_arn_and_plan_redacts_secrets()
     let text = plan.diff.to_string();
     assert!(text.contains("api-gateway:bad999 -> "), "{text}");
     assert!(text.contains("LOG_LEVEL: debug -> info"), "{text}");
-    assert!(text.contains("DB_PASSWORD: <redacted> -> <redacted>"), "{text}");
+    assert!(
+        text.contains("DB_PASSWORD: <redacted> -> <redacted>"),
+        "{text}"
+    );
     assert!(text.contains("- env NEW_FLAG"), "{text}");
-    assert!(!format!("{plan:?}").contains("hunter2"), "secret value in the plan");
+    assert!(
+        !format!("{plan:?}").contains("hunter2"),
+        "secret value in the plan"
+    );
     assert_eq!(e.update_calls().await, 0, "planning changes nothing");
 }
 
@@ -161,7 +187,11 @@ async fn exact_accepts_number_family_revision_and_arn_and_plan_redacts_secrets()
 async fn runbook_001_one_service_to_the_previous_revision_verified() {
     let e = env(services()).await;
     e.emu
-        .mark_bad("ecs", &format!("{CLUSTER}/api-gateway-v2"), "agentauri-production-api-gateway:3")
+        .mark_bad(
+            "ecs",
+            &format!("{CLUSTER}/api-gateway-v2"),
+            "agentauri-production-api-gateway:3",
+        )
         .await
         .unwrap();
     assert!(!e.emu.healthy().await.unwrap());
@@ -180,7 +210,10 @@ async fn runbook_001_one_service_to_the_previous_revision_verified() {
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     let svc = api.describe().await.unwrap();
-    assert!(svc.task_definition().unwrap().ends_with("agentauri-production-api-gateway:2"));
+    assert!(svc
+        .task_definition()
+        .unwrap()
+        .ends_with("agentauri-production-api-gateway:2"));
     assert_eq!(svc.deployments().len(), 1);
     assert_eq!(svc.running_count(), svc.desired_count());
     assert!(e.emu.healthy().await.unwrap());
@@ -198,7 +231,14 @@ async fn runbook_001_all_services_to_a_known_good_image_tag_in_one_stage() {
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     assert!(report.steps.iter().all(|s| s.stage == 0));
     for n in names {
-        let td = e.service(n).describe().await.unwrap().task_definition().unwrap().to_string();
+        let td = e
+            .service(n)
+            .describe()
+            .await
+            .unwrap()
+            .task_definition()
+            .unwrap()
+            .to_string();
         assert!(td.ends_with(":1"), "{n} runs {td}");
     }
 }
@@ -232,10 +272,16 @@ async fn failed_rollout_is_detected_from_rollout_state_not_the_deadline() {
 #[tokio::test]
 async fn throttling_and_5xx_are_retried_to_success() {
     let e = env(services()).await;
-    e.emu.inject("UpdateService", "throttle", 2, 0).await.unwrap();
+    e.emu
+        .inject("UpdateService", "throttle", 2, 0)
+        .await
+        .unwrap();
     e.emu.inject("DescribeServices", "5xx", 1, 0).await.unwrap();
     let api = e.service("api-gateway-v2");
-    let (b, mut events) = e.tx("retry").step(Step::new(arc(&api), Selector::Previous)).events();
+    let (b, mut events) = e
+        .tx("retry")
+        .step(Step::new(arc(&api), Selector::Previous))
+        .events();
     let report = b.build().unwrap().run().await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     let mut retries = 0;
@@ -245,7 +291,11 @@ async fn throttling_and_5xx_are_retried_to_success() {
         }
     }
     assert_eq!(retries, 3, "two throttles and one 503, each retried once");
-    assert_eq!(e.update_calls().await, 3, "two throttled UpdateService calls, then the one that worked");
+    assert_eq!(
+        e.update_calls().await,
+        3,
+        "two throttled UpdateService calls, then the one that worked"
+    );
 }
 
 #[tokio::test]
@@ -265,9 +315,16 @@ async fn a_service_changed_between_preflight_and_apply_is_a_conflict() {
         .unwrap();
     let err = api.apply(&plan).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict);
-    assert!(err.to_string().contains("ecs-service/agentauri-production/api-gateway-v2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("ecs-service/agentauri-production/api-gateway-v2"),
+        "{err}"
+    );
     let svc = api.describe().await.unwrap();
-    assert!(svc.task_definition().unwrap().ends_with(":1"), "their change stands");
+    assert!(
+        svc.task_definition().unwrap().ends_with(":1"),
+        "their change stands"
+    );
     assert_eq!(e.update_calls().await, 1, "only their update");
 }
 
@@ -283,22 +340,50 @@ async fn bad_input_is_a_typed_error_naming_the_target_and_changes_nothing() {
         let b = e.tx(name).step(Step::new(Arc::new(t), sel));
         async move { b.build().unwrap().run().await.unwrap_err() }
     };
-    let err = run(EcsService::new(&e.aws, "no-such-cluster", "api-gateway-v2").unwrap(), Selector::Previous, "cluster").await;
+    let err = run(
+        EcsService::new(&e.aws, "no-such-cluster", "api-gateway-v2").unwrap(),
+        Selector::Previous,
+        "cluster",
+    )
+    .await;
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("no-such-cluster"), "{err}");
     let err = run(e.service("no-such-service"), Selector::Previous, "service").await;
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("no-such-service"), "{err}");
-    let err = run(e.service("api-gateway-v2"), Selector::exact("99"), "revision").await;
+    let err = run(
+        e.service("api-gateway-v2"),
+        Selector::exact("99"),
+        "revision",
+    )
+    .await;
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains("agentauri-production-api-gateway:99"), "{err}");
-    let err = run(e.service("api-gateway-v2"), Selector::StepsBack(3), "too-far").await;
+    assert!(
+        err.to_string()
+            .contains("agentauri-production-api-gateway:99"),
+        "{err}"
+    );
+    let err = run(
+        e.service("api-gateway-v2"),
+        Selector::StepsBack(3),
+        "too-far",
+    )
+    .await;
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    let err = run(e.service("api-gateway-v2"), Selector::image_tag("nope"), "tag").await;
+    let err = run(
+        e.service("api-gateway-v2"),
+        Selector::image_tag("nope"),
+        "tag",
+    )
+    .await;
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let err = run(e.service("lonely"), Selector::Previous, "no-previous").await;
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains("ecs-service/agentauri-production/lonely"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("ecs-service/agentauri-production/lonely"),
+        "{err}"
+    );
     let err = EcsService::new(&e.aws, "", "api-gateway-v2").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("ecs-service/"), "{err}");

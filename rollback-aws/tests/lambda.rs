@@ -13,8 +13,8 @@ use rollback_aws::{Aws, LambdaAlias};
 use rollback_core::conformance::{assert_conformance, Fixture};
 use rollback_core::verify::HttpCheck;
 use rollback_core::{
-    ApplyOutcome, Check, ErrorKind, Event, EventKind, FileLocks, InMemoryTarget, Outcome, Policy, Revision,
-    RollbackTarget, Selector, Step, Transaction, TransactionBuilder,
+    ApplyOutcome, Check, ErrorKind, Event, EventKind, FileLocks, InMemoryTarget, Outcome, Policy,
+    Revision, RollbackTarget, Selector, Step, Transaction, TransactionBuilder,
 };
 use rollback_testkit::AwsEmulator;
 use serde_json::{json, Value};
@@ -26,6 +26,8 @@ const ALIAS: &str = "live";
 /// child process and pipes belong to the runtime that started it.
 struct Env {
     emu: AwsEmulator,
+    /// The emulator's call counts right after seeding.
+    baseline: Value,
     aws: Aws,
     target: LambdaAlias,
 }
@@ -47,9 +49,15 @@ async fn env(routing: Option<Value>) -> Env {
         json!(["1", "2", "3"]),
         "{seeded}"
     );
+    let baseline = emu.calls().await.unwrap();
     let aws = Aws::emulator(emu.endpoint()).await;
     let target = LambdaAlias::new(&aws, FUNCTION, ALIAS).unwrap();
-    Env { emu, aws, target }
+    Env {
+        emu,
+        baseline,
+        aws,
+        target,
+    }
 }
 
 /// The alias as the emulator has it: primary version, weights, RevisionId.
@@ -75,50 +83,37 @@ async fn read_alias(t: &LambdaAlias) -> (String, HashMap<String, f64>, String) {
 }
 
 /// How many mutating calls (`Update*`, `Publish*`, `Create*`, `Delete*`, `Put*`) the
-/// emulator saw, whatever the shape of its `calls` answer.
+/// emulator saw.
 fn mutations(calls: &Value) -> u64 {
-    fn walk(v: &Value, sum: &mut u64) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    let mutating = ["Update", "Publish", "Create", "Delete", "Put"]
-                        .iter()
-                        .any(|p| k.starts_with(p));
-                    match v {
-                        Value::Number(n) if mutating => *sum += n.as_u64().unwrap_or(0),
-                        _ => walk(v, sum),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|i| walk(i, sum)),
-            _ => {}
-        }
-    }
-    let mut sum = 0;
-    walk(calls, &mut sum);
-    sum
+    calls["operations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(op, _)| {
+            ["Update", "Publish", "Create", "Delete", "Put"]
+                .iter()
+                .any(|p| op.starts_with(p))
+        })
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum()
 }
 
-/// How many times an operation was called, whatever the shape of the `calls` answer.
+/// How many times an operation was called, from the emulator's `calls` answer
+/// (`{"total": n, "operations": {"UpdateAlias": n, ...}, "by_service": {...}}`).
 fn count(calls: &Value, op: &str) -> u64 {
-    fn walk(v: &Value, op: &str) -> u64 {
-        match v {
-            Value::Object(map) => map
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::Number(n) if k == op => n.as_u64().unwrap_or(0),
-                    _ => walk(v, op),
-                })
-                .sum(),
-            Value::Array(items) => items.iter().map(|i| walk(i, op)).sum(),
-            _ => 0,
-        }
+    calls["operations"][op].as_u64().unwrap_or(0)
+}
+
+impl Env {
+    /// How many times `op` was called since seeding.
+    async fn calls(&self, op: &str) -> u64 {
+        count(&self.emu.calls().await.unwrap(), op) - count(&self.baseline, op)
     }
-    walk(calls, op)
 }
 
 fn transaction(dir: &Path, name: &str) -> TransactionBuilder {
     Transaction::builder(name)
+        .reason("integration test")
         .journal(dir.join(format!("{name}.jsonl")))
         .locks(Arc::new(FileLocks::new(dir.join("locks"))))
 }
@@ -146,7 +141,10 @@ async fn history_is_every_published_version_newest_first() {
     let ids: Vec<&str> = history.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["3", "2", "1"]);
     assert_eq!(history[1].description.as_deref(), Some("release 2"));
-    assert!(history.iter().all(|r| r.created_at.is_some()), "{history:?}");
+    assert!(
+        history.iter().all(|r| r.created_at.is_some()),
+        "{history:?}"
+    );
     assert!(
         history.iter().all(|r| r.facts.contains_key("code_sha256")),
         "{history:?}"
@@ -154,10 +152,7 @@ async fn history_is_every_published_version_newest_first() {
     let current = e.target.current().await.unwrap();
     assert_eq!(current.id, "3");
     assert!(!current.facts.contains_key("canary"), "{current:?}");
-    assert_eq!(
-        e.target.resolve(&Selector::Previous).await.unwrap().id,
-        "2"
-    );
+    assert_eq!(e.target.resolve(&Selector::Previous).await.unwrap().id, "2");
     assert_eq!(
         e.target.resolve(&Selector::StepsBack(2)).await.unwrap().id,
         "1"
@@ -165,7 +160,10 @@ async fn history_is_every_published_version_newest_first() {
     // The spec is data, rebuilt by the registry (journal resume) with the same identity.
     let spec = e.target.spec();
     let json = serde_json::to_string(&spec).unwrap();
-    assert!(json.contains(FUNCTION) && json.contains(e.emu.endpoint()), "{json}");
+    assert!(
+        json.contains(FUNCTION) && json.contains(e.emu.endpoint()),
+        "{json}"
+    );
     let rebuilt = rollback_aws::registry()
         .build(&e.target.id(), &spec)
         .await
@@ -199,7 +197,7 @@ async fn runbook_000_alias_back_to_the_previous_version() {
     assert_eq!(version, "2");
     assert!(weights.is_empty(), "{weights:?}");
     assert!(e.emu.healthy().await.unwrap());
-    assert_eq!(count(&e.emu.calls().await.unwrap(), "UpdateAlias"), 1);
+    assert_eq!(e.calls("UpdateAlias").await, 1);
 }
 
 /// Runbook 002's "canary to 0": a canary alias rolled back to its own primary version has
@@ -225,12 +223,38 @@ async fn canary_alias_back_to_its_primary_clears_the_weights() {
     let (version, weights, _) = read_alias(&e.target).await;
     assert_eq!(version, "3");
     assert!(weights.is_empty(), "{weights:?}");
-    assert!(!e.target.current().await.unwrap().facts.contains_key("canary"));
+    assert!(!e
+        .target
+        .current()
+        .await
+        .unwrap()
+        .facts
+        .contains_key("canary"));
     assert_eq!(
         e.target.apply(&change).await.unwrap(),
         ApplyOutcome::AlreadyCurrent
     );
-    assert_eq!(count(&e.emu.calls().await.unwrap(), "UpdateAlias"), 1);
+    assert_eq!(e.calls("UpdateAlias").await, 1);
+}
+
+/// The same inside a transaction: the alias is "at" version 3 only by id, so the step is
+/// not refused as already current; it applies and clears the weights.
+#[tokio::test]
+async fn canary_to_0_in_a_transaction() {
+    let e = env(Some(json!({"2": 0.1}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = transaction(dir.path(), "canary-to-0")
+        .step(step(&e.target, Selector::exact("3")))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    let (version, weights, _) = read_alias(&e.target).await;
+    assert_eq!(version, "3");
+    assert!(weights.is_empty(), "{weights:?}");
+    assert_eq!(e.calls("UpdateAlias").await, 1);
 }
 
 /// Rolling a canary alias back to the previous version sends it all traffic; the plan
@@ -263,8 +287,11 @@ async fn compensation_restores_the_canary_split() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let health = Check::from(HttpCheck::new(e.emu.health_url()))
-        .policy(Policy::once().attempts(2).interval(Duration::from_millis(100)));
+    let health = Check::from(HttpCheck::new(e.emu.health_url())).policy(
+        Policy::once()
+            .attempts(2)
+            .interval(Duration::from_millis(100)),
+    );
     let report = transaction(dir.path(), "canary-compensated")
         .step(step(&e.target, Selector::Previous).verify(health))
         .build()
@@ -297,7 +324,10 @@ async fn a_version_change_after_the_plan_is_a_conflict() {
     let before = e.emu.calls().await.unwrap();
     let err = e.target.apply(&change).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    assert!(err.to_string().contains(&format!("{FUNCTION}:{ALIAS}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{FUNCTION}:{ALIAS}")),
+        "{err}"
+    );
     assert_eq!(read_alias(&e.target).await.0, "1");
     let after = e.emu.calls().await.unwrap();
     assert_eq!(count(&after, "UpdateAlias"), count(&before, "UpdateAlias"));
@@ -310,7 +340,10 @@ async fn a_revision_id_change_after_the_plan_is_a_conflict() {
     let e = env(None).await;
     let change = e.target.plan(&Revision::new("2")).await.unwrap();
     let (_, _, planned_revision) = read_alias(&e.target).await;
-    assert_eq!(change.precondition.as_deref(), Some(planned_revision.as_str()));
+    assert_eq!(
+        change.precondition.as_deref(),
+        Some(planned_revision.as_str())
+    );
     e.target
         .client()
         .update_alias()
@@ -321,7 +354,10 @@ async fn a_revision_id_change_after_the_plan_is_a_conflict() {
         .await
         .unwrap();
     let (_, _, new_revision) = read_alias(&e.target).await;
-    assert_ne!(new_revision, planned_revision, "the emulator must bump RevisionId");
+    assert_ne!(
+        new_revision, planned_revision,
+        "the emulator must bump RevisionId"
+    );
     let err = e.target.apply(&change).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     assert_eq!(read_alias(&e.target).await.0, "3");
@@ -355,8 +391,11 @@ async fn a_transaction_stops_on_a_concurrent_change() {
     let dir = tempfile::tempdir().unwrap();
     let report = transaction(dir.path(), "concurrent")
         .step(
-            Step::new(Arc::new(other.clone()) as Arc<dyn RollbackTarget>, Selector::Previous)
-                .verify(interloper),
+            Step::new(
+                Arc::new(other.clone()) as Arc<dyn RollbackTarget>,
+                Selector::Previous,
+            )
+            .verify(interloper),
         )
         .stage()
         .step(step(&e.target, Selector::Previous))
@@ -367,9 +406,13 @@ async fn a_transaction_stops_on_a_concurrent_change() {
         .unwrap();
     assert_ne!(report.outcome, Outcome::Succeeded, "{report}");
     let lambda = &report.steps[1];
-    assert_eq!(lambda.error.as_ref().unwrap().kind, ErrorKind::Conflict, "{report}");
+    assert_eq!(
+        lambda.error.as_ref().unwrap().kind,
+        ErrorKind::Conflict,
+        "{report}"
+    );
     assert_eq!(read_alias(&e.target).await.0, "1");
-    assert_eq!(count(&e.emu.calls().await.unwrap(), "UpdateAlias"), 1);
+    assert_eq!(e.calls("UpdateAlias").await, 1);
 }
 
 /// Throttled UpdateAlias calls are retried inside the transaction, with events saying so.
@@ -411,7 +454,10 @@ async fn bad_input_is_refused_before_anything_changes() {
         let t = LambdaAlias::new(&e.aws, function, alias).unwrap();
         let err = t.current().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-        assert!(err.to_string().contains(&format!("{function}:{alias}")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("{function}:{alias}")),
+            "{err}"
+        );
         let err = transaction(dir.path(), &format!("bad-{function}-{alias}"))
             .step(step(&t, Selector::Previous))
             .build()
@@ -424,13 +470,12 @@ async fn bad_input_is_refused_before_anything_changes() {
     }
 
     // A version that is not in the history.
-    let err = e
-        .target
-        .resolve(&Selector::exact("42"))
-        .await
-        .unwrap_err();
+    let err = e.target.resolve(&Selector::exact("42")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains(&format!("{FUNCTION}:{ALIAS}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{FUNCTION}:{ALIAS}")),
+        "{err}"
+    );
     assert!(err.to_string().contains("3, 2, 1"), "{err}");
     let err = transaction(dir.path(), "bad-42")
         .step(step(&e.target, Selector::exact("42")))
@@ -451,7 +496,10 @@ async fn bad_input_is_refused_before_anything_changes() {
     change.to = Revision::new("42");
     let err = e.target.apply(&change).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains(&format!("{FUNCTION}:{ALIAS}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{FUNCTION}:{ALIAS}")),
+        "{err}"
+    );
 
     // Empty names never reach AWS.
     for (function, alias) in [("", ALIAS), (FUNCTION, ""), ("  ", ALIAS), (FUNCTION, " ")] {
@@ -466,7 +514,7 @@ async fn bad_input_is_refused_before_anything_changes() {
     assert_eq!(version, "3");
     assert!(weights.is_empty());
     let calls = e.emu.calls().await.unwrap();
-    assert_eq!(count(&calls, "UpdateAlias"), 0, "{calls}");
+    assert_eq!(e.calls("UpdateAlias").await, 0, "{calls}");
     assert_eq!(mutations(&calls), before, "{calls}");
 }
 
@@ -474,7 +522,10 @@ async fn bad_input_is_refused_before_anything_changes() {
 async fn debug_output_names_the_target_only() {
     let e = env(None).await;
     let text = format!("{:?}", e.target);
-    assert!(text.contains("lambda-alias") && text.contains(FUNCTION), "{text}");
+    assert!(
+        text.contains("lambda-alias") && text.contains(FUNCTION),
+        "{text}"
+    );
     assert!(text.contains("us-east-1"), "{text}");
     assert!(!text.contains("testing"), "no credentials: {text}");
 }

@@ -85,4 +85,3 @@ pub(crate) mod serde_duration {
         Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }
-

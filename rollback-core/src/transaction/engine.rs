@@ -387,7 +387,9 @@ async fn preflight(ctx: &Ctx, index: usize, s: &super::Step) -> Result<(Change, 
     async {
         let current = ctx.retry(Some(index), &id, || t.current()).await?;
         let to = ctx.retry(Some(index), &id, || t.resolve(&s.selector)).await?;
-        if to.id == current.id {
+        // Already there only if the facts agree too: a Lambda alias at version 3 with canary
+        // weights is not at a clean version 3, and moving it there clears the weights.
+        if to.id == current.id && to.facts == current.facts {
             if s.allow_current {
                 return Ok((Change::new(id, current.clone(), current), true));
             }
