@@ -73,8 +73,18 @@ impl AwsEmulator {
             )));
         }
         let mut child = Command::new(&py)
-            .args(["-m", "rollback_emulator", "--host", "127.0.0.1", "--port", "0"])
-            .env("PYTHONPATH", repo_root().join("rollback-testkit").join("python"))
+            .args([
+                "-m",
+                "rollback_emulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ])
+            .env(
+                "PYTHONPATH",
+                repo_root().join("rollback-testkit").join("python"),
+            )
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -114,7 +124,15 @@ impl AwsEmulator {
                 } else {
                     "it exited before reporting READY"
                 };
-                let tail: String = err.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                let tail: String = err
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 return Err(TestkitError::Start(format!(
                     "{why}; if moto is missing run `bash scripts/setup-python.sh`. Its stderr:\n{tail}"
                 )));
@@ -150,13 +168,23 @@ impl AwsEmulator {
     }
 
     /// Calls the control API (`/_emulator/...`) and returns its JSON answer.
-    pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, TestkitError> {
+    pub async fn control(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, TestkitError> {
         let call = format!("{method} {path}");
-        let url = format!("{}/_emulator/{}", self.endpoint, path.trim_start_matches('/'));
-        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TestkitError::Control {
-            call: call.clone(),
-            message: e.to_string(),
-        })?;
+        let url = format!(
+            "{}/_emulator/{}",
+            self.endpoint,
+            path.trim_start_matches('/')
+        );
+        let m =
+            reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TestkitError::Control {
+                call: call.clone(),
+                message: e.to_string(),
+            })?;
         let mut req = self.http.request(m, &url);
         if let Some(b) = body {
             req = req.json(&b);
@@ -187,10 +215,19 @@ impl AwsEmulator {
     /// Marks a revision bad: the emulator's `/health` fails while it is live.
     /// `kind` is `lambda` (name `function:alias`, revision version), `ecs` (name
     /// `cluster/service`, revision `family:N`) or `secret` (name secret id, revision version id).
-    pub async fn mark_bad(&self, kind: &str, name: &str, revision: &str) -> Result<(), TestkitError> {
-        self.control("POST", "bad", Some(json!({"kind": kind, "name": name, "revision": revision})))
-            .await
-            .map(|_| ())
+    pub async fn mark_bad(
+        &self,
+        kind: &str,
+        name: &str,
+        revision: &str,
+    ) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "bad",
+            Some(json!({"kind": kind, "name": name, "revision": revision})),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Whether the emulated application's health endpoint passes now.
@@ -205,21 +242,35 @@ impl AwsEmulator {
 
     /// Makes deployments of a task definition (`family:N`) end in rolloutState FAILED.
     pub async fn fail_task_definition(&self, task_definition: &str) -> Result<(), TestkitError> {
-        self.control("POST", "ecs/fail", Some(json!({"task_definition": task_definition})))
-            .await
-            .map(|_| ())
+        self.control(
+            "POST",
+            "ecs/fail",
+            Some(json!({"task_definition": task_definition})),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Sets how long an ECS deployment takes to converge.
     pub async fn set_ecs_convergence(&self, delay: Duration) -> Result<(), TestkitError> {
-        self.control("POST", "ecs/config", Some(json!({"convergence_ms": delay.as_millis() as u64})))
-            .await
-            .map(|_| ())
+        self.control(
+            "POST",
+            "ecs/config",
+            Some(json!({"convergence_ms": delay.as_millis() as u64})),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Injects a fault on the next `count` calls of an operation (e.g. `UpdateService`):
     /// `kind` is `throttle`, `5xx` or `latency` (with `latency_ms`).
-    pub async fn inject(&self, operation: &str, kind: &str, count: u32, latency_ms: u64) -> Result<(), TestkitError> {
+    pub async fn inject(
+        &self,
+        operation: &str,
+        kind: &str,
+        count: u32,
+        latency_ms: u64,
+    ) -> Result<(), TestkitError> {
         self.control(
             "POST",
             "faults",

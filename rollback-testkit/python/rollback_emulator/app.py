@@ -1,0 +1,357 @@
+"""The WSGI application: moto's dispatcher wrapped with fault injection, call counting,
+and the control API under ``/_emulator/``."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Callable, Iterable
+
+from . import health, operations
+from .operations import Operation
+from .patches import ecs as ecs_patch
+from .seed import INTERNAL_HEADER, seed
+from .state import FAULT_KINDS, ControlError, EmulatorState, Fault
+
+CONTROL_PREFIX = "/_emulator/"
+INTERNAL_ENVIRON_KEY = "HTTP_" + INTERNAL_HEADER.upper().replace("-", "_")
+
+StartResponse = Callable[..., Any]
+
+
+# -- fault responses ------------------------------------------------------------------------
+def fault_response(op: Operation, kind: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The error AWS answers for a throttled / unavailable request, in the operation's protocol."""
+    request_id = str(uuid.uuid4())
+    throttle = kind == "throttle"
+    if op.protocol == "json":
+        code = "ThrottlingException" if throttle else "ServiceUnavailableException"
+        message = "Rate exceeded" if throttle else "Service Unavailable"
+        status = 400 if throttle else 503
+        body = {"__type": code, "message": message}
+        ctype = "application/x-amz-json-1.1"
+    elif op.protocol.startswith("rest-json") or op.service == "lambda":
+        if throttle:
+            code, status = ("TooManyRequestsException" if op.service == "lambda" else "ThrottlingException"), 429
+            body = {"Type": "User", "message": "Rate exceeded", "Reason": "CallerRateLimitExceeded"}
+        else:
+            code, status = "ServiceUnavailableException", 503
+            body = {"Type": "Service", "message": "Service Unavailable"}
+        ctype = "application/json"
+    else:  # query / rest-xml
+        code = "Throttling" if throttle else "ServiceUnavailable"
+        status = 400 if throttle else 503
+        message = "Rate exceeded" if throttle else "Service Unavailable"
+        xml = (
+            f"<ErrorResponse><Error><Type>{'Sender' if throttle else 'Receiver'}</Type><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], xml.encode()
+    data = json.dumps(body).encode()
+    headers = [
+        ("Content-Type", ctype),
+        ("x-amzn-ErrorType", code),
+        ("x-amzn-RequestId", request_id),
+        ("Content-Length", str(len(data))),
+    ]
+    return status, headers, data
+
+
+# Set by the middleware on the request's thread; the server's request handler then closes the
+# connection at once (SO_LINGER 0: a TCP reset) instead of waiting for another request on it.
+RESET_REQUESTED = threading.local()
+
+
+def _reset_connection(environ: dict[str, Any]) -> None:
+    """Makes the server drop the connection with a TCP reset and no response."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    RESET_REQUESTED.flag = True
+    raise ConnectionResetError("rollback-emulator: injected connection reset")
+
+
+# -- the application ------------------------------------------------------------------------
+class EmulatorApp:
+    def __init__(
+        self,
+        moto_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+        state: EmulatorState,
+        scheduler: ecs_patch.EcsScheduler,
+        region: str,
+        account_id: str,
+        default_convergence_ms: int,
+    ):
+        self.moto_app = moto_app
+        self.state = state
+        self.scheduler = scheduler
+        self.region = region
+        self.account_id = account_id
+        self.default_convergence_ms = default_convergence_ms
+        self.endpoint = ""  # set once the server is bound
+        self.started = time.time()
+
+    # WSGI entry point
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX.rstrip("/"):
+            return self._control(environ, start_response)
+        if path.startswith("/moto-api") or path == "/favicon.ico":
+            return self.moto_app(environ, start_response)
+        op = operations.identify(environ)
+        if environ.get(INTERNAL_ENVIRON_KEY):
+            return self._moto(op, environ, start_response)
+        fault = self.state.record(op)
+        if fault is not None:
+            if fault.kind == "latency":
+                time.sleep(fault.latency_ms / 1000)
+            elif fault.kind == "reset":
+                _reset_connection(environ)
+            else:
+                status, headers, body = fault_response(op, fault.kind)
+                start_response(f"{status} {_reason(status)}", headers)
+                return [body]
+        return self._moto(op, environ, start_response)
+
+    def _moto(self, op: Operation, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if op.protocol == "json":
+            content_type = "application/x-amz-json-1.1"
+        elif op.service == "lambda":
+            content_type = "application/json"
+        else:
+            return self.moto_app(environ, start_response)
+
+        def fixed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # moto answers some JSON (Lambda, Secrets Manager) with Content-Type text/html.
+            headers = [
+                ("Content-Type", content_type) if k.lower() == "content-type" and v.startswith("text/html") else (k, v)
+                for k, v in headers
+                if k.lower() != "status"
+            ]
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self.moto_app(environ, fixed_start_response)
+
+    # -- control API ------------------------------------------------------------------------
+    def _control(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        route = environ.get("PATH_INFO", "")[len(CONTROL_PREFIX) :].strip("/")
+        try:
+            body = self._json_body(environ) if method in ("POST", "PUT", "PATCH") else None
+            handlers = ROUTES.get(route)
+            if handlers is None:
+                raise ControlError(
+                    f"no control endpoint {method} /_emulator/{route}; see rollback-testkit/python/README.md "
+                    f"(endpoints: {', '.join(sorted(ROUTES))})",
+                    status=404,
+                )
+            handler = handlers.get(method)
+            if handler is None:
+                raise ControlError(
+                    f"/_emulator/{route} does not accept {method}; it accepts {', '.join(sorted(handlers))}",
+                    status=405,
+                )
+            status, payload = handler(self, body)
+        except ControlError as e:
+            status, payload = e.status, {"error": e.message}
+        except Exception as e:  # a bug or an AWS error while seeding: say what happened
+            traceback.print_exc()
+            status, payload = 500, {"error": f"{type(e).__name__}: {e}"}
+        data = json.dumps(payload, default=str).encode()
+        start_response(
+            f"{status} {_reason(status)}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    @staticmethod
+    def _json_body(environ: dict[str, Any]) -> Any:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise ControlError(f"the request body is not valid JSON: {e}") from None
+
+    # handlers: (self, body) -> (status, payload)
+    def ping(self, _: Any) -> tuple[int, Any]:
+        return 200, {"ok": True}
+
+    def status(self, _: Any) -> tuple[int, Any]:
+        import moto
+
+        return 200, {
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "account_id": self.account_id,
+            "moto_version": moto.__version__,
+            "uptime_s": round(time.time() - self.started, 3),
+            "ecs": {
+                "convergence_ms": self.scheduler.convergence_ms,
+                "failing": sorted(self.scheduler.failing),
+                "rollouts_in_progress": self.scheduler.in_progress(),
+            },
+            "faults": self.state.list_faults(),
+            "bad": [m.to_json() for m in self.state.list_marks()],
+            "calls": self.state.calls_json(),
+        }
+
+    def reset(self, _: Any) -> tuple[int, Any]:
+        from moto.moto_api._internal.models import moto_api_backend
+
+        from .patches import awslambda, secretsmanager
+
+        with ecs_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK:
+            moto_api_backend.reset()
+            self.scheduler.reset(self.default_convergence_ms)
+            self.state.reset()
+        return 200, {"reset": True}
+
+    def do_seed(self, body: Any) -> tuple[int, Any]:
+        from botocore.exceptions import ClientError
+
+        try:
+            return 200, seed(body, self.endpoint, self.region)
+        except ClientError as e:
+            err = e.response.get("Error", {})
+            raise ControlError(
+                f"seed failed in {e.operation_name}: {err.get('Code')}: {err.get('Message')} "
+                "(resources made before this step remain; POST /_emulator/reset to start over)"
+            ) from None
+
+    def add_fault(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise ControlError("body must be an object {operation, kind, count, latency_ms}")
+        operation = body.get("operation")
+        kind = body.get("kind")
+        count = body.get("count", 1)
+        latency_ms = body.get("latency_ms", 0)
+        service = body.get("service")
+        if not isinstance(operation, str) or not operation:
+            raise ControlError("'operation' must be an AWS operation name such as \"UpdateService\", or \"*\"")
+        if service is not None and (not isinstance(service, str) or not operations.operation_names(service)):
+            raise ControlError(f"'service' must be a signing name such as ecs, lambda, secretsmanager (got {service!r})")
+        if operation != "*" and not operations.known_operation(operation, service):
+            where = service or ", ".join(operations.KNOWN_SERVICES)
+            raise ControlError(
+                f"unknown operation {operation!r} (not an operation of {where}); use the AWS API name, "
+                "e.g. UpdateService, UpdateAlias, GetSecretValue, or \"*\""
+            )
+        if kind not in FAULT_KINDS:
+            raise ControlError(f"'kind' must be one of {', '.join(FAULT_KINDS)} (got {kind!r})")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ControlError(f"'count' must be an integer >= 1 (got {count!r})")
+        if not isinstance(latency_ms, (int, float)) or isinstance(latency_ms, bool) or latency_ms < 0:
+            raise ControlError(f"'latency_ms' must be a number >= 0 (got {latency_ms!r})")
+        if kind == "latency" and latency_ms <= 0:
+            raise ControlError("'latency_ms' must be > 0 for kind latency")
+        if latency_ms > 600_000:
+            raise ControlError("'latency_ms' must be at most 600000")
+        fault = Fault(operation, kind, count, int(latency_ms), service)
+        self.state.add_fault(fault)
+        return 200, {"added": fault.to_json(), "faults": self.state.list_faults()}
+
+    def list_faults(self, _: Any) -> tuple[int, Any]:
+        return 200, {"faults": self.state.list_faults()}
+
+    def clear_faults(self, _: Any) -> tuple[int, Any]:
+        return 200, {"cleared": self.state.clear_faults()}
+
+    def calls(self, _: Any) -> tuple[int, Any]:
+        return 200, self.state.calls_json()
+
+    def reset_calls(self, _: Any) -> tuple[int, Any]:
+        self.state.reset_calls()
+        return 200, self.state.calls_json()
+
+    def add_mark(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise ControlError("body must be an object {kind, name, revision}")
+        mark = health.normalize_mark(body, self.region)
+        self.state.add_mark(mark)
+        return 200, {"added": mark.to_json(), "bad": [m.to_json() for m in self.state.list_marks()]}
+
+    def list_marks(self, _: Any) -> tuple[int, Any]:
+        return 200, {"bad": [m.to_json() for m in self.state.list_marks()]}
+
+    def clear_marks(self, _: Any) -> tuple[int, Any]:
+        self.state.clear_marks()
+        return 200, {"bad": []}
+
+    def health(self, _: Any) -> tuple[int, Any]:
+        result = health.evaluate(self.state.list_marks(), self.account_id)
+        return (200 if result["healthy"] else 503), result
+
+    def ecs_config(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or "convergence_ms" not in body:
+            raise ControlError("body must be an object {\"convergence_ms\": N}")
+        ms = body["convergence_ms"]
+        if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0 or ms > 3_600_000:
+            raise ControlError(f"'convergence_ms' must be a number of milliseconds 0..3600000 (got {ms!r})")
+        with ecs_patch.LOCK:
+            self.scheduler.convergence_ms = int(ms)
+        return 200, {"convergence_ms": self.scheduler.convergence_ms}
+
+    def get_ecs_config(self, _: Any) -> tuple[int, Any]:
+        return 200, {"convergence_ms": self.scheduler.convergence_ms}
+
+    def ecs_fail(self, body: Any) -> tuple[int, Any]:
+        td = body.get("task_definition") if isinstance(body, dict) else None
+        if not isinstance(td, str):
+            raise ControlError("body must be an object {\"task_definition\": \"family:N\" or its ARN}")
+        try:
+            key = ecs_patch.td_key(td)
+        except ValueError as e:
+            raise ControlError(str(e)) from None
+        with ecs_patch.LOCK:
+            self.scheduler.failing.add(key)
+            return 200, {"failing": sorted(self.scheduler.failing)}
+
+    def ecs_list_failing(self, _: Any) -> tuple[int, Any]:
+        with ecs_patch.LOCK:
+            return 200, {"failing": sorted(self.scheduler.failing)}
+
+    def ecs_clear_failing(self, _: Any) -> tuple[int, Any]:
+        with ecs_patch.LOCK:
+            self.scheduler.failing.clear()
+        return 200, {"failing": []}
+
+    def ecs_advance(self, _: Any) -> tuple[int, Any]:
+        return 200, {"converged": self.scheduler.advance()}
+
+
+ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
+    "ping": {"GET": EmulatorApp.ping},
+    "status": {"GET": EmulatorApp.status},
+    "reset": {"POST": EmulatorApp.reset},
+    "seed": {"POST": EmulatorApp.do_seed},
+    "faults": {"POST": EmulatorApp.add_fault, "GET": EmulatorApp.list_faults, "DELETE": EmulatorApp.clear_faults},
+    "calls": {"GET": EmulatorApp.calls, "DELETE": EmulatorApp.reset_calls},
+    "bad": {"POST": EmulatorApp.add_mark, "GET": EmulatorApp.list_marks, "DELETE": EmulatorApp.clear_marks},
+    "health": {"GET": EmulatorApp.health},
+    "ecs/config": {"POST": EmulatorApp.ecs_config, "GET": EmulatorApp.get_ecs_config},
+    "ecs/fail": {"POST": EmulatorApp.ecs_fail, "GET": EmulatorApp.ecs_list_failing, "DELETE": EmulatorApp.ecs_clear_failing},
+    "ecs/advance": {"POST": EmulatorApp.ecs_advance},
+}
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"

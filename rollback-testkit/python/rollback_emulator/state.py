@@ -1,0 +1,131 @@
+"""Emulator state that lives beside moto: injected faults, call counts, bad-revision marks."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .operations import Operation
+
+FAULT_KINDS = ("throttle", "5xx", "latency", "reset")
+MARK_KINDS = ("lambda", "ecs", "secret")
+
+
+class ControlError(ValueError):
+    """A bad control request; answered with 400 {"error": message}."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Fault:
+    operation: str  # AWS operation name or "*"
+    kind: str  # throttle | 5xx | latency | reset
+    remaining: int
+    latency_ms: int = 0
+    service: str | None = None  # optional signing name (ecs, lambda, ...) to scope the match
+
+    def matches(self, op: Operation) -> bool:
+        if self.service and self.service != op.service:
+            return False
+        return self.operation == "*" or self.operation == op.name
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"operation": self.operation, "kind": self.kind, "remaining": self.remaining}
+        if self.kind == "latency":
+            out["latency_ms"] = self.latency_ms
+        if self.service:
+            out["service"] = self.service
+        return out
+
+
+@dataclass(frozen=True)
+class Mark:
+    kind: str  # lambda | ecs | secret
+    name: str  # function:alias | cluster/service | secret name
+    revision: str  # version | family:N | version id
+    region: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "revision": self.revision, "region": self.region}
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} at {self.revision}"
+
+
+@dataclass
+class EmulatorState:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: list[Fault] = field(default_factory=list)
+    calls: Counter = field(default_factory=Counter)
+    calls_by_service: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    total_calls: int = 0
+    marks: list[Mark] = field(default_factory=list)
+
+    # -- faults ---------------------------------------------------------------------------
+    def add_fault(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def clear_faults(self) -> int:
+        with self.lock:
+            n = len(self.faults)
+            self.faults.clear()
+            return n
+
+    def list_faults(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [f.to_json() for f in self.faults]
+
+    # -- calls ----------------------------------------------------------------------------
+    def record(self, op: Operation) -> Fault | None:
+        """Counts one AWS request and takes the first pending fault that matches it."""
+        with self.lock:
+            self.total_calls += 1
+            self.calls[op.name] += 1
+            self.calls_by_service[op.service][op.name] += 1
+            for i, fault in enumerate(self.faults):
+                if fault.matches(op):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        del self.faults[i]
+                    return Fault(fault.operation, fault.kind, 1, fault.latency_ms, fault.service)
+            return None
+
+    def calls_json(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "total": self.total_calls,
+                "operations": dict(sorted(self.calls.items())),
+                "by_service": {s: dict(sorted(c.items())) for s, c in sorted(self.calls_by_service.items())},
+            }
+
+    def reset_calls(self) -> None:
+        with self.lock:
+            self.total_calls = 0
+            self.calls.clear()
+            self.calls_by_service.clear()
+
+    # -- marks ----------------------------------------------------------------------------
+    def add_mark(self, mark: Mark) -> None:
+        with self.lock:
+            if mark not in self.marks:
+                self.marks.append(mark)
+
+    def list_marks(self) -> list[Mark]:
+        with self.lock:
+            return list(self.marks)
+
+    def clear_marks(self) -> None:
+        with self.lock:
+            self.marks.clear()
+
+    def reset(self) -> None:
+        self.clear_faults()
+        self.reset_calls()
+        self.clear_marks()
