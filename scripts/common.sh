@@ -34,13 +34,14 @@ need_python() {
     echo "creating the project virtualenv in $VENV" >&2
     "$py" -m venv "$VENV"
   fi
-  local req="$ROOT/rollback-testkit/python/requirements.txt"
+  local dir="$ROOT/rollback-testkit/python"
   local stamp="$VENV/.requirements.sha"
   local want
-  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  want="$(cat "$dir/requirements.txt" "$dir/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing the emulator's packages into $VENV" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r "$dir/requirements.txt" -r "$dir/requirements-dev.txt"
     echo "$want" > "$stamp"
   fi
 }

@@ -8,4 +8,9 @@ source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 need_rust
 need_python
-cargo test --workspace --all-features --no-fail-fast
+status=0
+cargo test --workspace --all-features --no-fail-fast || status=$?
+echo "== the emulator's Python tests"
+PYTHONPATH="$ROOT/rollback-testkit/python" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+  "$ROOT/rollback-testkit/python/tests" || status=$?
+exit "$status"

@@ -27,6 +27,7 @@ from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.ecs.exceptions import EcsClientException, InvalidParameterException, TaskDefinitionNotFoundException
+from moto.ecs.models import TaskDefinition
 from moto.moto_api._internal import mock_random
 
 LOCK = threading.RLock()
@@ -460,9 +461,17 @@ def _list_task_definitions_response(self: Any) -> ActionResult:
     return ActionResult(result)
 
 
+def _task_definition_init(self: TaskDefinition, *args: Any, **kwargs: Any) -> None:
+    """moto's task definitions have no registeredAt; AWS stamps each registration."""
+    _orig["task_definition_init"](self, *args, **kwargs)
+    self.registered_at = utcnow()
+
+
 def apply() -> None:
     if _orig:
         return
+    _orig["task_definition_init"] = TaskDefinition.__init__
+    TaskDefinition.__init__ = _task_definition_init  # type: ignore[method-assign]
     for name, new in (
         ("describe_task_definition", _describe_task_definition),
         ("create_service", _create_service),
