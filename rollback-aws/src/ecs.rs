@@ -26,7 +26,7 @@ use rollback_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
-use crate::error::sdk_error;
+use crate::error::{check_name, sdk_error};
 
 /// The target kind.
 pub const KIND: &str = "ecs-service";
@@ -185,12 +185,19 @@ impl EcsService {
     pub fn new(aws: &Aws, cluster: impl Into<String>, service: impl Into<String>) -> Result<Self> {
         let (cluster, service) = (cluster.into(), service.into());
         let id = TargetId::new(KIND, format!("{cluster}/{service}"));
-        if cluster.trim().is_empty() || service.trim().is_empty() {
-            return Err(Error::invalid(
-                id.to_string(),
-                "an ECS service needs a cluster and a service name, e.g. EcsService::new(&aws, \"agentauri-production\", \"api-gateway-v2\")",
-            ));
-        }
+        let example = "e.g. EcsService::new(&aws, \"agentauri-production\", \"api-gateway-v2\")";
+        check_name(
+            &id,
+            "cluster",
+            &cluster,
+            &format!("the cluster's name or ARN, {example}"),
+        )?;
+        check_name(
+            &id,
+            "service",
+            &service,
+            &format!("the service's name, {example}"),
+        )?;
         Ok(EcsService {
             cluster,
             service,

@@ -4,7 +4,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use rollback_core::{Error, TargetId};
+use rollback_core::{Error, Result, TargetId};
 
 const THROTTLING: &[&str] = &[
     "Throttling",
@@ -129,4 +129,21 @@ where
         return backend(false, message, err);
     }
     backend(false, message, err)
+}
+
+/// Refuses empty names and names with whitespace, saying what to pass instead.
+pub(crate) fn check_name(id: &TargetId, what: &str, value: &str, expected: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!("the {what} name is empty; pass {expected}"),
+        ));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!("the {what} name {value:?} contains whitespace; pass {expected}"),
+        ));
+    }
+    Ok(())
 }

@@ -44,7 +44,7 @@ use rollback_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
-use crate::error::sdk_error;
+use crate::error::{check_name, sdk_error};
 
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
 pub const KIND: &str = "lambda-alias";
@@ -213,23 +213,6 @@ impl LambdaAlias {
         }
         Ok(rev)
     }
-}
-
-/// Refuses empty names and names with whitespace, saying what to pass instead.
-fn check_name(id: &TargetId, what: &str, value: &str, expected: &str) -> Result<()> {
-    if value.trim().is_empty() {
-        return Err(Error::invalid(
-            id.to_string(),
-            format!("the {what} name is empty; pass {expected}"),
-        ));
-    }
-    if value.chars().any(char::is_whitespace) {
-        return Err(Error::invalid(
-            id.to_string(),
-            format!("the {what} name {value:?} contains whitespace; pass {expected}"),
-        ));
-    }
-    Ok(())
 }
 
 #[async_trait]

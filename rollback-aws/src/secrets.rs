@@ -42,7 +42,7 @@ use rollback_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
-use crate::error::sdk_error;
+use crate::error::{check_name, sdk_error};
 
 /// The kind of [`SecretVersion`] targets: `"secret-version"`.
 pub const KIND: &str = "secret-version";
@@ -96,7 +96,12 @@ impl SecretVersion {
     pub fn new(aws: &Aws, secret_id: impl Into<String>) -> Result<Self> {
         let secret_id = secret_id.into();
         let id = TargetId::new(KIND, secret_id.clone());
-        check_secret_id(&id, &secret_id)?;
+        check_name(
+            &id,
+            "secret",
+            &secret_id,
+            "the secret's name or ARN, e.g. `production/api/jwt-secret`",
+        )?;
         Ok(SecretVersion {
             secret_id,
             aws: aws.config().clone(),
@@ -178,24 +183,6 @@ impl SecretVersion {
             )
         })
     }
-}
-
-/// Refuses an empty secret id or one with whitespace, saying what to pass instead.
-fn check_secret_id(id: &TargetId, secret_id: &str) -> Result<()> {
-    let expected = "pass the secret's name or ARN, e.g. `production/api/jwt-secret`";
-    if secret_id.trim().is_empty() {
-        return Err(Error::invalid(
-            id.to_string(),
-            format!("the secret id is empty; {expected}"),
-        ));
-    }
-    if secret_id.chars().any(char::is_whitespace) {
-        return Err(Error::invalid(
-            id.to_string(),
-            format!("the secret id {secret_id:?} contains whitespace; {expected}"),
-        ));
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -488,10 +475,10 @@ mod tests {
     #[test]
     fn empty_and_spaced_ids_are_refused_naming_the_target() {
         let id = TargetId::new(KIND, "");
-        let e = check_secret_id(&id, "  ").unwrap_err();
+        let e = check_name(&id, "secret", "  ", "x").unwrap_err();
         assert!(e.to_string().starts_with("secret-version/"), "{e}");
-        assert!(e.to_string().contains("secret id is empty"), "{e}");
-        assert!(check_secret_id(&id, "a b").is_err());
-        assert!(check_secret_id(&id, "prod/jwt").is_ok());
+        assert!(e.to_string().contains("secret name is empty"), "{e}");
+        assert!(check_name(&id, "secret", "a b", "x").is_err());
+        assert!(check_name(&id, "secret", "prod/jwt", "x").is_ok());
     }
 }

@@ -91,9 +91,7 @@ impl Env {
     }
 
     async fn update_calls(&self) -> u64 {
-        self.emu.calls().await.unwrap()["operations"]["UpdateService"]
-            .as_u64()
-            .unwrap_or(0)
+        self.emu.call_count("UpdateService").await.unwrap()
     }
 }
 

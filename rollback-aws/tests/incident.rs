@@ -28,7 +28,9 @@ struct Incident {
 
 async fn incident() -> Incident {
     let emu = AwsEmulator::start().await.unwrap_or_else(|e| panic!("{e}"));
-    emu.set_ecs_convergence(Duration::from_millis(300)).await.unwrap();
+    emu.set_ecs_convergence(Duration::from_millis(300))
+        .await
+        .unwrap();
     let ecs: Vec<_> = SERVICES
         .iter()
         .map(|s| {
@@ -50,11 +52,17 @@ async fn incident() -> Incident {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    emu.mark_bad("lambda", &format!("{FUNCTION}:live"), "2").await.unwrap();
+    emu.mark_bad("lambda", &format!("{FUNCTION}:live"), "2")
+        .await
+        .unwrap();
     for s in SERVICES {
-        emu.mark_bad("ecs", &format!("{CLUSTER}/{s}"), &format!("fam-{s}:2")).await.unwrap();
+        emu.mark_bad("ecs", &format!("{CLUSTER}/{s}"), &format!("fam-{s}:2"))
+            .await
+            .unwrap();
     }
-    emu.mark_bad("secret", SECRET, &secret_versions[1]).await.unwrap();
+    emu.mark_bad("secret", SECRET, &secret_versions[1])
+        .await
+        .unwrap();
     let aws = Aws::emulator(emu.endpoint()).await;
     let mut targets: Vec<Arc<dyn RollbackTarget>> = vec![
         Arc::new(SecretVersion::new(&aws, SECRET).unwrap()),
@@ -122,17 +130,35 @@ async fn a_failing_health_check_compensates_every_target() {
     let i = incident().await;
     // The previous release of one service is broken too: health never passes.
     i.emu
-        .mark_bad("ecs", &format!("{CLUSTER}/event-processor"), "fam-event-processor:1")
+        .mark_bad(
+            "ecs",
+            &format!("{CLUSTER}/event-processor"),
+            "fam-event-processor:1",
+        )
         .await
         .unwrap();
     let before = i.currents().await;
     let report = i.tx("compensate", 3).run().await.unwrap();
     assert_eq!(report.outcome, Outcome::Compensated, "{report}");
-    assert_eq!(report.error.as_ref().unwrap().kind, ErrorKind::VerificationFailed);
-    assert!(report.steps.iter().all(|s| s.status == StepStatus::Compensated), "{report}");
+    assert_eq!(
+        report.error.as_ref().unwrap().kind,
+        ErrorKind::VerificationFailed
+    );
+    assert!(
+        report
+            .steps
+            .iter()
+            .all(|s| s.status == StepStatus::Compensated),
+        "{report}"
+    );
     // Read back from the emulator: every target is on its captured revision.
     assert_eq!(i.currents().await, before);
-    let ecs = EcsService::new(&Aws::emulator(i.emu.endpoint()).await, CLUSTER, "api-gateway-v2").unwrap();
+    let ecs = EcsService::new(
+        &Aws::emulator(i.emu.endpoint()).await,
+        CLUSTER,
+        "api-gateway-v2",
+    )
+    .unwrap();
     let svc = ecs.describe().await.unwrap();
     assert_eq!(svc.deployments().len(), 1, "the compensation converged");
 }

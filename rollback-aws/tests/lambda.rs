@@ -16,7 +16,7 @@ use rollback_core::{
     ApplyOutcome, Check, ErrorKind, Event, EventKind, FileLocks, InMemoryTarget, Outcome, Policy,
     Revision, RollbackTarget, Selector, Step, Transaction, TransactionBuilder,
 };
-use rollback_testkit::AwsEmulator;
+use rollback_testkit::{count_in, mutations_in, AwsEmulator};
 use serde_json::{json, Value};
 
 const FUNCTION: &str = "agentauri-mcp-s3-tools-prod";
@@ -82,32 +82,10 @@ async fn read_alias(t: &LambdaAlias) -> (String, HashMap<String, f64>, String) {
     )
 }
 
-/// How many mutating calls (`Update*`, `Publish*`, `Create*`, `Delete*`, `Put*`) the
-/// emulator saw.
-fn mutations(calls: &Value) -> u64 {
-    calls["operations"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(op, _)| {
-            ["Update", "Publish", "Create", "Delete", "Put"]
-                .iter()
-                .any(|p| op.starts_with(p))
-        })
-        .map(|(_, n)| n.as_u64().unwrap_or(0))
-        .sum()
-}
-
-/// How many times an operation was called, from the emulator's `calls` answer
-/// (`{"total": n, "operations": {"UpdateAlias": n, ...}, "by_service": {...}}`).
-fn count(calls: &Value, op: &str) -> u64 {
-    calls["operations"][op].as_u64().unwrap_or(0)
-}
-
 impl Env {
     /// How many times `op` was called since seeding.
     async fn calls(&self, op: &str) -> u64 {
-        count(&self.emu.calls().await.unwrap(), op) - count(&self.baseline, op)
+        count_in(&self.emu.calls().await.unwrap(), op) - count_in(&self.baseline, op)
     }
 }
 
@@ -330,7 +308,10 @@ async fn a_version_change_after_the_plan_is_a_conflict() {
     );
     assert_eq!(read_alias(&e.target).await.0, "1");
     let after = e.emu.calls().await.unwrap();
-    assert_eq!(count(&after, "UpdateAlias"), count(&before, "UpdateAlias"));
+    assert_eq!(
+        count_in(&after, "UpdateAlias"),
+        count_in(&before, "UpdateAlias")
+    );
 }
 
 /// Someone changes the alias without moving its version (here its description): the
@@ -447,7 +428,7 @@ async fn throttled_updates_are_retried_to_success() {
 async fn bad_input_is_refused_before_anything_changes() {
     let e = env(None).await;
     let dir = tempfile::tempdir().unwrap();
-    let before = mutations(&e.emu.calls().await.unwrap());
+    let before = mutations_in(&e.emu.calls().await.unwrap());
 
     // An unknown function and an unknown alias: NotFound, in preflight.
     for (function, alias) in [("no-such-function", ALIAS), (FUNCTION, "no-such-alias")] {
@@ -515,7 +496,7 @@ async fn bad_input_is_refused_before_anything_changes() {
     assert!(weights.is_empty());
     let calls = e.emu.calls().await.unwrap();
     assert_eq!(e.calls("UpdateAlias").await, 0, "{calls}");
-    assert_eq!(mutations(&calls), before, "{calls}");
+    assert_eq!(mutations_in(&calls), before, "{calls}");
 }
 
 #[tokio::test]

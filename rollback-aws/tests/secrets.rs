@@ -16,7 +16,7 @@ use rollback_core::{
     ApplyOutcome, Change, ErrorKind, FileLocks, Outcome, Revision, RollbackTarget, Selector,
     Stability, Step, Transaction, TransactionBuilder,
 };
-use rollback_testkit::AwsEmulator;
+use rollback_testkit::{count_in, AwsEmulator};
 use serde_json::{json, Value};
 
 const SECRET: &str = "agentauri/production/jwt-secret";
@@ -101,16 +101,10 @@ async fn value(t: &SecretVersion) -> String {
         .to_string()
 }
 
-/// How many times an operation was called, from the emulator's `calls` answer
-/// (`{"total": n, "operations": {"UpdateAlias": n, ...}, "by_service": {...}}`).
-fn count(calls: &Value, op: &str) -> u64 {
-    calls["operations"][op].as_u64().unwrap_or(0)
-}
-
 impl Env {
     /// How many times `op` was called since seeding.
     async fn calls(&self, op: &str) -> u64 {
-        count(&self.emu.calls().await.unwrap(), op) - count(&self.baseline, op)
+        count_in(&self.emu.calls().await.unwrap(), op) - count_in(&self.baseline, op)
     }
 }
 
@@ -357,7 +351,7 @@ async fn bad_input_is_refused_before_anything_changes() {
         let err = SecretVersion::new(&e.aws, id).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(err.to_string().starts_with("secret-version/"), "{err}");
-        assert!(err.to_string().contains("secret id is empty"), "{err}");
+        assert!(err.to_string().contains("secret name is empty"), "{err}");
     }
 
     let now = stages(&e.target).await;

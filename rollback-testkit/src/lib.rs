@@ -284,4 +284,36 @@ impl AwsEmulator {
     pub async fn calls(&self) -> Result<Value, TestkitError> {
         self.control("GET", "calls", None).await
     }
+
+    /// How many times `operation` (e.g. `UpdateService`) was called so far.
+    pub async fn call_count(&self, operation: &str) -> Result<u64, TestkitError> {
+        Ok(count_in(&self.calls().await?, operation))
+    }
+}
+
+/// How many times `operation` was called, from a [`AwsEmulator::calls`] answer
+/// (`{"total": n, "operations": {"UpdateAlias": n, ...}, "by_service": {...}}`).
+pub fn count_in(calls: &Value, operation: &str) -> u64 {
+    calls["operations"][operation].as_u64().unwrap_or(0)
+}
+
+/// How many mutating calls (`Update*`, `Publish*`, `Create*`, `Delete*`, `Put*`,
+/// `Register*`, `Deregister*`) a [`AwsEmulator::calls`] answer holds.
+pub fn mutations_in(calls: &Value) -> u64 {
+    const MUTATING: [&str; 7] = [
+        "Update",
+        "Publish",
+        "Create",
+        "Delete",
+        "Put",
+        "Register",
+        "Deregister",
+    ];
+    calls["operations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(op, _)| MUTATING.iter().any(|p| op.starts_with(p)))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum()
 }
