@@ -48,6 +48,9 @@ pub struct StepSpec {
     pub selector: Selector,
     /// Whether a target already at the revision is accepted (skipped).
     pub allow_current: bool,
+    /// Whether the step is put back once the stages are done.
+    #[serde(default)]
+    pub temporary: bool,
     /// The step's checks.
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
@@ -148,6 +151,28 @@ pub enum Entry {
         step: usize,
         /// The target.
         target: TargetId,
+    },
+    /// About to put a temporary step's target back (written before the backend call).
+    RevertIntent {
+        /// The step.
+        step: usize,
+        /// The target.
+        target: TargetId,
+        /// From revision id.
+        from: String,
+        /// To revision id (the captured one).
+        to: String,
+    },
+    /// A temporary step's target is back at its captured revision and stable.
+    Reverted {
+        /// The step.
+        step: usize,
+        /// The target.
+        target: TargetId,
+        /// Whether anything was sent.
+        outcome: ApplyOutcome,
+        /// How long it took.
+        duration_ms: u64,
     },
     /// A step failed.
     StepFailed {

@@ -586,3 +586,71 @@ async fn resume_finishes_after_intent_without_applying_twice() {
     assert_eq!(again.transaction, report.transaction);
     assert_eq!(a.apply_count(), 1);
 }
+
+/// Runbook 001's "Option 2": stop the services, restore, restart. A temporary step is put
+/// back once the stages are done, before the transaction's checks, or by compensation.
+#[tokio::test]
+async fn temporary_steps_are_put_back_before_the_checks_or_by_compensation() {
+    let scaled = |name: &str| {
+        InMemoryTarget::builder(name)
+            .revision(Revision::new("0").description("stopped"))
+            .revision(Revision::new("2").description("2 tasks"))
+            .build()
+            .unwrap()
+    };
+    let w = World::new();
+    let (workers, db) = (scaled("workers"), w.target("db"));
+    let w2 = workers.clone();
+    let report = w
+        .tx("option-2")
+        .step(Step::new(arc(&workers), Selector::exact("0")).temporary())
+        .stage()
+        .step(Step::new(arc(&db), Selector::Previous))
+        .verify(
+            Check::new(check_bool("workers running again", move || {
+                let w = w2.clone();
+                async move { w.current_id() == "2" }
+            }))
+            .policy(Policy::once()),
+        )
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(workers.current_id(), "2");
+    assert_eq!(
+        workers.applied(),
+        [("2".to_string(), "0".to_string()), ("0".into(), "2".into())]
+    );
+    assert_eq!(db.current_id(), "2");
+    assert_eq!(report.steps[0].status, StepStatus::Reverted);
+    assert_eq!(report.steps[1].status, StepStatus::Succeeded);
+    let kinds = record_kinds(&report.journal_path);
+    let revert = kinds.iter().position(|k| k == "reverted").unwrap();
+    let check = kinds.iter().rposition(|k| k == "checked").unwrap();
+    assert!(
+        revert < check,
+        "reverted before the transaction's check: {kinds:?}"
+    );
+
+    // When a later stage fails, compensation puts the temporary step back too.
+    let w = World::new();
+    let (workers, db) = (scaled("workers"), w.target("db"));
+    db.fail_rollout("2", "incompatible-restore");
+    let report = w
+        .tx("option-2-fails")
+        .step(Step::new(arc(&workers), Selector::exact("0")).temporary())
+        .stage()
+        .step(Step::new(arc(&db), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Compensated, "{report}");
+    assert_eq!(workers.current_id(), "2");
+    assert_eq!(db.current_id(), "3");
+    assert_eq!(report.steps[0].status, StepStatus::Compensated);
+}

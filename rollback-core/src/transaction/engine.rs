@@ -80,6 +80,7 @@ pub(crate) enum Phase {
     Failed,
     Compensated,
     CompensationFailed,
+    Reverted,
 }
 
 /// One step being driven.
@@ -92,6 +93,7 @@ pub(crate) struct StepRun {
     pub change: Option<Change>,
     pub checks: Vec<Check>,
     pub timeout: Duration,
+    pub temporary: bool,
     pub phase: Phase,
     pub maybe_applied: bool,
     pub error: Option<ErrorRecord>,
@@ -228,6 +230,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
             spec: s.target.spec(),
             selector: s.selector.clone(),
             allow_current: s.allow_current,
+            temporary: s.temporary,
             checks: s.checks.iter().map(Check::spec).collect(),
             timeout_ms: ms(s.timeout),
         })
@@ -295,6 +298,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
                 change: Some(change),
                 checks: s.checks.clone(),
                 timeout: s.timeout,
+                temporary: s.temporary,
                 phase: if skipped {
                     Phase::Skipped
                 } else {
@@ -505,6 +509,9 @@ pub(crate) async fn drive(
             }
         }
         if failure.is_none() {
+            failure = revert_temporaries(ctx, steps).await;
+        }
+        if failure.is_none() {
             for check in &ctx.checks {
                 let v = run_check(ctx, None, None, check).await;
                 let passed = v.passed;
@@ -568,7 +575,10 @@ pub(crate) async fn drive(
 }
 
 fn is_back(p: Phase) -> bool {
-    matches!(p, Phase::Compensated | Phase::CompensationFailed)
+    matches!(
+        p,
+        Phase::Compensated | Phase::CompensationFailed | Phase::Reverted
+    )
 }
 
 async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
@@ -778,6 +788,78 @@ async fn run_check(
     v
 }
 
+/// Puts every temporary step's target back to its captured revision, last step first, once
+/// the stages are done. A failure here fails the transaction (and compensation tries again).
+async fn revert_temporaries(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRecord> {
+    let mut order: Vec<&mut StepRun> = steps
+        .iter_mut()
+        .filter(|s| s.temporary && s.phase == Phase::Verified)
+        .collect();
+    order.sort_by_key(|s| std::cmp::Reverse((s.stage, s.index)));
+    for s in order {
+        let Some(change) = s.change.clone() else {
+            continue;
+        };
+        let back = change.reverse();
+        let span = tracing::info_span!("revert", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
+        let t0 = Instant::now();
+        let result: Result<ApplyOutcome> = async {
+            ctx.emit(
+                EventKind::Compensating,
+                Some(s.index),
+                Some(&s.id),
+                format!(
+                    "temporary step done: putting back {} -> {}",
+                    back.from.id, back.to.id
+                ),
+            );
+            ctx.log(Entry::RevertIntent {
+                step: s.index,
+                target: s.id.clone(),
+                from: back.from.id.clone(),
+                to: back.to.id.clone(),
+            })?;
+            let target = s.target.clone();
+            let outcome = ctx
+                .retry(Some(s.index), &s.id, || target.apply(&back))
+                .await?;
+            let progress = {
+                let emitter = ctx.emitter.clone();
+                let (index, id) = (s.index, s.id.clone());
+                Progress::new(move |m| emitter.emit(EventKind::Waiting, Some(index), Some(&id), m))
+            };
+            s.target.wait_stable(&back.to, s.timeout, &progress).await?;
+            ctx.log(Entry::Reverted {
+                step: s.index,
+                target: s.id.clone(),
+                outcome,
+                duration_ms: ms(t0.elapsed()),
+            })?;
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await;
+        s.duration += t0.elapsed();
+        match result {
+            Ok(_) => {
+                s.phase = Phase::Reverted;
+                ctx.emit(
+                    EventKind::Compensated,
+                    Some(s.index),
+                    Some(&s.id),
+                    format!("back at {}", back.to.id),
+                );
+            }
+            Err(e) => {
+                let stop = AtomicBool::new(false);
+                fail(ctx, s, &stop, e);
+                return s.error.clone();
+            }
+        }
+    }
+    None
+}
+
 /// Puts every step that may have changed its target back to the captured revision, newest
 /// stage first, one at a time, waiting for each.
 async fn compensate(ctx: &Ctx, steps: &mut [StepRun]) {
@@ -875,6 +957,7 @@ pub(crate) fn status_of(phase: Phase, dry_run: bool) -> StepStatus {
         Phase::Verified => StepStatus::Succeeded,
         Phase::Failed => StepStatus::Failed,
         Phase::Compensated => StepStatus::Compensated,
+        Phase::Reverted => StepStatus::Reverted,
         Phase::CompensationFailed => StepStatus::CompensationFailed,
     }
 }
@@ -894,7 +977,7 @@ fn finish(
     } else if ctx.policy == FailurePolicy::Compensate
         && !steps
             .iter()
-            .any(|s| s.maybe_applied && !matches!(s.phase, Phase::Compensated))
+            .any(|s| s.maybe_applied && !matches!(s.phase, Phase::Compensated | Phase::Reverted))
     {
         Outcome::Compensated
     } else {

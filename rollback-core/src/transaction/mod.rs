@@ -135,6 +135,7 @@ pub struct Step {
     pub(crate) selector: Selector,
     pub(crate) checks: Vec<Check>,
     pub(crate) allow_current: bool,
+    pub(crate) temporary: bool,
     pub(crate) timeout: Duration,
 }
 
@@ -149,6 +150,7 @@ impl Step {
             selector,
             checks: Vec::new(),
             allow_current: false,
+            temporary: false,
             timeout: Self::DEFAULT_TIMEOUT,
         }
     }
@@ -163,6 +165,16 @@ impl Step {
     /// instead of refusing the transaction in preflight.
     pub fn allow_current(mut self) -> Self {
         self.allow_current = true;
+        self
+    }
+
+    /// Makes the step temporary: its target is put back to the captured revision once every
+    /// stage is done, before the transaction's own checks (and by compensation on failure).
+    /// For what must hold only while the rollback runs: services stopped during a database
+    /// restore (runbook 001, steps 1 and 6), a frozen pipeline (runbook 003, steps 1 and 5),
+    /// maintenance mode.
+    pub fn temporary(mut self) -> Self {
+        self.temporary = true;
         self
     }
 
@@ -196,6 +208,8 @@ pub enum StepStatus {
     Failed,
     /// Applied, then put back to its captured revision.
     Compensated,
+    /// A temporary step: applied, then put back once the stages were done.
+    Reverted,
     /// Putting it back failed; a person must look.
     CompensationFailed,
 }

@@ -248,6 +248,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
                 r.failure.get_or_insert_with(|| error.clone());
             }
             Entry::Compensated { step: i, .. } => r.steps[step(*i)?].phase = Phase::Compensated,
+            Entry::Reverted { step: i, .. } => r.steps[step(*i)?].phase = Phase::Reverted,
             Entry::CompensationFailed { step: i, error, .. } => {
                 let s = &mut r.steps[step(*i)?];
                 s.phase = Phase::CompensationFailed;
@@ -408,6 +409,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
             change: s.change.clone(),
             checks,
             timeout: Duration::from_millis(s.spec.timeout_ms),
+            temporary: s.spec.temporary,
             phase: s.phase,
             maybe_applied: s.maybe_applied,
             error: s.error.clone(),
