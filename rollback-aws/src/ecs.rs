@@ -539,11 +539,162 @@ impl RollbackTarget for EcsService {
     }
 }
 
+/// The target kind of [`EcsDesiredCount`].
+pub const DESIRED_COUNT_KIND: &str = "ecs-desired-count";
+
+/// An ECS service's desired count as a target: stop a service (`Exact("0")`) for the length
+/// of a database restore and start it again with a new deployment, so its tasks read the
+/// connection secret anew (runbook 001, "Option 2", steps 1 and 6). Usually a
+/// [temporary](rollback_core::Step::temporary) step: put back to the captured count once
+/// the stages are done.
+///
+/// Revisions are counts (`"0"`, `"2"`); only `Exact` selects one.
+#[derive(Clone, Debug)]
+pub struct EcsDesiredCount {
+    svc: EcsService,
+    id: TargetId,
+}
+
+impl EcsService {
+    /// This service's desired count as a target.
+    pub fn desired_count(&self) -> EcsDesiredCount {
+        EcsDesiredCount {
+            id: TargetId::new(DESIRED_COUNT_KIND, self.id.name.clone()),
+            svc: self.clone(),
+        }
+    }
+}
+
+impl EcsDesiredCount {
+    /// The desired count of `cluster/service`.
+    pub fn new(aws: &Aws, cluster: impl Into<String>, service: impl Into<String>) -> Result<Self> {
+        Ok(EcsService::new(aws, cluster, service)?.desired_count())
+    }
+
+    fn count(&self, svc: &Service) -> Revision {
+        let n = svc.desired_count();
+        Revision::new(n.to_string()).description(format!("{n} task(s) desired"))
+    }
+}
+
+#[async_trait]
+impl RollbackTarget for EcsDesiredCount {
+    fn id(&self) -> TargetId {
+        self.id.clone()
+    }
+
+    fn spec(&self) -> TargetSpec {
+        TargetSpec::new(
+            DESIRED_COUNT_KIND,
+            Params {
+                cluster: self.svc.cluster.clone(),
+                service: self.svc.service.clone(),
+                aws: self.svc.aws.clone(),
+            },
+        )
+    }
+
+    async fn current(&self) -> Result<Revision> {
+        Ok(self.count(&self.svc.describe().await?))
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        Ok(vec![self.current().await?])
+    }
+
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        match selector {
+            Selector::Exact(n) => {
+                let n: u32 = n.trim().parse().map_err(|_| {
+                    Error::invalid(
+                        self.id.to_string(),
+                        format!("{n:?} is not a task count; use Exact(\"0\") to stop the service"),
+                    )
+                })?;
+                self.svc.describe().await?;
+                Ok(Revision::new(n.to_string()).description(format!("{n} task(s) desired")))
+            }
+            other => Err(Error::invalid(
+                self.id.to_string(),
+                format!("a desired count is chosen with Exact(\"N\"), not {other}"),
+            )),
+        }
+    }
+
+    /// UpdateService(desiredCount); scaling up from 0 forces a new deployment so the tasks
+    /// start afresh (and read their secrets again).
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let svc = self.svc.describe().await?;
+        let now = svc.desired_count().to_string();
+        if now == change.to.id {
+            return Ok(ApplyOutcome::AlreadyCurrent);
+        }
+        if now != change.from.id {
+            return Err(Error::Conflict {
+                target: self.id.to_string(),
+                expected: change.from.id.clone(),
+                found: now,
+            });
+        }
+        let to: i32 = change.to.id.parse().map_err(|_| {
+            Error::invalid(
+                self.id.to_string(),
+                format!("{:?} is not a task count", change.to.id),
+            )
+        })?;
+        self.svc
+            .client
+            .update_service()
+            .cluster(&self.svc.cluster)
+            .service(&self.svc.service)
+            .desired_count(to)
+            .force_new_deployment(change.from.id == "0" && to > 0)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.id, "UpdateService", e))?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        let svc = match self.svc.describe().await {
+            Ok(s) => s,
+            Err(e) if e.kind() == rollback_core::ErrorKind::NotFound => {
+                return Ok(Stability::Failed("the service is MISSING".into()))
+            }
+            Err(e) => return Err(e),
+        };
+        let status = svc.status().unwrap_or_default();
+        if matches!(status, "DRAINING" | "INACTIVE") {
+            return Ok(Stability::Failed(format!("the service is {status}")));
+        }
+        let desired = svc.desired_count().to_string();
+        if desired != revision.id {
+            return Ok(Stability::Failed(format!(
+                "the desired count is now {desired}, not {}; someone else changed it",
+                revision.id
+            )));
+        }
+        let (running, n) = (svc.running_count(), svc.deployments().len());
+        Ok(if n == 1 && running == svc.desired_count() {
+            Stability::Stable
+        } else {
+            Stability::Waiting(format!(
+                "{n} deployment(s); {running} of {desired} tasks running"
+            ))
+        })
+    }
+}
+
 pub(crate) fn register(r: &mut Registry) {
     r.register(KIND, |spec: TargetSpec| async move {
         let p: Params = spec.params()?;
         let aws = p.aws.load().await;
         Ok(Arc::new(EcsService::new(&aws, p.cluster, p.service)?) as Arc<dyn RollbackTarget>)
+    });
+    r.register(DESIRED_COUNT_KIND, |spec: TargetSpec| async move {
+        let p: Params = spec.params()?;
+        let aws = p.aws.load().await;
+        Ok(Arc::new(EcsDesiredCount::new(&aws, p.cluster, p.service)?) as Arc<dyn RollbackTarget>)
     });
 }
 

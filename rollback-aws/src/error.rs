@@ -28,6 +28,12 @@ const NOT_FOUND: &[&str] = &[
     "ClusterNotFoundException",
     "ServiceNotFoundException",
     "NotFoundException",
+    "DBInstanceNotFound",
+    "DBInstanceNotFoundFault",
+    "DBSnapshotNotFound",
+    "DBSnapshotNotFoundFault",
+    "PipelineNotFoundException",
+    "StageNotFoundException",
 ];
 
 const INVALID: &[&str] = &[
@@ -36,6 +42,12 @@ const INVALID: &[&str] = &[
     "InvalidRequestException",
     "ValidationException",
     "ClientException",
+    "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
+    "InvalidDBSnapshotState",
+    "InvalidRestoreFault",
+    "DBInstanceAlreadyExists",
+    "InvalidParameterCombination",
 ];
 
 const TRANSIENT: &[&str] = &[

@@ -7,6 +7,9 @@
 //! | [`LambdaAlias`] | published version (`"7"`) | UpdateAlias to the version, canary weights cleared, with the alias RevisionId read in preflight |
 //! | [`EcsService`] | task-definition revision (`"family:14"`) | UpdateService(taskDefinition), wait for the ServicesStable rules, fail fast on a FAILED rollout |
 //! | [`SecretVersion`] | version id | UpdateSecretVersionStage(AWSCURRENT); never reads a secret value |
+//! | [`RdsInstance`] | `live`, then DB snapshots; or a point in time | restore to a NEW instance (the original is never touched); DBInstanceAvailable |
+//! | [`ConnectionHandover`] | the secret's AWSCURRENT version | a new secret version pointing at the restored instance; compensation moves AWSCURRENT back |
+//! | [`ecs::EcsDesiredCount`] | the desired count (`"2"`) | UpdateService(desiredCount), a new deployment when scaling up from 0 |
 //!
 //! Configuration comes from the standard AWS environment (`AWS_REGION`, credentials,
 //! profiles, `AWS_ENDPOINT_URL`) or [`AwsConfig`]; [`register`] teaches a
@@ -18,12 +21,16 @@
 mod config;
 pub mod ecs;
 mod error;
+pub mod handover;
 pub mod lambda;
+pub mod rds;
 pub mod secrets;
 
 pub use config::{Aws, AwsConfig};
 pub use ecs::EcsService;
+pub use handover::ConnectionHandover;
 pub use lambda::LambdaAlias;
+pub use rds::RdsInstance;
 pub use secrets::SecretVersion;
 
 use rollback_core::Registry;
@@ -32,6 +39,8 @@ use rollback_core::Registry;
 /// a journal naming them can be resumed.
 pub fn register(registry: &mut Registry) {
     lambda::register(registry);
+    rds::register(registry);
+    handover::register(registry);
     ecs::register(registry);
     secrets::register(registry);
 }

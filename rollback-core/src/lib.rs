@@ -47,6 +47,7 @@ pub mod events;
 pub mod journal;
 pub mod lock;
 pub mod memory;
+pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod revision;

@@ -166,6 +166,14 @@ pub trait RollbackTarget: Send + Sync + fmt::Debug {
     /// idempotence).
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome>;
 
+    /// What a person must know once `change` was compensated, if anything: an RDS restore
+    /// keeps the instance it made (compensation never deletes data), say. Goes into the
+    /// report's `needs_attention`.
+    fn compensation_note(&self, change: &Change) -> Option<String> {
+        let _ = change;
+        None
+    }
+
     /// One look at how far the target is on its way to `revision`.
     async fn check_stable(&self, revision: &Revision) -> Result<Stability>;
 

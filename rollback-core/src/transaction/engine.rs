@@ -912,6 +912,9 @@ async fn compensate(ctx: &Ctx, steps: &mut [StepRun]) {
                     duration_ms: ms(t0.elapsed()),
                 });
                 s.phase = Phase::Compensated;
+                if let Some(note) = s.target.compensation_note(&change) {
+                    ctx.attention(Some(&s.id), note);
+                }
                 ctx.emit(
                     EventKind::Compensated,
                     Some(s.index),

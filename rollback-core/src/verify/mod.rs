@@ -63,6 +63,9 @@ pub enum VerifierSpec {
     Http(HttpCheck),
     /// A [`CommandCheck`].
     Command(CommandCheck),
+    /// A [`ThresholdCheck`](crate::metrics::ThresholdCheck) over a source that can be
+    /// rebuilt from data.
+    Threshold(crate::metrics::ThresholdSpec),
     /// Both must pass.
     And {
         /// Left.
@@ -96,6 +99,7 @@ impl VerifierSpec {
             #[cfg(feature = "http")]
             VerifierSpec::Http(c) => Arc::new(c.clone()),
             VerifierSpec::Command(c) => Arc::new(c.clone()),
+            VerifierSpec::Threshold(t) => t.build()?,
             VerifierSpec::And { left, right } => Arc::new(And(left.build()?, right.build()?)),
             VerifierSpec::Or { left, right } => Arc::new(Or(left.build()?, right.build()?)),
             VerifierSpec::Not { inner } => Arc::new(Not(inner.build()?)),
