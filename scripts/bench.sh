@@ -13,4 +13,6 @@ if ! command -v aws >/dev/null 2>&1; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check awscli
   export PATH="$VENV/bin:$PATH"
 fi
-cargo run --quiet --release -p rollback-examples --example fleet_bench -- "$@"
+# The dev profile: the work is I/O-bound (the emulator and the waits), and it reuses the
+# test build instead of a long release build of the AWS SDK.
+cargo run --quiet -p rollback-examples --example fleet_bench -- "$@"

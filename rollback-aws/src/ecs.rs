@@ -602,23 +602,25 @@ impl RollbackTarget for EcsDesiredCount {
         Ok(vec![self.current().await?])
     }
 
+    /// `Exact("N")` picks a count; other selectors follow the shared rules over the one
+    /// count in use (so `Previous` is not found).
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
-        match selector {
-            Selector::Exact(n) => {
-                let n: u32 = n.trim().parse().map_err(|_| {
-                    Error::invalid(
-                        self.id.to_string(),
-                        format!("{n:?} is not a task count; use Exact(\"0\") to stop the service"),
-                    )
-                })?;
-                self.svc.describe().await?;
-                Ok(Revision::new(n.to_string()).description(format!("{n} task(s) desired")))
+        let current = self.current().await?;
+        if let Selector::Exact(n) = selector {
+            if let Ok(n) = n.trim().parse::<u32>() {
+                return Ok(Revision::new(n.to_string()).description(format!("{n} task(s) desired")));
             }
-            other => Err(Error::invalid(
-                self.id.to_string(),
-                format!("a desired count is chosen with Exact(\"N\"), not {other}"),
-            )),
         }
+        selector
+            .resolve(&self.id, std::slice::from_ref(&current), &current.id)
+            .map_err(|e| match e {
+                Error::NotFound { target, what, hint } => Error::NotFound {
+                    target,
+                    what,
+                    hint: format!("{hint}; a desired count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the service"),
+                },
+                other => other,
+            })
     }
 
     /// UpdateService(desiredCount); scaling up from 0 forces a new deployment so the tasks

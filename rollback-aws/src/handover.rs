@@ -7,9 +7,8 @@
 //! JSON (`{"host": ..., "port": ..., ...}`, as RDS-managed secrets have). The value is read
 //! and written, never printed, returned, journaled or put in an error.
 //!
-//! As a target its current revision is the secret's AWSCURRENT version; whatever the
-//! selector, it goes to one revision, [`ConnectionHandover::revision_id`] (the version it
-//! writes, `handover:<instance>`). The write is idempotent: its ClientRequestToken is derived
+//! As a target its current revision is the secret's AWSCURRENT version, and it goes to one
+//! revision, `Exact(handover.revision_id())` (`handover:<instance>`: the version it writes). The write is idempotent: its ClientRequestToken is derived
 //! from the secret, the instance and the version it replaces, so a resumed run does not
 //! make a second version. Compensation moves AWSCURRENT back to the version in use before.
 
@@ -307,14 +306,31 @@ impl RollbackTarget for ConnectionHandover {
         Ok(r)
     }
 
+    /// The version in use; the one a handover writes does not exist until it runs.
     async fn history(&self) -> Result<Vec<Revision>> {
-        let current = self.current().await?;
-        Ok(vec![self.target_revision(), current])
+        Ok(vec![self.current().await?])
     }
 
-    /// Every selector picks the one revision a handover goes to.
-    async fn resolve(&self, _selector: &Selector) -> Result<Revision> {
-        Ok(self.target_revision())
+    /// `Exact(handover.revision_id())` picks the version this handover writes; other
+    /// selectors follow the shared rules over the one version in use (so `Previous` is
+    /// not found).
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        if let Selector::Exact(id) = selector {
+            if *id == self.revision_id() {
+                return Ok(self.target_revision());
+            }
+        }
+        let current = self.current().await?;
+        selector
+            .resolve(&self.id, std::slice::from_ref(&current), &current.id)
+            .map_err(|e| match e {
+                Error::NotFound { target, what, hint } => Error::NotFound {
+                    target,
+                    what,
+                    hint: format!("{hint}; a handover goes to Exact({:?})", self.revision_id()),
+                },
+                other => other,
+            })
     }
 
     /// Checks the secret's form now (so a value that cannot be rewritten stops the
