@@ -9,7 +9,12 @@
 //! | [`SecretVersion`] | version id | UpdateSecretVersionStage(AWSCURRENT); never reads a secret value |
 //! | [`RdsInstance`] | `live`, then DB snapshots; or a point in time | restore to a NEW instance (the original is never touched); DBInstanceAvailable |
 //! | [`ConnectionHandover`] | the secret's AWSCURRENT version | a new secret version pointing at the restored instance; compensation moves AWSCURRENT back |
-//! | [`ecs::EcsDesiredCount`] | the desired count (`"2"`) | UpdateService(desiredCount), a new deployment when scaling up from 0 |
+//! | [`EcsDesiredCount`] | the desired count (`"2"`) | UpdateService(desiredCount), a new deployment when scaling up from 0 |
+//! | [`PipelineTransition`] | `enabled` / `disabled` | Disable/EnableStageTransition (freeze the pipeline, runbook 003) |
+//!
+//! Verification from CloudWatch: [`AlarmCheck`] (no alarm matching a prefix in ALARM) and
+//! [`CloudWatchSource`] (GetMetricData for `rollback_core::metrics` threshold checks and
+//! runbook 004's decision).
 //!
 //! Configuration comes from the standard AWS environment (`AWS_REGION`, credentials,
 //! profiles, `AWS_ENDPOINT_URL`) or [`AwsConfig`]; [`register`] teaches a
@@ -18,6 +23,8 @@
 //! The SDK's own retries are off: the transaction retries throttling and transient errors
 //! itself (`rollback_core::wait::RetryPolicy`) and reports each retry as an event.
 
+pub mod cloudwatch;
+pub mod codepipeline;
 mod config;
 pub mod ecs;
 mod error;
@@ -26,8 +33,10 @@ pub mod lambda;
 pub mod rds;
 pub mod secrets;
 
+pub use cloudwatch::{AlarmCheck, CloudWatchSource};
+pub use codepipeline::PipelineTransition;
 pub use config::{Aws, AwsConfig};
-pub use ecs::EcsService;
+pub use ecs::{EcsDesiredCount, EcsService};
 pub use handover::ConnectionHandover;
 pub use lambda::LambdaAlias;
 pub use rds::RdsInstance;
@@ -41,6 +50,7 @@ pub fn register(registry: &mut Registry) {
     lambda::register(registry);
     rds::register(registry);
     handover::register(registry);
+    codepipeline::register(registry);
     ecs::register(registry);
     secrets::register(registry);
 }

@@ -1,0 +1,347 @@
+//! CloudWatch: alarms as a verifier (runbook 001's "Check CloudWatch alarm status") and
+//! GetMetricData as a [`MetricSource`] for threshold checks and runbook 004's decision.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::types::{
+    Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StateValue,
+};
+use aws_sdk_cloudwatch::Client;
+use chrono::{DateTime, Utc};
+use rollback_core::metrics::{MetricSource, Sample, Series};
+use rollback_core::verify::{CheckOutcome, Verifier};
+use rollback_core::{Error, Result, TargetId};
+
+use crate::config::{Aws, AwsConfig};
+use crate::error::sdk_error;
+
+fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn smithy_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+/// Which alarms an [`AlarmCheck`] looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Alarms {
+    Prefix(String),
+    Names(Vec<String>),
+}
+
+/// Passes when no alarm matching a name prefix (or in a list) is in ALARM: runbook 001's
+/// `aws cloudwatch describe-alarms --alarm-name-prefix agentauri --state-value ALARM`.
+/// Evidence names every alarm in ALARM with its reason.
+#[derive(Clone)]
+pub struct AlarmCheck {
+    alarms: Alarms,
+    aws: AwsConfig,
+    client: Client,
+    id: TargetId,
+}
+
+impl fmt::Debug for AlarmCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlarmCheck")
+            .field("alarms", &self.alarms)
+            .field("region", &self.aws.region)
+            .finish()
+    }
+}
+
+impl AlarmCheck {
+    /// Alarms whose names start with `prefix` (an empty prefix means every alarm).
+    pub fn prefix(aws: &Aws, prefix: impl Into<String>) -> Self {
+        Self::make(aws, Alarms::Prefix(prefix.into()))
+    }
+
+    /// The alarms with these names.
+    pub fn names(aws: &Aws, names: impl IntoIterator<Item = impl Into<String>>) -> Result<Self> {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
+            return Err(Error::invalid(
+                "cloudwatch-alarms",
+                "give at least one alarm name, and no empty ones (or use AlarmCheck::prefix)",
+            ));
+        }
+        Ok(Self::make(aws, Alarms::Names(names)))
+    }
+
+    fn make(aws: &Aws, alarms: Alarms) -> Self {
+        let name = match &alarms {
+            Alarms::Prefix(p) => format!("{p}*"),
+            Alarms::Names(n) => n.join(","),
+        };
+        AlarmCheck {
+            alarms,
+            aws: aws.config().clone(),
+            client: Client::new(aws.sdk_config()),
+            id: TargetId::new("cloudwatch-alarms", name),
+        }
+    }
+
+    /// The alarms in ALARM now: (name, reason).
+    pub async fn in_alarm(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..100 {
+            let mut req = self
+                .client
+                .describe_alarms()
+                .state_value(StateValue::Alarm)
+                .set_next_token(token.clone());
+            req = match &self.alarms {
+                Alarms::Prefix(p) if !p.is_empty() => req.alarm_name_prefix(p),
+                Alarms::Prefix(_) => req,
+                Alarms::Names(n) => req.set_alarm_names(Some(n.clone())),
+            };
+            let page = req
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.id, "DescribeAlarms", e))?;
+            out.extend(page.metric_alarms().iter().filter_map(|a| {
+                Some((
+                    a.alarm_name()?.to_string(),
+                    a.state_reason().unwrap_or_default().to_string(),
+                ))
+            }));
+            out.extend(page.composite_alarms().iter().filter_map(|a| {
+                Some((
+                    a.alarm_name()?.to_string(),
+                    a.state_reason().unwrap_or_default().to_string(),
+                ))
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
+                    token = Some(t.to_string())
+                }
+                _ => break,
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Verifier for AlarmCheck {
+    fn name(&self) -> String {
+        format!("no CloudWatch alarm {} in ALARM", self.id.name)
+    }
+
+    async fn check(&self) -> Result<CheckOutcome> {
+        let firing = self.in_alarm().await?;
+        Ok(if firing.is_empty() {
+            CheckOutcome::pass(format!("no alarm matching {} is in ALARM", self.id.name))
+        } else {
+            let list: Vec<String> = firing
+                .iter()
+                .map(|(n, r)| {
+                    if r.is_empty() {
+                        n.clone()
+                    } else {
+                        format!("{n} ({r})")
+                    }
+                })
+                .collect();
+            CheckOutcome::fail(format!("in ALARM: {}", list.join("; ")))
+        })
+    }
+}
+
+/// A metric named by a query string `Namespace MetricName Stat [Dim=Value ...]`, e.g.
+/// `AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum LoadBalancer=app/api/50dc6c495c0c9188`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricQuery {
+    /// The namespace.
+    pub namespace: String,
+    /// The metric name.
+    pub metric: String,
+    /// The statistic (`Average`, `Sum`, `p95`...).
+    pub stat: String,
+    /// The dimensions.
+    pub dimensions: BTreeMap<String, String>,
+}
+
+impl MetricQuery {
+    /// Parses `Namespace MetricName Stat [Dim=Value ...]`.
+    pub fn parse(query: &str) -> std::result::Result<Self, String> {
+        let mut parts = query.split_whitespace();
+        let (Some(namespace), Some(metric), Some(stat)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!(
+                "{query:?} is not `Namespace MetricName Stat [Dim=Value ...]`, e.g. `AgentAuri ErrorRate Average Service=api`"
+            ));
+        };
+        let mut dimensions = BTreeMap::new();
+        for d in parts {
+            let (k, v) = d
+                .split_once('=')
+                .ok_or_else(|| format!("dimension {d:?} in {query:?} is not Name=Value"))?;
+            dimensions.insert(k.to_string(), v.to_string());
+        }
+        Ok(MetricQuery {
+            namespace: namespace.to_string(),
+            metric: metric.to_string(),
+            stat: stat.to_string(),
+            dimensions,
+        })
+    }
+}
+
+/// CloudWatch GetMetricData as a [`MetricSource`]; queries are [`MetricQuery`] strings.
+#[derive(Clone)]
+pub struct CloudWatchSource {
+    aws: AwsConfig,
+    client: Client,
+}
+
+impl fmt::Debug for CloudWatchSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloudWatchSource")
+            .field("region", &self.aws.region)
+            .finish()
+    }
+}
+
+impl CloudWatchSource {
+    /// A source in the account and region of `aws`.
+    pub fn new(aws: &Aws) -> Self {
+        CloudWatchSource {
+            aws: aws.config().clone(),
+            client: Client::new(aws.sdk_config()),
+        }
+    }
+
+    fn target(&self) -> TargetId {
+        TargetId::new(
+            "cloudwatch",
+            self.aws
+                .region
+                .clone()
+                .unwrap_or_else(|| "default-region".into()),
+        )
+    }
+}
+
+#[async_trait]
+impl MetricSource for CloudWatchSource {
+    fn name(&self) -> String {
+        self.target().to_string()
+    }
+
+    async fn range(
+        &self,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<Vec<Series>> {
+        let id = self.target();
+        let q = MetricQuery::parse(query).map_err(|why| Error::invalid(id.to_string(), why))?;
+        let dims: Vec<Dimension> = q
+            .dimensions
+            .iter()
+            .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+            .collect();
+        // CloudWatch periods are whole minutes (1 s, 5 s... only for high-resolution metrics).
+        let period = (step.as_secs().max(60) / 60 * 60) as i32;
+        let metric = Metric::builder()
+            .namespace(&q.namespace)
+            .metric_name(&q.metric)
+            .set_dimensions(Some(dims))
+            .build();
+        let data_query = MetricDataQuery::builder()
+            .id("m0")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(metric)
+                    .period(period)
+                    .stat(&q.stat)
+                    .build(),
+            )
+            .return_data(true)
+            .build();
+        let mut samples = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..100 {
+            let page = self
+                .client
+                .get_metric_data()
+                .metric_data_queries(data_query.clone())
+                .start_time(smithy_time(start))
+                .end_time(smithy_time(end))
+                .scan_by(ScanBy::TimestampAscending)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&id, "GetMetricData", e))?;
+            for r in page.metric_data_results() {
+                for (t, v) in r.timestamps().iter().zip(r.values()) {
+                    if let Some(at) = chrono_time(t) {
+                        samples.push(Sample { at, value: *v });
+                    }
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
+                    token = Some(t.to_string())
+                }
+                _ => break,
+            }
+        }
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        samples.sort_by(|a, b| a.at.cmp(&b.at));
+        let mut series = Series::new(q.metric.clone());
+        series.labels = q.dimensions.clone();
+        series
+            .labels
+            .insert("namespace".into(), q.namespace.clone());
+        series.labels.insert("stat".into(), q.stat.clone());
+        series.samples = samples;
+        Ok(vec![series])
+    }
+
+    async fn instant(&self, query: &str, at: Option<DateTime<Utc>>) -> Result<Vec<Series>> {
+        let end = at.unwrap_or_else(Utc::now);
+        let mut out = self
+            .range(
+                query,
+                end - chrono::Duration::minutes(10),
+                end,
+                Duration::from_secs(60),
+            )
+            .await?;
+        for s in &mut out {
+            if let Some(last) = s.samples.last().cloned() {
+                s.samples = vec![last];
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_queries() {
+        let q = MetricQuery::parse("AgentAuri ErrorRate Average Service=api Stage=prod").unwrap();
+        assert_eq!(q.namespace, "AgentAuri");
+        assert_eq!(q.stat, "Average");
+        assert_eq!(q.dimensions["Stage"], "prod");
+        assert!(MetricQuery::parse("AgentAuri ErrorRate").is_err());
+        assert!(MetricQuery::parse("A B C nodim")
+            .unwrap_err()
+            .contains("Name=Value"));
+    }
+}
