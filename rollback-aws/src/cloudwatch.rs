@@ -299,7 +299,7 @@ impl MetricSource for CloudWatchSource {
         if samples.is_empty() {
             return Ok(Vec::new());
         }
-        samples.sort_by(|a, b| a.at.cmp(&b.at));
+        samples.sort_by_key(|s| s.at);
         let mut series = Series::new(q.metric.clone());
         series.labels = q.dimensions.clone();
         series

@@ -256,7 +256,7 @@ impl RdsInstance {
                 _ => break,
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         out.dedup_by(|a, b| a.id == b.id);
         Ok(out)
     }
@@ -264,7 +264,10 @@ impl RdsInstance {
     fn live(&self, instance: &DbInstance) -> Revision {
         let mut r = Revision::new(LIVE);
         r.description = Some(format!("{} as it is now", self.db_instance_id));
-        r.created_at = instance.instance_create_time().and_then(chrono_time);
+        // No date: `live` is "now", newer than every snapshot (its creation time is older).
+        if let Some(t) = instance.instance_create_time() {
+            r.facts.insert("created".into(), t.to_string());
+        }
         if let Some(s) = instance.db_instance_status() {
             r.facts.insert("status".into(), s.to_string());
         }
@@ -569,10 +572,11 @@ impl RollbackTarget for RdsInstance {
     }
 
     fn compensation_note(&self, change: &Change) -> Option<String> {
-        (change.from.id != LIVE).then(|| {
+        // `change` is the forward change (live -> snapshot) that was compensated.
+        (change.to.id != LIVE).then(|| {
             format!(
                 "the instance {} restored from {} was kept (compensation never deletes data) and nothing points at it any more; the original {} was never changed; delete {} by hand if it is not needed",
-                self.restore_as, change.from.id, self.db_instance_id, self.restore_as
+                self.restore_as, change.to.id, self.db_instance_id, self.restore_as
             )
         })
     }

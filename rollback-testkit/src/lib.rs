@@ -2,10 +2,12 @@
 //!
 //! Emulators for rollback's tests, examples and benchmarks.
 //!
-//! [`AwsEmulator`] starts the AWS emulator (moto in-process, with a scheduler that moves
-//! ECS deployments like AWS does, fault injection and a control API; see
-//! `rollback-testkit/python/rollback_emulator`) as a child process on a free loopback
-//! port, and stops it when dropped. The real AWS SDK talks to [`AwsEmulator::endpoint`].
+//! [`AwsEmulator`] starts the AWS emulator (moto in-process, with schedulers that move ECS
+//! deployments and RDS instance / snapshot statuses like AWS does, CloudWatch over the Smithy
+//! RPC v2 CBOR protocol aws-sdk-cloudwatch speaks, CodePipeline stage transitions, fault
+//! injection and a control API; see `rollback-testkit/python/rollback_emulator`) as a child
+//! process on a free loopback port, and stops it when dropped. The real AWS SDK talks to
+//! [`AwsEmulator::endpoint`].
 //!
 //! The emulator needs Python with the packages of `rollback-testkit/python/requirements.txt`
 //! in the project virtualenv (`.venv`): `bash scripts/setup-python.sh` installs them, and
@@ -207,14 +209,17 @@ impl AwsEmulator {
     }
 
     /// Creates Lambda functions and aliases, ECS clusters, task definitions and services,
-    /// and secrets (see the emulator's README for the shape); returns what was created.
+    /// secrets, RDS instances with their snapshots, CloudWatch alarms and metrics, and
+    /// CodePipeline pipelines (see the emulator's README for the shape); returns what was created.
     pub async fn seed(&self, spec: Value) -> Result<Value, TestkitError> {
         self.control("POST", "seed", Some(spec)).await
     }
 
     /// Marks a revision bad: the emulator's `/health` fails while it is live.
     /// `kind` is `lambda` (name `function:alias`, revision version), `ecs` (name
-    /// `cluster/service`, revision `family:N`) or `secret` (name secret id, revision version id).
+    /// `cluster/service`, revision `family:N`), `secret` (name secret id, revision version id)
+    /// or `secret-endpoint` (name secret id, revision DB instance id: health fails while the
+    /// secret's AWSCURRENT value does not name that instance's endpoint address).
     pub async fn mark_bad(
         &self,
         kind: &str,
@@ -257,6 +262,66 @@ impl AwsEmulator {
             "POST",
             "ecs/config",
             Some(json!({"convergence_ms": delay.as_millis() as u64})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets how long RDS creates, restores (`creating` then `backing-up`), snapshots
+    /// (`creating`) and modifications (`modifying`) take before they are `available`;
+    /// zero finishes them inside the call. The default is 1.5 s.
+    pub async fn set_rds_delay(&self, delay: Duration) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "rds/config",
+            Some(json!({"delay_ms": delay.as_millis() as u64})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Makes restores from a DB snapshot end in `status` (`incompatible-restore`,
+    /// `incompatible-parameters` or `failed`) instead of `available`.
+    pub async fn fail_restore(&self, snapshot: &str, status: &str) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "rds/fail",
+            Some(json!({"snapshot": snapshot, "status": status})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Makes point-in-time restores of a DB instance end in `status` (`incompatible-restore`,
+    /// `incompatible-parameters` or `failed`) instead of `available`.
+    pub async fn fail_point_in_time_restore(
+        &self,
+        source: &str,
+        status: &str,
+    ) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "rds/fail",
+            Some(json!({"source": source, "status": status})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Finishes every RDS status transition in progress now; returns how many there were.
+    pub async fn advance_rds(&self) -> Result<u64, TestkitError> {
+        Ok(self.control("POST", "rds/advance", None).await?["finished"]
+            .as_u64()
+            .unwrap_or(0))
+    }
+
+    /// Sets a CloudWatch alarm's state (`ALARM`, `OK` or `INSUFFICIENT_DATA`), as
+    /// SetAlarmState does.
+    pub async fn set_alarm(&self, name: &str, state: &str) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "cloudwatch/alarm",
+            Some(json!({"name": name, "state": state})),
         )
         .await
         .map(|_| ())

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from .server import DEFAULT_ACCOUNT_ID, DEFAULT_CONVERGENCE_MS, DEFAULT_REGION, Emulator
+from .server import DEFAULT_ACCOUNT_ID, DEFAULT_CONVERGENCE_MS, DEFAULT_RDS_DELAY_MS, DEFAULT_REGION, Emulator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=DEFAULT_CONVERGENCE_MS,
         help=f"how long an ECS deployment takes to converge (default {DEFAULT_CONVERGENCE_MS})",
+    )
+    parser.add_argument(
+        "--rds-delay-ms",
+        type=int,
+        default=DEFAULT_RDS_DELAY_MS,
+        help=f"how long RDS creates, restores, snapshots and modifications take (default {DEFAULT_RDS_DELAY_MS})",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
     args = parser.parse_args(argv)
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         region=args.region,
         account_id=DEFAULT_ACCOUNT_ID,
         convergence_ms=args.convergence_ms,
+        rds_delay_ms=args.rds_delay_ms,
         verbose=args.verbose,
     )
     emulator.start()

@@ -12,9 +12,11 @@ import traceback
 import uuid
 from typing import Any, Callable, Iterable
 
-from . import health, operations
+from . import cbor, health, operations
 from .operations import Operation
+from .patches import cloudwatch as cloudwatch_patch
 from .patches import ecs as ecs_patch
+from .patches import rds as rds_patch
 from .seed import INTERNAL_HEADER, seed
 from .state import FAULT_KINDS, ControlError, EmulatorState, Fault
 
@@ -25,16 +27,41 @@ StartResponse = Callable[..., Any]
 
 
 # -- fault responses ------------------------------------------------------------------------
+def _query_compatible(service: str) -> bool:
+    model = operations._service_model(service)
+    return model is not None and "awsQueryCompatible" in model.metadata
+
+
+def json_content_type(service: str) -> str:
+    model = operations._service_model(service)
+    version = model.metadata.get("jsonVersion", "1.1") if model is not None else "1.1"
+    return f"application/x-amz-json-{version}"
+
+
 def fault_response(op: Operation, kind: str) -> tuple[int, list[tuple[str, str]], bytes]:
     """The error AWS answers for a throttled / unavailable request, in the operation's protocol."""
     request_id = str(uuid.uuid4())
     throttle = kind == "throttle"
-    if op.protocol == "json":
+    extra: list[tuple[str, str]] = []
+    if op.protocol in ("json", "rpc-v2-cbor"):
         code = "ThrottlingException" if throttle else "ServiceUnavailableException"
         message = "Rate exceeded" if throttle else "Service Unavailable"
         status = 400 if throttle else 503
         body = {"__type": code, "message": message}
-        ctype = "application/x-amz-json-1.1"
+        if _query_compatible(op.service):
+            # awsQueryCompatible services (CloudWatch) name the error by its query-protocol
+            # code in this header; botocore and aws-sdk-rust take the code from it.
+            extra.append(("x-amzn-query-error", "Throttling;Sender" if throttle else "ServiceUnavailable;Receiver"))
+        if op.protocol == "rpc-v2-cbor":
+            data = cbor.encode(body)
+            headers = [
+                ("Content-Type", cbor.CBOR_CONTENT_TYPE),
+                ("smithy-protocol", "rpc-v2-cbor"),
+                ("x-amzn-RequestId", request_id),
+                ("Content-Length", str(len(data))),
+            ] + extra
+            return status, headers, data
+        ctype = json_content_type(op.service)
     elif op.protocol.startswith("rest-json") or op.service == "lambda":
         if throttle:
             code, status = ("TooManyRequestsException" if op.service == "lambda" else "ThrottlingException"), 429
@@ -58,7 +85,7 @@ def fault_response(op: Operation, kind: str) -> tuple[int, list[tuple[str, str]]
         ("x-amzn-ErrorType", code),
         ("x-amzn-RequestId", request_id),
         ("Content-Length", str(len(data))),
-    ]
+    ] + extra
     return status, headers, data
 
 
@@ -89,10 +116,14 @@ class EmulatorApp:
         region: str,
         account_id: str,
         default_convergence_ms: int,
+        rds_scheduler: rds_patch.RdsScheduler | None = None,
+        default_rds_delay_ms: int = rds_patch.DEFAULT_DELAY_MS,
     ):
         self.moto_app = moto_app
         self.state = state
         self.scheduler = scheduler
+        self.rds_scheduler = rds_scheduler or rds_patch.SCHEDULER
+        self.default_rds_delay_ms = default_rds_delay_ms
         self.region = region
         self.account_id = account_id
         self.default_convergence_ms = default_convergence_ms
@@ -122,17 +153,20 @@ class EmulatorApp:
         return self._moto(op, environ, start_response)
 
     def _moto(self, op: Operation, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if op.protocol == "rpc-v2-cbor":
+            return cbor.serve(self.moto_app, environ, start_response, op)
         if op.protocol == "json":
-            content_type = "application/x-amz-json-1.1"
+            content_type = json_content_type(op.service)
         elif op.service == "lambda":
             content_type = "application/json"
         else:
             return self.moto_app(environ, start_response)
 
         def fixed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            # moto answers some JSON (Lambda, Secrets Manager) with Content-Type text/html.
+            # moto answers some JSON (Lambda, Secrets Manager) with Content-Type text/html, and
+            # CloudWatch's JSON with Content-Type "text".
             headers = [
-                ("Content-Type", content_type) if k.lower() == "content-type" and v.startswith("text/html") else (k, v)
+                ("Content-Type", content_type) if k.lower() == "content-type" and v.startswith("text") else (k, v)
                 for k, v in headers
                 if k.lower() != "status"
             ]
@@ -204,6 +238,11 @@ class EmulatorApp:
                 "failing": sorted(self.scheduler.failing),
                 "rollouts_in_progress": self.scheduler.in_progress(),
             },
+            "rds": {
+                "delay_ms": self.rds_scheduler.delay_ms,
+                "failing": self.rds_scheduler.failing(),
+                "transitions_in_progress": self.rds_scheduler.in_progress(),
+            },
             "faults": self.state.list_faults(),
             "bad": [m.to_json() for m in self.state.list_marks()],
             "calls": self.state.calls_json(),
@@ -212,11 +251,12 @@ class EmulatorApp:
     def reset(self, _: Any) -> tuple[int, Any]:
         from moto.moto_api._internal.models import moto_api_backend
 
-        from .patches import awslambda, secretsmanager
+        from .patches import awslambda, codepipeline, secretsmanager
 
-        with ecs_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK:
+        with ecs_patch.LOCK, rds_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK, cloudwatch_patch.LOCK, codepipeline.LOCK:
             moto_api_backend.reset()
             self.scheduler.reset(self.default_convergence_ms)
+            self.rds_scheduler.reset(self.default_rds_delay_ms)
             self.state.reset()
         return 200, {"reset": True}
 
@@ -242,8 +282,14 @@ class EmulatorApp:
         service = body.get("service")
         if not isinstance(operation, str) or not operation:
             raise ControlError("'operation' must be an AWS operation name such as \"UpdateService\", or \"*\"")
-        if service is not None and (not isinstance(service, str) or not operations.operation_names(service)):
-            raise ControlError(f"'service' must be a signing name such as ecs, lambda, secretsmanager (got {service!r})")
+        if service is not None and (
+            not isinstance(service, str) or not operations.operation_names(operations.service_name(service))
+        ):
+            raise ControlError(
+                f"'service' must be a service such as ecs, lambda, secretsmanager, rds, cloudwatch, codepipeline (got {service!r})"
+            )
+        if service is not None:
+            service = operations.service_name(service)
         if operation != "*" and not operations.known_operation(operation, service):
             where = service or ", ".join(operations.KNOWN_SERVICES)
             raise ControlError(
@@ -332,6 +378,70 @@ class EmulatorApp:
     def ecs_advance(self, _: Any) -> tuple[int, Any]:
         return 200, {"converged": self.scheduler.advance()}
 
+    # -- RDS ------------------------------------------------------------------------------
+    def rds_config(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or "delay_ms" not in body:
+            raise ControlError("body must be an object {\"delay_ms\": N}")
+        ms = body["delay_ms"]
+        if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0 or ms > 3_600_000:
+            raise ControlError(f"'delay_ms' must be a number of milliseconds 0..3600000 (got {ms!r})")
+        with rds_patch.LOCK:
+            self.rds_scheduler.delay_ms = int(ms)
+        return 200, {"delay_ms": self.rds_scheduler.delay_ms}
+
+    def get_rds_config(self, _: Any) -> tuple[int, Any]:
+        return 200, {"delay_ms": self.rds_scheduler.delay_ms}
+
+    def rds_advance(self, _: Any) -> tuple[int, Any]:
+        return 200, {"finished": self.rds_scheduler.advance()}
+
+    def rds_fail(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise ControlError("body must be an object {\"snapshot\": id} or {\"source\": DB instance id}, with \"status\"")
+        snapshot, source = body.get("snapshot"), body.get("source")
+        status = body.get("status", "incompatible-restore")
+        if (snapshot is None) == (source is None):
+            raise ControlError("give exactly one of 'snapshot' (a DB snapshot id) or 'source' (a DB instance id, for point-in-time restores)")
+        target = snapshot if snapshot is not None else source
+        if not isinstance(target, str) or not target:
+            raise ControlError("'snapshot' / 'source' must be a non-empty string")
+        if status not in rds_patch.FAIL_STATUSES:
+            raise ControlError(f"'status' must be one of {', '.join(rds_patch.FAIL_STATUSES)} (got {status!r})")
+        if target.startswith("arn:"):
+            target = target.rsplit(":", 1)[-1]
+        with rds_patch.LOCK:
+            table = self.rds_scheduler.fail_snapshots if snapshot is not None else self.rds_scheduler.fail_sources
+            table[target.lower()] = status
+        return 200, {"failing": self.rds_scheduler.failing()}
+
+    def rds_list_failing(self, _: Any) -> tuple[int, Any]:
+        return 200, {"failing": self.rds_scheduler.failing()}
+
+    def rds_clear_failing(self, _: Any) -> tuple[int, Any]:
+        with rds_patch.LOCK:
+            self.rds_scheduler.fail_snapshots.clear()
+            self.rds_scheduler.fail_sources.clear()
+        return 200, {"failing": self.rds_scheduler.failing()}
+
+    # -- CloudWatch -----------------------------------------------------------------------
+    def cloudwatch_alarm(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise ControlError("body must be an object {\"name\": alarm name, \"state\": \"ALARM\"|\"OK\"|\"INSUFFICIENT_DATA\", \"reason\": ...}")
+        name, state = body.get("name"), body.get("state")
+        reason = body.get("reason") or f"Set by the rollback emulator to {state}"
+        region = body.get("region") or self.region
+        if not isinstance(name, str) or not name:
+            raise ControlError("'name' must be the name of an existing alarm")
+        if state not in cloudwatch_patch.STATES:
+            raise ControlError(f"'state' must be one of {', '.join(cloudwatch_patch.STATES)} (got {state!r})")
+        if not isinstance(reason, str):
+            raise ControlError("'reason' must be a string")
+        try:
+            alarm = cloudwatch_patch.set_alarm(self.account_id, region, name, state, reason)
+        except KeyError:
+            raise ControlError(f"no CloudWatch alarm {name!r} in {region}", status=404) from None
+        return 200, {"alarm": alarm}
+
 
 ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
     "ping": {"GET": EmulatorApp.ping},
@@ -345,6 +455,10 @@ ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
     "ecs/config": {"POST": EmulatorApp.ecs_config, "GET": EmulatorApp.get_ecs_config},
     "ecs/fail": {"POST": EmulatorApp.ecs_fail, "GET": EmulatorApp.ecs_list_failing, "DELETE": EmulatorApp.ecs_clear_failing},
     "ecs/advance": {"POST": EmulatorApp.ecs_advance},
+    "rds/config": {"POST": EmulatorApp.rds_config, "GET": EmulatorApp.get_rds_config},
+    "rds/fail": {"POST": EmulatorApp.rds_fail, "GET": EmulatorApp.rds_list_failing, "DELETE": EmulatorApp.rds_clear_failing},
+    "rds/advance": {"POST": EmulatorApp.rds_advance},
+    "cloudwatch/alarm": {"POST": EmulatorApp.cloudwatch_alarm},
 }
 
 

@@ -1,8 +1,11 @@
-"""The emulated application's health: bad while a revision marked bad is live in moto's state."""
+"""The emulated application's health: bad while a revision marked bad is live in moto's state
+(or, for ``secret-endpoint`` marks, while a secret does not yet point at a DB instance)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from .state import ControlError, Mark
 
@@ -54,7 +57,70 @@ def _secret_live(mark: Mark, account: str) -> bool:
         return version is not None and "AWSCURRENT" in version["version_stages"]
 
 
-LIVE = {"lambda": _lambda_live, "ecs": _ecs_live, "secret": _secret_live}
+def secret_hosts(value: str) -> set[str]:
+    """The hosts a secret value names: a URL's host (postgres://user:pass@HOST:5432/db), a JSON
+    object's "host" (or "hostname" / "endpoint" / "address"), or URLs among its string values."""
+    hosts: set[str] = set()
+
+    def from_text(text: str) -> None:
+        text = text.strip()
+        if "://" in text:
+            try:
+                host = urlsplit(text).hostname
+            except ValueError:
+                host = None
+            if host:
+                hosts.add(host.lower())
+
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("host", "hostname", "endpoint", "address"):
+            v = data.get(key)
+            if isinstance(v, str) and v.strip():
+                hosts.add(v.strip().lower().rstrip("."))
+        for v in data.values():
+            if isinstance(v, str):
+                from_text(v)
+    elif isinstance(value, str):
+        from_text(value)
+    return hosts
+
+
+def _secret_endpoint_live(mark: Mark, account: str) -> bool:
+    """Bad (live) while the AWSCURRENT value of the secret does not name the endpoint address
+    of the DB instance (or the instance has no endpoint yet)."""
+    from moto.rds.models import rds_backends
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    from .patches import rds, secretsmanager
+
+    with rds.LOCK:
+        db = rds_backends[account][mark.region].databases.get(mark.revision)
+        endpoint = db.endpoint if db is not None else None
+        address = (endpoint or {}).get("Address")
+    if not address:
+        return True
+    with secretsmanager.LOCK:
+        secrets = secretsmanager_backends[account][mark.region].secrets
+        if mark.name not in secrets:
+            return True
+        secret = secrets[mark.name]
+        current = [v for v in secret.versions.values() if "AWSCURRENT" in v["version_stages"]]
+        value = current[0].get("secret_string") if current else None
+    if not isinstance(value, str):
+        return True
+    return address.lower() not in secret_hosts(value)
+
+
+LIVE = {
+    "lambda": _lambda_live,
+    "ecs": _ecs_live,
+    "secret": _secret_live,
+    "secret-endpoint": _secret_endpoint_live,
+}
 
 
 def normalize_mark(body: dict[str, Any], default_region: str) -> Mark:
@@ -62,7 +128,7 @@ def normalize_mark(body: dict[str, Any], default_region: str) -> Mark:
     name = body.get("name")
     revision = body.get("revision")
     if kind not in LIVE:
-        raise ControlError(f"'kind' must be one of lambda, ecs, secret (got {kind!r})")
+        raise ControlError(f"'kind' must be one of lambda, ecs, secret, secret-endpoint (got {kind!r})")
     if not isinstance(name, str) or not name:
         raise ControlError("'name' must be a non-empty string")
     if isinstance(revision, int) and not isinstance(revision, bool):

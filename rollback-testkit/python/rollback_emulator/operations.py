@@ -1,10 +1,14 @@
 """Naming the AWS operation of an incoming request.
 
-JSON-protocol services (ECS, Secrets Manager) name it in ``X-Amz-Target``
-(``AmazonEC2ContainerServiceV20141113.UpdateService`` -> ``UpdateService``); query-protocol
-services (IAM, STS) in the form body's ``Action``; REST services (Lambda) by method and path,
-which are matched against the request URIs of botocore's service model (the same model the
-Rust SDK is generated from), so every operation of the service is named, not just a few.
+JSON-protocol services (ECS, Secrets Manager, CodePipeline, and CloudWatch from boto3) name it
+in ``X-Amz-Target`` (``AmazonEC2ContainerServiceV20141113.UpdateService`` -> ``UpdateService``);
+Smithy RPC v2 CBOR requests (CloudWatch from aws-sdk-rust) in the path
+(``/service/GraniteServiceVersion20100801/operation/DescribeAlarms``); query-protocol services
+(RDS, IAM, STS) in the form body's ``Action``; REST services (Lambda) by method and path, which
+are matched against the request URIs of botocore's service model (the same model the Rust SDK
+is generated from), so every operation of the service is named, not just a few.
+
+Services are named by their botocore name; the SigV4 signing name ``monitoring`` is CloudWatch.
 """
 
 from __future__ import annotations
@@ -21,19 +25,27 @@ from urllib.parse import parse_qs
 TARGET_PREFIX_SERVICE = {
     "AmazonEC2ContainerServiceV20141113": "ecs",
     "secretsmanager": "secretsmanager",
+    "GraniteServiceVersion20100801": "cloudwatch",
+    "CodePipeline_20150709": "codepipeline",
 }
 
+# SigV4 signing names that differ from the botocore service name.
+SIGNING_NAME_SERVICE = {"monitoring": "cloudwatch"}
+
 # Services whose operation names are accepted by the fault API (validation of typos).
-KNOWN_SERVICES = ("ecs", "lambda", "secretsmanager", "iam", "sts", "rds")
+KNOWN_SERVICES = ("ecs", "lambda", "secretsmanager", "iam", "sts", "rds", "cloudwatch", "codepipeline", "ec2")
+
+# Smithy RPC v2 CBOR: POST /service/{ServiceShape}/operation/{Operation}
+CBOR_PATH = re.compile(r"^/service/([^/]+)/operation/([^/]+)/?$")
 
 UNKNOWN = "Unknown"
 
 
 @dataclass(frozen=True)
 class Operation:
-    service: str  # SigV4 signing name: ecs, lambda, secretsmanager, iam, ...
+    service: str  # botocore service name: ecs, lambda, secretsmanager, cloudwatch, rds, ...
     name: str  # AWS API operation name: UpdateService, GetAlias, ...
-    protocol: str  # json | rest-json | query | rest-xml | unknown
+    protocol: str  # json | rpc-v2-cbor | rest-json | query | rest-xml | unknown
 
 
 _model_lock = threading.Lock()
@@ -56,8 +68,13 @@ def operation_names(service: str) -> frozenset[str]:
     return frozenset(model.operation_names) if model is not None else frozenset()
 
 
+def service_name(name: str) -> str:
+    """The botocore service name of a SigV4 signing name (``monitoring`` -> ``cloudwatch``)."""
+    return SIGNING_NAME_SERVICE.get(name, name)
+
+
 def known_operation(name: str, service: str | None = None) -> bool:
-    services = (service,) if service else KNOWN_SERVICES
+    services = (service_name(service),) if service else KNOWN_SERVICES
     return any(name in operation_names(s) for s in services)
 
 
@@ -106,7 +123,15 @@ def rest_operation(service: str, method: str, path: str, query_string: str) -> s
 def _signing_service(environ: dict[str, Any]) -> str | None:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     match = re.search(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request", auth)
-    return match.group(1).lower() if match else None
+    return service_name(match.group(1).lower()) if match else None
+
+
+def cbor_operation(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(service shape name, operation) of a Smithy RPC v2 CBOR request, else None."""
+    if environ.get("HTTP_SMITHY_PROTOCOL", "").strip().lower() != "rpc-v2-cbor":
+        return None
+    match = CBOR_PATH.match(environ.get("PATH_INFO", ""))
+    return (match.group(1), match.group(2)) if match else None
 
 
 def signing_region(environ: dict[str, Any]) -> str | None:
@@ -131,6 +156,10 @@ def _form_action(environ: dict[str, Any]) -> str | None:
 
 def identify(environ: dict[str, Any]) -> Operation:
     service = _signing_service(environ)
+    cbor = cbor_operation(environ)
+    if cbor is not None:
+        shape, name = cbor
+        return Operation(service or TARGET_PREFIX_SERVICE.get(shape, shape), name, "rpc-v2-cbor")
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         prefix, _, name = target.rpartition(".")

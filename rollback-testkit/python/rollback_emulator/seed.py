@@ -1,14 +1,22 @@
-"""POST /_emulator/seed: creates Lambda functions, ECS services and secrets through the AWS API.
+"""POST /_emulator/seed: creates Lambda functions, ECS services, secrets, RDS instances with
+their snapshots, CloudWatch alarms and metrics, and CodePipeline pipelines through the AWS API.
 
 The resources are made with boto3 against the emulator itself, so they go through the same
 code (and patches) as the SDK under test. Those requests carry ``INTERNAL_HEADER`` and are
 neither counted nor faulted. The whole spec is validated, and checked against what exists,
 before anything is created: seeding a name that exists is a 400, never a partial seed.
+
+What the API cannot do is done on moto's objects directly, in-process: an RDS instance is made
+``available`` at once (no creating / backing-up delay), snapshots get the SnapshotType
+(``automated`` / ``manual``) and SnapshotCreateTime the spec gives, and a security group gets
+the id the spec gives (``sg-0abc``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import ipaddress
 import json
 import threading
 import zipfile
@@ -26,6 +34,18 @@ TRUST_POLICY = json.dumps(
         ],
     }
 )
+PIPELINE_ROLE = "rollback-emulator-codepipeline"
+PIPELINE_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+DEFAULT_ENGINE_VERSIONS = {"postgres": "15.4", "mysql": "8.0.35", "mariadb": "10.11.6"}
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+SEED_KEYS = ("lambda", "ecs", "secrets", "rds", "cloudwatch", "codepipeline")
 
 
 _client_cache: dict[tuple[str, str], dict[str, Any]] = {}
@@ -48,7 +68,7 @@ def _make_clients(endpoint: str, region: str) -> dict[str, Any]:
     )
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
     out = {}
-    for name in ("lambda", "ecs", "secretsmanager", "iam"):
+    for name in ("lambda", "ecs", "secretsmanager", "iam", "rds", "ec2", "cloudwatch", "codepipeline"):
         client = session.client(name, endpoint_url=endpoint, config=config)
 
         def mark_internal(request: Any, **_: Any) -> None:
@@ -75,15 +95,134 @@ def _req(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: st
     return value
 
 
+def parse_time(value: Any, where: str) -> dt.datetime:
+    """Unix seconds or ISO-8601 (``2025-12-28T14:30:00Z``) as an aware UTC datetime."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ControlError(f"{where}: {value!r} is not an ISO-8601 time or unix seconds") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    raise ControlError(f"{where}: a time must be unix seconds or an ISO-8601 string (got {value!r})")
+
+
+def _validate_rds(spec: dict[str, Any]) -> None:
+    for i, db in enumerate(spec.get("rds", [])):
+        where = f"rds[{i}]"
+        if not isinstance(db, dict):
+            raise ControlError(f"{where} must be an object")
+        _req(db, "db_instance_id", str, where)
+        unknown = set(db) - {
+            "db_instance_id", "engine", "engine_version", "class", "subnet_group", "security_groups",
+            "parameter_group", "port", "multi_az", "backup_retention", "allocated_storage",
+            "master_username", "db_name", "created", "snapshots",
+        }
+        if unknown:
+            raise ControlError(f"{where}: unknown keys {sorted(unknown)}")
+        for key in ("engine", "engine_version", "class", "subnet_group", "parameter_group", "master_username", "db_name"):
+            if key in db and not isinstance(db[key], str):
+                raise ControlError(f"{where}: '{key}' must be a string")
+        groups = db.get("security_groups", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+            raise ControlError(f"{where}: 'security_groups' must be a list of ids (sg-...) or names")
+        for key in ("port", "backup_retention", "allocated_storage"):
+            if key in db and (not isinstance(db[key], int) or isinstance(db[key], bool) or db[key] < 0):
+                raise ControlError(f"{where}: '{key}' must be an integer >= 0")
+        if "multi_az" in db and not isinstance(db["multi_az"], bool):
+            raise ControlError(f"{where}: 'multi_az' must be true or false")
+        if "created" in db:
+            parse_time(db["created"], f"{where}.created")
+        snaps = db.get("snapshots", [])
+        if not isinstance(snaps, list):
+            raise ControlError(f"{where}: 'snapshots' must be a list")
+        ids = []
+        for j, snap in enumerate(snaps):
+            swhere = f"{where}.snapshots[{j}]"
+            if not isinstance(snap, dict):
+                raise ControlError(f"{swhere} must be an object {{id, type, created}}")
+            kind = snap.get("type", "manual")
+            if kind not in ("manual", "automated"):
+                raise ControlError(f"{swhere}: 'type' must be manual or automated (got {kind!r})")
+            if "created" not in snap:
+                raise ControlError(f"{swhere}: 'created' is required")
+            created = parse_time(snap["created"], f"{swhere}.created")
+            sid = snap.get("id") or (
+                f"rds:{db['db_instance_id']}-{created.strftime('%Y-%m-%d-%H-%M')}" if kind == "automated" else None
+            )
+            if not isinstance(sid, str) or not sid:
+                raise ControlError(f"{swhere}: 'id' is required for a manual snapshot")
+            if kind == "manual" and sid.startswith("rds:"):
+                raise ControlError(f"{swhere}: manual snapshot ids cannot start with 'rds:' (AWS names automated ones so)")
+            ids.append(sid.lower())
+        if len(set(ids)) != len(ids):
+            raise ControlError(f"{where}: snapshot ids given twice")
+
+
+def _validate_cloudwatch(spec: dict[str, Any]) -> None:
+    cw = spec.get("cloudwatch")
+    if cw is None:
+        return
+    if not isinstance(cw, dict) or set(cw) - {"alarms", "metrics"}:
+        raise ControlError("seed: 'cloudwatch' must be an object {\"alarms\": [...], \"metrics\": [...]}")
+    for i, alarm in enumerate(cw.get("alarms", [])):
+        where = f"cloudwatch.alarms[{i}]"
+        if not isinstance(alarm, dict):
+            raise ControlError(f"{where} must be an object")
+        _req(alarm, "name", str, where)
+        if alarm.get("state", "INSUFFICIENT_DATA") not in ALARM_STATES:
+            raise ControlError(f"{where}: 'state' must be one of {', '.join(ALARM_STATES)}")
+        for key in ("metric", "namespace", "statistic", "comparison", "reason"):
+            if key in alarm and not isinstance(alarm[key], str):
+                raise ControlError(f"{where}: '{key}' must be a string")
+        if not isinstance(alarm.get("dimensions", {}), dict):
+            raise ControlError(f"{where}: 'dimensions' must be an object {{name: value}}")
+    for i, metric in enumerate(cw.get("metrics", [])):
+        where = f"cloudwatch.metrics[{i}]"
+        if not isinstance(metric, dict):
+            raise ControlError(f"{where} must be an object")
+        _req(metric, "namespace", str, where)
+        _req(metric, "name", str, where)
+        if not isinstance(metric.get("dimensions", {}), dict):
+            raise ControlError(f"{where}: 'dimensions' must be an object {{name: value}}")
+        points = _req(metric, "points", list, where)
+        for j, point in enumerate(points):
+            if (
+                not isinstance(point, list)
+                or len(point) != 2
+                or not isinstance(point[1], (int, float))
+                or isinstance(point[1], bool)
+            ):
+                raise ControlError(f"{where}.points[{j}] must be [time, value]")
+            parse_time(point[0], f"{where}.points[{j}]")
+
+
+def _validate_codepipeline(spec: dict[str, Any]) -> None:
+    for i, pipe in enumerate(spec.get("codepipeline", [])):
+        where = f"codepipeline[{i}]"
+        if not isinstance(pipe, dict):
+            raise ControlError(f"{where} must be an object")
+        _req(pipe, "name", str, where)
+        stages = _req(pipe, "stages", list, where)
+        if len(stages) < 2 or not all(isinstance(st, str) and st for st in stages):
+            raise ControlError(f"{where}: 'stages' must be a list of at least 2 stage names (AWS's minimum)")
+        if len(set(stages)) != len(stages):
+            raise ControlError(f"{where}: stage names given twice")
+
+
 def _validate(spec: Any) -> None:
     if not isinstance(spec, dict):
-        raise ControlError("seed body must be a JSON object with 'lambda', 'ecs' and/or 'secrets' lists")
-    unknown = set(spec) - {"lambda", "ecs", "secrets", "region"}
+        raise ControlError(f"seed body must be a JSON object with any of {', '.join(SEED_KEYS)}")
+    unknown = set(spec) - set(SEED_KEYS) - {"region"}
     if unknown:
-        raise ControlError(f"seed: unknown keys {sorted(unknown)}; expected lambda, ecs, secrets, region")
-    for key in ("lambda", "ecs", "secrets"):
+        raise ControlError(f"seed: unknown keys {sorted(unknown)}; expected {', '.join(SEED_KEYS)}, region")
+    for key in ("lambda", "ecs", "secrets", "rds", "codepipeline"):
         if key in spec and not isinstance(spec[key], list):
             raise ControlError(f"seed: '{key}' must be a list")
+    _validate_rds(spec)
+    _validate_cloudwatch(spec)
+    _validate_codepipeline(spec)
     for i, fn in enumerate(spec.get("lambda", [])):
         where = f"lambda[{i}]"
         if not isinstance(fn, dict):
@@ -158,7 +297,12 @@ def _check_absent(spec: dict[str, Any], c: dict[str, Any]) -> None:
             call(**kw)
             return True
         except ClientError as e:
-            if e.response["Error"]["Code"] in ("ResourceNotFoundException", "ServiceNotFoundException", "ClientException"):
+            if e.response["Error"]["Code"] in (
+                "ResourceNotFoundException",
+                "ServiceNotFoundException",
+                "ClientException",
+                "PipelineNotFoundException",
+            ):
                 return False
             raise
 
@@ -180,6 +324,30 @@ def _check_absent(spec: dict[str, Any], c: dict[str, Any]) -> None:
     for sec in spec.get("secrets", []):
         if exists(c["secretsmanager"].describe_secret, SecretId=sec["name"]):
             raise ControlError(f"seed: secret {sec['name']!r} already exists; POST /_emulator/reset first")
+    for db in spec.get("rds", []):
+        try:
+            c["rds"].describe_db_instances(DBInstanceIdentifier=db["db_instance_id"])
+            raise ControlError(f"seed: DB instance {db['db_instance_id']!r} already exists; POST /_emulator/reset first")
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "DBInstanceNotFound":
+                raise
+        for snap in db.get("snapshots", []):
+            if snap.get("id"):
+                try:
+                    c["rds"].describe_db_snapshots(DBSnapshotIdentifier=snap["id"])
+                    raise ControlError(f"seed: DB snapshot {snap['id']!r} already exists; POST /_emulator/reset first")
+                except ClientError as e:
+                    if e.response["Error"]["Code"] != "DBSnapshotNotFound":
+                        raise
+    alarms = [a["name"] for a in (spec.get("cloudwatch") or {}).get("alarms", [])]
+    if alarms:
+        found = c["cloudwatch"].describe_alarms(AlarmNames=alarms, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        names = [a["AlarmName"] for a in found["MetricAlarms"] + found["CompositeAlarms"]]
+        if names:
+            raise ControlError(f"seed: CloudWatch alarm {names[0]!r} already exists; POST /_emulator/reset first")
+    for pipe in spec.get("codepipeline", []):
+        if exists(c["codepipeline"].get_pipeline, name=pipe["name"]):
+            raise ControlError(f"seed: pipeline {pipe['name']!r} already exists; POST /_emulator/reset first")
 
 
 def _seed_lambda(fn: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
@@ -285,20 +453,280 @@ def _seed_secret(sec: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     return {"name": sec["name"], "arn": created["ARN"], "version_ids": version_ids, "current": version_ids[-1]}
 
 
+# -- RDS ----------------------------------------------------------------------------------------
+def _iso(when: dt.datetime) -> str:
+    """ISO-8601 in UTC with a Z, for naive (moto's UTC) and aware datetimes."""
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when.isoformat() + "Z"
+
+
+def _account(c: dict[str, Any]) -> str:
+    import os
+
+    return os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
+
+
+def _seed_network(db: dict[str, Any], c: dict[str, Any], region: str) -> tuple[str | None, str | None]:
+    """(subnet group name, VPC id): the subnet group (with a VPC and two subnets) when missing."""
+    from botocore.exceptions import ClientError
+
+    ec2, rds = c["ec2"], c["rds"]
+    name = db.get("subnet_group")
+    if not name:
+        return None, None
+    try:
+        group = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0]
+        return name, group.get("VpcId")
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in ("DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"):
+            raise
+    taken = [ipaddress.ip_network(v["CidrBlock"]) for v in ec2.describe_vpcs()["Vpcs"]]
+    cidr = next(
+        n for n in (ipaddress.ip_network(f"10.{i}.0.0/16") for i in range(10, 250)) if not any(n.overlaps(t) for t in taken)
+    )
+    vpc = ec2.create_vpc(
+        CidrBlock=str(cidr),
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}],
+    )["Vpc"]["VpcId"]
+    subnets = []
+    for k, zone in enumerate(("a", "b")):
+        block = str(list(cidr.subnets(new_prefix=24))[k + 1])
+        subnets.append(
+            ec2.create_subnet(VpcId=vpc, CidrBlock=block, AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
+        )
+    rds.create_db_subnet_group(
+        DBSubnetGroupName=name, DBSubnetGroupDescription=f"{name} (seeded by the rollback emulator)", SubnetIds=subnets
+    )
+    return name, vpc
+
+
+def _seed_security_groups(groups: list[str], vpc: str | None, c: dict[str, Any], region: str) -> list[str]:
+    """Ids of the groups: existing ones as they are; a missing ``sg-...`` id is created with that id."""
+    from moto.ec2.models import ec2_backends
+
+    ec2 = c["ec2"]
+    backend = ec2_backends[_account(c)][region]
+    vpc = vpc or backend.default_vpc.id
+    ids = []
+    for group in groups:
+        if group.startswith("sg-"):
+            if backend.get_security_group_from_id(group) is None:
+                made = ec2.create_security_group(
+                    GroupName=f"rollback-emulator-{group}", Description=f"{group} (seeded)", VpcId=vpc
+                )["GroupId"]
+                sg = backend.groups[vpc].pop(made)
+                sg.id = sg.group_id = group
+                backend.groups[vpc][group] = sg
+            ids.append(group)
+        else:
+            found = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group]}])["SecurityGroups"]
+            if found:
+                ids.append(found[0]["GroupId"])
+            else:
+                ids.append(ec2.create_security_group(GroupName=group, Description=f"{group} (seeded)", VpcId=vpc)["GroupId"])
+    return ids
+
+
+def _seed_rds(db: dict[str, Any], c: dict[str, Any], region: str) -> dict[str, Any]:
+    from moto.rds.models import rds_backends
+
+    from .patches import rds as rds_patch
+
+    rds = c["rds"]
+    engine = db.get("engine", "postgres")
+    version = db.get("engine_version") or DEFAULT_ENGINE_VERSIONS.get(engine, "15.4")
+    subnet_group, vpc = _seed_network(db, c, region)
+    sg_ids = _seed_security_groups(db.get("security_groups", []), vpc, c, region)
+    parameter_group = db.get("parameter_group")
+    if parameter_group and not parameter_group.startswith(f"default.{engine}"):
+        try:
+            rds.describe_db_parameter_groups(DBParameterGroupName=parameter_group)
+        except Exception:
+            rds.create_db_parameter_group(
+                DBParameterGroupName=parameter_group,
+                DBParameterGroupFamily=f"{engine}{version.split('.')[0]}",
+                Description=f"{parameter_group} (seeded by the rollback emulator)",
+            )
+    kwargs: dict[str, Any] = {
+        "DBInstanceIdentifier": db["db_instance_id"],
+        "Engine": engine,
+        "EngineVersion": version,
+        "DBInstanceClass": db.get("class", "db.t3.micro"),
+        "MasterUsername": db.get("master_username", "postgres" if engine == "postgres" else "admin"),
+        "MasterUserPassword": "rollback-emulator-password",
+        "AllocatedStorage": db.get("allocated_storage", 20),
+        "BackupRetentionPeriod": db.get("backup_retention", 7),
+        "MultiAZ": db.get("multi_az", False),
+    }
+    if db.get("db_name"):
+        kwargs["DBName"] = db["db_name"]
+    if "port" in db:
+        kwargs["Port"] = db["port"]
+    if subnet_group:
+        kwargs["DBSubnetGroupName"] = subnet_group
+    if sg_ids:
+        kwargs["VpcSecurityGroupIds"] = sg_ids
+    if parameter_group:
+        kwargs["DBParameterGroupName"] = parameter_group
+    rds.create_db_instance(**kwargs)
+
+    backend = rds_backends[_account(c)][region]
+    snaps = db.get("snapshots", [])
+    # moto keeps naive UTC datetimes
+    times = [parse_time(s["created"], "created").astimezone(dt.timezone.utc).replace(tzinfo=None) for s in snaps]
+    with rds_patch.LOCK:
+        instance = backend.databases[db["db_instance_id"]]
+        # InstanceCreateTime: the spec's "created", else the time of seeding (moto's).
+        if "created" in db:
+            created = parse_time(db["created"], "created").astimezone(dt.timezone.utc).replace(tzinfo=None)
+            instance.created = created
+            instance.instance_create_time = created
+        rds_patch.SCHEDULER.complete(instance)  # available at once; takes moto's first automated snapshot
+        if any(s.get("type") == "automated" for s in snaps):
+            for snap in rds_patch.automated_snapshots(backend, instance.db_instance_identifier):
+                backend.database_snapshots.pop(snap.db_snapshot_identifier, None)
+        made = []
+        for snap, when in zip(snaps, times):
+            kind = snap.get("type", "manual")
+            sid = snap.get("id") or f"rds:{instance.db_instance_identifier}-{when.strftime('%Y-%m-%d-%H-%M')}"
+            snapshot = backend.create_db_snapshot(instance.db_instance_identifier, sid, snapshot_type=kind)
+            snapshot.created = when
+            snapshot.original_snapshot_create_time = when
+            made.append(
+                {"id": snapshot.db_snapshot_identifier, "type": kind, "created": _iso(when), "arn": snapshot.arn}
+            )
+        automated = sorted(
+            (s.db_snapshot_identifier for s in rds_patch.automated_snapshots(backend, instance.db_instance_identifier))
+        )
+        endpoint = instance.endpoint or {}
+        earliest = rds_patch.earliest_restorable_time(backend, instance.db_instance_identifier)
+        return {
+            "db_instance_id": instance.db_instance_identifier,
+            "arn": instance.db_instance_arn,
+            "endpoint": {"address": endpoint.get("Address"), "port": endpoint.get("Port")},
+            "snapshots": [m["id"] for m in made],
+            "snapshot_details": made,
+            "automated_snapshots": automated,
+            "earliest_restorable_time": _iso(earliest) if earliest else None,
+            "security_groups": sg_ids,
+            "subnet_group": subnet_group,
+            "vpc_id": vpc,
+        }
+
+
+# -- CloudWatch ---------------------------------------------------------------------------------
+def _seed_cloudwatch(cw: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+    client = c["cloudwatch"]
+    alarms = []
+    for alarm in cw.get("alarms", []):
+        kwargs: dict[str, Any] = {
+            "AlarmName": alarm["name"],
+            "MetricName": alarm.get("metric", "HTTPCode_Target_5XX_Count"),
+            "Namespace": alarm.get("namespace", "AWS/ApplicationELB"),
+            "Statistic": alarm.get("statistic", "Sum"),
+            "Period": int(alarm.get("period", 60)),
+            "EvaluationPeriods": int(alarm.get("evaluation_periods", 1)),
+            "Threshold": float(alarm.get("threshold", 1.0)),
+            "ComparisonOperator": alarm.get("comparison", "GreaterThanOrEqualToThreshold"),
+        }
+        if alarm.get("dimensions"):
+            kwargs["Dimensions"] = [{"Name": k, "Value": str(v)} for k, v in alarm["dimensions"].items()]
+        client.put_metric_alarm(**kwargs)
+        state = alarm.get("state", "INSUFFICIENT_DATA")
+        if state != "INSUFFICIENT_DATA" or alarm.get("reason"):
+            client.set_alarm_state(
+                AlarmName=alarm["name"],
+                StateValue=state,
+                StateReason=alarm.get("reason") or f"Seeded by the rollback emulator in {state}",
+            )
+        found = client.describe_alarms(AlarmNames=[alarm["name"]])["MetricAlarms"][0]
+        alarms.append({"name": alarm["name"], "arn": found["AlarmArn"], "state": found["StateValue"]})
+    metrics = []
+    for metric in cw.get("metrics", []):
+        dims = [{"Name": k, "Value": str(v)} for k, v in (metric.get("dimensions") or {}).items()]
+        data = []
+        for when, value in metric["points"]:
+            datum: dict[str, Any] = {
+                "MetricName": metric["name"],
+                "Timestamp": parse_time(when, "point"),
+                "Value": float(value),
+            }
+            if dims:
+                datum["Dimensions"] = dims
+            if metric.get("unit"):
+                datum["Unit"] = metric["unit"]
+            data.append(datum)
+        for k in range(0, len(data), 500):
+            client.put_metric_data(Namespace=metric["namespace"], MetricData=data[k : k + 500])
+        metrics.append({"namespace": metric["namespace"], "name": metric["name"], "points": len(data)})
+    return {"alarms": alarms, "metrics": metrics}
+
+
+# -- CodePipeline -------------------------------------------------------------------------------
+def _action(stage: str, first: bool) -> dict[str, Any]:
+    if first:
+        type_id = {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}
+        return {
+            "name": stage,
+            "actionTypeId": type_id,
+            "configuration": {"S3Bucket": "rollback-emulator-source", "S3ObjectKey": "source.zip"},
+            "outputArtifacts": [{"name": "SourceOutput"}],
+        }
+    if "build" in stage.lower():
+        type_id = {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"}
+        config = {"ProjectName": stage}
+    else:
+        type_id = {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"}
+        config = {"ClusterName": "rollback-emulator", "ServiceName": stage}
+    return {"name": stage, "actionTypeId": type_id, "configuration": config, "inputArtifacts": [{"name": "SourceOutput"}]}
+
+
+def _seed_pipeline(pipe: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    iam, cp = c["iam"], c["codepipeline"]
+    try:
+        role_arn = iam.get_role(RoleName=PIPELINE_ROLE)["Role"]["Arn"]
+    except ClientError:
+        role_arn = iam.create_role(RoleName=PIPELINE_ROLE, AssumeRolePolicyDocument=PIPELINE_TRUST_POLICY)["Role"]["Arn"]
+    stages = [{"name": st, "actions": [_action(st, i == 0)]} for i, st in enumerate(pipe["stages"])]
+    cp.create_pipeline(
+        pipeline={
+            "name": pipe["name"],
+            "roleArn": role_arn,
+            "artifactStore": {"type": "S3", "location": "rollback-emulator-artifacts"},
+            "stages": stages,
+        }
+    )
+    meta = cp.get_pipeline(name=pipe["name"])["metadata"]
+    return {"name": pipe["name"], "arn": meta["pipelineArn"], "stages": list(pipe["stages"])}
+
+
 def seed(spec: Any, endpoint: str, default_region: str) -> dict[str, Any]:
     _validate(spec)
     names = [("lambda", fn["function"]) for fn in spec.get("lambda", [])]
     names += [("ecs", f"{s['cluster']}/{s['service']}") for s in spec.get("ecs", [])]
     names += [("ecs family", s["family"]) for s in spec.get("ecs", [])]
     names += [("secret", s["name"]) for s in spec.get("secrets", [])]
+    names += [("DB instance", d["db_instance_id"].lower()) for d in spec.get("rds", [])]
+    names += [("alarm", a["name"]) for a in (spec.get("cloudwatch") or {}).get("alarms", [])]
+    names += [("pipeline", p["name"]) for p in spec.get("codepipeline", [])]
     dupes = sorted({f"{k} {n}" for k, n in names if names.count((k, n)) > 1})
     if dupes:
         raise ControlError(f"seed: names given twice: {', '.join(dupes)}")
     region = spec.get("region") or default_region
     clients = _clients(endpoint, region)
     _check_absent(spec, clients)
-    return {
+    out: dict[str, Any] = {
         "lambda": [_seed_lambda(fn, clients) for fn in spec.get("lambda", [])],
         "ecs": [_seed_ecs(svc, clients) for svc in spec.get("ecs", [])],
         "secrets": [_seed_secret(sec, clients) for sec in spec.get("secrets", [])],
     }
+    if "rds" in spec:
+        out["rds"] = [_seed_rds(db, clients, region) for db in spec["rds"]]
+    if "cloudwatch" in spec:
+        out["cloudwatch"] = _seed_cloudwatch(spec["cloudwatch"] or {}, clients)
+    if "codepipeline" in spec:
+        out["codepipeline"] = [_seed_pipeline(p, clients) for p in spec["codepipeline"]]
+    return out

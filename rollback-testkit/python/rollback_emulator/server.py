@@ -13,6 +13,7 @@ from typing import Any
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_CONVERGENCE_MS = 1000
+DEFAULT_RDS_DELAY_MS = 1500
 
 # Loopback calls never go through a proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -74,12 +75,14 @@ class Emulator:
         account_id: str = DEFAULT_ACCOUNT_ID,
         convergence_ms: int = DEFAULT_CONVERGENCE_MS,
         verbose: bool = False,
+        rds_delay_ms: int = DEFAULT_RDS_DELAY_MS,
     ):
         self.host = host
         self.port = port
         self.region = region
         self.account_id = account_id
         self.convergence_ms = convergence_ms
+        self.rds_delay_ms = rds_delay_ms
         self.verbose = verbose
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -112,16 +115,27 @@ class Emulator:
         from .app import EmulatorApp
         from .patches import apply_all
         from .patches.ecs import SCHEDULER
+        from .patches.rds import SCHEDULER as RDS_SCHEDULER
         from .state import EmulatorState
 
         apply_all()
         logging.getLogger("werkzeug").setLevel(logging.INFO if self.verbose else logging.WARNING)
         dispatcher = DomainDispatcherApplication(create_backend_app)
         # Build the apps of the services the tests use now, not on their first request.
-        for backend in ("ecs", "awslambda", "secretsmanager", "iam", "moto_api"):
+        for backend in ("ecs", "awslambda", "secretsmanager", "iam", "moto_api", "rds", "ec2", "cloudwatch", "codepipeline"):
             dispatcher.app_instances[backend] = create_backend_app(backend)  # type: ignore[arg-type]
         SCHEDULER.reset(self.convergence_ms)
-        self.app = EmulatorApp(dispatcher, EmulatorState(), SCHEDULER, self.region, self.account_id, self.convergence_ms)
+        RDS_SCHEDULER.reset(self.rds_delay_ms)
+        self.app = EmulatorApp(
+            dispatcher,
+            EmulatorState(),
+            SCHEDULER,
+            self.region,
+            self.account_id,
+            self.convergence_ms,
+            RDS_SCHEDULER,
+            self.rds_delay_ms,
+        )
         handler = _quiet_handler_class()
         handler.verbose = self.verbose
         self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=handler)
@@ -131,6 +145,7 @@ class Emulator:
         self._thread = threading.Thread(target=self._server.serve_forever, name="rollback-emulator-http", daemon=True)
         self._thread.start()
         SCHEDULER.start()
+        RDS_SCHEDULER.start()
         # Answering a request proves the server serves before anyone is told it is ready.
         with _OPENER.open(f"{self.endpoint}/_emulator/ping", timeout=30) as resp:
             json.load(resp)
@@ -138,6 +153,7 @@ class Emulator:
     def stop(self) -> None:
         global _running
         from .patches.ecs import SCHEDULER
+        from .patches.rds import SCHEDULER as RDS_SCHEDULER
 
         if self._server is not None:
             self._server.shutdown()
@@ -147,6 +163,7 @@ class Emulator:
             self._thread.join(timeout=10)
             self._thread = None
         SCHEDULER.stop()
+        RDS_SCHEDULER.stop()
         with _running_lock:
             if _running is self:
                 _running = None
@@ -213,6 +230,24 @@ class Emulator:
 
     def advance(self) -> Any:
         return self.control("POST", "ecs/advance")
+
+    def set_rds_delay(self, ms: int) -> Any:
+        return self.control("POST", "rds/config", {"delay_ms": ms})
+
+    def fail_restore(self, snapshot: str, status: str = "incompatible-restore") -> Any:
+        return self.control("POST", "rds/fail", {"snapshot": snapshot, "status": status})
+
+    def fail_point_in_time_restore(self, source: str, status: str = "incompatible-restore") -> Any:
+        return self.control("POST", "rds/fail", {"source": source, "status": status})
+
+    def advance_rds(self) -> Any:
+        return self.control("POST", "rds/advance")
+
+    def set_alarm(self, name: str, state: str, reason: str | None = None) -> Any:
+        body: dict[str, Any] = {"name": name, "state": state}
+        if reason is not None:
+            body["reason"] = reason
+        return self.control("POST", "cloudwatch/alarm", body)
 
 
 class EmulatorControlError(RuntimeError):

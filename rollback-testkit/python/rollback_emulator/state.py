@@ -10,7 +10,7 @@ from typing import Any
 from .operations import Operation
 
 FAULT_KINDS = ("throttle", "5xx", "latency", "reset")
-MARK_KINDS = ("lambda", "ecs", "secret")
+MARK_KINDS = ("lambda", "ecs", "secret", "secret-endpoint")
 
 
 class ControlError(ValueError):
@@ -46,15 +46,17 @@ class Fault:
 
 @dataclass(frozen=True)
 class Mark:
-    kind: str  # lambda | ecs | secret
-    name: str  # function:alias | cluster/service | secret name
-    revision: str  # version | family:N | version id
+    kind: str  # lambda | ecs | secret | secret-endpoint
+    name: str  # function:alias | cluster/service | secret name | secret name
+    revision: str  # version | family:N | version id | DB instance id
     region: str
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "revision": self.revision, "region": self.region}
 
     def describe(self) -> str:
+        if self.kind == "secret-endpoint":
+            return f"secret-endpoint {self.name} not at {self.revision}"
         return f"{self.kind} {self.name} at {self.revision}"
 
 

@@ -56,6 +56,33 @@ SPEC: dict[str, Any] = {
     ],
     "secrets": [{"name": "agentauri/production/jwt-secret", "values": ["old-value", "new-value"]}],
 }
+DB = "agentauri-production"
+MANUAL_SNAPSHOT = "pre-migration-20251228-143000"
+AUTO_SNAPSHOT = "rds:agentauri-production-2025-12-28-03-00"
+RDS_SPEC: dict[str, Any] = {
+    "rds": [
+        {
+            "db_instance_id": DB,
+            "engine": "postgres",
+            "class": "db.t3.micro",
+            "subnet_group": "agentauri-production",
+            "security_groups": ["sg-0abc"],
+            "parameter_group": "default.postgres15",
+            "port": 5432,
+            "multi_az": False,
+            "snapshots": [
+                {"id": MANUAL_SNAPSHOT, "type": "manual", "created": "2025-12-28T14:30:00Z"},
+                {"id": AUTO_SNAPSHOT, "type": "automated", "created": "2025-12-28T03:00:00Z"},
+            ],
+        }
+    ],
+    "secrets": [
+        {
+            "name": "agentauri/production/database-url",
+            "values": ["postgres://user:pass@agentauri-production.aaaaaaaaaa.us-east-1.rds.amazonaws.com:5432/agentauri_backend"],
+        }
+    ],
+}
 CLUSTER = "agentauri-production"
 SERVICE = "api-gateway-v2"
 FAMILY = "agentauri-production-api-gateway"
@@ -106,6 +133,26 @@ def lam(emu: Emulator) -> Any:
 @pytest.fixture
 def sm(emu: Emulator) -> Any:
     return _client(emu, "secretsmanager")
+
+
+@pytest.fixture
+def rds(emu: Emulator) -> Any:
+    return _client(emu, "rds")
+
+
+@pytest.fixture
+def cw(emu: Emulator) -> Any:
+    return _client(emu, "cloudwatch")
+
+
+@pytest.fixture
+def cp(emu: Emulator) -> Any:
+    return _client(emu, "codepipeline")
+
+
+@pytest.fixture
+def rds_seeded(emu: Emulator) -> dict[str, Any]:
+    return emu.seed(RDS_SPEC)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -141,3 +141,31 @@ def test_bad_fault_requests_are_400(emu, body, message):
         urllib.request.urlopen(req)
     assert err.value.code == 400
     assert message in json.loads(err.value.read())["error"]
+
+
+def test_rds_query_protocol_faults(emu, rds):
+    emu.inject("DescribeDBInstances", "throttle", count=1, service="rds")
+    resp = error_of(rds.describe_db_instances)
+    assert resp["Error"]["Code"] == "Throttling" and resp["ResponseMetadata"]["HTTPStatusCode"] == 400
+    emu.inject("RestoreDBInstanceFromDBSnapshot", "5xx", count=1)
+    resp = error_of(rds.restore_db_instance_from_db_snapshot, DBInstanceIdentifier="x", DBSnapshotIdentifier="y")
+    assert resp["Error"]["Code"] == "ServiceUnavailable" and resp["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert rds.describe_db_instances()["DBInstances"] == []
+    assert emu.calls()["by_service"] == {"rds": {"DescribeDBInstances": 2, "RestoreDBInstanceFromDBSnapshot": 1}}
+
+
+@pytest.mark.parametrize(
+    "operation, service",
+    [
+        ("RestoreDBInstanceToPointInTime", None),
+        ("DescribeAlarms", "cloudwatch"),
+        ("GetMetricData", "monitoring"),
+        ("DisableStageTransition", "codepipeline"),
+        ("GetPipelineState", None),
+    ],
+)
+def test_new_services_operations_are_known(emu, operation, service):
+    added = emu.inject(operation, "throttle", service=service)["added"]
+    assert added["operation"] == operation
+    if service:
+        assert added["service"] == ("cloudwatch" if service == "monitoring" else service)

@@ -87,3 +87,57 @@ def test_bad_seed_specs_are_400(emu, spec, message):
         urllib.request.urlopen(req)
     assert err.value.code == 400
     assert message in json.loads(err.value.read())["error"]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"rds": [{"engine": "postgres"}]}, "'db_instance_id' is required"),
+        ({"rds": [{"db_instance_id": "d", "snapshots": [{"id": "s", "type": "weekly", "created": 0}]}]}, "manual or automated"),
+        ({"rds": [{"db_instance_id": "d", "snapshots": [{"id": "s"}]}]}, "'created' is required"),
+        ({"rds": [{"db_instance_id": "d", "snapshots": [{"id": "s", "created": "yesterday"}]}]}, "not an ISO-8601"),
+        ({"rds": [{"db_instance_id": "d", "snapshots": [{"id": "rds:x", "type": "manual", "created": 0}]}]}, "cannot start with 'rds:'"),
+        ({"rds": [{"db_instance_id": "d", "colour": "red"}]}, "unknown keys"),
+        ({"cloudwatch": {"alarms": [{"name": "a", "state": "RED"}]}}, "'state' must be one of"),
+        ({"cloudwatch": {"metrics": [{"namespace": "n", "name": "m", "points": [[0]]}]}}, "must be [time, value]"),
+        ({"cloudwatch": []}, "'cloudwatch' must be an object"),
+        ({"codepipeline": [{"name": "p", "stages": ["Only"]}]}, "at least 2 stage names"),
+    ],
+)
+def test_bad_new_seed_specs_are_400(emu, spec, message):
+    with pytest.raises(EmulatorControlError, match="400") as err:
+        emu.seed(spec)
+    assert message in str(err.value)
+
+
+def test_rds_cloudwatch_codepipeline_twice_is_a_clear_400(emu):
+    from conftest import RDS_SPEC
+
+    emu.seed({"rds": RDS_SPEC["rds"], "cloudwatch": {"alarms": [{"name": "a"}]}, "codepipeline": [{"name": "P", "stages": ["A", "B"]}]})
+    with pytest.raises(EmulatorControlError, match=r"400: seed: DB instance .* already exists"):
+        emu.seed({"rds": RDS_SPEC["rds"]})
+    with pytest.raises(EmulatorControlError, match=r"400: seed: CloudWatch alarm 'a' already exists"):
+        emu.seed({"cloudwatch": {"alarms": [{"name": "a"}]}})
+    with pytest.raises(EmulatorControlError, match=r"400: seed: pipeline 'P' already exists"):
+        emu.seed({"codepipeline": [{"name": "P", "stages": ["A", "B"]}]})
+
+
+def test_seed_rds_with_names_and_defaults(emu, rds):
+    made = emu.seed(
+        {
+            "rds": [
+                {
+                    "db_instance_id": "plain",
+                    "security_groups": ["app-db"],
+                    "created": "2025-01-01T00:00:00Z",
+                    "snapshots": [{"type": "automated", "created": 1766894400}],
+                }
+            ]
+        }
+    )
+    (db,) = made["rds"]
+    assert db["security_groups"][0].startswith("sg-") and db["subnet_group"] is None
+    assert db["automated_snapshots"] == ["rds:plain-2025-12-28-04-00"]
+    got = rds.describe_db_instances(DBInstanceIdentifier="plain")["DBInstances"][0]
+    assert got["Engine"] == "postgres" and got["EngineVersion"] == "15.4" and got["DBInstanceStatus"] == "available"
+    assert got["InstanceCreateTime"].isoformat() == "2025-01-01T00:00:00+00:00"

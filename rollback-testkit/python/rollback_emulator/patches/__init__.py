@@ -28,9 +28,12 @@ def apply_all() -> None:
                 "installed; run `bash scripts/setup-python.sh` to install the pinned version",
                 stacklevel=2,
             )
-        from . import awslambda, ecs, secretsmanager
+        from . import awslambda, cloudwatch, codepipeline, ecs, rds, secretsmanager
 
         ecs.apply()
         awslambda.apply()
         secretsmanager.apply()
+        rds.apply()
+        cloudwatch.apply()
+        codepipeline.apply()
         _applied = True
