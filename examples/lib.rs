@@ -1,8 +1,25 @@
-//! Shared helpers of the examples: progress lines for events and logging set-up.
+//! Shared helpers of the examples: progress lines for events, logging set-up, the emulated
+//! application's health check, runbook 001's three ECS services as emulator seed, and where
+//! journals and leases go.
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use rollback_core::Event;
+use rollback_core::verify::{HttpCheck, Policy};
+use rollback_core::{Check, Event, FileLocks, Outcome, Report};
+use rollback_testkit::{AwsEmulator, TestkitError};
+use serde_json::{json, Value};
+
+/// Runbook 001's ECS cluster.
+pub const CLUSTER: &str = "agentauri-production";
+
+/// Runbook 001's services, as (ECS service, task-definition family).
+pub const SERVICES: [(&str, &str); 3] = [
+    ("api-gateway-v2", "agentauri-production-api-gateway"),
+    ("event-processor", "agentauri-production-event-processor"),
+    ("action-workers", "agentauri-production-action-workers"),
+];
 
 /// Logs to stderr at `RUST_LOG` (default `error`: the events already tell the story).
 pub fn init_logging() {
@@ -18,6 +35,69 @@ pub fn init_logging() {
 pub fn progress_printer(start: Instant) -> impl Fn(&Event) + Send + Sync + 'static {
     move |e: &Event| {
         println!("{:>7.2}s  {e}", start.elapsed().as_secs_f64());
+    }
+}
+
+/// The emulator's seed for runbook 001's three services in [`CLUSTER`]: one task-definition
+/// revision per `(image tag, environment)`, oldest first, each service running the last one
+/// with 2 tasks. Images are `<ECR>/<service without -v2>:<tag>`.
+pub fn runbook_001_services(revisions: &[(&str, Value)]) -> Value {
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    SERVICES
+        .iter()
+        .map(|(service, family)| {
+            let repo = service.trim_end_matches("-v2");
+            let revisions: Vec<Value> = revisions
+                .iter()
+                .map(|(tag, env)| json!({"image": format!("{ecr}/{repo}:{tag}"), "environment": env}))
+                .collect();
+            json!({
+                "cluster": CLUSTER, "service": service, "family": family, "desired_count": 2,
+                "revisions": revisions, "current": revisions.len()
+            })
+        })
+        .collect()
+}
+
+/// The emulated application's health endpoint as a check: `/healthy` must be `true`,
+/// retried every 500 ms for up to 30 s.
+pub fn health_check(emu: &AwsEmulator) -> Check {
+    Check::new(HttpCheck::new(emu.health_url()).json_value("/healthy", json!(true))).policy(
+        Policy::default()
+            .attempts(60)
+            .interval(Duration::from_millis(500))
+            .deadline(Duration::from_secs(30)),
+    )
+}
+
+/// What the emulated application's health endpoint answers now: `200 OK` or `503`.
+pub async fn health(emu: &AwsEmulator) -> Result<&'static str, TestkitError> {
+    Ok(if emu.healthy().await? {
+        "200 OK"
+    } else {
+        "503"
+    })
+}
+
+/// A journal file under the temp dir for the transaction `name` of this process.
+pub fn journal_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rollback-{name}-{}.jsonl", std::process::id()))
+}
+
+/// The examples' leases, under the temp dir.
+pub fn locks() -> Arc<FileLocks> {
+    Arc::new(FileLocks::new(
+        std::env::temp_dir().join("rollback-examples-locks"),
+    ))
+}
+
+/// `Err` unless the report's outcome is `want`: an example exits non-zero when its
+/// rollback did not end as the example expects.
+pub fn expect_outcome(report: &Report, want: Outcome) -> Result<(), Box<dyn std::error::Error>> {
+    if report.outcome == want {
+        Ok(())
+    } else {
+        Err(format!("expected the outcome {want}, got {}", report.outcome).into())
     }
 }
 

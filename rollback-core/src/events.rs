@@ -42,6 +42,10 @@ pub enum EventKind {
     Compensating,
     /// A target is back at its captured revision.
     Compensated,
+    /// A temporary step's target is being put back after the stages were done.
+    Reverting,
+    /// A temporary step's target is back at its captured revision.
+    Reverted,
     /// An on-failure action ran.
     Action,
     /// The transaction finished; the message is the outcome.

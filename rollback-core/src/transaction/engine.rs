@@ -788,76 +788,93 @@ async fn run_check(
     v
 }
 
-/// Puts every temporary step's target back to its captured revision, last step first, once
-/// the stages are done. A failure here fails the transaction (and compensation tries again).
+/// Puts every temporary step's target back to its captured revision once the stages are
+/// done: the last stage's first, the steps of one stage at once (bounded), as they were
+/// applied. A failure here fails the transaction (and compensation tries again).
 async fn revert_temporaries(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRecord> {
-    let mut order: Vec<&mut StepRun> = steps
-        .iter_mut()
+    let mut stages: Vec<usize> = steps
+        .iter()
         .filter(|s| s.temporary && s.phase == Phase::Verified)
+        .map(|s| s.stage)
         .collect();
-    order.sort_by_key(|s| std::cmp::Reverse((s.stage, s.index)));
-    for s in order {
-        let Some(change) = s.change.clone() else {
-            continue;
-        };
-        let back = change.reverse();
-        let span = tracing::info_span!("revert", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
-        let t0 = Instant::now();
-        let result: Result<ApplyOutcome> = async {
-            ctx.emit(
-                EventKind::Compensating,
-                Some(s.index),
-                Some(&s.id),
-                format!(
-                    "temporary step done: putting back {} -> {}",
-                    back.from.id, back.to.id
-                ),
-            );
-            ctx.log(Entry::RevertIntent {
-                step: s.index,
-                target: s.id.clone(),
-                from: back.from.id.clone(),
-                to: back.to.id.clone(),
-            })?;
-            let target = s.target.clone();
-            let outcome = ctx
-                .retry(Some(s.index), &s.id, || target.apply(&back))
-                .await?;
-            let progress = {
-                let emitter = ctx.emitter.clone();
-                let (index, id) = (s.index, s.id.clone());
-                Progress::new(move |m| emitter.emit(EventKind::Waiting, Some(index), Some(&id), m))
-            };
-            s.target.wait_stable(&back.to, s.timeout, &progress).await?;
-            ctx.log(Entry::Reverted {
-                step: s.index,
-                target: s.id.clone(),
-                outcome,
-                duration_ms: ms(t0.elapsed()),
-            })?;
-            Ok(outcome)
-        }
-        .instrument(span)
-        .await;
-        s.duration += t0.elapsed();
-        match result {
-            Ok(_) => {
-                s.phase = Phase::Reverted;
-                ctx.emit(
-                    EventKind::Compensated,
-                    Some(s.index),
-                    Some(&s.id),
-                    format!("back at {}", back.to.id),
-                );
-            }
-            Err(e) => {
-                let stop = AtomicBool::new(false);
-                fail(ctx, s, &stop, e);
-                return s.error.clone();
-            }
+    stages.sort_unstable_by(|a, b| b.cmp(a));
+    stages.dedup();
+    for stage in stages {
+        let reverts: Vec<_> = steps
+            .iter_mut()
+            .filter(|s| s.temporary && s.phase == Phase::Verified && s.stage == stage)
+            .map(|s| revert_one(ctx, s))
+            .collect();
+        stream::iter(reverts)
+            .buffer_unordered(ctx.concurrency)
+            .collect::<Vec<()>>()
+            .await;
+        if let Some(s) = steps
+            .iter()
+            .find(|s| s.temporary && s.stage == stage && s.phase == Phase::Failed)
+        {
+            return s.error.clone();
         }
     }
     None
+}
+
+async fn revert_one(ctx: &Ctx, s: &mut StepRun) {
+    let Some(change) = s.change.clone() else {
+        return;
+    };
+    let back = change.reverse();
+    let span = tracing::info_span!("revert", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
+    let t0 = Instant::now();
+    let result: Result<ApplyOutcome> = async {
+        ctx.emit(
+            EventKind::Reverting,
+            Some(s.index),
+            Some(&s.id),
+            format!(
+                "temporary step done: putting back {} -> {}",
+                back.from.id, back.to.id
+            ),
+        );
+        ctx.log(Entry::RevertIntent {
+            step: s.index,
+            target: s.id.clone(),
+            from: back.from.id.clone(),
+            to: back.to.id.clone(),
+        })?;
+        let target = s.target.clone();
+        let outcome = ctx
+            .retry(Some(s.index), &s.id, || target.apply(&back))
+            .await?;
+        let progress = {
+            let emitter = ctx.emitter.clone();
+            let (index, id) = (s.index, s.id.clone());
+            Progress::new(move |m| emitter.emit(EventKind::Waiting, Some(index), Some(&id), m))
+        };
+        s.target.wait_stable(&back.to, s.timeout, &progress).await?;
+        ctx.log(Entry::Reverted {
+            step: s.index,
+            target: s.id.clone(),
+            outcome,
+            duration_ms: ms(t0.elapsed()),
+        })?;
+        Ok(outcome)
+    }
+    .instrument(span)
+    .await;
+    s.duration += t0.elapsed();
+    match result {
+        Ok(_) => {
+            s.phase = Phase::Reverted;
+            ctx.emit(
+                EventKind::Reverted,
+                Some(s.index),
+                Some(&s.id),
+                format!("back at {}", back.to.id),
+            );
+        }
+        Err(e) => fail(ctx, s, &AtomicBool::new(false), e),
+    }
 }
 
 /// Puts every step that may have changed its target back to the captured revision, newest
