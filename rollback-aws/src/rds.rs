@@ -483,7 +483,40 @@ impl RollbackTarget for RdsInstance {
                 ),
             ));
         }
-        Ok(Change::new(self.id.clone(), from, to))
+        // What a person reviews: where the data comes from and where it goes; the original
+        // instance is not changed, so its facts are not a diff.
+        let mut d = rollback_core::DiffBuilder::default();
+        d.entry(
+            rollback_core::DiffSection::Fact,
+            "restore_from",
+            None,
+            Some(format!(
+                "{} ({})",
+                to.id,
+                to.description.clone().unwrap_or_default()
+            )),
+        );
+        d.entry(
+            rollback_core::DiffSection::Fact,
+            "restore_to",
+            None,
+            Some(format!("new instance {}", self.restore_as)),
+        );
+        if let Some(c) = instance.db_instance_class() {
+            d.entry(
+                rollback_core::DiffSection::Fact,
+                "class",
+                None,
+                Some(c.to_string()),
+            );
+        }
+        Ok(Change {
+            target: self.id.clone(),
+            from,
+            to,
+            diff: d.build(),
+            precondition: None,
+        })
     }
 
     /// Restores to the new instance; a restore already made (a resumed run) is
