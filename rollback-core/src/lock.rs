@@ -29,7 +29,9 @@ impl Holder {
     pub fn current(transaction: impl Into<String>) -> Self {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+            .ok()
+            .or_else(user_from_passwd)
+            .unwrap_or_else(|| "unknown".into());
         let host = fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
             .ok()
@@ -41,6 +43,26 @@ impl Holder {
             transaction: transaction.into(),
         }
     }
+}
+
+/// The login name of this process's user from `/proc/self/status` and `/etc/passwd`, for
+/// when `USER` is not set (containers, CI runners).
+fn user_from_passwd() -> Option<String> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid).then(|| name.to_string())
+        })
 }
 
 impl fmt::Display for Holder {
@@ -262,6 +284,18 @@ impl LockManager for FileLocks {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn holder_names_a_user_even_without_user_env() {
+        let h = Holder::current("tx");
+        assert!(
+            h.name.contains(&format!("(pid {})", std::process::id())),
+            "{h}"
+        );
+        if std::path::Path::new("/proc/self/status").exists() {
+            assert!(user_from_passwd().is_some());
+        }
+    }
 
     #[tokio::test]
     async fn second_holder_is_refused_with_the_holders_name() {

@@ -673,11 +673,7 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
                     s.timeout, change.to.id
                 ),
             );
-            let progress = {
-                let emitter = ctx.emitter.clone();
-                let (index, id) = (s.index, s.id.clone());
-                Progress::new(move |m| emitter.emit(EventKind::Waiting, Some(index), Some(&id), m))
-            };
+            let progress = waiting_progress(ctx, s);
             let t0 = Instant::now();
             if let Err(e) = s.target.wait_stable(&change.to, s.timeout, &progress).await {
                 fail(ctx, s, stop, e);
@@ -819,6 +815,27 @@ async fn revert_temporaries(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRec
     None
 }
 
+/// Applies `back` (the reverse of the step's change), retrying retryable errors, and waits
+/// until the target is stable at its captured revision: the shared part of compensating a
+/// step and reverting a temporary one.
+async fn put_back(ctx: &Ctx, s: &StepRun, back: &Change) -> Result<ApplyOutcome> {
+    let target = s.target.clone();
+    let outcome = ctx
+        .retry(Some(s.index), &s.id, || target.apply(back))
+        .await?;
+    s.target
+        .wait_stable(&back.to, s.timeout, &waiting_progress(ctx, s))
+        .await?;
+    Ok(outcome)
+}
+
+/// Progress messages of a step's wait, as `waiting` events.
+fn waiting_progress(ctx: &Ctx, s: &StepRun) -> Progress {
+    let emitter = ctx.emitter.clone();
+    let (index, id) = (s.index, s.id.clone());
+    Progress::new(move |m| emitter.emit(EventKind::Waiting, Some(index), Some(&id), m))
+}
+
 async fn revert_one(ctx: &Ctx, s: &mut StepRun) {
     let Some(change) = s.change.clone() else {
         return;
@@ -842,16 +859,7 @@ async fn revert_one(ctx: &Ctx, s: &mut StepRun) {
             from: back.from.id.clone(),
             to: back.to.id.clone(),
         })?;
-        let target = s.target.clone();
-        let outcome = ctx
-            .retry(Some(s.index), &s.id, || target.apply(&back))
-            .await?;
-        let progress = {
-            let emitter = ctx.emitter.clone();
-            let (index, id) = (s.index, s.id.clone());
-            Progress::new(move |m| emitter.emit(EventKind::Waiting, Some(index), Some(&id), m))
-        };
-        s.target.wait_stable(&back.to, s.timeout, &progress).await?;
+        let outcome = put_back(ctx, s, &back).await?;
         ctx.log(Entry::Reverted {
             step: s.index,
             target: s.id.clone(),
@@ -905,17 +913,7 @@ async fn compensate(ctx: &Ctx, steps: &mut [StepRun]) {
                 from: back.from.id.clone(),
                 to: back.to.id.clone(),
             })?;
-            let target = s.target.clone();
-            let outcome = ctx
-                .retry(Some(s.index), &s.id, || target.apply(&back))
-                .await?;
-            let progress = {
-                let emitter = ctx.emitter.clone();
-                let (index, id) = (s.index, s.id.clone());
-                Progress::new(move |m| emitter.emit(EventKind::Waiting, Some(index), Some(&id), m))
-            };
-            s.target.wait_stable(&back.to, s.timeout, &progress).await?;
-            Ok(outcome)
+            put_back(ctx, s, &back).await
         }
         .instrument(span)
         .await;
