@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::rds::describe_db_instance;
 
 /// The target kind.
 pub const KIND: &str = "connection-handover";
@@ -249,25 +250,10 @@ impl ConnectionHandover {
         })
     }
 
+    /// The instance's endpoint once it is available.
     async fn endpoint(&self) -> Result<Option<(String, i32)>> {
-        let out = match self
-            .rds
-            .describe_db_instances()
-            .db_instance_identifier(&self.db_instance_id)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                let err = sdk_error(&self.id, "DescribeDBInstances", e);
-                return if err.kind() == rollback_core::ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                };
-            }
-        };
-        Ok(out.db_instances().first().and_then(|i| {
+        let instance = describe_db_instance(&self.rds, &self.id, &self.db_instance_id).await?;
+        Ok(instance.and_then(|i| {
             if i.db_instance_status() != Some("available") {
                 return None;
             }

@@ -123,6 +123,30 @@ pub fn restorable_window(
     (earliest <= latest).then_some((earliest, latest))
 }
 
+/// The DB instance `identifier` as RDS describes it, or `None` if it does not exist.
+pub(crate) async fn describe_db_instance(
+    client: &Client,
+    target: &TargetId,
+    identifier: &str,
+) -> Result<Option<DbInstance>> {
+    match client
+        .describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_instances().first().cloned()),
+        Err(e) => {
+            let err = sdk_error(target, "DescribeDBInstances", e);
+            if err.kind() == rollback_core::ErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
 impl RdsInstance {
     /// A target for instance `db_instance_id`; restores go to
     /// `<id>-rollback-<YYYYmmdd-HHMMSS>` (now, UTC) unless [`restore_as`](Self::restore_as)
@@ -189,23 +213,7 @@ impl RdsInstance {
     }
 
     async fn describe_instance(&self, identifier: &str) -> Result<Option<DbInstance>> {
-        match self
-            .client
-            .describe_db_instances()
-            .db_instance_identifier(identifier)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.db_instances().first().cloned()),
-            Err(e) => {
-                let err = sdk_error(&self.id, "DescribeDBInstances", e);
-                if err.kind() == rollback_core::ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        describe_db_instance(&self.client, &self.id, identifier).await
     }
 
     async fn source(&self) -> Result<DbInstance> {
