@@ -502,7 +502,7 @@ impl Suite<'_> {
             ));
         }
         let now = self.current("after apply").await?;
-        if now.id != to.id {
+        if !now.same_as(to) {
             return Err(format!(
                 "after applying and waiting for {}, the current revision is {}",
                 to.id, now.id
@@ -526,7 +526,7 @@ impl Suite<'_> {
             )),
         };
         let now = self.current("after the second apply").await?;
-        if now.id != change.to.id {
+        if !now.same_as(&change.to) {
             return Err(format!(
                 "the second apply moved the target from {} to {}",
                 change.to.id, now.id
@@ -547,7 +547,7 @@ impl Suite<'_> {
         let from = seen
             .history
             .iter()
-            .find(|r| r.id != original.id && r.id != at.id)
+            .find(|r| !r.same_as(original) && !r.same_as(at))
             .cloned()
             .unwrap_or_else(|| Revision::new(self.fixture.unknown_revision.clone()));
         let stale = Change::new(self.target.id(), from.clone(), original.clone());
@@ -561,7 +561,7 @@ impl Suite<'_> {
             ErrorKind::Conflict,
         );
         let now = self.current("after the stale apply").await?;
-        if now.id != at.id {
+        if !now.same_as(at) {
             return Err(format!(
                 "{}the refused change moved the target from {} to {}",
                 verdict.err().map(|e| format!("{e}; ")).unwrap_or_default(),
@@ -575,7 +575,7 @@ impl Suite<'_> {
     /// Puts the target back at `original` (plan + apply + wait) if it is elsewhere.
     async fn restore(&mut self, original: &Revision) -> CheckResult {
         let now = self.current("before restoring").await?;
-        if now.id != original.id {
+        if !now.same_as(original) {
             let change = match self.target.plan(original).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -617,7 +617,7 @@ impl Suite<'_> {
             ));
         }
         let end = self.current("after restoring").await?;
-        if end.id != original.id {
+        if !end.same_as(original) {
             return Err(format!(
                 "the target was left at {}, not at {} where the suite found it",
                 end.id, original.id

@@ -31,6 +31,13 @@ pub struct Revision {
     /// Other facts worth showing (stages, annotations, snapshot type...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub facts: BTreeMap<String, String>,
+    /// What the revision is, where the backend renumbers revisions: Kubernetes gives a
+    /// ReplicaSet the next revision number when a rollback reuses it, so revision `"2"`
+    /// becomes `"4"` once rolled back to, while its key (the ReplicaSet's name) stays.
+    /// Two revisions with keys are the same revision when their keys are equal (see
+    /// [`same_as`](Self::same_as)); backends with stable ids leave it `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Revision {
@@ -64,6 +71,15 @@ impl Revision {
     pub fn fact(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.facts.insert(key.into(), value.into());
         self
+    }
+
+    /// Whether `self` and `other` are the same revision: equal [`key`](Self::key)s when both
+    /// have one, else equal ids.
+    pub fn same_as(&self, other: &Revision) -> bool {
+        match (&self.key, &other.key) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.id == other.id,
+        }
     }
 
     /// Whether one of the revision's images carries `tag` (`repo:tag`, or the digest
@@ -134,7 +150,7 @@ impl Change {
 
     /// Whether the change does nothing (already at the revision).
     pub fn is_noop(&self) -> bool {
-        self.from.id == self.to.id
+        self.from.same_as(&self.to)
     }
 }
 

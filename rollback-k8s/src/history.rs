@@ -168,7 +168,8 @@ fn newest_first<T>(
 /// The rollout history of a Deployment, newest revision first: one [`Revision`] per
 /// ReplicaSet it controls, with the id the ReplicaSet's revision number, its images, its
 /// change-cause as the description and the facts `replicaset` (its name) and
-/// `pod-template-hash`.
+/// `pod-template-hash`. The ReplicaSet's name is also the revision's
+/// [`key`](Revision::key): the controller renumbers a ReplicaSet that a rollback reuses.
 ///
 /// As in `kubectl rollout history`, ReplicaSets whose revision annotation is not a number
 /// are left out, and one without the annotation is revision 0.
@@ -187,6 +188,9 @@ pub fn deployment_history(deployment: &Deployment, replica_sets: &[ReplicaSet]) 
         .map(|(n, _, name, rs)| {
             let template = rs.spec.as_ref().and_then(|s| s.template.as_ref());
             let mut revision = template_revision(n, &rs.metadata, template);
+            // The deployment controller renumbers a ReplicaSet a rollback reuses; its name
+            // (the template's hash) is what stays.
+            revision.key = Some(name.clone());
             revision.facts.insert("replicaset".into(), name);
             if let Some(hash) = template
                 .and_then(|t| t.metadata.as_ref())
@@ -290,6 +294,7 @@ pub fn controller_revision_history(
         .map(|(n, _, name, cr)| {
             let template = revision_template(cr);
             let mut revision = template_revision(n, &cr.metadata, template.as_ref());
+            revision.key = Some(name.clone());
             revision.facts.insert("controllerrevision".into(), name);
             revision
         })

@@ -1,6 +1,6 @@
 //! Kubernetes rollbacks as kubectl does them, for Deployments, StatefulSets and DaemonSets.
 //!
-//! # What exists now
+//! # The rules
 //!
 //! The rules, as pure functions over the [`k8s_openapi`] `apps/v1` types, restated from
 //! kubectl's `pkg/polymorphichelpers` (our own code, checked against kubectl's own test
@@ -18,21 +18,48 @@
 //!   Deployment's template and annotations, or the ControllerRevision's strategic merge
 //!   patch), or why it sends none (paused Deployment refused; template already matching).
 //!
-//! Nothing here talks to a cluster, and nothing here implements
-//! [`rollback_core::RollbackTarget`] yet.
+//! # Targets on a cluster
 //!
-//! # What comes next
+//! On a kube-rs client ([`K8s`]: `KUBECONFIG` or in-cluster, a URL, or your own client):
 //!
-//! - Targets on a kube-rs client (`k8s-deployment`, `k8s-statefulset`, `k8s-daemonset`)
-//!   that list the ReplicaSets / ControllerRevisions, send these patches with the
-//!   object's resourceVersion as the precondition, and report [`status`] as stability.
-//! - Waiting by watching the object instead of polling.
-//! - An in-repo API simulator (apps/v1 REST, patches, watch, a deployment controller) so
-//!   that the targets are tested end to end without a cluster.
+//! - [`Deployment`], [`StatefulSet`], [`DaemonSet`]: history, `kubectl rollout undo`'s
+//!   patch sent with the object's `resourceVersion` (a concurrent change is a conflict, not
+//!   overwritten), a paused Deployment refused, an already-matching template skipped, and
+//!   waiting by watch with kubectl's status rules.
+//! - Runbook 004's recovery steps: [`Replicas`] (scale to zero and back, gradual scale-up
+//!   with a check between) and [`Restart`] (`kubectl rollout restart`).
+//! - [`PodsReady`]: the pods matching a selector are Ready.
+//!
+//! ```no_run
+//! use rollback_core::{Selector, Step, Transaction};
+//! use rollback_k8s::{Deployment, K8s, PodsReady};
+//! use std::sync::Arc;
+//!
+//! # async fn demo() -> rollback_core::Result<()> {
+//! let k8s = K8s::from_env().await?;
+//! let frontend = Deployment::new(&k8s, "production", "frontend")?;
+//! let report = Transaction::builder("frontend-undo")
+//!     .reason("error rate 12% after 2.4.0")
+//!     .step(Step::new(Arc::new(frontend.clone()), Selector::Previous).verify(PodsReady::of(&frontend)))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! println!("{}", report.outcome);
+//! # Ok(()) }
+//! ```
 
+pub mod client;
 pub mod history;
+pub mod pods;
+pub mod recovery;
 pub mod status;
 pub mod undo;
+pub mod workload;
+
+pub use client::{K8s, K8sConfig};
+pub use pods::PodsReady;
+pub use recovery::{Replicas, Restart, Scalable, RESTARTED_AT_ANNOTATION};
+pub use workload::{DaemonSet, Deployment, StatefulSet, Workload, WorkloadKind, UNRECORDED};
 
 pub use history::{
     controller_revision_history, controller_revision_rollback_target, deployment_history,
@@ -46,3 +73,25 @@ pub use undo::{
     daemonset_undo, deployment_undo, deployment_undo_patch, statefulset_undo, PatchType, UndoError,
     UndoPatch, UndoPlan,
 };
+
+/// Registers this crate's target kinds (`k8s-deployment`, `k8s-statefulset`,
+/// `k8s-daemonset`, their `-replicas` and `-restart` kinds) so that a journal naming them
+/// can be resumed.
+pub fn register(r: &mut rollback_core::Registry) {
+    use k8s_openapi::api::apps::v1 as apps;
+    workload::register_kind::<apps::Deployment>(r);
+    workload::register_kind::<apps::StatefulSet>(r);
+    workload::register_kind::<apps::DaemonSet>(r);
+    recovery::register_replicas::<apps::Deployment>(r);
+    recovery::register_replicas::<apps::StatefulSet>(r);
+    recovery::register_restart::<apps::Deployment>(r);
+    recovery::register_restart::<apps::StatefulSet>(r);
+    recovery::register_restart::<apps::DaemonSet>(r);
+}
+
+/// A registry with the core's and this crate's kinds.
+pub fn registry() -> rollback_core::Registry {
+    let mut r = rollback_core::Registry::with_builtins();
+    register(&mut r);
+    r
+}

@@ -393,7 +393,7 @@ async fn preflight(ctx: &Ctx, index: usize, s: &super::Step) -> Result<(Change, 
         let to = ctx.retry(Some(index), &id, || t.resolve(&s.selector)).await?;
         // Already there only if the facts agree too: a Lambda alias at version 3 with canary
         // weights is not at a clean version 3, and moving it there clears the weights.
-        if to.id == current.id && to.facts == current.facts {
+        if to.same_as(&current) && to.facts == current.facts {
             if s.allow_current {
                 return Ok((Change::new(id, current.clone(), current), true));
             }
@@ -406,7 +406,7 @@ async fn preflight(ctx: &Ctx, index: usize, s: &super::Step) -> Result<(Change, 
             ));
         }
         let change = ctx.retry(Some(index), &id, || t.plan(&to)).await?;
-        if change.from.id != current.id {
+        if !change.from.same_as(&current) {
             return Err(Error::Conflict {
                 target: id.to_string(),
                 expected: current.id,

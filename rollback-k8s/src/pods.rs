@@ -1,0 +1,185 @@
+//! [`PodsReady`]: the check `kubectl get pods -n production -l app=backend-rust` stands
+//! for in runbook 004: the pods matching a selector exist and are all Ready.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use rollback_core::verify::{CheckOutcome, Verifier};
+use rollback_core::{Error, Result, TargetId};
+
+use crate::client::{check_name, kube_error, K8s};
+use crate::workload::{selector_query, Workload, WorkloadKind};
+
+/// Where the label selector comes from.
+#[derive(Clone)]
+enum Source {
+    Labels(String),
+    Workload {
+        read: std::sync::Arc<
+            dyn Fn() -> futures::future::BoxFuture<'static, Result<String>> + Send + Sync,
+        >,
+        name: String,
+    },
+}
+
+/// Passes when at least [`min`](Self::min) pods match the selector and every one of them
+/// is Ready (its `Ready` condition is `True`) and not being deleted. The evidence counts
+/// them and names the pods that are not ready, with the reason their containers give
+/// (`CrashLoopBackOff`, `ImagePullBackOff`...).
+#[derive(Clone)]
+pub struct PodsReady {
+    k8s: K8s,
+    namespace: String,
+    source: Source,
+    min: usize,
+    id: TargetId,
+}
+
+impl fmt::Debug for PodsReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PodsReady")
+            .field("namespace", &self.namespace)
+            .field("selector", &self.selector_name())
+            .field("min", &self.min)
+            .finish()
+    }
+}
+
+impl PodsReady {
+    /// Pods in `namespace` matching `selector` (`app=frontend,tier!=canary`, as
+    /// `kubectl get pods -l`).
+    pub fn new(
+        k8s: &K8s,
+        namespace: impl Into<String>,
+        selector: impl Into<String>,
+    ) -> Result<Self> {
+        let (namespace, selector) = (namespace.into(), selector.into());
+        let id = TargetId::new("k8s-pods", format!("{namespace}/{selector}"));
+        check_name(&id, "namespace", &namespace)?;
+        if selector.trim().is_empty() {
+            return Err(Error::invalid(
+                id.to_string(),
+                "give a label selector such as app=frontend (an empty one would match every pod in the namespace)",
+            ));
+        }
+        Ok(PodsReady {
+            k8s: k8s.clone(),
+            namespace,
+            source: Source::Labels(selector),
+            min: 1,
+            id,
+        })
+    }
+
+    /// The pods of a workload, by its own label selector (read when the check runs).
+    pub fn of<W: WorkloadKind>(workload: &Workload<W>) -> Self {
+        let w = workload.clone();
+        let read = std::sync::Arc::new(move || {
+            let w = w.clone();
+            Box::pin(async move {
+                let object = w.object().await?;
+                Ok(object.selector().map(selector_query).unwrap_or_default())
+            }) as futures::future::BoxFuture<'static, Result<String>>
+        });
+        PodsReady {
+            k8s: workload.k8s.clone(),
+            namespace: workload.namespace.clone(),
+            source: Source::Workload {
+                read,
+                name: format!("{} {}", W::NOUN, workload.name),
+            },
+            min: 1,
+            id: TargetId::new("k8s-pods", workload.id.name.clone()),
+        }
+    }
+
+    /// At least this many pods must match (default 1; 0 lets "no pods" pass).
+    pub fn min(mut self, n: usize) -> Self {
+        self.min = n;
+        self
+    }
+
+    fn selector_name(&self) -> String {
+        match &self.source {
+            Source::Labels(s) => s.clone(),
+            Source::Workload { name, .. } => format!("the pods of {name}"),
+        }
+    }
+}
+
+/// Why a pod is not ready: its containers' waiting or terminated reasons, else its phase.
+fn not_ready_reason(pod: &Pod) -> String {
+    let status = pod.status.as_ref();
+    let reasons: Vec<String> = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let state = c.state.as_ref()?;
+            state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.reason.clone())
+                .or_else(|| state.terminated.as_ref().and_then(|t| t.reason.clone()))
+        })
+        .collect();
+    if !reasons.is_empty() {
+        return reasons.join(", ");
+    }
+    status
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "no status".into())
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[async_trait]
+impl Verifier for PodsReady {
+    fn name(&self) -> String {
+        format!("pods ready: {} in {}", self.selector_name(), self.namespace)
+    }
+
+    async fn check(&self) -> Result<CheckOutcome> {
+        let selector = match &self.source {
+            Source::Labels(s) => s.clone(),
+            Source::Workload { read, .. } => read().await?,
+        };
+        let pods: Api<Pod> = Api::namespaced(self.k8s.client.clone(), &self.namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| kube_error(&self.id, "list pods", e))?;
+        let total = list.items.len();
+        let mut not_ready: Vec<String> = list
+            .items
+            .iter()
+            .filter(|p| !is_ready(p))
+            .map(|p| {
+                format!(
+                    "{} ({})",
+                    p.metadata.name.as_deref().unwrap_or("?"),
+                    not_ready_reason(p)
+                )
+            })
+            .collect();
+        not_ready.sort();
+        let ready = total - not_ready.len();
+        let summary = format!("{ready} of {total} pod(s) ready ({selector})");
+        Ok(if total < self.min {
+            CheckOutcome::fail(format!("{summary}; at least {} expected", self.min))
+        } else if not_ready.is_empty() {
+            CheckOutcome::pass(summary)
+        } else {
+            CheckOutcome::fail(format!("{summary}; not ready: {}", not_ready.join(", ")))
+        })
+    }
+}

@@ -1,0 +1,549 @@
+//! Runbook 004's "Failed Rollback Recovery" as targets: scale to zero and back, scale up
+//! gradually with a check between, and restart (`kubectl rollout restart`).
+//!
+//! ```text
+//! kubectl scale deployment/frontend --replicas=0 -n production     Replicas, Exact("0"), temporary
+//! ... restore, re-deploy ...
+//! kubectl scale deployment/frontend --replicas=1 -n production     Replicas::gradual([1]) with a check
+//! # Verify health                                                   between the steps
+//! kubectl scale deployment/frontend --replicas=3 -n production
+//! ```
+//!
+//! A [`Replicas`] step marked [temporary](rollback_core::Step::temporary) with
+//! `Exact("0")` stops the workload for the length of the transaction's stages and puts it
+//! back to the replica count captured in preflight (gradually, if asked) before the
+//! transaction's checks. A [`Restart`] step makes every pod start afresh, which is how a
+//! workload reads a rolled-back secret.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use k8s_openapi::api::apps::v1 as apps;
+use kube::api::{Patch, PatchParams};
+use rollback_core::verify::Verifier;
+use rollback_core::{
+    ApplyOutcome, Change, Error, Progress, Registry, Result, Revision, RollbackTarget, Selector,
+    Stability, TargetId, TargetSpec,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::client::K8sConfig;
+use crate::status::{RolloutErrorKind, RolloutStatus};
+use crate::workload::{is_conflict, watch_until, Workload, WorkloadKind};
+
+/// The annotation `kubectl rollout restart` sets on the pod template.
+pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// The revision id of a workload never restarted.
+pub const NEVER: &str = "never";
+
+/// How many times a write re-reads and re-sends after a 409 from a status update.
+const CONFLICT_RETRIES: usize = 5;
+
+/// Kinds that have `spec.replicas` (Deployment, StatefulSet).
+pub trait Scalable: WorkloadKind {
+    /// The [`Replicas`] target kind: `k8s-deployment-replicas`, `k8s-statefulset-replicas`.
+    const REPLICAS_KIND: &'static str;
+}
+
+impl Scalable for apps::Deployment {
+    const REPLICAS_KIND: &'static str = "k8s-deployment-replicas";
+}
+
+impl Scalable for apps::StatefulSet {
+    const REPLICAS_KIND: &'static str = "k8s-statefulset-replicas";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ReplicasParams {
+    namespace: String,
+    name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gradual: Vec<i32>,
+    #[serde(default)]
+    k8s: K8sConfig,
+}
+
+/// A workload's replica count as a target (`kubectl scale`): revisions are counts (`"0"`,
+/// `"3"`), chosen with `Exact("N")`.
+///
+/// Stable means kubectl's rollout status is done at that count. With
+/// [`gradual`](Self::gradual) a scale-up stops at each intermediate count, waits for it and
+/// runs the [`between`](Self::between) check before going on; a failing check stops there
+/// with [`Error::VerificationFailed`] (a transaction then puts the captured count back).
+pub struct Replicas<W: Scalable> {
+    workload: Workload<W>,
+    gradual: Vec<i32>,
+    between: Option<Arc<dyn Verifier>>,
+    step_timeout: Duration,
+    id: TargetId,
+}
+
+impl<W: Scalable> Clone for Replicas<W> {
+    fn clone(&self) -> Self {
+        Replicas {
+            workload: self.workload.clone(),
+            gradual: self.gradual.clone(),
+            between: self.between.clone(),
+            step_timeout: self.step_timeout,
+            id: self.id.clone(),
+        }
+    }
+}
+
+impl<W: Scalable> fmt::Debug for Replicas<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replicas")
+            .field("kind", &W::REPLICAS_KIND)
+            .field("namespace", &self.workload.namespace)
+            .field("name", &self.workload.name)
+            .field("gradual", &self.gradual)
+            .field("between", &self.between.as_ref().map(|v| v.name()))
+            .finish()
+    }
+}
+
+impl<W: Scalable> Workload<W> {
+    /// This workload's replica count as a target.
+    pub fn replicas(&self) -> Replicas<W> {
+        Replicas {
+            id: TargetId::new(W::REPLICAS_KIND, self.id.name.clone()),
+            workload: self.clone(),
+            gradual: Vec::new(),
+            between: None,
+            step_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl<W: WorkloadKind> Workload<W> {
+    /// This workload's restart (`kubectl rollout restart`) as a target.
+    pub fn restart(&self) -> Restart<W> {
+        Restart {
+            id: TargetId::new(restart_kind::<W>(), self.id.name.clone()),
+            workload: self.clone(),
+        }
+    }
+}
+
+fn count_revision(n: i32) -> Revision {
+    Revision::new(n.to_string()).description(format!("{n} replica(s)"))
+}
+
+impl<W: Scalable> Replicas<W> {
+    /// Scale up through these counts (runbook 004: `[1]`, then the final count); counts
+    /// outside a scale-up's range are skipped.
+    pub fn gradual(mut self, counts: impl IntoIterator<Item = i32>) -> Self {
+        self.gradual = counts.into_iter().collect();
+        self.gradual.sort_unstable();
+        self.gradual.dedup();
+        self
+    }
+
+    /// The check to pass at each intermediate count ("Verify health").
+    pub fn between(mut self, check: impl Verifier + 'static) -> Self {
+        self.between = Some(Arc::new(check));
+        self
+    }
+
+    /// How long to wait for each intermediate count (default 300 s).
+    pub fn step_timeout(mut self, timeout: Duration) -> Self {
+        self.step_timeout = timeout;
+        self
+    }
+
+    fn count_of(&self, object: &W) -> i32 {
+        object.replicas().unwrap_or(1)
+    }
+
+    /// Sets `spec.replicas` with the object's resourceVersion as the precondition; a 409
+    /// from a status write is retried, a count changed by someone else is a conflict.
+    async fn scale(&self, from: i32, to: i32) -> Result<()> {
+        let id = self.id.to_string();
+        for _ in 0..CONFLICT_RETRIES {
+            let object = self.workload.object().await?;
+            let now = self.count_of(&object);
+            if now == to {
+                return Ok(());
+            }
+            if now != from {
+                return Err(Error::Conflict {
+                    target: id,
+                    expected: from.to_string(),
+                    found: now.to_string(),
+                });
+            }
+            let rv = object.meta().resource_version.clone().unwrap_or_default();
+            let body = json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": to}});
+            match self
+                .workload
+                .api()
+                .patch(
+                    &self.workload.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(body),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(self.workload.err(&format!("scale {}", W::NOUN), e)),
+            }
+        }
+        Err(Error::Conflict {
+            target: id,
+            expected: from.to_string(),
+            found: "an object rewritten while we tried to scale it".into(),
+        })
+    }
+
+    fn judge(&self, object: &W, want: i32) -> Stability {
+        let now = self.count_of(object);
+        if now != want {
+            return Stability::Failed(format!(
+                "the replica count is now {now}, not {want}: someone else scaled it"
+            ));
+        }
+        match object.rollout_status() {
+            Ok(RolloutStatus::Done(_)) => Stability::Stable,
+            Ok(RolloutStatus::Waiting(m)) => Stability::Waiting(m),
+            Err(e) if e.kind() == RolloutErrorKind::UnsupportedStrategy => Stability::Stable,
+            Err(e) => Stability::Failed(e.to_string()),
+        }
+    }
+
+    fn parse(&self, revision: &Revision) -> Result<i32> {
+        revision
+            .id
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                Error::invalid(
+                    self.id.to_string(),
+                    format!("{:?} is not a replica count; choose one with Exact(\"N\"), e.g. Exact(\"0\")", revision.id),
+                )
+            })
+    }
+
+    async fn wait_count(&self, n: i32, timeout: Duration, progress: &Progress) -> Result<()> {
+        watch_until(
+            self.workload.api(),
+            &self.workload.name,
+            &self.id,
+            &format!("{} {} to run {n} replica(s)", W::NOUN, self.workload.name),
+            timeout,
+            progress,
+            |o: &W| self.judge(o, n),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl<W: Scalable> RollbackTarget for Replicas<W> {
+    fn id(&self) -> TargetId {
+        self.id.clone()
+    }
+
+    fn spec(&self) -> TargetSpec {
+        TargetSpec::new(
+            W::REPLICAS_KIND,
+            ReplicasParams {
+                namespace: self.workload.namespace.clone(),
+                name: self.workload.name.clone(),
+                gradual: self.gradual.clone(),
+                k8s: self.workload.k8s.config.clone(),
+            },
+        )
+    }
+
+    async fn current(&self) -> Result<Revision> {
+        Ok(count_revision(
+            self.count_of(&self.workload.object().await?),
+        ))
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        Ok(vec![self.current().await?])
+    }
+
+    /// `Exact("N")` picks a count; other selectors follow the shared rules over the one
+    /// count in use (so `Previous` is not found).
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        if let Selector::Exact(n) = selector {
+            return Ok(count_revision(self.parse(&Revision::new(n.clone()))?));
+        }
+        let current = self.current().await?;
+        selector
+            .resolve(&self.id, std::slice::from_ref(&current), &current.id)
+            .map_err(|e| match e {
+                Error::NotFound { target, what, hint } => Error::NotFound {
+                    target,
+                    what,
+                    hint: format!("{hint}; a replica count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the workload"),
+                },
+                other => other,
+            })
+    }
+
+    /// Scales to `change.to`, through the [`gradual`](Self::gradual) counts on the way up,
+    /// waiting for each and running the [`between`](Self::between) check.
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let (from, to) = (self.parse(&change.from)?, self.parse(&change.to)?);
+        let now = self.count_of(&self.workload.object().await?);
+        if now == to {
+            return Ok(ApplyOutcome::AlreadyCurrent);
+        }
+        if now != from {
+            return Err(Error::Conflict {
+                target: self.id.to_string(),
+                expected: from.to_string(),
+                found: now.to_string(),
+            });
+        }
+        let mut at = from;
+        for &step in self.gradual.iter().filter(|&&n| n > from && n < to) {
+            self.scale(at, step).await?;
+            at = step;
+            self.wait_count(step, self.step_timeout, &Progress::none())
+                .await?;
+            if let Some(check) = &self.between {
+                let outcome = check.check().await?;
+                if !outcome.passed {
+                    return Err(Error::VerificationFailed {
+                        target: self.id.to_string(),
+                        check: check.name(),
+                        evidence: format!("at {step} replica(s): {}", outcome.evidence),
+                    });
+                }
+            }
+        }
+        self.scale(at, to).await?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        let want = self.parse(revision)?;
+        Ok(self.judge(&self.workload.object().await?, want))
+    }
+
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<()> {
+        let want = self.parse(revision)?;
+        self.wait_count(want, timeout, progress).await
+    }
+}
+
+fn restart_kind<W: WorkloadKind>() -> String {
+    format!("{}-restart", W::KIND)
+}
+
+/// A workload's restart as a target (`kubectl rollout restart`): the revision is the
+/// `kubectl.kubernetes.io/restartedAt` annotation of its pod template ([`NEVER`] when
+/// unset). Any selector but `Exact` asks for a restart now; `Exact(t)` sets a given value
+/// (what compensation does to put the previous one back). Stable when the rollout it
+/// starts is done (kubectl's rules).
+pub struct Restart<W: WorkloadKind> {
+    workload: Workload<W>,
+    id: TargetId,
+}
+
+impl<W: WorkloadKind> Clone for Restart<W> {
+    fn clone(&self) -> Self {
+        Restart {
+            workload: self.workload.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+impl<W: WorkloadKind> fmt::Debug for Restart<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Restart")
+            .field("kind", &W::KIND)
+            .field("namespace", &self.workload.namespace)
+            .field("name", &self.workload.name)
+            .finish()
+    }
+}
+
+fn restarted_at<W: WorkloadKind>(object: &W) -> String {
+    object
+        .template()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(RESTARTED_AT_ANNOTATION))
+        .cloned()
+        .unwrap_or_else(|| NEVER.to_string())
+}
+
+fn restart_revision(at: &str) -> Revision {
+    let r = Revision::new(at);
+    if at == NEVER {
+        r.description("never restarted")
+    } else {
+        r.description(format!("restarted at {at}"))
+    }
+}
+
+impl<W: WorkloadKind> Restart<W> {
+    fn judge(&self, object: &W, want: &str) -> Stability {
+        let now = restarted_at(object);
+        if now != want {
+            return Stability::Failed(format!(
+                "the restart annotation is now {now:?}, not {want:?}: someone else changed the template"
+            ));
+        }
+        match object.rollout_status() {
+            Ok(RolloutStatus::Done(_)) => Stability::Stable,
+            Ok(RolloutStatus::Waiting(m)) => Stability::Waiting(m),
+            Err(e) => Stability::Failed(e.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl<W: WorkloadKind> RollbackTarget for Restart<W> {
+    fn id(&self) -> TargetId {
+        self.id.clone()
+    }
+
+    fn spec(&self) -> TargetSpec {
+        TargetSpec::new(
+            restart_kind::<W>(),
+            crate::workload::Params {
+                namespace: self.workload.namespace.clone(),
+                name: self.workload.name.clone(),
+                k8s: self.workload.k8s.config.clone(),
+            },
+        )
+    }
+
+    async fn current(&self) -> Result<Revision> {
+        Ok(restart_revision(&restarted_at(
+            &self.workload.object().await?,
+        )))
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        Ok(vec![self.current().await?])
+    }
+
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        let object = self.workload.object().await?;
+        if object.paused() {
+            return Err(Error::invalid(
+                self.id.to_string(),
+                format!(
+                    "can't restart paused {} (run rollout resume first)",
+                    W::NOUN
+                ),
+            ));
+        }
+        Ok(match selector {
+            Selector::Exact(at) => restart_revision(at),
+            _ => restart_revision(&Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+        })
+    }
+
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let id = self.id.to_string();
+        for _ in 0..CONFLICT_RETRIES {
+            let object = self.workload.object().await?;
+            let now = restarted_at(&object);
+            if now == change.to.id {
+                return Ok(ApplyOutcome::AlreadyCurrent);
+            }
+            if now != change.from.id {
+                return Err(Error::Conflict {
+                    target: id,
+                    expected: change.from.id.clone(),
+                    found: now,
+                });
+            }
+            let value = if change.to.id == NEVER {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::from(change.to.id.clone())
+            };
+            let rv = object.meta().resource_version.clone().unwrap_or_default();
+            let body = json!({
+                "metadata": {"resourceVersion": rv},
+                "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: value}}}}
+            });
+            match self
+                .workload
+                .api()
+                .patch(
+                    &self.workload.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(body),
+                )
+                .await
+            {
+                Ok(_) => return Ok(ApplyOutcome::Applied),
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(self.workload.err(&format!("restart {}", W::NOUN), e)),
+            }
+        }
+        Err(Error::Conflict {
+            target: id,
+            expected: change.from.id.clone(),
+            found: "an object rewritten while we tried to restart it".into(),
+        })
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        Ok(self.judge(&self.workload.object().await?, &revision.id))
+    }
+
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<()> {
+        watch_until(
+            self.workload.api(),
+            &self.workload.name,
+            &self.id,
+            &format!("{} {} to restart", W::NOUN, self.workload.name),
+            timeout,
+            progress,
+            |o: &W| self.judge(o, &revision.id),
+        )
+        .await
+    }
+}
+
+pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry) {
+    r.register(W::REPLICAS_KIND, |spec: TargetSpec| async move {
+        let p: ReplicasParams = spec.params()?;
+        let k8s = p.k8s.load().await?;
+        let target = Workload::<W>::new(&k8s, p.namespace, p.name)?
+            .replicas()
+            .gradual(p.gradual);
+        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
+    });
+}
+
+pub(crate) fn register_restart<W: WorkloadKind>(r: &mut Registry) {
+    r.register(restart_kind::<W>(), |spec: TargetSpec| async move {
+        let p: crate::workload::Params = spec.params()?;
+        let k8s = p.k8s.load().await?;
+        Ok(
+            Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?.restart())
+                as Arc<dyn RollbackTarget>,
+        )
+    });
+}

@@ -1,0 +1,858 @@
+//! The three workload targets, [`Deployment`], [`StatefulSet`] and [`DaemonSet`]: history,
+//! undo and rollout status as kubectl has them, on a kube-rs client.
+//!
+//! One generic [`Workload`] target does the work; [`WorkloadKind`] says, per kind, where the
+//! history lives (ReplicaSets or ControllerRevisions) and which of kubectl's rules apply.
+//!
+//! What a step does, against kubectl:
+//!
+//! | | kubectl | here |
+//! | --- | --- | --- |
+//! | history | `rollout history` | [`history`](rollback_core::RollbackTarget::history), newest first, with images, env names, change-cause |
+//! | revision picked | `rollout undo [--to-revision=N]` | `Previous` (second-highest revision, kubectl's default), `Exact("N")`, `StepsBack(n)`, `ImageTag(tag)` |
+//! | patch | JSON patch (Deployment) / strategic merge (StatefulSet, DaemonSet) | the same patch, plus the object's `resourceVersion` so a concurrent change is refused (409) |
+//! | paused Deployment | refused | refused in preflight, with kubectl's advice |
+//! | template already matches | `skipped rollback` | nothing sent ([`ApplyOutcome::AlreadyCurrent`]) |
+//! | wait | `rollout status` (watch) | a watch, with kubectl's rules and messages; `ProgressDeadlineExceeded` fails at once |
+//!
+//! Revision numbers move: the controller gives a reused ReplicaSet the next number, so after
+//! rolling back from `"3"` to `"2"` the Deployment is at `"4"`, which is the old revision 2
+//! (`kubectl rollout history` shows 1, 3, 4). Revisions carry the ReplicaSet's (or
+//! ControllerRevision's) name as their [`key`](Revision::key), and
+//! [`Revision::same_as`] compares those, so plans, compensation and waiting follow the
+//! template, not the number.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Resource;
+use rollback_core::{
+    ApplyOutcome, Change, Error, Progress, Registry, Result, Revision, RollbackTarget, Selector,
+    Stability, TargetId, TargetSpec,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::client::{check_name, kube_error, K8s, K8sConfig};
+use crate::history::{
+    controlled_replica_sets, controlled_revisions, controller_revision_history,
+    controller_revision_rollback_target, deployment_history, deployment_rollback_target,
+    revision_of, HistoryError,
+};
+use crate::status::{
+    daemonset_status, deployment_status, statefulset_status, RolloutError, RolloutErrorKind,
+    RolloutStatus,
+};
+use crate::undo::{
+    controller_revision_undo_patch, deployment_undo_patch, equal_ignore_hash, PatchType, UndoError,
+    UndoPlan,
+};
+
+/// How many times apply re-reads and re-sends after a 409 caused by a status update (the
+/// controller writes status while a rollout is under way); a change to the template itself
+/// is a [`Error::Conflict`] at once.
+const CONFLICT_RETRIES: usize = 5;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for k8s_openapi::api::apps::v1::Deployment {}
+    impl Sealed for k8s_openapi::api::apps::v1::StatefulSet {}
+    impl Sealed for k8s_openapi::api::apps::v1::DaemonSet {}
+}
+
+/// A namespaced API object kube-rs can read, patch and watch.
+pub trait ApiObject:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> ApiObject for T where
+    T: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What differs between the three workload kinds (sealed: Deployment, StatefulSet and
+/// DaemonSet).
+pub trait WorkloadKind: ApiObject + sealed::Sealed {
+    /// Where the history lives: `ReplicaSet` or `ControllerRevision`.
+    type History: ApiObject;
+    /// The target kind: `k8s-deployment`, `k8s-statefulset`, `k8s-daemonset`.
+    const KIND: &'static str;
+    /// kubectl's resource noun: `deployment`, `statefulset`, `daemonset`.
+    const NOUN: &'static str;
+    /// The object's label selector (`spec.selector`).
+    fn selector(&self) -> Option<&LabelSelector>;
+    /// The object's pod template.
+    fn template(&self) -> Option<&PodTemplateSpec>;
+    /// Whether the object's controller has stopped rolling out (a paused Deployment).
+    fn paused(&self) -> bool {
+        false
+    }
+    /// `spec.replicas`, for kinds that have it.
+    fn replicas(&self) -> Option<i32> {
+        None
+    }
+    /// The history objects this object controls, as revisions, newest first.
+    fn revisions(&self, items: &[Self::History]) -> Vec<Revision>;
+    /// The history objects this object controls.
+    fn controlled<'a>(&self, items: &'a [Self::History]) -> Vec<&'a Self::History>;
+    /// The revision number of a history object.
+    fn number(item: &Self::History) -> i64;
+    /// The history object `kubectl rollout undo [--to-revision=N]` picks.
+    fn undo_target<'a>(
+        &self,
+        items: &'a [Self::History],
+        to_revision: i64,
+    ) -> std::result::Result<&'a Self::History, HistoryError>;
+    /// Whether the object's template is the one the history object records.
+    fn matches(&self, item: &Self::History) -> bool;
+    /// kubectl's undo of the object to the history object.
+    fn undo(&self, item: &Self::History) -> std::result::Result<UndoPlan, UndoError>;
+    /// kubectl's rollout status.
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError>;
+}
+
+impl WorkloadKind for apps::Deployment {
+    type History = apps::ReplicaSet;
+    const KIND: &'static str = "k8s-deployment";
+    const NOUN: &'static str = "deployment";
+
+    fn selector(&self) -> Option<&LabelSelector> {
+        self.spec.as_ref().map(|s| &s.selector)
+    }
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+    fn paused(&self) -> bool {
+        self.spec.as_ref().and_then(|s| s.paused) == Some(true)
+    }
+    fn replicas(&self) -> Option<i32> {
+        Some(self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
+    }
+    fn revisions(&self, items: &[apps::ReplicaSet]) -> Vec<Revision> {
+        deployment_history(self, items)
+    }
+    fn controlled<'a>(&self, items: &'a [apps::ReplicaSet]) -> Vec<&'a apps::ReplicaSet> {
+        controlled_replica_sets(self, items)
+    }
+    fn number(item: &apps::ReplicaSet) -> i64 {
+        revision_of(&item.metadata).unwrap_or(0)
+    }
+    fn undo_target<'a>(
+        &self,
+        items: &'a [apps::ReplicaSet],
+        to_revision: i64,
+    ) -> std::result::Result<&'a apps::ReplicaSet, HistoryError> {
+        deployment_rollback_target(self, items, to_revision)
+    }
+    fn matches(&self, item: &apps::ReplicaSet) -> bool {
+        match (
+            item.spec.as_ref().and_then(|s| s.template.as_ref()),
+            self.template(),
+        ) {
+            (Some(a), Some(b)) => equal_ignore_hash(a, b),
+            _ => false,
+        }
+    }
+    fn undo(&self, item: &apps::ReplicaSet) -> std::result::Result<UndoPlan, UndoError> {
+        deployment_undo_patch(self, item)
+    }
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+        deployment_status(self, None)
+    }
+}
+
+fn revision_matches(template: Option<&PodTemplateSpec>, item: &apps::ControllerRevision) -> bool {
+    let template = template.cloned().unwrap_or_default();
+    matches!(
+        controller_revision_undo_patch(&template, item),
+        Ok(UndoPlan::AlreadyMatches { .. })
+    )
+}
+
+fn revision_undo(
+    template: Option<&PodTemplateSpec>,
+    item: &apps::ControllerRevision,
+) -> std::result::Result<UndoPlan, UndoError> {
+    controller_revision_undo_patch(&template.cloned().unwrap_or_default(), item)
+}
+
+impl WorkloadKind for apps::StatefulSet {
+    type History = apps::ControllerRevision;
+    const KIND: &'static str = "k8s-statefulset";
+    const NOUN: &'static str = "statefulset";
+
+    fn selector(&self) -> Option<&LabelSelector> {
+        self.spec.as_ref().map(|s| &s.selector)
+    }
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+    fn replicas(&self) -> Option<i32> {
+        Some(self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
+    }
+    fn revisions(&self, items: &[apps::ControllerRevision]) -> Vec<Revision> {
+        controller_revision_history(&self.metadata, items)
+    }
+    fn controlled<'a>(
+        &self,
+        items: &'a [apps::ControllerRevision],
+    ) -> Vec<&'a apps::ControllerRevision> {
+        controlled_revisions(&self.metadata, items)
+    }
+    fn number(item: &apps::ControllerRevision) -> i64 {
+        item.revision
+    }
+    fn undo_target<'a>(
+        &self,
+        items: &'a [apps::ControllerRevision],
+        to_revision: i64,
+    ) -> std::result::Result<&'a apps::ControllerRevision, HistoryError> {
+        controller_revision_rollback_target(&self.metadata, items, to_revision)
+    }
+    fn matches(&self, item: &apps::ControllerRevision) -> bool {
+        revision_matches(self.template(), item)
+    }
+    fn undo(&self, item: &apps::ControllerRevision) -> std::result::Result<UndoPlan, UndoError> {
+        revision_undo(self.template(), item)
+    }
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+        statefulset_status(self)
+    }
+}
+
+impl WorkloadKind for apps::DaemonSet {
+    type History = apps::ControllerRevision;
+    const KIND: &'static str = "k8s-daemonset";
+    const NOUN: &'static str = "daemonset";
+
+    fn selector(&self) -> Option<&LabelSelector> {
+        self.spec.as_ref().map(|s| &s.selector)
+    }
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+    fn revisions(&self, items: &[apps::ControllerRevision]) -> Vec<Revision> {
+        controller_revision_history(&self.metadata, items)
+    }
+    fn controlled<'a>(
+        &self,
+        items: &'a [apps::ControllerRevision],
+    ) -> Vec<&'a apps::ControllerRevision> {
+        controlled_revisions(&self.metadata, items)
+    }
+    fn number(item: &apps::ControllerRevision) -> i64 {
+        item.revision
+    }
+    fn undo_target<'a>(
+        &self,
+        items: &'a [apps::ControllerRevision],
+        to_revision: i64,
+    ) -> std::result::Result<&'a apps::ControllerRevision, HistoryError> {
+        controller_revision_rollback_target(&self.metadata, items, to_revision)
+    }
+    fn matches(&self, item: &apps::ControllerRevision) -> bool {
+        revision_matches(self.template(), item)
+    }
+    fn undo(&self, item: &apps::ControllerRevision) -> std::result::Result<UndoPlan, UndoError> {
+        revision_undo(self.template(), item)
+    }
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+        daemonset_status(self)
+    }
+}
+
+/// A label selector as the `labelSelector` query parameter: `matchLabels` as `k=v`,
+/// `matchExpressions` as `k in (a,b)`, `k notin (a)`, `k`, `!k`.
+pub fn selector_query(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => format!("{} {other} ({values})", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// The target's parameters as data (what a journal records).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Params {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) k8s: K8sConfig,
+}
+
+/// The revision id of a template no history object records yet (a paused Deployment
+/// whose template was edited, or a controller that has not caught up).
+pub const UNRECORDED: &str = "unrecorded";
+
+/// What one read of the object and its history found.
+pub(crate) struct Seen<W: WorkloadKind> {
+    pub(crate) object: W,
+    pub(crate) items: Vec<W::History>,
+}
+
+impl<W: WorkloadKind> Seen<W> {
+    /// The history object the template in use matches (the highest-numbered one if several).
+    fn current_item(&self) -> Option<&W::History> {
+        self.object
+            .controlled(&self.items)
+            .into_iter()
+            .filter(|item| self.object.matches(item))
+            .max_by_key(|item| W::number(item))
+    }
+
+    fn current(&self) -> Revision {
+        let history = self.object.revisions(&self.items);
+        if let Some(item) = self.current_item() {
+            let name = item.meta().name.clone();
+            if let Some(r) = history.into_iter().find(|r| r.key == name) {
+                return r;
+            }
+        }
+        let mut r = Revision::new(UNRECORDED).description(format!(
+            "the {}'s template is not recorded in its history yet (paused, or the controller has not caught up)",
+            W::NOUN
+        ));
+        if let Some(pod) = self.object.template().and_then(|t| t.spec.as_ref()) {
+            r.images = pod
+                .containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect();
+        }
+        r
+    }
+
+    /// The history object a revision names: by key (its name), else by number.
+    fn item_for(&self, revision: &Revision) -> Option<&W::History> {
+        let controlled = self.object.controlled(&self.items);
+        match &revision.key {
+            Some(key) => controlled
+                .into_iter()
+                .find(|i| i.meta().name.as_deref() == Some(key.as_str())),
+            None => {
+                let n: i64 = revision.id.parse().ok()?;
+                controlled.into_iter().find(|i| W::number(i) == n)
+            }
+        }
+    }
+}
+
+/// A Kubernetes workload rolled back as `kubectl rollout undo` does it; use the aliases
+/// [`Deployment`], [`StatefulSet`] and [`DaemonSet`].
+///
+/// Its [`TargetId`] is `<kind>/<namespace>/<name>`, e.g. `k8s-deployment/production/frontend`.
+pub struct Workload<W: WorkloadKind> {
+    pub(crate) k8s: K8s,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) id: TargetId,
+    _kind: PhantomData<fn() -> W>,
+}
+
+impl<W: WorkloadKind> Clone for Workload<W> {
+    fn clone(&self) -> Self {
+        Workload {
+            k8s: self.k8s.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            id: self.id.clone(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<W: WorkloadKind> fmt::Debug for Workload<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workload")
+            .field("kind", &W::KIND)
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// A Deployment, its history the ReplicaSets it controls.
+pub type Deployment = Workload<apps::Deployment>;
+/// A StatefulSet, its history the ControllerRevisions it controls.
+pub type StatefulSet = Workload<apps::StatefulSet>;
+/// A DaemonSet, its history the ControllerRevisions it controls.
+pub type DaemonSet = Workload<apps::DaemonSet>;
+
+impl<W: WorkloadKind> Workload<W> {
+    /// The workload `name` in `namespace`. Refuses names the API server would refuse,
+    /// before any request.
+    pub fn new(k8s: &K8s, namespace: impl Into<String>, name: impl Into<String>) -> Result<Self> {
+        let (namespace, name) = (namespace.into(), name.into());
+        let id = TargetId::new(W::KIND, format!("{namespace}/{name}"));
+        check_name(&id, "namespace", &namespace)?;
+        check_name(&id, "name", &name)?;
+        Ok(Workload {
+            k8s: k8s.clone(),
+            namespace,
+            name,
+            id,
+            _kind: PhantomData,
+        })
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn api(&self) -> Api<W> {
+        Api::namespaced(self.k8s.client.clone(), &self.namespace)
+    }
+
+    fn history_api(&self) -> Api<W::History> {
+        Api::namespaced(self.k8s.client.clone(), &self.namespace)
+    }
+
+    pub(crate) fn err(&self, doing: &str, e: kube::Error) -> Error {
+        match e {
+            kube::Error::Api(s) if s.code == 404 => Error::not_found(
+                self.id.to_string(),
+                format!(
+                    "{} {:?} in namespace {:?}",
+                    W::NOUN,
+                    self.name,
+                    self.namespace
+                ),
+                format!(
+                    "check the name and namespace (kubectl get {} -n {})",
+                    W::NOUN,
+                    self.namespace
+                ),
+            ),
+            other => kube_error(&self.id, doing, other),
+        }
+    }
+
+    /// Reads the object.
+    pub(crate) async fn object(&self) -> Result<W> {
+        self.api()
+            .get(&self.name)
+            .await
+            .map_err(|e| self.err(&format!("get {}", W::NOUN), e))
+    }
+
+    /// Reads the object and the history objects listed by its selector.
+    pub(crate) async fn seen(&self) -> Result<Seen<W>> {
+        let object = self.object().await?;
+        let selector = object.selector().map(selector_query).unwrap_or_default();
+        if selector.is_empty() {
+            return Err(Error::invalid(
+                self.id.to_string(),
+                format!(
+                    "the {} has no label selector, so it has no history to read",
+                    W::NOUN
+                ),
+            ));
+        }
+        let items = self
+            .history_api()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| kube_error(&self.id, "list the rollout history", e))?
+            .items;
+        Ok(Seen { object, items })
+    }
+
+    fn history_error(&self, e: HistoryError) -> Error {
+        match e {
+            HistoryError::RevisionNotFound(n) => Error::not_found(
+                self.id.to_string(),
+                format!("revision {n}"),
+                format!(
+                    "{e}; list the revisions with history() (kubectl rollout history {}/{} -n {})",
+                    W::NOUN,
+                    self.name,
+                    self.namespace
+                ),
+            ),
+            HistoryError::NoDeploymentHistory { .. } | HistoryError::NoLastRevision => {
+                Error::not_found(
+                    self.id.to_string(),
+                    "a previous revision",
+                    format!(
+                        "{e}; the {} has a single revision, so there is nothing to roll back to",
+                        W::NOUN
+                    ),
+                )
+            }
+        }
+    }
+
+    fn undo_error(&self, e: UndoError) -> Error {
+        match e {
+            UndoError::Paused => Error::invalid(self.id.to_string(), e.to_string()),
+            UndoError::History(h) => self.history_error(h),
+            UndoError::InvalidRevision(m) => Error::invalid(self.id.to_string(), m),
+        }
+    }
+
+    /// kubectl's rollout status of the object now, as [`RolloutStatus`] (or the error kubectl
+    /// reports).
+    pub async fn rollout_status(&self) -> Result<std::result::Result<RolloutStatus, RolloutError>> {
+        Ok(self.object().await?.rollout_status())
+    }
+
+    /// Where the object is on its way to `item`'s template.
+    fn stability(&self, object: &W, item: &W::History, revision: &Revision) -> Stability {
+        if !object.matches(item) {
+            return Stability::Failed(format!(
+                "the {}'s template is no longer revision {}: someone else changed it while we waited",
+                W::NOUN,
+                revision.id
+            ));
+        }
+        match object.rollout_status() {
+            Ok(RolloutStatus::Done(_)) => Stability::Stable,
+            Ok(RolloutStatus::Waiting(m)) => Stability::Waiting(m),
+            Err(e) => match e.kind() {
+                RolloutErrorKind::UnsupportedStrategy => Stability::Failed(format!(
+                    "{e}: pods are replaced only when deleted; delete them, or use the RollingUpdate strategy"
+                )),
+                _ => Stability::Failed(e.to_string()),
+            },
+        }
+    }
+
+    async fn item(&self, revision: &Revision) -> Result<W::History> {
+        let seen = self.seen().await?;
+        seen.item_for(revision).cloned().ok_or_else(|| {
+            Error::not_found(
+                self.id.to_string(),
+                format!("revision {} ({})", revision.id, revision.key.as_deref().unwrap_or("no key")),
+                "it is no longer in the history (the controller keeps revisionHistoryLimit old revisions); choose another one",
+            )
+        })
+    }
+
+    /// Sends `patch` with `rv` as the optimistic-concurrency precondition.
+    async fn send(
+        &self,
+        kind: PatchType,
+        mut body: Value,
+        rv: &str,
+    ) -> std::result::Result<(), kube::Error> {
+        let params = PatchParams::default();
+        match kind {
+            PatchType::Json => {
+                if let Some(ops) = body.as_array_mut() {
+                    ops.push(serde_json::json!({
+                        "op": "replace", "path": "/metadata/resourceVersion", "value": rv
+                    }));
+                }
+                let patch: json_patch::Patch =
+                    serde_json::from_value(body).map_err(kube::Error::SerdeError)?;
+                self.api()
+                    .patch(&self.name, &params, &Patch::Json::<()>(patch))
+                    .await?;
+            }
+            PatchType::StrategicMerge => {
+                if let Some(map) = body.as_object_mut() {
+                    map.insert(
+                        "metadata".into(),
+                        serde_json::json!({ "resourceVersion": rv }),
+                    );
+                }
+                self.api()
+                    .patch(&self.name, &params, &Patch::Strategic(body))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a kube error is the API server's 409 Conflict.
+pub(crate) fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Waits on a watch of one object until `judge` says stable or failed, or `timeout` passes.
+pub(crate) async fn watch_until<K, F>(
+    api: Api<K>,
+    name: &str,
+    id: &TargetId,
+    what: &str,
+    timeout: Duration,
+    progress: &Progress,
+    mut judge: F,
+) -> Result<()>
+where
+    K: ApiObject,
+    F: FnMut(&K) -> Stability + Send,
+{
+    let started = std::time::Instant::now();
+    let mut last = String::from("no update from the watch yet");
+    let stream = watcher::watch_object(api, name).default_backoff();
+    futures::pin_mut!(stream);
+    let result = tokio::time::timeout(timeout, async {
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Some(object)) => match judge(&object) {
+                    Stability::Stable => return Ok(()),
+                    Stability::Waiting(m) => {
+                        if m != last {
+                            progress.report(&m);
+                            last = m;
+                        }
+                    }
+                    Stability::Failed(m) => {
+                        return Err(Error::RolloutFailed {
+                            target: id.to_string(),
+                            message: m,
+                        })
+                    }
+                },
+                Ok(None) => {
+                    return Err(Error::RolloutFailed {
+                        target: id.to_string(),
+                        message: format!("{name} was deleted while we waited"),
+                    })
+                }
+                Err(e) => {
+                    let m = format!("watch interrupted, resuming: {e}");
+                    progress.report(&m);
+                    last = m;
+                }
+            }
+        }
+        Err(Error::backend(id.to_string(), "the watch ended", true))
+    })
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            target: id.to_string(),
+            what: what.to_string(),
+            waited: started.elapsed(),
+            last,
+        }),
+    }
+}
+
+#[async_trait]
+impl<W: WorkloadKind> RollbackTarget for Workload<W> {
+    fn id(&self) -> TargetId {
+        self.id.clone()
+    }
+
+    fn spec(&self) -> TargetSpec {
+        TargetSpec::new(
+            W::KIND,
+            Params {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                k8s: self.k8s.config.clone(),
+            },
+        )
+    }
+
+    /// The revision whose template the object uses now (the highest-numbered history object
+    /// whose template equals it, ignoring `pod-template-hash`), or [`UNRECORDED`].
+    async fn current(&self) -> Result<Revision> {
+        Ok(self.seen().await?.current())
+    }
+
+    async fn history(&self) -> Result<Vec<Revision>> {
+        let seen = self.seen().await?;
+        Ok(seen.object.revisions(&seen.items))
+    }
+
+    /// `Previous` and `Exact("N")` follow `kubectl rollout undo` (the second-highest
+    /// revision; revision N) with kubectl's errors; `StepsBack` and `ImageTag` use the
+    /// shared rules over [`history`](RollbackTarget::history).
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        let seen = self.seen().await?;
+        let history = seen.object.revisions(&seen.items);
+        let to_revision = match selector {
+            Selector::Previous => 0,
+            Selector::Exact(n) => n.trim().parse::<i64>().map_err(|_| {
+                Error::invalid(
+                    self.id.to_string(),
+                    format!(
+                        "{n:?} is not a revision number; Kubernetes revisions are numbers, as `kubectl rollout history` lists them (Exact(\"3\"))"
+                    ),
+                )
+            })?,
+            other => return other.resolve(&self.id, &history, &seen.current().id),
+        };
+        let item = seen
+            .object
+            .undo_target(&seen.items, to_revision)
+            .map_err(|e| self.history_error(e))?;
+        let name = item.meta().name.clone();
+        history
+            .into_iter()
+            .find(|r| r.key == name)
+            .ok_or_else(|| self.history_error(HistoryError::RevisionNotFound(to_revision)))
+    }
+
+    /// The change to `to`; refuses a paused Deployment with kubectl's advice.
+    async fn plan(&self, to: &Revision) -> Result<Change> {
+        let seen = self.seen().await?;
+        let item = seen.item_for(to).ok_or_else(|| {
+            Error::not_found(
+                self.id.to_string(),
+                format!("revision {}", to.id),
+                "it is not in the history; list the revisions with history()",
+            )
+        })?;
+        seen.object.undo(item).map_err(|e| self.undo_error(e))?;
+        let mut to = to.clone();
+        if let Some(r) = seen
+            .object
+            .revisions(&seen.items)
+            .into_iter()
+            .find(|r| r.same_as(&to))
+        {
+            to = r;
+        }
+        Ok(Change::new(self.id.clone(), seen.current(), to))
+    }
+
+    /// `kubectl rollout undo`'s patch, sent with the object's resourceVersion. Refused with
+    /// [`Error::Conflict`] when the template in use is neither `change.from` nor
+    /// `change.to`; [`ApplyOutcome::AlreadyCurrent`] when it already is `change.to`
+    /// (kubectl's "skipped rollback").
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        for _ in 0..CONFLICT_RETRIES {
+            let seen = self.seen().await?;
+            let current = seen.current();
+            if current.same_as(&change.to) {
+                return Ok(ApplyOutcome::AlreadyCurrent);
+            }
+            if !current.same_as(&change.from) {
+                return Err(Error::Conflict {
+                    target: self.id.to_string(),
+                    expected: change.from.id.clone(),
+                    found: current.id,
+                });
+            }
+            let item = seen.item_for(&change.to).ok_or_else(|| {
+                Error::not_found(
+                    self.id.to_string(),
+                    format!("revision {}", change.to.id),
+                    "it is no longer in the history (the controller keeps revisionHistoryLimit old revisions); choose another one",
+                )
+            })?;
+            let patch = match seen.object.undo(item).map_err(|e| self.undo_error(e))? {
+                UndoPlan::AlreadyMatches { .. } => return Ok(ApplyOutcome::AlreadyCurrent),
+                UndoPlan::Patch(p) => p,
+            };
+            let rv = seen
+                .object
+                .meta()
+                .resource_version
+                .clone()
+                .unwrap_or_default();
+            match self.send(patch.patch_type, patch.body, &rv).await {
+                Ok(()) => return Ok(ApplyOutcome::Applied),
+                // Someone wrote the object since we read it (often only its status): read
+                // again and decide afresh.
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(self.err(&format!("patch {}", W::NOUN), e)),
+            }
+        }
+        Err(Error::Conflict {
+            target: self.id.to_string(),
+            expected: change.from.id.clone(),
+            found: format!(
+                "an object rewritten {CONFLICT_RETRIES} times while we tried to patch it"
+            ),
+        })
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        let seen = self.seen().await?;
+        let Some(item) = seen.item_for(revision) else {
+            return Ok(Stability::Waiting(format!(
+                "waiting for the controller to record revision {}",
+                revision.id
+            )));
+        };
+        Ok(self.stability(&seen.object, item, revision))
+    }
+
+    /// Watches the object (as `kubectl rollout status` does) until kubectl's rules say the
+    /// rollout is done, failing at once on `ProgressDeadlineExceeded` or when the template
+    /// moves away from `revision`.
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<()> {
+        let item = self.item(revision).await?;
+        let what = format!(
+            "{} {} to roll out revision {}",
+            W::NOUN,
+            self.name,
+            revision.id
+        );
+        watch_until(
+            self.api(),
+            &self.name,
+            &self.id,
+            &what,
+            timeout,
+            progress,
+            |object: &W| self.stability(object, &item, revision),
+        )
+        .await
+    }
+}
+
+pub(crate) fn register_kind<W: WorkloadKind>(r: &mut Registry) {
+    r.register(W::KIND, |spec: TargetSpec| async move {
+        let p: Params = spec.params()?;
+        let k8s = p.k8s.load().await?;
+        Ok(Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?) as Arc<dyn RollbackTarget>)
+    });
+}
