@@ -73,8 +73,8 @@ struct ReplicasParams {
 ///
 /// Stable means kubectl's rollout status is done at that count. With
 /// [`gradual`](Self::gradual) a scale-up stops at each intermediate count, waits for it and
-/// runs the [`between`](Self::between) check before going on; a failing check stops there
-/// with [`Error::VerificationFailed`] (a transaction then puts the captured count back).
+/// runs the [`between`](Self::between) check before going on; a failing check scales back
+/// to where it started and fails with [`Error::VerificationFailed`].
 pub struct Replicas<W: Scalable> {
     workload: Workload<W>,
     gradual: Vec<i32>,
@@ -231,6 +231,23 @@ impl<W: Scalable> Replicas<W> {
             })
     }
 
+    /// Waits for an intermediate count and runs the check between steps.
+    async fn step_up(&self, step: i32) -> Result<()> {
+        self.wait_count(step, self.step_timeout, &Progress::none())
+            .await?;
+        if let Some(check) = &self.between {
+            let outcome = check.check().await?;
+            if !outcome.passed {
+                return Err(Error::VerificationFailed {
+                    target: self.id.to_string(),
+                    check: check.name(),
+                    evidence: format!("at {step} replica(s): {}", outcome.evidence),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn wait_count(&self, n: i32, timeout: Duration, progress: &Progress) -> Result<()> {
         watch_until(
             self.workload.api(),
@@ -311,17 +328,17 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
         for &step in self.gradual.iter().filter(|&&n| n > from && n < to) {
             self.scale(at, step).await?;
             at = step;
-            self.wait_count(step, self.step_timeout, &Progress::none())
-                .await?;
-            if let Some(check) = &self.between {
-                let outcome = check.check().await?;
-                if !outcome.passed {
-                    return Err(Error::VerificationFailed {
-                        target: self.id.to_string(),
-                        check: check.name(),
-                        evidence: format!("at {step} replica(s): {}", outcome.evidence),
-                    });
-                }
+            if let Err(e) = self.step_up(step).await {
+                // Stopped half-way: go back to where we started, so the step is either
+                // done or not done (and a compensation finds it at `from`).
+                return Err(match self.scale(at, from).await {
+                    Ok(()) => e,
+                    Err(back) => Error::backend(
+                        self.id.to_string(),
+                        format!("{e}; scaling back to {from} failed too: {back}; it is left at {at} replica(s)"),
+                        false,
+                    ),
+                });
             }
         }
         self.scale(at, to).await?;

@@ -13,6 +13,10 @@
 //! in the project virtualenv (`.venv`): `bash scripts/setup-python.sh` installs them, and
 //! the README's commands run it. Set `ROLLBACK_PYTHON` to use another interpreter.
 
+pub mod k8s;
+
+pub use k8s::{K8sSimulator, SimConfig};
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

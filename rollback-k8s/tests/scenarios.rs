@@ -1,0 +1,635 @@
+#![allow(clippy::unwrap_used)]
+//! Runbook 004's Kubernetes procedures through the real kube-rs client, end to end: against
+//! the in-repo API simulator (`rollback-testkit`), and the same scenarios against a real
+//! cluster with `cargo test -p rollback-k8s --test scenarios -- --ignored` when
+//! `KUBECONFIG` points at one (each run uses its own namespace `rollback-test-<n>` and
+//! deletes it afterwards; images are `registry.k8s.io/pause`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use rollback_core::conformance::{assert_conformance, Fixture};
+use rollback_core::verify::{check_fn, CheckOutcome, Policy, Verifier, VerifierExt};
+use rollback_core::{
+    ApplyOutcome, ErrorKind, FileLocks, Outcome, RollbackTarget, Selector, Step, Transaction,
+    TransactionBuilder,
+};
+use rollback_k8s::{DaemonSet, Deployment, K8s, PodsReady, StatefulSet, Workload, WorkloadKind};
+use rollback_testkit::k8s::K8sSimulator;
+use serde_json::{json, Value};
+
+const V1: &str = "registry.k8s.io/pause:3.8";
+const V2: &str = "registry.k8s.io/pause:3.9";
+const V3: &str = "registry.k8s.io/pause:3.10";
+/// An image that never becomes ready (the simulator is told so; on a real cluster it does
+/// not exist, so its pods stay in ImagePullBackOff).
+const BAD: &str = "registry.k8s.io/pause:0.0-does-not-exist";
+
+/// Numbers the journals of one test.
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Where the scenarios run.
+struct Env {
+    k8s: K8s,
+    ns: String,
+    sim: Option<K8sSimulator>,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn sim() -> Env {
+        let sim = K8sSimulator::start()
+            .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
+        sim.fail_image(BAD).await.unwrap();
+        let k8s = K8s::from_url(sim.url()).unwrap();
+        Env {
+            k8s,
+            ns: "production".into(),
+            sim: Some(sim),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn cluster() -> Env {
+        assert!(
+            std::env::var_os("KUBECONFIG").is_some(),
+            "set KUBECONFIG to a cluster to run the `needs cluster` scenarios"
+        );
+        let k8s = K8s::from_env().await.unwrap();
+        let ns = format!("rollback-test-{}", std::process::id());
+        let api: Api<Namespace> = Api::all(k8s.client().clone());
+        let _ = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await;
+        Env {
+            k8s,
+            ns,
+            sim: None,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn done(self) {
+        if self.sim.is_none() {
+            let api: Api<Namespace> = Api::all(self.k8s.client().clone());
+            let _ = api.delete(&self.ns, &DeleteParams::default()).await;
+        }
+    }
+
+    /// API calls that change something, on the simulator (`None` on a real cluster).
+    async fn mutations(&self) -> Option<u64> {
+        match &self.sim {
+            Some(sim) => Some(sim.mutations().await.unwrap()),
+            None => None,
+        }
+    }
+
+    fn tx(&self, name: &str) -> TransactionBuilder {
+        Transaction::builder(name)
+            .reason("test")
+            .journal(self.dir.path().join(format!(
+                "{name}-{}.jsonl",
+                RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )))
+            .locks(Arc::new(FileLocks::new(self.dir.path().join("locks"))))
+    }
+
+    fn api<K: rollback_k8s::workload::ApiObject>(&self) -> Api<K> {
+        Api::namespaced(self.k8s.client().clone(), &self.ns)
+    }
+
+    /// Creates the Deployment at `images[0]` and rolls it through the others, waiting for
+    /// each rollout: revisions 1..=n.
+    async fn deployment(&self, name: &str, replicas: i32, images: &[&str]) -> Deployment {
+        let d: apps::Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": {"kubernetes.io/change-cause": format!("deploy {}", images[0])}},
+            "spec": {"replicas": replicas, "progressDeadlineSeconds": 20,
+                     "selector": {"matchLabels": {"app": name}},
+                     "template": pod_template(name, images[0])}
+        }))
+        .unwrap();
+        self.api::<apps::Deployment>()
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
+        let target = Deployment::new(&self.k8s, &self.ns, name).unwrap();
+        self.settle(&target, images[0]).await;
+        for image in &images[1..] {
+            self.set_image::<apps::Deployment>(name, image).await;
+            self.settle(&target, image).await;
+        }
+        target
+    }
+
+    async fn statefulset(&self, name: &str, images: &[&str]) -> StatefulSet {
+        let s: apps::StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"replicas": 2, "serviceName": name,
+                     "selector": {"matchLabels": {"app": name}},
+                     "template": pod_template(name, images[0])}
+        }))
+        .unwrap();
+        self.api::<apps::StatefulSet>()
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap();
+        let target = StatefulSet::new(&self.k8s, &self.ns, name).unwrap();
+        self.settle(&target, images[0]).await;
+        for image in &images[1..] {
+            self.set_image::<apps::StatefulSet>(name, image).await;
+            self.settle(&target, image).await;
+        }
+        target
+    }
+
+    async fn daemonset(&self, name: &str, images: &[&str]) -> DaemonSet {
+        let s: apps::DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": pod_template(name, images[0])}
+        }))
+        .unwrap();
+        self.api::<apps::DaemonSet>()
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap();
+        let target = DaemonSet::new(&self.k8s, &self.ns, name).unwrap();
+        self.settle(&target, images[0]).await;
+        for image in &images[1..] {
+            self.set_image::<apps::DaemonSet>(name, image).await;
+            self.settle(&target, image).await;
+        }
+        target
+    }
+
+    /// What a person does with `kubectl set image`: a new template.
+    async fn set_image<K: rollback_k8s::workload::ApiObject>(&self, name: &str, image: &str) {
+        let patch = json!({
+            "metadata": {"annotations": {"kubernetes.io/change-cause": format!("deploy {image}")}},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}
+        });
+        self.api::<K>()
+            .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .unwrap();
+    }
+
+    /// Waits (by watch) until the workload runs `image` and its rollout is done.
+    /// The broken image is only waited for until the controller records it.
+    async fn settle<W: WorkloadKind>(&self, target: &Workload<W>, image: &str) {
+        let current = wait_for_current(target, image).await;
+        if image == BAD {
+            return;
+        }
+        target
+            .wait_stable(
+                &current,
+                Duration::from_secs(60),
+                &rollback_core::Progress::none(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{image} did not roll out: {e}"));
+    }
+}
+
+/// The current revision once its images are `image` (the controller records a new
+/// template within a moment; this reads until it has, bounded).
+async fn wait_for_current<W: WorkloadKind>(
+    target: &Workload<W>,
+    image: &str,
+) -> rollback_core::Revision {
+    rollback_core::wait::poll_until(
+        &target.id().to_string(),
+        &format!("the controller to record {image}"),
+        Duration::from_secs(30),
+        rollback_core::wait::Backoff::stability(),
+        &rollback_core::Progress::none(),
+        || async {
+            let c = target.current().await?;
+            Ok(if c.images == [image] && c.id != rollback_k8s::UNRECORDED {
+                rollback_core::Stability::Stable
+            } else {
+                rollback_core::Stability::Waiting(format!("at {:?}", c.images))
+            })
+        },
+    )
+    .await
+    .unwrap();
+    target.current().await.unwrap()
+}
+
+fn pod_template(app: &str, image: &str) -> Value {
+    json!({
+        "metadata": {"labels": {"app": app}},
+        "spec": {"containers": [{"name": "app", "image": image,
+                                 "env": [{"name": "LOG_LEVEL", "value": "info"}]}]}
+    })
+}
+
+fn ids(history: &[rollback_core::Revision]) -> Vec<&str> {
+    history.iter().map(|r| r.id.as_str()).collect()
+}
+
+fn fixture() -> Fixture {
+    Fixture {
+        unknown_revision: "99".into(),
+        stable_timeout: Duration::from_secs(90),
+        ..Fixture::default()
+    }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async fn conformance_of_each_workload(env: Env) {
+    let d = env.deployment("web", 2, &[V1, V2]).await;
+    assert_conformance(&d, &fixture()).await;
+    let s = env.statefulset("db", &[V1, V2]).await;
+    assert_conformance(&s, &fixture()).await;
+    let ds = env.daemonset("agent", &[V1, V2]).await;
+    assert_conformance(&ds, &fixture()).await;
+    env.done().await;
+}
+
+/// `kubectl rollout undo` twice: 1,2,3 -> back to 2's template (now revision 4) -> back to
+/// 3's (now 5), as kubectl toggles between the last two.
+async fn undo_twice_toggles_between_the_last_two(env: Env) {
+    let d = env.deployment("frontend", 3, &[V1, V2, V3]).await;
+    assert_eq!(ids(&d.history().await.unwrap()), ["3", "2", "1"]);
+
+    let report = env
+        .tx("undo-1")
+        .step(Step::new(Arc::new(d.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(
+        (
+            report.steps[0].from.as_ref().unwrap().id.as_str(),
+            report.steps[0].to.as_ref().unwrap().id.as_str()
+        ),
+        ("3", "2")
+    );
+    let now = wait_for_current(&d, V2).await;
+    assert_eq!(
+        now.id, "4",
+        "the controller renumbers the reused ReplicaSet"
+    );
+    assert_eq!(ids(&d.history().await.unwrap()), ["4", "3", "1"]);
+    assert_eq!(
+        now.description.as_deref(),
+        Some(format!("deploy {V2}").as_str())
+    );
+
+    let report = env
+        .tx("undo-2")
+        .step(Step::new(Arc::new(d.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(wait_for_current(&d, V3).await.id, "5");
+    assert_eq!(ids(&d.history().await.unwrap()), ["5", "4", "1"]);
+    env.done().await;
+}
+
+async fn undo_to_a_revision_and_by_image_tag(env: Env) {
+    let d = env.deployment("frontend", 2, &[V1, V2, V3]).await;
+    let step = Step::new(Arc::new(d.clone()), Selector::Exact("1".into()))
+        .verify(PodsReady::of(&d).min(2));
+    let report = env
+        .tx("to-1")
+        .step(step)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(d.current().await.unwrap().images, [V1]);
+    assert!(
+        report.steps[0].verdicts.iter().all(|v| v.passed),
+        "{report}"
+    );
+
+    let step = Step::new(Arc::new(d.clone()), Selector::ImageTag("3.10".into()));
+    let report = env
+        .tx("to-tag")
+        .step(step)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(d.current().await.unwrap().images, [V3]);
+    env.done().await;
+}
+
+async fn paused_is_refused_and_nothing_changes(env: Env) {
+    let d = env.deployment("frontend", 1, &[V1, V2]).await;
+    env.api::<apps::Deployment>()
+        .patch(
+            "frontend",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    let before = env.mutations().await;
+    let err = env
+        .tx("paused")
+        .step(Step::new(Arc::new(d.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string()
+            .contains("resume it first with 'kubectl rollout resume'"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("k8s-deployment/"), "{err}");
+    assert_eq!(
+        env.mutations().await,
+        before,
+        "a refused rollback sent a write"
+    );
+    assert_eq!(d.current().await.unwrap().images, [V2]);
+    env.done().await;
+}
+
+async fn unknown_revision_and_no_history_change_nothing(env: Env) {
+    let d = env.deployment("frontend", 1, &[V1, V2]).await;
+    let single = env.deployment("single", 1, &[V1]).await;
+    let before = env.mutations().await;
+    for (target, selector, kind, words) in [
+        (
+            &d,
+            Selector::Exact("42".into()),
+            ErrorKind::NotFound,
+            "unable to find specified revision 42 in history",
+        ),
+        (
+            &single,
+            Selector::Previous,
+            ErrorKind::NotFound,
+            "no rollout history found for deployment \"single\"",
+        ),
+        (
+            &d,
+            Selector::Exact("latest".into()),
+            ErrorKind::InvalidInput,
+            "not a revision number",
+        ),
+        (
+            &d,
+            Selector::ImageTag("9.9".into()),
+            ErrorKind::NotFound,
+            "9.9",
+        ),
+    ] {
+        let err = env
+            .tx("bad")
+            .step(Step::new(Arc::new(target.clone()), selector))
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        assert!(err.to_string().contains(words), "{err}");
+        assert!(err.to_string().contains(&target.id().to_string()), "{err}");
+    }
+    let missing = Deployment::new(&env.k8s, &env.ns, "no-such-app").unwrap();
+    let err = missing.current().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("\"no-such-app\""), "{err}");
+    assert_eq!(env.mutations().await, before, "bad input sent a write");
+    env.done().await;
+}
+
+async fn a_concurrent_change_is_a_conflict_not_overwritten(env: Env) {
+    let d = env.deployment("frontend", 1, &[V1, V2]).await;
+    let to = d.resolve(&Selector::Previous).await.unwrap();
+    let change = d.plan(&to).await.unwrap();
+    // Someone deploys V3 between our plan and our apply.
+    env.set_image::<apps::Deployment>("frontend", V3).await;
+    let err = d.apply(&change).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(wait_for_current(&d, V3).await.images, [V3]);
+    env.done().await;
+}
+
+async fn an_already_matching_template_is_skipped(env: Env) {
+    let d = env.deployment("frontend", 1, &[V1, V2]).await;
+    let to = d.resolve(&Selector::Previous).await.unwrap();
+    let change = d.plan(&to).await.unwrap();
+    // Someone runs the same undo first.
+    env.set_image::<apps::Deployment>("frontend", V1).await;
+    wait_for_current(&d, V1).await;
+    let before = env.mutations().await;
+    assert_eq!(
+        d.apply(&change).await.unwrap(),
+        ApplyOutcome::AlreadyCurrent
+    );
+    assert_eq!(env.mutations().await, before);
+    env.done().await;
+}
+
+/// Rolling back to a revision that fails (progress deadline) is compensated: the
+/// Deployment goes back to the template it had, and that is verified stable.
+async fn a_failing_rollout_is_compensated(env: Env) {
+    let d = env.deployment("frontend", 2, &[BAD, V2]).await;
+    let report = env
+        .tx("to-bad")
+        .step(Step::new(Arc::new(d.clone()), Selector::Previous).timeout(Duration::from_secs(120)))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Compensated, "{report}");
+    let err = report.steps[0].error.as_ref().unwrap();
+    assert_eq!(err.kind, ErrorKind::RolloutFailed, "{report}");
+    assert!(
+        err.message.contains("exceeded its progress deadline"),
+        "{report}"
+    );
+    assert_eq!(d.current().await.unwrap().images, [V2]);
+    env.done().await;
+}
+
+/// Runbook 004's recovery: scale to zero for the length of the undo (temporary step), put
+/// back to the captured count gradually (1, then 3) with a check between.
+async fn scale_to_zero_undo_and_gradual_scale_up(env: Env) {
+    let d = env.deployment("frontend", 3, &[V1, V2]).await;
+    let seen_at: Arc<Mutex<Vec<i32>>> = Arc::default();
+    let seen = seen_at.clone();
+    let probe = d.clone();
+    let between = check_fn("replicas seen between steps", move || {
+        let (seen, probe) = (seen.clone(), probe.clone());
+        async move {
+            let r = probe.replicas().current().await?;
+            seen.lock().unwrap().push(r.id.parse().unwrap());
+            Ok(CheckOutcome::pass(format!("at {} replicas", r.id)))
+        }
+    });
+    let replicas = d.replicas().gradual([1]).between(between);
+    let report = env
+        .tx("recovery")
+        .step(Step::new(Arc::new(replicas.clone()), Selector::Exact("0".into())).temporary())
+        .stage()
+        .step(Step::new(Arc::new(d.clone()), Selector::Previous).verify(PodsReady::of(&d).min(0)))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(replicas.current().await.unwrap().id, "3");
+    assert_eq!(
+        *seen_at.lock().unwrap(),
+        [1],
+        "the check runs once, at 1 replica"
+    );
+    assert_eq!(d.current().await.unwrap().images, [V1]);
+    let ready = Policy::default()
+        .attempts(120)
+        .interval(Duration::from_millis(250))
+        .run(&PodsReady::of(&d).min(3), |_, _| {})
+        .await;
+    assert!(ready.passed, "{}", ready.evidence);
+    env.done().await;
+}
+
+/// A failing check at the first step of a gradual scale-up stops there; compensation
+/// puts the captured count (0) back.
+async fn a_failing_check_between_scale_steps_is_compensated(env: Env) {
+    let d = env.deployment("frontend", 0, &[V1]).await;
+    let replicas = d
+        .replicas()
+        .gradual([1])
+        .between(check_fn("health", || async {
+            Ok(CheckOutcome::fail("error rate 9%"))
+        }));
+    let report = env
+        .tx("gradual")
+        .step(Step::new(
+            Arc::new(replicas.clone()),
+            Selector::Exact("3".into()),
+        ))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Compensated, "{report}");
+    assert_eq!(
+        report.steps[0].error.as_ref().unwrap().kind,
+        ErrorKind::VerificationFailed
+    );
+    assert_eq!(replicas.current().await.unwrap().id, "0");
+    env.done().await;
+}
+
+/// `kubectl rollout restart`: a new template annotation, a new revision, a finished rollout.
+async fn restart_rolls_out_a_new_revision(env: Env) {
+    let d = env.deployment("frontend", 2, &[V1]).await;
+    let restart = d.restart();
+    assert_eq!(restart.current().await.unwrap().id, "never");
+    let report = env
+        .tx("restart")
+        .step(Step::new(Arc::new(restart.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    let at = restart.current().await.unwrap().id;
+    assert_ne!(at, "never");
+    chrono::DateTime::parse_from_rfc3339(&at).unwrap();
+    assert_eq!(ids(&d.history().await.unwrap()), ["2", "1"]);
+    env.done().await;
+}
+
+async fn pods_ready_names_the_pods_that_are_not(env: Env) {
+    let d = env.deployment("frontend", 2, &[V1]).await;
+    let ok = PodsReady::of(&d).check().await.unwrap();
+    assert!(ok.passed, "{}", ok.evidence);
+    assert!(
+        ok.evidence.contains("2 of 2 pod(s) ready"),
+        "{}",
+        ok.evidence
+    );
+    env.set_image::<apps::Deployment>("frontend", BAD).await;
+    let check = PodsReady::new(&env.k8s, &env.ns, "app=frontend").unwrap();
+    let failing = Policy::default()
+        .attempts(240)
+        .interval(Duration::from_millis(250))
+        .run(&check.clone().not(), |_, _| {})
+        .await;
+    assert!(
+        failing.passed,
+        "no pod of the bad image showed up as not ready: {}",
+        failing.evidence
+    );
+    let outcome = check.check().await.unwrap();
+    assert!(!outcome.passed);
+    assert!(
+        outcome.evidence.contains("not ready: frontend-"),
+        "{}",
+        outcome.evidence
+    );
+    env.done().await;
+}
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod simulator {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Env::sim().await).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs cluster"]
+                async fn $name() {
+                    super::$name(super::Env::cluster().await).await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios!(
+    conformance_of_each_workload,
+    undo_twice_toggles_between_the_last_two,
+    undo_to_a_revision_and_by_image_tag,
+    paused_is_refused_and_nothing_changes,
+    unknown_revision_and_no_history_change_nothing,
+    a_concurrent_change_is_a_conflict_not_overwritten,
+    an_already_matching_template_is_skipped,
+    a_failing_rollout_is_compensated,
+    scale_to_zero_undo_and_gradual_scale_up,
+    a_failing_check_between_scale_steps_is_compensated,
+    restart_rolls_out_a_new_revision,
+    pods_ready_names_the_pods_that_are_not,
+);
