@@ -101,6 +101,74 @@ pub fn expect_outcome(report: &Report, want: Outcome) -> Result<(), Box<dyn std:
     }
 }
 
+/// Creates the Deployment `name` in `namespace` with `replicas` pods at `images[0]`, then
+/// deploys each following image as `kubectl set image` would, waiting each time until the
+/// controller has recorded it (revision 1, 2, ...). The last one is left rolling out (or
+/// failing, if its image is broken).
+pub async fn k8s_deployment(
+    k8s: &rollback_k8s::K8s,
+    namespace: &str,
+    name: &str,
+    replicas: i32,
+    images: &[&str],
+) -> Result<rollback_k8s::Deployment, Box<dyn std::error::Error>> {
+    use k8s_openapi::api::apps::v1 as apps;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use rollback_core::RollbackTarget;
+
+    let api: Api<apps::Deployment> = Api::namespaced(k8s.client().clone(), namespace);
+    let template = |image: &str| {
+        json!({"metadata": {"labels": {"app": name}},
+               "spec": {"containers": [{"name": name, "image": image,
+                                        "env": [{"name": "LOG_LEVEL", "value": "info"}]}]}})
+    };
+    let cause = |image: &str| json!({"kubernetes.io/change-cause": format!("deploy {image}")});
+    let first = images.first().ok_or("give at least one image")?;
+    let d: apps::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": cause(first)},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": template(first)}
+    }))?;
+    api.create(&PostParams::default(), &d).await?;
+    let target = rollback_k8s::Deployment::new(k8s, namespace, name)?;
+    for (n, image) in images.iter().enumerate() {
+        if n > 0 {
+            let patch = json!({"metadata": {"annotations": cause(image)},
+                               "spec": {"template": template(image)}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
+        let want = (n + 1).to_string();
+        rollback_core::wait::poll_until(
+            &target.id().to_string(),
+            &format!("the controller to record {image} as revision {want}"),
+            Duration::from_secs(30),
+            rollback_core::wait::Backoff::stability(),
+            &rollback_core::Progress::none(),
+            || async {
+                let now = target.current().await?;
+                Ok(if now.id == want {
+                    rollback_core::Stability::Stable
+                } else {
+                    rollback_core::Stability::Waiting(format!("at revision {}", now.id))
+                })
+            },
+        )
+        .await?;
+        if n + 1 < images.len() {
+            let current = target.current().await?;
+            target
+                .wait_stable(
+                    &current,
+                    Duration::from_secs(60),
+                    &rollback_core::Progress::none(),
+                )
+                .await?;
+        }
+    }
+    Ok(target)
+}
+
 /// The README's examples, compiled as doc tests so they stay true.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

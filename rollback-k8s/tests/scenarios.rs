@@ -597,6 +597,59 @@ async fn pods_ready_names_the_pods_that_are_not(env: Env) {
     env.done().await;
 }
 
+/// Waiting is a watch, not polling: while a rollout of several seconds goes on, the wait
+/// reads the Deployment a fixed number of times (to find the revision, then one watch),
+/// where a 250 ms poll would read it a dozen times; and it returns once the rollout is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_watches_instead_of_polling() {
+    let env = Env::sim().await;
+    let sim = env.sim.as_ref().unwrap();
+    let d = env.deployment("frontend", 3, &[V1]).await;
+    // One replica moves every second: the rollout takes about four seconds.
+    sim.configure(rollback_testkit::k8s::SimConfig::new().step(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    env.set_image::<apps::Deployment>("frontend", V2).await;
+    let target = wait_for_current(&d, V2).await;
+    sim.reset_calls().await.unwrap();
+    let messages: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = messages.clone();
+    d.wait_stable(
+        &target,
+        Duration::from_secs(60),
+        &rollback_core::Progress::new(move |m| sink.lock().unwrap().push(m.to_string())),
+    )
+    .await
+    .unwrap();
+    let status = d.rollout_status().await.unwrap().unwrap();
+    assert!(status.is_done(), "{status}");
+    let calls = sim.calls().await.unwrap();
+    let calls = calls.as_array().unwrap();
+    let on_deployment: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["path"].as_str().unwrap().contains("/deployments"))
+        .collect();
+    let watches = on_deployment
+        .iter()
+        .filter(|c| c["query"].as_str().unwrap_or("").contains("watch=true"))
+        .count();
+    assert!(watches >= 1, "no watch request: {on_deployment:#?}");
+    assert!(
+        on_deployment.len() <= 4,
+        "{} requests on the Deployment while waiting: {on_deployment:#?}",
+        on_deployment.len()
+    );
+    // kubectl's progress messages came through the watch as the rollout moved.
+    let messages = messages.lock().unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Waiting for deployment \"frontend\" rollout to finish")),
+        "{messages:?}"
+    );
+    assert!(messages.len() >= 2, "{messages:?}");
+}
+
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
         mod simulator {
