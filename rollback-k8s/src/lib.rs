@@ -47,6 +47,18 @@
 //! println!("{}", report.outcome);
 //! # Ok(()) }
 //! ```
+//!
+//! # Tested against
+//!
+//! - kube-rs's `tower_test` mock service (`tests/wire.rs`): the exact requests, and API
+//!   answers a simulator rarely gives (409 at the worst moment, 429, 5xx, 403);
+//! - the project's Kubernetes API simulator (`rollback_testkit::k8s`, also the binary
+//!   `rollback-k8s-sim`): the real REST API with patches, watch and the three controllers
+//!   (`tests/scenarios.rs`: the conformance suite per kind, undo, undo to a revision, undo
+//!   twice, paused, already matching, bad input, conflicts, progress deadline and
+//!   compensation, the recovery steps, resume);
+//! - a real cluster: the same scenarios with
+//!   `KUBECONFIG=... cargo test -p rollback-k8s --test scenarios -- --ignored`.
 
 pub mod client;
 pub mod history;

@@ -597,6 +597,76 @@ async fn pods_ready_names_the_pods_that_are_not(env: Env) {
     env.done().await;
 }
 
+/// Targets are data: each kind is rebuilt from its spec (what a journal records) by the
+/// registry, talks to the same API server and reads the same state; a run killed after its
+/// apply is finished by `resume` from the journal alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_are_rebuilt_from_their_specs_and_runs_resume() {
+    let env = Env::sim().await;
+    let d = env.deployment("frontend", 2, &[V1, V2]).await;
+    let s = env.statefulset("db", &[V1]).await;
+    let targets: Vec<Arc<dyn RollbackTarget>> = vec![
+        Arc::new(d.clone()),
+        Arc::new(d.replicas().gradual([1])),
+        Arc::new(d.restart()),
+        Arc::new(s.clone()),
+        Arc::new(s.replicas()),
+        Arc::new(env.daemonset("agent", &[V1]).await),
+    ];
+    let registry = rollback_k8s::registry();
+    for t in &targets {
+        let spec = t.spec();
+        assert_eq!(
+            spec.params["k8s"]["url"],
+            json!(env.sim.as_ref().unwrap().url())
+        );
+        let rebuilt = registry.build(&t.id(), &spec).await.unwrap();
+        assert_eq!(rebuilt.id(), t.id());
+        assert_eq!(rebuilt.spec(), spec);
+        assert_eq!(rebuilt.current().await.unwrap(), t.current().await.unwrap());
+    }
+
+    // A run whose process stopped right after the patch: the journal says "intent", the
+    // cluster already moved. Resuming applies nothing twice and finishes the wait.
+    let journal = env.dir.path().join("killed.jsonl");
+    let tx = env
+        .tx("killed")
+        .journal(&journal)
+        .step(Step::new(Arc::new(d.clone()), Selector::Previous))
+        .build()
+        .unwrap();
+    let report = tx.run().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    let lines: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let cut = lines
+        .iter()
+        .position(|l| l.contains("\"applied\""))
+        .expect("an applied record");
+    std::fs::write(&journal, lines[..cut].join("\n") + "\n").unwrap();
+    let before = env.mutations().await;
+    let resumed = rollback_core::resume_with(
+        &journal,
+        rollback_core::ResumeOptions {
+            registry: rollback_k8s::registry(),
+            locks: Arc::new(FileLocks::new(env.dir.path().join("locks"))),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.outcome, Outcome::Succeeded, "{resumed}");
+    assert_eq!(
+        env.mutations().await,
+        before,
+        "the resumed run patched again"
+    );
+    assert_eq!(d.current().await.unwrap().images, [V1]);
+}
+
 /// Waiting is a watch, not polling: while a rollout of several seconds goes on, the wait
 /// reads the Deployment a fixed number of times (to find the revision, then one watch),
 /// where a 250 ms poll would read it a dozen times; and it returns once the rollout is done.
