@@ -202,90 +202,74 @@ fn revision_undo(
     controller_revision_undo_patch(&template.cloned().unwrap_or_default(), item)
 }
 
-impl WorkloadKind for apps::StatefulSet {
-    type History = apps::ControllerRevision;
-    const KIND: &'static str = "k8s-statefulset";
-    const NOUN: &'static str = "statefulset";
+/// StatefulSets and DaemonSets differ only in names, replicas and status rules: their
+/// history is ControllerRevisions, read and undone alike.
+macro_rules! controller_revision_kind {
+    ($ty:ty, $kind:literal, $noun:literal, $status:path, |$obj:ident| $replicas:expr) => {
+        impl WorkloadKind for $ty {
+            type History = apps::ControllerRevision;
+            const KIND: &'static str = $kind;
+            const NOUN: &'static str = $noun;
 
-    fn selector(&self) -> Option<&LabelSelector> {
-        self.spec.as_ref().map(|s| &s.selector)
-    }
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-    fn replicas(&self) -> Option<i32> {
-        Some(self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
-    }
-    fn revisions(&self, items: &[apps::ControllerRevision]) -> Vec<Revision> {
-        controller_revision_history(&self.metadata, items)
-    }
-    fn controlled<'a>(
-        &self,
-        items: &'a [apps::ControllerRevision],
-    ) -> Vec<&'a apps::ControllerRevision> {
-        controlled_revisions(&self.metadata, items)
-    }
-    fn number(item: &apps::ControllerRevision) -> i64 {
-        item.revision
-    }
-    fn undo_target<'a>(
-        &self,
-        items: &'a [apps::ControllerRevision],
-        to_revision: i64,
-    ) -> std::result::Result<&'a apps::ControllerRevision, HistoryError> {
-        controller_revision_rollback_target(&self.metadata, items, to_revision)
-    }
-    fn matches(&self, item: &apps::ControllerRevision) -> bool {
-        revision_matches(self.template(), item)
-    }
-    fn undo(&self, item: &apps::ControllerRevision) -> std::result::Result<UndoPlan, UndoError> {
-        revision_undo(self.template(), item)
-    }
-    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
-        statefulset_status(self)
-    }
+            fn selector(&self) -> Option<&LabelSelector> {
+                self.spec.as_ref().map(|s| &s.selector)
+            }
+            fn template(&self) -> Option<&PodTemplateSpec> {
+                self.spec.as_ref().map(|s| &s.template)
+            }
+            fn replicas(&self) -> Option<i32> {
+                let $obj = self;
+                $replicas
+            }
+            fn revisions(&self, items: &[apps::ControllerRevision]) -> Vec<Revision> {
+                controller_revision_history(&self.metadata, items)
+            }
+            fn controlled<'a>(
+                &self,
+                items: &'a [apps::ControllerRevision],
+            ) -> Vec<&'a apps::ControllerRevision> {
+                controlled_revisions(&self.metadata, items)
+            }
+            fn number(item: &apps::ControllerRevision) -> i64 {
+                item.revision
+            }
+            fn undo_target<'a>(
+                &self,
+                items: &'a [apps::ControllerRevision],
+                to_revision: i64,
+            ) -> std::result::Result<&'a apps::ControllerRevision, HistoryError> {
+                controller_revision_rollback_target(&self.metadata, items, to_revision)
+            }
+            fn matches(&self, item: &apps::ControllerRevision) -> bool {
+                revision_matches(self.template(), item)
+            }
+            fn undo(
+                &self,
+                item: &apps::ControllerRevision,
+            ) -> std::result::Result<UndoPlan, UndoError> {
+                revision_undo(self.template(), item)
+            }
+            fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+                $status(self)
+            }
+        }
+    };
 }
 
-impl WorkloadKind for apps::DaemonSet {
-    type History = apps::ControllerRevision;
-    const KIND: &'static str = "k8s-daemonset";
-    const NOUN: &'static str = "daemonset";
-
-    fn selector(&self) -> Option<&LabelSelector> {
-        self.spec.as_ref().map(|s| &s.selector)
-    }
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-    fn revisions(&self, items: &[apps::ControllerRevision]) -> Vec<Revision> {
-        controller_revision_history(&self.metadata, items)
-    }
-    fn controlled<'a>(
-        &self,
-        items: &'a [apps::ControllerRevision],
-    ) -> Vec<&'a apps::ControllerRevision> {
-        controlled_revisions(&self.metadata, items)
-    }
-    fn number(item: &apps::ControllerRevision) -> i64 {
-        item.revision
-    }
-    fn undo_target<'a>(
-        &self,
-        items: &'a [apps::ControllerRevision],
-        to_revision: i64,
-    ) -> std::result::Result<&'a apps::ControllerRevision, HistoryError> {
-        controller_revision_rollback_target(&self.metadata, items, to_revision)
-    }
-    fn matches(&self, item: &apps::ControllerRevision) -> bool {
-        revision_matches(self.template(), item)
-    }
-    fn undo(&self, item: &apps::ControllerRevision) -> std::result::Result<UndoPlan, UndoError> {
-        revision_undo(self.template(), item)
-    }
-    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
-        daemonset_status(self)
-    }
-}
+controller_revision_kind!(
+    apps::StatefulSet,
+    "k8s-statefulset",
+    "statefulset",
+    statefulset_status,
+    |sts| Some(sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
+);
+controller_revision_kind!(
+    apps::DaemonSet,
+    "k8s-daemonset",
+    "daemonset",
+    daemonset_status,
+    |_ds| None
+);
 
 /// A label selector as the `labelSelector` query parameter: `matchLabels` as `k=v`,
 /// `matchExpressions` as `k in (a,b)`, `k notin (a)`, `k`, `!k`.

@@ -104,68 +104,50 @@ impl Env {
         Api::namespaced(self.k8s.client().clone(), &self.ns)
     }
 
-    /// Creates the Deployment at `images[0]` and rolls it through the others, waiting for
-    /// each rollout: revisions 1..=n.
-    async fn deployment(&self, name: &str, replicas: i32, images: &[&str]) -> Deployment {
-        let d: apps::Deployment = serde_json::from_value(json!({
+    /// Creates the workload at `images[0]` (with `spec` besides its selector and template)
+    /// and rolls it through the others, waiting for each rollout: revisions 1..=n.
+    async fn workload<W: WorkloadKind>(
+        &self,
+        name: &str,
+        mut spec: Value,
+        images: &[&str],
+    ) -> Workload<W> {
+        spec["selector"] = json!({"matchLabels": {"app": name}});
+        spec["template"] = pod_template(name, images[0]);
+        let object: W = serde_json::from_value(json!({
             "metadata": {"name": name, "annotations": {"kubernetes.io/change-cause": format!("deploy {}", images[0])}},
-            "spec": {"replicas": replicas, "progressDeadlineSeconds": 20,
-                     "selector": {"matchLabels": {"app": name}},
-                     "template": pod_template(name, images[0])}
+            "spec": spec
         }))
         .unwrap();
-        self.api::<apps::Deployment>()
-            .create(&PostParams::default(), &d)
+        self.api::<W>()
+            .create(&PostParams::default(), &object)
             .await
             .unwrap();
-        let target = Deployment::new(&self.k8s, &self.ns, name).unwrap();
+        let target = Workload::<W>::new(&self.k8s, &self.ns, name).unwrap();
         self.settle(&target, images[0]).await;
         for image in &images[1..] {
-            self.set_image::<apps::Deployment>(name, image).await;
+            self.set_image::<W>(name, image).await;
             self.settle(&target, image).await;
         }
         target
+    }
+
+    async fn deployment(&self, name: &str, replicas: i32, images: &[&str]) -> Deployment {
+        self.workload(
+            name,
+            json!({"replicas": replicas, "progressDeadlineSeconds": 20}),
+            images,
+        )
+        .await
     }
 
     async fn statefulset(&self, name: &str, images: &[&str]) -> StatefulSet {
-        let s: apps::StatefulSet = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {"replicas": 2, "serviceName": name,
-                     "selector": {"matchLabels": {"app": name}},
-                     "template": pod_template(name, images[0])}
-        }))
-        .unwrap();
-        self.api::<apps::StatefulSet>()
-            .create(&PostParams::default(), &s)
+        self.workload(name, json!({"replicas": 2, "serviceName": name}), images)
             .await
-            .unwrap();
-        let target = StatefulSet::new(&self.k8s, &self.ns, name).unwrap();
-        self.settle(&target, images[0]).await;
-        for image in &images[1..] {
-            self.set_image::<apps::StatefulSet>(name, image).await;
-            self.settle(&target, image).await;
-        }
-        target
     }
 
     async fn daemonset(&self, name: &str, images: &[&str]) -> DaemonSet {
-        let s: apps::DaemonSet = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {"selector": {"matchLabels": {"app": name}},
-                     "template": pod_template(name, images[0])}
-        }))
-        .unwrap();
-        self.api::<apps::DaemonSet>()
-            .create(&PostParams::default(), &s)
-            .await
-            .unwrap();
-        let target = DaemonSet::new(&self.k8s, &self.ns, name).unwrap();
-        self.settle(&target, images[0]).await;
-        for image in &images[1..] {
-            self.set_image::<apps::DaemonSet>(name, image).await;
-            self.settle(&target, image).await;
-        }
-        target
+        self.workload(name, json!({}), images).await
     }
 
     /// What a person does with `kubectl set image`: a new template.
