@@ -180,36 +180,22 @@ impl AwsEmulator {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, TestkitError> {
-        let call = format!("{method} {path}");
         let url = format!(
             "{}/_emulator/{}",
             self.endpoint,
             path.trim_start_matches('/')
         );
-        let m =
-            reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TestkitError::Control {
-                call: call.clone(),
-                message: e.to_string(),
-            })?;
-        let mut req = self.http.request(m, &url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.map_err(|e| TestkitError::Control {
-            call: call.clone(),
-            message: e.to_string(),
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-        if status.is_success() || (path.starts_with("health") && status.as_u16() == 503) {
-            Ok(value)
-        } else {
-            Err(TestkitError::Control {
-                call,
-                message: format!("{status}: {text}"),
-            })
-        }
+        // The health endpoint answers 503 with its report when the application is unhealthy.
+        let ok_503 = path.starts_with("health");
+        control_call(
+            &self.http,
+            method,
+            &url,
+            body,
+            format!("{method} {path}"),
+            ok_503,
+        )
+        .await
     }
 
     /// Creates Lambda functions and aliases, ECS clusters, task definitions and services,
@@ -385,4 +371,35 @@ pub fn mutations_in(calls: &Value) -> u64 {
         .filter(|(op, _)| MUTATING.iter().any(|p| op.starts_with(p)))
         .map(|(_, n)| n.as_u64().unwrap_or(0))
         .sum()
+}
+
+/// One JSON call to a control API (the emulator's `/_emulator/`, the simulator's `/_sim/`):
+/// the answer as JSON (or as a string when it is not JSON), or a [`TestkitError::Control`]
+/// naming the call, unless the status is a success (or 503 with `ok_503`).
+pub(crate) async fn control_call(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    call: String,
+    ok_503: bool,
+) -> Result<Value, TestkitError> {
+    let failed = |message: String| TestkitError::Control {
+        call: call.clone(),
+        message,
+    };
+    let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| failed(e.to_string()))?;
+    let mut req = http.request(m, url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.map_err(|e| failed(e.to_string()))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    if status.is_success() || (ok_503 && status.as_u16() == 503) {
+        Ok(value)
+    } else {
+        Err(failed(format!("{status}: {text}")))
+    }
 }

@@ -359,32 +359,10 @@ impl K8sSimulator {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, TestkitError> {
-        let call = format!("{method} /_sim/{}", path.trim_start_matches('/'));
-        let url = format!("{}/_sim/{}", self.url, path.trim_start_matches('/'));
-        let m =
-            reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TestkitError::Control {
-                call: call.clone(),
-                message: e.to_string(),
-            })?;
-        let mut req = self.http.request(m, &url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.map_err(|e| TestkitError::Control {
-            call: call.clone(),
-            message: e.to_string(),
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-        if status.is_success() {
-            Ok(value)
-        } else {
-            Err(TestkitError::Control {
-                call,
-                message: format!("{status}: {text}"),
-            })
-        }
+        let path = path.trim_start_matches('/');
+        let url = format!("{}/_sim/{path}", self.url);
+        let call = format!("{method} /_sim/{path}");
+        crate::control_call(&self.http, method, &url, body, call, false).await
     }
 
     /// Changes timing / size settings; returns the settings now in force.
