@@ -45,3 +45,45 @@ need_python() {
     echo "$want" > "$stamp"
   fi
 }
+
+# The `rollback` Python package (rollback-py): maturin (pinned in
+# rollback-py/requirements-dev.txt, with mypy) builds it in the debug profile into the
+# workspace's target/ dir and installs it into .venv (editable: the Python sources and stubs
+# are used in place). The build is skipped when none of its inputs changed since the last
+# one (the Rust sources and manifests it is built from, Cargo.lock, the toolchain, the
+# interpreter) and the installed module still imports. Returns non-zero on failure.
+need_rollback_py() {
+  need_python
+  local req="$ROOT/rollback-py/requirements-dev.txt"
+  local stamp="$VENV/.rollback-py-requirements.sha"
+  local want
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "installing maturin and mypy into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" || return 1
+    echo "$want" > "$stamp"
+  fi
+  local built="$VENV/.rollback-py-build.sha"
+  local inputs
+  inputs="$(
+    cd "$ROOT" || exit 1
+    {
+      find rollback-core rollback-aws rollback-k8s rollback-py \
+        \( -path '*/src/*' -o -name Cargo.toml -o -name pyproject.toml -o -name build.rs \) \
+        -type f ! -path 'rollback-py/python/*' -print0 | sort -z | xargs -0 sha256sum
+      sha256sum Cargo.toml Cargo.lock
+      rustc -vV
+      "$VENV/bin/python" -VV
+      echo "${RUSTFLAGS:-}"
+    } | sha256sum | cut -d' ' -f1
+  )"
+  if [ -f "$built" ] && [ "$(cat "$built")" = "$inputs" ] &&
+    "$VENV/bin/python" -c "import rollback._rollback" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "building the rollback Python package (maturin develop, debug) into $VENV" >&2
+  rm -f "$built"
+  (cd "$ROOT/rollback-py" && VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --quiet) || return 1
+  "$VENV/bin/python" -c "import rollback._rollback" || return 1
+  echo "$inputs" > "$built"
+}

@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
+import boto3
 
 import rollback
 from emulators import CLUSTER, SERVICES, arguments, aws, expect, health_check, progress, runbook_001_services

@@ -1,0 +1,107 @@
+"""rollback: deployment rollbacks as reviewed, verified, compensable transactions.
+
+A *target* is one thing with revisions (a Lambda alias, an ECS service, a secret, an RDS
+instance, a Kubernetes Deployment...; see :mod:`rollback.aws` and :mod:`rollback.k8s`, or
+any object with ``current``, ``history``, ``apply`` and ``wait`` methods). A
+:class:`Transaction` moves targets to the revisions *selectors* pick (:class:`Previous`,
+:class:`Exact`, :class:`StepsBack`, :class:`ImageTag`), stage by stage: preflight with no
+change (a dry run stops there), lock, apply, wait until stable, verify (:class:`HttpCheck`,
+:class:`CommandCheck`, any callable), and on failure put everything back. Every run is
+journaled; :func:`resume` finishes one whose process died.
+
+Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
+returns an awaitable.
+"""
+
+from __future__ import annotations
+
+from . import _rollback
+from ._errors import (
+    BackendError,
+    ConflictError,
+    InvalidInputError,
+    JournalError,
+    LockedError,
+    NotFoundError,
+    RollbackError,
+    RollbackTimeoutError,
+    RolloutError,
+    ThrottledError,
+    VerificationError,
+)
+from ._rollback import (
+    ActionReport,
+    Change,
+    Check,
+    CommandCheck,
+    Diff,
+    DiffEntry,
+    Event,
+    Exact,
+    HttpCheck,
+    ImageTag,
+    Policy,
+    Previous,
+    Report,
+    Revision,
+    Selector,
+    StepReport,
+    StepsBack,
+    Target,
+    Transaction,
+    Verdict,
+    resume,
+    resume_async,
+)
+from ._typing import CheckLike, CustomTarget, Seconds, TargetLike  # noqa: E402
+
+from . import aws, k8s  # noqa: E402  (submodules use the names above)
+
+__version__: str = _rollback.__version__
+
+__all__ = [
+    "__version__",
+    "aws",
+    "k8s",
+    # selectors
+    "Selector",
+    "Previous",
+    "Exact",
+    "StepsBack",
+    "ImageTag",
+    # data
+    "Revision",
+    "Change",
+    "Diff",
+    "DiffEntry",
+    "Event",
+    "Report",
+    "StepReport",
+    "ActionReport",
+    "Verdict",
+    "Policy",
+    # targets, checks, transactions
+    "Seconds",
+    "Target",
+    "CustomTarget",
+    "TargetLike",
+    "CheckLike",
+    "Check",
+    "HttpCheck",
+    "CommandCheck",
+    "Transaction",
+    "resume",
+    "resume_async",
+    # errors
+    "RollbackError",
+    "NotFoundError",
+    "InvalidInputError",
+    "ConflictError",
+    "LockedError",
+    "ThrottledError",
+    "RollbackTimeoutError",
+    "VerificationError",
+    "RolloutError",
+    "BackendError",
+    "JournalError",
+]

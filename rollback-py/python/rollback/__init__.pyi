@@ -1,0 +1,597 @@
+"""rollback: deployment rollbacks as reviewed, verified, compensable transactions.
+
+A *target* is one thing with revisions (a Lambda alias, an ECS service, a secret, an RDS
+instance, a Kubernetes Deployment...; see :mod:`rollback.aws` and :mod:`rollback.k8s`, or
+any object with ``current``, ``history``, ``apply`` and ``wait`` methods). A
+:class:`Transaction` moves targets to the revisions *selectors* pick, stage by stage:
+preflight with no change (a dry run stops there), lock, apply, wait until stable, verify,
+and on failure put everything back. Every run is journaled; :func:`resume` finishes one
+whose process died.
+
+Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
+returns an awaitable run on the library's runtime.
+"""
+
+import asyncio
+import datetime
+import os
+import pathlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol, Self, TypeAlias, final
+
+from typing_extensions import disjoint_base
+
+from . import aws as aws
+from . import k8s as k8s
+from ._errors import BackendError as BackendError
+from ._errors import ConflictError as ConflictError
+from ._errors import InvalidInputError as InvalidInputError
+from ._errors import JournalError as JournalError
+from ._errors import LockedError as LockedError
+from ._errors import NotFoundError as NotFoundError
+from ._errors import RollbackError as RollbackError
+from ._errors import RollbackTimeoutError as RollbackTimeoutError
+from ._errors import RolloutError as RolloutError
+from ._errors import ThrottledError as ThrottledError
+from ._errors import VerificationError as VerificationError
+
+__all__ = [
+    "__version__",
+    "aws",
+    "k8s",
+    # selectors
+    "Selector",
+    "Previous",
+    "Exact",
+    "StepsBack",
+    "ImageTag",
+    # data
+    "Revision",
+    "Change",
+    "Diff",
+    "DiffEntry",
+    "Event",
+    "Report",
+    "StepReport",
+    "ActionReport",
+    "Verdict",
+    "Policy",
+    # targets, checks, transactions
+    "Seconds",
+    "Target",
+    "CustomTarget",
+    "TargetLike",
+    "CheckLike",
+    "Check",
+    "HttpCheck",
+    "CommandCheck",
+    "Transaction",
+    "resume",
+    "resume_async",
+    # errors
+    "RollbackError",
+    "NotFoundError",
+    "InvalidInputError",
+    "ConflictError",
+    "LockedError",
+    "ThrottledError",
+    "RollbackTimeoutError",
+    "VerificationError",
+    "RolloutError",
+    "BackendError",
+    "JournalError",
+]
+
+__version__: str
+"""The package version (the Rust workspace's)."""
+
+Seconds: TypeAlias = float | datetime.timedelta
+"""A duration: seconds (int or float) or a ``datetime.timedelta``; never negative."""
+
+# -- selectors ------------------------------------------------------------------------------
+
+@disjoint_base
+class Selector:
+    """Which revision to roll back to. Use a subclass: :class:`Previous`, :class:`Exact`,
+    :class:`StepsBack` or :class:`ImageTag`. Selectors compare and hash by value."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Previous(Selector):
+    """The revision before the one in use (not "newest minus one": a target moved back
+    before goes one further back)."""
+
+    def __new__(cls) -> Self: ...
+
+@final
+class Exact(Selector):
+    """The revision with this id: Lambda ``"7"``, ECS ``"family:14"`` (also ``"14"`` or the
+    ARN), a secret version id, an RDS snapshot id (or an RFC 3339 time, or ``"latest"``),
+    Kubernetes ``"3"``. Raises :class:`InvalidInputError` for an empty id."""
+
+    def __new__(cls, id: str) -> Self: ...
+    @property
+    def id(self) -> str:
+        """The revision id."""
+
+@final
+class StepsBack(Selector):
+    """The revision ``n`` steps before the one in use (``StepsBack(1)`` is ``Previous()``).
+    A negative ``n`` raises :class:`InvalidInputError`; ``0`` is refused by the plan."""
+
+    def __new__(cls, n: int) -> Self: ...
+    @property
+    def n(self) -> int:
+        """How many steps back."""
+
+@final
+class ImageTag(Selector):
+    """The newest revision whose images carry this tag (``abc123`` in
+    ``registry/api:abc123``), matched on the images, not on ids or ARNs."""
+
+    def __new__(cls, tag: str) -> Self: ...
+    @property
+    def tag(self) -> str:
+        """The tag."""
+
+# -- revisions, changes, diffs --------------------------------------------------------------
+
+@final
+class Revision:
+    """One revision of a target: the backend's id, when it was made, and the facts a person
+    needs to choose. Never a secret value. Custom targets build them (or return plain str
+    ids)."""
+
+    def __new__(
+        cls,
+        id: str,
+        *,
+        created_at: datetime.datetime | None = None,
+        images: Sequence[str] = ...,
+        description: str | None = None,
+        env_keys: Sequence[str] = ...,
+        facts: dict[str, str] | None = None,
+    ) -> Self: ...
+    @property
+    def id(self) -> str:
+        """The backend's id: Lambda ``"7"``, ECS ``"family:14"``, a secret version id, a
+        snapshot id, Kubernetes ``"3"``."""
+    @property
+    def created_at(self) -> datetime.datetime | None:
+        """When it was made (timezone-aware, UTC), if the backend says."""
+    @property
+    def images(self) -> list[str]:
+        """Container images, in order."""
+    @property
+    def env_keys(self) -> list[str]:
+        """Names of environment variables (never their values)."""
+    @property
+    def description(self) -> str | None:
+        """Description or change-cause."""
+    @property
+    def facts(self) -> dict[str, str]:
+        """Other facts: Lambda canary weights (``canary``), secret stages (``stages``),
+        snapshot type..."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class DiffEntry:
+    """One line of a diff. Values of secret-looking keys read ``<redacted>``."""
+
+    @property
+    def section(self) -> str:
+        """``image``, ``env``, ``fact`` or ``description``."""
+    @property
+    def key(self) -> str:
+        """What changed."""
+    @property
+    def from_value(self) -> str | None:
+        """Before (``None`` when added)."""
+    @property
+    def to_value(self) -> str | None:
+        """After (``None`` when removed)."""
+
+@final
+class Diff:
+    """What a change changes, for review; ``str()`` is the text a person reads."""
+
+    @property
+    def entries(self) -> list[DiffEntry]:
+        """The entries, by section and key."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+
+@final
+class Change:
+    """A planned change of one target; ``str()`` shows it with its diff."""
+
+    @property
+    def target(self) -> str:
+        """The target, ``kind/name``."""
+    @property
+    def from_revision(self) -> Revision:
+        """The revision in use."""
+    @property
+    def to_revision(self) -> Revision:
+        """The revision chosen."""
+    @property
+    def diff(self) -> Diff:
+        """What changes."""
+    @property
+    def is_noop(self) -> bool:
+        """Whether the target already is at the revision chosen."""
+
+# -- targets --------------------------------------------------------------------------------
+
+@disjoint_base
+class Target:
+    """A thing with revisions and a current revision. The built-in targets extend it; a
+    Python object with the methods of :class:`CustomTarget` works wherever a target is
+    asked for, without extending it. Not constructed directly."""
+
+    @property
+    def target_id(self) -> str:
+        """The target as messages and reports name it: ``kind/name``."""
+    @property
+    def kind(self) -> str:
+        """The kind: ``lambda-alias``, ``ecs-service``, ``k8s-deployment``..."""
+    def current(self) -> Revision:
+        """The revision in use now."""
+    def current_async(self) -> asyncio.Future[Revision]:
+        """:meth:`current`, awaitable."""
+    def history(self) -> list[Revision]:
+        """Every revision one can roll back to, newest first, including the one in use."""
+    def history_async(self) -> asyncio.Future[list[Revision]]:
+        """:meth:`history`, awaitable."""
+    def plan(self, selector: Selector) -> Change:
+        """The change ``selector`` asks for, with its diff; changes nothing. Raises
+        :class:`NotFoundError` (no such revision), :class:`InvalidInputError`..."""
+    def plan_async(self, selector: Selector) -> asyncio.Future[Change]:
+        """:meth:`plan`, awaitable."""
+
+class CustomTarget(Protocol):
+    """What a Python object needs to be a target (no base class needed). Its methods run on
+    the library's threads; each may be ``async def``.
+
+    - ``current()``: the revision in use, a :class:`Revision` or its id as a str;
+    - ``history()``: every revision, newest first, including the current one;
+    - ``apply(change)``: move the target to ``change.to_revision``. The library reads
+      ``current()`` first: a target already there is skipped (``apply`` is not called),
+      one that is neither there nor at ``change.from_revision`` is a conflict;
+    - ``wait(revision)``: ``True`` or ``None`` when stable at ``revision``; ``False`` or a
+      progress message (str) while converging (asked again with back-off until the step's
+      timeout); raising fails the step.
+
+    Optional: ``resolve(selector)`` returning the revision a selector picks (for targets
+    whose revisions are not all in the history), and ``name`` / ``kind`` attributes naming
+    the target (default: the class name and ``python``). Exceptions become the library's
+    errors: ``LookupError`` not found, ``ValueError`` invalid input, ``TimeoutError`` a
+    timeout, ``ConnectionError`` retryable, the library's own exceptions by their kind.
+    """
+
+    def current(self) -> Revision | str | Awaitable[Revision | str]: ...
+    def history(self) -> Iterable[Revision | str] | Awaitable[Iterable[Revision | str]]: ...
+    def apply(self, change: Change, /) -> object: ...
+    def wait(self, revision: Revision, /) -> bool | str | None | Awaitable[bool | str | None]: ...
+
+TargetLike: TypeAlias = Target | CustomTarget
+"""A built-in target or a custom one."""
+
+# -- checks ---------------------------------------------------------------------------------
+
+@final
+class Policy:
+    """How a check runs: at most ``attempts`` attempts, ``interval`` apart, until
+    ``consecutive`` passes in a row, within ``deadline`` for the whole."""
+
+    def __new__(
+        cls,
+        attempts: int = 10,
+        interval: Seconds = 2.0,
+        consecutive: int = 1,
+        deadline: Seconds = 120.0,
+    ) -> Self: ...
+    @staticmethod
+    def once() -> Policy:
+        """One attempt, no retry (deadline 60 s)."""
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def interval(self) -> datetime.timedelta: ...
+    @property
+    def consecutive(self) -> int: ...
+    @property
+    def deadline(self) -> datetime.timedelta: ...
+
+@final
+class Verdict:
+    """What a check concluded under its policy; true when it passed."""
+
+    @property
+    def name(self) -> str:
+        """The check's name."""
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def attempts(self) -> int:
+        """Attempts made."""
+    @property
+    def evidence(self) -> str:
+        """What the last attempt saw."""
+    def __bool__(self) -> bool: ...
+
+@disjoint_base
+class Check:
+    """A check and the policy it runs under. ``Check(func)`` makes one from a Python
+    callable (it may be ``async def``): a true result or ``None`` passes, a false one
+    fails, ``(passed, evidence)`` gives both, an exception fails the attempt with the
+    exception as evidence. The built-in checks extend this class."""
+
+    def __new__(
+        cls,
+        func: Callable[[], object],
+        *,
+        name: str | None = None,
+        policy: Policy | None = None,
+    ) -> Self: ...
+    @property
+    def name(self) -> str:
+        """The check's name, as reports show it."""
+    @property
+    def policy(self) -> Policy:
+        """The policy it runs under (default: ``Policy()``)."""
+    def with_policy(self, policy: Policy) -> Check:
+        """The same check under another policy."""
+    def run(self) -> Verdict:
+        """Runs the check under its policy now."""
+    def run_async(self) -> asyncio.Future[Verdict]:
+        """:meth:`run`, awaitable."""
+
+CheckLike: TypeAlias = Check | Callable[[], object]
+"""A check, or a callable used as one under the default policy."""
+
+@final
+class HttpCheck(Check):
+    """An HTTP request that passes when the answer looks healthy: ``method`` (``GET``) must
+    answer ``status`` within ``timeout`` (10 s); optionally the body contains
+    ``body_contains``, the JSON body has a value at ``json_pointer`` (RFC 6901, e.g.
+    ``"/status"``), equal to ``json_value`` when given, and the answer comes within
+    ``max_latency``. A service that does not answer is a failed check, not an error.
+    Header values of secret-looking names (``Authorization``...) are never shown."""
+
+    def __new__(
+        cls,
+        url: str,
+        status: int = 200,
+        *,
+        method: str = "GET",
+        body_contains: str | None = None,
+        json_pointer: str | None = None,
+        json_value: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: Seconds | None = None,
+        max_latency: Seconds | None = None,
+        policy: Policy | None = None,
+    ) -> Self: ...
+    @property
+    def url(self) -> str: ...
+
+@final
+class CommandCheck(Check):
+    """A program run directly (no shell) that passes when it exits 0 within ``timeout``
+    (60 s); the evidence has its exit status and last lines of output. ``argv`` is shown in
+    reports: pass secrets through ``env``, whose values are never shown."""
+
+    def __new__(
+        cls,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        timeout: Seconds | None = None,
+        policy: Policy | None = None,
+    ) -> Self: ...
+    @property
+    def argv(self) -> list[str]: ...
+
+# -- events and reports ---------------------------------------------------------------------
+
+@final
+class Event:
+    """One transition of a transaction, as ``on_event`` receives it; ``str()`` is a
+    progress line."""
+
+    @property
+    def kind(self) -> str:
+        """``started``, ``planned``, ``locked``, ``step_started``, ``skipped``,
+        ``applied``, ``retrying``, ``waiting``, ``stable``, ``verified``, ``check_failed``,
+        ``failed``, ``compensating``, ``compensated``, ``reverting``, ``reverted``,
+        ``action`` or ``finished``."""
+    @property
+    def target(self) -> str | None:
+        """The target (``kind/name``), if about one."""
+    @property
+    def message(self) -> str:
+        """For a person."""
+    @property
+    def step(self) -> int | None:
+        """The step index, if about a step."""
+    @property
+    def transaction(self) -> str:
+        """The transaction id."""
+    @property
+    def at(self) -> datetime.datetime:
+        """When (UTC)."""
+
+@final
+class StepReport:
+    """What happened to one step."""
+
+    @property
+    def step(self) -> int:
+        """The index, in the order steps were added."""
+    @property
+    def stage(self) -> int: ...
+    @property
+    def target(self) -> str:
+        """``kind/name``."""
+    @property
+    def from_revision(self) -> Revision | None:
+        """The revision captured in preflight."""
+    @property
+    def to_revision(self) -> Revision | None:
+        """The revision chosen."""
+    @property
+    def diff(self) -> Diff: ...
+    @property
+    def status(self) -> str:
+        """``planned``, ``not_started``, ``skipped``, ``applied``, ``succeeded``,
+        ``failed``, ``compensated``, ``reverted`` or ``compensation_failed``."""
+    @property
+    def error(self) -> str | None:
+        """The error message, if the step failed."""
+    @property
+    def error_kind(self) -> str | None:
+        """The error's kind (``not_found``, ``rollout_failed``...), if it failed."""
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """The step's checks."""
+    @property
+    def duration(self) -> datetime.timedelta: ...
+
+@final
+class ActionReport:
+    """What an on-failure action did."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def message(self) -> str: ...
+
+@final
+class Report:
+    """The result of a run; ``str()`` is the report a person reads."""
+
+    @property
+    def outcome(self) -> str:
+        """``planned`` (dry run), ``succeeded``, ``compensated`` (something failed and
+        everything applied is back) or ``failed`` (see :attr:`needs_attention`)."""
+    @property
+    def transaction(self) -> str:
+        """The transaction id (in the journal and every event)."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def steps(self) -> list[StepReport]:
+        """One per step, in step order."""
+    @property
+    def checks(self) -> list[Verdict]:
+        """The transaction-level checks."""
+    @property
+    def actions(self) -> list[ActionReport]:
+        """The on-failure actions."""
+    @property
+    def needs_attention(self) -> list[str]:
+        """What a person must look at."""
+    @property
+    def error(self) -> str | None:
+        """The failure that stopped the run, if any."""
+    @property
+    def journal_path(self) -> pathlib.Path:
+        """The journal file (a dry run writes none)."""
+    @property
+    def started_at(self) -> datetime.datetime: ...
+    @property
+    def duration(self) -> datetime.timedelta: ...
+
+# -- transactions ---------------------------------------------------------------------------
+
+@final
+class Transaction:
+    """A rollback transaction: stages of steps run through preflight (no change), lock,
+    apply, wait until stable and verify; on failure ``policy="compensate"`` puts every
+    applied target back (``"halt"`` leaves them), then the on-failure actions run. Each
+    run writes a journal (``journal``, default a new file under ``$ROLLBACK_JOURNAL_DIR``
+    or ``.rollback/journal``) and takes expiring leases (under ``locks_dir``, default
+    ``$ROLLBACK_LOCK_DIR`` or the temp dir). The methods that add return the transaction,
+    so calls chain."""
+
+    def __new__(
+        cls,
+        name: str,
+        reason: str | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        policy: str = "compensate",
+        concurrency: int = 8,
+        *,
+        locks_dir: str | os.PathLike[str] | None = None,
+        lease_ttl: Seconds | None = None,
+        holder: str | None = None,
+    ) -> Self: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def reason(self) -> str | None:
+        """Why it runs: required for a real run."""
+    def add(
+        self,
+        target: TargetLike,
+        selector: Selector,
+        verify: CheckLike | Sequence[CheckLike] | None = None,
+        *,
+        temporary: bool = False,
+        allow_current: bool = False,
+        timeout: Seconds | None = None,
+    ) -> Transaction:
+        """Adds a step to the current stage: ``target`` to the revision ``selector`` picks,
+        then ``verify``'s checks. ``temporary`` puts the target back once every stage is
+        done (services stopped during a restore); ``allow_current`` accepts a target
+        already there (skipped) instead of refusing the run; ``timeout`` bounds the wait
+        until stable (default 10 minutes). A target may appear once."""
+    def stage(self) -> Transaction:
+        """Starts a new stage: its steps run after every step before."""
+    def verify(self, check: CheckLike) -> Transaction:
+        """Adds a transaction-level check, run after every stage."""
+    def on_failure(self, action: Callable[[], object], *, name: str | None = None) -> Transaction:
+        """Adds an action run after a failure whatever the policy (scale to zero,
+        maintenance mode); what it returns (a str, or None) goes into the report."""
+    def __len__(self) -> int:
+        """How many steps."""
+    def run(self, dry_run: bool = False, on_event: Callable[[Event], object] | None = None) -> Report:
+        """Runs it (``dry_run=True``: the plan only, nothing changed). Raises, with nothing
+        changed, on bad input (:class:`InvalidInputError`, :class:`NotFoundError`) or a
+        locked target (:class:`LockedError`); any later failure is in the report's outcome.
+        ``on_event`` gets every event, in order. Releases the GIL; Ctrl-C stops the run
+        (the KeyboardInterrupt's note says how to resume it)."""
+    def run_async(
+        self, dry_run: bool = False, on_event: Callable[[Event], object] | None = None
+    ) -> asyncio.Future[Report]:
+        """:meth:`run`, awaitable; ``on_event`` is called on the caller's event loop.
+        Cancelling the awaitable stops the run as Ctrl-C does."""
+
+def resume(
+    journal_path: str | os.PathLike[str],
+    *,
+    targets: Iterable[TargetLike] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    locks_dir: str | os.PathLike[str] | None = None,
+) -> Report:
+    """Finishes the run recorded in a journal (its process died, or it was interrupted)
+    without applying anything twice; a run that already ended is returned as it was.
+    Built-in targets are rebuilt from the journal; pass Python targets again in
+    ``targets``."""
+
+def resume_async(
+    journal_path: str | os.PathLike[str],
+    *,
+    targets: Iterable[TargetLike] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    locks_dir: str | os.PathLike[str] | None = None,
+) -> asyncio.Future[Report]:
+    """:func:`resume`, awaitable."""

@@ -1,0 +1,32 @@
+"""AWS targets and checks on the official AWS SDK.
+
+Configuration comes from the standard AWS environment (``AWS_REGION``, credentials,
+profiles, ``AWS_ENDPOINT_URL``), or from ``config=AwsConfig(region=..., endpoint_url=...,
+profile=...)`` given to any of them.
+"""
+
+from __future__ import annotations
+
+from ._rollback import (
+    AlarmCheck,
+    AwsConfig,
+    ConnectionHandover,
+    EcsDesiredCount,
+    EcsService,
+    LambdaAlias,
+    PipelineTransition,
+    RdsInstance,
+    SecretVersion,
+)
+
+__all__ = [
+    "AwsConfig",
+    "LambdaAlias",
+    "EcsService",
+    "EcsDesiredCount",
+    "SecretVersion",
+    "RdsInstance",
+    "ConnectionHandover",
+    "PipelineTransition",
+    "AlarmCheck",
+]

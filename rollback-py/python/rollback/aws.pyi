@@ -1,0 +1,165 @@
+"""AWS targets and checks on the official AWS SDK.
+
+Configuration comes from the standard AWS environment (``AWS_REGION``, credentials,
+profiles, ``AWS_ENDPOINT_URL``), or from ``config=AwsConfig(...)`` given to any of them.
+Constructors check names at once (:class:`rollback.InvalidInputError`) and send nothing to
+AWS until the target is used.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from typing import Self, final
+
+from . import Check, Policy, Revision, Seconds, Target
+
+__all__ = [
+    "AwsConfig",
+    "LambdaAlias",
+    "EcsService",
+    "EcsDesiredCount",
+    "SecretVersion",
+    "RdsInstance",
+    "ConnectionHandover",
+    "PipelineTransition",
+    "AlarmCheck",
+]
+
+@final
+class AwsConfig:
+    """AWS settings; unset fields come from the standard AWS environment. Credentials are
+    never part of it (nor of journals). Targets made with one ``AwsConfig`` share its
+    loaded settings."""
+
+    def __new__(
+        cls,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+    ) -> Self: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def endpoint_url(self) -> str | None: ...
+    @property
+    def profile(self) -> str | None: ...
+
+@final
+class LambdaAlias(Target):
+    """A Lambda alias. Revisions are published versions (``"7"``); a rollback points the
+    alias at the version and clears canary weights (runbook 002's "canary to 0" is
+    ``Exact`` of the alias's own version), guarded by the alias's RevisionId. Stable when
+    the version's State is Active."""
+
+    def __new__(cls, function_name: str, alias: str, *, config: AwsConfig | None = None) -> Self: ...
+    @property
+    def function_name(self) -> str: ...
+    @property
+    def alias(self) -> str: ...
+
+@final
+class EcsService(Target):
+    """An ECS service. Revisions are its family's task-definition revisions
+    (``"family:14"``; ``Exact`` also takes ``"14"`` and the ARN); a rollback is
+    UpdateService(taskDefinition), stable by the ServicesStable rules; a FAILED rollout
+    (circuit breaker) fails at once."""
+
+    def __new__(cls, cluster: str, service: str, *, config: AwsConfig | None = None) -> Self: ...
+    @property
+    def cluster(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    def desired_count(self) -> EcsDesiredCount:
+        """This service's desired count as a target."""
+
+@final
+class EcsDesiredCount(Target):
+    """An ECS service's desired count. Revisions are counts (``"0"``, ``"2"``), chosen with
+    ``Exact``; scaling up from 0 starts a new deployment (its tasks read secrets anew).
+    Usually a temporary step (runbook 001: services stopped during a restore)."""
+
+    def __new__(cls, cluster: str, service: str, *, config: AwsConfig | None = None) -> Self: ...
+    @property
+    def cluster(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+
+@final
+class SecretVersion(Target):
+    """A Secrets Manager secret. Revisions are version ids; a rollback moves AWSCURRENT to
+    the version (and AWSPREVIOUS to the one that had it). Never reads a secret value."""
+
+    def __new__(cls, secret_id: str, *, config: AwsConfig | None = None) -> Self: ...
+    @property
+    def secret_id(self) -> str: ...
+
+@final
+class RdsInstance(Target):
+    """An RDS instance whose data is rolled back by restoring to a NEW instance
+    (``restore_as``, default ``<id>-rollback-<time>``), with the original's class, subnet
+    group, security groups, parameter group and port; the original is never touched.
+    Revisions: ``live`` (current), then its snapshots newest first; ``Exact`` also takes an
+    RFC 3339 time or ``"latest"`` for a point-in-time restore. Compensation keeps the
+    restored instance and reports it."""
+
+    def __new__(
+        cls,
+        db_instance_id: str,
+        *,
+        restore_as: str | None = None,
+        config: AwsConfig | None = None,
+    ) -> Self: ...
+    @property
+    def db_instance_id(self) -> str: ...
+    @property
+    def restore_identifier(self) -> str:
+        """The identifier the restored instance gets."""
+    def snapshot(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> Revision:
+        """Snapshots the instance as ``name`` (default ``pre-migration-<time>``; runbook
+        001's "Before Running Migrations") and waits until it is available."""
+    def snapshot_async(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> asyncio.Future[Revision]:
+        """:meth:`snapshot`, awaitable."""
+    def restored_endpoint(self) -> tuple[str, int] | None:
+        """The restored instance's ``(host, port)``, once it has one."""
+    def restored_endpoint_async(self) -> asyncio.Future[tuple[str, int] | None]:
+        """:meth:`restored_endpoint`, awaitable."""
+
+@final
+class ConnectionHandover(Target):
+    """Hands a restored instance over: a new version of the connection secret pointing at
+    ``db_instance_id``'s endpoint (URL or JSON form, user, password and options kept, the
+    value never shown). Select ``Exact(handover.revision_id)``; compensation moves
+    AWSCURRENT back."""
+
+    def __new__(cls, secret_id: str, db_instance_id: str, *, config: AwsConfig | None = None) -> Self: ...
+    @property
+    def secret_id(self) -> str: ...
+    @property
+    def db_instance_id(self) -> str: ...
+    @property
+    def revision_id(self) -> str:
+        """The revision to select."""
+
+@final
+class PipelineTransition(Target):
+    """The inbound transition of a CodePipeline stage: ``enabled`` / ``disabled``
+    (runbook 003's freeze: ``Exact("disabled")`` as a temporary step)."""
+
+    def __new__(cls, pipeline: str, stage: str, *, config: AwsConfig | None = None) -> Self: ...
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+
+@final
+class AlarmCheck(Check):
+    """Passes when no CloudWatch alarm whose name starts with ``prefix`` (or named in
+    ``names``) is in ALARM; the evidence names each alarm in ALARM with its reason."""
+
+    def __new__(
+        cls,
+        prefix: str | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        config: AwsConfig | None = None,
+        policy: Policy | None = None,
+    ) -> Self: ...

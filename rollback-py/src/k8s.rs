@@ -1,0 +1,413 @@
+//! `rollback.k8s`: Deployments, StatefulSets and DaemonSets rolled back as `kubectl rollout
+//! undo` does, their replica counts and restarts as targets, `PodsReady`, and kubectl's
+//! rollout status rules as a function.
+
+use std::sync::{Arc, OnceLock};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rollback_core::Verifier;
+use rollback_k8s::{K8s, K8sConfig, PodsReady, RolloutError, RolloutErrorKind, RolloutStatus};
+
+use crate::check::{check_of, PyCheck};
+use crate::errors::{invalid, new_error, py_err};
+use crate::runtime::block_on;
+use crate::target::PyTarget;
+use crate::types::{type_name, PyPolicy, Seconds};
+
+/// Where the Kubernetes client's configuration comes from: a kubeconfig file (None:
+/// `KUBECONFIG` / `~/.kube/config`, else the in-cluster service account), a context (None:
+/// the current one), or an API server URL that needs no credentials (`kubectl proxy`, a
+/// test simulator), which overrides the other two.
+#[pyclass(module = "rollback.k8s", name = "K8sConfig", frozen)]
+pub(crate) struct PyK8sConfig {
+    config: K8sConfig,
+    loaded: OnceLock<K8s>,
+}
+
+#[pymethods]
+impl PyK8sConfig {
+    #[new]
+    #[pyo3(signature = (kubeconfig=None, context=None, url=None))]
+    fn new(
+        kubeconfig: Option<std::path::PathBuf>,
+        context: Option<String>,
+        url: Option<String>,
+    ) -> PyResult<Self> {
+        if let Some(u) = &url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(invalid(
+                    "kubernetes",
+                    format!(
+                        "url={u:?} is not an API server URL; give one like http://127.0.0.1:8001"
+                    ),
+                ));
+            }
+        }
+        Ok(PyK8sConfig {
+            config: K8sConfig {
+                kubeconfig,
+                context,
+                url,
+            },
+            loaded: OnceLock::new(),
+        })
+    }
+
+    /// The kubeconfig file, if given.
+    #[getter]
+    fn kubeconfig(&self) -> Option<std::path::PathBuf> {
+        self.config.kubeconfig.clone()
+    }
+
+    /// The context, if given.
+    #[getter]
+    fn context(&self) -> Option<String> {
+        self.config.context.clone()
+    }
+
+    /// The API server URL, if given.
+    #[getter]
+    fn url(&self) -> Option<String> {
+        self.config.url.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "K8sConfig(kubeconfig={:?}, context={:?}, url={:?})",
+            self.config.kubeconfig, self.config.context, self.config.url
+        )
+    }
+}
+
+/// The client for `config` (loaded once per `K8sConfig`), or kubectl's (`KUBECONFIG`).
+fn k8s_for(py: Python<'_>, config: Option<&Bound<'_, PyK8sConfig>>) -> PyResult<K8s> {
+    let cfg = config.map(|c| c.get().config.clone()).unwrap_or_default();
+    if let Some(c) = config {
+        if let Some(k) = c.get().loaded.get() {
+            return Ok(k.clone());
+        }
+    }
+    let k8s = block_on(py, async move { cfg.load().await.map_err(py_err) })?;
+    Ok(match config {
+        Some(c) => c.get().loaded.get_or_init(|| k8s).clone(),
+        None => k8s,
+    })
+}
+
+/// kubectl's rollout status: `done` and kubectl's message.
+#[pyclass(module = "rollback.k8s", name = "RolloutStatus", frozen)]
+pub(crate) struct PyRolloutStatus {
+    inner: RolloutStatus,
+}
+
+#[pymethods]
+impl PyRolloutStatus {
+    /// Whether the rollout is complete.
+    #[getter]
+    fn done(&self) -> bool {
+        self.inner.is_done()
+    }
+
+    /// kubectl's message (`deployment "x" successfully rolled out`, `Waiting for ...`).
+    #[getter]
+    fn message(&self) -> &str {
+        self.inner.message()
+    }
+
+    fn __bool__(&self) -> bool {
+        self.inner.is_done()
+    }
+
+    fn __str__(&self) -> &str {
+        self.inner.message()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<RolloutStatus done={} {:?}>",
+            if self.inner.is_done() {
+                "True"
+            } else {
+                "False"
+            },
+            self.inner.message()
+        )
+    }
+}
+
+fn rollout_reason(kind: RolloutErrorKind) -> &'static str {
+    match kind {
+        RolloutErrorKind::ProgressDeadlineExceeded => "progress_deadline_exceeded",
+        RolloutErrorKind::UnsupportedStrategy => "unsupported_strategy",
+        RolloutErrorKind::RevisionMismatch => "revision_mismatch",
+        RolloutErrorKind::InvalidObject => "invalid_object",
+    }
+}
+
+/// `rollback.RolloutError` for what kubectl reports as an error; `reason` says which.
+fn rollout_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
+    let err = new_error(
+        py,
+        "RolloutError",
+        format!("{target}: {e}"),
+        target,
+        "rollout_failed",
+        false,
+    );
+    let _ = err.value(py).setattr("reason", rollout_reason(e.kind()));
+    err
+}
+
+fn status_result(
+    py: Python<'_>,
+    target: &str,
+    r: Result<RolloutStatus, RolloutError>,
+) -> PyResult<PyRolloutStatus> {
+    r.map(|s| PyRolloutStatus { inner: s })
+        .map_err(|e| rollout_error(py, target, &e))
+}
+
+/// kubectl's rollout status of an object given as a dict (`kubectl get -o json`), for
+/// Deployments, StatefulSets and DaemonSets. Raises `RolloutError` where kubectl reports an
+/// error (progress deadline exceeded, a strategy without rollout status, an object it
+/// cannot read).
+#[pyfunction]
+pub(crate) fn rollout_status(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<PyRolloutStatus> {
+    if !obj.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(format!(
+            "rollout_status takes the object as a dict (kubectl get -o json), not {}",
+            type_name(obj)
+        )));
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("default", py.import("builtins")?.getattr("str")?)?;
+    let text: String = py
+        .import("json")?
+        .getattr("dumps")?
+        .call((obj,), Some(&kwargs))?
+        .extract()?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| invalid("kubernetes", format!("the object is not JSON: {e}")))?;
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("object")
+        .to_string();
+    status_result(py, &name, rollback_k8s::status_of(&value))
+}
+
+/// A workload's replica count as a target (`kubectl scale`): revisions are counts chosen
+/// with `Exact("N")`; a scale-up can stop at `gradual` counts and run the `between` check
+/// at each.
+#[pyclass(module = "rollback.k8s", name = "Replicas", extends = PyTarget, frozen)]
+pub(crate) struct PyReplicas {}
+
+/// A workload's restart (`kubectl rollout restart`) as a target: any selector but `Exact`
+/// restarts now; stable when the rollout it starts is done.
+#[pyclass(module = "rollback.k8s", name = "Restart", extends = PyTarget, frozen)]
+pub(crate) struct PyRestart {}
+
+fn verifier_of(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Verifier>> {
+    Ok(check_of(obj)?.verifier)
+}
+
+fn counts(gradual: Option<Vec<i64>>) -> PyResult<Vec<i32>> {
+    gradual
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| {
+            i32::try_from(n).ok().filter(|n| *n >= 0).ok_or_else(|| {
+                invalid(
+                    "kubernetes",
+                    format!("gradual count {n} is not a replica count"),
+                )
+            })
+        })
+        .collect()
+}
+
+macro_rules! workload {
+    ($py_ty:ident, $name:literal, $rust:ty, $doc:literal, { $($extra:tt)* }) => {
+        #[doc = $doc]
+        #[pyclass(module = "rollback.k8s", name = $name, extends = PyTarget, frozen)]
+        pub(crate) struct $py_ty {
+            inner: $rust,
+        }
+
+        #[pymethods]
+        impl $py_ty {
+            #[new]
+            #[pyo3(signature = (name, namespace="default", *, config=None))]
+            fn new(
+                py: Python<'_>,
+                name: &str,
+                namespace: &str,
+                config: Option<&Bound<'_, PyK8sConfig>>,
+            ) -> PyResult<PyClassInitializer<Self>> {
+                let k8s = k8s_for(py, config)?;
+                let w = <$rust>::new(&k8s, namespace, name).map_err(py_err)?;
+                Ok(PyTarget::init(Arc::new(w.clone())).add_subclass($py_ty { inner: w }))
+            }
+
+            /// The object's name.
+            #[getter]
+            fn name(&self) -> &str {
+                self.inner.name()
+            }
+
+            /// Its namespace.
+            #[getter]
+            fn namespace(&self) -> &str {
+                self.inner.namespace()
+            }
+
+            /// kubectl's rollout status of the object now; raises `RolloutError` where
+            /// kubectl reports an error.
+            fn rollout_status(&self, py: Python<'_>) -> PyResult<PyRolloutStatus> {
+                let w = self.inner.clone();
+                let target = format!("{}/{}", $name.to_lowercase(), self.inner.name());
+                let r = block_on(py, async move { w.rollout_status().await.map_err(py_err) })?;
+                status_result(py, &target, r)
+            }
+
+            /// This workload's restart (`kubectl rollout restart`) as a target.
+            fn restart(&self, py: Python<'_>) -> PyResult<Py<PyRestart>> {
+                Py::new(
+                    py,
+                    PyTarget::init(Arc::new(self.inner.restart())).add_subclass(PyRestart {}),
+                )
+            }
+
+            $($extra)*
+        }
+    };
+}
+
+workload!(
+    PyDeployment,
+    "Deployment",
+    rollback_k8s::Deployment,
+    "A Deployment: revisions are its rollout revisions (`\"3\"`, from its ReplicaSets); a rollback is `kubectl rollout undo` (paused Deployments refused, an already-matching template skipped), guarded by the object's resourceVersion, and waited for by watch with kubectl's status rules.",
+    {
+        /// This workload's replica count as a target: `Exact("0")` scales to zero; on the
+        /// way up it stops at each `gradual` count, waits for it and runs `between`.
+        #[pyo3(signature = (gradual=None, between=None, *, step_timeout=None))]
+        fn replicas(
+            &self,
+            py: Python<'_>,
+            gradual: Option<Vec<i64>>,
+            between: Option<&Bound<'_, PyAny>>,
+            step_timeout: Option<Seconds>,
+        ) -> PyResult<Py<PyReplicas>> {
+            let mut r = self.inner.replicas().gradual(counts(gradual)?);
+            if let Some(c) = between {
+                r = r.between(verifier_of(c)?);
+            }
+            if let Some(t) = step_timeout {
+                r = r.step_timeout(t.0);
+            }
+            Py::new(py, PyTarget::init(Arc::new(r)).add_subclass(PyReplicas {}))
+        }
+    }
+);
+workload!(
+    PyStatefulSet,
+    "StatefulSet",
+    rollback_k8s::StatefulSet,
+    "A StatefulSet: revisions are its ControllerRevisions; a rollback is `kubectl rollout undo`.",
+    {
+        /// This workload's replica count as a target: `Exact("0")` scales to zero; on the
+        /// way up it stops at each `gradual` count, waits for it and runs `between`.
+        #[pyo3(signature = (gradual=None, between=None, *, step_timeout=None))]
+        fn replicas(
+            &self,
+            py: Python<'_>,
+            gradual: Option<Vec<i64>>,
+            between: Option<&Bound<'_, PyAny>>,
+            step_timeout: Option<Seconds>,
+        ) -> PyResult<Py<PyReplicas>> {
+            let mut r = self.inner.replicas().gradual(counts(gradual)?);
+            if let Some(c) = between {
+                r = r.between(verifier_of(c)?);
+            }
+            if let Some(t) = step_timeout {
+                r = r.step_timeout(t.0);
+            }
+            Py::new(py, PyTarget::init(Arc::new(r)).add_subclass(PyReplicas {}))
+        }
+    }
+);
+workload!(
+    PyDaemonSet,
+    "DaemonSet",
+    rollback_k8s::DaemonSet,
+    "A DaemonSet: revisions are its ControllerRevisions; a rollback is `kubectl rollout undo`.",
+    {}
+);
+
+/// Passes when the pods of a workload (`PodsReady(deployment)`), or the pods matching a
+/// label selector in a namespace (`PodsReady(namespace=..., selector="app=x")`), are
+/// Ready, at least `min` of them; the evidence names pods that are not (CrashLoopBackOff,
+/// ImagePullBackOff...).
+#[pyclass(module = "rollback.k8s", name = "PodsReady", extends = PyCheck, frozen)]
+pub(crate) struct PyPodsReady {}
+
+#[pymethods]
+impl PyPodsReady {
+    #[new]
+    #[pyo3(signature = (workload=None, *, namespace=None, selector=None, min=1, config=None, policy=None))]
+    fn new(
+        py: Python<'_>,
+        workload: Option<&Bound<'_, PyAny>>,
+        namespace: Option<String>,
+        selector: Option<String>,
+        min: i64,
+        config: Option<&Bound<'_, PyK8sConfig>>,
+        policy: Option<PyPolicy>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let min = usize::try_from(min)
+            .map_err(|_| invalid("k8s-pods", format!("min={min}: give 0 or more pods")))?;
+        let check = match (workload, selector) {
+            (Some(w), None) => {
+                if namespace.is_some() {
+                    return Err(invalid(
+                        "k8s-pods",
+                        "the workload names its namespace; give workload or namespace and selector",
+                    ));
+                }
+                if let Ok(d) = w.cast::<PyDeployment>() {
+                    PodsReady::of(&d.get().inner)
+                } else if let Ok(s) = w.cast::<PyStatefulSet>() {
+                    PodsReady::of(&s.get().inner)
+                } else if let Ok(d) = w.cast::<PyDaemonSet>() {
+                    PodsReady::of(&d.get().inner)
+                } else {
+                    return Err(PyTypeError::new_err(format!(
+                        "PodsReady takes a rollback.k8s Deployment, StatefulSet or DaemonSet, not {}",
+                        type_name(w)
+                    )));
+                }
+            }
+            (None, Some(sel)) => {
+                let k8s = k8s_for(py, config)?;
+                PodsReady::new(&k8s, namespace.unwrap_or_else(|| "default".into()), sel)
+                    .map_err(py_err)?
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "k8s-pods",
+                    "give a workload or a selector, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "k8s-pods",
+                    "give a workload (PodsReady(deployment)) or a label selector (PodsReady(selector=\"app=frontend\", namespace=\"production\"))",
+                ))
+            }
+        };
+        Ok(PyCheck::init(check.min(min), policy).add_subclass(PyPodsReady {}))
+    }
+}

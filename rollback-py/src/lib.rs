@@ -1,0 +1,77 @@
+//! The `rollback` Python package's native module, `rollback._rollback`.
+//!
+//! Everything here is reached through the pure-Python package in `python/rollback`
+//! (`rollback`, `rollback.aws`, `rollback.k8s`), whose hand-written `.pyi` stubs document
+//! the API. Design:
+//!
+//! - one multi-thread tokio runtime for the process ([`runtime`]); blocking calls release
+//!   the GIL and look at signals while they wait (Ctrl-C works), `*_async` calls return
+//!   asyncio awaitables;
+//! - the library's errors become one Python exception tree (`rollback._errors`), and Python
+//!   exceptions from user code become the library's errors ([`errors`]);
+//! - the built-in targets and checks extend `rollback.Target` / `rollback.Check`; any
+//!   Python object with the target methods, and any callable, work too ([`target`],
+//!   [`check`]);
+//! - a `Transaction` is a description built into a fresh Rust transaction per run
+//!   ([`transaction`]).
+
+mod aws;
+mod check;
+mod errors;
+mod k8s;
+mod runtime;
+mod target;
+mod transaction;
+mod types;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // core
+    m.add_class::<types::PySelector>()?;
+    m.add_class::<types::PyPrevious>()?;
+    m.add_class::<types::PyExact>()?;
+    m.add_class::<types::PyStepsBack>()?;
+    m.add_class::<types::PyImageTag>()?;
+    m.add_class::<types::PyRevision>()?;
+    m.add_class::<types::PyDiff>()?;
+    m.add_class::<types::PyDiffEntry>()?;
+    m.add_class::<types::PyChange>()?;
+    m.add_class::<types::PyPolicy>()?;
+    m.add_class::<types::PyVerdict>()?;
+    m.add_class::<types::PyEvent>()?;
+    m.add_class::<types::PyReport>()?;
+    m.add_class::<types::PyStepReport>()?;
+    m.add_class::<types::PyActionReport>()?;
+    m.add_class::<target::PyTarget>()?;
+    m.add_class::<check::PyCheck>()?;
+    m.add_class::<check::PyHttpCheck>()?;
+    m.add_class::<check::PyCommandCheck>()?;
+    m.add_class::<transaction::PyTransaction>()?;
+    m.add_function(wrap_pyfunction!(transaction::resume, m)?)?;
+    m.add_function(wrap_pyfunction!(transaction::resume_async, m)?)?;
+    // aws
+    m.add_class::<aws::PyAwsConfig>()?;
+    m.add_class::<aws::PyLambdaAlias>()?;
+    m.add_class::<aws::PyEcsService>()?;
+    m.add_class::<aws::PyEcsDesiredCount>()?;
+    m.add_class::<aws::PySecretVersion>()?;
+    m.add_class::<aws::PyRdsInstance>()?;
+    m.add_class::<aws::PyConnectionHandover>()?;
+    m.add_class::<aws::PyPipelineTransition>()?;
+    m.add_class::<aws::PyAlarmCheck>()?;
+    // k8s
+    m.add_class::<k8s::PyK8sConfig>()?;
+    m.add_class::<k8s::PyDeployment>()?;
+    m.add_class::<k8s::PyStatefulSet>()?;
+    m.add_class::<k8s::PyDaemonSet>()?;
+    m.add_class::<k8s::PyReplicas>()?;
+    m.add_class::<k8s::PyRestart>()?;
+    m.add_class::<k8s::PyPodsReady>()?;
+    m.add_class::<k8s::PyRolloutStatus>()?;
+    m.add_function(wrap_pyfunction!(k8s::rollout_status, m)?)?;
+    Ok(())
+}

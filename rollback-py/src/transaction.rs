@@ -1,0 +1,580 @@
+//! `rollback.Transaction` and `rollback.resume`.
+//!
+//! A Python `Transaction` holds the description (name, reason, stages of steps, checks,
+//! on-failure actions) and builds a fresh Rust transaction for every `run()`, so one object
+//! can be dry-run, then run.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use rollback_core::lock::{FileLocks, Holder, Lease, LockManager};
+use rollback_core::transaction::Action;
+use rollback_core::{
+    Check, Error, Event, FailurePolicy, Registry, ResumeOptions, RollbackTarget, Selector, Step,
+    TargetId, TargetSpec, Transaction, TransactionBuilder,
+};
+
+use crate::check::{check_of, PyAction};
+use crate::errors::{invalid, py_err};
+use crate::runtime::{awaitable, block_on};
+use crate::target::{target_of, PYTHON_KIND};
+use crate::types::{selector_of, PyEvent, PyReport, Seconds};
+
+/// One step as added from Python.
+#[derive(Clone)]
+struct StepDesc {
+    target: Arc<dyn RollbackTarget>,
+    selector: Selector,
+    checks: Vec<Check>,
+    temporary: bool,
+    allow_current: bool,
+    timeout: Option<Duration>,
+}
+
+/// A rollback transaction: stages of steps (target + selector + checks) run through
+/// preflight, lock, apply, wait and verify, compensated on failure, journaled.
+#[pyclass(module = "rollback", name = "Transaction")]
+pub(crate) struct PyTransaction {
+    name: String,
+    reason: Option<String>,
+    journal: Option<PathBuf>,
+    policy: FailurePolicy,
+    concurrency: usize,
+    stages: Vec<Vec<StepDesc>>,
+    checks: Vec<Check>,
+    on_failure: Vec<Arc<dyn Action>>,
+    locks_dir: Option<PathBuf>,
+    lease_ttl: Option<Duration>,
+    holder: Option<String>,
+}
+
+/// An event sink as the builder takes it.
+type Sink = Box<dyn Fn(&Event) + Send + Sync>;
+
+fn policy_of(policy: &str) -> PyResult<FailurePolicy> {
+    match policy {
+        "compensate" => Ok(FailurePolicy::Compensate),
+        "halt" => Ok(FailurePolicy::Halt),
+        other => Err(invalid(
+            "transaction",
+            format!("policy={other:?}: use \"compensate\" (put applied targets back) or \"halt\" (leave them for a person)"),
+        )),
+    }
+}
+
+/// Leases from a [`FileLocks`], no longer renewed once the run that took them was cancelled
+/// (Ctrl-C, an asyncio cancellation): they then lapse after their time to live, as those
+/// of a process that died, and the journal resumes the run.
+#[derive(Debug)]
+struct RunLocks {
+    inner: FileLocks,
+    cancelled: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl LockManager for RunLocks {
+    async fn acquire(
+        &self,
+        target: &TargetId,
+        holder: &Holder,
+        ttl: Duration,
+    ) -> rollback_core::Result<Lease> {
+        self.inner.acquire(target, holder, ttl).await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> rollback_core::Result<Lease> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(Error::backend(
+                lease.target.to_string(),
+                "the run was cancelled; the lease is left to lapse",
+                false,
+            ));
+        }
+        self.inner.renew(lease, ttl).await
+    }
+
+    async fn release(&self, lease: &Lease) -> rollback_core::Result<()> {
+        self.inner.release(lease).await
+    }
+}
+
+/// Sets the flag when dropped before [`CancelGuard::done`]: the run's future was dropped.
+struct CancelGuard {
+    flag: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl CancelGuard {
+    fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn file_locks(dir: Option<&PathBuf>) -> FileLocks {
+    match dir {
+        Some(d) => FileLocks::new(d.clone()),
+        None => FileLocks::from_env(),
+    }
+}
+
+/// An event sink calling a Python callable. Under `run_async` the callable runs on the
+/// caller's event loop (`call_soon_threadsafe`, in order); under `run()` it runs on the
+/// library's thread that emits the event. Exceptions go to `sys.unraisablehook`.
+fn event_sink(
+    callback: Py<PyAny>,
+    event_loop: Option<Py<PyAny>>,
+) -> impl Fn(&Event) + Send + Sync + 'static {
+    move |e: &Event| {
+        let event = PyEvent { inner: e.clone() };
+        Python::attach(|py| {
+            let cb = callback.bind(py);
+            let result = match &event_loop {
+                Some(l) => l
+                    .bind(py)
+                    .call_method1("call_soon_threadsafe", (cb, event))
+                    .map(|_| ()),
+                None => cb.call1((event,)).map(|_| ()),
+            };
+            if let Err(err) = result {
+                err.write_unraisable(py, Some(cb));
+            }
+        });
+    }
+}
+
+fn running_loop(py: Python<'_>) -> Option<Py<PyAny>> {
+    py.import("asyncio")
+        .and_then(|a| a.call_method0("get_running_loop"))
+        .map(Bound::unbind)
+        .ok()
+}
+
+/// Where a run's journal goes when none is given: what the engine would pick, chosen here
+/// so that an interrupted run can say where to resume from.
+fn default_journal() -> PathBuf {
+    rollback_core::journal::default_dir().join(format!(
+        "{}-{}.jsonl",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))
+}
+
+impl PyTransaction {
+    fn builder(
+        &self,
+        dry_run: bool,
+        locks: Arc<dyn LockManager>,
+        sink: Option<Sink>,
+    ) -> (TransactionBuilder, Option<PathBuf>) {
+        let mut b = Transaction::builder(self.name.clone())
+            .policy(self.policy)
+            .concurrency(self.concurrency)
+            .locks(locks);
+        if let Some(r) = &self.reason {
+            b = b.reason(r.clone());
+        }
+        let journal = match (&self.journal, dry_run) {
+            (Some(p), _) => Some(p.clone()),
+            (None, false) => Some(default_journal()),
+            (None, true) => None,
+        };
+        if let Some(p) = &journal {
+            b = b.journal(p.clone());
+        }
+        if let Some(t) = self.lease_ttl {
+            b = b.lease_ttl(t);
+        }
+        if let Some(h) = &self.holder {
+            b = b.holder(h.clone());
+        }
+        for (i, stage) in self.stages.iter().enumerate() {
+            if i > 0 {
+                b = b.stage();
+            }
+            for s in stage {
+                let mut step = Step::new(s.target.clone(), s.selector.clone());
+                for c in &s.checks {
+                    step = step.verify(c.clone());
+                }
+                if s.temporary {
+                    step = step.temporary();
+                }
+                if s.allow_current {
+                    step = step.allow_current();
+                }
+                if let Some(t) = s.timeout {
+                    step = step.timeout(t);
+                }
+                b = b.step(step);
+            }
+        }
+        for c in &self.checks {
+            b = b.verify(c.clone());
+        }
+        for a in &self.on_failure {
+            b = b.on_failure(a.clone());
+        }
+        if let Some(sink) = sink {
+            b = b.on_event(sink);
+        }
+        (b, journal)
+    }
+
+    /// The transaction ready to run, and the future that runs it.
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        dry_run: bool,
+        on_event: Option<Bound<'_, PyAny>>,
+        in_loop: bool,
+    ) -> PyResult<(
+        impl std::future::Future<Output = PyResult<PyReport>> + Send + 'static,
+        Option<PathBuf>,
+    )> {
+        let sink = match on_event {
+            Some(cb) if !cb.is_none() => {
+                if !cb.is_callable() {
+                    return Err(PyTypeError::new_err(
+                        "on_event must be a callable taking an Event",
+                    ));
+                }
+                let event_loop = if in_loop { running_loop(py) } else { None };
+                Some(Box::new(event_sink(cb.unbind(), event_loop)) as Sink)
+            }
+            _ => None,
+        };
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let locks = Arc::new(RunLocks {
+            inner: file_locks(self.locks_dir.as_ref()),
+            cancelled: cancelled.clone(),
+        });
+        let (b, journal) = self.builder(dry_run, locks, sink);
+        let tx = b.build().map_err(|e| crate::errors::to_py(py, &e))?;
+        let fut = async move {
+            let guard = CancelGuard {
+                flag: cancelled,
+                done: false,
+            };
+            let result = if dry_run {
+                tx.dry_run().await
+            } else {
+                tx.run().await
+            };
+            guard.done();
+            result.map(|r| PyReport { inner: r }).map_err(py_err)
+        };
+        Ok((fut, journal))
+    }
+}
+
+#[pymethods]
+impl PyTransaction {
+    #[new]
+    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &str,
+        reason: Option<String>,
+        journal: Option<PathBuf>,
+        policy: &str,
+        concurrency: i64,
+        locks_dir: Option<PathBuf>,
+        lease_ttl: Option<Seconds>,
+        holder: Option<String>,
+    ) -> PyResult<Self> {
+        if name.trim().is_empty() {
+            return Err(invalid(
+                "transaction",
+                "a transaction needs a name (what is being rolled back)",
+            ));
+        }
+        let what = format!("transaction {name:?}");
+        let concurrency = usize::try_from(concurrency)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| invalid(&what, format!("concurrency={concurrency}: give 1 or more")))?;
+        if lease_ttl.is_some_and(|t| t.0 < Duration::from_secs(1)) {
+            return Err(invalid(&what, "lease_ttl must be at least 1 second"));
+        }
+        Ok(PyTransaction {
+            name: name.to_string(),
+            reason,
+            journal,
+            policy: policy_of(policy)?,
+            concurrency,
+            stages: vec![Vec::new()],
+            checks: Vec::new(),
+            on_failure: Vec::new(),
+            locks_dir,
+            lease_ttl: lease_ttl.map(|t| t.0),
+            holder,
+        })
+    }
+
+    /// The name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Why it runs (required for a real run).
+    #[getter]
+    fn reason(&self) -> Option<String> {
+        self.reason.clone()
+    }
+
+    /// Adds a step to the current stage: move `target` to the revision `selector` picks,
+    /// then run `verify`'s checks. `temporary` puts it back once every stage is done;
+    /// `allow_current` accepts a target already there (skipped) instead of refusing the
+    /// run; `timeout` bounds the wait for it to be stable (default 10 minutes).
+    #[pyo3(signature = (target, selector, verify=None, *, temporary=false, allow_current=false, timeout=None))]
+    fn add<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        target: &Bound<'py, PyAny>,
+        selector: &Bound<'py, PyAny>,
+        verify: Option<&Bound<'py, PyAny>>,
+        temporary: bool,
+        allow_current: bool,
+        timeout: Option<Seconds>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let target = target_of(target)?;
+        let selector = selector_of(selector)?;
+        let mut checks = Vec::new();
+        if let Some(v) = verify {
+            if v.is_instance_of::<PyList>() || v.is_instance_of::<pyo3::types::PyTuple>() {
+                for item in v.try_iter()? {
+                    checks.push(check_of(&item?)?);
+                }
+            } else {
+                checks.push(check_of(v)?);
+            }
+        }
+        if timeout.is_some_and(|t| t.0.is_zero()) {
+            return Err(invalid(
+                &target.id().to_string(),
+                "timeout=0: give the target time to become stable",
+            ));
+        }
+        let id = target.id();
+        if slf.stages.iter().flatten().any(|s| s.target.id() == id) {
+            return Err(invalid(
+                &id.to_string(),
+                "appears in two steps; a transaction moves each target once",
+            ));
+        }
+        let step = StepDesc {
+            target,
+            selector,
+            checks,
+            temporary,
+            allow_current,
+            timeout: timeout.map(|t| t.0),
+        };
+        if let Some(stage) = slf.stages.last_mut() {
+            stage.push(step);
+        }
+        Ok(slf)
+    }
+
+    /// Starts a new stage: its steps run after every step of the stages before.
+    fn stage(mut slf: PyRefMut<'_, Self>) -> PyRefMut<'_, Self> {
+        if slf.stages.last().is_some_and(|s| !s.is_empty()) {
+            slf.stages.push(Vec::new());
+        }
+        slf
+    }
+
+    /// Adds a transaction-level check, run after every stage.
+    fn verify<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        check: &Bound<'py, PyAny>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let c = check_of(check)?;
+        slf.checks.push(c);
+        Ok(slf)
+    }
+
+    /// Adds an action run after a failure, whatever the policy (scale to zero,
+    /// maintenance mode): a callable whose return value (a str, or None) is reported.
+    #[pyo3(signature = (action, *, name=None))]
+    fn on_failure<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        action: &Bound<'py, PyAny>,
+        name: Option<String>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let a = PyAction::new(action, name)?;
+        slf.on_failure.push(Arc::new(a));
+        Ok(slf)
+    }
+
+    /// How many steps were added.
+    fn __len__(&self) -> usize {
+        self.stages.iter().map(Vec::len).sum()
+    }
+
+    /// Runs the transaction (or, with `dry_run=True`, only its preflight: the plan, nothing
+    /// changed) and returns the report. Raises (nothing changed) on bad input or a locked
+    /// target; any later failure is in the report's outcome. `on_event` is called with
+    /// every event. Releases the GIL; Ctrl-C stops the run, which `rollback.resume` can
+    /// finish from its journal.
+    #[pyo3(signature = (dry_run=false, on_event=None))]
+    fn run(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        dry_run: bool,
+        on_event: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<PyReport> {
+        let (fut, journal) = slf.borrow().prepare(py, dry_run, on_event, false)?;
+        block_on(py, fut).map_err(|e| interrupted(py, e, journal.as_ref()))
+    }
+
+    /// `run()`, awaitable (events are delivered on the caller's event loop).
+    #[pyo3(signature = (dry_run=false, on_event=None))]
+    fn run_async<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        dry_run: bool,
+        on_event: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (fut, _) = slf.borrow().prepare(py, dry_run, on_event, true)?;
+        awaitable(py, fut)
+    }
+
+    fn __repr__(&self) -> String {
+        let steps: usize = self.stages.iter().map(Vec::len).sum();
+        let stages = self.stages.iter().filter(|s| !s.is_empty()).count();
+        format!(
+            "<Transaction {:?}: {steps} step(s) in {stages} stage(s)>",
+            self.name
+        )
+    }
+}
+
+/// Adds where to resume from to a KeyboardInterrupt that stopped a run.
+fn interrupted(py: Python<'_>, e: PyErr, journal: Option<&PathBuf>) -> PyErr {
+    if let Some(path) = journal {
+        if e.is_instance_of::<PyKeyboardInterrupt>(py) && path.exists() {
+            let _ = e.add_note(
+                py,
+                format!(
+                    "rollback: the run was interrupted; finish it with rollback.resume({:?})",
+                    path.display().to_string()
+                ),
+            );
+        }
+    }
+    e
+}
+
+fn registry(targets: &[Arc<dyn RollbackTarget>]) -> Registry {
+    let mut r = Registry::with_builtins();
+    rollback_aws::register(&mut r);
+    rollback_k8s::register(&mut r);
+    r.register(PYTHON_KIND, |spec: TargetSpec| async move {
+        Err(Error::invalid(
+            format!(
+                "{}/{}",
+                spec.params
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or(PYTHON_KIND),
+                spec.params
+                    .get("name")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or("?")
+            ),
+            "is a Python target; pass the object again: rollback.resume(path, targets=[...])",
+        ))
+    });
+    for t in targets {
+        r.insert(t.clone());
+    }
+    r
+}
+
+fn prepare_resume(
+    py: Python<'_>,
+    journal: PathBuf,
+    targets: Option<&Bound<'_, PyAny>>,
+    on_event: Option<Bound<'_, PyAny>>,
+    locks_dir: Option<PathBuf>,
+    in_loop: bool,
+) -> PyResult<impl std::future::Future<Output = PyResult<PyReport>> + Send + 'static> {
+    let mut live = Vec::new();
+    if let Some(ts) = targets {
+        for t in ts.try_iter()? {
+            live.push(target_of(&t?)?);
+        }
+    }
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let mut opts = ResumeOptions {
+        registry: registry(&live),
+        locks: Arc::new(RunLocks {
+            inner: file_locks(locks_dir.as_ref()),
+            cancelled: cancelled.clone(),
+        }),
+        ..ResumeOptions::default()
+    };
+    if let Some(cb) = on_event.filter(|c| !c.is_none()) {
+        if !cb.is_callable() {
+            return Err(PyTypeError::new_err(
+                "on_event must be a callable taking an Event",
+            ));
+        }
+        let event_loop = if in_loop { running_loop(py) } else { None };
+        opts = opts.on_event(event_sink(cb.unbind(), event_loop));
+    }
+    Ok(async move {
+        let guard = CancelGuard {
+            flag: cancelled,
+            done: false,
+        };
+        let result = rollback_core::resume_with(&journal, opts).await;
+        guard.done();
+        result.map(|r| PyReport { inner: r }).map_err(py_err)
+    })
+}
+
+/// Finishes the run recorded in a journal (one whose process died or was interrupted)
+/// without applying anything twice; a run that already ended is returned as it was.
+/// Built-in targets are rebuilt from the journal; pass Python targets again in `targets`.
+#[pyfunction]
+#[pyo3(signature = (journal_path, *, targets=None, on_event=None, locks_dir=None))]
+pub(crate) fn resume(
+    py: Python<'_>,
+    journal_path: PathBuf,
+    targets: Option<&Bound<'_, PyAny>>,
+    on_event: Option<Bound<'_, PyAny>>,
+    locks_dir: Option<PathBuf>,
+) -> PyResult<PyReport> {
+    let fut = prepare_resume(py, journal_path, targets, on_event, locks_dir, false)?;
+    block_on(py, fut)
+}
+
+/// `resume()`, awaitable.
+#[pyfunction]
+#[pyo3(signature = (journal_path, *, targets=None, on_event=None, locks_dir=None))]
+pub(crate) fn resume_async<'py>(
+    py: Python<'py>,
+    journal_path: PathBuf,
+    targets: Option<&Bound<'py, PyAny>>,
+    on_event: Option<Bound<'py, PyAny>>,
+    locks_dir: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let fut = prepare_resume(py, journal_path, targets, on_event, locks_dir, true)?;
+    awaitable(py, fut)
+}

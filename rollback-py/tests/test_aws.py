@@ -1,0 +1,507 @@
+"""rollback.aws against the AWS emulator (moto with the project's schedulers), through the
+real AWS SDK for Rust: every target, blocking and asyncio, checks, failures and their
+compensation, bad input refused with the emulator's state unchanged, secrets never shown."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rollback
+from conftest import EmulatorHandle
+from rollback.aws import (
+    AlarmCheck,
+    AwsConfig,
+    ConnectionHandover,
+    EcsDesiredCount,
+    EcsService,
+    LambdaAlias,
+    PipelineTransition,
+    RdsInstance,
+    SecretVersion,
+)
+
+FN = "agentauri-mcp-s3-tools-prod"
+CANARY = "claude-proxy-api-prod"
+CLUSTER = "agentauri-production"
+SECRET = "agentauri/production/jwt-secret"
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+SERVICES = [
+    ("api-gateway-v2", "agentauri-production-api-gateway"),
+    ("event-processor", "agentauri-production-event-processor"),
+    ("action-workers", "agentauri-production-action-workers"),
+]
+FAST = rollback.Policy(attempts=40, interval=0.25, deadline=20)
+
+
+def health_check(emu: EmulatorHandle) -> rollback.HttpCheck:
+    return rollback.HttpCheck(f"{emu.endpoint}/_emulator/health", json_pointer="/healthy", json_value=True, policy=FAST)
+
+
+def seed_services(emu: EmulatorHandle, tags: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    ecs = []
+    for service, family in SERVICES:
+        repo = service.removesuffix("-v2")
+        ecs.append(
+            {
+                "cluster": CLUSTER,
+                "service": service,
+                "family": family,
+                "desired_count": 2,
+                "revisions": [
+                    {"image": f"{ECR}/{repo}:{t}", "environment": dict(env or {"LOG_LEVEL": "info"}, RELEASE=t)} for t in tags
+                ],
+                "current": len(tags),
+            }
+        )
+    seeded: dict[str, Any] = emu.seed({"ecs": ecs})
+    return seeded
+
+
+# -- Lambda ------------------------------------------------------------------------------------
+
+
+def test_lambda_alias_rollback_verified_by_health(emu: EmulatorHandle) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["release 1.4.0", "release 1.5.0"], "alias_version": "2"}]})
+    emu.mark_bad("lambda", f"{FN}:live", "2")
+    live = LambdaAlias(FN, "live")
+    assert (live.function_name, live.alias, live.kind, live.target_id) == (FN, "live", "lambda-alias", f"lambda-alias/{FN}:live")
+    assert repr(live) == f"<LambdaAlias lambda-alias/{FN}:live>"
+    assert live.current().id == "2"
+    history = live.history()
+    assert [r.id for r in history][:2] == ["2", "1"]
+    assert history[1].description == "release 1.4.0"
+    change = live.plan(rollback.Previous())
+    assert (change.from_revision.id, change.to_revision.id, change.target) == ("2", "1", f"lambda-alias/{FN}:live")
+    assert "release 1.5.0 -> release 1.4.0" in str(change)
+    assert emu.mutations() == 0
+    events: list[rollback.Event] = []
+    report = rollback.Transaction("roll back the MCP server", reason="INC-3107").add(
+        live, rollback.Previous(), verify=health_check(emu), timeout=60
+    ).run(on_event=events.append)
+    assert report.outcome == "succeeded", str(report)
+    assert live.current().id == "1"
+    assert emu.health()["healthy"] is True
+    assert emu.count("UpdateAlias") == 1
+    assert report.steps[0].verdicts[0].passed
+    assert any(e.kind == "applied" and e.target == f"lambda-alias/{FN}:live" for e in events)
+
+
+def test_canary_reset_clears_the_weights(emu: EmulatorHandle) -> None:
+    emu.seed({"lambda": [{"function": CANARY, "alias": "live", "versions": ["2.2.0", "2.3.0"], "alias_version": "1", "routing": {"2": 0.1}}]})
+    emu.mark_bad("lambda", f"{CANARY}:live", "2")
+    canary = LambdaAlias(CANARY, "live")
+    primary = canary.current()
+    assert primary.id == "1" and "canary" in primary.facts
+    plan = rollback.Transaction("canary to 0", reason="INC-3108").add(canary, rollback.Exact(primary.id)).run(dry_run=True)
+    assert "canary" in str(plan.steps[0].diff)
+    report = rollback.Transaction("canary to 0", reason="INC-3108").add(canary, rollback.Exact(primary.id), verify=health_check(emu)).run()
+    assert report.outcome == "succeeded", str(report)
+    after = canary.current()
+    assert after.id == "1" and "canary" not in after.facts
+    assert emu.health()["healthy"] is True
+
+
+def test_async_twins_on_lambda(emu: EmulatorHandle) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b", "c"], "alias_version": "3"}]})
+    live = LambdaAlias(FN, "live")
+
+    async def main() -> tuple[rollback.Revision, list[rollback.Revision], rollback.Change, rollback.Report]:
+        current, history, change = await asyncio.gather(
+            live.current_async(), live.history_async(), live.plan_async(rollback.StepsBack(2))
+        )
+        report = await rollback.Transaction("t", reason="r").add(live, rollback.StepsBack(2)).run_async()
+        return current, history, change, report
+
+    current, history, change, report = asyncio.run(main())
+    assert current.id == "3" and [r.id for r in history][:3] == ["3", "2", "1"]
+    assert change.to_revision.id == "1"
+    assert report.outcome == "succeeded" and live.current().id == "1"
+
+
+def test_throttling_is_retried_with_events(emu: EmulatorHandle) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b"], "alias_version": "2"}]})
+    emu.inject("UpdateAlias", "throttle", count=2)
+    events: list[rollback.Event] = []
+    report = rollback.Transaction("t", reason="r").add(LambdaAlias(FN, "live"), rollback.Previous()).run(on_event=events.append)
+    assert report.outcome == "succeeded", str(report)
+    assert sum(1 for e in events if e.kind == "retrying") == 2
+    assert emu.count("UpdateAlias") == 3
+
+
+def test_explicit_config_and_the_environment(emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b"], "alias_version": "2"}]})
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    cfg = AwsConfig(region="us-east-1", endpoint_url=emu.endpoint)
+    assert (cfg.region, cfg.endpoint_url, cfg.profile) == ("us-east-1", emu.endpoint, None)
+    assert "AwsConfig(region=" in repr(cfg)
+    assert LambdaAlias(FN, "live", config=cfg).current().id == "2"
+    with pytest.raises(rollback.InvalidInputError, match="endpoint_url"):
+        AwsConfig(endpoint_url="localhost:4566")
+    with pytest.raises(rollback.InvalidInputError):
+        AwsConfig(region=" ")
+
+
+# -- ECS ---------------------------------------------------------------------------------------
+
+
+def test_all_services_to_a_known_good_image_with_secrets_redacted(emu: EmulatorHandle) -> None:
+    emu.set_ecs_convergence(500)
+    seed_services(emu, ["abc123", "bd4e1f0", "def456"], env={"LOG_LEVEL": "info", "JWT_SECRET": "jwt-value-2025-12"})
+    for service, family in SERVICES:
+        emu.mark_bad("ecs", f"{CLUSTER}/{service}", f"{family}:3")
+    targets = [EcsService(CLUSTER, s) for s, _ in SERVICES]
+    assert targets[0].cluster == CLUSTER and targets[0].service == "api-gateway-v2"
+    h = targets[0].history()
+    assert [r.id for r in h] == ["agentauri-production-api-gateway:3", "agentauri-production-api-gateway:2", "agentauri-production-api-gateway:1"]
+    assert h[2].images == [f"{ECR}/api-gateway:abc123"]
+    assert "JWT_SECRET" in h[0].env_keys
+    tx = rollback.Transaction("roll back all services to abc123", reason="INC-2077").verify(health_check(emu))
+    for t in targets:
+        tx.add(t, rollback.ImageTag("abc123"), timeout=60)
+    plan = tx.run(dry_run=True)
+    assert [s.to_revision.id.split(":")[1] for s in plan.steps if s.to_revision] == ["1", "1", "1"]
+    assert "jwt-value" not in str(plan) and "jwt-value" not in repr(plan.steps)
+    events: list[rollback.Event] = []
+    report = tx.run(on_event=events.append)
+    assert report.outcome == "succeeded", str(report)
+    assert all(t.current().id.endswith(":1") for t in targets)
+    assert emu.health()["healthy"] is True
+    journal = Path(report.journal_path).read_text()
+    assert "jwt-value" not in journal
+    assert not any("jwt-value" in str(e) for e in events)
+    assert any(e.kind == "waiting" for e in events)
+
+
+def test_circuit_breaker_fails_fast_and_compensates(emu: EmulatorHandle) -> None:
+    seeded = seed_services(emu, ["1.8.0", "1.9.0"])
+    svc = EcsService(CLUSTER, "api-gateway-v2")
+    other = EcsService(CLUSTER, "event-processor")
+    emu.fail_task_definition("agentauri-production-api-gateway:1")
+    report = (
+        rollback.Transaction("t", reason="r")
+        .add(other, rollback.Previous())
+        .stage()
+        .add(svc, rollback.Previous(), timeout=60)
+        .run()
+    )
+    assert seeded
+    assert report.outcome == "compensated", str(report)
+    failed = report.steps[1]
+    assert failed.status in ("failed", "compensated") and failed.error_kind == "rollout_failed"
+    assert failed.error is not None and "circuit breaker" in failed.error
+    assert other.current().id.endswith(":2")
+
+
+def test_alarm_check(emu: EmulatorHandle) -> None:
+    emu.seed({"cloudwatch": {"alarms": [{"name": "agentauri-api-5xx", "state": "ALARM", "reason": "5xx above 1"}]}})
+    check = AlarmCheck("agentauri", policy=rollback.Policy.once())
+    assert "agentauri*" in check.name
+    v = check.run()
+    assert not v.passed and "agentauri-api-5xx" in v.evidence
+    emu.set_alarm("agentauri-api-5xx", "OK")
+    assert check.run().passed
+    assert AlarmCheck(names=["agentauri-api-5xx"]).run().passed
+    with pytest.raises(rollback.InvalidInputError):
+        AlarmCheck()
+    with pytest.raises(rollback.InvalidInputError):
+        AlarmCheck(names=[])
+
+
+def test_pipeline_freeze_as_a_temporary_step(emu: EmulatorHandle) -> None:
+    emu.seed({"codepipeline": [{"name": "Apgms", "stages": ["Source", "Build", "Deploy"]}]})
+    seed_services(emu, ["good", "bad"])
+    deploy = PipelineTransition("Apgms", "Deploy")
+    assert (deploy.pipeline, deploy.stage) == ("Apgms", "Deploy")
+    assert deploy.current().id == "enabled"
+    report = (
+        rollback.Transaction("apgms", reason="r")
+        .add(deploy, rollback.Exact("disabled"), temporary=True)
+        .stage()
+        .add(EcsService(CLUSTER, "api-gateway-v2"), rollback.Previous(), timeout=60)
+        .run()
+    )
+    assert report.outcome == "succeeded", str(report)
+    assert report.steps[0].status == "reverted"
+    assert deploy.current().id == "enabled"
+    assert emu.count("DisableStageTransition") == 1 and emu.count("EnableStageTransition") == 1
+
+
+def test_interrupted_aws_run_resumes_from_its_journal(emu: EmulatorHandle, tmp_path: Path) -> None:
+    seed_services(emu, ["good", "bad"])
+    emu.set_ecs_convergence(600_000)  # converges only when told
+    svc = EcsService(CLUSTER, "api-gateway-v2")
+    journal = tmp_path / "ecs.jsonl"
+
+    def ctrl_c_once_waiting(e: rollback.Event) -> None:
+        if e.kind == "waiting" and e.message.startswith("waiting up to"):
+            _thread.interrupt_main()
+
+    with pytest.raises(KeyboardInterrupt):
+        rollback.Transaction("t", reason="r", journal=journal).add(svc, rollback.Previous(), timeout=120).run(on_event=ctrl_c_once_waiting)
+    assert emu.count("UpdateService") == 1
+    emu.advance()
+    report = rollback.resume(journal)  # the ECS target is rebuilt from the journal
+    assert report.outcome == "succeeded", str(report)
+    assert emu.count("UpdateService") == 1  # not applied twice
+    assert svc.current().id.endswith(":1")
+
+
+# -- Secrets Manager -----------------------------------------------------------------------------
+
+
+def test_secret_rollback_never_shows_the_value(emu: EmulatorHandle) -> None:
+    seeded = emu.seed({"secrets": [{"name": SECRET, "values": ["jwt-signing-key-2026-10", "jwt-signing-key-2026-11"]}]})
+    versions = seeded["secrets"][0]["version_ids"]
+    emu.mark_bad("secret", SECRET, versions[1])
+    secret = SecretVersion(SECRET)
+    assert secret.secret_id == SECRET
+    assert secret.current().id == versions[1]
+    assert [r.id for r in secret.history()] == [versions[1], versions[0]]
+    events: list[str] = []
+    report = rollback.Transaction("secret", reason="r").add(secret, rollback.Previous(), verify=health_check(emu)).run(
+        on_event=lambda e: events.append(f"{e}{e!r}")
+    )
+    assert report.outcome == "succeeded", str(report)
+    assert secret.current().id == versions[0]
+    shown = "".join(events) + str(report) + repr(report.steps) + Path(report.journal_path).read_text()
+    shown += repr(secret) + repr(secret.history()) + str(secret.plan(rollback.Previous()))
+    assert "jwt-signing-key" not in shown
+    assert emu.count("GetSecretValue") == 0
+
+
+# -- RDS -----------------------------------------------------------------------------------------
+
+DB = "agentauri-production"
+RESTORED = "agentauri-production-rollback"
+DB_SECRET = "agentauri/production/database-url"
+PASSWORD = "pw-9c4f1e7a2b"
+
+
+def seed_database(emu: EmulatorHandle) -> None:
+    seeded = emu.seed(
+        {
+            "rds": [
+                {
+                    "db_instance_id": DB,
+                    "engine": "postgres",
+                    "subnet_group": "agentauri-production",
+                    "security_groups": ["sg-0abc"],
+                    "port": 5432,
+                    "snapshots": [{"id": "rds:agentauri-production-2025-12-28-03-00", "type": "automated", "created": "2025-12-28T03:00:00Z"}],
+                }
+            ]
+        }
+    )
+    host = seeded["rds"][0]["endpoint"]["address"]
+    emu.seed({"secrets": [{"name": DB_SECRET, "values": [f"postgres://app:{PASSWORD}@{host}:5432/app"]}]})
+    seed_services(emu, ["1.9.0"])
+
+
+def restore_transaction(snapshot: str) -> rollback.Transaction:
+    rds = RdsInstance(DB, restore_as=RESTORED)
+    handover = ConnectionHandover(DB_SECRET, rds.restore_identifier)
+    assert (handover.secret_id, handover.db_instance_id) == (DB_SECRET, RESTORED)
+    tx = rollback.Transaction(f"restore {DB}", reason="INC-2093")
+    for service, _ in SERVICES:
+        tx.add(EcsDesiredCount(CLUSTER, service), rollback.Exact("0"), temporary=True, timeout=60)
+    tx.stage().add(rds, rollback.Exact(snapshot), timeout=60)
+    tx.stage().add(handover, rollback.Exact(handover.revision_id), timeout=60)
+    return tx
+
+
+def test_database_restore_with_handover(emu: EmulatorHandle) -> None:
+    seed_database(emu)
+    rds = RdsInstance(DB, restore_as=RESTORED)
+    assert (rds.db_instance_id, rds.restore_identifier) == (DB, RESTORED)
+    assert RdsInstance(DB).restore_identifier.startswith(f"{DB}-rollback-")
+    snap = rds.snapshot("pre-migration-20251228-143000", timeout=30)
+    assert snap.id == "pre-migration-20251228-143000"
+    history = rds.history()
+    assert history[0].id == "live" and snap.id in [r.id for r in history]
+    assert rds.restored_endpoint() is None
+    emu.mark_bad("secret-endpoint", DB_SECRET, RESTORED)
+    events: list[str] = []
+    tx = restore_transaction(snap.id).verify(health_check(emu))
+    report = tx.run(on_event=lambda e: events.append(repr(e)))
+    assert report.outcome == "succeeded", str(report)
+    assert [s.status for s in report.steps[:3]] == ["reverted"] * 3
+    endpoint = rds.restored_endpoint()
+    assert endpoint is not None and endpoint[1] == 5432
+    assert emu.health()["healthy"] is True
+    assert EcsService(CLUSTER, "api-gateway-v2").desired_count().current().id == "2"
+    shown = "".join(events) + str(report) + repr(report.steps) + Path(report.journal_path).read_text()
+    assert PASSWORD not in shown
+
+
+def test_failed_restore_is_compensated_and_reported(emu: EmulatorHandle) -> None:
+    seed_database(emu)
+    rds = RdsInstance(DB, restore_as=RESTORED)
+
+    async def snapshot() -> rollback.Revision:
+        return await rds.snapshot_async("pre-migration-1", timeout=30)
+
+    snap = asyncio.run(snapshot())
+    emu.fail_restore(snap.id, "incompatible-restore")
+    secret_before = SecretVersion(DB_SECRET).current().id
+    report = restore_transaction(snap.id).run()
+    assert report.outcome == "compensated", str(report)
+    assert SecretVersion(DB_SECRET).current().id == secret_before
+    assert any(RESTORED in a for a in report.needs_attention)
+    for service, _ in SERVICES:
+        assert EcsDesiredCount(CLUSTER, service).current().id == "2"
+
+    async def endpoint() -> tuple[str, int] | None:
+        return await rds.restored_endpoint_async()
+
+    assert asyncio.run(endpoint()) is None  # the failed instance has no endpoint
+
+
+# -- bad input: typed errors, nothing changed ---------------------------------------------------------
+
+
+def test_bad_input_raises_typed_errors_with_the_emulator_unchanged(emu: EmulatorHandle) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b"], "alias_version": "2"}]})
+    seed_services(emu, ["x", "y"])
+    emu.control("DELETE", "calls")
+    # Names the backends would refuse: refused at construction, before any request.
+    for make in (
+        lambda: LambdaAlias("", "live"),
+        lambda: LambdaAlias(FN, "li ve"),
+        lambda: EcsService(CLUSTER, ""),
+        lambda: SecretVersion("   "),
+        lambda: RdsInstance(DB, restore_as=DB),
+        lambda: ConnectionHandover("", DB),
+    ):
+        with pytest.raises(rollback.InvalidInputError) as e:
+            make()
+        assert isinstance(e.value, ValueError) and e.value.target
+    assert emu.calls()["total"] == 0
+    # Unknown things and revisions: NotFoundError (a LookupError) naming the target.
+    with pytest.raises(rollback.NotFoundError) as nf:
+        LambdaAlias("no-such-function", "live").current()
+    assert "no-such-function" in str(nf.value)
+    tx = rollback.Transaction("t", reason="r").add(LambdaAlias(FN, "live"), rollback.Exact("99"))
+    with pytest.raises(LookupError, match="99"):
+        tx.run()
+    with pytest.raises(rollback.NotFoundError, match="nope"):
+        rollback.Transaction("t", reason="r").add(EcsService(CLUSTER, "api-gateway-v2"), rollback.ImageTag("nope")).run()
+    with pytest.raises(rollback.NotFoundError):
+        EcsService(CLUSTER, "no-such-service").current()
+    # Already there: invalid input.
+    with pytest.raises(rollback.InvalidInputError, match="already"):
+        rollback.Transaction("t", reason="r").add(LambdaAlias(FN, "live"), rollback.Exact("2")).run()
+    # One bad step refuses the whole transaction: the good one is not applied either.
+    with pytest.raises(rollback.NotFoundError):
+        (
+            rollback.Transaction("t", reason="r")
+            .add(LambdaAlias(FN, "live"), rollback.Previous())
+            .add(EcsService(CLUSTER, "event-processor"), rollback.Exact("999"))
+            .run()
+        )
+    assert emu.mutations() == 0
+    assert emu.count("UpdateAlias") == 0 and emu.count("UpdateService") == 0
+    assert LambdaAlias(FN, "live").current().id == "2"
+
+
+def test_locked_target_is_refused_without_a_change(emu: EmulatorHandle) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b"], "alias_version": "2"}]})
+    lock_dir = Path(os.environ["ROLLBACK_LOCK_DIR"])
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_check() -> bool:
+        started.set()
+        release.wait(20)
+        return True
+
+    def first() -> None:
+        rollback.Transaction("first", reason="r", holder="bob@bastion").add(
+            LambdaAlias(FN, "live"), rollback.Previous(), verify=rollback.Check(slow_check, policy=rollback.Policy.once())
+        ).run()
+
+    th = threading.Thread(target=first)
+    th.start()
+    try:
+        assert started.wait(20)
+        before = emu.mutations()
+        with pytest.raises(rollback.LockedError, match="bob@bastion"):
+            rollback.Transaction("second", reason="r").add(LambdaAlias(FN, "live"), rollback.Exact("2"), allow_current=True).run()
+        assert emu.mutations() == before
+    finally:
+        release.set()
+        th.join(30)
+    assert lock_dir.exists()
+
+
+def test_http_and_command_checks(emu: EmulatorHandle, tmp_path: Path) -> None:
+    ok = rollback.HttpCheck(f"{emu.endpoint}/_emulator/ping", json_pointer="/ok", json_value=True, policy=rollback.Policy.once())
+    assert ok.url.endswith("/ping") and ok.run().passed
+    bad = rollback.HttpCheck(f"{emu.endpoint}/_emulator/nope", policy=rollback.Policy.once())
+    v = bad.run()
+    assert not v.passed and "404" in v.evidence
+    secret_header = rollback.HttpCheck(
+        f"{emu.endpoint}/_emulator/ping", headers={"Authorization": "Bearer s3cr3t-token"}, policy=rollback.Policy.once()
+    )
+    assert "s3cr3t" not in repr(secret_header) and "s3cr3t" not in secret_header.run().evidence
+    with pytest.raises(rollback.InvalidInputError):
+        rollback.HttpCheck("ftp://example")
+    with pytest.raises(rollback.InvalidInputError):
+        rollback.HttpCheck(emu.endpoint, json_value=1)
+    with pytest.raises(rollback.InvalidInputError):
+        rollback.HttpCheck(emu.endpoint, status=42)
+    script = tmp_path / "smoke.sh"
+    script.write_text('#!/bin/sh\necho "checking $1"\ntest "$SMOKE_TOKEN" = "tok-123"\n')
+    script.chmod(0o755)
+    cmd = rollback.CommandCheck([str(script), "api"], env={"SMOKE_TOKEN": "tok-123"}, timeout=10, policy=rollback.Policy.once())
+    assert cmd.argv == [str(script), "api"]
+    v = cmd.run()
+    assert v.passed, v.evidence
+    assert "tok-123" not in v.evidence + repr(cmd) + cmd.name
+    failing = rollback.CommandCheck([str(script), "api"], env={"SMOKE_TOKEN": "wrong"}, policy=rollback.Policy.once()).run()
+    assert not failing.passed and "exit" in failing.evidence
+    with pytest.raises(rollback.InvalidInputError):
+        rollback.CommandCheck("./smoke_test.sh --url x")
+    with pytest.raises(rollback.InvalidInputError):
+        rollback.CommandCheck([])
+
+
+def test_events_are_json_friendly(emu: EmulatorHandle) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b"], "alias_version": "2"}]})
+    lines: list[str] = []
+    rollback.Transaction("t", reason="r").add(LambdaAlias(FN, "live"), rollback.Previous()).run(
+        on_event=lambda e: lines.append(json.dumps({"kind": e.kind, "target": e.target, "message": e.message, "step": e.step}))
+    )
+    kinds = [json.loads(line)["kind"] for line in lines]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+
+
+def test_checks_may_call_the_library(emu: EmulatorHandle) -> None:
+    """A check (or custom target) calling blocking or async library calls from the library's
+    own threads: no deadlock, no nested-runtime panic."""
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b", "c"], "alias_version": "3"}]})
+    live = LambdaAlias(FN, "live")
+
+    def blocking_check() -> bool:
+        return live.current().id in ("1", "2")
+
+    async def async_check() -> bool:
+        return (await live.current_async()).id in ("1", "2")
+
+    report = rollback.Transaction("t", reason="r").add(live, rollback.Previous(), verify=[blocking_check, async_check]).run()
+    assert report.outcome == "succeeded", str(report)
+
+    async def main() -> rollback.Report:
+        tx = rollback.Transaction("t2", reason="r").add(live, rollback.Previous(), verify=[blocking_check, async_check])
+        return await tx.run_async()
+
+    report = asyncio.run(main())
+    assert report.outcome == "succeeded", str(report)
+    assert live.current().id == "1"
