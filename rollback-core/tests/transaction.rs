@@ -654,3 +654,75 @@ async fn temporary_steps_are_put_back_before_the_checks_or_by_compensation() {
     assert_eq!(db.current_id(), "3");
     assert_eq!(report.steps[0].status, StepStatus::Compensated);
 }
+
+/// A run whose future is dropped (Ctrl-C, a cancelled task, a timeout) stops renewing its
+/// leases: they lapse after their TTL and another transaction can take the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_run_stops_renewing_its_leases() {
+    let w = World::new();
+    let slow = InMemoryTarget::builder("slow")
+        .revision(Revision::new("1"))
+        .revision(Revision::new("2"))
+        .convergence(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let tx = w
+        .tx("dropped")
+        .lease_ttl(Duration::from_secs(1))
+        .step(Step::new(arc(&slow), Selector::Previous).timeout(Duration::from_secs(3600)))
+        .build()
+        .unwrap();
+    let journal = tx.journal_path().to_path_buf();
+    // Cancel the run once it has applied (it then waits an hour for convergence).
+    let mut run = Box::pin(tx.run());
+    let quiet = rollback_core::Progress::none();
+    let applied = rollback_core::wait::poll_until(
+        "slow",
+        "the apply",
+        Duration::from_secs(30),
+        Backoff::stability(),
+        &quiet,
+        || async {
+            Ok(if slow.apply_count() == 1 {
+                rollback_core::Stability::Stable
+            } else {
+                rollback_core::Stability::Waiting("not yet".into())
+            })
+        },
+    );
+    tokio::select! {
+        r = &mut run => panic!("the run ended: {r:?}"),
+        r = applied => r.unwrap(),
+    }
+    drop(run);
+    assert!(
+        journal.exists(),
+        "the journal named before the run is the one written"
+    );
+    // Renewals run every third of the TTL; with them stopped, the lease lapses within ~1 s.
+    let other = Holder {
+        name: "carol@bastion".into(),
+        transaction: "tx-carol".into(),
+    };
+    let locks = w.locks();
+    let taken = rollback_core::wait::poll_until(
+        "slow",
+        "the lease to lapse",
+        Duration::from_secs(10),
+        Backoff::stability(),
+        &rollback_core::Progress::none(),
+        || async {
+            Ok(
+                match locks
+                    .acquire(&slow.id(), &other, Duration::from_secs(60))
+                    .await
+                {
+                    Ok(_) => rollback_core::Stability::Stable,
+                    Err(e) => rollback_core::Stability::Waiting(e.to_string()),
+                },
+            )
+        },
+    )
+    .await;
+    taken.unwrap();
+}

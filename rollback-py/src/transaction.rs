@@ -5,19 +5,17 @@
 //! can be dry-run, then run.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use rollback_core::lock::{FileLocks, Holder, Lease, LockManager};
+use rollback_core::lock::{FileLocks, LockManager};
 use rollback_core::transaction::Action;
 use rollback_core::{
     Check, Error, Event, FailurePolicy, Registry, ResumeOptions, RollbackTarget, Selector, Step,
-    TargetId, TargetSpec, Transaction, TransactionBuilder,
+    TargetSpec, Transaction, TransactionBuilder,
 };
 
 use crate::check::{check_of, PyAction};
@@ -68,62 +66,6 @@ fn policy_of(policy: &str) -> PyResult<FailurePolicy> {
     }
 }
 
-/// Leases from a [`FileLocks`], no longer renewed once the run that took them was cancelled
-/// (Ctrl-C, an asyncio cancellation): they then lapse after their time to live, as those
-/// of a process that died, and the journal resumes the run.
-#[derive(Debug)]
-struct RunLocks {
-    inner: FileLocks,
-    cancelled: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl LockManager for RunLocks {
-    async fn acquire(
-        &self,
-        target: &TargetId,
-        holder: &Holder,
-        ttl: Duration,
-    ) -> rollback_core::Result<Lease> {
-        self.inner.acquire(target, holder, ttl).await
-    }
-
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> rollback_core::Result<Lease> {
-        if self.cancelled.load(Ordering::SeqCst) {
-            return Err(Error::backend(
-                lease.target.to_string(),
-                "the run was cancelled; the lease is left to lapse",
-                false,
-            ));
-        }
-        self.inner.renew(lease, ttl).await
-    }
-
-    async fn release(&self, lease: &Lease) -> rollback_core::Result<()> {
-        self.inner.release(lease).await
-    }
-}
-
-/// Sets the flag when dropped before [`CancelGuard::done`]: the run's future was dropped.
-struct CancelGuard {
-    flag: Arc<AtomicBool>,
-    done: bool,
-}
-
-impl CancelGuard {
-    fn done(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for CancelGuard {
-    fn drop(&mut self) {
-        if !self.done {
-            self.flag.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 fn file_locks(dir: Option<&PathBuf>) -> FileLocks {
     match dir {
         Some(d) => FileLocks::new(d.clone()),
@@ -163,23 +105,8 @@ fn running_loop(py: Python<'_>) -> Option<Py<PyAny>> {
         .ok()
 }
 
-/// Where a run's journal goes when none is given: what the engine would pick, chosen here
-/// so that an interrupted run can say where to resume from.
-fn default_journal() -> PathBuf {
-    rollback_core::journal::default_dir().join(format!(
-        "{}-{}.jsonl",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ))
-}
-
 impl PyTransaction {
-    fn builder(
-        &self,
-        dry_run: bool,
-        locks: Arc<dyn LockManager>,
-        sink: Option<Sink>,
-    ) -> (TransactionBuilder, Option<PathBuf>) {
+    fn builder(&self, locks: Arc<dyn LockManager>, sink: Option<Sink>) -> TransactionBuilder {
         let mut b = Transaction::builder(self.name.clone())
             .policy(self.policy)
             .concurrency(self.concurrency)
@@ -187,12 +114,7 @@ impl PyTransaction {
         if let Some(r) = &self.reason {
             b = b.reason(r.clone());
         }
-        let journal = match (&self.journal, dry_run) {
-            (Some(p), _) => Some(p.clone()),
-            (None, false) => Some(default_journal()),
-            (None, true) => None,
-        };
-        if let Some(p) = &journal {
+        if let Some(p) = &self.journal {
             b = b.journal(p.clone());
         }
         if let Some(t) = self.lease_ttl {
@@ -231,7 +153,7 @@ impl PyTransaction {
         if let Some(sink) = sink {
             b = b.on_event(sink);
         }
-        (b, journal)
+        b
     }
 
     /// The transaction ready to run, and the future that runs it.
@@ -257,24 +179,18 @@ impl PyTransaction {
             }
             _ => None,
         };
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let locks = Arc::new(RunLocks {
-            inner: file_locks(self.locks_dir.as_ref()),
-            cancelled: cancelled.clone(),
-        });
-        let (b, journal) = self.builder(dry_run, locks, sink);
+        // A run dropped on Ctrl-C or an asyncio cancellation stops renewing its leases
+        // (they lapse after their time to live) and is resumed from its journal.
+        let locks = Arc::new(file_locks(self.locks_dir.as_ref()));
+        let b = self.builder(locks, sink);
         let tx = b.build().map_err(|e| crate::errors::to_py(py, &e))?;
+        let journal = (!dry_run).then(|| tx.journal_path().to_path_buf());
         let fut = async move {
-            let guard = CancelGuard {
-                flag: cancelled,
-                done: false,
-            };
             let result = if dry_run {
                 tx.dry_run().await
             } else {
                 tx.run().await
             };
-            guard.done();
             result.map(|r| PyReport { inner: r }).map_err(py_err)
         };
         Ok((fut, journal))
@@ -520,13 +436,9 @@ fn prepare_resume(
             live.push(target_of(&t?)?);
         }
     }
-    let cancelled = Arc::new(AtomicBool::new(false));
     let mut opts = ResumeOptions {
         registry: registry(&live),
-        locks: Arc::new(RunLocks {
-            inner: file_locks(locks_dir.as_ref()),
-            cancelled: cancelled.clone(),
-        }),
+        locks: Arc::new(file_locks(locks_dir.as_ref())),
         ..ResumeOptions::default()
     };
     if let Some(cb) = on_event.filter(|c| !c.is_none()) {
@@ -539,13 +451,10 @@ fn prepare_resume(
         opts = opts.on_event(event_sink(cb.unbind(), event_loop));
     }
     Ok(async move {
-        let guard = CancelGuard {
-            flag: cancelled,
-            done: false,
-        };
-        let result = rollback_core::resume_with(&journal, opts).await;
-        guard.done();
-        result.map(|r| PyReport { inner: r }).map_err(py_err)
+        rollback_core::resume_with(&journal, opts)
+            .await
+            .map(|r| PyReport { inner: r })
+            .map_err(py_err)
     })
 }
 

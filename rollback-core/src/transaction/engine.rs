@@ -2,7 +2,6 @@
 //! which [`super::resume`] also uses to finish a crashed run from its journal.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,10 +61,16 @@ pub(crate) fn build(b: TransactionBuilder) -> Result<Transaction> {
             ));
         }
     }
-    Ok(Transaction {
-        id: uuid::Uuid::new_v4().to_string(),
-        b,
-    })
+    let id = uuid::Uuid::new_v4().to_string();
+    // Chosen once, so that a dry run names the file the run will write.
+    let journal = b.journal.clone().unwrap_or_else(|| {
+        journal::default_dir().join(format!(
+            "{}-{}.jsonl",
+            Utc::now().format("%Y%m%dT%H%M%SZ"),
+            &id[..8]
+        ))
+    });
+    Ok(Transaction { id, journal, b })
 }
 
 /// Where a step is in its lifecycle.
@@ -167,16 +172,6 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
 
-fn journal_path(t: &Transaction) -> PathBuf {
-    t.b.journal.clone().unwrap_or_else(|| {
-        journal::default_dir().join(format!(
-            "{}-{}.jsonl",
-            Utc::now().format("%Y%m%dT%H%M%SZ"),
-            &t.id[..8]
-        ))
-    })
-}
-
 pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
     let b = &t.b;
     let what = format!("transaction {:?}", b.name);
@@ -186,7 +181,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
             "a reason is required for a real run (why are you rolling back?); set it with .reason(\"...\")",
         ));
     }
-    let path = journal_path(t);
+    let path = t.journal.clone();
     if !dry_run
         && path.exists()
         && std::fs::metadata(&path)
@@ -353,12 +348,14 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
             return Err(e);
         }
     };
+    // Stops renewing when the run ends, or when its future is dropped (Ctrl-C, a cancelled
+    // task, a timeout): the leases then lapse after their TTL instead of living on.
     let renewer = spawn_renewal(&ctx, b.locks.clone(), leases.clone(), b.lease_ttl);
 
     // 3-5. Apply, wait, verify; compensate or halt; report.
     let report = drive(&ctx, &mut steps, None).await;
 
-    renewer.abort();
+    drop(renewer);
     let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
     for lease in held {
         if let Err(e) = b.locks.release(&lease).await {
@@ -452,15 +449,25 @@ async fn lock_all(
     Ok(Arc::new(Mutex::new(leases)))
 }
 
-/// Keeps the leases alive while the run goes on: renews every third of the TTL.
+/// A background task stopped when this is dropped.
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps the leases alive while the run goes on: renews every third of the TTL, until the
+/// returned guard is dropped.
 pub(crate) fn spawn_renewal(
     ctx: &Ctx,
     locks: Arc<dyn LockManager>,
     leases: Arc<Mutex<Vec<Lease>>>,
     ttl: Duration,
-) -> tokio::task::JoinHandle<()> {
+) -> AbortOnDrop {
     let tx = ctx.id.clone();
-    tokio::spawn(async move {
+    AbortOnDrop(tokio::spawn(async move {
         loop {
             tokio::time::sleep(ttl / 3).await;
             let current = leases.lock().map(|l| l.clone()).unwrap_or_default();
@@ -478,7 +485,7 @@ pub(crate) fn spawn_renewal(
                 *g = renewed;
             }
         }
-    })
+    }))
 }
 
 /// Applies, waits for and verifies every pending step, stage by stage; then the

@@ -476,6 +476,7 @@ impl TransactionBuilder {
 /// A rollback transaction; see the [crate docs](crate) for its lifecycle.
 pub struct Transaction {
     pub(crate) id: String,
+    pub(crate) journal: PathBuf,
     pub(crate) b: TransactionBuilder,
 }
 
@@ -511,6 +512,13 @@ impl Transaction {
     /// The transaction id (also in the journal and every event).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The journal file a run writes: the builder's, or a new file under
+    /// [`crate::journal::default_dir`] named when the transaction was built. What
+    /// [`crate::resume`] takes if the process dies mid-run.
+    pub fn journal_path(&self) -> &std::path::Path {
+        &self.journal
     }
 
     /// Preflight only: the plan, with nothing changed. Errors are those a real run would

@@ -468,7 +468,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
     let leases = Arc::new(Mutex::new(leases));
     let renewer = engine::spawn_renewal(&ctx, opts.locks.clone(), leases.clone(), opts.lease_ttl);
     let mut report = engine::drive(&ctx, &mut steps, r.failure.clone()).await;
-    renewer.abort();
+    drop(renewer);
     let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
     for lease in held {
         let _ = opts.locks.release(&lease).await;
