@@ -178,6 +178,16 @@ impl ConnectionHandover {
         })
     }
 
+    /// The secret whose connection details are handed over.
+    pub fn secret_id(&self) -> &str {
+        &self.secret_id
+    }
+
+    /// The instance the connection is handed over to.
+    pub fn db_instance_id(&self) -> &str {
+        &self.db_instance_id
+    }
+
     /// The id of the revision this handover goes to.
     pub fn revision_id(&self) -> String {
         format!("handover:{}", self.db_instance_id)

@@ -399,12 +399,12 @@ impl PyConnectionHandover {
     ) -> PyResult<PyClassInitializer<Self>> {
         let aws = aws_for(py, config)?;
         let t = ConnectionHandover::new(&aws, secret_id, db_instance_id).map_err(py_err)?;
-        let revision_id = t.revision_id();
-        Ok(target(t).add_subclass(PyConnectionHandover {
-            secret_id: secret_id.into(),
-            db_instance_id: db_instance_id.into(),
-            revision_id,
-        }))
+        let sub = PyConnectionHandover {
+            secret_id: t.secret_id().into(),
+            db_instance_id: t.db_instance_id().into(),
+            revision_id: t.revision_id(),
+        };
+        Ok(target(t).add_subclass(sub))
     }
 
     /// The connection secret.
