@@ -285,6 +285,24 @@ macro_rules! workload {
     };
 }
 
+/// `.replicas(...)` of a Deployment or StatefulSet.
+fn replicas_of<W: rollback_k8s::Scalable>(
+    py: Python<'_>,
+    workload: &rollback_k8s::Workload<W>,
+    gradual: Option<Vec<i64>>,
+    between: Option<&Bound<'_, PyAny>>,
+    step_timeout: Option<Seconds>,
+) -> PyResult<Py<PyReplicas>> {
+    let mut r = workload.replicas().gradual(counts(gradual)?);
+    if let Some(c) = between {
+        r = r.between(verifier_of(c)?);
+    }
+    if let Some(t) = step_timeout {
+        r = r.step_timeout(t.0);
+    }
+    Py::new(py, PyTarget::init(Arc::new(r)).add_subclass(PyReplicas {}))
+}
+
 workload!(
     PyDeployment,
     "Deployment",
@@ -301,14 +319,7 @@ workload!(
             between: Option<&Bound<'_, PyAny>>,
             step_timeout: Option<Seconds>,
         ) -> PyResult<Py<PyReplicas>> {
-            let mut r = self.inner.replicas().gradual(counts(gradual)?);
-            if let Some(c) = between {
-                r = r.between(verifier_of(c)?);
-            }
-            if let Some(t) = step_timeout {
-                r = r.step_timeout(t.0);
-            }
-            Py::new(py, PyTarget::init(Arc::new(r)).add_subclass(PyReplicas {}))
+            replicas_of(py, &self.inner, gradual, between, step_timeout)
         }
     }
 );
@@ -328,14 +339,7 @@ workload!(
             between: Option<&Bound<'_, PyAny>>,
             step_timeout: Option<Seconds>,
         ) -> PyResult<Py<PyReplicas>> {
-            let mut r = self.inner.replicas().gradual(counts(gradual)?);
-            if let Some(c) = between {
-                r = r.between(verifier_of(c)?);
-            }
-            if let Some(t) = step_timeout {
-                r = r.step_timeout(t.0);
-            }
-            Py::new(py, PyTarget::init(Arc::new(r)).add_subclass(PyReplicas {}))
+            replicas_of(py, &self.inner, gradual, between, step_timeout)
         }
     }
 );
