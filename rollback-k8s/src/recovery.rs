@@ -22,7 +22,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
 use k8s_openapi::api::apps::v1 as apps;
-use kube::api::{Patch, PatchParams};
 use rollback_core::verify::Verifier;
 use rollback_core::{
     ApplyOutcome, Change, Error, Progress, Registry, Result, Revision, RollbackTarget, Selector,
@@ -33,16 +32,13 @@ use serde_json::json;
 
 use crate::client::K8sConfig;
 use crate::status::{RolloutErrorKind, RolloutStatus};
-use crate::workload::{is_conflict, watch_until, Workload, WorkloadKind};
+use crate::workload::{watch_until, Workload, WorkloadKind};
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
 pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 
 /// The revision id of a workload never restarted.
 pub const NEVER: &str = "never";
-
-/// How many times a write re-reads and re-sends after a 409 from a status update.
-const CONFLICT_RETRIES: usize = 5;
 
 /// Kinds that have `spec.replicas` (Deployment, StatefulSet).
 pub trait Scalable: WorkloadKind {
@@ -163,42 +159,16 @@ impl<W: Scalable> Replicas<W> {
     /// Sets `spec.replicas` with the object's resourceVersion as the precondition; a 409
     /// from a status write is retried, a count changed by someone else is a conflict.
     async fn scale(&self, from: i32, to: i32) -> Result<()> {
-        let id = self.id.to_string();
-        for _ in 0..CONFLICT_RETRIES {
-            let object = self.workload.object().await?;
-            let now = self.count_of(&object);
-            if now == to {
-                return Ok(());
-            }
-            if now != from {
-                return Err(Error::Conflict {
-                    target: id,
-                    expected: from.to_string(),
-                    found: now.to_string(),
-                });
-            }
-            let rv = object.meta().resource_version.clone().unwrap_or_default();
-            let body = json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": to}});
-            match self
-                .workload
-                .api()
-                .patch(
-                    &self.workload.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(body),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(self.workload.err(&format!("scale {}", W::NOUN), e)),
-            }
-        }
-        Err(Error::Conflict {
-            target: id,
-            expected: from.to_string(),
-            found: "an object rewritten while we tried to scale it".into(),
-        })
+        self.workload
+            .guarded_merge(
+                &self.id,
+                "scale",
+                (&from.to_string(), &to.to_string()),
+                |o: &W| self.count_of(o).to_string(),
+                json!({"spec": {"replicas": to}}),
+            )
+            .await
+            .map(|_| ())
     }
 
     fn judge(&self, object: &W, want: i32) -> Stability {
@@ -474,50 +444,20 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
     }
 
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
-        let id = self.id.to_string();
-        for _ in 0..CONFLICT_RETRIES {
-            let object = self.workload.object().await?;
-            let now = restarted_at(&object);
-            if now == change.to.id {
-                return Ok(ApplyOutcome::AlreadyCurrent);
-            }
-            if now != change.from.id {
-                return Err(Error::Conflict {
-                    target: id,
-                    expected: change.from.id.clone(),
-                    found: now,
-                });
-            }
-            let value = if change.to.id == NEVER {
-                serde_json::Value::Null
-            } else {
-                serde_json::Value::from(change.to.id.clone())
-            };
-            let rv = object.meta().resource_version.clone().unwrap_or_default();
-            let body = json!({
-                "metadata": {"resourceVersion": rv},
-                "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: value}}}}
-            });
-            match self
-                .workload
-                .api()
-                .patch(
-                    &self.workload.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(body),
-                )
-                .await
-            {
-                Ok(_) => return Ok(ApplyOutcome::Applied),
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(self.workload.err(&format!("restart {}", W::NOUN), e)),
-            }
-        }
-        Err(Error::Conflict {
-            target: id,
-            expected: change.from.id.clone(),
-            found: "an object rewritten while we tried to restart it".into(),
-        })
+        let value = if change.to.id == NEVER {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::from(change.to.id.clone())
+        };
+        self.workload
+            .guarded_merge(
+                &self.id,
+                "restart",
+                (&change.from.id, &change.to.id),
+                restarted_at::<W>,
+                json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: value}}}}}),
+            )
+            .await
     }
 
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {

@@ -62,7 +62,7 @@ use crate::undo::{
 /// How many times apply re-reads and re-sends after a 409 caused by a status update (the
 /// controller writes status while a rollout is under way); a change to the template itself
 /// is a [`Error::Conflict`] at once.
-const CONFLICT_RETRIES: usize = 5;
+pub(crate) const CONFLICT_RETRIES: usize = 5;
 
 mod sealed {
     pub trait Sealed {}
@@ -590,6 +590,54 @@ impl<W: WorkloadKind> Workload<W> {
             }
         }
         Ok(())
+    }
+}
+
+impl<W: WorkloadKind> Workload<W> {
+    /// Moves one value of the object (what `read` shows) from `from` to `to` with the merge
+    /// patch `body`, sent with the resourceVersion just read. A value already at `to` sends
+    /// nothing; one neither `from` nor `to` is a conflict for `target`; a 409 (often a
+    /// status write) reads again and decides afresh.
+    pub(crate) async fn guarded_merge(
+        &self,
+        target: &TargetId,
+        doing: &str,
+        (from, to): (&str, &str),
+        read: impl Fn(&W) -> String + Send,
+        mut body: Value,
+    ) -> Result<ApplyOutcome> {
+        for _ in 0..CONFLICT_RETRIES {
+            let object = self.object().await?;
+            let now = read(&object);
+            if now == to {
+                return Ok(ApplyOutcome::AlreadyCurrent);
+            }
+            if now != from {
+                return Err(Error::Conflict {
+                    target: target.to_string(),
+                    expected: from.to_string(),
+                    found: now,
+                });
+            }
+            let rv = object.meta().resource_version.clone().unwrap_or_default();
+            body["metadata"] = serde_json::json!({ "resourceVersion": rv });
+            match self
+                .api()
+                .patch(&self.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                Ok(_) => return Ok(ApplyOutcome::Applied),
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(self.err(&format!("{doing} {}", W::NOUN), e)),
+            }
+        }
+        Err(Error::Conflict {
+            target: target.to_string(),
+            expected: from.to_string(),
+            found: format!(
+                "an object rewritten {CONFLICT_RETRIES} times while we tried to {doing} it"
+            ),
+        })
     }
 }
 
