@@ -50,6 +50,7 @@ pub mod memory;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod redact;
 pub mod revision;
 pub mod selector;
 pub mod target;
