@@ -108,7 +108,7 @@ async fn resume_of_files_that_are_not_journals_is_a_clear_journal_error() {
         ("blank lines", b"\n\n  \n".to_vec(), "no complete journal record"),
         (
             "truncated first record",
-            first[..first.len() / 2].as_bytes().to_vec(),
+            first.as_bytes()[..first.len() / 2].to_vec(),
             "no complete journal record",
         ),
         (
