@@ -1,5 +1,10 @@
 //! Expiring leases, one per target, so two people never roll back the same thing at once,
 //! and a crashed run never leaves a lock that sticks forever.
+//!
+//! A lease names its holder's journal ([`Holder::journal`]). A run that dies after its
+//! `end` record but before giving its leases back leaves them behind; another run finding
+//! such a lease reads the end of that journal (64 KiB at most) and takes it over at once
+//! instead of waiting out the TTL, and [`crate::resume`] of that journal releases them.
 
 use std::fmt;
 use std::fs;
