@@ -143,26 +143,51 @@ impl RetryPolicy {
     /// `on_retry` hears of each retry (attempt number, error, delay).
     pub async fn run<T, F, Fut>(
         &self,
-        mut op: F,
-        mut on_retry: impl FnMut(u32, &Error, Duration),
+        op: F,
+        on_retry: impl FnMut(u32, &Error, Duration),
     ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut attempt = 0u32;
-        loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt + 1 < self.max_attempts => {
-                    let d = self.delay(attempt, &e);
-                    on_retry(attempt + 1, &e, d);
-                    tracing::debug!(attempt = attempt + 1, error = %e, delay = ?d, "retrying");
-                    tokio::time::sleep(d).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+        let max = self.max_attempts;
+        retry_while(
+            &self.backoff,
+            op,
+            |n| (n + 1 < max).then_some(Duration::MAX),
+            on_retry,
+        )
+        .await
+    }
+}
+
+/// Runs `op`, retrying retryable errors after a jittered backoff while `budget(attempt)`
+/// allows another attempt (`Some(longest wait)`); the shared loop of both retry policies.
+async fn retry_while<T, F, Fut>(
+    backoff: &Backoff,
+    mut op: F,
+    mut budget: impl FnMut(u32) -> Option<Duration>,
+    mut on_retry: impl FnMut(u32, &Error, Duration),
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() => {
+                let Some(cap) = budget(attempt) else {
+                    return Err(e);
+                };
+                let d = jittered(backoff, attempt, &e).min(cap);
+                attempt = attempt.saturating_add(1);
+                on_retry(attempt, &e, d);
+                tracing::debug!(attempt, error = %e, delay = ?d, "retrying");
+                tokio::time::sleep(d).await;
             }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -217,27 +242,18 @@ impl CompensationRetry {
     pub async fn run_until<T, F, Fut>(
         &self,
         until: Instant,
-        mut op: F,
-        mut on_retry: impl FnMut(u32, &Error, Duration),
+        op: F,
+        on_retry: impl FnMut(u32, &Error, Duration),
     ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut attempt = 0u32;
-        loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && Instant::now() < until => {
-                    let d = jittered(&self.backoff, attempt, &e).min(until - Instant::now());
-                    attempt = attempt.saturating_add(1);
-                    on_retry(attempt, &e, d);
-                    tracing::debug!(attempt, error = %e, delay = ?d, "retrying a put-back");
-                    tokio::time::sleep(d).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let left = |_: u32| {
+            let now = Instant::now();
+            (now < until).then(|| until - now)
+        };
+        retry_while(&self.backoff, op, left, on_retry).await
     }
 
     /// [`run_until`](Self::run_until) with the deadline counted from now.

@@ -63,31 +63,7 @@ async fn crash_child() {
 #[tokio::test]
 async fn resume_after_a_crash_between_apply_and_stable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--ignored", "--nocapture"])
-        .env(DIR_VAR, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if line.trim() == "APPLIED" {
-            break;
-        }
-        seen.push(line);
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-
-    let journal = dir.path().join("journal.jsonl");
-    let kinds: Vec<String> = read_journal(&journal)
-        .unwrap_or_else(|e| panic!("no journal from the child ({e}); its output: {seen:?}"))
-        .iter()
-        .map(|r| r.entry.name())
-        .collect();
+    let (journal, kinds) = kill_child_at("crash_child", "APPLIED", dir.path());
     assert_eq!(
         kinds,
         ["begin", "planned", "locked", "intent", "applied"],
@@ -200,33 +176,40 @@ async fn end_child() {
     let _ = tx.run().await;
 }
 
-/// Runs `end_child` and kills it (SIGKILL) while it gives its leases back; returns the
-/// journal, which ends with the run's `end` record.
-fn kill_after_end(dir: &Path) -> std::path::PathBuf {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["end_child", "--exact", "--ignored", "--nocapture"])
+/// Runs the ignored test `child` in a child process writing to `dir`, kills it (SIGKILL)
+/// once it prints `marker`, and returns its journal and the journal's record kinds.
+fn kill_child_at(child: &str, marker: &str, dir: &Path) -> (std::path::PathBuf, Vec<String>) {
+    let mut process = Command::new(std::env::current_exe().unwrap())
+        .args([child, "--exact", "--ignored", "--nocapture"])
         .env(DIR_VAR, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = process.stdout.take().unwrap();
     let mut seen = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        if line.trim() == "RELEASING" {
+        if line.trim() == marker {
             break;
         }
         seen.push(line);
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    process.kill().unwrap();
+    process.wait().unwrap();
     let journal = dir.join("journal.jsonl");
     let kinds: Vec<String> = read_journal(&journal)
         .unwrap_or_else(|e| panic!("no journal from the child ({e}); its output: {seen:?}"))
         .iter()
         .map(|r| r.entry.name())
         .collect();
+    (journal, kinds)
+}
+
+/// Runs `end_child` and kills it while it gives its leases back; returns the journal,
+/// which ends with the run's `end` record.
+fn kill_after_end(dir: &Path) -> std::path::PathBuf {
+    let (journal, kinds) = kill_child_at("end_child", "RELEASING", dir);
     assert_eq!(
         kinds.last().map(String::as_str),
         Some("end"),
