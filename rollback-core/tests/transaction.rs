@@ -604,6 +604,106 @@ async fn resume_finishes_after_intent_without_applying_twice() {
     assert_eq!(a.apply_count(), 1);
 }
 
+/// A lock manager of a kind a backend would register (issue 13: DynamoDB, Kubernetes
+/// Leases), here file leases under another name.
+#[derive(Debug)]
+struct OtherKindLocks(FileLocks);
+
+#[async_trait::async_trait]
+impl LockManager for OtherKindLocks {
+    fn spec(&self) -> Option<rollback_core::lock::LockSpec> {
+        Some(rollback_core::lock::LockSpec {
+            kind: "other-kind".into(),
+            params: self.0.spec()?.params,
+        })
+    }
+    async fn acquire(
+        &self,
+        target: &rollback_core::TargetId,
+        holder: &Holder,
+        ttl: Duration,
+    ) -> rollback_core::Result<rollback_core::Lease> {
+        self.0.acquire(target, holder, ttl).await
+    }
+    async fn renew(
+        &self,
+        lease: &rollback_core::Lease,
+        ttl: Duration,
+    ) -> rollback_core::Result<rollback_core::Lease> {
+        self.0.renew(lease, ttl).await
+    }
+    async fn release(&self, lease: &rollback_core::Lease) -> rollback_core::Result<()> {
+        self.0.release(lease).await
+    }
+}
+
+#[tokio::test]
+async fn resume_rebuilds_the_journaled_lock_kind_through_the_registry() {
+    let w = World::new();
+    let a = w.target("a");
+    let report = w
+        .tx("kinds")
+        .locks(Arc::new(OtherKindLocks(w.locks())))
+        .step(Step::new(arc(&a), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let path = report.journal_path.clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut: String = text
+        .lines()
+        .take_while(|l| !l.contains("\"record\":\"stable\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, cut).unwrap();
+
+    // A registry that does not know the kind refuses, naming it, before anything is sent.
+    let mut registry = rollback_core::Registry::new();
+    registry.insert(arc(&a));
+    let calls = a.calls().len();
+    let e = rollback_core::resume_with(
+        &path,
+        rollback_core::ResumeOptions {
+            registry: registry.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("\"other-kind\""), "{e}");
+    assert_eq!(a.calls().len(), calls, "nothing was asked of the target");
+
+    // Registered, it is built from the journaled parameters and used.
+    let built = Arc::new(Mutex::new(Vec::new()));
+    let seen = built.clone();
+    registry.register_locks("other-kind", move |spec| {
+        seen.lock().unwrap().push(spec.params.clone());
+        let locks = FileLocks::new(spec.params["dir"].as_str().unwrap_or_default());
+        async move { Ok(Arc::new(OtherKindLocks(locks)) as Arc<dyn LockManager>) }
+    });
+    let resumed = rollback_core::resume_with(
+        &path,
+        rollback_core::ResumeOptions {
+            registry,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.outcome, Outcome::Succeeded, "{resumed}");
+    let built = built.lock().unwrap().clone();
+    assert_eq!(built.len(), 1);
+    assert_eq!(built[0]["dir"].as_str(), w.locks().dir().to_str());
+    assert_eq!(
+        record_kinds(&path).last().map(String::as_str),
+        Some("released")
+    );
+    assert_eq!(a.apply_count(), 1, "not applied twice");
+}
+
 /// Runbook 001's "Option 2": stop the services, restore, restart. A temporary step is put
 /// back once the stages are done, before the transaction's checks, or by compensation.
 #[tokio::test]
