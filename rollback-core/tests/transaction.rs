@@ -674,6 +674,7 @@ async fn resume_rebuilds_the_journaled_lock_kind_through_the_registry() {
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("\"other-kind\""), "{e}");
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
     assert_eq!(a.calls().len(), calls, "nothing was asked of the target");
 
     // Registered, it is built from the journaled parameters and used.

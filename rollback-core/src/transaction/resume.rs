@@ -97,10 +97,20 @@ impl ResumeOptions {
     }
 
     /// The lock manager for a journal: the one given, else the journal's, else the default.
-    async fn lock_manager(&self, journal: Option<&LockSpec>) -> Result<Arc<dyn LockManager>> {
+    async fn lock_manager(
+        &self,
+        path: &Path,
+        journal: Option<&LockSpec>,
+    ) -> Result<Arc<dyn LockManager>> {
         match (&self.locks, journal) {
             (Some(l), _) => Ok(l.clone()),
-            (None, Some(spec)) => self.registry.build_locks(spec).await,
+            (None, Some(spec)) => self.registry.build_locks(spec).await.map_err(|e| match e {
+                Error::InvalidInput { message, .. } => Error::InvalidInput {
+                    target: format!("journal {}", path.display()),
+                    message,
+                },
+                other => other,
+            }),
             (None, None) => Ok(Arc::new(FileLocks::from_env())),
         }
     }
@@ -388,7 +398,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         }
         return report_from_journal(path);
     }
-    let locks = opts.lock_manager(r.locks.as_ref()).await?;
+    let locks = opts.lock_manager(path, r.locks.as_ref()).await?;
     let writer = JournalWriter::open(path, &r.transaction)?;
     let ctx = Ctx {
         id: r.transaction.clone(),
@@ -533,7 +543,7 @@ async fn release_leftovers(
     holder: &Holder,
     opts: &ResumeOptions,
 ) -> Result<()> {
-    let locks = opts.lock_manager(r.locks.as_ref()).await?;
+    let locks = opts.lock_manager(path, r.locks.as_ref()).await?;
     let now = Utc::now();
     let leases: Vec<Lease> = r
         .locked
