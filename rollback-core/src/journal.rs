@@ -2,9 +2,14 @@
 //! every mutation, so a crashed run can be resumed and every run audited.
 //!
 //! The journal holds revision ids, facts and redacted diffs, never secret values.
+//!
+//! A journal path must be a regular file or not exist yet: a device (`/dev/zero`), a named
+//! pipe or a directory is refused with [`Error::Journal`] before it is opened for reading
+//! (a named pipe would block, `/dev/zero` never ends). Reads are bounded: a journal larger
+//! than [`MAX_JOURNAL_BYTES`] or with a line longer than [`MAX_LINE_BYTES`] is refused.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -12,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorRecord, Result};
-use crate::lock::Holder;
+use crate::lock::{Holder, LockSpec};
 use crate::revision::Change;
 use crate::selector::Selector;
 use crate::target::{ApplyOutcome, TargetId, TargetSpec};
@@ -83,6 +88,11 @@ pub enum Entry {
         checks: Vec<CheckSpec>,
         /// The names of the on-failure actions.
         on_failure: Vec<String>,
+        /// The lock manager the run used (from [`crate::LockManager::spec`]; never
+        /// credentials), so that a resume locks in the same place. Absent in older journals
+        /// and for lock managers that cannot describe themselves.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locks: Option<LockSpec>,
     },
     /// Preflight passed; one change per step (a skipped step's change is a no-op).
     Planned {
@@ -241,6 +251,12 @@ pub enum Entry {
         /// How long the whole run took.
         duration_ms: u64,
     },
+    /// The leases were given back after the end (a journal that ended without this record
+    /// may still hold leases; [`crate::resume`] releases them).
+    Released {
+        /// The targets whose leases were given back.
+        targets: Vec<TargetId>,
+    },
 }
 
 impl Entry {
@@ -270,16 +286,14 @@ impl JournalWriter {
             std::fs::create_dir_all(parent)
                 .map_err(|e| journal_err(&path, "create directory", e))?;
         }
-        let seq = if path.exists() {
+        let seq = if check_path(&path)? {
             read_journal(&path)?.last().map(|r| r.seq).unwrap_or(0)
         } else {
             0
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| journal_err(&path, "open", e))?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        let file = open_regular(&path, &mut options)?;
         Ok(JournalWriter {
             path,
             transaction: transaction.into(),
@@ -341,36 +355,186 @@ fn journal_err(path: &Path, what: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// The largest journal [`read_journal`] reads: 64 MiB (a run of a hundred steps writes a
+/// few hundred KiB).
+pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The longest journal line [`read_journal`] accepts: 1 MiB.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// How much of the end of a journal [`ended`] reads: 64 KiB.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+fn not_regular(path: &Path, what: &str) -> Error {
+    Error::Journal {
+        path: path.display().to_string(),
+        message: format!(
+            "is {what}, not a regular file; give the path of a journal file (or of one to create)"
+        ),
+        source: None,
+    }
+}
+
+fn describe(ft: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a named pipe";
+        }
+        if ft.is_char_device() || ft.is_block_device() {
+            return "a device";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+    }
+    if ft.is_dir() {
+        "a directory"
+    } else {
+        "something else"
+    }
+}
+
+/// Checks that a journal path is usable without opening it: `Ok(true)` for a regular file,
+/// `Ok(false)` when nothing is there yet, [`Error::Journal`] for anything else (a device, a
+/// named pipe, a directory). Symbolic links are followed.
+pub fn check_path(path: impl AsRef<Path>) -> Result<bool> {
+    let path = path.as_ref();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(m) => Err(not_regular(path, describe(m.file_type()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(journal_err(path, "inspect", e)),
+    }
+}
+
+/// Opens a journal path with `options` only if it is a regular file (or is created as one):
+/// checked before opening, opened non-blocking (a named pipe swapped in meanwhile cannot
+/// block the open), and checked again on the open file.
+fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<File> {
+    check_path(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| journal_err(path, "open", e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| journal_err(path, "inspect", e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, describe(meta.file_type())));
+    }
+    Ok(file)
+}
+
+/// Opens a journal for reading and reads at most [`MAX_JOURNAL_BYTES`] from `from`.
+fn read_bounded(path: &Path, from: Option<u64>) -> Result<(Vec<u8>, u64)> {
+    let mut file = open_regular(path, OpenOptions::new().read(true))?;
+    let len = file
+        .metadata()
+        .map_err(|e| journal_err(path, "inspect", e))?
+        .len();
+    let start = match from {
+        Some(tail) => len.saturating_sub(tail),
+        None if len > MAX_JOURNAL_BYTES => {
+            return Err(Error::Journal {
+                path: path.display().to_string(),
+                message: format!(
+                    "is larger than {MAX_JOURNAL_BYTES} bytes ({len}); it is not a rollback journal"
+                ),
+                source: None,
+            })
+        }
+        None => 0,
+    };
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| journal_err(path, "seek", e))?;
+    let mut bytes = Vec::new();
+    // The file may grow while it is read; never read more than the cap.
+    file.take(from.unwrap_or(MAX_JOURNAL_BYTES))
+        .read_to_end(&mut bytes)
+        .map_err(|e| journal_err(path, "read", e))?;
+    Ok((bytes, start))
+}
+
 /// Reads every record of a journal file. A torn last line (the process died while writing
-/// it) is ignored; a bad line elsewhere is an error naming its line number.
+/// it) is ignored; a bad line elsewhere is an error naming its line number, as is a line
+/// longer than [`MAX_LINE_BYTES`]. The path must be a regular file of at most
+/// [`MAX_JOURNAL_BYTES`].
 pub fn read_journal(path: impl AsRef<Path>) -> Result<Vec<Record>> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| journal_err(path, "open", e))?;
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| journal_err(path, "read", e))?;
+    let (bytes, _) = read_bounded(path, None)?;
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // `split` yields an empty piece after a final newline.
+    let last = lines
+        .iter()
+        .rposition(|l| !l.trim_ascii().is_empty())
+        .map_or(0, |i| i + 1);
     let mut out = Vec::with_capacity(lines.len());
-    let last = lines.len();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
+    for (i, line) in lines.iter().enumerate().take(last) {
+        let bad = |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+            Error::Journal {
+                path: path.display().to_string(),
+                message,
+                source,
+            }
+        };
+        if line.len() > MAX_LINE_BYTES {
+            return Err(bad(
+                format!(
+                    "line {} is longer than {MAX_LINE_BYTES} bytes; it is not a journal record",
+                    i + 1
+                ),
+                None,
+            ));
+        }
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Record>(line) {
+        match serde_json::from_slice::<Record>(line) {
             Ok(r) => out.push(r),
-            Err(_) if i + 1 == last => {
+            // Only a record cut short counts as torn, not a last line of something else.
+            Err(e) if i + 1 == last && e.is_eof() && line.starts_with(b"{") => {
                 tracing::warn!(path = %path.display(), "ignoring a torn last journal line");
             }
             Err(e) => {
-                return Err(Error::Journal {
-                    path: path.display().to_string(),
-                    message: format!("line {} is not a journal record: {e}", i + 1),
-                    source: Some(Box::new(e)),
-                })
+                let what = if std::str::from_utf8(line).is_err() {
+                    "is not text".to_string()
+                } else {
+                    format!("is not a journal record ({e})")
+                };
+                return Err(bad(format!("line {} {what}", i + 1), Some(Box::new(e))));
             }
         }
     }
     Ok(out)
+}
+
+/// Whether the journal at `path` says that `transaction` has ended (its last record is an
+/// `end` or `released` record), reading at most its last 64 KiB. `None` when that cannot be
+/// told: no such file, not a regular file, unreadable, or no record of the transaction in
+/// the tail. Lock managers use it to take over the leases of a run that ended but died
+/// before giving them back.
+pub fn ended(path: impl AsRef<Path>, transaction: &str) -> Option<bool> {
+    let path = path.as_ref();
+    let (bytes, start) = read_bounded(path, Some(TAIL_BYTES)).ok()?;
+    let mut lines = bytes.split(|b| *b == b'\n');
+    if start > 0 {
+        // The first piece is the end of a line that began before the tail.
+        lines.next();
+    }
+    let last = lines
+        .rev()
+        .filter_map(|l| serde_json::from_slice::<Record>(l).ok())
+        .find(|r| r.transaction == transaction)?;
+    Some(matches!(
+        last.entry,
+        Entry::End { .. } | Entry::Released { .. }
+    ))
 }
 
 /// The default journal directory: `$ROLLBACK_JOURNAL_DIR`, or `.rollback/journal` under the

@@ -1,5 +1,10 @@
 //! Expiring leases, one per target, so two people never roll back the same thing at once,
 //! and a crashed run never leaves a lock that sticks forever.
+//!
+//! A lease names its holder's journal ([`Holder::journal`]). A run that dies after its
+//! `end` record but before giving its leases back leaves them behind; another run finding
+//! such a lease reads the end of that journal (64 KiB at most) and takes it over at once
+//! instead of waiting out the TTL, and [`crate::resume`] of that journal releases them.
 
 use std::fmt;
 use std::fs;
@@ -22,6 +27,10 @@ pub struct Holder {
     /// The transaction that holds it; the same transaction may take its own lease again
     /// (that is how [`crate::resume`] continues a crashed run).
     pub transaction: String,
+    /// Where the transaction's journal is, so that another run finding the lease can see
+    /// whether that run has ended (and died before giving its leases back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<PathBuf>,
 }
 
 impl Holder {
@@ -41,7 +50,25 @@ impl Holder {
         Holder {
             name: format!("{user}@{host} (pid {})", std::process::id()),
             transaction: transaction.into(),
+            journal: None,
         }
+    }
+
+    /// The same holder, naming its journal (made absolute, so that a process in another
+    /// directory finds it).
+    pub fn with_journal(mut self, journal: impl AsRef<Path>) -> Self {
+        let j = journal.as_ref();
+        self.journal = Some(std::path::absolute(j).unwrap_or_else(|_| j.to_path_buf()));
+        self
+    }
+
+    /// Whether this holder's journal says its run has ended: then its leases are leftovers
+    /// of a process that died between the end of the run and giving them back.
+    pub fn run_ended(&self) -> bool {
+        self.journal
+            .as_ref()
+            .and_then(|j| crate::journal::ended(j, &self.transaction))
+            .unwrap_or(false)
     }
 }
 
@@ -91,9 +118,30 @@ impl Lease {
     }
 }
 
+/// A lock manager as data: its kind and parameters, recorded in the journal's `begin`
+/// record so that [`crate::resume`] locks in the same place (rebuilt through
+/// [`crate::Registry::build_locks`]). Never holds credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockSpec {
+    /// The kind (`"file"` for [`FileLocks`]).
+    pub kind: String,
+    /// Kind-specific parameters (`{"dir": ...}` for [`FileLocks`]).
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
 /// Hands out expiring leases on targets.
+///
+/// A lease whose holder's journal says the run ended ([`Holder::run_ended`]) is a leftover
+/// of a process that died before giving it back; managers should take it over at once.
 #[async_trait]
 pub trait LockManager: Send + Sync + fmt::Debug {
+    /// This manager as data, for the journal (see [`LockSpec`]); `None` (the default) when
+    /// it cannot be rebuilt from data, and then a resume uses its caller's or the default.
+    fn spec(&self) -> Option<LockSpec> {
+        None
+    }
+
     /// Takes the lease on `target` for `ttl`. Fails at once with [`Error::Locked`] naming the
     /// holder when another transaction holds an unexpired lease; takes over an expired one.
     async fn acquire(&self, target: &TargetId, holder: &Holder, ttl: Duration) -> Result<Lease>;
@@ -113,9 +161,30 @@ pub struct FileLocks {
 }
 
 impl FileLocks {
+    /// The [`LockSpec::kind`] of file leases.
+    pub const KIND: &'static str = "file";
+
     /// Leases under `dir` (created when needed).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         FileLocks { dir: dir.into() }
+    }
+
+    /// Rebuilds file leases from their [`LockSpec`].
+    pub fn from_spec(spec: &LockSpec) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Params {
+            dir: PathBuf,
+        }
+        if spec.kind != Self::KIND {
+            return Err(Error::invalid(
+                "locks",
+                format!("lock kind {:?} is not file leases", spec.kind),
+            ));
+        }
+        let p: Params = serde_json::from_value(spec.params.clone()).map_err(|e| {
+            Error::invalid("locks", format!("file lock parameters need a \"dir\": {e}"))
+        })?;
+        Ok(FileLocks::new(p.dir))
     }
 
     /// Leases under `$ROLLBACK_LOCK_DIR`, or `rollback-locks` in the system temp directory.
@@ -213,12 +282,28 @@ fn ttl_delta(ttl: Duration) -> chrono::Duration {
 
 #[async_trait]
 impl LockManager for FileLocks {
+    fn spec(&self) -> Option<LockSpec> {
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        Some(LockSpec {
+            kind: Self::KIND.into(),
+            params: serde_json::json!({ "dir": dir }),
+        })
+    }
+
     async fn acquire(&self, target: &TargetId, holder: &Holder, ttl: Duration) -> Result<Lease> {
         let t = target.clone();
         let h = holder.clone();
         self.with_file(target, move |current| {
             let now = Utc::now();
             let acquired_at = match current {
+                Some(l)
+                    if !l.expired_at(now)
+                        && l.holder.transaction != h.transaction
+                        && l.holder.run_ended() =>
+                {
+                    tracing::warn!(target_id = %t, previous = %l.holder, "taking over the lease of a run that ended without giving it back");
+                    now
+                }
                 Some(l) if !l.expired_at(now) && l.holder.transaction != h.transaction => {
                     return Err(Error::Locked {
                         target: t.to_string(),
@@ -305,10 +390,12 @@ mod tests {
         let a = Holder {
             name: "alice@bastion".into(),
             transaction: "tx-a".into(),
+            journal: None,
         };
         let b = Holder {
             name: "bob@laptop".into(),
             transaction: "tx-b".into(),
+            journal: None,
         };
         let lease = locks
             .acquire(&t, &a, Duration::from_secs(60))
@@ -359,5 +446,93 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Locked);
         let renewed = locks.renew(&new, Duration::from_secs(120)).await.unwrap();
         assert!(renewed.expires_at > new.expires_at);
+    }
+
+    #[tokio::test]
+    async fn lease_of_a_run_whose_journal_ended_is_taken_over_at_once() {
+        use crate::journal::{Entry, JournalWriter};
+        use crate::transaction::Outcome;
+        let dir = tempfile::tempdir().unwrap();
+        let locks = FileLocks::new(dir.path().join("locks"));
+        let t = TargetId::new("memory", "api");
+        let journal = dir.path().join("a.jsonl");
+        let a = Holder::current("tx-a").with_journal(&journal);
+        let b = Holder::current("tx-b");
+        let ttl = Duration::from_secs(300);
+        locks.acquire(&t, &a, ttl).await.unwrap();
+        // No journal yet: nothing says the run ended, so the lease holds.
+        let e = locks.acquire(&t, &b, ttl).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked);
+        // A run still going on keeps its lease.
+        let w = JournalWriter::open(&journal, "tx-a").unwrap();
+        w.append(Entry::Intent {
+            step: 0,
+            target: t.clone(),
+            from: "2".into(),
+            to: "1".into(),
+        })
+        .unwrap();
+        let e = locks.acquire(&t, &b, ttl).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked);
+        // Another transaction's end in the same file is not this run's end.
+        JournalWriter::open(&journal, "tx-other")
+            .unwrap()
+            .append(Entry::End {
+                outcome: Outcome::Succeeded,
+                error: None,
+                needs_attention: Vec::new(),
+                duration_ms: 1,
+            })
+            .unwrap();
+        let e = locks.acquire(&t, &b, ttl).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked);
+        // Its end record is written: the lease is a leftover and is taken over.
+        w.append(Entry::End {
+            outcome: Outcome::Succeeded,
+            error: None,
+            needs_attention: Vec::new(),
+            duration_ms: 1,
+        })
+        .unwrap();
+        let lease = locks.acquire(&t, &b, ttl).await.unwrap();
+        assert_eq!(lease.holder.transaction, "tx-b");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_holder_journal_that_is_a_named_pipe_neither_blocks_nor_frees_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = dir.path().join("pipe");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let locks = FileLocks::new(dir.path().join("locks"));
+        let t = TargetId::new("memory", "api");
+        let a = Holder::current("tx-a").with_journal(&pipe);
+        let ttl = Duration::from_secs(300);
+        locks.acquire(&t, &a, ttl).await.unwrap();
+        let e = locks
+            .acquire(&t, &Holder::current("tx-b"), ttl)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked);
+    }
+
+    #[test]
+    fn file_locks_round_trip_through_their_spec() {
+        let locks = FileLocks::new("relative/locks");
+        let spec = locks.spec().unwrap();
+        assert_eq!(spec.kind, "file");
+        let back = FileLocks::from_spec(&spec).unwrap();
+        assert!(back.dir().is_absolute(), "{:?}", back.dir());
+        assert!(back.dir().ends_with("relative/locks"));
+        let e = FileLocks::from_spec(&LockSpec {
+            kind: "file".into(),
+            params: serde_json::json!({}),
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }
 }

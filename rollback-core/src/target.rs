@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lock::{FileLocks, LockManager, LockSpec};
 use crate::revision::{Change, Revision};
 use crate::selector::Selector;
 use crate::wait::{poll_until, Backoff};
@@ -201,6 +202,9 @@ pub trait RollbackTarget: Send + Sync + fmt::Debug {
     }
 }
 
+type LockFactory =
+    Arc<dyn Fn(LockSpec) -> BoxFuture<'static, Result<Arc<dyn LockManager>>> + Send + Sync>;
+
 type Factory =
     Arc<dyn Fn(TargetSpec) -> BoxFuture<'static, Result<Arc<dyn RollbackTarget>>> + Send + Sync>;
 
@@ -208,11 +212,14 @@ type Factory =
 /// journal, and how a runbook file names them.
 ///
 /// Each backend crate offers a function that registers its kinds; live instances can be
-/// registered too (an in-memory target in a test, say) and take precedence.
+/// registered too (an in-memory target in a test, say) and take precedence. Lock kinds are
+/// registered the same way ([`register_locks`](Self::register_locks)), so that a resume
+/// rebuilds the lock manager a journal names; file leases ([`FileLocks`]) are always known.
 #[derive(Clone, Default)]
 pub struct Registry {
     factories: HashMap<String, Factory>,
     instances: HashMap<TargetId, Arc<dyn RollbackTarget>>,
+    lock_kinds: HashMap<String, LockFactory>,
 }
 
 impl fmt::Debug for Registry {
@@ -222,6 +229,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("kinds", &kinds)
             .field("instances", &self.instances.keys().collect::<Vec<_>>())
+            .field("lock_kinds", &self.lock_kind_names())
             .finish()
     }
 }
@@ -275,5 +283,43 @@ impl Registry {
             )
         })?;
         factory(spec.clone()).await
+    }
+
+    /// Registers a factory for a lock kind (a [`LockSpec::kind`]), as backends offering
+    /// their own leases do.
+    pub fn register_locks<F, Fut>(&mut self, kind: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(LockSpec) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn LockManager>>> + Send + 'static,
+    {
+        self.lock_kinds
+            .insert(kind.into(), Arc::new(move |spec| Box::pin(factory(spec))));
+        self
+    }
+
+    fn lock_kind_names(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.lock_kinds.keys().cloned().collect();
+        if !self.lock_kinds.contains_key(FileLocks::KIND) {
+            kinds.push(FileLocks::KIND.into());
+        }
+        kinds.sort();
+        kinds
+    }
+
+    /// The lock manager a [`LockSpec`] describes: built by its kind's factory, or file
+    /// leases for kind `"file"` when no factory replaces them.
+    pub async fn build_locks(&self, spec: &LockSpec) -> Result<Arc<dyn LockManager>> {
+        match self.lock_kinds.get(&spec.kind) {
+            Some(factory) => factory(spec.clone()).await,
+            None if spec.kind == FileLocks::KIND => Ok(Arc::new(FileLocks::from_spec(spec)?)),
+            None => Err(Error::invalid(
+                "locks",
+                format!(
+                    "no factory for lock kind {:?} (known: {}); register the backend's lock kinds in the Registry, or give the lock manager explicitly",
+                    spec.kind,
+                    self.lock_kind_names().join(", ")
+                ),
+            )),
+        }
     }
 }

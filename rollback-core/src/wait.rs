@@ -136,45 +136,138 @@ impl RetryPolicy {
     /// The delay after failed attempt `n` (0-based), with jitter, honouring a backend's
     /// retry-after when it is longer.
     pub fn delay(&self, n: u32, err: &Error) -> Duration {
-        let base = self.backoff.delay(n);
-        let half = base / 2;
-        let jitter = if half.is_zero() {
-            Duration::ZERO
-        } else {
-            rand::rng().random_range(Duration::ZERO..=half)
-        };
-        let d = half + jitter;
-        match err.retry_after() {
-            Some(ra) if ra > d => ra.min(self.backoff.max.max(ra)),
-            _ => d,
-        }
+        jittered(&self.backoff, n, err)
     }
 
     /// Runs `op`, retrying it while it fails with a retryable error and attempts remain.
     /// `on_retry` hears of each retry (attempt number, error, delay).
     pub async fn run<T, F, Fut>(
         &self,
-        mut op: F,
-        mut on_retry: impl FnMut(u32, &Error, Duration),
+        op: F,
+        on_retry: impl FnMut(u32, &Error, Duration),
     ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut attempt = 0u32;
-        loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt + 1 < self.max_attempts => {
-                    let d = self.delay(attempt, &e);
-                    on_retry(attempt + 1, &e, d);
-                    tracing::debug!(attempt = attempt + 1, error = %e, delay = ?d, "retrying");
-                    tokio::time::sleep(d).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+        let max = self.max_attempts;
+        retry_while(
+            &self.backoff,
+            op,
+            |n| (n + 1 < max).then_some(Duration::MAX),
+            on_retry,
+        )
+        .await
+    }
+}
+
+/// Runs `op`, retrying retryable errors after a jittered backoff while `budget(attempt)`
+/// allows another attempt (`Some(longest wait)`); the shared loop of both retry policies.
+async fn retry_while<T, F, Fut>(
+    backoff: &Backoff,
+    mut op: F,
+    mut budget: impl FnMut(u32) -> Option<Duration>,
+    mut on_retry: impl FnMut(u32, &Error, Duration),
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() => {
+                let Some(cap) = budget(attempt) else {
+                    return Err(e);
+                };
+                let d = jittered(backoff, attempt, &e).min(cap);
+                attempt = attempt.saturating_add(1);
+                on_retry(attempt, &e, d);
+                tracing::debug!(attempt, error = %e, delay = ?d, "retrying");
+                tokio::time::sleep(d).await;
             }
+            Err(e) => return Err(e),
         }
+    }
+}
+
+/// Backoff delay `n` drawn from `[delay/2, delay]`, or the error's retry-after if longer.
+fn jittered(backoff: &Backoff, n: u32, err: &Error) -> Duration {
+    let base = backoff.delay(n);
+    let half = base / 2;
+    let jitter = if half.is_zero() {
+        Duration::ZERO
+    } else {
+        rand::rng().random_range(Duration::ZERO..=half)
+    };
+    let d = half + jitter;
+    match err.retry_after() {
+        Some(ra) if ra > d => ra,
+        _ => d,
+    }
+}
+
+/// How putting things back is retried: compensation and reverting temporary steps. Much
+/// more patient than [`RetryPolicy`], because giving up leaves a target half rolled back
+/// for a person to restore by hand: retryable errors (throttling, 5xx, and those of the
+/// wait for stability) are retried with exponential backoff and full jitter, honouring a
+/// backend's retry-after, until `deadline` has passed since the first attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CompensationRetry {
+    /// How long one target may be retried in all (default 5 minutes).
+    #[serde(with = "crate::serde_duration")]
+    pub deadline: Duration,
+    /// The backoff between attempts (default 250 ms, doubling, up to 15 s).
+    pub backoff: Backoff,
+}
+
+impl Default for CompensationRetry {
+    fn default() -> Self {
+        CompensationRetry {
+            deadline: Duration::from_secs(300),
+            backoff: Backoff {
+                initial: Duration::from_millis(250),
+                max: Duration::from_secs(15),
+                factor: 2.0,
+            },
+        }
+    }
+}
+
+impl CompensationRetry {
+    /// Runs `op`, retrying it while it fails with a retryable error and the retry that
+    /// would follow starts before `until`. The wait before a retry is cut to what is left;
+    /// `on_retry` hears of each retry (attempt number, error, delay).
+    pub async fn run_until<T, F, Fut>(
+        &self,
+        until: Instant,
+        op: F,
+        on_retry: impl FnMut(u32, &Error, Duration),
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let left = |_: u32| {
+            let now = Instant::now();
+            (now < until).then(|| until - now)
+        };
+        retry_while(&self.backoff, op, left, on_retry).await
+    }
+
+    /// [`run_until`](Self::run_until) with the deadline counted from now.
+    pub async fn run<T, F, Fut>(
+        &self,
+        op: F,
+        on_retry: impl FnMut(u32, &Error, Duration),
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.run_until(Instant::now() + self.deadline, op, on_retry)
+            .await
     }
 }
 
@@ -286,5 +379,81 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::RolloutFailed);
+    }
+
+    fn throttled(retry_after: Option<Duration>) -> Error {
+        Error::Throttled {
+            target: "t".into(),
+            message: "Rate exceeded".into(),
+            retry_after,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn compensation_retry_outlasts_the_ordinary_budget_within_its_deadline() {
+        let calls = AtomicU32::new(0);
+        let mut retries = 0;
+        let v = CompensationRetry::default()
+            .run(
+                || async {
+                    if calls.fetch_add(1, Ordering::SeqCst) < 20 {
+                        Err(throttled(None))
+                    } else {
+                        Ok(1)
+                    }
+                },
+                |_, _, _| retries += 1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 21);
+        assert_eq!(retries, 20);
+        assert!(retries as u32 > RetryPolicy::default().max_attempts);
+
+        // It stops once the deadline has passed, and never for a non-retryable error.
+        let start = Instant::now();
+        let p = CompensationRetry::default();
+        let e = p
+            .run(|| async { Err::<(), _>(throttled(None)) }, |_, _, _| {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Throttled);
+        let took = Instant::now() - start;
+        assert!(
+            took >= p.deadline && took <= p.deadline + Duration::from_secs(1),
+            "{took:?}"
+        );
+        let calls = AtomicU32::new(0);
+        p.run(
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(Error::invalid("t", "bad"))
+            },
+            |_, _, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn compensation_retry_honours_retry_after() {
+        let calls = AtomicU32::new(0);
+        let mut delays = Vec::new();
+        CompensationRetry::default()
+            .run(
+                || async {
+                    if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                        Err(throttled(Some(Duration::from_secs(7))))
+                    } else {
+                        Ok(())
+                    }
+                },
+                |_, _, d| delays.push(d),
+            )
+            .await
+            .unwrap();
+        assert_eq!(delays, [Duration::from_secs(7), Duration::from_secs(7)]);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rollback_core::journal::{read_journal, Entry};
 use rollback_core::memory::FailureKind;
 use rollback_core::verify::{check_bool, Policy};
-use rollback_core::wait::{Backoff, RetryPolicy};
+use rollback_core::wait::{Backoff, CompensationRetry, RetryPolicy};
 use rollback_core::{
     action_fn, ErrorKind, Event, EventKind, FailurePolicy, FileLocks, Holder, InMemoryTarget,
     LockManager, Outcome, Revision, RollbackTarget, Selector, Step, StepStatus, Transaction,
@@ -130,7 +130,8 @@ async fn success_moves_every_target_and_journals_each_transition() {
             "checked",
             "step_verified",
             "checked",
-            "end"
+            "end",
+            "released"
         ]
     );
     let records = read_journal(&report.journal_path).unwrap();
@@ -145,12 +146,26 @@ async fn success_moves_every_target_and_journals_each_transition() {
         }
         other => panic!("expected intent, got {other:?}"),
     }
-    match &records.last().unwrap().entry {
+    match &records[records.len() - 2].entry {
         Entry::End { outcome, .. } => assert_eq!(*outcome, Outcome::Succeeded),
         other => panic!("expected end, got {other:?}"),
     }
+    match &records.last().unwrap().entry {
+        Entry::Released { targets } => assert_eq!(targets, &[a.id(), b.id()]),
+        other => panic!("expected released, got {other:?}"),
+    }
     match &records[0].entry {
-        Entry::Begin { reason, .. } => assert_eq!(reason.as_deref(), Some("5xx after deploy")),
+        Entry::Begin { reason, locks, .. } => {
+            assert_eq!(reason.as_deref(), Some("5xx after deploy"));
+            // The lock folder, so that a resume elsewhere locks in the same place.
+            let locks = locks.as_ref().expect("the lock manager is journaled");
+            assert_eq!(locks.kind, "file");
+            assert_eq!(
+                locks.params["dir"].as_str(),
+                w.locks().dir().to_str(),
+                "{locks:?}"
+            );
+        }
         other => panic!("expected begin, got {other:?}"),
     }
 
@@ -170,6 +185,7 @@ async fn success_moves_every_target_and_journals_each_transition() {
     let other = Holder {
         name: "someone".into(),
         transaction: "other".into(),
+        journal: None,
     };
     w.locks()
         .acquire(&a.id(), &other, Duration::from_secs(5))
@@ -437,6 +453,7 @@ async fn locked_target_fails_at_once_naming_the_holder_and_expired_lease_is_take
     let bob = Holder {
         name: "bob@bastion".into(),
         transaction: "tx-bob".into(),
+        journal: None,
     };
     let lease = w
         .locks()
@@ -572,7 +589,7 @@ async fn resume_finishes_after_intent_without_applying_twice() {
     registry.insert(arc(&a));
     let opts = || rollback_core::ResumeOptions {
         registry: registry.clone(),
-        locks: Arc::new(w.locks()),
+        locks: Some(Arc::new(w.locks())),
         ..Default::default()
     };
     // The apply did go through before the crash: resume sends nothing.
@@ -585,6 +602,107 @@ async fn resume_finishes_after_intent_without_applying_twice() {
     assert_eq!(again.outcome, Outcome::Succeeded);
     assert_eq!(again.transaction, report.transaction);
     assert_eq!(a.apply_count(), 1);
+}
+
+/// A lock manager of a kind a backend would register (issue 13: DynamoDB, Kubernetes
+/// Leases), here file leases under another name.
+#[derive(Debug)]
+struct OtherKindLocks(FileLocks);
+
+#[async_trait::async_trait]
+impl LockManager for OtherKindLocks {
+    fn spec(&self) -> Option<rollback_core::lock::LockSpec> {
+        Some(rollback_core::lock::LockSpec {
+            kind: "other-kind".into(),
+            params: self.0.spec()?.params,
+        })
+    }
+    async fn acquire(
+        &self,
+        target: &rollback_core::TargetId,
+        holder: &Holder,
+        ttl: Duration,
+    ) -> rollback_core::Result<rollback_core::Lease> {
+        self.0.acquire(target, holder, ttl).await
+    }
+    async fn renew(
+        &self,
+        lease: &rollback_core::Lease,
+        ttl: Duration,
+    ) -> rollback_core::Result<rollback_core::Lease> {
+        self.0.renew(lease, ttl).await
+    }
+    async fn release(&self, lease: &rollback_core::Lease) -> rollback_core::Result<()> {
+        self.0.release(lease).await
+    }
+}
+
+#[tokio::test]
+async fn resume_rebuilds_the_journaled_lock_kind_through_the_registry() {
+    let w = World::new();
+    let a = w.target("a");
+    let report = w
+        .tx("kinds")
+        .locks(Arc::new(OtherKindLocks(w.locks())))
+        .step(Step::new(arc(&a), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let path = report.journal_path.clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut: String = text
+        .lines()
+        .take_while(|l| !l.contains("\"record\":\"stable\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, cut).unwrap();
+
+    // A registry that does not know the kind refuses, naming it, before anything is sent.
+    let mut registry = rollback_core::Registry::new();
+    registry.insert(arc(&a));
+    let calls = a.calls().len();
+    let e = rollback_core::resume_with(
+        &path,
+        rollback_core::ResumeOptions {
+            registry: registry.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("\"other-kind\""), "{e}");
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    assert_eq!(a.calls().len(), calls, "nothing was asked of the target");
+
+    // Registered, it is built from the journaled parameters and used.
+    let built = Arc::new(Mutex::new(Vec::new()));
+    let seen = built.clone();
+    registry.register_locks("other-kind", move |spec| {
+        seen.lock().unwrap().push(spec.params.clone());
+        let locks = FileLocks::new(spec.params["dir"].as_str().unwrap_or_default());
+        async move { Ok(Arc::new(OtherKindLocks(locks)) as Arc<dyn LockManager>) }
+    });
+    let resumed = rollback_core::resume_with(
+        &path,
+        rollback_core::ResumeOptions {
+            registry,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.outcome, Outcome::Succeeded, "{resumed}");
+    let built = built.lock().unwrap().clone();
+    assert_eq!(built.len(), 1);
+    assert_eq!(built[0]["dir"].as_str(), w.locks().dir().to_str());
+    assert_eq!(
+        record_kinds(&path).last().map(String::as_str),
+        Some("released")
+    );
+    assert_eq!(a.apply_count(), 1, "not applied twice");
 }
 
 /// Runbook 001's "Option 2": stop the services, restore, restart. A temporary step is put
@@ -703,6 +821,7 @@ async fn a_dropped_run_stops_renewing_its_leases() {
     let other = Holder {
         name: "carol@bastion".into(),
         transaction: "tx-carol".into(),
+        journal: None,
     };
     let locks = w.locks();
     let taken = rollback_core::wait::poll_until(
@@ -725,4 +844,184 @@ async fn a_dropped_run_stops_renewing_its_leases() {
     )
     .await;
     taken.unwrap();
+}
+
+/// Fast backoff, a deadline far beyond what the test needs.
+fn patient_retry() -> CompensationRetry {
+    CompensationRetry {
+        deadline: Duration::from_secs(60),
+        backoff: Backoff {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            factor: 2.0,
+        },
+    }
+}
+
+/// A later stage fails (b's apply is refused) after `a` was applied; `after_a_applied` then
+/// injects faults into `a` so that they hit its compensation.
+fn compensating_tx(
+    w: &World,
+    name: &str,
+    retry: CompensationRetry,
+    a: Arc<dyn RollbackTarget>,
+    b: &InMemoryTarget,
+    after_a_applied: impl Fn() + Send + Sync + 'static,
+) -> Transaction {
+    b.fail_next_applies(1, FailureKind::Permanent);
+    let a_id = a.id();
+    w.tx(name)
+        .compensation_retry(retry)
+        .on_event(move |e| {
+            if e.kind == EventKind::Applied && e.target.as_ref() == Some(&a_id) {
+                after_a_applied();
+            }
+        })
+        .step(Step::new(a, Selector::Previous))
+        .stage()
+        .step(Step::new(arc(b), Selector::Previous))
+        .build()
+        .unwrap()
+}
+
+fn retries_of(w: &World, target: &str) -> usize {
+    w.events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e.kind == EventKind::Retrying && e.target.as_ref().is_some_and(|t| t.name == target)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn compensation_outlasts_a_run_of_throttles() {
+    let w = World::new();
+    let (a, b) = (w.target("a"), w.target("b"));
+    let a2 = a.clone();
+    // 12 throttles in a row: far more than the ordinary retry budget (4 attempts here).
+    let tx = compensating_tx(&w, "patient", patient_retry(), arc(&a), &b, move || {
+        a2.fail_next_applies(12, FailureKind::Throttled)
+    });
+    let report = tx.run().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Compensated, "{report}");
+    assert_eq!(a.current_id(), "3", "a is back on its captured revision");
+    assert_eq!(report.steps[0].status, StepStatus::Compensated);
+    assert!(report.needs_attention.is_empty(), "{report}");
+    assert_eq!(
+        retries_of(&w, "a"),
+        12,
+        "every throttle was retried, visibly"
+    );
+    assert_eq!(
+        a.applied(),
+        [("3".to_string(), "2".to_string()), ("2".into(), "3".into())]
+    );
+}
+
+#[tokio::test]
+async fn compensation_gives_up_at_its_deadline_and_asks_for_a_person() {
+    let w = World::new();
+    let (a, b) = (w.target("a"), w.target("b"));
+    let a2 = a.clone();
+    let short = CompensationRetry {
+        deadline: Duration::from_millis(50),
+        ..patient_retry()
+    };
+    let tx = compensating_tx(&w, "bounded", short, arc(&a), &b, move || {
+        a2.fail_next_applies(u32::MAX, FailureKind::Transient)
+    });
+    let report = tx.run().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Failed, "{report}");
+    assert_eq!(report.steps[0].status, StepStatus::CompensationFailed);
+    assert_eq!(a.current_id(), "2", "a is left where the run moved it");
+    assert!(
+        report
+            .needs_attention
+            .iter()
+            .any(|n| n.message.contains("by hand")),
+        "{report}"
+    );
+    assert!(
+        retries_of(&w, "a") > 4,
+        "retried beyond the ordinary budget"
+    );
+}
+
+/// An in-memory target whose wait for its captured revision fails with a retryable error
+/// a few times, as a watch or describe call under throttling would.
+#[derive(Debug)]
+struct FlakyWait {
+    inner: InMemoryTarget,
+    revision: String,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl RollbackTarget for FlakyWait {
+    fn id(&self) -> rollback_core::TargetId {
+        self.inner.id()
+    }
+    fn spec(&self) -> rollback_core::TargetSpec {
+        self.inner.spec()
+    }
+    async fn current(&self) -> rollback_core::Result<Revision> {
+        self.inner.current().await
+    }
+    async fn history(&self) -> rollback_core::Result<Vec<Revision>> {
+        self.inner.history().await
+    }
+    async fn apply(
+        &self,
+        change: &rollback_core::Change,
+    ) -> rollback_core::Result<rollback_core::ApplyOutcome> {
+        self.inner.apply(change).await
+    }
+    async fn check_stable(
+        &self,
+        revision: &Revision,
+    ) -> rollback_core::Result<rollback_core::Stability> {
+        self.inner.check_stable(revision).await
+    }
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &rollback_core::Progress,
+    ) -> rollback_core::Result<()> {
+        use std::sync::atomic::Ordering;
+        if revision.id == self.revision
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(rollback_core::Error::backend(
+                self.id().to_string(),
+                "503 Service Unavailable (injected) while waiting",
+                true,
+            ));
+        }
+        self.inner.wait_stable(revision, timeout, progress).await
+    }
+}
+
+#[tokio::test]
+async fn transient_errors_of_the_compensations_wait_are_retried() {
+    let w = World::new();
+    let b = w.target("b");
+    let a = Arc::new(FlakyWait {
+        inner: w.target("a"),
+        revision: "3".into(),
+        failures: 6.into(),
+    });
+    let tx = compensating_tx(&w, "flaky-wait", patient_retry(), a.clone(), &b, || {});
+    let report = tx.run().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Compensated, "{report}");
+    assert_eq!(a.inner.current_id(), "3");
+    assert_eq!(a.failures.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(retries_of(&w, "a"), 6);
+    // The wait's retries do not apply again.
+    assert_eq!(a.inner.apply_count(), 2);
 }

@@ -634,7 +634,7 @@ async fn targets_are_rebuilt_from_their_specs_and_runs_resume() {
         &journal,
         rollback_core::ResumeOptions {
             registry: rollback_k8s::registry(),
-            locks: Arc::new(FileLocks::new(env.dir.path().join("locks"))),
+            locks: Some(Arc::new(FileLocks::new(env.dir.path().join("locks")))),
             ..Default::default()
         },
     )

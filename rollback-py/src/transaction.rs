@@ -438,7 +438,7 @@ fn prepare_resume(
     }
     let mut opts = ResumeOptions {
         registry: registry(&live),
-        locks: Arc::new(file_locks(locks_dir.as_ref())),
+        locks: Some(Arc::new(file_locks(locks_dir.as_ref()))),
         ..ResumeOptions::default()
     };
     if let Some(cb) = on_event.filter(|c| !c.is_none()) {

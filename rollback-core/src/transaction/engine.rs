@@ -22,7 +22,7 @@ use crate::lock::{Holder, Lease, LockManager};
 use crate::revision::Change;
 use crate::target::{ApplyOutcome, Progress, RollbackTarget, TargetId};
 use crate::verify::{Check, Verdict};
-use crate::wait::RetryPolicy;
+use crate::wait::{CompensationRetry, RetryPolicy};
 
 pub(crate) fn build(b: TransactionBuilder) -> Result<Transaction> {
     let what = format!("transaction {:?}", b.name);
@@ -114,6 +114,7 @@ pub(crate) struct Ctx {
     pub policy: FailurePolicy,
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    pub compensation_retry: CompensationRetry,
     pub journal: JournalWriter,
     pub emitter: Emitter,
     pub checks: Vec<Check>,
@@ -156,15 +157,26 @@ impl Ctx {
         Fut: std::future::Future<Output = Result<T>>,
     {
         self.retry
-            .run(op, |n, e, d| {
-                self.emit(
-                    EventKind::Retrying,
-                    step,
-                    Some(target),
-                    format!("attempt {} in {d:.1?} after: {e}", n + 1),
-                )
-            })
+            .run(op, |n, e, d| self.retrying(step, target, n, e, d))
             .await
+    }
+
+    fn retrying(&self, step: Option<usize>, target: &TargetId, n: u32, e: &Error, d: Duration) {
+        self.emit(
+            EventKind::Retrying,
+            step,
+            Some(target),
+            format!("attempt {} in {d:.1?} after: {e}", n + 1),
+        )
+    }
+
+    /// Gives the leases back, then journals `released` (unless one could not be given
+    /// back: then a resume tries again, and the rest lapse after their TTL).
+    pub(crate) async fn release(&self, locks: &dyn LockManager, leases: &Mutex<Vec<Lease>>) {
+        let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
+        if let Some(targets) = release_all(locks, &held).await {
+            let _ = self.log(Entry::Released { targets });
+        }
     }
 }
 
@@ -175,6 +187,8 @@ fn ms(d: Duration) -> u64 {
 pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
     let b = &t.b;
     let what = format!("transaction {:?}", b.name);
+    // Before anything else, dry run or not: a device or named pipe must not be read.
+    journal::check_path(&t.journal)?;
     if !dry_run && b.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(Error::invalid(
             what,
@@ -208,7 +222,9 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
             .clone()
             .unwrap_or_else(|| Holder::current(&t.id).name),
         transaction: t.id.clone(),
-    };
+        journal: None,
+    }
+    .with_journal(&path);
     let steps_in: Vec<(usize, &super::Step)> = b
         .stages
         .iter()
@@ -237,6 +253,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
         policy: b.policy,
         concurrency: b.concurrency,
         retry: b.retry,
+        compensation_retry: b.compensation_retry,
         journal,
         emitter: Emitter {
             transaction: t.id.clone(),
@@ -258,6 +275,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
         steps: specs,
         checks: b.checks.iter().map(Check::spec).collect(),
         on_failure: b.on_failure.iter().map(|a| a.name()).collect(),
+        locks: b.locks.spec(),
     })?;
     ctx.emit(
         EventKind::Started,
@@ -356,13 +374,23 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
     let report = drive(&ctx, &mut steps, None).await;
 
     drop(renewer);
-    let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
-    for lease in held {
-        if let Err(e) = b.locks.release(&lease).await {
-            tracing::warn!(error = %e, "could not release a lease; it will expire by itself");
+    ctx.release(b.locks.as_ref(), &leases).await;
+    Ok(report)
+}
+
+/// Gives every lease back; the targets, or `None` if one could not be given back.
+pub(crate) async fn release_all(
+    locks: &dyn LockManager,
+    leases: &[Lease],
+) -> Option<Vec<TargetId>> {
+    let mut all = true;
+    for lease in leases {
+        if let Err(e) = locks.release(lease).await {
+            tracing::warn!(error = %e, target_id = %lease.target, "could not release a lease; it will expire by itself");
+            all = false;
         }
     }
-    Ok(report)
+    all.then(|| leases.iter().map(|l| l.target.clone()).collect())
 }
 
 /// Records a run that stopped before changing anything.
@@ -430,9 +458,7 @@ async fn lock_all(
         match locks.acquire(id, holder, ttl).await {
             Ok(l) => leases.push(l),
             Err(e) => {
-                for l in &leases {
-                    let _ = locks.release(l).await;
-                }
+                release_all(locks, &leases).await;
                 return Err(e);
             }
         }
@@ -822,16 +848,30 @@ async fn revert_temporaries(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRec
     None
 }
 
-/// Applies `back` (the reverse of the step's change), retrying retryable errors, and waits
-/// until the target is stable at its captured revision: the shared part of compensating a
-/// step and reverting a temporary one.
+/// Applies `back` (the reverse of the step's change) and waits until the target is stable
+/// at its captured revision: the shared part of compensating a step and reverting a
+/// temporary one. Retryable errors of both are retried under the transaction's
+/// [`CompensationRetry`], within one deadline; the wait keeps the step's timeout in all.
 async fn put_back(ctx: &Ctx, s: &StepRun, back: &Change) -> Result<ApplyOutcome> {
+    let policy = ctx.compensation_retry;
+    let until = Instant::now() + policy.deadline;
+    let on_retry = |n, e: &Error, d| ctx.retrying(Some(s.index), &s.id, n, e, d);
     let target = s.target.clone();
-    let outcome = ctx
-        .retry(Some(s.index), &s.id, || target.apply(back))
+    let outcome = policy
+        .run_until(until, || target.apply(back), on_retry)
         .await?;
-    s.target
-        .wait_stable(&back.to, s.timeout, &waiting_progress(ctx, s))
+    let progress = waiting_progress(ctx, s);
+    let wait_until = Instant::now() + s.timeout;
+    policy
+        .run_until(
+            until.min(wait_until),
+            || {
+                let left = wait_until.saturating_duration_since(Instant::now());
+                s.target
+                    .wait_stable(&back.to, left.max(Duration::from_millis(1)), &progress)
+            },
+            on_retry,
+        )
         .await?;
     Ok(outcome)
 }

@@ -19,7 +19,7 @@ use crate::revision::{Diff, Revision};
 use crate::selector::Selector;
 use crate::target::{RollbackTarget, TargetId};
 use crate::verify::{Check, Verdict};
-use crate::wait::RetryPolicy;
+use crate::wait::{CompensationRetry, RetryPolicy};
 
 mod engine;
 mod resume;
@@ -356,6 +356,7 @@ pub struct TransactionBuilder {
     pub(crate) locks: Arc<dyn LockManager>,
     pub(crate) lease_ttl: Duration,
     pub(crate) retry: RetryPolicy,
+    pub(crate) compensation_retry: CompensationRetry,
     pub(crate) sinks: Vec<EventSink>,
     pub(crate) holder: Option<String>,
 }
@@ -425,7 +426,8 @@ impl TransactionBuilder {
         self
     }
 
-    /// The lock manager (default: [`FileLocks::from_env`]).
+    /// The lock manager (default: [`FileLocks::from_env`]). Its [`LockManager::spec`] is
+    /// recorded in the journal, so that a resume locks in the same place.
     pub fn locks(mut self, locks: Arc<dyn LockManager>) -> Self {
         self.locks = locks;
         self
@@ -441,6 +443,14 @@ impl TransactionBuilder {
     /// How retryable backend errors are retried.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// How putting targets back (compensation, reverting temporary steps) is retried:
+    /// retryable errors until a deadline of minutes (default [`CompensationRetry`]: 5
+    /// minutes per target), instead of [`retry`](Self::retry)'s few attempts.
+    pub fn compensation_retry(mut self, retry: CompensationRetry) -> Self {
+        self.compensation_retry = retry;
         self
     }
 
@@ -504,6 +514,7 @@ impl Transaction {
             locks: Arc::new(FileLocks::from_env()),
             lease_ttl: Duration::from_secs(300),
             retry: RetryPolicy::default(),
+            compensation_retry: CompensationRetry::default(),
             sinks: Vec::new(),
             holder: None,
         }
@@ -522,7 +533,8 @@ impl Transaction {
     }
 
     /// Preflight only: the plan, with nothing changed. Errors are those a real run would
-    /// stop on before changing anything.
+    /// stop on before changing anything, a journal path that is not a regular file
+    /// included (although a dry run writes no journal).
     pub async fn dry_run(&self) -> Result<Report> {
         engine::run(self, true).await
     }

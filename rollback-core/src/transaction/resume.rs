@@ -5,6 +5,11 @@
 //! contract makes that safe (a target already at the revision answers `AlreadyCurrent` and
 //! nothing is sent). Applied steps are waited for and verified; a recorded failure goes
 //! straight to compensation.
+//!
+//! Leases are taken where the run took them: the journal's `begin` record names the lock
+//! manager ([`crate::lock::LockSpec`]), rebuilt through the [`Registry`] unless
+//! [`ResumeOptions::locks`] gives one. A run that ended but died before giving its leases
+//! back (no `released` record) has them released by a resume.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -19,19 +24,22 @@ use super::{Action, ActionReport, Attention, FailurePolicy, Outcome, Report, Ste
 use crate::error::{Error, ErrorRecord, Result};
 use crate::events::{Emitter, EventKind, EventSink};
 use crate::journal::{read_journal, Entry, JournalWriter, Record, StepSpec};
-use crate::lock::{FileLocks, Holder, LockManager};
+use crate::lock::{FileLocks, Holder, Lease, LockManager, LockSpec};
 use crate::revision::Change;
 use crate::target::{Registry, TargetId};
 use crate::verify::{Check, CheckSpec, Verdict};
-use crate::wait::RetryPolicy;
+use crate::wait::{CompensationRetry, RetryPolicy};
 
 /// What a resumed run needs besides the journal.
 pub struct ResumeOptions {
     /// Rebuilds the targets from their specs (default: this crate's kinds only; backend
-    /// crates add theirs, live instances can be inserted).
+    /// crates add theirs, live instances can be inserted), and the lock manager from the
+    /// journal's [`LockSpec`].
     pub registry: Registry,
-    /// The lock manager (default [`FileLocks::from_env`]).
-    pub locks: Arc<dyn LockManager>,
+    /// The lock manager; `None` (the default) uses the one the journal names, rebuilt
+    /// through [`registry`](Self::registry), or [`FileLocks::from_env`] for journals that
+    /// name none (older ones, lock managers without a [`LockManager::spec`]).
+    pub locks: Option<Arc<dyn LockManager>>,
     /// Event sinks.
     pub sinks: Vec<EventSink>,
     /// Checks to use for steps whose journaled checks hold code (closures cannot be
@@ -44,6 +52,9 @@ pub struct ResumeOptions {
     pub on_failure: Vec<Arc<dyn Action>>,
     /// Retry policy for backend calls.
     pub retry: RetryPolicy,
+    /// Retry policy for putting targets back (see
+    /// [`TransactionBuilder::compensation_retry`](crate::TransactionBuilder::compensation_retry)).
+    pub compensation_retry: CompensationRetry,
     /// Lease time to live.
     pub lease_ttl: Duration,
 }
@@ -52,12 +63,13 @@ impl Default for ResumeOptions {
     fn default() -> Self {
         ResumeOptions {
             registry: Registry::with_builtins(),
-            locks: Arc::new(FileLocks::from_env()),
+            locks: None,
             sinks: Vec::new(),
             step_checks: HashMap::new(),
             checks: Vec::new(),
             on_failure: Vec::new(),
             retry: RetryPolicy::default(),
+            compensation_retry: CompensationRetry::default(),
             lease_ttl: Duration::from_secs(300),
         }
     }
@@ -77,10 +89,36 @@ impl ResumeOptions {
         self.sinks.push(Arc::new(f));
         self
     }
+
+    /// Uses `locks` instead of the lock manager the journal names.
+    pub fn locks(mut self, locks: Arc<dyn LockManager>) -> Self {
+        self.locks = Some(locks);
+        self
+    }
+
+    /// The lock manager for a journal: the one given, else the journal's, else the default.
+    async fn lock_manager(
+        &self,
+        path: &Path,
+        journal: Option<&LockSpec>,
+    ) -> Result<Arc<dyn LockManager>> {
+        match (&self.locks, journal) {
+            (Some(l), _) => Ok(l.clone()),
+            (None, Some(spec)) => self.registry.build_locks(spec).await.map_err(|e| match e {
+                Error::InvalidInput { message, .. } => Error::InvalidInput {
+                    target: format!("journal {}", path.display()),
+                    message,
+                },
+                other => other,
+            }),
+            (None, None) => Ok(Arc::new(FileLocks::from_env())),
+        }
+    }
 }
 
 /// Finishes the run recorded in `journal` with the default [`ResumeOptions`]. A run that
-/// already ended is not touched: its report is rebuilt from the journal.
+/// already ended is not run again: its leftover leases are released and its report is
+/// rebuilt from the journal.
 pub async fn resume(journal: impl AsRef<Path>) -> Result<Report> {
     resume_with(journal, ResumeOptions::default()).await
 }
@@ -106,6 +144,10 @@ struct Replay {
     concurrency: usize,
     checks: Vec<CheckSpec>,
     on_failure: Vec<String>,
+    locks: Option<LockSpec>,
+    /// The targets of the `locked` record, if any.
+    locked: Vec<TargetId>,
+    released: bool,
     planned: bool,
     steps: Vec<Replayed>,
     failure: Option<ErrorRecord>,
@@ -124,9 +166,12 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
 }
 
 fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
-    let first = records
-        .first()
-        .ok_or_else(|| bad(path, "is empty; there is nothing to resume"))?;
+    let first = records.first().ok_or_else(|| {
+        bad(
+            path,
+            "holds no complete journal record; there is nothing to resume",
+        )
+    })?;
     let Entry::Begin {
         name,
         reason,
@@ -136,6 +181,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         steps,
         checks,
         on_failure,
+        locks,
         ..
     } = &first.entry
     else {
@@ -153,6 +199,9 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         concurrency: (*concurrency).max(1),
         checks: checks.clone(),
         on_failure: on_failure.clone(),
+        locks: locks.clone(),
+        locked: Vec::new(),
+        released: false,
         planned: false,
         steps: steps
             .iter()
@@ -272,6 +321,11 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
                     *duration_ms,
                 ));
             }
+            Entry::Locked { targets } => {
+                r.locked = targets.clone();
+                r.released = false;
+            }
+            Entry::Released { .. } => r.released = true,
             Entry::Begin { .. } => {
                 return Err(bad(path, format!("record {} is a second begin", rec.seq)))
             }
@@ -329,18 +383,23 @@ pub fn report_from_journal(journal: impl AsRef<Path>) -> Result<Report> {
 /// answers `AlreadyCurrent`), applied steps are waited for and verified, and a recorded
 /// failure goes straight to compensation.
 ///
-/// Errors: a journal that cannot be read, a target kind the registry does not know, or a
-/// target now locked by another transaction. A run that already ended is returned as it
-/// was, untouched.
+/// Errors: a journal that cannot be read, a target or lock kind the registry does not know,
+/// or a target now locked by another transaction. A run that already ended is not run
+/// again: if it died before giving its leases back (no `released` record), they are
+/// released and `released` is journaled; then its report is rebuilt from the journal.
 pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Result<Report> {
     let path = journal.as_ref();
     let records = read_journal(path)?;
     let r = replay(path, &records)?;
+    let holder = Holder::current(&r.transaction).with_journal(path);
     if r.end.is_some() {
+        if !r.locked.is_empty() && !r.released {
+            release_leftovers(path, &r, &holder, &opts).await?;
+        }
         return report_from_journal(path);
     }
+    let locks = opts.lock_manager(path, r.locks.as_ref()).await?;
     let writer = JournalWriter::open(path, &r.transaction)?;
-    let holder = Holder::current(&r.transaction);
     let ctx = Ctx {
         id: r.transaction.clone(),
         name: r.name.clone(),
@@ -348,6 +407,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         policy: r.policy,
         concurrency: r.concurrency,
         retry: opts.retry,
+        compensation_retry: opts.compensation_retry,
         journal: writer,
         emitter: Emitter {
             transaction: r.transaction.clone(),
@@ -455,29 +515,50 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
     ids.sort();
     let mut leases = Vec::new();
     for id in &ids {
-        match opts.locks.acquire(id, &holder, opts.lease_ttl).await {
+        match locks.acquire(id, &holder, opts.lease_ttl).await {
             Ok(l) => leases.push(l),
             Err(e) => {
-                for l in &leases {
-                    let _ = opts.locks.release(l).await;
-                }
+                engine::release_all(locks.as_ref(), &leases).await;
                 return Err(e);
             }
         }
     }
     let leases = Arc::new(Mutex::new(leases));
-    let renewer = engine::spawn_renewal(&ctx, opts.locks.clone(), leases.clone(), opts.lease_ttl);
+    let renewer = engine::spawn_renewal(&ctx, locks.clone(), leases.clone(), opts.lease_ttl);
     let mut report = engine::drive(&ctx, &mut steps, r.failure.clone()).await;
     drop(renewer);
-    let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
-    for lease in held {
-        let _ = opts.locks.release(&lease).await;
-    }
+    ctx.release(locks.as_ref(), &leases).await;
     // Actions that ran before the crash belong in the report too.
     let mut actions = r.actions.clone();
     actions.append(&mut report.actions);
     report.actions = actions;
     Ok(report)
+}
+
+/// Gives back the leases of a run that ended but died before releasing them, and journals
+/// `released`. Only leases still held by the run's transaction are touched.
+async fn release_leftovers(
+    path: &Path,
+    r: &Replay,
+    holder: &Holder,
+    opts: &ResumeOptions,
+) -> Result<()> {
+    let locks = opts.lock_manager(path, r.locks.as_ref()).await?;
+    let now = Utc::now();
+    let leases: Vec<Lease> = r
+        .locked
+        .iter()
+        .map(|t| Lease {
+            target: t.clone(),
+            holder: holder.clone(),
+            acquired_at: now,
+            expires_at: now,
+        })
+        .collect();
+    if let Some(targets) = engine::release_all(locks.as_ref(), &leases).await {
+        JournalWriter::open(path, &r.transaction)?.append(Entry::Released { targets })?;
+    }
+    Ok(())
 }
 
 /// Rebuilds journaled checks; a check holding code cannot be, and is reported.
