@@ -208,7 +208,11 @@ fn check_context(kubeconfig: &Kubeconfig, context: &str) -> Result<()> {
     if kubeconfig.contexts.iter().any(|c| c.name == context) {
         return Ok(());
     }
-    let mut names: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+    let mut names: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     names.sort_unstable();
     Err(Error::invalid(
         "kubernetes",
@@ -259,10 +263,9 @@ fn label_fault(value: &str, max: usize) -> Option<String> {
 pub(crate) fn check_name(target: &TargetId, what: &str, value: &str, rule: NameRule) -> Result<()> {
     let fault = match rule {
         NameRule::Label => label_fault(value, 63),
-        NameRule::Subdomain if value.len() > 253 => Some(format!(
-            "it is {} characters long, over 253",
-            value.len()
-        )),
+        NameRule::Subdomain if value.len() > 253 => {
+            Some(format!("it is {} characters long, over 253", value.len()))
+        }
         NameRule::Subdomain => value.split('.').find_map(|part| {
             label_fault(part, 253).map(|f| {
                 if value.contains('.') && part.is_empty() {
@@ -356,7 +359,7 @@ fn describe_status(status: &kube::core::Status) -> String {
     if status.reason == UNPARSED_REASON {
         return format!(
             "{code} with an answer that is not a Kubernetes Status: \"{}\"",
-            excerpt(&status.message)
+            excerpt(&without_style_and_script(&status.message))
         );
     }
     let reason = excerpt(&status.reason);
@@ -367,6 +370,25 @@ fn describe_status(status: &kube::core::Status) -> String {
         (true, false) => format!("{code}: {message}"),
         (false, false) => format!("{code} ({reason}): {message}"),
     }
+}
+
+/// An HTML page without its `<style>` and `<script>` blocks, whose text is not what a
+/// person reads on the page (the tags themselves are dropped by [`excerpt`]).
+fn without_style_and_script(text: &str) -> String {
+    let mut out = text.to_string();
+    for tag in ["style", "script"] {
+        loop {
+            let lower = out.to_ascii_lowercase();
+            let Some(start) = lower.find(&format!("<{tag}")) else {
+                break;
+            };
+            let end = lower[start..]
+                .find(&format!("</{tag}>"))
+                .map_or(out.len(), |e| start + e + tag.len() + 3);
+            out.replace_range(start..end, " ");
+        }
+    }
+    out
 }
 
 /// The innermost cause of an error (`Connection refused (os error 111)`), which says what

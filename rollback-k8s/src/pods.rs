@@ -164,7 +164,11 @@ fn check_requirement(part: &str) -> std::result::Result<(), String> {
                 }
                 return values.into_iter().try_for_each(check_label_value);
             }
-            _ => return Err(format!("{part:?} is not `key in (a,b)` or `key notin (a,b)`")),
+            _ => {
+                return Err(format!(
+                    "{part:?} is not `key in (a,b)` or `key notin (a,b)`"
+                ))
+            }
         }
     }
     for op in ["!=", "==", "=", ">", "<"] {
@@ -195,7 +199,8 @@ fn check_label_key(key: &str) -> std::result::Result<(), String> {
             && p.len() <= 253
             && p.split('.').all(|l| {
                 !l.is_empty()
-                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             });

@@ -66,11 +66,7 @@ impl Written {
 
 /// What a wait reports when someone else changed the pod template.
 fn template_changed<W: WorkloadKind>(object: &W, waiting_for: &str) -> Stability {
-    let images: Vec<String> = object
-        .template()
-        .and_then(|t| t.spec.as_ref())
-        .map(|p| p.containers.iter().filter_map(|c| c.image.clone()).collect())
-        .unwrap_or_default();
+    let images = crate::workload::images_of(object);
     Stability::Failed(format!(
         "someone else changed the {}'s pod template while we waited for {waiting_for} (it now runs {}); their change is left as it is",
         W::NOUN,
@@ -172,7 +168,10 @@ impl<W: WorkloadKind> Workload<W> {
 fn replica_count(id: &TargetId, n: &str) -> Result<i32> {
     let shown = rollback_core::redact::truncate(n, 40);
     let digits = n.trim();
-    let fault = if digits.starts_with('-') && digits[1..].bytes().all(|b| b.is_ascii_digit()) && digits.len() > 1 {
+    let fault = if digits.starts_with('-')
+        && digits[1..].bytes().all(|b| b.is_ascii_digit())
+        && digits.len() > 1
+    {
         "a replica count cannot be negative"
     } else if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         "it is not a whole number"
@@ -571,7 +570,10 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
 pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry) {
     r.register(W::REPLICAS_KIND, |spec: TargetSpec| async move {
         let p: ReplicasParams = spec.params()?;
-        let k8s = p.k8s.load_for(W::REPLICAS_KIND, &p.namespace, &p.name).await?;
+        let k8s = p
+            .k8s
+            .load_for(W::REPLICAS_KIND, &p.namespace, &p.name)
+            .await?;
         let target = Workload::<W>::new(&k8s, p.namespace, p.name)?
             .replicas()
             .gradual(p.gradual);

@@ -341,13 +341,7 @@ impl<W: WorkloadKind> Seen<W> {
             "the {}'s template is not recorded in its history yet (paused, or the controller has not caught up)",
             W::NOUN
         ));
-        if let Some(pod) = self.object.template().and_then(|t| t.spec.as_ref()) {
-            r.images = pod
-                .containers
-                .iter()
-                .filter_map(|c| c.image.clone())
-                .collect();
-        }
+        r.images = images_of(&self.object);
         r
     }
 
@@ -364,6 +358,20 @@ impl<W: WorkloadKind> Seen<W> {
             }
         }
     }
+}
+
+/// The images of an object's pod template, in container order.
+pub(crate) fn images_of<W: WorkloadKind>(object: &W) -> Vec<String> {
+    object
+        .template()
+        .and_then(|t| t.spec.as_ref())
+        .map(|p| {
+            p.containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A Kubernetes workload rolled back as `kubectl rollout undo` does it; use the aliases
@@ -529,11 +537,7 @@ impl<W: WorkloadKind> Workload<W> {
     /// Where the object is on its way to `item`'s template.
     fn stability(&self, object: &W, item: &W::History, revision: &Revision) -> Stability {
         if !object.matches(item) {
-            let images: Vec<String> = object
-                .template()
-                .and_then(|t| t.spec.as_ref())
-                .map(|p| p.containers.iter().filter_map(|c| c.image.clone()).collect())
-                .unwrap_or_default();
+            let images = images_of(object);
             return Stability::Failed(format!(
                 "the {}'s template is no longer revision {}: someone else changed it while we waited (it now runs {}); their change is left as it is",
                 W::NOUN,
@@ -744,7 +748,11 @@ where
                     | watcher::Error::WatchStartFailed(e)
                     | watcher::Error::WatchFailed(e),
                 ) if matches!(&e, kube::Error::Api(s) if s.code == 401 || s.code == 403) => {
-                    return Err(kube_error(id, &Op::of::<K>("watch", namespace, Some(name)), e));
+                    return Err(kube_error(
+                        id,
+                        &Op::of::<K>("watch", namespace, Some(name)),
+                        e,
+                    ));
                 }
                 Err(e) => {
                     let m = watch_problem(&e);
