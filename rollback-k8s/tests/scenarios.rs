@@ -382,6 +382,25 @@ async fn unknown_revision_and_no_history_change_nothing(env: Env) {
             ErrorKind::NotFound,
             "9.9",
         ),
+        // kubectl reads `--to-revision=0` as "the previous one"; here it is bad input.
+        (
+            &d,
+            Selector::Exact("0".into()),
+            ErrorKind::InvalidInput,
+            "revision 0 does not exist",
+        ),
+        (
+            &d,
+            Selector::StepsBack(0),
+            ErrorKind::InvalidInput,
+            "1 or more steps back",
+        ),
+        (
+            &d,
+            Selector::Exact("18446744073709551616".into()),
+            ErrorKind::InvalidInput,
+            "too large",
+        ),
     ] {
         let err = env
             .tx("bad")

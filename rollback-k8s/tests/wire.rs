@@ -749,3 +749,43 @@ async fn unknown_context_and_bad_urls_are_refused() {
         assert!(err.to_string().contains("not an API server URL"), "{err}");
     }
 }
+
+/// Credentials that may read a Deployment but not watch it fail the wait at once, with the
+/// RBAC advice, instead of retrying the watch until the step times out.
+#[tokio::test]
+async fn a_forbidden_watch_fails_the_wait_at_once() {
+    let (k8s, calls) = fake(|c| match (c.method.as_str(), c.path.as_str()) {
+        ("GET", "/apis/apps/v1/namespaces/production/deployments") => status(
+            403,
+            "Forbidden",
+            "deployments.apps is forbidden: User \"ci\" cannot watch resource \"deployments\"",
+        ),
+        ("GET", DEPLOYMENT) => (200, deployment("web:2.0", "42", false)),
+        ("GET", REPLICA_SETS) => (200, replica_sets()),
+        _ => status(404, "NotFound", "unexpected"),
+    });
+    let frontend = Deployment::new(&k8s, "production", "frontend").unwrap();
+    let current = frontend.current().await.unwrap();
+    let err = frontend
+        .wait_stable(
+            &current,
+            std::time::Duration::from_secs(60),
+            &rollback_core::Progress::none(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(err.to_string().contains("HTTP 403 (Forbidden)"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("kubectl auth can-i watch deployments -n production"),
+        "{err}"
+    );
+    let watches = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.path.ends_with("/deployments"))
+        .count();
+    assert_eq!(watches, 1, "the forbidden watch was tried again");
+}
