@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use rollback_core::redact::{excerpt, EXCERPT_CHARS};
 use rollback_core::{Error, Result, TargetId};
 use serde::{Deserialize, Serialize};
 
@@ -33,47 +34,59 @@ impl K8sConfig {
     pub async fn load(&self) -> Result<K8s> {
         let what = "kubernetes";
         let config = if let Some(url) = &self.url {
-            let uri: http::Uri = url.parse().map_err(|e| {
-                Error::invalid(
-                    what,
-                    format!("{url:?} is not an API server URL ({e}); give one like http://127.0.0.1:8001"),
-                )
-            })?;
-            kube::Config::new(uri)
+            kube::Config::new(server_url(url)?)
         } else {
             let options = KubeConfigOptions {
                 context: self.context.clone(),
                 ..KubeConfigOptions::default()
             };
-            match &self.kubeconfig {
-                Some(path) => {
-                    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                        Error::invalid(
-                            what,
-                            format!("cannot read kubeconfig {}: {e}", path.display()),
-                        )
-                    })?;
+            let kubeconfig = match &self.kubeconfig {
+                Some(path) => Some(Kubeconfig::read_from(path).map_err(|e| {
+                    Error::invalid(
+                        what,
+                        format!(
+                            "cannot read kubeconfig {} ({}); give a readable kubeconfig file",
+                            path.display(),
+                            excerpt(&e.to_string(), EXCERPT_CHARS)
+                        ),
+                    )
+                })?),
+                None if self.context.is_some() => Some(Kubeconfig::read().map_err(|e| {
+                    Error::invalid(
+                        what,
+                        format!(
+                            "context {:?} was asked for, but no kubeconfig could be read ({}); set KUBECONFIG",
+                            self.context.as_deref().unwrap_or_default(),
+                            excerpt(&e.to_string(), EXCERPT_CHARS)
+                        ),
+                    )
+                })?),
+                None => None,
+            };
+            match kubeconfig {
+                Some(kubeconfig) => {
+                    if let Some(context) = &self.context {
+                        check_context(&kubeconfig, context)?;
+                    }
                     kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                         .await
                         .map_err(|e| {
                             Error::invalid(
                                 what,
-                                format!("kubeconfig {}: {e}", path.display()),
+                                format!(
+                                    "the kubeconfig does not give a usable client ({}); check it with kubectl config view",
+                                    excerpt(&e.to_string(), EXCERPT_CHARS)
+                                ),
                             )
                         })?
                 }
-                None if self.context.is_some() => kube::Config::from_kubeconfig(&options)
-                    .await
-                    .map_err(|e| {
-                        Error::invalid(
-                            what,
-                            format!("kubeconfig context {:?}: {e}", self.context),
-                        )
-                    })?,
                 None => kube::Config::infer().await.map_err(|e| {
                     Error::invalid(
                         what,
-                        format!("no Kubernetes configuration found ({e}); set KUBECONFIG, run in a pod, or pass a client"),
+                        format!(
+                            "no Kubernetes configuration found ({}); set KUBECONFIG, run in a pod, or pass a client",
+                            excerpt(&e.to_string(), EXCERPT_CHARS)
+                        ),
                     )
                 })?,
             }
@@ -112,13 +125,7 @@ impl K8s {
     /// simulator). Must be called inside a Tokio runtime.
     pub fn from_url(url: impl Into<String>) -> Result<K8s> {
         let url = url.into();
-        let uri: http::Uri = url.parse().map_err(|e| {
-            Error::invalid(
-                "kubernetes",
-                format!("{url:?} is not an API server URL ({e})"),
-            )
-        })?;
-        let client = kube::Client::try_from(kube::Config::new(uri)).map_err(|e| {
+        let client = kube::Client::try_from(kube::Config::new(server_url(&url)?)).map_err(|e| {
             Error::invalid(
                 "kubernetes",
                 format!("cannot build a Kubernetes client: {e}"),
@@ -162,88 +169,358 @@ impl K8s {
     }
 }
 
-/// Checks a namespace or object name as the API server would (a DNS label or subdomain:
-/// lower-case alphanumerics, `-` and `.`, at most 253 characters), so bad input is refused
-/// before any request.
-pub(crate) fn check_name(target: &TargetId, what: &str, value: &str) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 253
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && value
-            .chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            target.to_string(),
-            format!(
-                "{what} {value:?} is not a valid Kubernetes name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)"
-            ),
-        ))
+impl K8sConfig {
+    /// [`load`](Self::load) for a target rebuilt from its spec: a bad configuration is
+    /// refused naming the target it was for.
+    pub(crate) async fn load_for(&self, kind: &str, namespace: &str, name: &str) -> Result<K8s> {
+        self.load().await.map_err(|e| match e {
+            Error::InvalidInput { message, .. } => Error::InvalidInput {
+                target: TargetId::new(kind, format!("{namespace}/{name}")).to_string(),
+                message,
+            },
+            other => other,
+        })
     }
 }
 
-/// Maps a kube-rs error to the error kinds of the transaction: 404 not found, 409 conflict,
-/// 429 throttled, 5xx and connection failures retryable, 401/403 with a hint about RBAC.
-pub(crate) fn kube_error(target: &TargetId, doing: &str, e: kube::Error) -> Error {
+/// An API server URL: `http` or `https` with a host.
+fn server_url(url: &str) -> Result<http::Uri> {
+    let refuse = |why: String| {
+        Error::invalid(
+            "kubernetes",
+            format!(
+                "{:?} is not an API server URL ({why}); give one like http://127.0.0.1:8001",
+                rollback_core::redact::truncate(url, 80)
+            ),
+        )
+    };
+    let uri: http::Uri = url.parse().map_err(|e| refuse(format!("{e}")))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(uri),
+        (Some("http" | "https"), _) => Err(refuse("no host".into())),
+        _ => Err(refuse("not http or https".into())),
+    }
+}
+
+/// Refuses a context the kubeconfig does not have, naming the ones it has (kube-rs would
+/// only say it failed to load the context data).
+fn check_context(kubeconfig: &Kubeconfig, context: &str) -> Result<()> {
+    if kubeconfig.contexts.iter().any(|c| c.name == context) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    names.sort_unstable();
+    Err(Error::invalid(
+        "kubernetes",
+        format!(
+            "the kubeconfig has no context {:?} (it has: {}); choose one of them (kubectl config get-contexts)",
+            rollback_core::redact::truncate(context, 80),
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        ),
+    ))
+}
+
+/// Which of the API server's name rules a kind's names follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// A DNS-1123 label: namespaces, StatefulSets (their pods' host names are labels).
+    Label,
+    /// A DNS-1123 subdomain: Deployments, DaemonSets.
+    Subdomain,
+}
+
+/// Why `value` breaks the DNS-1123 label rule, if it does.
+fn label_fault(value: &str, max: usize) -> Option<String> {
+    if value.is_empty() {
+        return Some("it is empty".into());
+    }
+    if value.len() > max {
+        return Some(format!("it is {} characters long, over {max}", value.len()));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Some(if c.is_ascii_uppercase() {
+            format!("it has the upper-case letter {c:?}")
+        } else {
+            format!("it has the character {c:?}")
+        });
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        return Some("it starts or ends with '-'".into());
+    }
+    None
+}
+
+/// Checks a namespace or object name as the API server would (`rule`: a DNS-1123 label of
+/// at most 63 characters, or a subdomain of at most 253: dot-separated labels), so bad
+/// input is refused before any request, saying what is wrong with it.
+pub(crate) fn check_name(target: &TargetId, what: &str, value: &str, rule: NameRule) -> Result<()> {
+    let fault = match rule {
+        NameRule::Label => label_fault(value, 63),
+        NameRule::Subdomain if value.len() > 253 => {
+            Some(format!("it is {} characters long, over 253", value.len()))
+        }
+        NameRule::Subdomain => value.split('.').find_map(|part| {
+            label_fault(part, 253).map(|f| {
+                if value.contains('.') && part.is_empty() {
+                    "it has an empty part between dots".to_string()
+                } else {
+                    f
+                }
+            })
+        }),
+    };
+    let Some(fault) = fault else {
+        return Ok(());
+    };
+    let shown = rollback_core::redact::truncate(value, 80);
+    let rule = match rule {
+        NameRule::Label => {
+            "at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+        }
+        NameRule::Subdomain => {
+            "at most 253 characters of lower-case letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit"
+        }
+    };
+    Err(Error::invalid(
+        target.to_string(),
+        format!("{what} {shown:?} is not a valid Kubernetes {what} ({fault}); give {rule}"),
+    ))
+}
+
+/// One API request, as error messages name it: the verb, the kind and where
+/// (`patch deployment production/frontend`, `list replicasets in namespace production`).
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    verb: &'static str,
+    kind: String,
+    plural: String,
+    namespace: String,
+    name: Option<String>,
+}
+
+impl Op {
+    /// `verb` on objects of `K` in `namespace` (`name`, or the collection when `None`).
+    pub(crate) fn of<K: kube::Resource<DynamicType = ()>>(
+        verb: &'static str,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Op {
+        Op {
+            verb,
+            kind: K::kind(&()).to_ascii_lowercase(),
+            plural: K::plural(&()).into_owned(),
+            namespace: namespace.to_string(),
+            name: name.map(str::to_string),
+        }
+    }
+
+    /// `kubectl get ...` for the object or collection: what a person runs to look.
+    fn kubectl_get(&self) -> String {
+        match &self.name {
+            Some(name) => format!("kubectl get {} {name} -n {}", self.kind, self.namespace),
+            None => format!("kubectl get {} -n {}", self.plural, self.namespace),
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{} {} {}/{name}", self.verb, self.kind, self.namespace),
+            None => write!(
+                f,
+                "{} {} in namespace {}",
+                self.verb, self.plural, self.namespace
+            ),
+        }
+    }
+}
+
+/// The reason kube-rs gives a Status it made up from an answer that was not a Status (an
+/// HTML page from a proxy, plain text).
+const UNPARSED_REASON: &str = "Failed to parse error data";
+
+/// The HTTP status, the API's reason and a short, secret-free excerpt of its message (or of
+/// the body, when the answer was not a Kubernetes `Status`).
+fn describe_status(status: &kube::core::Status) -> String {
+    let code = if status.code == 0 {
+        "an error".to_string()
+    } else {
+        format!("HTTP {}", status.code)
+    };
+    let excerpt = |text: &str| excerpt(text, EXCERPT_CHARS);
+    if status.reason == UNPARSED_REASON {
+        return format!(
+            "{code} with an answer that is not a Kubernetes Status: \"{}\"",
+            excerpt(&without_style_and_script(&status.message))
+        );
+    }
+    let reason = excerpt(&status.reason);
+    let message = excerpt(&status.message);
+    match (reason.is_empty(), message.is_empty()) {
+        (true, true) => code,
+        (false, true) => format!("{code} ({reason})"),
+        (true, false) => format!("{code}: {message}"),
+        (false, false) => format!("{code} ({reason}): {message}"),
+    }
+}
+
+/// An HTML page without its `<style>` and `<script>` blocks, whose text is not what a
+/// person reads on the page (the tags themselves are dropped by [`excerpt`]).
+fn without_style_and_script(text: &str) -> String {
+    let mut out = text.to_string();
+    for tag in ["style", "script"] {
+        loop {
+            let lower = out.to_ascii_lowercase();
+            let Some(start) = lower.find(&format!("<{tag}")) else {
+                break;
+            };
+            let end = lower[start..]
+                .find(&format!("</{tag}>"))
+                .map_or(out.len(), |e| start + e + tag.len() + 3);
+            out.replace_range(start..end, " ");
+        }
+    }
+    out
+}
+
+/// The innermost cause of an error (`Connection refused (os error 111)`), which says what
+/// happened without the wrapper types' names.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    excerpt(&cause.to_string(), EXCERPT_CHARS)
+}
+
+/// Maps a kube-rs error from `op` to the error kinds of the transaction, as one or two
+/// sentences a person can act on: the operation, the HTTP status, the API's reason and
+/// message (or a secret-checked excerpt of a body that was not a Kubernetes Status), and
+/// what to do (RBAC for 403, retry for 5xx and 429, the name, namespace and context for
+/// 404). The kube error itself goes into `source()` where the error kind has one
+/// ([`Error::Backend`]), never into the message: its `Display` is a `Debug` dump.
+pub(crate) fn kube_error(target: &TargetId, op: &Op, e: kube::Error) -> Error {
     let id = target.to_string();
+    let backend = |message: String, retryable: bool, e: kube::Error| Error::Backend {
+        target: id.clone(),
+        message,
+        retryable,
+        source: Some(Box::new(e)),
+    };
     match e {
         kube::Error::Api(status) => {
-            let code = status.code;
-            let message = if status.message.is_empty() {
-                status.reason.clone()
-            } else {
-                status.message.clone()
-            };
-            match code {
+            let what = describe_status(&status);
+            match status.code {
                 404 => Error::not_found(
                     id,
-                    format!("{doing}: {message}"),
-                    "check the namespace and name (kubectl get -n <namespace> ...)",
+                    match &op.name {
+                        Some(name) => {
+                            format!("{} {name:?} in namespace {:?}", op.kind, op.namespace)
+                        }
+                        None => format!("{} in namespace {:?}", op.plural, op.namespace),
+                    },
+                    format!(
+                        "{op} answered {what}; check the name, the namespace and the kubeconfig context ({})",
+                        op.kubectl_get()
+                    ),
                 ),
                 409 => Error::Conflict {
                     target: id,
                     expected: "the object as read".into(),
-                    found: format!("a newer version ({message})"),
+                    found: format!("a newer version ({op} answered {what})"),
                 },
                 429 => Error::Throttled {
                     target: id,
-                    message: format!("{doing}: {message}"),
-                    retry_after: None,
+                    message: format!(
+                        "{op} answered {what}; the API server is overloaded, try again in a moment"
+                    ),
+                    retry_after: status
+                        .details
+                        .as_ref()
+                        .map(|d| d.retry_after_seconds)
+                        .filter(|s| *s > 0)
+                        .map(|s| std::time::Duration::from_secs(u64::from(s))),
                 },
-                401 | 403 => Error::backend(
-                    id,
+                401 => backend(
                     format!(
-                        "{doing}: {message} (HTTP {code}); the credentials in use may not {doing}: check the RBAC rules for this namespace"
+                        "{op} answered {what}. The API server did not accept the credentials: log in again, or check the user of the kubeconfig context"
                     ),
                     false,
+                    kube::Error::Api(status),
                 ),
-                400 | 422 => Error::invalid(id, format!("{doing}: {message} (HTTP {code})")),
-                c if c >= 500 => Error::backend(id, format!("{doing}: {message} (HTTP {code})"), true),
-                _ => Error::backend(id, format!("{doing}: {message} (HTTP {code})"), false),
+                403 => backend(
+                    format!(
+                        "{op} answered {what}. The credentials in use may not {} {} in namespace {}: check the RBAC rules (kubectl auth can-i {} {} -n {})",
+                        op.verb, op.plural, op.namespace, op.verb, op.plural, op.namespace
+                    ),
+                    false,
+                    kube::Error::Api(status),
+                ),
+                400 | 422 => Error::invalid(
+                    id,
+                    format!("{op} was refused as invalid: {what}; correct the input and plan again"),
+                ),
+                c if c >= 500 => backend(
+                    format!(
+                        "{op} answered {what}. The API server failed; try again (calls are retried with backoff)"
+                    ),
+                    true,
+                    kube::Error::Api(status),
+                ),
+                _ => backend(
+                    format!("{op} answered {what}"),
+                    false,
+                    kube::Error::Api(status),
+                ),
             }
         }
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
-            Error::Backend {
-                target: id,
-                message: format!("{doing}: cannot reach the API server: {e}"),
-                retryable: true,
-                source: Some(Box::new(e)),
-            }
+            let cause = root_cause(&e);
+            backend(
+                format!(
+                    "{op}: cannot reach the API server ({cause}). Check the server URL of the kubeconfig context and that the API server is up; calls are retried with backoff"
+                ),
+                true,
+                e,
+            )
         }
-        other => Error::Backend {
-            target: id,
-            message: format!("{doing}: {other}"),
-            retryable: false,
-            source: Some(Box::new(other)),
-        },
+        kube::Error::SerdeError(ref inner) => {
+            let cause = excerpt(&inner.to_string(), EXCERPT_CHARS);
+            backend(
+                format!(
+                    "{op}: the API server's answer is not a Kubernetes {} ({cause}). Check that the kubeconfig context points at a Kubernetes API server, not a proxy or a login page",
+                    op.kind
+                ),
+                false,
+                e,
+            )
+        }
+        other => {
+            let cause = root_cause(&other);
+            backend(format!("{op} failed: {cause}"), false, other)
+        }
     }
+}
+
+/// A watch error as a progress line (the watch resumes by itself): what failed, without
+/// kube-rs's `Debug` dump of the API's answer.
+pub(crate) fn watch_problem(e: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    let what = match e {
+        W::InitialListFailed(k) | W::WatchStartFailed(k) | W::WatchFailed(k) => match k {
+            kube::Error::Api(status) => describe_status(status),
+            other => root_cause(other),
+        },
+        W::WatchError(status) => describe_status(status),
+        W::NoResourceVersion => "an answer without metadata.resourceVersion".into(),
+    };
+    format!("watch interrupted ({what}), resuming")
 }

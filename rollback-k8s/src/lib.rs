@@ -48,6 +48,28 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Bad input and errors
+//!
+//! Bad input is refused as [`rollback_core::Error::InvalidInput`] naming the target before
+//! any request: names and namespaces by the API server's DNS-1123 rules (a StatefulSet's
+//! name and every namespace a label, other names subdomains), `Exact` revisions that are not
+//! whole numbers from 1 (kubectl would read `--to-revision=0` as "the previous one"),
+//! `StepsBack(0)`, replica counts outside 0..=2147483647, restart times that are not RFC
+//! 3339, [`PodsReady`] label selectors kubectl would not parse, and kubeconfig contexts the
+//! kubeconfig does not have.
+//!
+//! API errors read as one or two sentences: the operation (`patch deployment
+//! production/frontend`), the HTTP status, the API's reason and message (or a short,
+//! secret-checked excerpt of a body that was not a Kubernetes `Status`, such as a proxy's
+//! HTML page), and what to do (RBAC and `kubectl auth can-i` for 403, retry for 5xx and 429,
+//! the name, namespace and context for 404). The kube-rs error itself is only the
+//! `source()` of [`rollback_core::Error::Backend`]; the other kinds have no source.
+//!
+//! A step's wait fails at once when someone else changes what it waits for: the template
+//! of a workload being rolled back, the replica count of a [`Replicas`] step, the restart
+//! annotation of a [`Restart`], and the pod template our own write left for either of the
+//! two (a new rollout, `kubectl set image`). Their change is left as it is.
+//!
 //! # Tested against
 //!
 //! - kube-rs's `tower_test` mock service (`tests/wire.rs`): the exact requests, and API

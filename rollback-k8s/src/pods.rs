@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 use rollback_core::verify::{CheckOutcome, Verifier};
 use rollback_core::{Error, Result, TargetId};
 
-use crate::client::{check_name, kube_error, K8s};
+use crate::client::{check_name, kube_error, K8s, NameRule, Op};
 use crate::workload::{selector_query, Workload, WorkloadKind};
 
 /// Where the label selector comes from.
@@ -57,11 +57,20 @@ impl PodsReady {
     ) -> Result<Self> {
         let (namespace, selector) = (namespace.into(), selector.into());
         let id = TargetId::new("k8s-pods", format!("{namespace}/{selector}"));
-        check_name(&id, "namespace", &namespace)?;
+        check_name(&id, "namespace", &namespace, NameRule::Label)?;
         if selector.trim().is_empty() {
             return Err(Error::invalid(
                 id.to_string(),
                 "give a label selector such as app=frontend (an empty one would match every pod in the namespace)",
+            ));
+        }
+        if let Err(fault) = check_selector(&selector) {
+            return Err(Error::invalid(
+                id.to_string(),
+                format!(
+                    "the label selector {:?} is not valid ({fault}); give one as kubectl get pods -l takes it, e.g. app=frontend,tier!=canary",
+                    rollback_core::redact::truncate(&selector, 80)
+                ),
             ));
         }
         Ok(PodsReady {
@@ -107,6 +116,128 @@ impl PodsReady {
             Source::Workload { name, .. } => format!("the pods of {name}"),
         }
     }
+}
+
+/// Checks a label selector's syntax as the API server parses it (`k=v`, `k==v`, `k!=v`,
+/// `k in (a,b)`, `k notin (a)`, `k`, `!k`, `k>1`, `k<1`, joined by commas; keys and values
+/// as label keys and values are), saying what is wrong.
+fn check_selector(selector: &str) -> std::result::Result<(), String> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1).ok_or("a ')' without its '('")?,
+            ',' if depth == 0 => {
+                parts.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("a '(' without its ')'".into());
+    }
+    parts.push(&selector[start..]);
+    parts.into_iter().try_for_each(check_requirement)
+}
+
+fn check_requirement(part: &str) -> std::result::Result<(), String> {
+    let part = part.trim();
+    if part.is_empty() {
+        return Err("an empty requirement between commas".into());
+    }
+    if let Some(key) = part.strip_prefix('!') {
+        return check_label_key(key.trim());
+    }
+    if let Some(open) = part.find('(') {
+        let head: Vec<&str> = part[..open].split_whitespace().collect();
+        let Some(values) = part[open + 1..].strip_suffix(')') else {
+            return Err(format!("{part:?} has text after its ')'"));
+        };
+        match head.as_slice() {
+            [key, "in" | "notin"] => {
+                check_label_key(key)?;
+                let values: Vec<&str> = values.split(',').map(str::trim).collect();
+                if values.iter().all(|v| v.is_empty()) {
+                    return Err(format!("{part:?} lists no values"));
+                }
+                return values.into_iter().try_for_each(check_label_value);
+            }
+            _ => {
+                return Err(format!(
+                    "{part:?} is not `key in (a,b)` or `key notin (a,b)`"
+                ))
+            }
+        }
+    }
+    for op in ["!=", "==", "=", ">", "<"] {
+        if let Some((key, value)) = part.split_once(op) {
+            check_label_key(key.trim())?;
+            let value = value.trim();
+            if op == ">" || op == "<" {
+                return value
+                    .parse::<i64>()
+                    .map(|_| ())
+                    .map_err(|_| format!("{part:?} compares with {value:?}, not a whole number"));
+            }
+            return check_label_value(value);
+        }
+    }
+    check_label_key(part)
+}
+
+/// A label key: an optional DNS subdomain prefix and `/`, then a name of at most 63
+/// letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+fn check_label_key(key: &str) -> std::result::Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !ok {
+            return Err(format!("the key prefix {p:?} is not a DNS subdomain"));
+        }
+    }
+    if name.is_empty() {
+        return Err(format!("the key {key:?} has no name"));
+    }
+    label_text(name).map_err(|f| format!("the key {key:?} {f}"))
+}
+
+/// A label value: empty, or at most 63 letters, digits, `-`, `_` and `.`, starting and
+/// ending with a letter or digit.
+fn check_label_value(value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    label_text(value).map_err(|f| format!("the value {value:?} {f}"))
+}
+
+fn label_text(text: &str) -> std::result::Result<(), &'static str> {
+    if text.len() > 63 {
+        return Err("is over 63 characters");
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err("has characters other than letters, digits, '-', '_' and '.'");
+    }
+    let ends = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    if !ends(text.bytes().next()) || !ends(text.bytes().last()) {
+        return Err("does not start and end with a letter or digit");
+    }
+    Ok(())
 }
 
 /// Why a pod is not ready: its containers' waiting or terminated reasons, else its phase.
@@ -157,7 +288,7 @@ impl Verifier for PodsReady {
         let list = pods
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(|e| kube_error(&self.id, "list pods", e))?;
+            .map_err(|e| kube_error(&self.id, &Op::of::<Pod>("list", &self.namespace, None), e))?;
         let total = list.items.len();
         let mut not_ready: Vec<String> = list
             .items

@@ -16,7 +16,7 @@
 //! workload reads a rolled-back secret.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +39,40 @@ pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 
 /// The revision id of a workload never restarted.
 pub const NEVER: &str = "never";
+
+/// The pod template a recovery step's own write left, per revision it moved to, so that
+/// its wait can tell someone else's template change (a new rollout, `kubectl set image`)
+/// from the rollout it started, and fail at once instead of waiting for theirs. A target
+/// rebuilt from a journal has not written anything and judges by its own field alone.
+#[derive(Clone, Default)]
+struct Written(Arc<Mutex<Option<(String, serde_json::Value)>>>);
+
+impl Written {
+    fn record<W: WorkloadKind>(&self, revision: &str, object: &W) {
+        let template = serde_json::to_value(object.template()).unwrap_or_default();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((revision.to_string(), template));
+    }
+
+    /// Whether `object`'s template is not the one our write to `revision` left.
+    fn changed<W: WorkloadKind>(&self, revision: &str, object: &W) -> bool {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((r, template)) if r == revision => {
+                serde_json::to_value(object.template()).unwrap_or_default() != *template
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a wait reports when someone else changed the pod template.
+fn template_changed<W: WorkloadKind>(object: &W, waiting_for: &str) -> Stability {
+    let images = crate::workload::images_of(object);
+    Stability::Failed(format!(
+        "someone else changed the {}'s pod template while we waited for {waiting_for} (it now runs {}); their change is left as it is",
+        W::NOUN,
+        images.join(", ")
+    ))
+}
 
 /// Kinds that have `spec.replicas` (Deployment, StatefulSet).
 pub trait Scalable: WorkloadKind {
@@ -76,6 +110,7 @@ pub struct Replicas<W: Scalable> {
     gradual: Vec<i32>,
     between: Option<Arc<dyn Verifier>>,
     step_timeout: Duration,
+    written: Written,
     id: TargetId,
 }
 
@@ -86,6 +121,7 @@ impl<W: Scalable> Clone for Replicas<W> {
             gradual: self.gradual.clone(),
             between: self.between.clone(),
             step_timeout: self.step_timeout,
+            written: self.written.clone(),
             id: self.id.clone(),
         }
     }
@@ -112,6 +148,7 @@ impl<W: Scalable> Workload<W> {
             gradual: Vec::new(),
             between: None,
             step_timeout: Duration::from_secs(300),
+            written: Written::default(),
         }
     }
 }
@@ -122,8 +159,32 @@ impl<W: WorkloadKind> Workload<W> {
         Restart {
             id: TargetId::new(restart_kind::<W>(), self.id.name.clone()),
             workload: self.clone(),
+            written: Written::default(),
         }
     }
+}
+
+/// A replica count as the API server takes it: a whole number from 0 to 2147483647.
+fn replica_count(id: &TargetId, n: &str) -> Result<i32> {
+    let shown = rollback_core::redact::truncate(n, 40);
+    let digits = n.trim();
+    let fault = if digits.starts_with('-')
+        && digits[1..].bytes().all(|b| b.is_ascii_digit())
+        && digits.len() > 1
+    {
+        "a replica count cannot be negative"
+    } else if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        "it is not a whole number"
+    } else {
+        match digits.parse::<i32>() {
+            Ok(n) => return Ok(n),
+            Err(_) => "it is over the API's limit of 2147483647",
+        }
+    };
+    Err(Error::invalid(
+        id.to_string(),
+        format!("{shown:?} is not a replica count ({fault}); choose one from 0 up with Exact(\"N\"), e.g. Exact(\"0\") to stop the workload"),
+    ))
 }
 
 fn count_revision(n: i32) -> Revision {
@@ -159,7 +220,8 @@ impl<W: Scalable> Replicas<W> {
     /// Sets `spec.replicas` with the object's resourceVersion as the precondition; a 409
     /// from a status write is retried, a count changed by someone else is a conflict.
     async fn scale(&self, from: i32, to: i32) -> Result<()> {
-        self.workload
+        let (_, object) = self
+            .workload
             .guarded_merge(
                 &self.id,
                 "scale",
@@ -167,16 +229,20 @@ impl<W: Scalable> Replicas<W> {
                 |o: &W| self.count_of(o).to_string(),
                 json!({"spec": {"replicas": to}}),
             )
-            .await
-            .map(|_| ())
+            .await?;
+        self.written.record(&to.to_string(), &object);
+        Ok(())
     }
 
     fn judge(&self, object: &W, want: i32) -> Stability {
         let now = self.count_of(object);
         if now != want {
             return Stability::Failed(format!(
-                "the replica count is now {now}, not {want}: someone else scaled it"
+                "the replica count is now {now}, not {want}: someone else scaled it while we waited; their change is left as it is"
             ));
+        }
+        if self.written.changed(&want.to_string(), object) {
+            return template_changed(object, &format!("{want} replica(s)"));
         }
         match object.rollout_status() {
             Ok(RolloutStatus::Done(_)) => Stability::Stable,
@@ -187,18 +253,7 @@ impl<W: Scalable> Replicas<W> {
     }
 
     fn parse(&self, revision: &Revision) -> Result<i32> {
-        revision
-            .id
-            .trim()
-            .parse::<i32>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                Error::invalid(
-                    self.id.to_string(),
-                    format!("{:?} is not a replica count; choose one with Exact(\"N\"), e.g. Exact(\"0\")", revision.id),
-                )
-            })
+        replica_count(&self.id, &revision.id)
     }
 
     /// Waits for an intermediate count and runs the check between steps.
@@ -221,7 +276,7 @@ impl<W: Scalable> Replicas<W> {
     async fn wait_count(&self, n: i32, timeout: Duration, progress: &Progress) -> Result<()> {
         watch_until(
             self.workload.api(),
-            &self.workload.name,
+            (&self.workload.namespace, &self.workload.name),
             &self.id,
             &format!("{} {} to run {n} replica(s)", W::NOUN, self.workload.name),
             timeout,
@@ -263,8 +318,15 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
     /// `Exact("N")` picks a count; other selectors follow the shared rules over the one
     /// count in use (so `Previous` is not found).
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        if let Some(bad) = self.gradual.iter().find(|n| **n < 1) {
+            return Err(Error::invalid(
+                self.id.to_string(),
+                format!("the gradual scale-up count {bad} is not a step up; give counts from 1 up, e.g. gradual([1])"),
+            ));
+        }
+        crate::workload::check_selector(&self.id, selector)?;
         if let Selector::Exact(n) = selector {
-            return Ok(count_revision(self.parse(&Revision::new(n.clone()))?));
+            return Ok(count_revision(replica_count(&self.id, n)?));
         }
         let current = self.current().await?;
         selector
@@ -342,6 +404,7 @@ fn restart_kind<W: WorkloadKind>() -> String {
 /// starts is done (kubectl's rules).
 pub struct Restart<W: WorkloadKind> {
     workload: Workload<W>,
+    written: Written,
     id: TargetId,
 }
 
@@ -349,6 +412,7 @@ impl<W: WorkloadKind> Clone for Restart<W> {
     fn clone(&self) -> Self {
         Restart {
             workload: self.workload.clone(),
+            written: self.written.clone(),
             id: self.id.clone(),
         }
     }
@@ -388,8 +452,11 @@ impl<W: WorkloadKind> Restart<W> {
         let now = restarted_at(object);
         if now != want {
             return Stability::Failed(format!(
-                "the restart annotation is now {now:?}, not {want:?}: someone else changed the template"
+                "the restart annotation is now {now:?}, not {want:?}: someone else changed the template while we waited; their change is left as it is"
             ));
+        }
+        if self.written.changed(want, object) {
+            return template_changed(object, "the restart");
         }
         match object.rollout_status() {
             Ok(RolloutStatus::Done(_)) => Stability::Stable,
@@ -426,7 +493,21 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
         Ok(vec![self.current().await?])
     }
 
+    /// `Exact` takes an RFC 3339 time (what `kubectl rollout restart` writes) or
+    /// [`NEVER`], checked before any request.
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        if let Selector::Exact(at) = selector {
+            if at != NEVER && chrono::DateTime::parse_from_rfc3339(at).is_err() {
+                return Err(Error::invalid(
+                    self.id.to_string(),
+                    format!(
+                        "{:?} is not a restart time; give an RFC 3339 time as kubectl writes it (Exact(\"2026-12-01T10:00:00Z\")), \"{NEVER}\", or Previous to restart now",
+                        rollback_core::redact::truncate(at, 40)
+                    ),
+                ));
+            }
+        }
+        crate::workload::check_selector(&self.id, selector)?;
         let object = self.workload.object().await?;
         if object.paused() {
             return Err(Error::invalid(
@@ -449,7 +530,8 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
         } else {
             serde_json::Value::from(change.to.id.clone())
         };
-        self.workload
+        let (outcome, object) = self
+            .workload
             .guarded_merge(
                 &self.id,
                 "restart",
@@ -457,7 +539,9 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
                 restarted_at::<W>,
                 json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: value}}}}}),
             )
-            .await
+            .await?;
+        self.written.record(&change.to.id, &object);
+        Ok(outcome)
     }
 
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
@@ -472,7 +556,7 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
     ) -> Result<()> {
         watch_until(
             self.workload.api(),
-            &self.workload.name,
+            (&self.workload.namespace, &self.workload.name),
             &self.id,
             &format!("{} {} to restart", W::NOUN, self.workload.name),
             timeout,
@@ -486,7 +570,10 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
 pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry) {
     r.register(W::REPLICAS_KIND, |spec: TargetSpec| async move {
         let p: ReplicasParams = spec.params()?;
-        let k8s = p.k8s.load().await?;
+        let k8s = p
+            .k8s
+            .load_for(W::REPLICAS_KIND, &p.namespace, &p.name)
+            .await?;
         let target = Workload::<W>::new(&k8s, p.namespace, p.name)?
             .replicas()
             .gradual(p.gradual);
@@ -497,7 +584,10 @@ pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry) {
 pub(crate) fn register_restart<W: WorkloadKind>(r: &mut Registry) {
     r.register(restart_kind::<W>(), |spec: TargetSpec| async move {
         let p: crate::workload::Params = spec.params()?;
-        let k8s = p.k8s.load().await?;
+        let k8s = p
+            .k8s
+            .load_for(&restart_kind::<W>(), &p.namespace, &p.name)
+            .await?;
         Ok(
             Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?.restart())
                 as Arc<dyn RollbackTarget>,

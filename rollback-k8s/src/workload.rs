@@ -44,7 +44,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{check_name, kube_error, K8s, K8sConfig};
+use crate::client::{check_name, kube_error, watch_problem, K8s, K8sConfig, NameRule, Op};
 use crate::history::{
     controlled_replica_sets, controlled_revisions, controller_revision_history,
     controller_revision_rollback_target, deployment_history, deployment_rollback_target,
@@ -105,6 +105,9 @@ pub trait WorkloadKind: ApiObject + sealed::Sealed {
     const KIND: &'static str;
     /// kubectl's resource noun: `deployment`, `statefulset`, `daemonset`.
     const NOUN: &'static str;
+    /// The API server's rule for the kind's names (a StatefulSet's name is a DNS label,
+    /// as its pods' host names are; the others are DNS subdomains).
+    const NAME_RULE: NameRule;
     /// The object's label selector (`spec.selector`).
     fn selector(&self) -> Option<&LabelSelector>;
     /// The object's pod template.
@@ -141,6 +144,7 @@ impl WorkloadKind for apps::Deployment {
     type History = apps::ReplicaSet;
     const KIND: &'static str = "k8s-deployment";
     const NOUN: &'static str = "deployment";
+    const NAME_RULE: NameRule = NameRule::Subdomain;
 
     fn selector(&self) -> Option<&LabelSelector> {
         self.spec.as_ref().map(|s| &s.selector)
@@ -205,11 +209,12 @@ fn revision_undo(
 /// StatefulSets and DaemonSets differ only in names, replicas and status rules: their
 /// history is ControllerRevisions, read and undone alike.
 macro_rules! controller_revision_kind {
-    ($ty:ty, $kind:literal, $noun:literal, $status:path, |$obj:ident| $replicas:expr) => {
+    ($ty:ty, $kind:literal, $noun:literal, $rule:expr, $status:path, |$obj:ident| $replicas:expr) => {
         impl WorkloadKind for $ty {
             type History = apps::ControllerRevision;
             const KIND: &'static str = $kind;
             const NOUN: &'static str = $noun;
+            const NAME_RULE: NameRule = $rule;
 
             fn selector(&self) -> Option<&LabelSelector> {
                 self.spec.as_ref().map(|s| &s.selector)
@@ -260,6 +265,7 @@ controller_revision_kind!(
     apps::StatefulSet,
     "k8s-statefulset",
     "statefulset",
+    NameRule::Label,
     statefulset_status,
     |sts| Some(sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
 );
@@ -267,6 +273,7 @@ controller_revision_kind!(
     apps::DaemonSet,
     "k8s-daemonset",
     "daemonset",
+    NameRule::Subdomain,
     daemonset_status,
     |_ds| None
 );
@@ -334,13 +341,7 @@ impl<W: WorkloadKind> Seen<W> {
             "the {}'s template is not recorded in its history yet (paused, or the controller has not caught up)",
             W::NOUN
         ));
-        if let Some(pod) = self.object.template().and_then(|t| t.spec.as_ref()) {
-            r.images = pod
-                .containers
-                .iter()
-                .filter_map(|c| c.image.clone())
-                .collect();
-        }
+        r.images = images_of(&self.object);
         r
     }
 
@@ -357,6 +358,20 @@ impl<W: WorkloadKind> Seen<W> {
             }
         }
     }
+}
+
+/// The images of an object's pod template, in container order.
+pub(crate) fn images_of<W: WorkloadKind>(object: &W) -> Vec<String> {
+    object
+        .template()
+        .and_then(|t| t.spec.as_ref())
+        .map(|p| {
+            p.containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A Kubernetes workload rolled back as `kubectl rollout undo` does it; use the aliases
@@ -406,8 +421,8 @@ impl<W: WorkloadKind> Workload<W> {
     pub fn new(k8s: &K8s, namespace: impl Into<String>, name: impl Into<String>) -> Result<Self> {
         let (namespace, name) = (namespace.into(), name.into());
         let id = TargetId::new(W::KIND, format!("{namespace}/{name}"));
-        check_name(&id, "namespace", &namespace)?;
-        check_name(&id, "name", &name)?;
+        check_name(&id, "namespace", &namespace, NameRule::Label)?;
+        check_name(&id, "name", &name, W::NAME_RULE)?;
         Ok(Workload {
             k8s: k8s.clone(),
             namespace,
@@ -435,24 +450,13 @@ impl<W: WorkloadKind> Workload<W> {
         Api::namespaced(self.k8s.client.clone(), &self.namespace)
     }
 
-    pub(crate) fn err(&self, doing: &str, e: kube::Error) -> Error {
-        match e {
-            kube::Error::Api(s) if s.code == 404 => Error::not_found(
-                self.id.to_string(),
-                format!(
-                    "{} {:?} in namespace {:?}",
-                    W::NOUN,
-                    self.name,
-                    self.namespace
-                ),
-                format!(
-                    "check the name and namespace (kubectl get {} -n {})",
-                    W::NOUN,
-                    self.namespace
-                ),
-            ),
-            other => kube_error(&self.id, doing, other),
-        }
+    /// `verb` on this object, as error messages name it.
+    pub(crate) fn op(&self, verb: &'static str) -> Op {
+        Op::of::<W>(verb, &self.namespace, Some(&self.name))
+    }
+
+    pub(crate) fn err(&self, verb: &'static str, e: kube::Error) -> Error {
+        kube_error(&self.id, &self.op(verb), e)
     }
 
     /// Reads the object.
@@ -460,7 +464,7 @@ impl<W: WorkloadKind> Workload<W> {
         self.api()
             .get(&self.name)
             .await
-            .map_err(|e| self.err(&format!("get {}", W::NOUN), e))
+            .map_err(|e| self.err("get", e))
     }
 
     /// Reads the object and the history objects listed by its selector.
@@ -480,7 +484,13 @@ impl<W: WorkloadKind> Workload<W> {
             .history_api()
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(|e| kube_error(&self.id, "list the rollout history", e))?
+            .map_err(|e| {
+                kube_error(
+                    &self.id,
+                    &Op::of::<W::History>("list", &self.namespace, None),
+                    e,
+                )
+            })?
             .items;
         Ok(Seen { object, items })
     }
@@ -527,10 +537,12 @@ impl<W: WorkloadKind> Workload<W> {
     /// Where the object is on its way to `item`'s template.
     fn stability(&self, object: &W, item: &W::History, revision: &Revision) -> Stability {
         if !object.matches(item) {
+            let images = images_of(object);
             return Stability::Failed(format!(
-                "the {}'s template is no longer revision {}: someone else changed it while we waited",
+                "the {}'s template is no longer revision {}: someone else changed it while we waited (it now runs {}); their change is left as it is",
                 W::NOUN,
-                revision.id
+                revision.id,
+                images.join(", ")
             ));
         }
         match object.rollout_status() {
@@ -597,7 +609,8 @@ impl<W: WorkloadKind> Workload<W> {
     /// Moves one value of the object (what `read` shows) from `from` to `to` with the merge
     /// patch `body`, sent with the resourceVersion just read. A value already at `to` sends
     /// nothing; one neither `from` nor `to` is a conflict for `target`; a 409 (often a
-    /// status write) reads again and decides afresh.
+    /// status write) reads again and decides afresh. Returns the object as the write left
+    /// it (or as read, when nothing was sent).
     pub(crate) async fn guarded_merge(
         &self,
         target: &TargetId,
@@ -605,12 +618,12 @@ impl<W: WorkloadKind> Workload<W> {
         (from, to): (&str, &str),
         read: impl Fn(&W) -> String + Send,
         mut body: Value,
-    ) -> Result<ApplyOutcome> {
+    ) -> Result<(ApplyOutcome, W)> {
         for _ in 0..CONFLICT_RETRIES {
             let object = self.object().await?;
             let now = read(&object);
             if now == to {
-                return Ok(ApplyOutcome::AlreadyCurrent);
+                return Ok((ApplyOutcome::AlreadyCurrent, object));
             }
             if now != from {
                 return Err(Error::Conflict {
@@ -626,9 +639,9 @@ impl<W: WorkloadKind> Workload<W> {
                 .patch(&self.name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
             {
-                Ok(_) => return Ok(ApplyOutcome::Applied),
+                Ok(written) => return Ok((ApplyOutcome::Applied, written)),
                 Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(self.err(&format!("{doing} {}", W::NOUN), e)),
+                Err(e) => return Err(self.err("patch", e)),
             }
         }
         Err(Error::Conflict {
@@ -641,6 +654,47 @@ impl<W: WorkloadKind> Workload<W> {
     }
 }
 
+/// Refuses the selectors no history can satisfy (`StepsBack(0)`, an empty image tag),
+/// before any request.
+pub(crate) fn check_selector(id: &TargetId, selector: &Selector) -> Result<()> {
+    match selector {
+        Selector::StepsBack(0) => Err(Error::invalid(
+            id.to_string(),
+            "StepsBack(0) is the revision in use; ask for 1 or more steps back (StepsBack(1) is Previous)",
+        )),
+        Selector::ImageTag(tag) if tag.trim().is_empty() => Err(Error::invalid(
+            id.to_string(),
+            "the image tag is empty; give the tag (or digest) of the images to go back to, e.g. ImageTag(\"2.3.1\")",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An `Exact` revision as `kubectl rollout undo --to-revision` takes it: a whole number
+/// from 1 (0 would mean "the previous one" to kubectl, so it is refused rather than
+/// silently read that way).
+fn revision_number(id: &TargetId, n: &str) -> Result<i64> {
+    let shown = rollback_core::redact::truncate(n, 40);
+    let digits = n.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!("{shown:?} is not a revision number; Kubernetes revisions are whole numbers from 1, as `kubectl rollout history` lists them (Exact(\"3\"))"),
+        ));
+    }
+    match digits.parse::<i64>() {
+        Ok(0) => Err(Error::invalid(
+            id.to_string(),
+            "revision 0 does not exist (revisions count from 1); use Previous for the revision before the one in use",
+        )),
+        Ok(n) => Ok(n),
+        Err(_) => Err(Error::invalid(
+            id.to_string(),
+            format!("revision {shown} is too large (revisions are at most {}); list the revisions with history()", i64::MAX),
+        )),
+    }
+}
+
 /// Whether a kube error is the API server's 409 Conflict.
 pub(crate) fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
@@ -649,7 +703,7 @@ pub(crate) fn is_conflict(e: &kube::Error) -> bool {
 /// Waits on a watch of one object until `judge` says stable or failed, or `timeout` passes.
 pub(crate) async fn watch_until<K, F>(
     api: Api<K>,
-    name: &str,
+    (namespace, name): (&str, &str),
     id: &TargetId,
     what: &str,
     timeout: Duration,
@@ -688,8 +742,20 @@ where
                         message: format!("{name} was deleted while we waited"),
                     })
                 }
+                // Refused credentials never come right by watching again.
+                Err(
+                    watcher::Error::InitialListFailed(e)
+                    | watcher::Error::WatchStartFailed(e)
+                    | watcher::Error::WatchFailed(e),
+                ) if matches!(&e, kube::Error::Api(s) if s.code == 401 || s.code == 403) => {
+                    return Err(kube_error(
+                        id,
+                        &Op::of::<K>("watch", namespace, Some(name)),
+                        e,
+                    ));
+                }
                 Err(e) => {
-                    let m = format!("watch interrupted, resuming: {e}");
+                    let m = watch_problem(&e);
                     progress.report(&m);
                     last = m;
                 }
@@ -741,20 +807,18 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
     /// revision; revision N) with kubectl's errors; `StepsBack` and `ImageTag` use the
     /// shared rules over [`history`](RollbackTarget::history).
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
-        let seen = self.seen().await?;
-        let history = seen.object.revisions(&seen.items);
+        // Bad input is refused before any request.
+        check_selector(&self.id, selector)?;
         let to_revision = match selector {
             Selector::Previous => 0,
-            Selector::Exact(n) => n.trim().parse::<i64>().map_err(|_| {
-                Error::invalid(
-                    self.id.to_string(),
-                    format!(
-                        "{n:?} is not a revision number; Kubernetes revisions are numbers, as `kubectl rollout history` lists them (Exact(\"3\"))"
-                    ),
-                )
-            })?,
-            other => return other.resolve(&self.id, &history, &seen.current().id),
+            Selector::Exact(n) => revision_number(&self.id, n)?,
+            _ => -1,
         };
+        let seen = self.seen().await?;
+        let history = seen.object.revisions(&seen.items);
+        if to_revision < 0 {
+            return selector.resolve(&self.id, &history, &seen.current().id);
+        }
         let item = seen
             .object
             .undo_target(&seen.items, to_revision)
@@ -829,7 +893,7 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
                 // Someone wrote the object since we read it (often only its status): read
                 // again and decide afresh.
                 Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(self.err(&format!("patch {}", W::NOUN), e)),
+                Err(e) => return Err(self.err("patch", e)),
             }
         }
         Err(Error::Conflict {
@@ -870,7 +934,7 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
         );
         watch_until(
             self.api(),
-            &self.name,
+            (&self.namespace, &self.name),
             &self.id,
             &what,
             timeout,
@@ -884,7 +948,7 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
 pub(crate) fn register_kind<W: WorkloadKind>(r: &mut Registry) {
     r.register(W::KIND, |spec: TargetSpec| async move {
         let p: Params = spec.params()?;
-        let k8s = p.k8s.load().await?;
+        let k8s = p.k8s.load_for(W::KIND, &p.namespace, &p.name).await?;
         Ok(Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?) as Arc<dyn RollbackTarget>)
     });
 }

@@ -382,6 +382,25 @@ async fn unknown_revision_and_no_history_change_nothing(env: Env) {
             ErrorKind::NotFound,
             "9.9",
         ),
+        // kubectl reads `--to-revision=0` as "the previous one"; here it is bad input.
+        (
+            &d,
+            Selector::Exact("0".into()),
+            ErrorKind::InvalidInput,
+            "revision 0 does not exist",
+        ),
+        (
+            &d,
+            Selector::StepsBack(0),
+            ErrorKind::InvalidInput,
+            "1 or more steps back",
+        ),
+        (
+            &d,
+            Selector::Exact("18446744073709551616".into()),
+            ErrorKind::InvalidInput,
+            "too large",
+        ),
     ] {
         let err = env
             .tx("bad")
@@ -738,3 +757,250 @@ scenarios!(
     restart_rolls_out_a_new_revision,
     pods_ready_names_the_pods_that_are_not,
 );
+
+/// What someone else does to the workload while our step waits after its apply.
+#[derive(Debug, Clone, Copy)]
+enum TheirChange {
+    /// `kubectl set image` against the API server.
+    KubectlSetImage,
+    /// A new template from a second client.
+    SetImage,
+    /// `spec.replicas` from a second client.
+    Scale,
+}
+
+/// The step a concurrency case runs.
+#[derive(Debug, Clone, Copy)]
+enum OurStep {
+    Undo,
+    UndoStatefulSet,
+    Restart,
+    ScaleUp,
+}
+
+/// Someone else changes the workload while our step waits after its apply (the
+/// controller is paused, so our own rollout cannot finish first and nothing is left to
+/// timing): the wait fails at once saying so, with one watch and no waiting out the step
+/// timeout; with `Halt` their change stays; with `Compensate` the engine's put-back does
+/// not clobber it (the undo's is refused as a conflict; the recovery steps put back only
+/// their own field).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_change_while_we_wait_fails_at_once_and_is_kept() {
+    use rollback_core::events::EventKind;
+    use rollback_core::FailurePolicy;
+
+    let env = Env::sim().await;
+    let sim = env.sim.as_ref().unwrap();
+    let kubeconfig = env.dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    // Someone else: their own client.
+    let them = K8s::from_url(sim.url()).unwrap();
+    let cases = [
+        (
+            OurStep::Undo,
+            TheirChange::KubectlSetImage,
+            FailurePolicy::Halt,
+        ),
+        (
+            OurStep::Undo,
+            TheirChange::SetImage,
+            FailurePolicy::Compensate,
+        ),
+        (
+            OurStep::UndoStatefulSet,
+            TheirChange::SetImage,
+            FailurePolicy::Halt,
+        ),
+        (
+            OurStep::Restart,
+            TheirChange::KubectlSetImage,
+            FailurePolicy::Halt,
+        ),
+        (
+            OurStep::Restart,
+            TheirChange::SetImage,
+            FailurePolicy::Compensate,
+        ),
+        (OurStep::ScaleUp, TheirChange::SetImage, FailurePolicy::Halt),
+        (
+            OurStep::ScaleUp,
+            TheirChange::SetImage,
+            FailurePolicy::Compensate,
+        ),
+        (OurStep::ScaleUp, TheirChange::Scale, FailurePolicy::Halt),
+    ];
+    for (n, (ours, theirs, policy)) in cases.into_iter().enumerate() {
+        let case = format!("{ours:?} / {theirs:?} / {policy:?}");
+        let name = format!("app-{n}");
+        let (target, kind): (Arc<dyn RollbackTarget>, &str) = match ours {
+            OurStep::Undo => (
+                Arc::new(env.deployment(&name, 2, &[V1, V2]).await),
+                "deployment",
+            ),
+            OurStep::UndoStatefulSet => (
+                Arc::new(env.statefulset(&name, &[V1, V2]).await),
+                "statefulset",
+            ),
+            OurStep::Restart => (
+                Arc::new(env.deployment(&name, 2, &[V2]).await.restart()),
+                "deployment",
+            ),
+            OurStep::ScaleUp => (
+                Arc::new(env.deployment(&name, 1, &[V2]).await.replicas()),
+                "deployment",
+            ),
+        };
+        let selector = match ours {
+            OurStep::ScaleUp => Selector::Exact("3".into()),
+            _ => Selector::Previous,
+        };
+        sim.pause_controller(true).await.unwrap();
+        sim.reset_calls().await.unwrap();
+
+        // Their change comes once our apply is done; the controller resumes once our step
+        // has failed (so that a compensation can finish).
+        let (applied_tx, applied_rx) = tokio::sync::oneshot::channel::<()>();
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+        let signals = Mutex::new((Some(applied_tx), Some(failed_tx)));
+        let someone = {
+            let (them, kubeconfig, name, ns) = (
+                them.clone(),
+                kubeconfig.clone(),
+                name.clone(),
+                env.ns.clone(),
+            );
+            async move {
+                applied_rx.await.unwrap();
+                match theirs {
+                    TheirChange::KubectlSetImage => {
+                        let out = tokio::task::spawn_blocking(move || {
+                            std::process::Command::new("kubectl")
+                                .arg("--kubeconfig")
+                                .arg(&kubeconfig)
+                                .args([
+                                    "-n",
+                                    &ns,
+                                    "set",
+                                    "image",
+                                    &format!("{kind}/{name}"),
+                                    &format!("app={V3}"),
+                                ])
+                                .output()
+                                .unwrap()
+                        })
+                        .await
+                        .unwrap();
+                        assert!(
+                            out.status.success(),
+                            "kubectl set image: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                    }
+                    TheirChange::SetImage => {
+                        let patch = Patch::Strategic(
+                            json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": V3}]}}}}),
+                        );
+                        if kind == "statefulset" {
+                            Api::<apps::StatefulSet>::namespaced(them.client().clone(), &ns)
+                                .patch(&name, &PatchParams::default(), &patch)
+                                .await
+                                .unwrap();
+                        } else {
+                            Api::<apps::Deployment>::namespaced(them.client().clone(), &ns)
+                                .patch(&name, &PatchParams::default(), &patch)
+                                .await
+                                .unwrap();
+                        }
+                    }
+                    TheirChange::Scale => {
+                        Api::<apps::Deployment>::namespaced(them.client().clone(), &ns)
+                            .patch(
+                                &name,
+                                &PatchParams::default(),
+                                &Patch::Merge(json!({"spec": {"replicas": 5}})),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                }
+                failed_rx.await.unwrap();
+                // Let the controller go on, so that a compensation can finish.
+                sim.pause_controller(false).await.unwrap();
+            }
+        };
+        let tx = env
+            .tx(&format!("concurrent-{n}"))
+            .policy(policy)
+            .on_event(move |e| {
+                let mut s = signals.lock().unwrap();
+                match e.kind {
+                    EventKind::Applied => drop(s.0.take().map(|tx| tx.send(()))),
+                    EventKind::Failed => drop(s.1.take().map(|tx| tx.send(()))),
+                    _ => {}
+                }
+            })
+            .step(Step::new(target.clone(), selector).timeout(Duration::from_secs(300)))
+            .build()
+            .unwrap();
+        let (report, ()) = tokio::join!(tx.run(), someone);
+        let report = report.unwrap();
+
+        let err = report.steps[0]
+            .error
+            .as_ref()
+            .unwrap_or_else(|| panic!("{case}: {report}"));
+        assert_eq!(err.kind, ErrorKind::RolloutFailed, "{case}: {report}");
+        assert!(err.message.contains("someone else"), "{case}: {report}");
+        assert!(
+            err.message.contains("their change is left as it is"),
+            "{case}: {report}"
+        );
+        let calls = sim.calls().await.unwrap();
+        let watches = calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["query"].as_str().unwrap_or("").contains("watch=true"))
+            .count();
+        let max_watches = if matches!(policy, FailurePolicy::Halt) {
+            1
+        } else {
+            2
+        };
+        assert!(watches <= max_watches, "{case}: {watches} watches");
+        println!(
+            "{case}: outcome {}, {watches} watch(es); {}",
+            report.outcome, err.message
+        );
+
+        // Their change is kept.
+        let object: Value = match kind {
+            "statefulset" => {
+                serde_json::to_value(env.api::<apps::StatefulSet>().get(&name).await.unwrap())
+                    .unwrap()
+            }
+            _ => serde_json::to_value(env.api::<apps::Deployment>().get(&name).await.unwrap())
+                .unwrap(),
+        };
+        match theirs {
+            TheirChange::Scale => assert_eq!(object["spec"]["replicas"], json!(5), "{case}"),
+            _ => assert_eq!(
+                object["spec"]["template"]["spec"]["containers"][0]["image"],
+                json!(V3),
+                "{case}: their image was overwritten"
+            ),
+        }
+        match (ours, policy) {
+            (_, FailurePolicy::Halt) => {
+                assert_eq!(report.outcome, Outcome::Failed, "{case}: {report}")
+            }
+            // The undo's put-back finds their template, not ours: a conflict, left to a person.
+            (OurStep::Undo | OurStep::UndoStatefulSet, _) => {
+                assert_eq!(report.outcome, Outcome::Failed, "{case}: {report}");
+                assert!(!report.needs_attention.is_empty(), "{case}: {report}");
+            }
+            // The recovery steps put back only their own field (the count, the annotation).
+            _ => assert_eq!(report.outcome, Outcome::Compensated, "{case}: {report}"),
+        }
+    }
+}

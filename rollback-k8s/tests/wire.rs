@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use http::{Request, Response};
 use kube::client::Body;
 use rollback_core::{ApplyOutcome, ErrorKind, RollbackTarget, Selector};
-use rollback_k8s::{Deployment, K8s, StatefulSet};
+use rollback_k8s::{DaemonSet, Deployment, K8s, K8sConfig, PodsReady, StatefulSet};
 use serde_json::{json, Value};
 
 /// One request the client sent.
@@ -22,12 +22,28 @@ struct Call {
     body: Value,
 }
 
-type Handler = Box<dyn FnMut(&Call) -> (u16, Value) + Send>;
+/// An answer: HTTP status, content type, body.
+type Raw = (u16, &'static str, Vec<u8>);
 
-/// A client whose requests are answered by `handler`; the calls are recorded.
+type Handler = Box<dyn FnMut(&Call) -> Raw + Send>;
+
+/// A client whose requests are answered by `handler` with JSON; the calls are recorded.
 fn fake(
-    handler: impl FnMut(&Call) -> (u16, Value) + Send + 'static,
+    mut handler: impl FnMut(&Call) -> (u16, Value) + Send + 'static,
 ) -> (K8s, Arc<Mutex<Vec<Call>>>) {
+    fake_raw(move |c| {
+        let (status, answer) = handler(c);
+        (
+            status,
+            "application/json",
+            serde_json::to_vec(&answer).unwrap(),
+        )
+    })
+}
+
+/// A client whose requests are answered by `handler` with any body (an HTML error page, a
+/// broken JSON document); the calls are recorded.
+fn fake_raw(handler: impl FnMut(&Call) -> Raw + Send + 'static) -> (K8s, Arc<Mutex<Vec<Call>>>) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
@@ -51,12 +67,12 @@ fn fake(
                     serde_json::from_slice(&bytes).unwrap()
                 },
             };
-            let (status, answer) = handler(&call);
+            let (status, content_type, answer) = handler(&call);
             seen.lock().unwrap().push(call);
             let response = Response::builder()
                 .status(status)
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .header("content-type", content_type)
+                .body(Body::from(answer))
                 .unwrap();
             send.send_response(response);
         }
@@ -408,4 +424,368 @@ async fn statefulset_undo_sends_the_revisions_strategic_merge_patch() {
                "spec": {"template": {"$patch": "replace", "metadata": {"labels": {"app": "db"}},
                                      "spec": {"containers": [{"name": "db", "image": "pg:16.1"}]}}}})
     );
+}
+
+/// A token an API answer echoes back (a proxy quoting the request, a webhook's message).
+const TOKEN: &str =
+    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg";
+
+#[tokio::test]
+async fn kube_errors_are_short_readable_and_free_of_secrets() {
+    let html = format!(
+        "<!DOCTYPE html><html><head><title>500 Internal Server Error</title><style>{}</style></head>\
+         <body><h1>Internal Server Error</h1><p>The upstream API server did not answer.</p></body></html>",
+        "body { font-family: sans-serif; } ".repeat(40)
+    );
+    let forbidden = serde_json::to_vec(&status(
+        403,
+        "Forbidden",
+        "deployments.apps \"frontend\" is forbidden: User \"ci\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"production\"",
+    ).1)
+    .unwrap();
+    let echo = format!(
+        "bad gateway: upstream refused request GET {DEPLOYMENT} with headers Authorization: Bearer {TOKEN} and token={TOKEN}"
+    );
+    let echoed_status = serde_json::to_vec(
+        &status(
+            401,
+            "Unauthorized",
+            &format!("invalid bearer token {TOKEN}"),
+        )
+        .1,
+    )
+    .unwrap();
+    type Case = (Raw, ErrorKind, bool, &'static [&'static str]);
+    let cases: Vec<Case> = vec![
+        (
+            (500, "text/html", html.clone().into_bytes()),
+            ErrorKind::Backend,
+            true,
+            &[
+                "get deployment production/frontend",
+                "HTTP 500",
+                "Internal Server Error",
+                "try again",
+            ],
+        ),
+        (
+            (403, "application/json", forbidden),
+            ErrorKind::Backend,
+            false,
+            &[
+                "get deployment production/frontend",
+                "HTTP 403 (Forbidden)",
+                "User \"ci\" cannot get resource",
+                "RBAC",
+                "kubectl auth can-i get deployments -n production",
+            ],
+        ),
+        (
+            (
+                200,
+                "application/json",
+                b"{\"kind\": \"Deployment\", garbage".to_vec(),
+            ),
+            ErrorKind::Backend,
+            false,
+            &[
+                "get deployment production/frontend",
+                "not a Kubernetes deployment",
+                "not a proxy or a login page",
+            ],
+        ),
+        (
+            (502, "text/plain", echo.into_bytes()),
+            ErrorKind::Backend,
+            true,
+            &["HTTP 502", "bad gateway", "<redacted>"],
+        ),
+        (
+            (401, "application/json", echoed_status),
+            ErrorKind::Backend,
+            false,
+            &[
+                "HTTP 401 (Unauthorized)",
+                "invalid bearer token",
+                "log in again",
+            ],
+        ),
+    ];
+    for ((code, content_type, body), kind, retryable, words) in cases {
+        let (k8s, _) = fake_raw(move |_| (code, content_type, body.clone()));
+        let frontend = Deployment::new(&k8s, "production", "frontend").unwrap();
+        let err = frontend.current().await.unwrap_err();
+        let text = err.to_string();
+        println!("HTTP {code} -> {text}");
+        assert_eq!(err.kind(), kind, "{code}: {text}");
+        assert_eq!(err.is_retryable(), retryable, "{code}: {text}");
+        assert!(
+            text.starts_with("k8s-deployment/production/frontend: "),
+            "{text}"
+        );
+        for w in words {
+            assert!(text.contains(w), "{code}: {w:?} missing from {text}");
+        }
+        // One or two sentences: no Debug dump, no type names, no raw page, no secret.
+        for bad in [
+            "ApiError",
+            "Status {",
+            "SerdeError",
+            "Error deserializing",
+            "HyperError",
+            "<html",
+            "<title",
+            "font-family",
+            "Failed to parse error data",
+            "Some(",
+            "\\\"",
+            TOKEN,
+        ] {
+            assert!(!text.contains(bad), "{code}: {bad:?} in {text}");
+        }
+        assert!(
+            text.chars().count() <= 450,
+            "{code}: {} chars: {text}",
+            text.chars().count()
+        );
+        // The full kube error is kept as the source, for a person who wants the details.
+        let source =
+            std::error::Error::source(&err).unwrap_or_else(|| panic!("{code}: no source: {text}"));
+        assert!(!source.to_string().is_empty());
+    }
+}
+
+/// Bad input for every kind of target and check, each refused as `InvalidInput` naming
+/// the target, before any request.
+#[tokio::test]
+async fn bad_input_is_refused_before_any_request() {
+    let (k8s, calls) = fake(|_| status(500, "InternalError", "unexpected"));
+    let long_label = "a".repeat(64);
+    let long_name = format!("{}.b", "a".repeat(252));
+    for (ns, name) in [
+        ("production", ""),
+        ("", "frontend"),
+        ("Production", "frontend"),
+        ("production", "Frontend"),
+        ("production", "front_end"),
+        (long_label.as_str(), "frontend"),
+        ("production", long_name.as_str()),
+        ("prod.eu", "frontend"),
+        ("production", "front..end"),
+        ("production", "-frontend"),
+        ("production", "frontend.-v2"),
+    ] {
+        for err in [
+            Deployment::new(&k8s, ns, name).unwrap_err(),
+            DaemonSet::new(&k8s, ns, name).unwrap_err(),
+        ] {
+            assert_eq!(
+                err.kind(),
+                ErrorKind::InvalidInput,
+                "{ns:?}/{name:?}: {err}"
+            );
+            assert!(err.to_string().contains("k8s-"), "{err}");
+            assert!(err.to_string().contains("give at most"), "{err}");
+        }
+    }
+    // A StatefulSet's name is a DNS label (its pods' host names are), not a subdomain.
+    let err = StatefulSet::new(&k8s, "data", "db.v1").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains("k8s-statefulset/data/db.v1"),
+        "{err}"
+    );
+    assert!(Deployment::new(&k8s, "production", "frontend.v1").is_ok());
+
+    let d = Deployment::new(&k8s, "production", "frontend").unwrap();
+    let s = StatefulSet::new(&k8s, "data", "db").unwrap();
+    let ds = DaemonSet::new(&k8s, "kube-system", "agent").unwrap();
+    let workloads: Vec<Arc<dyn RollbackTarget>> =
+        vec![Arc::new(d.clone()), Arc::new(s.clone()), Arc::new(ds)];
+    for target in &workloads {
+        for (selector, words) in [
+            (Selector::Exact("0".into()), "revision 0 does not exist"),
+            (Selector::Exact("-1".into()), "not a revision number"),
+            (Selector::Exact("+2".into()), "not a revision number"),
+            (Selector::Exact("1.5".into()), "not a revision number"),
+            (Selector::Exact("".into()), "not a revision number"),
+            (Selector::Exact("99999999999999999999".into()), "too large"),
+            (Selector::StepsBack(0), "1 or more steps back"),
+            (Selector::ImageTag(" ".into()), "image tag is empty"),
+        ] {
+            let err = target.resolve(&selector).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{selector}: {err}");
+            assert!(err.to_string().contains(&target.id().to_string()), "{err}");
+            assert!(err.to_string().contains(words), "{selector}: {err}");
+        }
+    }
+    let recovery: Vec<(Arc<dyn RollbackTarget>, Selector, &str)> = vec![
+        (
+            Arc::new(d.replicas()),
+            Selector::Exact("-1".into()),
+            "cannot be negative",
+        ),
+        (
+            Arc::new(s.replicas()),
+            Selector::Exact("2147483648".into()),
+            "over the API's limit",
+        ),
+        (
+            Arc::new(d.replicas()),
+            Selector::Exact("three".into()),
+            "not a whole number",
+        ),
+        (
+            Arc::new(d.replicas()),
+            Selector::StepsBack(0),
+            "1 or more steps back",
+        ),
+        (
+            Arc::new(d.replicas().gradual([0, 2])),
+            Selector::Exact("3".into()),
+            "gradual scale-up count 0",
+        ),
+        (
+            Arc::new(d.restart()),
+            Selector::Exact("yesterday".into()),
+            "not a restart time",
+        ),
+        (
+            Arc::new(s.restart()),
+            Selector::StepsBack(0),
+            "1 or more steps back",
+        ),
+    ];
+    for (target, selector, words) in recovery {
+        let err = target.resolve(&selector).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{selector}: {err}");
+        assert!(err.to_string().contains(&target.id().to_string()), "{err}");
+        assert!(err.to_string().contains(words), "{selector}: {err}");
+    }
+    for (ns, selector, words) in [
+        ("production", "", "give a label selector"),
+        ("production", "app=Front End", "the value \"Front End\""),
+        ("production", "app in (web", "without its ')'"),
+        ("production", "app in ()", "lists no values"),
+        ("production", "=web", "has no name"),
+        ("production", "app=web,", "empty requirement"),
+        ("production", "app=web,,tier=x", "empty requirement"),
+        ("production", "app>two", "not a whole number"),
+        ("production", "Example.com/app=web", "not a DNS subdomain"),
+        ("Production", "app=web", "not a valid Kubernetes namespace"),
+    ] {
+        let err = PodsReady::new(&k8s, ns, selector).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{selector:?}: {err}");
+        assert!(err.to_string().contains("k8s-pods/"), "{err}");
+        assert!(err.to_string().contains(words), "{selector:?}: {err}");
+    }
+    for good in [
+        "app=web",
+        "app==web,tier!=canary",
+        "app in (a, b),!legacy",
+        "example.com/app",
+        "n>1",
+        "app notin (x)",
+    ] {
+        assert!(PodsReady::new(&k8s, "production", good).is_ok(), "{good}");
+    }
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "{:?}",
+        calls.lock().unwrap()
+    );
+}
+
+/// An unknown kubeconfig context, or a URL that is not an API server's, is refused naming
+/// the contexts there are (and, for a target rebuilt from a journal, the target).
+#[tokio::test]
+async fn unknown_context_and_bad_urls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\n\
+         users:\n- name: u\n  user: {token: not-shown-anywhere}\ncontexts:\n- name: staging\n  context: {cluster: c, user: u}\n\
+         - name: production\n  context: {cluster: c, user: u}\ncurrent-context: staging\n",
+    )
+    .unwrap();
+    let config = K8sConfig {
+        kubeconfig: Some(path.clone()),
+        context: Some("prod".into()),
+        url: None,
+    };
+    let err = config.load().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let text = err.to_string();
+    for w in [
+        "\"prod\"",
+        "production, staging",
+        "kubectl config get-contexts",
+    ] {
+        assert!(text.contains(w), "{w:?} missing from {text}");
+    }
+    assert!(!text.contains("not-shown-anywhere"), "{text}");
+
+    let (k8s, calls) = fake(|_| status(500, "InternalError", "unexpected"));
+    let d = Deployment::new(&k8s, "production", "frontend").unwrap();
+    let mut spec = d.spec();
+    spec.params["k8s"] = serde_json::to_value(&config).unwrap();
+    let err = rollback_k8s::registry()
+        .build(&d.id(), &spec)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("k8s-deployment/production/frontend: "),
+        "{err}"
+    );
+    assert!(err.to_string().contains("\"prod\""), "{err}");
+    assert!(calls.lock().unwrap().is_empty());
+
+    for url in ["ftp://127.0.0.1:8001", "http://", "not a url", "/api"] {
+        let err = K8s::from_url(url).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{url}: {err}");
+        assert!(err.to_string().contains("not an API server URL"), "{err}");
+    }
+}
+
+/// Credentials that may read a Deployment but not watch it fail the wait at once, with the
+/// RBAC advice, instead of retrying the watch until the step times out.
+#[tokio::test]
+async fn a_forbidden_watch_fails_the_wait_at_once() {
+    let (k8s, calls) = fake(|c| match (c.method.as_str(), c.path.as_str()) {
+        ("GET", "/apis/apps/v1/namespaces/production/deployments") => status(
+            403,
+            "Forbidden",
+            "deployments.apps is forbidden: User \"ci\" cannot watch resource \"deployments\"",
+        ),
+        ("GET", DEPLOYMENT) => (200, deployment("web:2.0", "42", false)),
+        ("GET", REPLICA_SETS) => (200, replica_sets()),
+        _ => status(404, "NotFound", "unexpected"),
+    });
+    let frontend = Deployment::new(&k8s, "production", "frontend").unwrap();
+    let current = frontend.current().await.unwrap();
+    let err = frontend
+        .wait_stable(
+            &current,
+            std::time::Duration::from_secs(60),
+            &rollback_core::Progress::none(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(err.to_string().contains("HTTP 403 (Forbidden)"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("kubectl auth can-i watch deployments -n production"),
+        "{err}"
+    );
+    let watches = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.path.ends_with("/deployments"))
+        .count();
+    assert_eq!(watches, 1, "the forbidden watch was tried again");
 }
