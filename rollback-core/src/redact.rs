@@ -68,14 +68,25 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", keep.trim_end())
 }
 
-/// Drops `<...>` tags (an HTML error page), keeping the text between them.
+/// Drops `<...>` tags (an HTML error page), keeping the text between them, except the text
+/// of `<style>` and `<script>` blocks, which is not what a person reads on the page.
 fn strip_tags(text: &str) -> String {
     if !text.contains('<') || !text.contains('>') {
         return text.to_string();
     }
-    let mut out = String::with_capacity(text.len());
+    let mut page = text.to_string();
+    for tag in ["style", "script"] {
+        let (open, close) = (format!("<{tag}"), format!("</{tag}>"));
+        while let Some(start) = page.to_ascii_lowercase().find(&open) {
+            let end = page.to_ascii_lowercase()[start..]
+                .find(&close)
+                .map_or(page.len(), |e| start + e + close.len());
+            page.replace_range(start..end, " ");
+        }
+    }
+    let mut out = String::with_capacity(page.len());
     let mut in_tag = false;
-    for c in text.chars() {
+    for c in page.chars() {
         match c {
             '<' => in_tag = true,
             '>' if in_tag => {
@@ -149,7 +160,7 @@ mod tests {
     #[test]
     fn excerpt_of_an_html_error_page_is_short_and_plain() {
         let page = format!(
-            "<html>\n<head><title>500 Internal Server Error</title></head>\n<body>{}</body></html>",
+            "<html>\n<head><title>500 Internal Server Error</title><style>body {{ color: red }}</style><SCRIPT>var x = 1;</SCRIPT></head>\n<body>{}</body></html>",
             "<p>upstream failed</p>\n".repeat(40)
         );
         let e = excerpt(&page, EXCERPT_CHARS);

@@ -359,7 +359,7 @@ fn describe_status(status: &kube::core::Status) -> String {
     if status.reason == UNPARSED_REASON {
         return format!(
             "{code} with an answer that is not a Kubernetes Status: \"{}\"",
-            excerpt(&without_style_and_script(&status.message))
+            excerpt(&status.message)
         );
     }
     let reason = excerpt(&status.reason);
@@ -370,25 +370,6 @@ fn describe_status(status: &kube::core::Status) -> String {
         (true, false) => format!("{code}: {message}"),
         (false, false) => format!("{code} ({reason}): {message}"),
     }
-}
-
-/// An HTML page without its `<style>` and `<script>` blocks, whose text is not what a
-/// person reads on the page (the tags themselves are dropped by [`excerpt`]).
-fn without_style_and_script(text: &str) -> String {
-    let mut out = text.to_string();
-    for tag in ["style", "script"] {
-        loop {
-            let lower = out.to_ascii_lowercase();
-            let Some(start) = lower.find(&format!("<{tag}")) else {
-                break;
-            };
-            let end = lower[start..]
-                .find(&format!("</{tag}>"))
-                .map_or(out.len(), |e| start + e + tag.len() + 3);
-            out.replace_range(start..end, " ");
-        }
-    }
-    out
 }
 
 /// The innermost cause of an error (`Connection refused (os error 111)`), which says what
