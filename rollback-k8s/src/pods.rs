@@ -64,6 +64,7 @@ impl PodsReady {
                 "give a label selector such as app=frontend (an empty one would match every pod in the namespace)",
             ));
         }
+        check_selector(&selector).map_err(|why| Error::invalid(id.to_string(), why))?;
         Ok(PodsReady {
             k8s: k8s.clone(),
             namespace,
@@ -142,10 +143,135 @@ fn is_ready(pod: &Pod) -> bool {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// Checks `selector` against the label selector grammar of the API server
+/// (`apimachinery/pkg/labels`): comma-separated `key`, `!key`, `key=value`, `key==value`,
+/// `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key>1`, `key<1`, with keys
+/// `[prefix/]name` and values of at most 63 characters. The server would answer 400 only
+/// when the check first runs, after the rollback.
+fn check_selector(selector: &str) -> std::result::Result<(), String> {
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&selector[start..]);
+    parts
+        .into_iter()
+        .try_for_each(requirement)
+        .map_err(|why| format!("label selector {selector:?}: {why}; write it as kubectl get pods -l takes it, e.g. app=frontend,tier!=canary"))
+}
+
+/// One requirement of a label selector.
+fn requirement(r: &str) -> std::result::Result<(), String> {
+    let r = r.trim();
+    if r.is_empty() {
+        return Err("it has an empty requirement (a stray comma?)".into());
+    }
+    if let Some(key) = r.strip_prefix('!') {
+        return label_key(key.trim());
+    }
+    let end = r
+        .find(|c: char| "=!<>(".contains(c) || c.is_whitespace())
+        .unwrap_or(r.len());
+    let (key, rest) = (&r[..end], r[end..].trim_start());
+    label_key(key)?;
+    if rest.is_empty() {
+        return Ok(());
+    }
+    for op in ["!=", "==", "=", ">", "<"] {
+        if let Some(value) = rest.strip_prefix(op) {
+            let value = value.trim();
+            if op == ">" || op == "<" {
+                return value
+                    .parse::<i64>()
+                    .map(|_| ())
+                    .map_err(|_| format!("{key}{op} needs a whole number, not {value:?}"));
+            }
+            return label_value(value);
+        }
+    }
+    for op in ["notin", "in"] {
+        let Some(after) = rest.strip_prefix(op) else {
+            continue;
+        };
+        let set = after.trim();
+        let Some(inner) = set.strip_prefix('(').and_then(|s| s.strip_suffix(')')) else {
+            return Err(format!(
+                "{key} {op} needs a set of values in parentheses, e.g. (a,b)"
+            ));
+        };
+        if inner.trim().is_empty() {
+            return Err(format!("{key} {op} () has no values"));
+        }
+        return inner.split(',').try_for_each(|v| label_value(v.trim()));
+    }
+    Err(format!("{r:?} is not a requirement"))
+}
+
+/// `[prefix/]name`: a DNS subdomain prefix and a name as [`label_value`], not empty.
+fn label_key(key: &str) -> std::result::Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !ok {
+            return Err(format!("the prefix of key {key:?} is not a DNS subdomain"));
+        }
+    }
+    if name.is_empty() {
+        return Err(format!("key {key:?} has no name"));
+    }
+    label_value(name).map_err(|_| format!("key {key:?} is not a label name"))
+}
+
+/// At most 63 characters, alphanumeric at both ends, `-`, `_`, `.` between; may be empty.
+fn label_value(v: &str) -> std::result::Result<(), String> {
+    let alnum = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
+    let ok = v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && alnum(v.chars().next())
+        && alnum(v.chars().last());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v:?} is not a label value (at most 63 letters, digits, '-', '_' or '.', \
+             starting and ending with a letter or digit)"
+        ))
+    }
+}
+
 #[async_trait]
 impl Verifier for PodsReady {
     fn name(&self) -> String {
         format!("pods ready: {} in {}", self.selector_name(), self.namespace)
+    }
+
+    /// The namespace and a given label selector, as the API server would take them; a
+    /// workload's own selector is read when the check runs. Calls nothing.
+    fn validate(&self) -> Result<()> {
+        check_name(&self.id, "namespace", &self.namespace)?;
+        match &self.source {
+            Source::Labels(s) => {
+                check_selector(s).map_err(|why| Error::invalid(self.id.to_string(), why))
+            }
+            Source::Workload { .. } => Ok(()),
+        }
     }
 
     async fn check(&self) -> Result<CheckOutcome> {
@@ -181,5 +307,43 @@ impl Verifier for PodsReady {
         } else {
             CheckOutcome::fail(format!("{summary}; not ready: {}", not_ready.join(", ")))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_selector;
+
+    #[test]
+    fn label_selectors_as_the_api_server_parses_them() {
+        for ok in [
+            "app=frontend",
+            "app==frontend,tier!=canary",
+            "app.kubernetes.io/name=api",
+            "!canary",
+            "tier",
+            "env in (prod, staging),tier notin (canary)",
+            "env in(prod)",
+            "generation>3",
+            "app=",
+        ] {
+            assert!(check_selector(ok).is_ok(), "{ok}: {:?}", check_selector(ok));
+        }
+        for (bad, want) in [
+            ("app=frontend,,tier=web", "empty requirement"),
+            ("app=frontend,", "empty requirement"),
+            ("app=front end", "not a label value"),
+            ("app=-frontend", "not a label value"),
+            ("App_/x=1", "not a DNS subdomain"),
+            ("=frontend", "has no name"),
+            ("env in prod", "in parentheses"),
+            ("env in ()", "no values"),
+            ("generation>three", "whole number"),
+            ("app~frontend", "not a label name"),
+        ] {
+            let err = check_selector(bad).unwrap_err();
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(err.contains("e.g. app=frontend"), "{err}");
+        }
     }
 }
