@@ -29,6 +29,11 @@ fn tx(dir: &tempfile::TempDir, name: &str) -> TransactionBuilder {
         )))
 }
 
+/// Builds and runs `b`, which must get past preflight.
+async fn run(b: TransactionBuilder) -> rollback_core::Report {
+    b.build().unwrap().run().await.unwrap()
+}
+
 fn step(t: &InMemoryTarget) -> Step {
     Step::new(
         Arc::new(t.clone()) as Arc<dyn RollbackTarget>,
@@ -223,18 +228,8 @@ async fn bad_checks_policies_and_actions_are_refused_before_any_target_is_read()
 async fn a_good_check_still_runs_after_preflight() {
     let dir = tempfile::tempdir().unwrap();
     let t = target("api");
-    let report = tx(&dir, "good")
-        .step(
-            step(&t).verify(
-                Check::new(t.health_check().and(CommandCheck::new(["true"])))
-                    .policy(Policy::once().consecutive(1)),
-            ),
-        )
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+    let check = Check::new(t.health_check().and(CommandCheck::new(["true"])));
+    let report = run(tx(&dir, "good").step(step(&t).verify(check.policy(Policy::once())))).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     assert_eq!(t.current_id(), "1");
 }
@@ -252,14 +247,10 @@ async fn a_secret_the_smoke_test_prints_appears_nowhere() {
         r#"echo "calling https://api with token $API_TOKEN"; echo "Authorization: Bearer $API_TOKEN" >&2; echo "503 from api"; exit 1"#,
     ])
     .env("API_TOKEN", TOKEN);
-    let report = tx(&dir, "smoke")
+    let report = run(tx(&dir, "smoke")
         .step(step(&t).verify(Check::new(smoke).policy(Policy::once())))
-        .on_event(move |e| seen.lock().unwrap().push(e.clone()))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+        .on_event(move |e| seen.lock().unwrap().push(e.clone())))
+    .await;
     assert_eq!(report.outcome, Outcome::Compensated, "{report}");
     assert_eq!(report.steps[0].status, StepStatus::Compensated);
 

@@ -199,6 +199,11 @@ impl Verifier for PyVerifier {
         self.name.clone()
     }
 
+    /// The callable was checked when the check was made; its name must say something.
+    fn validate(&self) -> Result<()> {
+        named("check", &self.name)
+    }
+
     async fn check(&self) -> Result<CheckOutcome> {
         let target = format!("check {}", self.name);
         match call(self.func.clone(), ()).await {
@@ -218,6 +223,17 @@ impl Verifier for PyVerifier {
             ))),
         }
     }
+}
+
+/// Refuses an empty `name=` for a Python check or action: reports would not say which.
+fn named(what: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(rollback_core::Error::invalid(
+            what,
+            format!("the {what}'s name is empty; pass name=\"...\" saying what it does"),
+        ));
+    }
+    Ok(())
 }
 
 /// An HTTP request that passes when the answer looks healthy: by default a `GET` that must
@@ -400,6 +416,10 @@ impl PyAction {
 impl Action for PyAction {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn validate(&self) -> Result<()> {
+        named("action", &self.name)
     }
 
     async fn run(&self) -> Result<String> {

@@ -4,6 +4,15 @@
 //! of consecutive passes and a deadline. [`VerifierExt`] combines verifiers with `and`,
 //! `or` and `not`; [`check_fn`] turns a closure into one. Built in: [`HttpCheck`] (with the
 //! `http` feature) and [`CommandCheck`].
+//!
+//! Checks are input like targets and selectors: a transaction validates every one
+//! ([`Check::validate`]: [`Policy::validate`] and [`Verifier::validate`]) in preflight,
+//! before it reads a target, so a check that cannot run or can never pass stops the run
+//! (and a dry run, with the same error) before anything changes. `validate` was chosen
+//! over a `prepare` step that returns a ready-to-run check: checks hold no state between
+//! attempts, and a pure "is this input usable" question keeps every implementation small.
+//! Evidence is what reaches reports, events and journals, so verifiers quote outside text
+//! (bodies, program output) only through [`crate::redact`].
 
 use std::fmt;
 use std::future::Future;
