@@ -128,10 +128,44 @@ impl AlarmCheck {
     }
 }
 
+/// DescribeAlarms takes at most this many alarm names, each of at most
+/// [`MAX_NAME`] characters (and a prefix of at most as many).
+const MAX_ALARM_NAMES: usize = 100;
+/// CloudWatch's limit for alarm names, namespaces, metric and dimension names.
+const MAX_NAME: usize = 255;
+/// CloudWatch's limit for a dimension value.
+const MAX_DIMENSION_VALUE: usize = 1024;
+/// GetMetricData's limit of dimensions per metric.
+const MAX_DIMENSIONS: usize = 30;
+
 #[async_trait]
 impl Verifier for AlarmCheck {
     fn name(&self) -> String {
         format!("no CloudWatch alarm {} in ALARM", self.id.name)
+    }
+
+    /// DescribeAlarms' own limits (at most 100 names, names and prefix of at most 255
+    /// characters), which it would refuse only when the check first runs, after the
+    /// rollback. Calls nothing.
+    fn validate(&self) -> Result<()> {
+        let too_long = |n: &String| n.chars().count() > MAX_NAME;
+        let why = match &self.alarms {
+            Alarms::Prefix(p) if too_long(p) => format!(
+                "the alarm name prefix is longer than {MAX_NAME} characters, which CloudWatch \
+                 refuses; shorten it"
+            ),
+            Alarms::Names(n) if n.len() > MAX_ALARM_NAMES => format!(
+                "{} alarm names given, CloudWatch takes at most {MAX_ALARM_NAMES} at once; \
+                 split them into several checks or use AlarmCheck::prefix",
+                n.len()
+            ),
+            Alarms::Names(n) if n.iter().any(too_long) => format!(
+                "an alarm name is longer than {MAX_NAME} characters, which CloudWatch refuses; \
+                 check the names"
+            ),
+            _ => return Ok(()),
+        };
+        Err(Error::invalid(self.id.to_string(), why))
     }
 
     async fn check(&self) -> Result<CheckOutcome> {
@@ -168,8 +202,28 @@ pub struct MetricQuery {
     pub dimensions: BTreeMap<String, String>,
 }
 
+/// Whether GetMetricData knows `stat`: a standard statistic, or an extended one such as
+/// `p95`, `p99.9`, `tm90`, `TM(10%:90%)`, `IQM`.
+fn is_statistic(stat: &str) -> bool {
+    const STANDARD: [&str; 6] = ["SampleCount", "Average", "Sum", "Minimum", "Maximum", "IQM"];
+    if STANDARD.contains(&stat) {
+        return true;
+    }
+    let lower = stat.to_ascii_lowercase();
+    ["p", "tm", "wm", "tc", "ts", "pr"].iter().any(|prefix| {
+        lower.strip_prefix(prefix).is_some_and(|rest| {
+            rest.starts_with('(') && rest.ends_with(')')
+                || rest
+                    .parse::<f64>()
+                    .is_ok_and(|v| (0.0..=100.0).contains(&v))
+        })
+    })
+}
+
 impl MetricQuery {
-    /// Parses `Namespace MetricName Stat [Dim=Value ...]`.
+    /// Parses `Namespace MetricName Stat [Dim=Value ...]`, within CloudWatch's limits
+    /// (names of at most 255 characters, values of at most 1024, at most 30 dimensions,
+    /// a statistic GetMetricData knows).
     pub fn parse(query: &str) -> std::result::Result<Self, String> {
         let mut parts = query.split_whitespace();
         let (Some(namespace), Some(metric), Some(stat)) =
@@ -184,7 +238,38 @@ impl MetricQuery {
             let (k, v) = d
                 .split_once('=')
                 .ok_or_else(|| format!("dimension {d:?} in {query:?} is not Name=Value"))?;
+            if k.is_empty() || v.is_empty() {
+                return Err(format!(
+                    "dimension {d:?} in {query:?} needs both a name and a value"
+                ));
+            }
+            if k.chars().count() > MAX_NAME || v.chars().count() > MAX_DIMENSION_VALUE {
+                return Err(format!(
+                    "dimension {k:?} in {query:?} is longer than CloudWatch allows \
+                     ({MAX_NAME} characters for a name, {MAX_DIMENSION_VALUE} for a value)"
+                ));
+            }
             dimensions.insert(k.to_string(), v.to_string());
+        }
+        if dimensions.len() > MAX_DIMENSIONS {
+            return Err(format!(
+                "{query:?} has {} dimensions, CloudWatch takes at most {MAX_DIMENSIONS}",
+                dimensions.len()
+            ));
+        }
+        if [namespace, metric]
+            .iter()
+            .any(|n| n.chars().count() > MAX_NAME)
+        {
+            return Err(format!(
+                "the namespace or metric name in {query:?} is longer than {MAX_NAME} characters"
+            ));
+        }
+        if !is_statistic(stat) {
+            return Err(format!(
+                "{stat:?} in {query:?} is not a CloudWatch statistic; use Average, Sum, \
+                 Minimum, Maximum, SampleCount or a percentile such as p95"
+            ));
         }
         Ok(MetricQuery {
             namespace: namespace.to_string(),
@@ -219,6 +304,11 @@ impl CloudWatchSource {
         }
     }
 
+    /// `query` as a [`MetricQuery`], or [`Error::InvalidInput`] naming this source.
+    fn parse(&self, query: &str) -> Result<MetricQuery> {
+        MetricQuery::parse(query).map_err(|why| Error::invalid(self.target().to_string(), why))
+    }
+
     fn target(&self) -> TargetId {
         TargetId::new(
             "cloudwatch",
@@ -244,7 +334,7 @@ impl MetricSource for CloudWatchSource {
         step: Duration,
     ) -> Result<Vec<Series>> {
         let id = self.target();
-        let q = MetricQuery::parse(query).map_err(|why| Error::invalid(id.to_string(), why))?;
+        let q = self.parse(query)?;
         let dims: Vec<Dimension> = q
             .dimensions
             .iter()
@@ -310,6 +400,11 @@ impl MetricSource for CloudWatchSource {
         Ok(vec![series])
     }
 
+    /// The query must be a [`MetricQuery`] CloudWatch would take; nothing is asked.
+    fn validate_query(&self, query: &str) -> Result<()> {
+        self.parse(query).map(|_| ())
+    }
+
     async fn instant(&self, query: &str, at: Option<DateTime<Utc>>) -> Result<Vec<Series>> {
         let end = at.unwrap_or_else(Utc::now);
         let mut out = self
@@ -343,5 +438,29 @@ mod tests {
         assert!(MetricQuery::parse("A B C nodim")
             .unwrap_err()
             .contains("Name=Value"));
+        for stat in ["p95", "p99.9", "tm90", "TM(10%:90%)", "IQM", "SampleCount"] {
+            assert!(MetricQuery::parse(&format!("A B {stat}")).is_ok(), "{stat}");
+        }
+        for (query, want) in [
+            ("AgentAuri ErrorRate Avg", "not a CloudWatch statistic"),
+            ("AgentAuri ErrorRate p101", "not a CloudWatch statistic"),
+            ("AgentAuri ErrorRate Average Service=", "name and a value"),
+            ("AgentAuri ErrorRate Average =api", "name and a value"),
+        ] {
+            let err = MetricQuery::parse(query).unwrap_err();
+            assert!(err.contains(want), "{query}: {err}");
+        }
+        let long = format!(
+            "A B Sum {}",
+            (0..31)
+                .map(|i| format!("D{i}=v"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        assert!(MetricQuery::parse(&long)
+            .unwrap_err()
+            .contains("at most 30"));
+        let long = format!("{} B Sum", "N".repeat(256));
+        assert!(MetricQuery::parse(&long).unwrap_err().contains("255"));
     }
 }

@@ -242,3 +242,52 @@ async fn the_pipeline_is_frozen_during_the_rollback_and_open_after() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("Source, Build, Deploy"), "{err}");
 }
+
+#[tokio::test]
+async fn cloudwatch_checks_that_cannot_run_are_refused_before_any_call() {
+    let e = env().await;
+    let metric = |query: &str| {
+        Check::new(ThresholdCheck::new(
+            Arc::new(CloudWatchSource::new(&e.aws)),
+            query,
+            Comparison::Above(0.05),
+            Duration::from_secs(300),
+        ))
+    };
+    let too_many: Vec<String> = (0..101).map(|i| format!("alarm-{i}")).collect();
+    let cases = [
+        (
+            metric("AgentAuri ErrorRate Avg Service=api"),
+            "not a CloudWatch statistic",
+        ),
+        (metric("AgentAuri ErrorRate"), "Namespace MetricName Stat"),
+        (metric("AgentAuri ErrorRate Average Service"), "Name=Value"),
+        (
+            Check::new(AlarmCheck::names(&e.aws, too_many).unwrap()),
+            "at most 100",
+        ),
+        (
+            Check::new(AlarmCheck::prefix(&e.aws, "a".repeat(256))),
+            "longer than 255",
+        ),
+    ];
+    let before = e.emu.calls().await.unwrap();
+    for (i, (check, want)) in cases.into_iter().enumerate() {
+        let name = check.verifier.name();
+        let tx = e
+            .tx(&format!("bad-{i}"))
+            .step(Step::new(e.api(), Selector::Previous).verify(check))
+            .build()
+            .unwrap();
+        for err in [tx.run().await.unwrap_err(), tx.dry_run().await.unwrap_err()] {
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert_eq!(err.target(), "ecs-service/apgms/api", "{err}");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+            assert!(err.to_string().contains(&format!("{name:?}")), "{err}");
+        }
+    }
+    // Not a read, let alone a change: the service was never even described.
+    let after = e.emu.calls().await.unwrap();
+    assert_eq!(after["total"], before["total"], "{before} -> {after}");
+    assert_eq!(rollback_testkit::mutations_in(&after), 0, "{after}");
+}

@@ -6,9 +6,11 @@
 //! Kubernetes Deployment...). A [`Transaction`] groups steps (target + [`Selector`]) into
 //! stages and runs them through one lifecycle:
 //!
-//! 1. **preflight** with no mutation: capture every current revision, resolve selectors,
-//!    build the plan; any bad input stops here, before anything changes (a dry run ends
-//!    here);
+//! 1. **preflight** with no mutation: validate every check, policy and on-failure action
+//!    ([`Verifier::validate`], [`Policy::validate`], [`Action::validate`]) before any
+//!    target is read, then capture every current revision, resolve selectors, build the
+//!    plan; any bad input stops here, before anything changes (a dry run ends here, with
+//!    the same errors);
 //! 2. **lock** every target with an expiring lease ([`lock`]);
 //! 3. stage by stage, each step: journal the intent, **apply**, journal the result,
 //!    **wait until stable**, **verify** ([`verify`]); then the transaction's own checks;

@@ -64,15 +64,7 @@ impl PodsReady {
                 "give a label selector such as app=frontend (an empty one would match every pod in the namespace)",
             ));
         }
-        if let Err(fault) = check_selector(&selector) {
-            return Err(Error::invalid(
-                id.to_string(),
-                format!(
-                    "the label selector {:?} is not valid ({fault}); give one as kubectl get pods -l takes it, e.g. app=frontend,tier!=canary",
-                    rollback_core::redact::truncate(&selector, 80)
-                ),
-            ));
-        }
+        check_selector(&selector).map_err(|why| bad_selector(&id, &selector, &why))?;
         Ok(PodsReady {
             k8s: k8s.clone(),
             namespace,
@@ -116,6 +108,18 @@ impl PodsReady {
             Source::Workload { name, .. } => format!("the pods of {name}"),
         }
     }
+}
+
+/// The error for a label selector the API server would refuse (it would answer 400 only
+/// when the check first runs, after the rollback).
+fn bad_selector(id: &TargetId, selector: &str, why: &str) -> Error {
+    Error::invalid(
+        id.to_string(),
+        format!(
+            "the label selector {:?} is not valid ({why}); give one as kubectl get pods -l takes it, e.g. app=frontend,tier!=canary",
+            rollback_core::redact::truncate(selector, 80)
+        ),
+    )
 }
 
 /// Checks a label selector's syntax as the API server parses it (`k=v`, `k==v`, `k!=v`,
@@ -279,6 +283,16 @@ impl Verifier for PodsReady {
         format!("pods ready: {} in {}", self.selector_name(), self.namespace)
     }
 
+    /// The namespace and a given label selector, as the API server would take them; a
+    /// workload's own selector is read when the check runs. Calls nothing.
+    fn validate(&self) -> Result<()> {
+        check_name(&self.id, "namespace", &self.namespace)?;
+        match &self.source {
+            Source::Labels(s) => check_selector(s).map_err(|why| bad_selector(&self.id, s, &why)),
+            Source::Workload { .. } => Ok(()),
+        }
+    }
+
     async fn check(&self) -> Result<CheckOutcome> {
         let selector = match &self.source {
             Source::Labels(s) => s.clone(),
@@ -312,5 +326,42 @@ impl Verifier for PodsReady {
         } else {
             CheckOutcome::fail(format!("{summary}; not ready: {}", not_ready.join(", ")))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_selector;
+
+    #[test]
+    fn label_selectors_as_the_api_server_parses_them() {
+        for ok in [
+            "app=frontend",
+            "app==frontend,tier!=canary",
+            "app.kubernetes.io/name=api",
+            "!canary",
+            "tier",
+            "env in (prod, staging),tier notin (canary)",
+            "env in(prod)",
+            "generation>3",
+            "app=",
+        ] {
+            assert!(check_selector(ok).is_ok(), "{ok}: {:?}", check_selector(ok));
+        }
+        for (bad, want) in [
+            ("app=frontend,,tier=web", "empty requirement"),
+            ("app=frontend,", "empty requirement"),
+            ("app=front end", "the value \"front end\""),
+            ("app=-frontend", "start and end with a letter or digit"),
+            ("App_/x=1", "not a DNS subdomain"),
+            ("=frontend", "has no name"),
+            ("env in prod", "the key \"env in prod\""),
+            ("env in ()", "lists no values"),
+            ("generation>three", "whole number"),
+            ("app~frontend", "the key \"app~frontend\""),
+        ] {
+            let err = check_selector(bad).unwrap_err();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
     }
 }

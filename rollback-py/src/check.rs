@@ -15,7 +15,7 @@ use rollback_core::transaction::Action;
 use rollback_core::verify::{CommandCheck, HttpCheck};
 use rollback_core::{Check, CheckOutcome, Result, Verifier};
 
-use crate::errors::{from_py_err, invalid};
+use crate::errors::{from_py_err, invalid, py_err};
 use crate::runtime::{awaitable, block_on, call};
 use crate::types::{type_name, verdict, PyPolicy, PyVerdict, Seconds};
 
@@ -199,6 +199,11 @@ impl Verifier for PyVerifier {
         self.name.clone()
     }
 
+    /// The callable was checked when the check was made; its name must say something.
+    fn validate(&self) -> Result<()> {
+        named("check", &self.name)
+    }
+
     async fn check(&self) -> Result<CheckOutcome> {
         let target = format!("check {}", self.name);
         match call(self.func.clone(), ()).await {
@@ -218,6 +223,17 @@ impl Verifier for PyVerifier {
             ))),
         }
     }
+}
+
+/// Refuses an empty `name=` for a Python check or action: reports would not say which.
+fn named(what: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(rollback_core::Error::invalid(
+            what,
+            format!("the {what}'s name is empty; pass name=\"...\" saying what it does"),
+        ));
+    }
+    Ok(())
 }
 
 /// An HTTP request that passes when the answer looks healthy: by default a `GET` that must
@@ -288,6 +304,7 @@ impl PyHttpCheck {
         if let Some(m) = max_latency {
             check = check.max_latency(m.0);
         }
+        check.validate().map_err(py_err)?;
         Ok(PyCheck::init(check, policy).add_subclass(PyHttpCheck {
             url: url.to_string(),
         }))
@@ -301,7 +318,9 @@ impl PyHttpCheck {
 }
 
 /// A program run directly (no shell) that passes when it exits 0, like runbook 002's
-/// `smoke_test.sh`. Environment values are never shown (pass secrets through `env`).
+/// `smoke_test.sh`. Environment values are never shown (pass secrets through `env`, or
+/// `secret_env` under names that do not look secret); the values of secret-looking env
+/// vars, of `secret_env` and of `secrets` are taken out of the output it prints.
 #[pyclass(module = "rollback", name = "CommandCheck", extends = PyCheck, frozen)]
 pub(crate) struct PyCommandCheck {
     argv: Vec<String>,
@@ -310,10 +329,13 @@ pub(crate) struct PyCommandCheck {
 #[pymethods]
 impl PyCommandCheck {
     #[new]
-    #[pyo3(signature = (argv, *, env=None, cwd=None, timeout=None, policy=None))]
+    #[pyo3(signature = (argv, *, env=None, secret_env=None, secrets=None, cwd=None, timeout=None, policy=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         argv: &Bound<'_, PyAny>,
         env: Option<BTreeMap<String, String>>,
+        secret_env: Option<BTreeMap<String, String>>,
+        secrets: Option<Vec<String>>,
         cwd: Option<PathBuf>,
         timeout: Option<Seconds>,
         policy: Option<PyPolicy>,
@@ -337,12 +359,19 @@ impl PyCommandCheck {
         for (k, v) in env.unwrap_or_default() {
             check = check.env(k, v);
         }
+        for (k, v) in secret_env.unwrap_or_default() {
+            check = check.secret_env(k, v);
+        }
+        for v in secrets.unwrap_or_default() {
+            check = check.secret(v);
+        }
         if let Some(dir) = cwd {
             check = check.cwd(dir);
         }
         if let Some(t) = timeout {
             check = check.timeout(t.0);
         }
+        check.validate().map_err(py_err)?;
         Ok(PyCheck::init(check, policy).add_subclass(PyCommandCheck { argv }))
     }
 
@@ -387,6 +416,10 @@ impl PyAction {
 impl Action for PyAction {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn validate(&self) -> Result<()> {
+        named("action", &self.name)
     }
 
     async fn run(&self) -> Result<String> {

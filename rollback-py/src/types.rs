@@ -15,7 +15,7 @@ use rollback_core::{
     Change, Diff, DiffEntry, DiffSection, Event, Policy, Report, Revision, Selector, StepReport,
 };
 
-use crate::errors::invalid;
+use crate::errors::{invalid, py_err};
 
 /// A duration argument: seconds (int or float) or a `datetime.timedelta`, not negative.
 #[derive(Debug, Clone, Copy)]
@@ -504,13 +504,15 @@ impl PyPolicy {
                     format!("consecutive={consecutive}: give 1 or more"),
                 )
             })?;
-        Ok(PyPolicy {
-            inner: Policy::default()
-                .attempts(attempts)
-                .interval(interval.0)
-                .consecutive(consecutive)
-                .deadline(deadline.0),
-        })
+        let inner = Policy::default()
+            .attempts(attempts)
+            .interval(interval.0)
+            .consecutive(consecutive)
+            .deadline(deadline.0);
+        // One that can never pass (more passes than attempts, too short a deadline) is
+        // refused here as it would be in a transaction's preflight.
+        inner.validate().map_err(py_err)?;
+        Ok(PyPolicy { inner })
     }
 
     /// One attempt, no retry (deadline 60 s).

@@ -86,6 +86,46 @@ def test_policy_and_durations() -> None:
         rollback.Policy(interval=-1)
     with pytest.raises(TypeError):
         rollback.Policy(interval="soon")  # type: ignore[arg-type]
+    # Policies that can never pass are refused when made, as a transaction's preflight would.
+    with pytest.raises(rollback.InvalidInputError, match="can never pass"):
+        rollback.Policy(attempts=2, consecutive=3)
+    with pytest.raises(rollback.InvalidInputError, match="deadline"):
+        rollback.Policy(attempts=5, consecutive=3, interval=10, deadline=15)
+
+
+def test_checks_that_cannot_run_are_refused_when_made() -> None:
+    for kwargs, text in [
+        ({"json_pointer": "status"}, '"/status"'),
+        ({"method": "GE T"}, "not an HTTP method"),
+        ({"headers": {"X Bad": "1"}}, "header name"),
+        ({"timeout": 0}, "timeout is 0"),
+    ]:
+        with pytest.raises(rollback.InvalidInputError, match=text):
+            rollback.HttpCheck("http://127.0.0.1:9/health", **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(rollback.InvalidInputError, match="not a valid URL"):
+        rollback.HttpCheck("http://")
+    with pytest.raises(rollback.InvalidInputError, match="env key"):
+        rollback.CommandCheck(["true"], env={"A=B": "x"})
+
+
+def test_command_check_output_is_scrubbed_of_its_secrets(tmp_path: Path) -> None:
+    pin = tmp_path / "pin"
+    pin.write_text("pin-from-the-vault")
+    script = tmp_path / "smoke.sh"
+    script.write_text('#!/bin/sh\necho "token $API_TOKEN key $SMOKE_KEY pin $(cat "$1")"\nexit 1\n')
+    script.chmod(0o755)
+    cmd = rollback.CommandCheck(
+        [str(script), str(pin)],
+        env={"API_TOKEN": "tok-123456"},
+        secret_env={"SMOKE_KEY": "plain-named-secret"},
+        secrets=["pin-from-the-vault"],
+        policy=rollback.Policy.once(),
+    )
+    v = cmd.run()
+    assert not v.passed
+    assert "token <redacted> key <redacted> pin <redacted>" in v.evidence, v.evidence
+    for secret in ["tok-123456", "plain-named-secret", "pin-from-the-vault"]:
+        assert secret not in v.evidence + repr(cmd) + cmd.name, secret
 
 
 def test_exception_tree() -> None:

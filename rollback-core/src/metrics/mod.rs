@@ -198,6 +198,16 @@ pub trait MetricSource: Send + Sync + fmt::Debug {
     fn spec(&self) -> MetricSourceSpec {
         MetricSourceSpec::Opaque { name: self.name() }
     }
+
+    /// Refuses a query (or a source setting) that can never be answered, without asking
+    /// the backend: a [`ThresholdCheck`] calls it from
+    /// [`Verifier::validate`](crate::verify::Verifier::validate), that is in a
+    /// transaction's preflight. `Err` is [`Error::InvalidInput`]; the default accepts
+    /// everything (an unknown metric is no data, not an error).
+    fn validate_query(&self, query: &str) -> Result<()> {
+        let _ = query;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -219,6 +229,9 @@ impl<S: MetricSource + ?Sized> MetricSource for Arc<S> {
     }
     fn spec(&self) -> MetricSourceSpec {
         (**self).spec()
+    }
+    fn validate_query(&self, query: &str) -> Result<()> {
+        (**self).validate_query(query)
     }
 }
 

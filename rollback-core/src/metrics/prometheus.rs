@@ -543,6 +543,28 @@ mod source {
         fn spec(&self) -> MetricSourceSpec {
             MetricSourceSpec::Prometheus(self.clone())
         }
+
+        /// What a query would be refused for before it is sent: the base URL, a zero
+        /// timeout, the bearer token (lost to the journal, its variable unset, characters
+        /// a header cannot hold). PromQL itself is left to the server.
+        fn validate_query(&self, query: &str) -> Result<()> {
+            let target = self.target();
+            if query.trim().is_empty() {
+                return Err(Error::invalid(
+                    target,
+                    "the query is empty; give a PromQL expression such as \
+                     sum(rate(http_requests_total[5m]))",
+                ));
+            }
+            if self.timeout.is_zero() {
+                return Err(Error::invalid(
+                    target,
+                    "the timeout is 0, so no answer can arrive in time; give it time, e.g. 30 s",
+                ));
+            }
+            self.endpoint(&target, "query_range")?;
+            self.authorization(&target).map(|_| ())
+        }
     }
 
     /// `2025-11-30T14:25:00.000Z`.
@@ -627,6 +649,34 @@ mod tests {
     use crate::error::ErrorKind;
 
     const SRC: &str = "prometheus/http://prom";
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn validate_query_refuses_what_cannot_be_sent() {
+        use crate::metrics::MetricSource;
+        use crate::revision::REDACTED;
+        use std::time::Duration;
+        let ok = || PrometheusSource::new("http://prom:9090");
+        assert!(ok().validate_query("up").is_ok());
+        let cases = [
+            (ok(), "", "query is empty"),
+            (PrometheusSource::new("prom:9090"), "up", "not usable"),
+            (PrometheusSource::new("ftp://prom"), "up", "not usable"),
+            (ok().timeout(Duration::ZERO), "up", "timeout is 0"),
+            (ok().bearer_token(REDACTED), "up", "not journaled"),
+            (ok().bearer_token("a\nb"), "up", "cannot hold"),
+            (
+                ok().bearer_token_env("ROLLBACK_TEST_UNSET_PROM_TOKEN_VAR"),
+                "up",
+                "is not set",
+            ),
+        ];
+        for (src, query, want) in cases {
+            let err = src.validate_query(query).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{src:?}");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+    }
 
     #[test]
     fn vector_with_name_and_special_values() {

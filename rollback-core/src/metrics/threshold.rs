@@ -11,7 +11,7 @@ use super::{
     breach_stats, fmt_duration, fmt_num, fmt_time, minus, BreachStats, Comparison, MetricSource,
     MetricSourceSpec, Series,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::verify::{CheckOutcome, Verifier, VerifierSpec};
 
 fn default_step() -> Duration {
@@ -211,6 +211,29 @@ impl Verifier for ThresholdCheck {
         })
     }
 
+    /// Refuses a check that can never judge: an empty query, a threshold that is not a
+    /// finite number, a zero step, or what the source refuses for the query
+    /// ([`MetricSource::validate_query`]: a CloudWatch query that is not
+    /// `Namespace Metric Stat`, a Prometheus URL or token that cannot be used). Asks the
+    /// source nothing.
+    fn validate(&self) -> Result<()> {
+        let name = self.name();
+        let why = if self.query.trim().is_empty() {
+            "the query is empty; give the metric to watch"
+        } else if !self.comparison.threshold().is_finite() {
+            "the threshold is not a finite number, so nothing can be compared with it; \
+             give one such as Comparison::Above(0.05)"
+        } else if self.step.is_zero() {
+            "the step is 0; give the interval between samples, e.g. 30 s"
+        } else {
+            return self.source.validate_query(&self.query);
+        };
+        Err(Error::invalid(
+            self.source.name(),
+            format!("{name:?}: {why}"),
+        ))
+    }
+
     /// [`VerifierSpec::Threshold`] when the source can be described as data, else
     /// [`VerifierSpec::Opaque`].
     fn spec(&self) -> VerifierSpec {
@@ -293,6 +316,34 @@ mod tests {
             Duration::from_secs(300),
         )
         .at(t(0))
+    }
+
+    #[test]
+    fn validate_refuses_what_can_never_judge() {
+        assert!(check(vec![]).validate().is_ok());
+        let src = || Arc::new(StaticSource::new("recorded"));
+        let five = Duration::from_secs(300);
+        let cases = [
+            (
+                ThresholdCheck::new(src(), " ", Comparison::Above(0.05), five),
+                "query is empty",
+            ),
+            (
+                ThresholdCheck::new(src(), "err", Comparison::Above(f64::NAN), five),
+                "not a finite number",
+            ),
+            (
+                ThresholdCheck::new(src(), "err", Comparison::Below(f64::INFINITY), five),
+                "not a finite number",
+            ),
+            (check(vec![]).step(Duration::ZERO), "step is 0"),
+        ];
+        for (c, want) in cases {
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{c:?}");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+            assert!(err.to_string().contains("recorded"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use crate::journal::{self, Entry, JournalWriter, StepSpec};
 use crate::lock::{Holder, Lease, LockManager};
 use crate::revision::Change;
 use crate::target::{ApplyOutcome, Progress, RollbackTarget, TargetId};
-use crate::verify::{Check, Verdict};
+use crate::verify::{refused, Check, Verdict};
 use crate::wait::{CompensationRetry, RetryPolicy};
 
 pub(crate) fn build(b: TransactionBuilder) -> Result<Transaction> {
@@ -187,8 +187,10 @@ fn ms(d: Duration) -> u64 {
 pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
     let b = &t.b;
     let what = format!("transaction {:?}", b.name);
-    // Before anything else, dry run or not: a device or named pipe must not be read.
+    // Before anything else, dry run or not: a device or named pipe must not be read, and
+    // checks, policies and actions are input too, refused before any target is read.
     journal::check_path(&t.journal)?;
+    validate_checks(b)?;
     if !dry_run && b.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(Error::invalid(
             what,
@@ -391,6 +393,30 @@ pub(crate) async fn release_all(
         }
     }
     all.then(|| leases.iter().map(|l| l.target.clone()).collect())
+}
+
+/// Preflight's first part: every step's checks, the transaction's checks and the on-failure
+/// actions validated without being made ([`Check::validate`], [`Action::validate`]).
+fn validate_checks(b: &TransactionBuilder) -> Result<()> {
+    for s in b.stages.iter().flatten() {
+        let target = s.target.id().to_string();
+        for c in &s.checks {
+            c.validate(&target)?;
+        }
+    }
+    for c in &b.checks {
+        c.validate("transaction")?;
+    }
+    for a in &b.on_failure {
+        a.validate().map_err(|e| {
+            refused(
+                "transaction",
+                &format!("on-failure action {:?}", a.name()),
+                &e,
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Records a run that stopped before changing anything.

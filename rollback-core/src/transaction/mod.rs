@@ -89,6 +89,14 @@ pub trait Action: Send + Sync + fmt::Debug {
     fn name(&self) -> String;
     /// Runs it; the `Ok` text goes into the report.
     async fn run(&self) -> Result<String>;
+
+    /// Refuses an action that cannot run, without running it; like
+    /// [`Verifier::validate`](crate::verify::Verifier::validate), a transaction calls it in
+    /// preflight, so a bad on-failure action stops the run before anything changes rather
+    /// than when it is needed most. The default accepts everything.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 type ActionFn = dyn Fn() -> BoxFuture<'static, Result<String>> + Send + Sync;
@@ -113,6 +121,16 @@ impl Action for FnAction {
     }
     async fn run(&self) -> Result<String> {
         (self.f)().await
+    }
+    fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(crate::Error::invalid(
+                "action",
+                "an action made with action_fn has an empty name; give it one that says what \
+                 it does, e.g. action_fn(\"maintenance mode on\", ...)",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::process::Command;
 
 use super::{CheckOutcome, Verifier, VerifierSpec};
 use crate::error::{Error, Result};
+use crate::redact::scrub;
 use crate::revision::{is_secret_key, REDACTED};
 
 /// The target named in errors about a command check.
@@ -52,11 +53,20 @@ fn default_timeout() -> Duration {
 /// # Secrets
 ///
 /// `argv` is shown in names, evidence and journals: pass secrets through `env`. Env
-/// values never appear in [`Verifier::name`], evidence or `Debug`. When the check is
-/// serialized (into a journal or a [`VerifierSpec`]), values of secret-looking keys (see
+/// values never appear in [`Verifier::name`] or `Debug`. When the check is serialized
+/// (into a journal or a [`VerifierSpec`]), values of secret-looking keys (see
 /// [`is_secret_key`]: `*_TOKEN`, `*PASSWORD*`, `DATABASE_URL`...) are written as
-/// [`REDACTED`]; other env values are written as they are. A check rebuilt from such
-/// data refuses to run ([`Error::InvalidInput`]) until the secret is set again.
+/// [`REDACTED`]; other env values are written as they are. A secret under an innocuous
+/// name goes in with [`CommandCheck::secret_env`], and a value the program gets some other
+/// way (a file, a vault) can be marked with [`CommandCheck::secret`]; both are written as
+/// [`REDACTED`] too. A check rebuilt from such data refuses to run
+/// ([`Error::InvalidInput`]) until the secret is set again.
+///
+/// The program's output is evidence, and from there goes into events, the journal and the
+/// report; a script may print what it was given (`curl -v`, `set -x`). So every occurrence
+/// of a secret-looking env value, a [`secret_env`](CommandCheck::secret_env) value or a
+/// [`secret`](CommandCheck::secret) value (of 4 characters or more) is replaced by
+/// [`REDACTED`] in the captured output before it becomes evidence.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandCheck {
     /// The program and its arguments; run directly, not through a shell.
@@ -68,6 +78,22 @@ pub struct CommandCheck {
         serialize_with = "serialize_env"
     )]
     pub env: BTreeMap<String, String>,
+    /// Environment variables whose values are secret whatever their names (set with
+    /// [`CommandCheck::secret_env`]); always written as [`REDACTED`].
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "serialize_all_redacted"
+    )]
+    pub secret_env: BTreeMap<String, String>,
+    /// Values taken out of the output (set with [`CommandCheck::secret`]); written as
+    /// [`REDACTED`], never shown.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "serialize_secrets"
+    )]
+    secrets: Vec<String>,
     /// The working directory; this process's when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
@@ -82,6 +108,8 @@ impl CommandCheck {
         CommandCheck {
             argv: argv.into_iter().map(Into::into).collect(),
             env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
+            secrets: Vec::new(),
             cwd: None,
             timeout: default_timeout(),
         }
@@ -89,7 +117,25 @@ impl CommandCheck {
 
     /// Sets an environment variable for the program.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.insert(key.into(), value.into());
+        let key = key.into();
+        self.secret_env.remove(&key);
+        self.env.insert(key, value.into());
+        self
+    }
+
+    /// Sets an environment variable whose value is secret although its name does not look
+    /// it (`SMOKE_KEY`, `CREDS`): never journaled, and taken out of the captured output.
+    pub fn secret_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.env.remove(&key);
+        self.secret_env.insert(key, value.into());
+        self
+    }
+
+    /// Marks `value` as secret: the program may print it (it read it from a file, say), so
+    /// it is taken out of the captured output. Never journaled.
+    pub fn secret(mut self, value: impl Into<String>) -> Self {
+        self.secrets.push(value.into());
         self
     }
 
@@ -105,8 +151,31 @@ impl CommandCheck {
         self
     }
 
-    /// Refuses input that cannot run: an empty `argv`, or a secret lost to redaction.
-    fn validate(&self) -> Result<&str> {
+    /// The program, once [`Verifier::validate`] accepted the check.
+    fn program(&self) -> Result<&str> {
+        Verifier::validate(self)?;
+        self.argv
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| Error::invalid(TARGET, "argv is empty"))
+    }
+
+    /// The values taken out of the output: secret-looking env values, `secret_env` values
+    /// and values marked with [`CommandCheck::secret`].
+    fn secret_values(&self) -> Vec<&str> {
+        self.env
+            .iter()
+            .filter(|(k, _)| is_secret_key(k))
+            .map(|(_, v)| v)
+            .chain(self.secret_env.values())
+            .chain(&self.secrets)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Refuses input that cannot run: an empty `argv`, a NUL byte, an env key the OS
+    /// cannot hold, a zero timeout, or a secret lost to redaction.
+    fn refuse(&self) -> Result<()> {
         let program = self.argv.first().ok_or_else(|| {
             Error::invalid(
                 TARGET,
@@ -120,17 +189,77 @@ impl CommandCheck {
                 "the program (argv[0]) is an empty string; give a program name or path",
             ));
         }
-        if let Some(key) = redacted_placeholders(&self.env, is_secret_key).next() {
+        if self.argv.iter().any(|a| a.contains('\0')) {
             return Err(Error::invalid(
                 TARGET,
                 format!(
-                    "`{}`: env {key} holds {REDACTED:?} because secrets are not journaled; \
-                     set it again with .env({key:?}, ...) before running the check",
+                    "`{}`: an argument holds a NUL byte, which no program can be given; \
+                     remove it",
                     self.name()
                 ),
             ));
         }
-        Ok(program)
+        let all_env = self.env.iter().chain(&self.secret_env);
+        for (key, value) in all_env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(Error::invalid(
+                    TARGET,
+                    format!(
+                        "`{}`: env key {key:?} cannot be set (empty, or holding '=' or a NUL \
+                         byte); use a name such as API_TOKEN",
+                        self.name()
+                    ),
+                ));
+            }
+            if value.contains('\0') {
+                return Err(Error::invalid(
+                    TARGET,
+                    format!(
+                        "`{}`: the value of env {key} holds a NUL byte, which the \
+                         environment cannot hold; remove it",
+                        self.name()
+                    ),
+                ));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::invalid(
+                TARGET,
+                format!(
+                    "`{}`: the timeout is 0, so the program is killed before it can pass; \
+                     give it time, e.g. .timeout(Duration::from_secs(60))",
+                    self.name()
+                ),
+            ));
+        }
+        let lost = redacted_placeholders(&self.env, is_secret_key)
+            .map(|k| (k.as_str(), "env"))
+            .chain(
+                redacted_placeholders(&self.secret_env, |_| true)
+                    .map(|k| (k.as_str(), "secret_env")),
+            )
+            .next();
+        if let Some((key, how)) = lost {
+            return Err(Error::invalid(
+                TARGET,
+                format!(
+                    "`{}`: env {key} holds {REDACTED:?} because secrets are not journaled; \
+                     set it again with .{how}({key:?}, ...) before running the check",
+                    self.name()
+                ),
+            ));
+        }
+        if self.secrets.iter().any(|v| v == REDACTED) {
+            return Err(Error::invalid(
+                TARGET,
+                format!(
+                    "`{}`: a value marked secret holds {REDACTED:?} because secrets are not \
+                     journaled; mark it again with .secret(...) before running the check",
+                    self.name()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -140,6 +269,11 @@ impl fmt::Debug for CommandCheck {
         f.debug_struct("CommandCheck")
             .field("argv", &self.argv)
             .field("env_keys", &self.env.keys().collect::<Vec<_>>())
+            .field(
+                "secret_env_keys",
+                &self.secret_env.keys().collect::<Vec<_>>(),
+            )
+            .field("secrets", &self.secrets.len())
             .field("cwd", &self.cwd)
             .field("timeout", &self.timeout)
             .finish()
@@ -156,11 +290,12 @@ impl Verifier for CommandCheck {
     /// Runs the program once. `Err` only for input that cannot run; a program that is
     /// missing, fails, or overruns its timeout is a failed check with evidence.
     async fn check(&self) -> Result<CheckOutcome> {
-        let program = self.validate()?;
+        let program = self.program()?;
         let name = self.name();
         let mut cmd = Command::new(program);
         cmd.args(&self.argv[1..])
             .envs(&self.env)
+            .envs(&self.secret_env)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if let Some(dir) = &self.cwd {
@@ -189,7 +324,7 @@ impl Verifier for CommandCheck {
             .chain(child.stdout.take().map(|p| Box::pin(p) as _))
             .chain(child.stderr.take().map(|p| Box::pin(p) as _))
             .collect();
-        let tail = Mutex::new(Tail::default());
+        let tail = Mutex::new(Tail::new(&self.secret_values()));
         let run = async {
             let output = async {
                 join_all(pipes.into_iter().map(|p| read_lines(p, &tail))).await;
@@ -251,31 +386,51 @@ impl Verifier for CommandCheck {
     fn spec(&self) -> VerifierSpec {
         VerifierSpec::Command(self.clone())
     }
+
+    /// What [`CommandCheck::check`] would refuse; starts nothing. Whether the program
+    /// exists is not checked here: a missing program is a failed check with evidence, as
+    /// a step may be what installs it.
+    fn validate(&self) -> Result<()> {
+        self.refuse()
+    }
 }
 
-/// The last few non-empty output lines, each already cut to [`TAIL_CHARS`].
-#[derive(Default)]
-struct Tail(VecDeque<String>);
+/// The last few non-empty output lines, each already scrubbed of the check's secrets and
+/// cut to [`TAIL_CHARS`].
+struct Tail {
+    lines: VecDeque<String>,
+    secrets: Vec<String>,
+}
 
 impl Tail {
+    fn new(secrets: &[&str]) -> Self {
+        Tail {
+            lines: VecDeque::new(),
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     fn push(&mut self, line: &str) {
+        // Scrubbed whole, before any cut, so no part of a secret is kept.
+        let line = scrub(line, &self.secrets);
         let line = line.trim();
         if line.is_empty() {
             return;
         }
-        if self.0.len() == TAIL_LINES {
-            self.0.pop_front();
+        if self.lines.len() == TAIL_LINES {
+            self.lines.pop_front();
         }
-        self.0.push_back(line.chars().take(TAIL_CHARS).collect());
+        self.lines
+            .push_back(line.chars().take(TAIL_CHARS).collect());
     }
 
     /// The lines joined by ` | `, keeping the last [`TAIL_CHARS`] characters.
     fn render(&self) -> Option<String> {
-        if self.0.is_empty() {
+        if self.lines.is_empty() {
             return None;
         }
         let joined = self
-            .0
+            .lines
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>()
@@ -375,6 +530,20 @@ pub(super) fn serialize_redacted<S: Serializer>(
         let v = if is_secret(k) { REDACTED } else { v.as_str() };
         (k, v)
     }))
+}
+
+fn serialize_all_redacted<S: Serializer>(
+    env: &BTreeMap<String, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serialize_redacted(env, |_| true, s)
+}
+
+fn serialize_secrets<S: Serializer>(
+    secrets: &[String],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(secrets.iter().map(|_| REDACTED))
 }
 
 fn serialize_env<S: Serializer>(
@@ -516,6 +685,99 @@ mod tests {
         let err = back.build().unwrap().check().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("API_TOKEN"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn printed_secrets_are_scrubbed_from_the_output() {
+        // A secret-looking env var, a secret under an innocuous name, and a value the
+        // script reads from a file; first a line that is cut, with a secret across the cut.
+        let dir = tempfile::tempdir().unwrap();
+        let pin = dir.path().join("pin");
+        std::fs::write(&pin, "s3cr3t-from-vault").unwrap();
+        let check = sh(r#"printf '%0295d' 0; echo "$SMOKE_KEY"; echo "token=$API_TOKEN key=$SMOKE_KEY pin=$(cat "$PIN_FILE")"; exit 1"#)
+            .env("API_TOKEN", "tok-1234567")
+            .secret_env("SMOKE_KEY", "plain-named-secret")
+            .secret("s3cr3t-from-vault")
+            .env("PIN_FILE", pin.to_string_lossy());
+        let out = check.check().await.unwrap();
+        assert!(!out.passed, "{out:?}");
+        for secret in ["tok-1234567", "plain-named-secret", "s3cr3t-from-vault"] {
+            assert!(!out.evidence.contains(secret), "{secret} in {out:?}");
+        }
+        assert!(
+            out.evidence
+                .contains("token=<redacted> key=<redacted> pin=<redacted>"),
+            "{out:?}"
+        );
+        // Cut after scrubbing: no piece of the secret is left at the cut.
+        assert!(out.evidence.contains("0000<reda |"), "{out:?}");
+        assert!(!out.evidence.contains("plain"), "{out:?}");
+
+        let debug = format!("{check:?}");
+        assert!(debug.contains("SMOKE_KEY"), "{debug}");
+        for secret in ["tok-1234567", "plain-named-secret", "s3cr3t-from-vault"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[tokio::test]
+    async fn marked_secrets_are_never_journaled_and_a_rebuilt_check_asks_for_them() {
+        let check = sh("true")
+            .secret_env("SMOKE_KEY", "plain-named-secret")
+            .secret("s3cr3t-from-vault");
+        assert!(check.validate().is_ok());
+        assert!(check.check().await.unwrap().passed);
+        let json = serde_json::to_string(&check.spec()).unwrap();
+        assert!(
+            !json.contains("plain-named-secret") && !json.contains("s3cr3t-from-vault"),
+            "{json}"
+        );
+        assert!(json.contains(r#""SMOKE_KEY":"<redacted>""#), "{json}");
+
+        let back: VerifierSpec = serde_json::from_str(&json).unwrap();
+        let rebuilt = back.build().unwrap();
+        let err = rebuilt.validate().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(
+            err.to_string().contains(".secret_env(\"SMOKE_KEY\""),
+            "{err}"
+        );
+        let again = match back {
+            VerifierSpec::Command(c) => c.secret_env("SMOKE_KEY", "plain-named-secret"),
+            other => panic!("{other:?}"),
+        };
+        let err = again.validate().unwrap_err();
+        assert!(err.to_string().contains(".secret(...)"), "{err}");
+    }
+
+    #[test]
+    fn validate_refuses_what_cannot_run() {
+        let cases = [
+            (CommandCheck::new(Vec::<String>::new()), "argv is empty"),
+            (CommandCheck::new([""]), "empty string"),
+            (CommandCheck::new(["echo", "a\0b"]), "NUL byte"),
+            (CommandCheck::new(["true"]).env("", "x"), "env key \"\""),
+            (
+                CommandCheck::new(["true"]).env("A=B", "x"),
+                "env key \"A=B\"",
+            ),
+            (
+                CommandCheck::new(["true"]).secret_env("K", "a\0"),
+                "NUL byte",
+            ),
+            (
+                CommandCheck::new(["true"]).timeout(Duration::ZERO),
+                "timeout is 0",
+            ),
+        ];
+        for (check, want) in cases {
+            let err = check.validate().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{check:?}");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+        assert!(CommandCheck::new(["./not-installed-yet.sh"])
+            .validate()
+            .is_ok());
     }
 
     #[tokio::test]

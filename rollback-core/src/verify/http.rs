@@ -13,12 +13,11 @@ use serde_json::Value;
 use super::command::{redacted_placeholders, serialize_redacted};
 use super::{CheckOutcome, Verifier, VerifierSpec};
 use crate::error::{Error, Result};
+use crate::redact::{self, EXCERPT_CHARS};
 use crate::revision::{is_secret_key, REDACTED};
 
 /// The target named in errors about an HTTP check.
 const TARGET: &str = "http-check";
-/// At most this many characters of a body in the evidence.
-const EXCERPT_CHARS: usize = 200;
 /// At most this many bytes of a body are read.
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -171,7 +170,8 @@ impl HttpCheck {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| e.to_string())
             .and_then(|url| match url.scheme() {
-                "http" | "https" => Ok(url),
+                "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
+                "http" | "https" => Err("it has no host".to_string()),
                 other => Err(format!("scheme {other:?} is not supported")),
             })
             .map_err(|why| {
@@ -194,6 +194,29 @@ impl HttpCheck {
                     ),
                 )
             })?;
+        if !(100..=599).contains(&self.status) {
+            return Err(Error::invalid(
+                TARGET,
+                format!(
+                    "expected status {} is not an HTTP status, so the check can never pass; \
+                     give one from 100 to 599, e.g. 200",
+                    self.status
+                ),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::invalid(
+                TARGET,
+                "the timeout is 0, so no answer can arrive in time; give it time, e.g. 10 s",
+            ));
+        }
+        if self.max_latency.is_some_and(|m| m.is_zero()) {
+            return Err(Error::invalid(
+                TARGET,
+                "max_latency is 0, so every answer is too slow; give the longest acceptable \
+                 latency, e.g. 500 ms",
+            ));
+        }
         if let Some(p) = &self.json_pointer {
             if !p.is_empty() && !p.starts_with('/') {
                 return Err(Error::invalid(
@@ -218,12 +241,18 @@ impl HttpCheck {
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::invalid(TARGET, format!("{name:?} is not a valid header name"))
+                Error::invalid(
+                    TARGET,
+                    format!(
+                        "{name:?} is not a valid header name; use letters, digits and '-', \
+                         e.g. X-Api-Key"
+                    ),
+                )
             })?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 Error::invalid(
                     TARGET,
-                    format!("the value of header {name} has characters a header cannot hold (newlines, control characters)"),
+                    format!("the value of header {name} has characters a header cannot hold (newlines, control characters); remove them"),
                 )
             })?;
             value.set_sensitive(is_secret_header(name));
@@ -235,9 +264,17 @@ impl HttpCheck {
     /// What the answer lacks, or notes on what matched.
     fn judge(&self, status: u16, elapsed: Duration, body: &[u8], cut: bool) -> Judgement {
         let mut j = Judgement::default();
+        // A body that echoes the request (a debug endpoint) would quote our own secrets.
+        let secrets: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| is_secret_header(k))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let show = |t: &str| excerpt(&redact::scrub(t, &secrets));
         let text = String::from_utf8_lossy(body);
         let body_note = || {
-            let mut s = format!("body: {}", excerpt(&text));
+            let mut s = format!("body: {}", show(&text));
             if cut {
                 s.push_str(" (only the first 1 MiB was read)");
             }
@@ -282,12 +319,10 @@ impl HttpCheck {
                     .push(format!("no JSON value at {at}; {}", body_note())),
                 (Some(found), Some(want)) if found != want => j.problems.push(format!(
                     "at {at} expected {}, found {}",
-                    excerpt(&want.to_string()),
-                    excerpt(&found.to_string())
+                    show(&want.to_string()),
+                    show(&found.to_string())
                 )),
-                (Some(found), _) => j
-                    .notes
-                    .push(format!("{at} = {}", excerpt(&found.to_string()))),
+                (Some(found), _) => j.notes.push(format!("{at} = {}", show(&found.to_string()))),
             },
         }
         j
@@ -390,6 +425,14 @@ impl Verifier for HttpCheck {
     fn spec(&self) -> VerifierSpec {
         VerifierSpec::Http(self.clone())
     }
+
+    /// What [`HttpCheck::check`] would refuse: the URL (absolute http/https with a host),
+    /// the method, the expected status (100 to 599), a zero timeout or maximum latency,
+    /// the JSON pointer (empty or starting with `/`), header names and values, and secret
+    /// headers lost to the journal. Sends nothing.
+    fn validate(&self) -> Result<()> {
+        self.prepare().map(|_| ())
+    }
 }
 
 impl HttpCheck {
@@ -445,19 +488,54 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// At most [`EXCERPT_CHARS`] characters of `text` on one line.
+/// At most [`EXCERPT_CHARS`] characters of `text` on one line, secret-free
+/// ([`redact::excerpt`]): a body may echo the request's credentials or carry tokens.
 fn excerpt(text: &str) -> String {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return "(empty)".to_string();
+    // Compact JSON is one long word to `redact::excerpt`; spaced out, its secret-looking
+    // keys and token-looking values are seen and taken out.
+    let spaced = serde_json::from_str::<Value>(text)
+        .is_ok_and(|v| v.is_object() || v.is_array())
+        .then(|| spaced_json(text));
+    let out = redact::excerpt(spaced.as_deref().unwrap_or(text), EXCERPT_CHARS);
+    if out.is_empty() {
+        "(empty)".to_string()
+    } else {
+        out
     }
-    let mut out: String = trimmed
-        .chars()
-        .take(EXCERPT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if trimmed.chars().nth(EXCERPT_CHARS).is_some() {
-        out.push_str("...");
+}
+
+/// `{"a":1,"b":[2]}` as `{ "a": 1, "b": [ 2 ] }`: the same JSON text in the same order,
+/// with spaces between its tokens (strings are left as they are).
+fn spaced_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            ',' | ':' | '{' | '[' => {
+                out.push(c);
+                out.push(' ');
+            }
+            '}' | ']' => {
+                out.push(' ');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
     }
     out
 }
@@ -622,7 +700,10 @@ mod tests {
             .unwrap();
         assert!(!out.passed);
         assert!(out.evidence.contains("does not contain \"v3\""), "{out:?}");
-        assert!(out.evidence.contains("\"version\":\"v2\""), "{out:?}");
+        assert!(
+            out.evidence.contains("{ \"version\": \"v2\", \"pad\""),
+            "{out:?}"
+        );
         assert!(out.evidence.len() < 400, "body excerpt too long: {out:?}");
     }
 
@@ -683,7 +764,8 @@ mod tests {
             .unwrap();
         assert!(!out.passed);
         assert!(out.evidence.contains("body is not JSON"), "{out:?}");
-        assert!(out.evidence.contains("<html>ok</html>"), "{out:?}");
+        // The excerpt is the page's text, without its tags.
+        assert!(out.evidence.ends_with("body: ok"), "{out:?}");
     }
 
     #[tokio::test]
@@ -748,6 +830,56 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("\"/status\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn evidence_quotes_a_body_without_its_secrets() {
+        // A debug endpoint echoing the request, and a body carrying its own credentials.
+        let body = r#"{"status":"down","echo":{"authorization":"Bearer s3cr3t-t0ken"},"db":"password=hunter2-hunter2 at db:5432","session":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"}"#;
+        let (base, _) = serve(Reply::new(503, body)).await;
+        let check = HttpCheck::new(&base).header("Authorization", "Bearer s3cr3t-t0ken");
+        let out = check.check().await.unwrap();
+        assert!(!out.passed);
+        assert!(out.evidence.contains("down"), "{out:?}");
+        for secret in ["s3cr3t-t0ken", "hunter2-hunter2", "eyJhbGciOiJIUzI1NiJ9"] {
+            assert!(!out.evidence.contains(secret), "{secret} in {out:?}");
+        }
+
+        let (base, _) = serve(Reply::new(200, body)).await;
+        let out = HttpCheck::new(&base)
+            .header("Authorization", "Bearer s3cr3t-t0ken")
+            .json_value("/echo", "x")
+            .check()
+            .await
+            .unwrap();
+        assert!(!out.passed);
+        assert!(out.evidence.contains("at /echo expected"), "{out:?}");
+        assert!(!out.evidence.contains("s3cr3t-t0ken"), "{out:?}");
+    }
+
+    #[test]
+    fn validate_refuses_what_check_would_refuse_and_what_can_never_pass() {
+        let ok = || HttpCheck::new("http://127.0.0.1:1/health");
+        assert!(ok().validate().is_ok());
+        let cases: Vec<(HttpCheck, &str)> = vec![
+            (HttpCheck::new("http://"), "not a valid URL"),
+            (HttpCheck::new("/health"), "not a valid URL"),
+            (HttpCheck::new("file:///etc/passwd"), "scheme \"file\""),
+            (HttpCheck::new("unix:/run/api.sock"), "scheme \"unix\""),
+            (ok().method("GE T"), "not an HTTP method"),
+            (ok().status(0), "not an HTTP status"),
+            (ok().status(700), "not an HTTP status"),
+            (ok().json_pointer("status"), "\"/status\""),
+            (ok().header("Bad Name", "x"), "not a valid header name"),
+            (ok().header("X-Env", "a\nb"), "cannot hold"),
+            (ok().timeout(Duration::ZERO), "timeout is 0"),
+            (ok().max_latency(Duration::ZERO), "max_latency is 0"),
+        ];
+        for (check, want) in cases {
+            let err = check.validate().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{check:?}");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
     }
 
     #[tokio::test]

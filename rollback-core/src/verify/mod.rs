@@ -4,6 +4,15 @@
 //! of consecutive passes and a deadline. [`VerifierExt`] combines verifiers with `and`,
 //! `or` and `not`; [`check_fn`] turns a closure into one. Built in: [`HttpCheck`] (with the
 //! `http` feature) and [`CommandCheck`].
+//!
+//! Checks are input like targets and selectors: a transaction validates every one
+//! ([`Check::validate`]: [`Policy::validate`] and [`Verifier::validate`]) in preflight,
+//! before it reads a target, so a check that cannot run or can never pass stops the run
+//! (and a dry run, with the same error) before anything changes. `validate` was chosen
+//! over a `prepare` step that returns a ready-to-run check: checks hold no state between
+//! attempts, and a pure "is this input usable" question keeps every implementation small.
+//! Evidence is what reaches reports, events and journals, so verifiers quote outside text
+//! (bodies, program output) only through [`crate::redact`].
 
 use std::fmt;
 use std::future::Future;
@@ -124,6 +133,18 @@ pub trait Verifier: Send + Sync + fmt::Debug {
     fn spec(&self) -> VerifierSpec {
         VerifierSpec::Opaque { name: self.name() }
     }
+
+    /// Refuses a check that cannot run or can never pass (a malformed URL, an empty
+    /// command, a secret lost to the journal), without making it: no request, no program,
+    /// no backend call. A transaction calls this for every check in preflight, before it
+    /// reads any target, so bad input stops a run (and a dry run) before anything changes
+    /// instead of failing the first attempt after the rollback was applied.
+    ///
+    /// `Err` is [`Error::InvalidInput`] saying what to fix. The default accepts everything:
+    /// a verifier whose input is all checked at construction needs nothing more.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -136,6 +157,9 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     }
     fn spec(&self) -> VerifierSpec {
         (**self).spec()
+    }
+    fn validate(&self) -> Result<()> {
+        (**self).validate()
     }
 }
 
@@ -166,6 +190,10 @@ impl Verifier for And {
             evidence: format!("{}; {}", a.evidence, b.evidence),
         })
     }
+    fn validate(&self) -> Result<()> {
+        self.0.validate()?;
+        self.1.validate()
+    }
     fn spec(&self) -> VerifierSpec {
         VerifierSpec::And {
             left: Box::new(self.0.spec()),
@@ -194,6 +222,10 @@ impl Verifier for Or {
             evidence: format!("{}; {}", a.evidence, b.evidence),
         })
     }
+    fn validate(&self) -> Result<()> {
+        self.0.validate()?;
+        self.1.validate()
+    }
     fn spec(&self) -> VerifierSpec {
         VerifierSpec::Or {
             left: Box::new(self.0.spec()),
@@ -219,6 +251,9 @@ impl Verifier for Not {
             }),
             Err(e) => Ok(CheckOutcome::fail(format!("check could not run: {e}"))),
         }
+    }
+    fn validate(&self) -> Result<()> {
+        self.0.validate()
     }
     fn spec(&self) -> VerifierSpec {
         VerifierSpec::Not {
@@ -306,6 +341,17 @@ impl Verifier for FnCheck {
     async fn check(&self) -> Result<CheckOutcome> {
         (self.f)().await
     }
+    /// The closure cannot be looked into; only its name, which reports show, must be there.
+    fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid(
+                "check",
+                "a check made with check_fn or check_bool has an empty name; give it one \
+                 that says what it checks, e.g. check_fn(\"orders flow\", ...)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How a verifier is run: attempts, the interval between them, how many consecutive passes
@@ -369,6 +415,43 @@ impl Policy {
     pub fn deadline(mut self, d: Duration) -> Self {
         self.deadline = d;
         self
+    }
+
+    /// Refuses a policy under which no check can ever pass: no attempts, no passes needed,
+    /// more consecutive passes than attempts, a zero deadline, or a deadline shorter than
+    /// the intervals between the passes needed. The builders keep values in range where
+    /// they can (`attempts(0)` is 1) and stay infallible; this also covers fields set
+    /// directly or read from a runbook file or journal. A transaction calls it for every
+    /// check in preflight.
+    pub fn validate(&self) -> Result<()> {
+        let (a, c) = (self.attempts, self.consecutive);
+        let gap = c
+            .checked_sub(1)
+            .and_then(|n| self.interval.checked_mul(n))
+            .unwrap_or(Duration::MAX);
+        let why = if a == 0 {
+            "attempts is 0; give at least 1 with Policy::attempts".to_string()
+        } else if c == 0 {
+            "consecutive is 0; a check needs at least 1 pass, set with Policy::consecutive"
+                .to_string()
+        } else if c > a {
+            format!(
+                "needs {c} consecutive passes in at most {a} attempt(s), so it can never pass; \
+                 raise attempts to {c} or more, or lower consecutive"
+            )
+        } else if self.deadline.is_zero() {
+            "the deadline is 0, so no attempt can finish; give it time with Policy::deadline"
+                .to_string()
+        } else if gap > self.deadline {
+            format!(
+                "{c} consecutive passes {:?} apart take at least {gap:?}, longer than the {:?} \
+                 deadline, so it can never pass; lengthen the deadline or shorten the interval",
+                self.interval, self.deadline
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::invalid("policy", format!("policy: {why}")))
     }
 
     /// Runs `v` under this policy. `on_attempt` hears each attempt's outcome.
@@ -479,6 +562,28 @@ impl Check {
         self.policy = p;
         self
     }
+
+    /// Refuses a check whose policy can never pass or whose verifier cannot run
+    /// ([`Policy::validate`], [`Verifier::validate`]), with an [`Error::InvalidInput`]
+    /// naming `target` (the step's target, or `transaction`) and the check. Makes no check.
+    pub fn validate(&self, target: &str) -> Result<()> {
+        self.policy
+            .validate()
+            .and_then(|()| self.verifier.validate())
+            .map_err(|e| refused(target, &format!("check {:?}", self.verifier.name()), &e))
+    }
+}
+
+/// `e` (a part's own refusal) restated about `target`: `<what> cannot be used: <why>`.
+pub(crate) fn refused(target: &str, what: &str, e: &Error) -> Error {
+    let why = match e {
+        Error::InvalidInput { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    Error::invalid(
+        target,
+        format!("{what} cannot be used: {why}. Nothing was changed"),
+    )
 }
 
 impl<V: Verifier + 'static> From<V> for Check {
@@ -556,6 +661,81 @@ mod tests {
         assert_eq!(v.attempts, 4);
         let e = v.into_result("memory/api").unwrap_err();
         assert!(e.to_string().contains("memory/api"), "{e}");
+    }
+
+    #[test]
+    fn policy_validate_refuses_what_can_never_pass() {
+        assert!(Policy::default().validate().is_ok());
+        assert!(Policy::once().validate().is_ok());
+        // Exactly enough time for 3 passes 10 s apart.
+        let tight = Policy::default()
+            .attempts(3)
+            .consecutive(3)
+            .interval(Duration::from_secs(10))
+            .deadline(Duration::from_secs(20));
+        assert!(tight.validate().is_ok());
+        let cases = [
+            (
+                Policy::default().attempts(2).consecutive(3),
+                "can never pass",
+            ),
+            (
+                Policy {
+                    attempts: 0,
+                    ..Policy::default()
+                },
+                "attempts is 0",
+            ),
+            (
+                Policy {
+                    consecutive: 0,
+                    ..Policy::default()
+                },
+                "consecutive is 0",
+            ),
+            (Policy::default().deadline(Duration::ZERO), "deadline is 0"),
+            (tight.deadline(Duration::from_secs(19)), "longer than"),
+            (
+                tight
+                    .interval(Duration::MAX)
+                    .deadline(Duration::from_secs(60)),
+                "longer than",
+            ),
+        ];
+        for (p, want) in cases {
+            let err = p.validate().unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{p:?}");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_policy_validate_refuses_really_never_passes() {
+        // The deadline case refused above, run anyway: it fails although every attempt
+        // passes.
+        let p = Policy::default()
+            .attempts(3)
+            .consecutive(3)
+            .interval(Duration::from_secs(10))
+            .deadline(Duration::from_secs(19));
+        let v = p.run(&seq(&[true, true, true]), |_, _| {}).await;
+        assert!(!v.passed, "{v:?}");
+    }
+
+    #[test]
+    fn combined_checks_validate_every_part() {
+        let yes = || check_bool("yes", || async { true });
+        let nameless = || check_bool(" ", || async { true });
+        assert!(yes().and(yes().or(yes().not())).validate().is_ok());
+        for v in [
+            Arc::new(yes().and(nameless())) as Arc<dyn Verifier>,
+            Arc::new(nameless().or(yes())),
+            Arc::new(yes().and(yes().or(nameless().not()))),
+        ] {
+            let err = Check::shared(v).validate("memory/api").unwrap_err();
+            assert_eq!(err.target(), "memory/api");
+            assert!(err.to_string().contains("empty name"), "{err}");
+        }
     }
 
     #[tokio::test]

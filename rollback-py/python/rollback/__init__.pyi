@@ -382,13 +382,17 @@ class HttpCheck(Check):
 class CommandCheck(Check):
     """A program run directly (no shell) that passes when it exits 0 within ``timeout``
     (60 s); the evidence has its exit status and last lines of output. ``argv`` is shown in
-    reports: pass secrets through ``env``, whose values are never shown."""
+    reports: pass secrets through ``env``, whose values are never shown, or ``secret_env``
+    for secrets under names that do not look secret. The values of secret-looking ``env``
+    vars, of ``secret_env`` and of ``secrets`` are taken out of the output it prints."""
 
     def __new__(
         cls,
         argv: Sequence[str],
         *,
         env: dict[str, str] | None = None,
+        secret_env: dict[str, str] | None = None,
+        secrets: Sequence[str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         timeout: Seconds | None = None,
         policy: Policy | None = None,
