@@ -23,6 +23,7 @@
 //! The SDK's own retries are off: the transaction retries throttling and transient errors
 //! itself (`rollback_core::wait::RetryPolicy`) and reports each retry as an event.
 
+mod arn;
 pub mod cloudwatch;
 pub mod codepipeline;
 mod config;
