@@ -85,7 +85,7 @@ where
     let code = err.code().filter(|c| !c.is_empty()).map(str::to_string);
     let aws_message = err
         .message()
-        .map(|m| excerpt(m, EXCERPT_CHARS))
+        .map(|m| excerpt(m, EXCERPT_CHARS).trim_end_matches('.').to_string())
         .filter(|m| !m.is_empty());
     let body = err
         .raw_response()
@@ -205,11 +205,12 @@ where
         let message = format!("{message}; check the credentials and the IAM permissions for {op}");
         return backend(false, message, err);
     }
-    backend(
-        false,
-        format!("{message}; the error's source has AWS's full answer"),
-        err,
-    )
+    let todo = if status.is_some_and(|s| (200..300).contains(&s)) {
+        "a success the SDK cannot read: check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies)"
+    } else {
+        "the error's source has AWS's full answer"
+    };
+    backend(false, format!("{message}; {todo}"), err)
 }
 
 /// The innermost cause of an error (`Connection refused (os error 111)`), cut short: what a
