@@ -50,6 +50,10 @@ use crate::error::{check_name, sdk_error};
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
 pub const KIND: &str = "lambda-alias";
 
+/// The revision fact with a version's code SHA-256; a revision that has it was described
+/// by Lambda, so its version exists.
+const CODE_FACT: &str = "code_sha256";
+
 /// The revision fact that shows an alias's canary routing weights, e.g. `"2=10%"`.
 pub const CANARY_FACT: &str = "canary";
 
@@ -448,16 +452,18 @@ impl RollbackTarget for LambdaAlias {
         };
         let planned_noop = change.from.id == *to
             && change.from.facts.get(CANARY_FACT) == canary_fact(&want).as_ref();
-        // One call when the plan read the alias (its RevisionId is the precondition): the
+        // One call when the plan read the alias (its RevisionId is the precondition) and
+        // the version (a revision Lambda described carries its code's SHA-256): the
         // UpdateAlias itself. Lambda refuses it (412) if the alias changed since, and only
         // then is the alias read, to tell "already there" (a resumed or retried apply)
-        // from someone else's change. An unknown version is refused by UpdateAlias
-        // (NotFound, nothing changed). Without a precondition (a compensation, a change
-        // made by hand), or when the plan saw nothing to do, the alias is read first.
+        // from someone else's change. Otherwise (a compensation, a change made by hand, a
+        // plan that saw nothing to do) the alias and the version are read first, so that
+        // a conflict or an unknown version sends nothing.
+        let described = change.to.facts.contains_key(CODE_FACT);
         let revision_id = match &change.precondition {
-            Some(r) if !planned_noop => r.clone(),
+            Some(r) if described && !planned_noop => r.clone(),
             _ => {
-                let alias = self.alias_state().await?;
+                let (alias, _) = futures::try_join!(self.alias_state(), self.version(to))?;
                 if let Some(done) = self.check_before_update(change, &want, &alias)? {
                     return Ok(done);
                 }
@@ -605,7 +611,7 @@ fn version_revision(
         .filter(|d| !d.trim().is_empty())
         .map(str::to_string);
     if let Some(sha) = code_sha256.filter(|s| !s.is_empty()) {
-        rev.facts.insert("code_sha256".into(), sha.to_string());
+        rev.facts.insert(CODE_FACT.into(), sha.to_string());
     }
     if let Some(runtime) = runtime.filter(|s| !s.is_empty()) {
         rev.facts.insert("runtime".into(), runtime.to_string());
