@@ -3,7 +3,10 @@
 //! Revisions are the ACTIVE task-definition revisions of the family the service runs (the
 //! one in use is included even if it was deregistered), sorted and paged here because
 //! ListTaskDefinitions' order and paging are not to be trusted. Task definitions are
-//! immutable, so each is described once per target and cached.
+//! immutable, so each is described once per target and cached. `Exact` takes `N`,
+//! `family:N` or a task-definition ARN; an ARN of another account, region or partition, or
+//! a revision of another family, is refused as invalid input (checked against the service's
+//! own ARN, no extra call) instead of being read as this family's `family:N`.
 //!
 //! Stability follows botocore's `ServicesStable` waiter: MISSING, DRAINING and INACTIVE
 //! fail; one deployment with `runningCount == desiredCount` succeeds. A primary deployment

@@ -9,7 +9,12 @@
 //! - clears canary routing (`RoutingConfig.AdditionalVersionWeights`) when it moves the
 //!   alias, which is runbook 002's "canary to 0": rolling a canary alias back to its own
 //!   primary version is a real change, not a no-op;
-//! - waits for the version's `State` to be `Active`, botocore's `PublishedVersionActive`.
+//! - applies with that one call: the alias is read again only when Lambda refuses it (412),
+//!   to tell a repeated apply (already there) from someone else's change (a conflict);
+//! - waits for the version's `State` to be `Active`, botocore's `PublishedVersionActive`,
+//!   and fails at once if the alias was moved elsewhere after the apply;
+//! - takes a version ARN (`...:function:NAME:7`) for `Exact` only if it is this function's,
+//!   in this region and account.
 //!
 //! A canary split is shown as the fact `canary` (`"2=10%"`) of the alias's current
 //! revision, so a plan lists the weights it clears. A change whose `to` revision carries
