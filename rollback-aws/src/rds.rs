@@ -583,6 +583,9 @@ impl RollbackTarget for RdsInstance {
         let instance = self.source().await?;
         let from = self.live(&instance);
         let mut to = to.clone();
+        // A revision made by hand gets the same ARN check as `Exact`: RDS would restore a
+        // snapshot ARN of another account if it is shared.
+        to.id = self.exact_snapshot(&instance, &to.id)?;
         to.facts
             .insert("restore_to".into(), self.restore_as.clone());
         if let Some(c) = instance.db_instance_class() {

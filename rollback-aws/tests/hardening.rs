@@ -25,6 +25,7 @@ const ACCOUNT: &str = "123456789012";
 const FUNCTION: &str = "orders-api";
 const SECRET: &str = "prod/orders/jwt";
 const CLUSTER: &str = "prod";
+const DB_SECRET: &str = "prod/orders/db";
 
 struct Env {
     emu: AwsEmulator,
@@ -46,7 +47,8 @@ async fn env() -> Env {
             "ecs": [{"cluster": CLUSTER, "service": "api", "family": "api", "desired_count": 2,
                      "revisions": [{"image": "repo/api:1"}, {"image": "repo/api:2"}, {"image": "repo/api:3"}],
                      "current": 3}],
-            "secrets": [{"name": SECRET, "values": ["one-value-1", "two-value-2", "three-value-3"]}],
+            "secrets": [{"name": SECRET, "values": ["one-value-1", "two-value-2", "three-value-3"]},
+                        {"name": DB_SECRET, "values": ["postgres://app:pw-1234@old.db.internal:5432/orders"]}],
             "codepipeline": [{"name": "Orders", "stages": ["Source", "Deploy"]}],
             "rds": [{"db_instance_id": "orders-db", "engine": "postgres", "class": "db.t3.micro",
                      "port": 5432, "multi_az": false,
@@ -262,6 +264,9 @@ async fn lambda_secret_rds_and_handover_arns_are_checked_too() {
         let err = rds.resolve(&Selector::exact(&id)).await.unwrap_err();
         assert_invalid(&err, "rds-instance/orders-db", says);
     }
+    let foreign = snap("111111111111", "snapshot:before-migration");
+    let err = rds.plan(&Revision::new(&foreign)).await.unwrap_err();
+    assert_invalid(&err, "rds-instance/orders-db", "account 111111111111");
     // The handover's instance and secret.
     let err = ConnectionHandover::new(&e.aws, SECRET, snap(ACCOUNT, "snapshot:before-migration"))
         .unwrap_err();
@@ -592,4 +597,28 @@ async fn every_other_target_fails_its_wait_at_once_after_a_concurrent_change() {
         .await
         .unwrap();
     wait_fails_at_once(&e, &freeze, &change.to, "GetPipelineState").await;
+
+    // Connection handover: someone writes another value right after ours.
+    let handover = ConnectionHandover::new(&e.aws, DB_SECRET, "orders-db").unwrap();
+    let change = handover
+        .plan(
+            &handover
+                .resolve(&Selector::exact(handover.revision_id()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        handover.apply(&change).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    aws_sdk_secretsmanager::Client::new(e.aws.sdk_config())
+        .put_secret_value()
+        .secret_id(DB_SECRET)
+        .secret_string("postgres://app:pw-1234@elsewhere.internal:5432/orders")
+        .send()
+        .await
+        .unwrap();
+    wait_fails_at_once(&e, &handover, &change.to, "ListSecretVersionIds").await;
 }
