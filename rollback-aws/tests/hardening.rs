@@ -622,3 +622,27 @@ async fn every_other_target_fails_its_wait_at_once_after_a_concurrent_change() {
         .unwrap();
     wait_fails_at_once(&e, &handover, &change.to, "ListSecretVersionIds").await;
 }
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_one_short_retryable_sentence() {
+    // A port nobody listens on: the connection is refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let aws = Aws::emulator(format!("http://127.0.0.1:{port}")).await;
+    let err = LambdaAlias::new(&aws, FUNCTION, "live")
+        .unwrap()
+        .current()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(err.is_retryable(), "{err}");
+    assert_readable(
+        &err,
+        &["GetAlias: could not reach AWS", "retried"],
+        "hunter2",
+    );
+    assert!(std::error::Error::source(&err).is_some());
+}
