@@ -205,12 +205,15 @@ impl RollbackTarget for PipelineTransition {
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
         let (enabled, reason) = self.enabled().await?;
         let now = Self::revision(enabled).id;
+        // Disable/EnableStageTransition take effect at once: after our apply, the other
+        // state means someone else flipped it, and waiting will not flip it back.
         Ok(if now == revision.id {
             Stability::Stable
         } else {
-            Stability::Waiting(format!(
-                "the transition is {now}{}",
-                reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            Stability::Failed(format!(
+                "the transition is {now}{}, not {}; someone else changed it",
+                reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+                revision.id
             ))
         })
     }

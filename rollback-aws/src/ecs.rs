@@ -3,7 +3,10 @@
 //! Revisions are the ACTIVE task-definition revisions of the family the service runs (the
 //! one in use is included even if it was deregistered), sorted and paged here because
 //! ListTaskDefinitions' order and paging are not to be trusted. Task definitions are
-//! immutable, so each is described once per target and cached.
+//! immutable, so each is described once per target and cached. `Exact` takes `N`,
+//! `family:N` or a task-definition ARN; an ARN of another account, region or partition, or
+//! a revision of another family, is refused as invalid input (checked against the service's
+//! own ARN, no extra call) instead of being read as this family's `family:N`.
 //!
 //! Stability follows botocore's `ServicesStable` waiter: MISSING, DRAINING and INACTIVE
 //! fail; one deployment with `runningCount == desiredCount` succeeds. A primary deployment
@@ -25,6 +28,7 @@ use rollback_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 
@@ -366,13 +370,56 @@ impl EcsService {
         defs.into_iter().map(|d| d.map(|d| d.revision)).collect()
     }
 
-    fn normalize(&self, family: &str, id: &str) -> String {
-        match parse_task_definition(id) {
-            Some((f, r)) => format!("{f}:{r}"),
-            None => match id.parse::<u32>() {
-                Ok(r) => format!("{family}:{r}"),
-                Err(_) => id.to_string(),
-            },
+    /// The `family:N` an `Exact` id means for a service of `family`: `N`, `family:N`, or a
+    /// task-definition ARN of the service's own partition, region and account (read from
+    /// the service's ARN, so no extra call). An ARN of another account, region or service,
+    /// or a revision of another family, is refused rather than swapped for this family's
+    /// namesake. Anything else is passed on, to be not found in the history.
+    fn exact_id(&self, svc: &Service, family: &str, id: &str) -> Result<String> {
+        const INSTEAD: &str = "`family:N`, N, or this account's task-definition ARN";
+        let id = id.trim();
+        let tail = if arn::is_arn(id) {
+            let (given, rest) = arn::parse_as(
+                &self.id,
+                "task definition",
+                id,
+                "ecs",
+                "task-definition/",
+                INSTEAD,
+            )?;
+            if let Some(own) = svc
+                .service_arn()
+                .and_then(Arn::parse)
+                .or_else(|| svc.task_definition().and_then(Arn::parse))
+            {
+                arn::check_same_place(
+                    &self.id,
+                    "task definition",
+                    &given,
+                    &own,
+                    "the service",
+                    INSTEAD,
+                )?;
+            }
+            rest
+        } else if let Ok(r) = id.parse::<u32>() {
+            return Ok(format!("{family}:{r}"));
+        } else {
+            id
+        };
+        match parse_task_definition(tail) {
+            Some((f, r)) if f == family => Ok(format!("{f}:{r}")),
+            Some((f, _)) => Err(Error::invalid(
+                self.id.to_string(),
+                format!(
+                    "task definition {id:?} is of family {f} but the service runs family {family}; give `{family}:N`, N, or this account's ARN of it"
+                ),
+            )),
+            None if tail != id => Err(Error::invalid(
+                self.id.to_string(),
+                format!("{id:?} names no task-definition revision; give {INSTEAD}"),
+            )),
+            None => Ok(id.to_string()),
         }
     }
 }
@@ -406,22 +453,28 @@ impl RollbackTarget for EcsService {
         self.family_history(&family, current).await
     }
 
-    /// `Exact` accepts `14`, `family:14` and the full task-definition ARN.
+    /// `Exact` accepts `14`, `family:14` and the service's own task-definition ARN.
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
         let svc = self.describe().await?;
         let (family, current) = self.current_td(&svc)?;
-        let history = self.family_history(&family, current).await?;
+        // Checked before the history is read: bad input costs one call and changes nothing.
         let selector = match selector {
-            Selector::Exact(id) => Selector::Exact(self.normalize(&family, id)),
+            Selector::Exact(id) => Selector::Exact(self.exact_id(&svc, &family, id)?),
             other => other.clone(),
         };
+        let history = self.family_history(&family, current).await?;
         selector.resolve(&self.id, &history, &format!("{family}:{current}"))
     }
 
     /// The image and environment diff between the two revisions, per container, with the
     /// values of secret-looking keys redacted.
     async fn plan(&self, to: &Revision) -> Result<Change> {
-        let current = self.current().await?;
+        let svc = self.describe().await?;
+        let (family, rev) = self.current_td(&svc)?;
+        let current = self.task_def(&family, rev).await?.revision;
+        // A revision made by hand (not by `resolve`) gets the same checks as `Exact`.
+        let mut to = to.clone();
+        to.id = self.exact_id(&svc, &family, &to.id)?;
         let (from_def, to_def) = match (
             parse_task_definition(&current.id),
             parse_task_definition(&to.id),
@@ -495,7 +548,7 @@ impl RollbackTarget for EcsService {
         Ok(Change {
             target: self.id.clone(),
             from: current,
-            to: to.clone(),
+            to,
             diff: d.build(),
             precondition: None,
         })

@@ -2,8 +2,8 @@
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use rollback_core::redact::{excerpt, EXCERPT_CHARS};
 use rollback_core::{Error, Result, TargetId};
 
 const THROTTLING: &[&str] = &[
@@ -39,6 +39,9 @@ const NOT_FOUND: &[&str] = &[
 const INVALID: &[&str] = &[
     "InvalidParameterException",
     "InvalidParameterValueException",
+    // RDS (query protocol) says it without `Exception`.
+    "InvalidParameterValue",
+    "InvalidParameter",
     "InvalidRequestException",
     "ValidationException",
     "ClientException",
@@ -66,21 +69,30 @@ const TRANSIENT: &[&str] = &[
 ];
 
 /// Converts an SDK error of operation `op` on `target` into the core error.
+///
+/// The message is one or two sentences a person can act on: the operation, the HTTP
+/// status, AWS's error code and message, an excerpt of the body when there is no AWS error
+/// (an HTML page from a proxy, say), all cut short and checked for secrets
+/// ([`rollback_core::redact::excerpt`]), and what to do. The SDK error itself (headers,
+/// raw body, internal types) goes into `source()` of [`Error::Backend`], never into the
+/// message.
 pub(crate) fn sdk_error<E>(target: &TargetId, op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let target_s = target.to_string();
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let code = err.code().map(str::to_string);
-    let detail = err
+    let code = err.code().filter(|c| !c.is_empty()).map(str::to_string);
+    let aws_message = err
         .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
-    let message = match &code {
-        Some(c) => format!("{op}: {c}: {detail}"),
-        None => format!("{op}: {detail}"),
-    };
+        .map(|m| excerpt(m, EXCERPT_CHARS).trim_end_matches('.').to_string())
+        .filter(|m| !m.is_empty());
+    let body = err
+        .raw_response()
+        .and_then(|r| r.body().bytes())
+        .map(|b| excerpt(&String::from_utf8_lossy(b), EXCERPT_CHARS))
+        .filter(|b| !b.is_empty());
+    let http = status.map(|s| format!("HTTP {s}"));
     let backend =
         |retryable: bool, message: String, err: SdkError<E, HttpResponse>| Error::Backend {
             target: target_s.clone(),
@@ -89,26 +101,72 @@ where
             source: Some(Box::new(err)),
         };
     match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            let message = format!("{op}: could not reach AWS: {}", DisplayErrorContext(&err));
+        SdkError::TimeoutError(_) => {
+            let message = format!(
+                "{op}: no answer from AWS in time; check the network and the endpoint (the call is retried)"
+            );
             return backend(true, message, err);
+        }
+        SdkError::DispatchFailure(_) => {
+            let message = format!(
+                "{op}: could not reach AWS ({}); check the network, the region and the endpoint (the call is retried)",
+                root_cause(&err)
+            );
+            return backend(true, message, err);
+        }
+        SdkError::ResponseError(_) => {
+            // An answer the SDK cannot read: a cut connection (no status), or a page from
+            // something that is not AWS. A 5xx or a cut may pass; a 2xx will not.
+            let retryable = status.is_none_or(|s| s >= 500);
+            let message = format!(
+                "{op}: AWS answered {} with a body the SDK cannot read{}; check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies){}",
+                http.as_deref().unwrap_or("without a status"),
+                body.as_deref()
+                    .map(|b| format!(": \"{b}\""))
+                    .unwrap_or_default(),
+                if retryable { " (the call is retried)" } else { "" }
+            );
+            return backend(retryable, message, err);
         }
         SdkError::ConstructionFailure(_) => {
             return Error::invalid(
                 target_s,
                 format!(
-                    "{op}: the request could not be built: {}",
-                    DisplayErrorContext(&err)
+                    "{op}: the request could not be built ({}); check the names and values given",
+                    root_cause(&err)
                 ),
             );
         }
         _ => {}
     }
+    // "UpdateAlias: HTTP 400, ValidationException: 1 validation error ..."; without an AWS
+    // error (no code, no message) the body is quoted instead.
+    let mut facts: Vec<String> = Vec::new();
+    facts.extend(http);
+    match (&code, &aws_message) {
+        (Some(c), Some(m)) => facts.push(format!("{c}: {m}")),
+        (Some(c), None) => facts.push(c.clone()),
+        (None, Some(m)) => facts.push(m.clone()),
+        (None, None) => {
+            if let Some(b) = &body {
+                facts.push(format!("answered \"{b}\""));
+            }
+        }
+    }
+    let message = if facts.is_empty() {
+        op.to_string()
+    } else {
+        format!("{op}: {}", facts.join(", "))
+    };
+    let detail = aws_message
+        .clone()
+        .or(body.clone())
+        .unwrap_or_else(|| "no details".into());
     let code_s = code.as_deref().unwrap_or("");
     if THROTTLING.contains(&code_s) || status == Some(429) {
         return Error::Throttled {
             target: target_s,
-            message,
+            message: format!("{message}; the call is retried with backoff"),
             retry_after: None,
         };
     }
@@ -127,10 +185,17 @@ where
         };
     }
     if INVALID.contains(&code_s) {
-        return Error::invalid(target_s, message);
+        return Error::invalid(
+            target_s,
+            format!("{message}; correct the input and plan again"),
+        );
     }
     if TRANSIENT.contains(&code_s) || status.is_some_and(|s| s >= 500) {
-        return backend(true, message, err);
+        return backend(
+            true,
+            format!("{message}; AWS failed on its side (the call is retried)"),
+            err,
+        );
     }
     if matches!(
         code_s,
@@ -140,7 +205,22 @@ where
         let message = format!("{message}; check the credentials and the IAM permissions for {op}");
         return backend(false, message, err);
     }
-    backend(false, message, err)
+    let todo = if status.is_some_and(|s| (200..300).contains(&s)) {
+        "a success the SDK cannot read: check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies)"
+    } else {
+        "the error's source has AWS's full answer"
+    };
+    backend(false, format!("{message}; {todo}"), err)
+}
+
+/// The innermost cause of an error (`Connection refused (os error 111)`), cut short: what a
+/// person needs from a chain whose outer layers name SDK internals.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: &(dyn std::error::Error + 'static) = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    excerpt(&cause.to_string(), 120)
 }
 
 /// Refuses empty names and names with whitespace, saying what to pass instead.

@@ -168,6 +168,8 @@ impl ConnectionHandover {
             &db_instance_id,
             "the restored instance's identifier (RdsInstance::restore_identifier)",
         )?;
+        crate::secrets::check_secret_arn(&id, &secret_id, aws)?;
+        crate::rds::check_instance_arn(&id, &db_instance_id, aws)?;
         Ok(ConnectionHandover {
             secret_id,
             db_instance_id,
@@ -423,10 +425,14 @@ impl RollbackTarget for ConnectionHandover {
         let current = self.awscurrent().await?;
         // The handover revision names the version it writes (set in `plan`).
         let want = revision.facts.get("version").unwrap_or(&revision.id);
+        // Both directions move AWSCURRENT at once (a new version, or the label moved back):
+        // once our apply returned, AWSCURRENT elsewhere means someone else changed it.
         Ok(if &current == want {
             Stability::Stable
         } else {
-            Stability::Waiting(format!("AWSCURRENT is on {current}, not {want}"))
+            Stability::Failed(format!(
+                "AWSCURRENT is on {current}, not {want}; someone else changed the secret"
+            ))
         })
     }
 }

@@ -9,7 +9,12 @@
 //! - clears canary routing (`RoutingConfig.AdditionalVersionWeights`) when it moves the
 //!   alias, which is runbook 002's "canary to 0": rolling a canary alias back to its own
 //!   primary version is a real change, not a no-op;
-//! - waits for the version's `State` to be `Active`, botocore's `PublishedVersionActive`.
+//! - applies with that one call: the alias is read again only when Lambda refuses it (412),
+//!   to tell a repeated apply (already there) from someone else's change (a conflict);
+//! - waits for the version's `State` to be `Active`, botocore's `PublishedVersionActive`,
+//!   and fails at once if the alias was moved elsewhere after the apply;
+//! - takes a version ARN (`...:function:NAME:7`) for `Exact` only if it is this function's,
+//!   in this region and account.
 //!
 //! A canary split is shown as the fact `canary` (`"2=10%"`) of the alias's current
 //! revision, so a plan lists the weights it clears. A change whose `to` revision carries
@@ -38,16 +43,21 @@ use async_trait::async_trait;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration, State};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Stability, TargetId,
-    TargetSpec,
+    ApplyOutcome, Change, Error, ErrorKind, Registry, Result, Revision, RollbackTarget, Selector,
+    Stability, TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
 pub const KIND: &str = "lambda-alias";
+
+/// The revision fact with a version's code SHA-256; a revision that has it was described
+/// by Lambda, so its version exists.
+const CODE_FACT: &str = "code_sha256";
 
 /// The revision fact that shows an alias's canary routing weights, e.g. `"2=10%"`.
 pub const CANARY_FACT: &str = "canary";
@@ -95,13 +105,17 @@ struct AliasState {
     weights: Vec<(String, f64)>,
     /// The alias's RevisionId, Lambda's optimistic-concurrency token.
     revision_id: Option<String>,
+    /// The alias's ARN: the function's partition, region, account and name, for checking
+    /// version ARNs without another call.
+    arn: Option<String>,
 }
 
 impl LambdaAlias {
     /// The alias `alias` of `function` (a name or ARN), with the given AWS settings.
     ///
-    /// Fails with [`Error::InvalidInput`] when a name is empty or holds whitespace; nothing
-    /// is sent to AWS until the target is used.
+    /// Fails with [`Error::InvalidInput`] when a name is empty or holds whitespace, or the
+    /// function is given as an ARN that is not a Lambda function's (without qualifier) in
+    /// the configured region; nothing is sent to AWS until the target is used.
     pub fn new(aws: &Aws, function: impl Into<String>, alias: impl Into<String>) -> Result<Self> {
         let function = function.into();
         let alias = alias.into();
@@ -113,6 +127,25 @@ impl LambdaAlias {
             &alias,
             "the alias that serves traffic, e.g. `live`",
         )?;
+        if arn::is_arn(&function) {
+            let instead = "the function's name or its ARN without a qualifier (arn:aws:lambda:REGION:ACCOUNT:function:NAME), and the alias separately";
+            let (given, name) = arn::parse_as(
+                &id,
+                "Lambda function",
+                &function,
+                "lambda",
+                "function:",
+                instead,
+            )?;
+            if name.contains(':') {
+                return Err(Error::invalid(
+                    id.to_string(),
+                    format!("the function ARN {function:?} carries a qualifier; give {instead}"),
+                ));
+            }
+            let region = aws.sdk_config().region().map(|r| r.as_ref().to_string());
+            arn::check_region(&id, "function", &given, region.as_deref())?;
+        }
         Ok(LambdaAlias {
             function,
             alias,
@@ -169,7 +202,67 @@ impl LambdaAlias {
                     .and_then(AliasRoutingConfiguration::additional_version_weights),
             ),
             revision_id: out.revision_id().map(str::to_string),
+            arn: out.alias_arn().map(str::to_string),
         })
+    }
+
+    /// The version an `Exact` id names: a version number, or a version ARN
+    /// (`arn:aws:lambda:REGION:ACCOUNT:function:NAME:N`) of this very function, region and
+    /// account, checked against the alias's own ARN. Anything else is passed on (and refused
+    /// by [`check_published`] or not found in the history).
+    fn exact_version(&self, alias: &AliasState, id: &str) -> Result<String> {
+        if !arn::is_arn(id) {
+            return Ok(id.to_string());
+        }
+        const INSTEAD: &str =
+            "a version number such as \"7\", or this function's version ARN (...:function:NAME:7)";
+        let (given, rest) = arn::parse_as(
+            &self.id,
+            "Lambda version",
+            id,
+            "lambda",
+            "function:",
+            INSTEAD,
+        )?;
+        let own = alias.arn.as_deref().and_then(Arn::parse);
+        if let Some(own) = &own {
+            arn::check_same_place(
+                &self.id,
+                "the version",
+                &given,
+                own,
+                "the function",
+                INSTEAD,
+            )?;
+        }
+        let (name, qualifier) = rest.split_once(':').ok_or_else(|| {
+            Error::invalid(
+                self.target(),
+                format!("{id:?} is a function ARN without a version; give {INSTEAD}"),
+            )
+        })?;
+        let own_name = own
+            .and_then(|a| a.resource_after("function:"))
+            .and_then(|r| r.split(':').next())
+            .unwrap_or(&self.function);
+        if name != own_name {
+            return Err(Error::invalid(
+                self.target(),
+                format!(
+                    "{id:?} is a version of function {name}, not of {own_name} (whose alias {} this is); give {INSTEAD}",
+                    self.alias
+                ),
+            ));
+        }
+        if version_number(qualifier).is_none() {
+            return Err(Error::invalid(
+                self.target(),
+                format!(
+                    "{id:?} ends in {qualifier:?}, not a published version number; give {INSTEAD}"
+                ),
+            ));
+        }
+        Ok(qualifier.to_string())
     }
 
     /// One version as a revision (`GetFunctionConfiguration` with the version as qualifier).
@@ -205,6 +298,66 @@ impl LambdaAlias {
         }
     }
 
+    /// What the alias as read now says about `change`: `Some(AlreadyCurrent)` when it is
+    /// there already, a conflict when it is neither at `from` nor at `to`, `None` when it is
+    /// still at `from` and may be moved.
+    fn check_before_update(
+        &self,
+        change: &Change,
+        want: &[(String, f64)],
+        alias: &AliasState,
+    ) -> Result<Option<ApplyOutcome>> {
+        let to = &change.to.id;
+        if &alias.version == to && canary_fact(&alias.weights) == canary_fact(want) {
+            return Ok(Some(ApplyOutcome::AlreadyCurrent));
+        }
+        if alias.version != change.from.id && &alias.version != to {
+            return Err(Error::Conflict {
+                target: self.target(),
+                expected: change.from.id.clone(),
+                found: alias.version.clone(),
+            });
+        }
+        Ok(None)
+    }
+
+    /// UpdateAlias to `to` with the canary weights `want` (none clears them) and the
+    /// RevisionId precondition; the answer must show the alias at `to`.
+    async fn update_alias(
+        &self,
+        to: &str,
+        want: &[(String, f64)],
+        revision_id: Option<String>,
+    ) -> Result<ApplyOutcome> {
+        let routing = AliasRoutingConfiguration::builder()
+            // An empty map, not a missing one: that is what clears the weights.
+            .set_additional_version_weights(Some(want.iter().cloned().collect::<HashMap<_, _>>()))
+            .build();
+        let out = self
+            .client
+            .update_alias()
+            .function_name(&self.function)
+            .name(&self.alias)
+            .function_version(to)
+            .routing_config(routing)
+            .set_revision_id(revision_id)
+            .send()
+            .await
+            .map_err(|e| self.version_error(to, sdk_error(&self.id, "UpdateAlias", e)))?;
+        // Trust, but verify: an answer that does not show the alias at `to` did not move it.
+        match out.function_version() {
+            Some(v) if v == to => Ok(ApplyOutcome::Applied),
+            found => Err(Error::backend(
+                self.target(),
+                format!(
+                    "UpdateAlias answered without moving the alias to version {to} (it reports {}); read the alias and plan again",
+                    found.unwrap_or("no version")
+                ),
+                false,
+            )),
+        }
+    }
+
     /// The alias's primary version as a revision, with its canary split as a fact.
     async fn revision_of(&self, alias: &AliasState) -> Result<Revision> {
         let mut rev = self.version(&alias.version).await?;
@@ -235,6 +388,17 @@ impl RollbackTarget for LambdaAlias {
     async fn current(&self) -> Result<Revision> {
         let alias = self.alias_state().await?;
         self.revision_of(&alias).await
+    }
+
+    /// `Exact` also takes this function's version ARN; checked before the history is read.
+    async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        let alias = self.alias_state().await?;
+        let selector = match selector {
+            Selector::Exact(id) => Selector::Exact(self.exact_version(&alias, id.trim())?),
+            other => other.clone(),
+        };
+        let history = self.history().await?;
+        selector.resolve(&self.id, &history, &alias.version)
     }
 
     async fn history(&self) -> Result<Vec<Revision>> {
@@ -291,50 +455,50 @@ impl RollbackTarget for LambdaAlias {
             })?,
             None => Vec::new(),
         };
-        // The version is read beside the alias so that an unknown one is refused before
-        // anything is sent (NotFound, nothing changed).
-        let (alias, _) = futures::try_join!(self.alias_state(), self.version(to))?;
-        if &alias.version == to && canary_fact(&alias.weights) == canary_fact(&want) {
-            return Ok(ApplyOutcome::AlreadyCurrent);
-        }
-        if alias.version != change.from.id && &alias.version != to {
-            return Err(Error::Conflict {
-                target: self.target(),
-                expected: change.from.id.clone(),
-                found: alias.version,
-            });
-        }
-        let routing = AliasRoutingConfiguration::builder()
-            // An empty map, not a missing one: that is what clears the weights.
-            .set_additional_version_weights(Some(want.into_iter().collect::<HashMap<_, _>>()))
-            .build();
-        let out = self
-            .client
-            .update_alias()
-            .function_name(&self.function)
-            .name(&self.alias)
-            .function_version(to)
-            .routing_config(routing)
-            .set_revision_id(change.precondition.clone().or(alias.revision_id))
-            .send()
-            .await
-            .map_err(|e| self.version_error(to, sdk_error(&self.id, "UpdateAlias", e)))?;
-        // Trust, but verify: an answer that does not show the alias at `to` did not move it.
-        match out.function_version() {
-            Some(v) if v == to => Ok(ApplyOutcome::Applied),
-            found => Err(Error::backend(
-                self.target(),
-                format!(
-                    "UpdateAlias answered without moving the alias to version {to} (it reports {}); read the alias and plan again",
-                    found.unwrap_or("no version")
-                ),
-                false,
-            )),
+        let planned_noop = change.from.id == *to
+            && change.from.facts.get(CANARY_FACT) == canary_fact(&want).as_ref();
+        // One call when the plan read the alias (its RevisionId is the precondition) and
+        // the version (a revision Lambda described carries its code's SHA-256): the
+        // UpdateAlias itself. Lambda refuses it (412) if the alias changed since, and only
+        // then is the alias read, to tell "already there" (a resumed or retried apply)
+        // from someone else's change. Otherwise (a compensation, a change made by hand, a
+        // plan that saw nothing to do) the alias and the version are read first, so that
+        // a conflict or an unknown version sends nothing.
+        let described = change.to.facts.contains_key(CODE_FACT);
+        let revision_id = match &change.precondition {
+            Some(r) if described && !planned_noop => r.clone(),
+            _ => {
+                let (alias, _) = futures::try_join!(self.alias_state(), self.version(to))?;
+                if let Some(done) = self.check_before_update(change, &want, &alias)? {
+                    return Ok(done);
+                }
+                match alias.revision_id {
+                    Some(r) => r,
+                    None => return self.update_alias(to, &want, None).await,
+                }
+            }
+        };
+        match self.update_alias(to, &want, Some(revision_id)).await {
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                let alias = self.alias_state().await?;
+                if let Some(done) = self.check_before_update(change, &want, &alias)? {
+                    return Ok(done);
+                }
+                // Still at `from`, yet the RevisionId moved: someone changed something else
+                // on the alias (its description, say) since the plan.
+                Err(Error::Conflict {
+                    target: self.target(),
+                    expected: format!("{} as planned", change.from.id),
+                    found: format!("{} changed since the plan (new RevisionId)", alias.version),
+                })
+            }
+            other => other,
         }
     }
 
     /// Stable when the version is `Active` and the alias sends it all traffic (or the
-    /// canary split the revision describes).
+    /// canary split the revision describes); an alias pointing elsewhere has been moved by
+    /// someone else and fails at once.
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
         check_published(&self.id, &revision.id)?;
         let config = self
@@ -358,17 +522,19 @@ impl RollbackTarget for LambdaAlias {
         if state != Stability::Stable {
             return Ok(state);
         }
+        // UpdateAlias moves the alias at once: after our apply it is at `revision`, so an
+        // alias elsewhere was moved by someone else, and waiting will not bring it back.
         if alias.version != revision.id {
-            return Ok(Stability::Waiting(format!(
-                "alias {} points at version {}, not {}",
+            return Ok(Stability::Failed(format!(
+                "alias {} points at version {}, not {}; someone else changed it",
                 self.alias, alias.version, revision.id
             )));
         }
         let want = revision.facts.get(CANARY_FACT).cloned();
         let have = canary_fact(&alias.weights);
         if have != want {
-            return Ok(Stability::Waiting(format!(
-                "alias {} routes {} beside version {}, expected {}",
+            return Ok(Stability::Failed(format!(
+                "alias {} routes {} beside version {}, expected {}; someone else changed it",
                 self.alias,
                 have.as_deref().unwrap_or("nothing"),
                 revision.id,
@@ -450,7 +616,7 @@ fn version_revision(
         .filter(|d| !d.trim().is_empty())
         .map(str::to_string);
     if let Some(sha) = code_sha256.filter(|s| !s.is_empty()) {
-        rev.facts.insert("code_sha256".into(), sha.to_string());
+        rev.facts.insert(CODE_FACT.into(), sha.to_string());
     }
     if let Some(runtime) = runtime.filter(|s| !s.is_empty()) {
         rev.facts.insert("runtime".into(), runtime.to_string());

@@ -4,7 +4,7 @@
 //!
 //! | target | revision | rollback |
 //! | --- | --- | --- |
-//! | [`LambdaAlias`] | published version (`"7"`) | UpdateAlias to the version, canary weights cleared, with the alias RevisionId read in preflight |
+//! | [`LambdaAlias`] | published version (`"7"`) | one UpdateAlias to the version, canary weights cleared, with the alias RevisionId read in preflight |
 //! | [`EcsService`] | task-definition revision (`"family:14"`) | UpdateService(taskDefinition), wait for the ServicesStable rules, fail fast on a FAILED rollout |
 //! | [`SecretVersion`] | version id | UpdateSecretVersionStage(AWSCURRENT); never reads a secret value |
 //! | [`RdsInstance`] | `live`, then DB snapshots; or a point in time | restore to a NEW instance (the original is never touched); DBInstanceAvailable |
@@ -20,9 +20,16 @@
 //! profiles, `AWS_ENDPOINT_URL`) or [`AwsConfig`]; [`register`] teaches a
 //! [`Registry`](rollback_core::Registry) to rebuild these targets from a journal.
 //!
+//! ARNs given where a name or revision id is expected are checked in one place: a revision
+//! ARN must be the target's own partition, region, account and name, a target's ARN must be
+//! of its service in the configured region, or the input is refused before anything is sent.
+//! Errors from the SDK read as one or two sentences (operation, HTTP status, AWS code and
+//! message, a secret-free excerpt of the body, what to do); the SDK error is their `source()`.
+//!
 //! The SDK's own retries are off: the transaction retries throttling and transient errors
 //! itself (`rollback_core::wait::RetryPolicy`) and reports each retry as an event.
 
+mod arn;
 pub mod cloudwatch;
 pub mod codepipeline;
 mod config;

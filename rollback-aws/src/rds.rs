@@ -30,6 +30,7 @@ use rollback_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 
@@ -123,6 +124,70 @@ pub fn restorable_window(
     (earliest <= latest).then_some((earliest, latest))
 }
 
+/// The longest DB instance identifier RDS accepts.
+pub const MAX_INSTANCE_ID: usize = 63;
+/// The longest DB snapshot identifier RDS accepts.
+pub const MAX_SNAPSHOT_ID: usize = 255;
+
+/// Refuses a name RDS would refuse (`InvalidParameterValue`), before anything is sent:
+/// RDS identifiers are 1 to `max` ASCII letters, digits and hyphens, start with a letter,
+/// and neither end with a hyphen nor contain two consecutive hyphens.
+pub(crate) fn check_identifier(
+    target: &TargetId,
+    what: &str,
+    name: &str,
+    max: usize,
+) -> Result<()> {
+    let len = name.chars().count();
+    let problem = if len == 0 {
+        "is empty".to_string()
+    } else if len > max {
+        format!("is {len} characters long")
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && *c != '-')
+    {
+        format!("contains {c:?}")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        "does not start with a letter".to_string()
+    } else if name.ends_with('-') {
+        "ends with a hyphen".to_string()
+    } else if name.contains("--") {
+        "contains two consecutive hyphens".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        target.to_string(),
+        format!(
+            "the {what} identifier {name:?} {problem}; RDS identifiers are 1 to {max} ASCII letters, digits and hyphens, start with a letter, and neither end with a hyphen nor contain two consecutive hyphens"
+        ),
+    ))
+}
+
+/// An instance given by ARN must be an RDS DB instance's (`arn:aws:rds:REGION:ACCOUNT:db:NAME`)
+/// in the region the client sends to; its name is returned (the name itself otherwise).
+pub(crate) fn check_instance_arn<'a>(
+    target: &TargetId,
+    instance: &'a str,
+    aws: &Aws,
+) -> Result<&'a str> {
+    if !arn::is_arn(instance) {
+        return Ok(instance);
+    }
+    let (given, name) = arn::parse_as(
+        target,
+        "DB instance",
+        instance,
+        "rds",
+        "db:",
+        "the DB instance identifier or its ARN (arn:aws:rds:REGION:ACCOUNT:db:NAME)",
+    )?;
+    let region = aws.sdk_config().region().map(|r| r.as_ref().to_string());
+    arn::check_region(target, "DB instance", &given, region.as_deref())?;
+    Ok(name)
+}
+
 /// The DB instance `identifier` as RDS describes it, or `None` if it does not exist.
 pub(crate) async fn describe_db_instance(
     client: &Client,
@@ -160,10 +225,13 @@ impl RdsInstance {
             &db_instance_id,
             "the DB instance identifier, e.g. `agentauri-production`",
         )?;
-        let restore_as = format!(
-            "{db_instance_id}-rollback-{}",
-            Utc::now().format("%Y%m%d-%H%M%S")
-        );
+        let name = check_instance_arn(&id, &db_instance_id, aws)?;
+        // The default must itself be a valid identifier: the original's name is cut so that
+        // the suffix fits in 63 characters.
+        let suffix = format!("-rollback-{}", Utc::now().format("%Y%m%d-%H%M%S"));
+        let keep = MAX_INSTANCE_ID.saturating_sub(suffix.len());
+        let stem: String = name.chars().take(keep).collect();
+        let restore_as = format!("{}{suffix}", stem.trim_end_matches('-'));
         Ok(RdsInstance {
             db_instance_id,
             restore_as,
@@ -193,6 +261,12 @@ impl RdsInstance {
                 "a restore never overwrites the original instance; give the restored one another identifier",
             ));
         }
+        check_identifier(
+            &self.id,
+            "restored DB instance",
+            &identifier,
+            MAX_INSTANCE_ID,
+        )?;
         self.restore_as = identifier;
         Ok(self)
     }
@@ -355,6 +429,7 @@ impl RdsInstance {
             &name,
             "a snapshot identifier, e.g. `pre-migration-20251228-143000`",
         )?;
+        check_identifier(&self.id, "DB snapshot", &name, MAX_SNAPSHOT_ID)?;
         self.client
             .create_db_snapshot()
             .db_instance_identifier(&self.db_instance_id)
@@ -417,6 +492,29 @@ impl RdsInstance {
             })
     }
 
+    /// The snapshot id an `Exact` id means: the id itself, or the name in a DB snapshot ARN
+    /// (`arn:aws:rds:REGION:ACCOUNT:snapshot:NAME`) of the instance's own partition, region
+    /// and account (read from the instance's ARN, described already).
+    fn exact_snapshot(&self, instance: &DbInstance, id: &str) -> Result<String> {
+        if !arn::is_arn(id) {
+            return Ok(id.to_string());
+        }
+        const INSTEAD: &str = "the snapshot identifier, or this account's DB snapshot ARN (arn:aws:rds:REGION:ACCOUNT:snapshot:NAME)";
+        let (given, name) =
+            arn::parse_as(&self.id, "DB snapshot", id, "rds", "snapshot:", INSTEAD)?;
+        if let Some(own) = instance.db_instance_arn().and_then(Arn::parse) {
+            arn::check_same_place(
+                &self.id,
+                "DB snapshot",
+                &given,
+                &own,
+                "the instance",
+                INSTEAD,
+            )?;
+        }
+        Ok(name.to_string())
+    }
+
     fn source_of(instance: &DbInstance) -> Option<String> {
         instance
             .tag_list()
@@ -457,8 +555,13 @@ impl RollbackTarget for RdsInstance {
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
         let instance = self.source().await?;
         let mut history = vec![self.live(&instance)];
+        // A snapshot ARN names this instance's region and account, or is refused.
+        let selector = match selector {
+            Selector::Exact(id) => Selector::Exact(self.exact_snapshot(&instance, id.trim())?),
+            other => other.clone(),
+        };
         history.extend(self.snapshots().await?);
-        if let Selector::Exact(id) = selector {
+        if let Selector::Exact(id) = &selector {
             if !history.iter().any(|r| &r.id == id)
                 && (id == "latest" || id.chars().next().is_some_and(|c| c.is_ascii_digit()))
             {
@@ -469,9 +572,20 @@ impl RollbackTarget for RdsInstance {
     }
 
     async fn plan(&self, to: &Revision) -> Result<Change> {
+        // The name may come from a journal or the default: checked here, in preflight,
+        // rather than refused by RestoreDBInstanceFromDBSnapshot after other steps ran.
+        check_identifier(
+            &self.id,
+            "restored DB instance",
+            &self.restore_as,
+            MAX_INSTANCE_ID,
+        )?;
         let instance = self.source().await?;
         let from = self.live(&instance);
         let mut to = to.clone();
+        // A revision made by hand gets the same ARN check as `Exact`: RDS would restore a
+        // snapshot ARN of another account if it is shared.
+        to.id = self.exact_snapshot(&instance, &to.id)?;
         to.facts
             .insert("restore_to".into(), self.restore_as.clone());
         if let Some(c) = instance.db_instance_class() {

@@ -41,6 +41,7 @@ use rollback_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::arn;
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 
@@ -91,8 +92,9 @@ impl fmt::Debug for SecretVersion {
 impl SecretVersion {
     /// The secret `secret_id` (a name or ARN), with the given AWS settings.
     ///
-    /// Fails with [`Error::InvalidInput`] when the id is empty or holds whitespace;
-    /// nothing is sent to AWS until the target is used.
+    /// Fails with [`Error::InvalidInput`] when the id is empty or holds whitespace, or is
+    /// an ARN that is not a Secrets Manager secret's in the configured region; nothing is
+    /// sent to AWS until the target is used.
     pub fn new(aws: &Aws, secret_id: impl Into<String>) -> Result<Self> {
         let secret_id = secret_id.into();
         let id = TargetId::new(KIND, secret_id.clone());
@@ -102,6 +104,7 @@ impl SecretVersion {
             &secret_id,
             "the secret's name or ARN, e.g. `production/api/jwt-secret`",
         )?;
+        check_secret_arn(&id, &secret_id, aws)?;
         Ok(SecretVersion {
             secret_id,
             aws: aws.config().clone(),
@@ -213,6 +216,9 @@ impl RollbackTarget for SecretVersion {
     /// `Previous` is the `AWSPREVIOUS` version when there is one; everything else (and
     /// `Previous` without `AWSPREVIOUS`) follows [`Selector::resolve`].
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
+        if let Selector::Exact(v) = selector {
+            check_version_id(&self.id, v)?;
+        }
         let history = self.versions().await?;
         let current = self.current_in(&history)?;
         if *selector == Selector::Previous {
@@ -373,13 +379,52 @@ fn with_stage<'a>(history: &'a [Revision], stage: &str) -> Option<&'a Revision> 
     history.iter().find(|r| stages(r).any(|s| s == stage))
 }
 
-/// Stable when `version` holds `AWSCURRENT`.
+/// Stable when `version` holds `AWSCURRENT`. Moving the label is atomic, so once our
+/// apply returned, the label anywhere else means someone else moved it: that fails at once
+/// instead of waiting out the step's timeout.
 fn stage_stability(history: &[Revision], version: &str) -> Stability {
     match with_stage(history, AWSCURRENT) {
         Some(r) if r.id == version => Stability::Stable,
-        Some(r) => Stability::Waiting(format!("{AWSCURRENT} is on {}, not {version}", r.id)),
-        None => Stability::Waiting(format!("no version holds {AWSCURRENT}, not even {version}")),
+        Some(r) => Stability::Failed(format!(
+            "{AWSCURRENT} is on {}, not {version}; someone else changed it",
+            r.id
+        )),
+        None => Stability::Failed(format!(
+            "no version holds {AWSCURRENT}, not even {version}; someone else changed the secret"
+        )),
     }
+}
+
+/// A secret given by ARN must be a Secrets Manager secret's, in the region the client sends
+/// to (another account's is allowed: cross-account secrets are named by their full ARN).
+pub(crate) fn check_secret_arn(id: &TargetId, secret_id: &str, aws: &Aws) -> Result<()> {
+    if !arn::is_arn(secret_id) {
+        return Ok(());
+    }
+    let (given, _) = arn::parse_as(
+        id,
+        "Secrets Manager secret",
+        secret_id,
+        "secretsmanager",
+        "secret:",
+        "the secret's name or its ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx)",
+    )?;
+    let region = aws.sdk_config().region().map(|r| r.as_ref().to_string());
+    arn::check_region(id, "secret", &given, region.as_deref())
+}
+
+/// A version is chosen by its version id; an ARN there (the secret's, or anything else's)
+/// names no version and is refused before anything is read.
+fn check_version_id(id: &TargetId, version: &str) -> Result<()> {
+    if arn::is_arn(version) {
+        return Err(Error::invalid(
+            id.to_string(),
+            format!(
+                "{version:?} is an ARN, not a version id; a secret version is chosen by its version id (ListSecretVersionIds), or with Previous for the {AWSPREVIOUS} version"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn list_ids(history: &[Revision]) -> String {
@@ -453,7 +498,7 @@ mod tests {
         assert_eq!(stage_stability(&h, "v2"), Stability::Stable);
         assert_eq!(
             stage_stability(&h, "v1"),
-            Stability::Waiting("AWSCURRENT is on v2, not v1".into())
+            Stability::Failed("AWSCURRENT is on v2, not v1; someone else changed it".into())
         );
         assert_eq!(with_stage(&h, AWSPREVIOUS).unwrap().id, "v1");
         assert!(with_stage(&h, "AWSPENDING").is_none());

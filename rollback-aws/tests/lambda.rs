@@ -212,7 +212,10 @@ async fn canary_alias_back_to_its_primary_clears_the_weights() {
         e.target.apply(&change).await.unwrap(),
         ApplyOutcome::AlreadyCurrent
     );
-    assert_eq!(e.calls("UpdateAlias").await, 1);
+    // The second apply's UpdateAlias carries the spent RevisionId: Lambda refuses it (412)
+    // and one read shows the alias already there.
+    assert_eq!(e.calls("UpdateAlias").await, 2);
+    assert_eq!(read_alias(&e.target).await.0, "3");
 }
 
 /// The same inside a transaction: the alias is "at" version 3 only by id, so the step is
@@ -307,10 +310,12 @@ async fn a_version_change_after_the_plan_is_a_conflict() {
         "{err}"
     );
     assert_eq!(read_alias(&e.target).await.0, "1");
+    // One UpdateAlias with the planned RevisionId, refused by Lambda (412): the
+    // precondition, not a read before it, finds the conflict, and nothing changed.
     let after = e.emu.calls().await.unwrap();
     assert_eq!(
         count_in(&after, "UpdateAlias"),
-        count_in(&before, "UpdateAlias")
+        count_in(&before, "UpdateAlias") + 1
     );
 }
 
@@ -393,7 +398,8 @@ async fn a_transaction_stops_on_a_concurrent_change() {
         "{report}"
     );
     assert_eq!(read_alias(&e.target).await.0, "1");
-    assert_eq!(e.calls("UpdateAlias").await, 1);
+    // The interloper's, and ours refused by the RevisionId precondition (412).
+    assert_eq!(e.calls("UpdateAlias").await, 2);
 }
 
 /// Throttled UpdateAlias calls are retried inside the transaction, with events saying so.

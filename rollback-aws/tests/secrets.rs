@@ -232,9 +232,13 @@ async fn apply_is_idempotent_and_waits_for_awscurrent() {
         text.contains(&format!("~ fact AWSCURRENT: {v2} -> {v1}")),
         "{text}"
     );
+    // Moving the label is atomic: AWSCURRENT elsewhere is never "on its way" (after an
+    // apply it means someone else moved it), so it fails rather than waits.
     assert_eq!(
         e.target.check_stable(&change.to).await.unwrap(),
-        Stability::Waiting(format!("AWSCURRENT is on {v2}, not {v1}"))
+        Stability::Failed(format!(
+            "AWSCURRENT is on {v2}, not {v1}; someone else changed it"
+        ))
     );
     assert_eq!(
         e.target.apply(&change).await.unwrap(),
