@@ -47,8 +47,11 @@ pub fn excerpt(text: &str, max: usize) -> String {
             // `Authorization: Bearer <token>`: the scheme is followed by the secret itself.
             redact_next = w.ends_with(':')
                 || w == "="
-                || ["bearer", "basic", "token", "digest"]
-                    .contains(&w.to_ascii_lowercase().as_str());
+                || ["bearer", "basic", "token", "digest"].contains(
+                    &w.trim_matches(|c: char| "\"'".contains(c))
+                        .to_ascii_lowercase()
+                        .as_str(),
+                );
             continue;
         }
         let (word, next) = redact_word(w);
@@ -57,6 +60,24 @@ pub fn excerpt(text: &str, max: usize) -> String {
     }
     let joined = out.join(" ");
     truncate(&joined, max)
+}
+
+/// `url` with its password, if any, replaced by [`REDACTED`]; an unparsable URL that may hold
+/// one is not echoed at all. For names and messages that show a URL a user gave
+/// (`https://user:pass@host/health`).
+#[cfg(feature = "http")]
+pub fn url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            if u.set_password(Some(REDACTED)).is_err() {
+                return "<a URL with a password>".to_string();
+            }
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) if url.contains('@') => "<an unparsable URL>".to_string(),
+        Err(_) => url.to_string(),
+    }
 }
 
 /// Cuts `text` to at most `max` characters, on a character boundary, ending in `…` when cut.
@@ -103,6 +124,20 @@ fn strip_tags(text: &str) -> String {
 /// One word, redacted where it carries a secret; the flag says the next word is the value of
 /// a secret-looking key (`password: hunter2`, `Authorization: Bearer x`).
 fn redact_word(w: &str) -> (String, bool) {
+    // scheme://user:password@host
+    if let Some(i) = w.find("://") {
+        let rest = &w[i + 3..];
+        let auth_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                let cut = i + 3 + colon + 1;
+                return (
+                    format!("{}{REDACTED}{}", &w[..cut], &w[i + 3 + at..]),
+                    false,
+                );
+            }
+        }
+    }
     // key=value, key:value, "key":"value"
     for sep in ['=', ':'] {
         if let Some((k, v)) = w.split_once(sep) {
@@ -175,7 +210,7 @@ mod tests {
 
     #[test]
     fn excerpt_redacts_secret_looking_values_and_tokens() {
-        let body = r#"{"message": "bad request", "password": "hunter2-hunter2", "db_password":"pw-xyz-123", "Authorization: Bearer abcdef-secret"} token=t0k3n-v4lue id eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig AKIAIOSFODNN7EXAMPLEKEYABCDEFGH12345"#;
+        let body = r#"{"message": "bad request", "password": "hunter2-hunter2", "db_password":"pw-xyz-123", "Authorization: Bearer abcdef-secret", "authorization": "Bearer quoted-secret"} token=t0k3n-v4lue id eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig AKIAIOSFODNN7EXAMPLEKEYABCDEFGH12345"#;
         let e = excerpt(body, 1000);
         for secret in [
             "hunter2-hunter2",
@@ -188,6 +223,15 @@ mod tests {
         }
         assert!(e.contains("bad request"), "{e}");
         assert!(!e.contains("abcdef-secret"), "{e}");
+        assert!(!e.contains("quoted-secret"), "{e}");
+        let e = excerpt(
+            "cannot connect to postgres://app:pw-9f8e7d@db.internal:5432/app",
+            200,
+        );
+        assert_eq!(
+            e,
+            "cannot connect to postgres://app:<redacted>@db.internal:5432/app"
+        );
     }
 
     #[test]
@@ -200,6 +244,20 @@ mod tests {
             e,
             "arn:aws:ecs:us-east-1:123456789012:task-definition/api:14 not found at /v1/services"
         );
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            url("https://ops:hunter2@api.example.com/health"),
+            "https://ops:%3Credacted%3E@api.example.com/health"
+        );
+        assert_eq!(
+            url("https://api.example.com/health"),
+            "https://api.example.com/health"
+        );
+        assert_eq!(url("not a url @ hunter2"), "<an unparsable URL>");
     }
 
     #[test]

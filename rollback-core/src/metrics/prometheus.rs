@@ -577,20 +577,8 @@ mod source {
         password == REDACTED || password.eq_ignore_ascii_case("%3Credacted%3E")
     }
 
-    /// `url` with its password, if any, replaced by [`REDACTED`].
     fn redact_url(url: &str) -> String {
-        match reqwest::Url::parse(url) {
-            Ok(mut u) if u.password().is_some() => {
-                if u.set_password(Some(REDACTED)).is_err() {
-                    return "<a URL with a password>".to_string();
-                }
-                u.to_string()
-            }
-            Ok(_) => url.to_string(),
-            // Never echo something unparsable that may hold a password.
-            Err(_) if url.contains('@') => "<an unparsable URL>".to_string(),
-            Err(_) => url.to_string(),
-        }
+        crate::redact::url(url)
     }
 
     fn serialize_url<S: Serializer>(url: &str, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -365,7 +365,11 @@ impl fmt::Debug for HttpCheck {
 impl Verifier for HttpCheck {
     /// `GET <url>`, with the check's method.
     fn name(&self) -> String {
-        format!("{} {}", self.method.to_ascii_uppercase(), self.url)
+        format!(
+            "{} {}",
+            self.method.to_ascii_uppercase(),
+            crate::redact::url(&self.url)
+        )
     }
 
     /// Makes the request once. `Err` only for input that cannot run (a bad URL, method or
