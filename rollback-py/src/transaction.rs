@@ -22,7 +22,7 @@ use crate::check::{check_of, PyAction};
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
 use crate::target::{target_of, PYTHON_KIND};
-use crate::types::{selector_of, PyEvent, PyReport, Seconds};
+use crate::types::{selector_of, Int, PyEvent, PyReport, Seconds};
 
 /// One step as added from Python.
 #[derive(Clone)]
@@ -200,14 +200,17 @@ impl PyTransaction {
 #[pymethods]
 impl PyTransaction {
     #[new]
-    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None))]
+    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(8), *, locks_dir=None, lease_ttl=None, holder=None))]
+    #[pyo3(
+        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         name: &str,
         reason: Option<String>,
         journal: Option<PathBuf>,
         policy: &str,
-        concurrency: i64,
+        concurrency: Int,
         locks_dir: Option<PathBuf>,
         lease_ttl: Option<Seconds>,
         holder: Option<String>,
@@ -219,10 +222,7 @@ impl PyTransaction {
             ));
         }
         let what = format!("transaction {name:?}");
-        let concurrency = usize::try_from(concurrency)
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| invalid(&what, format!("concurrency={concurrency}: give 1 or more")))?;
+        let concurrency: usize = concurrency.get(&what, "concurrency={}", 1)?;
         if lease_ttl.is_some_and(|t| t.0 < Duration::from_secs(1)) {
             return Err(invalid(&what, "lease_ttl must be at least 1 second"));
         }
