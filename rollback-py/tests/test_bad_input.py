@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 
@@ -60,7 +60,7 @@ class World:
             LambdaAlias(FN, "live"), selector or rollback.Previous()
         )
 
-    def lambda_tx_with(self, check: object) -> rollback.Transaction:
+    def lambda_tx_with(self, check: rollback.Check) -> rollback.Transaction:
         return rollback.Transaction("bad-input", reason="campaign").add(LambdaAlias(FN, "live"), rollback.Previous(), verify=check)
 
 
@@ -101,13 +101,16 @@ def world(emu: EmulatorHandle, tmp_path: Path) -> World:
     return World(emu, tmp_path, list(seeded["secrets"][0]["version_ids"]))
 
 
+W = TypeVar("W")
+
+
 @dataclass
-class Row:
-    """One bad input: what to do, the exception it must raise, and the names one of which
-    its message must show."""
+class Row(Generic[W]):
+    """One bad input: what to do (given the world it needs), the exception it must raise,
+    and the names one of which its message must show."""
 
     id: str
-    act: Callable[[World], object]
+    act: Callable[[W], object]
     error: type[BaseException]
     names: tuple[str, ...]
 
@@ -197,7 +200,7 @@ I = rollback.InvalidInputError
 NF = rollback.NotFoundError
 J = rollback.JournalError
 
-AWS_ROWS = [
+AWS_ROWS: list[Row[World]] = [
     # -- Lambda aliases
     Row("lambda-empty-function", lambda w: LambdaAlias("", "live"), I, ("lambda-alias",)),
     Row("lambda-bad-alias", lambda w: LambdaAlias(FN, "li ve"), I, ("li ve",)),
@@ -323,7 +326,7 @@ AWS_ROWS = [
 
 
 @pytest.mark.parametrize("row", AWS_ROWS, ids=[r.id for r in AWS_ROWS])
-def test_bad_input_is_refused_with_nothing_changed(world: World, row: Row) -> None:
+def test_bad_input_is_refused_with_nothing_changed(world: World, row: Row[World]) -> None:
     with pytest.raises(row.error) as e:
         row.act(world)
     assert isinstance(e.value, rollback.RollbackError), repr(e.value)
@@ -381,7 +384,7 @@ def k8s_tx(target: rollback.Target, selector: rollback.Selector) -> rollback.Tra
     return rollback.Transaction("bad-input", reason="campaign").add(target, selector)
 
 
-K8S_ROWS = [
+K8S_ROWS: list[Row[KWorld]] = [
     Row("deployment-bad-name", lambda k: Deployment("Frontend!", NS, config=k.config), I, ("Frontend!",)),
     Row("deployment-empty-namespace", lambda k: Deployment("frontend", "", config=k.config), I, ("frontend",)),
     Row("deployment-unknown-revision", lambda k: k8s_tx(k.deployment(), rollback.Exact("9")).run(), NF, (DEPLOY_ID,)),
@@ -405,7 +408,7 @@ K8S_ROWS = [
 
 
 @pytest.mark.parametrize("row", K8S_ROWS, ids=[r.id for r in K8S_ROWS])
-def test_bad_kubernetes_input_is_refused_with_nothing_changed(kworld: KWorld, row: Row) -> None:
+def test_bad_kubernetes_input_is_refused_with_nothing_changed(kworld: KWorld, row: Row[KWorld]) -> None:
     with pytest.raises(row.error) as e:
         row.act(kworld)
     assert isinstance(e.value, rollback.RollbackError), repr(e.value)
