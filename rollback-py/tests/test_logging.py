@@ -4,7 +4,9 @@ value (a secret's value, a CommandCheck's env token) is in any record."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,60 @@ def test_a_command_check_printing_its_token_is_not_logged(emu: EmulatorHandle, c
     caplog.set_level(5, logger="rollback")
     canary_run(emu, tmp_path, '#!/bin/sh\necho "using token $SMOKE_TOKEN"\necho "token $SMOKE_TOKEN" >&2\nexit 1\n', token)
     assert_clean(ours(caplog), SECRET_VALUE, token)
+
+
+def test_disabled_levels_never_reach_python(emu: EmulatorHandle, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the level the `rollback` loggers are enabled for, events are dropped on the Rust
+    side: Python is not even asked (no GIL taken for them)."""
+    seed_lambda(emu)
+    emu.inject("UpdateAlias", "throttle", count=2)  # DEBUG "retrying" events
+    asked: list[tuple[str, int]] = []
+    original = logging.Logger.isEnabledFor
+
+    def spy(self: logging.Logger, level: int) -> bool:
+        if self.name.startswith("rollback"):
+            asked.append((self.name, level))
+        return original(self, level)
+
+    monkeypatch.setattr(logging.Logger, "isEnabledFor", spy)
+    caplog.set_level(logging.WARNING, logger="rollback")
+    report = halted_run()
+    assert report.outcome == "failed"
+    assert asked and min(level for _, level in asked) >= logging.WARNING, asked
+    # Enabled for DEBUG: the same run asks about (and logs) its DEBUG events.
+    asked.clear()
+    emu.reset()
+    seed_lambda(emu)
+    emu.inject("UpdateAlias", "throttle", count=2)
+    caplog.set_level(logging.DEBUG, logger="rollback")
+    halted_run()
+    assert any(level == logging.DEBUG for _, level in asked), asked
+
+
+def test_runs_on_many_threads_log_without_deadlock(emu: EmulatorHandle, caplog: pytest.LogCaptureFixture) -> None:
+    """Blocking runs on several Python threads and an asyncio run at once, each releasing the
+    GIL while tokio's workers log at DEBUG through it."""
+    names = [f"fn-{i}" for i in range(4)]
+    emu.seed({"lambda": [{"function": n, "alias": "live", "versions": ["a", "b"], "alias_version": "2"} for n in names]})
+    emu.inject("UpdateAlias", "throttle", count=len(names))
+    caplog.set_level(logging.DEBUG, logger="rollback")
+    outcomes: dict[str, str] = {}
+
+    def blocking(name: str) -> None:
+        outcomes[name] = rollback.Transaction(name, reason="r").add(LambdaAlias(name, "live"), rollback.Previous()).run().outcome
+
+    async def in_loop(name: str) -> None:
+        report = await rollback.Transaction(name, reason="r").add(LambdaAlias(name, "live"), rollback.Previous()).run_async()
+        outcomes[name] = report.outcome
+
+    threads = [threading.Thread(target=blocking, args=(n,)) for n in names[:3]]
+    for t in threads:
+        t.start()
+    asyncio.run(in_loop(names[3]))
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert outcomes == {n: "succeeded" for n in names}
+    logged = " ".join(r.getMessage() for r in ours(caplog))
+    assert all(f"lambda-alias/{n}:live" in logged for n in names)
+    assert any(r.levelno == logging.DEBUG for r in ours(caplog))
