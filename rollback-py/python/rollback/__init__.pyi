@@ -9,7 +9,8 @@ and on failure put everything back. Every run is journaled; :func:`resume` finis
 whose process died.
 
 Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
-returns an awaitable run on the library's runtime.
+returns an awaitable run on the library's runtime. What the library logs goes to
+:mod:`logging` under the logger ``rollback`` (children by Rust module; see the README).
 """
 
 import asyncio
