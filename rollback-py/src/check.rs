@@ -277,11 +277,11 @@ impl PyHttpCheck {
         for (k, v) in headers.unwrap_or_default() {
             check = check.header(k, v);
         }
-        if let Some(t) = timeout {
-            check = check.timeout(t.0);
+        if let Some(t) = Seconds::get_opt(timeout, "http-check", "timeout")? {
+            check = check.timeout(t);
         }
-        if let Some(m) = max_latency {
-            check = check.max_latency(m.0);
+        if let Some(m) = Seconds::get_opt(max_latency, "http-check", "max_latency")? {
+            check = check.max_latency(m);
         }
         Ok(PyCheck::init(check, policy).add_subclass(PyHttpCheck {
             url: url.to_string(),
@@ -335,8 +335,8 @@ impl PyCommandCheck {
         if let Some(dir) = cwd {
             check = check.cwd(dir);
         }
-        if let Some(t) = timeout {
-            check = check.timeout(t.0);
+        if let Some(t) = Seconds::get_opt(timeout, "command-check", "timeout")? {
+            check = check.timeout(t);
         }
         Ok(PyCheck::init(check, policy).add_subclass(PyCommandCheck { argv }))
     }

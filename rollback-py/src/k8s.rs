@@ -287,13 +287,14 @@ fn replicas_of<W: rollback_k8s::Scalable>(
     step_timeout: Option<Seconds>,
 ) -> PyResult<Py<PyReplicas>> {
     let r = workload.replicas();
-    let gradual = counts(&r.id().to_string(), gradual)?;
+    let id = r.id().to_string();
+    let gradual = counts(&id, gradual)?;
     let mut r = r.gradual(gradual);
     if let Some(c) = between {
         r = r.between(verifier_of(c)?);
     }
-    if let Some(t) = step_timeout {
-        r = r.step_timeout(t.0);
+    if let Some(t) = Seconds::get_opt(step_timeout, &id, "step_timeout")? {
+        r = r.step_timeout(t);
     }
     Py::new(py, PyTarget::init(Arc::new(r)).add_subclass(PyReplicas {}))
 }

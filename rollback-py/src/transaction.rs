@@ -223,7 +223,8 @@ impl PyTransaction {
         }
         let what = format!("transaction {name:?}");
         let concurrency: usize = concurrency.get(&what, "concurrency={}", 1)?;
-        if lease_ttl.is_some_and(|t| t.0 < Duration::from_secs(1)) {
+        let lease_ttl = Seconds::get_opt(lease_ttl, &what, "lease_ttl")?;
+        if lease_ttl.is_some_and(|t| t < Duration::from_secs(1)) {
             return Err(invalid(&what, "lease_ttl must be at least 1 second"));
         }
         Ok(PyTransaction {
@@ -236,7 +237,7 @@ impl PyTransaction {
             checks: Vec::new(),
             on_failure: Vec::new(),
             locks_dir,
-            lease_ttl: lease_ttl.map(|t| t.0),
+            lease_ttl,
             holder,
         })
     }
@@ -279,13 +280,14 @@ impl PyTransaction {
                 checks.push(check_of(v)?);
             }
         }
-        if timeout.is_some_and(|t| t.0.is_zero()) {
+        let id = target.id();
+        let timeout = Seconds::get_opt(timeout, &id.to_string(), "timeout")?;
+        if timeout.is_some_and(|t| t.is_zero()) {
             return Err(invalid(
-                &target.id().to_string(),
+                &id.to_string(),
                 "timeout=0: give the target time to become stable",
             ));
         }
-        let id = target.id();
         if slf.stages.iter().flatten().any(|s| s.target.id() == id) {
             return Err(invalid(
                 &id.to_string(),
@@ -298,7 +300,7 @@ impl PyTransaction {
             checks,
             temporary,
             allow_current,
-            timeout: timeout.map(|t| t.0),
+            timeout,
         };
         if let Some(stage) = slf.stages.last_mut() {
             stage.push(step);

@@ -21,16 +21,58 @@ use crate::errors::invalid;
 /// clocks the library adds it to).
 pub(crate) const MAX_SECONDS: f64 = 366.0 * 86_400.0;
 
-/// A duration argument: seconds (int or float) or a `datetime.timedelta`, not negative and
-/// at most [`MAX_SECONDS`].
+/// A duration argument: seconds (int or float, of any size) or a `datetime.timedelta`.
+/// [`Seconds::get`] checks it where the target is known: zero or more, at most
+/// [`MAX_SECONDS`], else `InvalidInputError` naming the target and the parameter.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Seconds(pub(crate) Duration);
+pub(crate) struct Seconds(f64);
+
+impl Seconds {
+    /// A default value.
+    pub(crate) const fn of(secs: u64) -> Self {
+        Seconds(secs as f64)
+    }
+
+    /// The duration, or `InvalidInputError` about `target` naming the parameter `what`.
+    pub(crate) fn get(self, target: &str, what: &str) -> PyResult<Duration> {
+        let secs = self.0;
+        if secs.is_nan() || secs < 0.0 {
+            return Err(invalid(
+                target,
+                format!("{what}={secs} is not a duration; give zero or more seconds"),
+            ));
+        }
+        if secs > MAX_SECONDS {
+            let shown = if secs.is_finite() {
+                format!("{secs:e}")
+            } else {
+                "an endless".into()
+            };
+            return Err(invalid(
+                target,
+                format!(
+                    "{what}={shown} seconds is too long; give at most {MAX_SECONDS} (366 days)"
+                ),
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    /// [`Seconds::get`] for an optional argument.
+    pub(crate) fn get_opt(
+        value: Option<Self>,
+        target: &str,
+        what: &str,
+    ) -> PyResult<Option<Duration>> {
+        value.map(|v| v.get(target, what)).transpose()
+    }
+}
 
 impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let secs: f64 = if let Ok(delta) = obj.cast::<PyDelta>() {
+        Ok(Seconds(if let Ok(delta) = obj.cast::<PyDelta>() {
             delta.get_days() as f64 * 86_400.0
                 + delta.get_seconds() as f64
                 + delta.get_microseconds() as f64 / 1e6
@@ -39,8 +81,12 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
                 "a duration is seconds (int or float) or a datetime.timedelta, not a bool",
             ));
         } else if obj.is_instance_of::<PyInt>() {
-            // An int too large for a float is too large for a duration.
-            obj.extract::<f64>().unwrap_or(f64::INFINITY)
+            // An int too large for a float is too large for a duration, of either sign.
+            match obj.extract::<f64>() {
+                Ok(secs) => secs,
+                Err(_) if obj.gt(0)? => f64::INFINITY,
+                Err(_) => f64::NEG_INFINITY,
+            }
         } else {
             obj.extract::<f64>().map_err(|_| {
                 PyTypeError::new_err(format!(
@@ -51,27 +97,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
                         .unwrap_or_default()
                 ))
             })?
-        };
-        if secs.is_nan() || secs < 0.0 {
-            return Err(invalid(
-                "duration",
-                format!("{secs} is not a duration; give zero or more seconds"),
-            ));
-        }
-        if secs > MAX_SECONDS {
-            return Err(invalid(
-                "duration",
-                format!(
-                    "{} seconds is too long; give at most {MAX_SECONDS} seconds (366 days)",
-                    if secs.is_finite() {
-                        secs.to_string()
-                    } else {
-                        "so many".into()
-                    }
-                ),
-            ));
-        }
-        Ok(Seconds(Duration::from_secs_f64(secs)))
+        }))
     }
 }
 
@@ -616,7 +642,7 @@ pub(crate) struct PyPolicy {
 #[pymethods]
 impl PyPolicy {
     #[new]
-    #[pyo3(signature = (attempts=Int::Fits(10), interval=Seconds(Duration::from_secs(2)), consecutive=Int::Fits(1), deadline=Seconds(Duration::from_secs(120))))]
+    #[pyo3(signature = (attempts=Int::Fits(10), interval=Seconds::of(2), consecutive=Int::Fits(1), deadline=Seconds::of(120)))]
     #[pyo3(text_signature = "(attempts=10, interval=2.0, consecutive=1, deadline=120.0)")]
     fn new(
         attempts: Int,
@@ -635,9 +661,9 @@ impl PyPolicy {
         Ok(PyPolicy {
             inner: Policy::default()
                 .attempts(attempts)
-                .interval(interval.0)
+                .interval(interval.get("policy", "interval")?)
                 .consecutive(consecutive)
-                .deadline(deadline.0),
+                .deadline(deadline.get("policy", "deadline")?),
         })
     }
 

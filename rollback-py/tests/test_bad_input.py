@@ -273,7 +273,7 @@ AWS_ROWS: list[Row[World]] = [
     Row("http-status-42", lambda w: rollback.HttpCheck(w.ping(), status=42), I, ("http-check",)),
     Row("http-status-huge", lambda w: rollback.HttpCheck(w.ping(), status=HUGE), I, ("http-check",)),
     Row("http-json-value-without-pointer", lambda w: rollback.HttpCheck(w.ping(), json_value=1), I, ("http-check",)),
-    Row("http-negative-timeout", lambda w: rollback.HttpCheck(w.ping(), timeout=-1), I, ("duration",)),
+    Row("http-negative-timeout", lambda w: rollback.HttpCheck(w.ping(), timeout=-1), I, ("http-check",)),
     Row(
         "http-json-pointer-without-slash",
         lambda w: w.lambda_tx_with(rollback.HttpCheck(w.ping(), json_pointer="ok", policy=ONCE)).run(),
@@ -284,13 +284,13 @@ AWS_ROWS: list[Row[World]] = [
     Row("http-bad-method", lambda w: w.lambda_tx_with(rollback.HttpCheck(w.ping(), method="GE T", policy=ONCE)).run(), I, ("http-check", LAMBDA_ID, "GE T")),
     Row("command-as-a-string", lambda w: rollback.CommandCheck("./smoke_test.sh --url x"), I, ("command-check",)),
     Row("command-empty", lambda w: rollback.CommandCheck([]), I, ("command-check",)),
-    Row("command-timeout-huge", lambda w: rollback.CommandCheck(["true"], timeout=10**400), I, ("duration",)),
+    Row("command-timeout-huge", lambda w: rollback.CommandCheck(["true"], timeout=10**400), I, ("command-check",)),
     Row("policy-zero-attempts", lambda w: rollback.Policy(attempts=0), I, ("policy",)),
     Row("policy-huge-attempts", lambda w: rollback.Policy(attempts=HUGE), I, ("policy",)),
     Row("policy-negative-consecutive", lambda w: rollback.Policy(consecutive=-(2**70)), I, ("policy",)),
     Row("policy-consecutive-over-attempts", lambda w: w.lambda_tx_with(rollback.Check(lambda: True, policy=rollback.Policy(attempts=1, consecutive=3))).run(), I, ("policy",)),
-    Row("policy-negative-interval", lambda w: rollback.Policy(interval=-1), I, ("duration",)),
-    Row("policy-huge-deadline", lambda w: rollback.Policy(deadline=HUGE), I, ("duration",)),
+    Row("policy-negative-interval", lambda w: rollback.Policy(interval=-1), I, ("policy",)),
+    Row("policy-huge-deadline", lambda w: rollback.Policy(deadline=HUGE), I, ("policy",)),
     Row("alarms-neither", lambda w: AlarmCheck(), I, ("cloudwatch-alarms",)),
     Row("alarms-both", lambda w: AlarmCheck("x", names=["y"]), I, ("cloudwatch-alarms",)),
     Row("alarms-no-names", lambda w: AlarmCheck(names=[]), I, ("alarm",)),
@@ -308,7 +308,9 @@ AWS_ROWS: list[Row[World]] = [
     Row("tx-concurrency-huge", lambda w: rollback.Transaction("t", concurrency=HUGE), I, ('"t"',)),
     Row("tx-unknown-policy", lambda w: rollback.Transaction("t", policy="retry"), I, ("transaction",)),
     Row("tx-lease-ttl-zero", lambda w: rollback.Transaction("t", lease_ttl=0), I, ('"t"',)),
-    Row("tx-lease-ttl-huge", lambda w: rollback.Transaction("t", lease_ttl=HUGE), I, ("duration",)),
+    Row("tx-lease-ttl-huge", lambda w: rollback.Transaction("t", lease_ttl=HUGE), I, ('"t"',)),
+    Row("tx-step-timeout-huge", lambda w: rollback.Transaction("t", reason="r").add(LambdaAlias(FN, "live"), rollback.Previous(), timeout=10**400), I, (LAMBDA_ID,)),
+    Row("rds-snapshot-timeout-negative", lambda w: RdsInstance(DB).snapshot("pre-migration", timeout=-1), I, (DB,)),
     Row("tx-step-timeout-zero", lambda w: rollback.Transaction("t", reason="r").add(LambdaAlias(FN, "live"), rollback.Previous(), timeout=0), I, (LAMBDA_ID,)),
     Row("tx-journal-a-directory", lambda w: in_child(child_run(str(w.tmp))), J, ("{tmp}",)),
     Row("tx-journal-dev-zero", lambda w: in_child(child_run("/dev/zero")), J, ("/dev/zero",)),
@@ -411,7 +413,7 @@ K8S_ROWS: list[Row[KWorld]] = [
     Row("restart-paused", lambda k: k8s_tx(k.paused().restart(), rollback.Previous()).run(), I, (f"k8s-deployment-restart/{NS}/frontend",)),
     Row("replicas-gradual-negative", lambda k: k.deployment().replicas(gradual=[-1]), I, ("frontend",)),
     Row("replicas-gradual-huge", lambda k: StatefulSet("db", NS, config=k.config).replicas(gradual=[1, HUGE]), I, ("db",)),
-    Row("replicas-step-timeout-negative", lambda k: k.deployment().replicas(step_timeout=-5), I, ("duration",)),
+    Row("replicas-step-timeout-negative", lambda k: k.deployment().replicas(step_timeout=-5), I, ("frontend",)),
     Row("pods-ready-nothing", lambda k: PodsReady(), I, ("k8s-pods",)),
     Row("pods-ready-both", lambda k: PodsReady(k.deployment(), selector="app=x"), I, ("k8s-pods",)),
     Row("pods-ready-min-negative", lambda k: PodsReady(k.deployment(), min=-1), I, ("k8s-pods",)),
@@ -427,26 +429,29 @@ def test_bad_kubernetes_input_is_refused_with_nothing_changed(kworld: KWorld, ro
 
 
 def test_every_integer_parameter_refuses_huge_and_negative_values() -> None:
-    """No OverflowError anywhere: each integer parameter of the API, given a number beyond
-    any Rust integer (either sign), raises InvalidInputError saying which way it is out."""
-    makers: list[Callable[[int], object]] = [
-        rollback.StepsBack,
-        rollback.Exact,
-        lambda n: rollback.Policy(attempts=n),
-        lambda n: rollback.Policy(consecutive=n),
-        lambda n: rollback.HttpCheck("http://127.0.0.1/", status=n),
-        lambda n: rollback.Transaction("t", concurrency=n),
-        lambda n: rollback.Transaction("t", lease_ttl=n),
-        lambda n: rollback.Policy(interval=n),
-        lambda n: rollback.Policy(deadline=n),
-        lambda n: rollback.CommandCheck(["true"], timeout=n),
+    """No OverflowError anywhere: each integer parameter of the API (and each duration given
+    as an int), given a number beyond any Rust integer or below its range, raises
+    InvalidInputError naming the parameter's owner and saying which way it is out."""
+    integers: list[tuple[Callable[[int], object], str]] = [
+        (rollback.StepsBack, "StepsBack("),
+        (rollback.Exact, "Exact("),
+        (lambda n: rollback.Policy(attempts=n), "attempts="),
+        (lambda n: rollback.Policy(consecutive=n), "consecutive="),
+        (lambda n: rollback.HttpCheck("http://127.0.0.1/", status=n), "status="),
+        (lambda n: rollback.Transaction("t", concurrency=n), "concurrency="),
     ]
-    for make in makers:
-        for n, word in ((2**64, "large"), (10**400, "large"), (-(2**64), "small"), (-1, "small")):
-            with pytest.raises(rollback.InvalidInputError) as e:
-                make(n)
-            message = str(e.value)
-            if "duration" in message:  # durations: negative is "not a duration", huge "too long"
-                word = "long" if word == "large" else "zero or more"
-            assert word in message, message
-            assert "1 or more steps back" not in message and len(message) < 300, message
+    durations: list[tuple[Callable[[int], object], str]] = [
+        (lambda n: rollback.Transaction("t", lease_ttl=n), "lease_ttl="),
+        (lambda n: rollback.Policy(interval=n), "interval="),
+        (lambda n: rollback.Policy(deadline=n), "deadline="),
+        (lambda n: rollback.CommandCheck(["true"], timeout=n), "timeout="),
+        (lambda n: rollback.HttpCheck("http://127.0.0.1/", max_latency=n), "max_latency="),
+    ]
+    for makers, large, small in ((integers, "too large", "too small"), (durations, "too long", "zero or more")):
+        for make, shown in makers:
+            for n, word in ((2**64, large), (10**400, large), (-(2**64), small), (-(10**400), small), (-1, small)):
+                with pytest.raises(rollback.InvalidInputError) as e:
+                    make(n)
+                message = str(e.value)
+                assert word in message and shown in message, message
+                assert "1 or more steps back" not in message and len(message) < 300, message
