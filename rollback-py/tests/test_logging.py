@@ -196,3 +196,43 @@ def test_runs_on_many_threads_log_without_deadlock(emu: EmulatorHandle, caplog: 
     logged = " ".join(r.getMessage() for r in ours(caplog))
     assert all(f"lambda-alias/{n}:live" in logged for n in names)
     assert any(r.levelno == logging.DEBUG for r in ours(caplog))
+
+
+CHILD = """
+import logging, sys
+sys.path.insert(0, {tests!r})
+import rollback
+from helpers import MemoryTarget
+
+records = []
+handler = logging.Handler()
+handler.emit = records.append
+logging.getLogger("rollback").addHandler(handler)
+logging.getLogger("rollback").setLevel(logging.DEBUG)
+t = MemoryTarget("api", ["1", "2"], "2")
+report = rollback.Transaction("t", reason="r", journal={journal!r}).add(t, rollback.Previous()).run()
+assert report.outcome == "succeeded", str(report)
+print(len(records), sorted({{r.name for r in records}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("rust_log", "expect_records"),
+    [(None, True), ("off", False), ("rollback_core=warn", False), ("rollback_core::events=info", True)],
+)
+def test_rust_log_chooses_which_rust_events_reach_logging(tmp_path: Path, rust_log: str | None, expect_records: bool) -> None:
+    """RUST_LOG is read when the module is imported (so in a child process here)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+    if rust_log is not None:
+        env["RUST_LOG"] = rust_log
+    code = CHILD.format(tests=str(Path(__file__).parent), journal=str(tmp_path / "j.jsonl"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    count = int(r.stdout.split()[0])
+    assert (count > 0) == expect_records, (rust_log, r.stdout)
+    if expect_records:
+        assert "rollback.core.events" in r.stdout
