@@ -343,7 +343,7 @@ impl PyRdsInstance {
 
     /// Snapshots the instance as `name` (default `pre-migration-<time>`) and waits until the
     /// snapshot is available; returns it as a revision.
-    #[pyo3(signature = (name=None, *, timeout=Seconds(Duration::from_secs(1800))))]
+    #[pyo3(signature = (name=None, *, timeout=Seconds::of(1800)))]
     #[pyo3(text_signature = "($self, name=None, *, timeout=1800.0)")]
     fn snapshot(
         &self,
@@ -351,11 +351,12 @@ impl PyRdsInstance {
         name: Option<String>,
         timeout: Seconds,
     ) -> PyResult<PyRevision> {
-        block_on(py, snapshot(self.rds.clone(), name, timeout.0))
+        let timeout = timeout.get(&self.rds.id().to_string(), "timeout")?;
+        block_on(py, snapshot(self.rds.clone(), name, timeout))
     }
 
     /// `snapshot()`, awaitable.
-    #[pyo3(signature = (name=None, *, timeout=Seconds(Duration::from_secs(1800))))]
+    #[pyo3(signature = (name=None, *, timeout=Seconds::of(1800)))]
     #[pyo3(text_signature = "($self, name=None, *, timeout=1800.0)")]
     fn snapshot_async<'py>(
         &self,
@@ -363,7 +364,8 @@ impl PyRdsInstance {
         name: Option<String>,
         timeout: Seconds,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, snapshot(self.rds.clone(), name, timeout.0))
+        let timeout = timeout.get(&self.rds.id().to_string(), "timeout")?;
+        awaitable(py, snapshot(self.rds.clone(), name, timeout))
     }
 
     /// The restored instance's `(host, port)`, once it has an endpoint.

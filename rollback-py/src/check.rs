@@ -17,7 +17,7 @@ use rollback_core::{Check, CheckOutcome, Result, Verifier};
 
 use crate::errors::{from_py_err, invalid, py_err};
 use crate::runtime::{awaitable, block_on, call};
-use crate::types::{type_name, verdict, PyPolicy, PyVerdict, Seconds};
+use crate::types::{type_name, verdict, Int, PyPolicy, PyVerdict, Seconds};
 
 /// A check: a verifier and the policy it runs under (attempts, interval, consecutive
 /// passes, deadline). `Check(func)` makes one from a Python callable that returns a bool
@@ -247,12 +247,15 @@ pub(crate) struct PyHttpCheck {
 #[pymethods]
 impl PyHttpCheck {
     #[new]
-    #[pyo3(signature = (url, status=200, *, method="GET", body_contains=None, json_pointer=None, json_value=None, headers=None, timeout=None, max_latency=None, policy=None))]
+    #[pyo3(signature = (url, status=Int::Fits(200), *, method="GET", body_contains=None, json_pointer=None, json_value=None, headers=None, timeout=None, max_latency=None, policy=None))]
+    #[pyo3(
+        text_signature = "(url, status=200, *, method=\"GET\", body_contains=None, json_pointer=None, json_value=None, headers=None, timeout=None, max_latency=None, policy=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         url: &str,
-        status: i64,
+        status: Int,
         method: &str,
         body_contains: Option<String>,
         json_pointer: Option<String>,
@@ -268,15 +271,7 @@ impl PyHttpCheck {
                 format!("{url:?} is not an http:// or https:// URL"),
             ));
         }
-        let status = u16::try_from(status)
-            .ok()
-            .filter(|s| (100..600).contains(s))
-            .ok_or_else(|| {
-                invalid(
-                    "http-check",
-                    format!("status={status} is not an HTTP status"),
-                )
-            })?;
+        let status: u16 = status.within("http-check", "status={} (an HTTP status)", 100, 599)?;
         let mut check = HttpCheck::new(url).status(status).method(method);
         if let Some(text) = body_contains {
             check = check.body_contains(text);
@@ -298,11 +293,11 @@ impl PyHttpCheck {
         for (k, v) in headers.unwrap_or_default() {
             check = check.header(k, v);
         }
-        if let Some(t) = timeout {
-            check = check.timeout(t.0);
+        if let Some(t) = Seconds::get_opt(timeout, "http-check", "timeout")? {
+            check = check.timeout(t);
         }
-        if let Some(m) = max_latency {
-            check = check.max_latency(m.0);
+        if let Some(m) = Seconds::get_opt(max_latency, "http-check", "max_latency")? {
+            check = check.max_latency(m);
         }
         check.validate().map_err(py_err)?;
         Ok(PyCheck::init(check, policy).add_subclass(PyHttpCheck {
@@ -368,8 +363,8 @@ impl PyCommandCheck {
         if let Some(dir) = cwd {
             check = check.cwd(dir);
         }
-        if let Some(t) = timeout {
-            check = check.timeout(t.0);
+        if let Some(t) = Seconds::get_opt(timeout, "command-check", "timeout")? {
+            check = check.timeout(t);
         }
         check.validate().map_err(py_err)?;
         Ok(PyCheck::init(check, policy).add_subclass(PyCommandCheck { argv }))

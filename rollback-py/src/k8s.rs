@@ -7,14 +7,14 @@ use std::sync::{Arc, OnceLock};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use rollback_core::Verifier;
+use rollback_core::{RollbackTarget, Verifier};
 use rollback_k8s::{K8s, K8sConfig, PodsReady, RolloutError, RolloutErrorKind, RolloutStatus};
 
 use crate::check::{check_of, PyCheck};
 use crate::errors::{invalid, new_error, py_err};
 use crate::runtime::block_on;
 use crate::target::PyTarget;
-use crate::types::{type_name, PyPolicy, Seconds};
+use crate::types::{type_name, Int, PyPolicy, Seconds};
 
 /// Where the Kubernetes client's configuration comes from: a kubeconfig file (None:
 /// `KUBECONFIG` / `~/.kube/config`, else the in-cluster service account), a context (None:
@@ -213,18 +213,11 @@ fn verifier_of(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Verifier>> {
     Ok(check_of(obj)?.verifier)
 }
 
-fn counts(gradual: Option<Vec<i64>>) -> PyResult<Vec<i32>> {
+fn counts(target: &str, gradual: Option<Vec<Int>>) -> PyResult<Vec<i32>> {
     gradual
         .unwrap_or_default()
-        .into_iter()
-        .map(|n| {
-            i32::try_from(n).ok().filter(|n| *n >= 0).ok_or_else(|| {
-                invalid(
-                    "kubernetes",
-                    format!("gradual count {n} is not a replica count"),
-                )
-            })
-        })
+        .iter()
+        .map(|n| n.get(target, "gradual count {} (a replica count)", 0))
         .collect()
 }
 
@@ -289,16 +282,19 @@ macro_rules! workload {
 fn replicas_of<W: rollback_k8s::Scalable>(
     py: Python<'_>,
     workload: &rollback_k8s::Workload<W>,
-    gradual: Option<Vec<i64>>,
+    gradual: Option<Vec<Int>>,
     between: Option<&Bound<'_, PyAny>>,
     step_timeout: Option<Seconds>,
 ) -> PyResult<Py<PyReplicas>> {
-    let mut r = workload.replicas().gradual(counts(gradual)?);
+    let r = workload.replicas();
+    let id = r.id().to_string();
+    let gradual = counts(&id, gradual)?;
+    let mut r = r.gradual(gradual);
     if let Some(c) = between {
         r = r.between(verifier_of(c)?);
     }
-    if let Some(t) = step_timeout {
-        r = r.step_timeout(t.0);
+    if let Some(t) = Seconds::get_opt(step_timeout, &id, "step_timeout")? {
+        r = r.step_timeout(t);
     }
     Py::new(py, PyTarget::init(Arc::new(r)).add_subclass(PyReplicas {}))
 }
@@ -315,7 +311,7 @@ workload!(
         fn replicas(
             &self,
             py: Python<'_>,
-            gradual: Option<Vec<i64>>,
+            gradual: Option<Vec<Int>>,
             between: Option<&Bound<'_, PyAny>>,
             step_timeout: Option<Seconds>,
         ) -> PyResult<Py<PyReplicas>> {
@@ -335,7 +331,7 @@ workload!(
         fn replicas(
             &self,
             py: Python<'_>,
-            gradual: Option<Vec<i64>>,
+            gradual: Option<Vec<Int>>,
             between: Option<&Bound<'_, PyAny>>,
             step_timeout: Option<Seconds>,
         ) -> PyResult<Py<PyReplicas>> {
@@ -361,18 +357,20 @@ pub(crate) struct PyPodsReady {}
 #[pymethods]
 impl PyPodsReady {
     #[new]
-    #[pyo3(signature = (workload=None, *, namespace=None, selector=None, min=1, config=None, policy=None))]
+    #[pyo3(signature = (workload=None, *, namespace=None, selector=None, min=Int::Fits(1), config=None, policy=None))]
+    #[pyo3(
+        text_signature = "(workload=None, *, namespace=None, selector=None, min=1, config=None, policy=None)"
+    )]
     fn new(
         py: Python<'_>,
         workload: Option<&Bound<'_, PyAny>>,
         namespace: Option<String>,
         selector: Option<String>,
-        min: i64,
+        min: Int,
         config: Option<&Bound<'_, PyK8sConfig>>,
         policy: Option<PyPolicy>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let min = usize::try_from(min)
-            .map_err(|_| invalid("k8s-pods", format!("min={min}: give 0 or more pods")))?;
+        let min: usize = min.get("k8s-pods", "min={} (pods)", 0)?;
         let check = match (workload, selector) {
             (Some(w), None) => {
                 if namespace.is_some() {

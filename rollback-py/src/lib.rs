@@ -12,6 +12,7 @@
 //! - the built-in targets and checks extend `rollback.Target` / `rollback.Check`; any
 //!   Python object with the target methods, and any callable, work too ([`target`],
 //!   [`check`]);
+//! - Rust `tracing` events go to Python `logging` (logger `rollback`) ([`logging`]);
 //! - a `Transaction` is a description built into a fresh Rust transaction per run
 //!   ([`transaction`]).
 
@@ -19,6 +20,7 @@ mod aws;
 mod check;
 mod errors;
 mod k8s;
+mod logging;
 mod runtime;
 mod target;
 mod transaction;
@@ -30,6 +32,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    logging::install(m)?;
     // core
     m.add_class::<types::PySelector>()?;
     m.add_class::<types::PyPrevious>()?;

@@ -47,6 +47,7 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: Send + 'static,
 {
+    crate::logging::refresh(py);
     let task = runtime().spawn(fut);
     let abort = task.abort_handle();
     let result = py.detach(move || {
@@ -78,6 +79,7 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    crate::logging::refresh(py);
     let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
     pyo3_async_runtimes::tokio::future_into_py(py, EVENT_LOOP.scope(locals, fut))
 }

@@ -22,7 +22,7 @@ use crate::check::{check_of, PyAction};
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
 use crate::target::{target_of, PYTHON_KIND};
-use crate::types::{selector_of, PyEvent, PyReport, Seconds};
+use crate::types::{selector_of, Int, PyEvent, PyReport, Seconds};
 
 /// One step as added from Python.
 #[derive(Clone)]
@@ -200,14 +200,17 @@ impl PyTransaction {
 #[pymethods]
 impl PyTransaction {
     #[new]
-    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None))]
+    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(8), *, locks_dir=None, lease_ttl=None, holder=None))]
+    #[pyo3(
+        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         name: &str,
         reason: Option<String>,
         journal: Option<PathBuf>,
         policy: &str,
-        concurrency: i64,
+        concurrency: Int,
         locks_dir: Option<PathBuf>,
         lease_ttl: Option<Seconds>,
         holder: Option<String>,
@@ -219,11 +222,9 @@ impl PyTransaction {
             ));
         }
         let what = format!("transaction {name:?}");
-        let concurrency = usize::try_from(concurrency)
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| invalid(&what, format!("concurrency={concurrency}: give 1 or more")))?;
-        if lease_ttl.is_some_and(|t| t.0 < Duration::from_secs(1)) {
+        let concurrency: usize = concurrency.get(&what, "concurrency={}", 1)?;
+        let lease_ttl = Seconds::get_opt(lease_ttl, &what, "lease_ttl")?;
+        if lease_ttl.is_some_and(|t| t < Duration::from_secs(1)) {
             return Err(invalid(&what, "lease_ttl must be at least 1 second"));
         }
         Ok(PyTransaction {
@@ -236,7 +237,7 @@ impl PyTransaction {
             checks: Vec::new(),
             on_failure: Vec::new(),
             locks_dir,
-            lease_ttl: lease_ttl.map(|t| t.0),
+            lease_ttl,
             holder,
         })
     }
@@ -279,13 +280,14 @@ impl PyTransaction {
                 checks.push(check_of(v)?);
             }
         }
-        if timeout.is_some_and(|t| t.0.is_zero()) {
+        let id = target.id();
+        let timeout = Seconds::get_opt(timeout, &id.to_string(), "timeout")?;
+        if timeout.is_some_and(|t| t.is_zero()) {
             return Err(invalid(
-                &target.id().to_string(),
+                &id.to_string(),
                 "timeout=0: give the target time to become stable",
             ));
         }
-        let id = target.id();
         if slf.stages.iter().flatten().any(|s| s.target.id() == id) {
             return Err(invalid(
                 &id.to_string(),
@@ -298,7 +300,7 @@ impl PyTransaction {
             checks,
             temporary,
             allow_current,
-            timeout: timeout.map(|t| t.0),
+            timeout,
         };
         if let Some(stage) = slf.stages.last_mut() {
             stage.push(step);

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pyo3::basic::CompareOp;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDelta, PyDeltaAccess, PyString};
+use pyo3::types::{PyDelta, PyDeltaAccess, PyInt, PyString};
 use rollback_core::transaction::ActionReport;
 use rollback_core::verify::Verdict;
 use rollback_core::{
@@ -17,15 +17,62 @@ use rollback_core::{
 
 use crate::errors::{invalid, py_err};
 
-/// A duration argument: seconds (int or float) or a `datetime.timedelta`, not negative.
+/// The longest duration an argument may give: longer is a mistake (and would overflow the
+/// clocks the library adds it to).
+pub(crate) const MAX_SECONDS: f64 = 366.0 * 86_400.0;
+
+/// A duration argument: seconds (int or float, of any size) or a `datetime.timedelta`.
+/// [`Seconds::get`] checks it where the target is known: zero or more, at most
+/// [`MAX_SECONDS`], else `InvalidInputError` naming the target and the parameter.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Seconds(pub(crate) Duration);
+pub(crate) struct Seconds(f64);
+
+impl Seconds {
+    /// A default value.
+    pub(crate) const fn of(secs: u64) -> Self {
+        Seconds(secs as f64)
+    }
+
+    /// The duration, or `InvalidInputError` about `target` naming the parameter `what`.
+    pub(crate) fn get(self, target: &str, what: &str) -> PyResult<Duration> {
+        let secs = self.0;
+        if secs.is_nan() || secs < 0.0 {
+            return Err(invalid(
+                target,
+                format!("{what}={secs} is not a duration; give zero or more seconds"),
+            ));
+        }
+        if secs > MAX_SECONDS {
+            let shown = if secs.is_finite() {
+                format!("{secs:e}")
+            } else {
+                "an endless".into()
+            };
+            return Err(invalid(
+                target,
+                format!(
+                    "{what}={shown} seconds is too long; give at most {MAX_SECONDS} (366 days)"
+                ),
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    /// [`Seconds::get`] for an optional argument.
+    pub(crate) fn get_opt(
+        value: Option<Self>,
+        target: &str,
+        what: &str,
+    ) -> PyResult<Option<Duration>> {
+        value.map(|v| v.get(target, what)).transpose()
+    }
+}
 
 impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let secs: f64 = if let Ok(delta) = obj.cast::<PyDelta>() {
+        Ok(Seconds(if let Ok(delta) = obj.cast::<PyDelta>() {
             delta.get_days() as f64 * 86_400.0
                 + delta.get_seconds() as f64
                 + delta.get_microseconds() as f64 / 1e6
@@ -33,6 +80,13 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
             return Err(PyTypeError::new_err(
                 "a duration is seconds (int or float) or a datetime.timedelta, not a bool",
             ));
+        } else if obj.is_instance_of::<PyInt>() {
+            // An int too large for a float is too large for a duration, of either sign.
+            match obj.extract::<f64>() {
+                Ok(secs) => secs,
+                Err(_) if obj.gt(0)? => f64::INFINITY,
+                Err(_) => f64::NEG_INFINITY,
+            }
         } else {
             obj.extract::<f64>().map_err(|_| {
                 PyTypeError::new_err(format!(
@@ -43,14 +97,111 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
                         .unwrap_or_default()
                 ))
             })?
-        };
-        if !secs.is_finite() || secs < 0.0 {
-            return Err(invalid(
-                "duration",
-                format!("{secs} is not a duration; give zero or more seconds"),
-            ));
+        }))
+    }
+}
+
+/// An integer argument of any size, as Python gives it. [`Int::get`] turns it into the type
+/// the library takes or raises `InvalidInputError` naming the target and the range, so that
+/// a number too large for the Rust side says so instead of raising `OverflowError`. Every
+/// integer parameter of the API goes through it.
+#[derive(Debug, Clone)]
+pub(crate) enum Int {
+    /// Fits in an `i64`.
+    Fits(i64),
+    /// Beyond `i64`, above (true) or below zero, as Python shows it (shortened).
+    Huge { positive: bool, shown: String },
+}
+
+/// The Rust integer types [`Int::get`] converts to.
+pub(crate) trait Bounded: Copy + TryFrom<i64> {
+    /// The type's largest value, as an `i64` (capped there).
+    const MAX: i64;
+}
+
+impl Bounded for u16 {
+    const MAX: i64 = u16::MAX as i64;
+}
+impl Bounded for i32 {
+    const MAX: i64 = i32::MAX as i64;
+}
+impl Bounded for u32 {
+    const MAX: i64 = u32::MAX as i64;
+}
+impl Bounded for usize {
+    const MAX: i64 = if usize::BITS >= 64 {
+        i64::MAX
+    } else {
+        usize::MAX as i64
+    };
+}
+impl Bounded for i64 {
+    const MAX: i64 = i64::MAX;
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Int {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(PyTypeError::new_err("expected an int, not a bool"));
         }
-        Ok(Seconds(Duration::from_secs_f64(secs)))
+        match obj.extract::<i64>() {
+            Ok(n) => Ok(Int::Fits(n)),
+            Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+                let text = obj.str()?.to_string();
+                let shown = if text.len() > 24 {
+                    let digits = text.trim_start_matches('-').len();
+                    format!("{}... ({digits} digits)", &text[..12])
+                } else {
+                    text
+                };
+                Ok(Int::Huge {
+                    positive: obj.gt(0)?,
+                    shown,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Int {
+    /// The value as `T`, at least `min` and at most `T`'s largest; otherwise an
+    /// `InvalidInputError` about `target` whose message shows `what` with `{}` replaced by
+    /// the value (`"StepsBack({})"`, `"attempts={}"`).
+    pub(crate) fn get<T: Bounded>(&self, target: &str, what: &str, min: i64) -> PyResult<T> {
+        self.within(target, what, min, T::MAX)
+    }
+
+    /// [`Int::get`] with a largest value of its own (`max` at most `T`'s largest).
+    pub(crate) fn within<T: Bounded>(
+        &self,
+        target: &str,
+        what: &str,
+        min: i64,
+        max: i64,
+    ) -> PyResult<T> {
+        let max = max.min(T::MAX);
+        let (shown, low) = match self {
+            Int::Fits(n) if (min..=max).contains(n) => {
+                if let Ok(v) = T::try_from(*n) {
+                    return Ok(v);
+                }
+                (n.to_string(), false)
+            }
+            Int::Fits(n) => (n.to_string(), *n < min),
+            Int::Huge { positive, shown } => (shown.clone(), !positive),
+        };
+        let what = what.replace("{}", &shown);
+        Err(invalid(
+            target,
+            if low {
+                format!("{what} is too small; give {min} or more")
+            } else {
+                format!("{what} is too large; give at most {max}")
+            },
+        ))
     }
 }
 
@@ -128,7 +279,19 @@ pub(crate) struct PyExact;
 #[pymethods]
 impl PyExact {
     #[new]
-    fn new(id: &str) -> PyResult<PyClassInitializer<Self>> {
+    fn new(id: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
+        let id = if let Ok(s) = id.cast::<PyString>() {
+            s.to_str()?.to_string()
+        } else if id.is_instance_of::<PyInt>() {
+            // A version or a count as a number: Exact(7) is Exact("7").
+            let n: i64 = id.extract::<Int>()?.get("selector", "Exact({})", 0)?;
+            n.to_string()
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "Exact takes a revision id as str (or a number as int), not {}",
+                type_name(id)
+            )));
+        };
         if id.trim().is_empty() {
             return Err(invalid("selector", "Exact needs a revision id"));
         }
@@ -152,13 +315,9 @@ pub(crate) struct PyStepsBack;
 #[pymethods]
 impl PyStepsBack {
     #[new]
-    fn new(n: i64) -> PyResult<PyClassInitializer<Self>> {
-        let n = u32::try_from(n).map_err(|_| {
-            invalid(
-                "selector",
-                format!("StepsBack({n}): give 1 or more steps back"),
-            )
-        })?;
+    fn new(n: Int) -> PyResult<PyClassInitializer<Self>> {
+        // 0 is refused when resolved, with the target's name.
+        let n: u32 = n.get("selector", "StepsBack({})", 0)?;
         Ok(PySelector::init(Selector::StepsBack(n)).add_subclass(PyStepsBack))
     }
 
@@ -483,32 +642,21 @@ pub(crate) struct PyPolicy {
 #[pymethods]
 impl PyPolicy {
     #[new]
-    #[pyo3(signature = (attempts=10, interval=Seconds(Duration::from_secs(2)), consecutive=1, deadline=Seconds(Duration::from_secs(120))))]
+    #[pyo3(signature = (attempts=Int::Fits(10), interval=Seconds::of(2), consecutive=Int::Fits(1), deadline=Seconds::of(120)))]
     #[pyo3(text_signature = "(attempts=10, interval=2.0, consecutive=1, deadline=120.0)")]
     fn new(
-        attempts: i64,
+        attempts: Int,
         interval: Seconds,
-        consecutive: i64,
+        consecutive: Int,
         deadline: Seconds,
     ) -> PyResult<Self> {
-        let attempts = u32::try_from(attempts)
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| invalid("policy", format!("attempts={attempts}: give 1 or more")))?;
-        let consecutive = u32::try_from(consecutive)
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                invalid(
-                    "policy",
-                    format!("consecutive={consecutive}: give 1 or more"),
-                )
-            })?;
+        let attempts: u32 = attempts.get("policy", "attempts={}", 1)?;
+        let consecutive: u32 = consecutive.get("policy", "consecutive={}", 1)?;
         let inner = Policy::default()
             .attempts(attempts)
-            .interval(interval.0)
+            .interval(interval.get("policy", "interval")?)
             .consecutive(consecutive)
-            .deadline(deadline.0);
+            .deadline(deadline.get("policy", "deadline")?);
         // One that can never pass (more passes than attempts, too short a deadline) is
         // refused here as it would be in a transaction's preflight.
         inner.validate().map_err(py_err)?;

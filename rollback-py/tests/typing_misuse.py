@@ -22,4 +22,4 @@ LambdaAlias("fn")  # error: the alias is required
 DaemonSet("agent").replicas()  # error: DaemonSets have no replica count
 x: int = alias.current()  # error: a Revision
 rollback.Policy(interval="2s")  # error: seconds or a timedelta
-rollback.Exact(7)  # error: ids are str
+rollback.Exact(7.5)  # error: ids are str (or int)

@@ -9,7 +9,8 @@ and on failure put everything back. Every run is journaled; :func:`resume` finis
 whose process died.
 
 Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
-returns an awaitable run on the library's runtime.
+returns an awaitable run on the library's runtime. What the library logs goes to
+:mod:`logging` under the logger ``rollback`` (children by Rust module; see the README).
 """
 
 import asyncio
@@ -86,7 +87,12 @@ __version__: str
 """The package version (the Rust workspace's)."""
 
 Seconds: TypeAlias = float | datetime.timedelta
-"""A duration: seconds (int or float) or a ``datetime.timedelta``; never negative."""
+"""A duration: seconds (int or float) or a ``datetime.timedelta``; never negative, at most
+366 days (:class:`InvalidInputError` otherwise).
+
+Every ``int`` parameter of the API takes any Python int: one out of its range (negative,
+or too large for the library, e.g. ``StepsBack(2**70)``) raises :class:`InvalidInputError`
+saying the range, never ``OverflowError``."""
 
 # -- selectors ------------------------------------------------------------------------------
 
@@ -109,9 +115,10 @@ class Previous(Selector):
 class Exact(Selector):
     """The revision with this id: Lambda ``"7"``, ECS ``"family:14"`` (also ``"14"`` or the
     ARN), a secret version id, an RDS snapshot id (or an RFC 3339 time, or ``"latest"``),
-    Kubernetes ``"3"``. Raises :class:`InvalidInputError` for an empty id."""
+    Kubernetes ``"3"``; a number may be given as an int (``Exact(2)`` is ``Exact("2")``).
+    Raises :class:`InvalidInputError` for an empty id or a negative or too large int."""
 
-    def __new__(cls, id: str) -> Self: ...
+    def __new__(cls, id: str | int) -> Self: ...
     @property
     def id(self) -> str:
         """The revision id."""
@@ -119,7 +126,8 @@ class Exact(Selector):
 @final
 class StepsBack(Selector):
     """The revision ``n`` steps before the one in use (``StepsBack(1)`` is ``Previous()``).
-    A negative ``n`` raises :class:`InvalidInputError`; ``0`` is refused by the plan."""
+    A negative or too large ``n`` raises :class:`InvalidInputError`; ``0`` is refused by
+    the plan."""
 
     def __new__(cls, n: int) -> Self: ...
     @property
@@ -284,7 +292,8 @@ TargetLike: TypeAlias = Target | CustomTarget
 @final
 class Policy:
     """How a check runs: at most ``attempts`` attempts, ``interval`` apart, until
-    ``consecutive`` passes in a row, within ``deadline`` for the whole."""
+    ``consecutive`` passes in a row, within ``deadline`` for the whole. ``consecutive``
+    above ``attempts`` (it could never pass) raises :class:`InvalidInputError`."""
 
     def __new__(
         cls,
