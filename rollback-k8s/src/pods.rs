@@ -286,7 +286,7 @@ impl Verifier for PodsReady {
     /// The namespace and a given label selector, as the API server would take them; a
     /// workload's own selector is read when the check runs. Calls nothing.
     fn validate(&self) -> Result<()> {
-        check_name(&self.id, "namespace", &self.namespace)?;
+        check_name(&self.id, "namespace", &self.namespace, NameRule::Label)?;
         match &self.source {
             Source::Labels(s) => check_selector(s).map_err(|why| bad_selector(&self.id, s, &why)),
             Source::Workload { .. } => Ok(()),

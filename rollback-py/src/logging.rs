@@ -236,6 +236,7 @@ where
             message.push(' ');
             message.push_str(&pairs);
         }
+        let message = guarded(meta.target(), message);
         let record = LogRecord {
             name: logger_name(meta.target()),
             level,
@@ -253,6 +254,21 @@ where
             }
             IN_HANDLER.with(|h| h.set(false));
         });
+    }
+}
+
+/// The longest message of another crate's event that reaches Python.
+const FOREIGN_CHARS: usize = 500;
+
+/// Our crates never log secret values; other crates may (kube-client logs a response body it
+/// cannot parse at WARN), so their messages pass through [`rollback_core::redact::excerpt`]:
+/// secret-looking values and tokens taken out, at most [`FOREIGN_CHARS`] characters.
+fn guarded(target: &str, message: String) -> String {
+    let ours = target == "_rollback" || target.starts_with("rollback");
+    if ours {
+        message
+    } else {
+        rollback_core::redact::excerpt(&message, FOREIGN_CHARS)
     }
 }
 
@@ -334,4 +350,21 @@ pub(crate) fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .call_method1("register", (wrap_pyfunction!(stop_logging, m)?,))?;
     refresh(py);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guarded;
+
+    #[test]
+    fn other_crates_messages_are_excerpted_and_secret_free() {
+        let body = format!(
+            "Unsuccessful data error parse: {{\"token\": \"s3cr3t-t0ken-value\"}} {}",
+            "x ".repeat(600)
+        );
+        let shown = guarded("kube_client::client", body.clone());
+        assert!(!shown.contains("s3cr3t-t0ken-value"), "{shown}");
+        assert!(shown.chars().count() <= 500, "{}", shown.len());
+        assert_eq!(guarded("rollback_core::engine", body.clone()), body);
+    }
 }

@@ -440,7 +440,9 @@ fn prepare_resume(
     }
     let mut opts = ResumeOptions {
         registry: registry(&live),
-        locks: Some(Arc::new(file_locks(locks_dir.as_ref()))),
+        // Without `locks_dir`, the lock folder the run recorded in its journal (or, for an
+        // older journal, $ROLLBACK_LOCK_DIR).
+        locks: locks_dir.map(|d| Arc::new(FileLocks::new(d)) as Arc<dyn LockManager>),
         ..ResumeOptions::default()
     };
     if let Some(cb) = on_event.filter(|c| !c.is_none()) {
@@ -463,6 +465,7 @@ fn prepare_resume(
 /// Finishes the run recorded in a journal (one whose process died or was interrupted)
 /// without applying anything twice; a run that already ended is returned as it was.
 /// Built-in targets are rebuilt from the journal; pass Python targets again in `targets`.
+/// Leases are taken in the lock folder the run recorded, unless `locks_dir` is given.
 #[pyfunction]
 #[pyo3(signature = (journal_path, *, targets=None, on_event=None, locks_dir=None))]
 pub(crate) fn resume(

@@ -438,6 +438,25 @@ def test_ctrl_c_stops_a_blocking_run_and_resume_finishes_it(tmp_path: Path) -> N
         rollback.resume(_interrupted_journal(tmp_path))
 
 
+def test_resume_locks_where_the_run_locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = MemoryTarget("api", ["1", "2"], "2", converge=10**9)
+    journal = tmp_path / "interrupted.jsonl"
+    run_locks, elsewhere = tmp_path / "run-locks", tmp_path / "elsewhere"
+    tx = rollback.Transaction("slow", reason="r", journal=journal, locks_dir=run_locks)
+    with pytest.raises(KeyboardInterrupt):
+        tx.add(api, rollback.Previous(), timeout=600).run(on_event=interrupt_when_waiting)
+    leases = list(run_locks.glob("*.lease"))
+    assert len(leases) == 1 and leases[0].read_text().strip(), "the interrupted run holds its lease"
+    # Another environment: the default lock folder is elsewhere, and no locks_dir is given.
+    monkeypatch.setenv("ROLLBACK_LOCK_DIR", str(elsewhere))
+    api.converge = 0
+    api._pending = 0
+    report = rollback.resume(journal, targets=[api])
+    assert report.outcome == "succeeded", str(report)
+    assert leases[0].read_text().strip() == "", "resume took and gave back the run's own lease"
+    assert not elsewhere.exists() or not list(elsewhere.glob("*.lease"))
+
+
 def _interrupted_journal(tmp_path: Path) -> Path:
     """A journal of a run stopped by Ctrl-C, whose target is not given to resume."""
     t = MemoryTarget("other", ["1", "2"], "2", converge=10**9)

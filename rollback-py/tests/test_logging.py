@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import rollback
-from conftest import EmulatorHandle
+from conftest import EmulatorHandle, K8sSim
 from rollback.aws import LambdaAlias, SecretVersion
 
 FN = "agentauri-mcp-s3-tools-prod"
@@ -236,3 +236,23 @@ def test_rust_log_chooses_which_rust_events_reach_logging(tmp_path: Path, rust_l
     assert (count > 0) == expect_records, (rust_log, r.stdout)
     if expect_records:
         assert "rollback.core.events" in r.stdout
+
+
+def test_another_crates_log_of_a_proxy_page_is_short_and_secret_free(k8s_sim: K8sSim, caplog: pytest.LogCaptureFixture) -> None:
+    """kube-client logs a body it cannot parse at WARN; a proxy's page that echoes a token
+    reaches Python only as a secret-free excerpt."""
+    from rollback.k8s import Deployment, K8sConfig
+
+    k8s_sim.request("POST", "/_sim/reset")
+    page = '<html><body>502 Bad Gateway: upstream said {"token": "tok-CANARY-9f8e7d6c"} ' + "padding " * 300 + "</body></html>"
+    k8s_sim.request("POST", "/_sim/inject", {"method": "GET", "path_contains": "/deployments/web", "status": 502, "times": 5, "body": page})
+    caplog.set_level(logging.DEBUG, logger="rollback")
+    tx = rollback.Transaction("proxy", reason="INC-1").add(Deployment("web", "production", config=K8sConfig(url=k8s_sim.url)), rollback.Previous())
+    with pytest.raises(rollback.RollbackError):
+        tx.run(dry_run=True)
+    records = ours(caplog)
+    foreign = [r for r in records if r.name.startswith("rollback.kube")]
+    assert foreign, [(r.name, r.getMessage()[:80]) for r in records]
+    for r in records:
+        assert "tok-CANARY-9f8e7d6c" not in r.getMessage(), (r.name, r.getMessage())
+    assert all(len(r.getMessage()) <= 500 for r in foreign), [len(r.getMessage()) for r in foreign]

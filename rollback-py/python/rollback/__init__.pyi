@@ -598,7 +598,8 @@ def resume(
     """Finishes the run recorded in a journal (its process died, or it was interrupted)
     without applying anything twice; a run that already ended is returned as it was.
     Built-in targets are rebuilt from the journal; pass Python targets again in
-    ``targets``."""
+    ``targets``. Leases are taken in the lock folder the run recorded in its journal,
+    unless ``locks_dir`` is given."""
 
 def resume_async(
     journal_path: str | os.PathLike[str],

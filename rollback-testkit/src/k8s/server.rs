@@ -226,6 +226,11 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Resp, Infallibl
         }
     }
     let resp = match fault.filter(|f| f.status != 0) {
+        Some(PendingFault {
+            status,
+            body: Some(body),
+            ..
+        }) => respond(status, "text/html", Bytes::from(body)),
         Some(f) => {
             let target = match &route {
                 Some(Route::Object { kind, name, .. }) => Some((*kind, name.as_str())),
@@ -1275,6 +1280,7 @@ fn control(sim: &Sim, req: &Req) -> Resp {
                     .and_then(|v| u32::try_from(v).ok())
                     .unwrap_or(1),
                 delay_ms: body["delay_ms"].as_u64().unwrap_or(0),
+                body: body["body"].as_str().map(str::to_string),
             };
             if fault.status != 0 && !(400..=599).contains(&fault.status) {
                 return json_response(

@@ -61,6 +61,9 @@ pub(crate) struct PendingFault {
     pub(crate) retry_after: u32,
     /// Delay before answering (also applies when `status` is 0: a slow but normal answer).
     pub(crate) delay_ms: u64,
+    /// A raw body (`text/html`) instead of a Kubernetes Status: what a proxy in front of the
+    /// API server answers.
+    pub(crate) body: Option<String>,
 }
 
 impl PendingFault {
@@ -72,6 +75,7 @@ impl PendingFault {
             "times": self.times,
             "retry_after": self.retry_after,
             "delay_ms": self.delay_ms,
+            "body": self.body,
         })
     }
 }
