@@ -61,8 +61,7 @@ async fn lock_child() {
 }
 
 fn result_of(said: &[String]) -> Value {
-    said.iter()
-        .find_map(|l| l.strip_prefix("RESULT "))
+    campaign::result_line(said)
         .map(|r| serde_json::from_str(r).unwrap())
         .unwrap_or_else(|| panic!("the child said {said:?}"))
 }

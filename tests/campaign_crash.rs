@@ -187,9 +187,7 @@ struct Reference {
 async fn reference(emu: &AwsEmulator, scenario: Scenario, r: &Reader) -> Reference {
     let case = Case::new(emu, scenario, format!("ref-{scenario:?}").to_lowercase()).await;
     let said = case.child().finish();
-    let outcome = said
-        .iter()
-        .find_map(|l| l.strip_prefix("RESULT "))
+    let outcome = campaign::result_line(&said)
         .unwrap_or_else(|| panic!("the child said {said:?}"))
         .to_string();
     let want = match scenario {

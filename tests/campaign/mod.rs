@@ -321,7 +321,8 @@ impl Paused {
     pub fn next_pause(&mut self) -> Option<String> {
         for line in self.lines.by_ref() {
             let line = line.ok()?;
-            if let Some(what) = line.strip_prefix("PAUSE ") {
+            // The test harness's "test name ... " may come first on the line.
+            if let Some((_, what)) = line.split_once("PAUSE ") {
                 return Some(what.to_string());
             }
             self.said.push(line);
@@ -350,6 +351,12 @@ impl Paused {
         self.child.wait().unwrap();
         self.said
     }
+}
+
+/// What the child said after `RESULT ` (its last words before it ends).
+pub fn result_line(said: &[String]) -> Option<&str> {
+    said.iter()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
 }
 
 /// The record kinds of a journal, in order.
