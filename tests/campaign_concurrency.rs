@@ -17,9 +17,7 @@ use std::time::Duration;
 
 use campaign::{mutations_by_op, pause, Hook, Hooked, Paused, Reader, Trio};
 use rollback_aws::{Aws, EcsService, LambdaAlias, SecretVersion};
-use rollback_core::{
-    ErrorKind, FileLocks, Outcome, RollbackTarget, Selector, Step, Transaction,
-};
+use rollback_core::{ErrorKind, FileLocks, Outcome, RollbackTarget, Selector, Step, Transaction};
 use rollback_testkit::{count_in, mutations_in, AwsEmulator};
 use serde_json::{json, Value};
 
@@ -78,8 +76,17 @@ async fn two_processes_on_one_target_one_proceeds_the_other_is_locked() {
             (ENDPOINT, emu.endpoint().to_string()),
             (TAG, "locks".to_string()),
             (HOLDER, holder.to_string()),
-            (JOURNAL, dir.path().join(format!("{holder}.jsonl")).display().to_string()),
-            ("ROLLBACK_LOCK_DIR", dir.path().join("locks").display().to_string()),
+            (
+                JOURNAL,
+                dir.path()
+                    .join(format!("{holder}.jsonl"))
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "ROLLBACK_LOCK_DIR",
+                dir.path().join("locks").display().to_string(),
+            ),
         ];
         if pausing {
             env.push((PAUSING, "1".to_string()));
@@ -90,7 +97,9 @@ async fn two_processes_on_one_target_one_proceeds_the_other_is_locked() {
     let mut first = Paused::spawn("lock_child", &env("campaign-first", true));
     let first_journal = dir.path().join("campaign-first.jsonl");
     loop {
-        first.next_pause().expect("the first process ended before locking");
+        first
+            .next_pause()
+            .expect("the first process ended before locking");
         if campaign::kinds(&first_journal).last().map(String::as_str) == Some("locked") {
             break;
         }
@@ -100,6 +109,7 @@ async fn two_processes_on_one_target_one_proceeds_the_other_is_locked() {
     let second = Paused::spawn("lock_child", &env("campaign-second", false)).finish();
     let second = result_of(&second);
     let during_second = emu.calls().await.unwrap();
+    first.go(); // it is still paused right after `locked`
     let first = result_of(&first.finish());
     println!(
         "concurrency campaign: first process {first}; second {second}; the second sent {} mutating call(s) of {} call(s)",
@@ -108,8 +118,14 @@ async fn two_processes_on_one_target_one_proceeds_the_other_is_locked() {
     );
     assert_eq!(second["kind"], "Locked", "{second}");
     let message = second["message"].as_str().unwrap();
-    assert!(message.contains("campaign-first"), "the holder is named: {message}");
-    assert!(message.contains(&format!("{}:live", t.function)), "the target is named: {message}");
+    assert!(
+        message.contains("campaign-first"),
+        "the holder is named: {message}"
+    );
+    assert!(
+        message.contains(&format!("{}:live", t.function)),
+        "the target is named: {message}"
+    );
     assert_eq!(mutations_in(&during_second), 0, "{during_second}");
     assert_eq!(first["outcome"], "succeeded", "{first}");
     let reader = Reader::new(emu.endpoint()).await;
@@ -247,10 +263,15 @@ async fn someone_elses_change_between_plan_and_apply_is_a_conflict_and_kept() {
             before_apply: Some(their_change(emu.clone(), reader.clone(), t, kind)),
             after_apply: None,
         };
-        let report = transaction(dir.path(), &format!("before-{kind:?}"), Arc::new(hooked), Duration::from_secs(60))
-            .run()
-            .await
-            .unwrap();
+        let report = transaction(
+            dir.path(),
+            &format!("before-{kind:?}"),
+            Arc::new(hooked),
+            Duration::from_secs(60),
+        )
+        .run()
+        .await
+        .unwrap();
         let ours = emu.calls().await.unwrap();
         let now = now_at(&reader, t, kind).await;
         println!(
@@ -262,15 +283,29 @@ async fn someone_elses_change_between_plan_and_apply_is_a_conflict_and_kept() {
             ours["total"]
         );
         let checks = [
-            (report.steps[0].error.as_ref().map(|e| e.kind) == Some(ErrorKind::Conflict), "the step fails with a conflict"),
+            (
+                report.steps[0].error.as_ref().map(|e| e.kind) == Some(ErrorKind::Conflict),
+                "the step fails with a conflict",
+            ),
             (now == first_revision(t, kind), "their change is kept"),
-            (mutations_by_op(&ours).is_empty(), "we send no mutation after their change"),
-            (count_in(&ours, poll_op(kind)) <= 1, "no polling: one read at most"),
-            (report.outcome != Outcome::Succeeded, "the run does not report success"),
+            (
+                mutations_by_op(&ours).is_empty(),
+                "we send no mutation after their change",
+            ),
+            (
+                count_in(&ours, poll_op(kind)) <= 1,
+                "no polling: one read at most",
+            ),
+            (
+                report.outcome != Outcome::Succeeded,
+                "the run does not report success",
+            ),
         ];
         for (ok, what) in checks {
             if !ok {
-                failures.push(format!("{kind:?}: {what}: {report}\n  calls after their change: {ours}"));
+                failures.push(format!(
+                    "{kind:?}: {what}: {report}\n  calls after their change: {ours}"
+                ));
             }
         }
     }
@@ -295,10 +330,15 @@ async fn someone_elses_change_right_after_apply_fails_the_step_at_once_and_is_ke
             before_apply: None,
             after_apply: Some(their_change(emu.clone(), reader.clone(), t, kind)),
         };
-        let report = transaction(dir.path(), &format!("after-{kind:?}"), Arc::new(hooked), Duration::from_secs(8))
-            .run()
-            .await
-            .unwrap();
+        let report = transaction(
+            dir.path(),
+            &format!("after-{kind:?}"),
+            Arc::new(hooked),
+            Duration::from_secs(8),
+        )
+        .run()
+        .await
+        .unwrap();
         let ours = emu.calls().await.unwrap();
         let now = now_at(&reader, t, kind).await;
         println!(
@@ -312,13 +352,24 @@ async fn someone_elses_change_right_after_apply_fails_the_step_at_once_and_is_ke
         let checks = [
             (report.steps[0].error.is_some(), "the step fails"),
             (now == first_revision(t, kind), "their change is kept"),
-            (mutations_by_op(&ours).is_empty(), "we send no mutation after their change (compensation does not clobber it)"),
-            (count_in(&ours, poll_op(kind)) <= 2, "the wait fails at once: two polls at most"),
-            (report.outcome != Outcome::Succeeded, "the run does not report success"),
+            (
+                mutations_by_op(&ours).is_empty(),
+                "we send no mutation after their change (compensation does not clobber it)",
+            ),
+            (
+                count_in(&ours, poll_op(kind)) <= 2,
+                "the wait fails at once: two polls at most",
+            ),
+            (
+                report.outcome != Outcome::Succeeded,
+                "the run does not report success",
+            ),
         ];
         for (ok, what) in checks {
             if !ok {
-                failures.push(format!("{kind:?}: {what}: {report}\n  calls after their change: {ours}"));
+                failures.push(format!(
+                    "{kind:?}: {what}: {report}\n  calls after their change: {ours}"
+                ));
             }
         }
     }

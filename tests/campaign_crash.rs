@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use campaign::{kinds, mutations_by_op, pause, pause_hook, Hooked, Paused, Reader, Trio};
+use futures::FutureExt;
 use rollback_aws::{Aws, EcsService, LambdaAlias};
 use rollback_core::verify::HttpCheck;
 use rollback_core::{
@@ -54,7 +54,9 @@ fn transaction(aws: &Aws, dir: &Path, t: &Trio, health: &str, pausing: bool) -> 
     let svc = wrap(Arc::new(
         EcsService::new(aws, campaign::CLUSTER, &t.service).unwrap(),
     ));
-    let alias = wrap(Arc::new(LambdaAlias::new(aws, &t.function, "live").unwrap()));
+    let alias = wrap(Arc::new(
+        LambdaAlias::new(aws, &t.function, "live").unwrap(),
+    ));
     let check = || Check::new(HttpCheck::new(health)).policy(Policy::once());
     let mut b = Transaction::builder(format!("crash {}", t.function))
         .reason("crash campaign")
@@ -159,7 +161,10 @@ impl<'a> Case<'a> {
     /// The targets' ids, as the journal names them.
     fn ids(&self) -> Vec<TargetId> {
         vec![
-            TargetId::new("ecs-service", format!("{}/{}", campaign::CLUSTER, self.trio.service)),
+            TargetId::new(
+                "ecs-service",
+                format!("{}/{}", campaign::CLUSTER, self.trio.service),
+            ),
             TargetId::new("lambda-alias", format!("{}:live", self.trio.function)),
         ]
     }
@@ -224,7 +229,14 @@ async fn crash_after(
     reference: &Reference,
     reader: &Reader,
 ) -> usize {
-    let case = Case::new(emu, scenario, format!("{scenario:?}-{kind}").to_lowercase().replace('_', "-")).await;
+    let case = Case::new(
+        emu,
+        scenario,
+        format!("{scenario:?}-{kind}")
+            .to_lowercase()
+            .replace('_', "-"),
+    )
+    .await;
     let journal = case.journal();
     let mut child = case.child();
     loop {
@@ -283,7 +295,11 @@ async fn crash_after(
     // No lease left behind: another transaction takes every target at once.
     for id in case.ids() {
         let lease = locks
-            .acquire(&id, &Holder::current("crash-campaign-probe"), Duration::from_secs(30))
+            .acquire(
+                &id,
+                &Holder::current("crash-campaign-probe"),
+                Duration::from_secs(30),
+            )
             .await
             .unwrap_or_else(|e| {
                 panic!("{scenario:?}, killed after {kind}: a lease was left behind: {e}")
@@ -340,7 +356,11 @@ async fn campaign_run() {
     );
     let mut failures = Vec::new();
     for (scenario, kind) in &cases {
-        let reference = if *scenario == Scenario::Succeeds { &ok } else { &comp };
+        let reference = if *scenario == Scenario::Succeeds {
+            &ok
+        } else {
+            &comp
+        };
         let t0 = Instant::now();
         let run = AssertUnwindSafe(crash_after(&emu, *scenario, kind, reference, &reader))
             .catch_unwind()
@@ -368,15 +388,38 @@ async fn campaign_run() {
         failures.len()
     );
     // The kinds the issue names are among those covered.
-    let named_ok = ["begin", "planned", "locked", "intent", "applied", "stable", "checked", "step_verified", "end", "released"];
+    let named_ok = [
+        "begin",
+        "planned",
+        "locked",
+        "intent",
+        "applied",
+        "stable",
+        "checked",
+        "step_verified",
+        "end",
+        "released",
+    ];
     for k in named_ok {
         if !ok.kinds.iter().any(|x| x == k) {
-            failures.push(format!("no {k:?} record in a run that succeeds: {:?}", ok.kinds));
+            failures.push(format!(
+                "no {k:?} record in a run that succeeds: {:?}",
+                ok.kinds
+            ));
         }
     }
-    for k in ["step_failed", "compensate_intent", "compensated", "end", "released"] {
+    for k in [
+        "step_failed",
+        "compensate_intent",
+        "compensated",
+        "end",
+        "released",
+    ] {
         if !comp.kinds[first_failure..].iter().any(|x| x == k) {
-            failures.push(format!("no {k:?} record after the failure of a run that compensates: {:?}", comp.kinds));
+            failures.push(format!(
+                "no {k:?} record after the failure of a run that compensates: {:?}",
+                comp.kinds
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -71,7 +71,8 @@ fn reported(report: &Report) -> State {
 /// One transaction: all three targets back to their previous revision in one stage; when
 /// `fail` a step check fails, so the run compensates (odd runs).
 async fn transaction(aws: &Aws, dir: &std::path::Path, t: &Trio, fail: bool) -> Transaction {
-    let alias: Arc<dyn RollbackTarget> = Arc::new(LambdaAlias::new(aws, &t.function, "live").unwrap());
+    let alias: Arc<dyn RollbackTarget> =
+        Arc::new(LambdaAlias::new(aws, &t.function, "live").unwrap());
     let svc: Arc<dyn RollbackTarget> =
         Arc::new(EcsService::new(aws, campaign::CLUSTER, &t.service).unwrap());
     let secret: Arc<dyn RollbackTarget> = Arc::new(SecretVersion::new(aws, &t.secret).unwrap());
@@ -135,11 +136,20 @@ async fn campaign(
                     wrong(format!("ended {}: {report}", report.outcome));
                 }
                 if now != reported(report) {
-                    wrong(format!("the emulator holds {now:?}, the report says {:?}", reported(report)));
+                    wrong(format!(
+                        "the emulator holds {now:?}, the report says {:?}",
+                        reported(report)
+                    ));
                 }
-                let n = if report.outcome == Outcome::Succeeded { 2 } else { 3 };
+                let n = if report.outcome == Outcome::Succeeded {
+                    2
+                } else {
+                    3
+                };
                 if now != at(t, n) {
-                    wrong(format!("the emulator holds {now:?}, not revision {n} of each"));
+                    wrong(format!(
+                        "the emulator holds {now:?}, not revision {n} of each"
+                    ));
                 }
                 match report.outcome {
                     Outcome::Succeeded => End::Succeeded,
@@ -174,7 +184,8 @@ async fn transactions_under_seeded_faults_end_as_reported() {
         let t0 = Instant::now();
         let (ends, c) = campaign(&emu, seed, &mut failures).await;
         let by_op = &c["faults_injected"]["by_operation"];
-        let on_mutations = rollback_testkit::mutations_in(&serde_json::json!({ "operations": by_op }));
+        let on_mutations =
+            rollback_testkit::mutations_in(&serde_json::json!({ "operations": by_op }));
         println!(
             "fault campaign seed {seed}: {PER_SEED} runs in {:.1?}: {ends:?}; {} AWS calls ({} mutating), {} faults injected (throttle {}, 5xx {}, reset {}; {} on mutating calls)",
             t0.elapsed(),
@@ -199,8 +210,16 @@ async fn transactions_under_seeded_faults_end_as_reported() {
         started.elapsed()
     );
     // The faults really were there, on mutations too, at about the rate asked for.
-    assert!(injected as f64 > calls as f64 * RATE / 2.0, "{injected} of {calls}");
+    assert!(
+        injected as f64 > calls as f64 * RATE / 2.0,
+        "{injected} of {calls}"
+    );
     assert!(mutating_faulted > 0);
     assert_eq!(totals.values().sum::<usize>(), SEEDS.len() * PER_SEED);
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -299,10 +299,16 @@ impl Paused {
     /// Runs `test` of this binary with `env`.
     pub fn spawn(test: &str, env: &[(&str, String)]) -> Paused {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        cmd.args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -342,7 +348,8 @@ impl Paused {
         self.child.wait().unwrap();
     }
 
-    /// Lets the child run to its end, answering every pause; returns what it said.
+    /// Lets the child run to its end, answering every pause from the next one on (answer a
+    /// pause already seen with [`Paused::go`] first); returns what it said.
     pub fn finish(mut self) -> Vec<String> {
         while self.next_pause().is_some() {
             self.go();
