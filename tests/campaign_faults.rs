@@ -16,7 +16,7 @@ use campaign::{Reader, Trio};
 use rollback_aws::{Aws, EcsService, LambdaAlias, SecretVersion};
 use rollback_core::verify::check_bool;
 use rollback_core::{
-    FileLocks, Outcome, Policy, Report, RollbackTarget, Selector, Step, Transaction,
+    FileLocks, Outcome, Policy, Report, RollbackTarget, Selector, Step, StepStatus, Transaction,
 };
 use rollback_testkit::{injected_in, mutations_in, AwsEmulator};
 
@@ -54,14 +54,19 @@ fn at(t: &Trio, n: u32) -> State {
     )
 }
 
-/// The state the report says the targets are in: each step's `to` when the run
-/// succeeded, its `from` when it was compensated.
+/// The state the report says the targets are in: a step that succeeded (or was applied
+/// and could not be put back) at its `to`, any other at its `from`.
 fn reported(report: &Report) -> State {
     let pick = |i: usize| {
         let s = &report.steps[i];
-        let r = match report.outcome {
-            Outcome::Succeeded => s.to.as_ref(),
-            _ => s.from.as_ref(),
+        let moved = matches!(
+            s.status,
+            StepStatus::Succeeded | StepStatus::Applied | StepStatus::CompensationFailed
+        );
+        let r = if moved {
+            s.to.as_ref()
+        } else {
+            s.from.as_ref()
         };
         r.unwrap().id.clone()
     };
