@@ -876,7 +876,7 @@ fn cases(e: &Env) -> Vec<Case> {
                 let t = e.alias(&e.other.function)?;
                 e.builder("bad check")
                     .step(Step::new(Arc::new(t), Selector::Previous))
-                    .verify(Check::new(HttpCheck::new("http:///health")))
+                    .verify(Check::new(HttpCheck::new("http:///health")).policy(Policy::once()))
                     .build()
             },
         ),
