@@ -318,7 +318,7 @@ impl AwsEmulator {
     }
 
     /// Injects a fault on the next `count` calls of an operation (e.g. `UpdateService`):
-    /// `kind` is `throttle`, `5xx` or `latency` (with `latency_ms`).
+    /// `kind` is `throttle`, `5xx`, `reset` or `latency` (with `latency_ms`).
     pub async fn inject(
         &self,
         operation: &str,
@@ -333,6 +333,37 @@ impl AwsEmulator {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Faults a seeded share (`rate`, 0 < rate <= 1) of every AWS call (of `service` only,
+    /// e.g. `ecs`, when given) until [`AwsEmulator::clear_faults`]: each faulted call gets
+    /// one of `kinds` (`throttle`, `5xx`, `reset`). The same seed and the same sequence of
+    /// calls meet the same faults. Control calls and seeding are never faulted; what was
+    /// injected is counted under `faults_injected` in [`AwsEmulator::calls`].
+    pub async fn inject_rate(
+        &self,
+        rate: f64,
+        kinds: &[&str],
+        seed: u64,
+        service: Option<&str>,
+    ) -> Result<(), TestkitError> {
+        let mut body = json!({"operation": "*", "rate": rate, "kinds": kinds, "seed": seed});
+        if let Some(service) = service {
+            body["service"] = json!(service);
+        }
+        self.control("POST", "faults", Some(body)).await.map(|_| ())
+    }
+
+    /// Drops every pending fault (counted and rate); returns how many there were.
+    pub async fn clear_faults(&self) -> Result<u64, TestkitError> {
+        Ok(self.control("DELETE", "faults", None).await?["cleared"]
+            .as_u64()
+            .unwrap_or(0))
+    }
+
+    /// Resets the call counts (and the tallies of injected faults).
+    pub async fn reset_calls(&self) -> Result<(), TestkitError> {
+        self.control("DELETE", "calls", None).await.map(|_| ())
     }
 
     /// How many times each operation was called since the start or the last reset.
@@ -350,6 +381,17 @@ impl AwsEmulator {
 /// (`{"total": n, "operations": {"UpdateAlias": n, ...}, "by_service": {...}}`).
 pub fn count_in(calls: &Value, operation: &str) -> u64 {
     calls["operations"][operation].as_u64().unwrap_or(0)
+}
+
+/// How many faults were injected, by kind (`throttle`, `5xx`, `reset`, `latency`), from a
+/// [`AwsEmulator::calls`] answer; `"total"` is their sum.
+pub fn injected_in(calls: &Value, kind: &str) -> u64 {
+    let injected = &calls["faults_injected"];
+    if kind == "total" {
+        injected["total"].as_u64().unwrap_or(0)
+    } else {
+        injected["by_kind"][kind].as_u64().unwrap_or(0)
+    }
 }
 
 /// How many mutating calls (`Update*`, `Publish*`, `Create*`, `Delete*`, `Put*`,

@@ -18,7 +18,7 @@ from .patches import cloudwatch as cloudwatch_patch
 from .patches import ecs as ecs_patch
 from .patches import rds as rds_patch
 from .seed import INTERNAL_HEADER, seed
-from .state import FAULT_KINDS, ControlError, EmulatorState, Fault
+from .state import FAULT_KINDS, ControlError, EmulatorState, Fault, RateFault
 
 CONTROL_PREFIX = "/_emulator/"
 INTERNAL_ENVIRON_KEY = "HTTP_" + INTERNAL_HEADER.upper().replace("-", "_")
@@ -274,12 +274,24 @@ class EmulatorApp:
 
     def add_fault(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
-            raise ControlError("body must be an object {operation, kind, count, latency_ms}")
+            raise ControlError(
+                "body must be an object {operation, kind, count, latency_ms} or, for the rate mode, "
+                "{operation, rate, kinds, seed, latency_ms}"
+            )
         operation = body.get("operation")
-        kind = body.get("kind")
-        count = body.get("count", 1)
         latency_ms = body.get("latency_ms", 0)
         service = body.get("service")
+        operation, service = self._fault_scope(operation, service)
+        latency_ms = self._latency(latency_ms)
+        if "rate" in body:
+            fault: Fault | RateFault = self._rate_fault(body, operation, service, latency_ms)
+        else:
+            fault = self._count_fault(body, operation, service, latency_ms)
+        self.state.add_fault(fault)
+        return 200, {"added": fault.to_json(), "faults": self.state.list_faults()}
+
+    @staticmethod
+    def _fault_scope(operation: Any, service: Any) -> tuple[str, str | None]:
         if not isinstance(operation, str) or not operation:
             raise ControlError("'operation' must be an AWS operation name such as \"UpdateService\", or \"*\"")
         if service is not None and (
@@ -296,19 +308,44 @@ class EmulatorApp:
                 f"unknown operation {operation!r} (not an operation of {where}); use the AWS API name, "
                 "e.g. UpdateService, UpdateAlias, GetSecretValue, or \"*\""
             )
+        return operation, service
+
+    @staticmethod
+    def _latency(latency_ms: Any) -> int:
+        if not isinstance(latency_ms, (int, float)) or isinstance(latency_ms, bool) or latency_ms < 0:
+            raise ControlError(f"'latency_ms' must be a number >= 0 (got {latency_ms!r})")
+        if latency_ms > 600_000:
+            raise ControlError("'latency_ms' must be at most 600000")
+        return int(latency_ms)
+
+    @staticmethod
+    def _count_fault(body: dict[str, Any], operation: str, service: str | None, latency_ms: int) -> Fault:
+        kind = body.get("kind")
+        count = body.get("count", 1)
+        if "kinds" in body or "seed" in body:
+            raise ControlError("'kinds' and 'seed' belong to the rate mode; give 'rate' too, or use 'kind' and 'count'")
         if kind not in FAULT_KINDS:
             raise ControlError(f"'kind' must be one of {', '.join(FAULT_KINDS)} (got {kind!r})")
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ControlError(f"'count' must be an integer >= 1 (got {count!r})")
-        if not isinstance(latency_ms, (int, float)) or isinstance(latency_ms, bool) or latency_ms < 0:
-            raise ControlError(f"'latency_ms' must be a number >= 0 (got {latency_ms!r})")
         if kind == "latency" and latency_ms <= 0:
             raise ControlError("'latency_ms' must be > 0 for kind latency")
-        if latency_ms > 600_000:
-            raise ControlError("'latency_ms' must be at most 600000")
-        fault = Fault(operation, kind, count, int(latency_ms), service)
-        self.state.add_fault(fault)
-        return 200, {"added": fault.to_json(), "faults": self.state.list_faults()}
+        return Fault(operation, kind, count, latency_ms, service)
+
+    @staticmethod
+    def _rate_fault(body: dict[str, Any], operation: str, service: str | None, latency_ms: int) -> RateFault:
+        rate, kinds, seed = body.get("rate"), body.get("kinds"), body.get("seed")
+        if "kind" in body or "count" in body:
+            raise ControlError("the rate mode takes 'kinds' (a list) and no 'count'; drop 'kind' / 'count', or drop 'rate'")
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1:
+            raise ControlError(f"'rate' must be a number in (0, 1], the share of matching calls faulted (got {rate!r})")
+        if not isinstance(kinds, list) or not kinds or any(k not in FAULT_KINDS for k in kinds):
+            raise ControlError(f"'kinds' must be a non-empty list of {', '.join(FAULT_KINDS)} (got {kinds!r})")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ControlError(f"'seed' must be an integer, so a run can be repeated (got {seed!r})")
+        if "latency" in kinds and latency_ms <= 0:
+            raise ControlError("'latency_ms' must be > 0 when 'kinds' holds latency")
+        return RateFault(operation, float(rate), tuple(kinds), seed, latency_ms, service)
 
     def list_faults(self, _: Any) -> tuple[int, Any]:
         return 200, {"faults": self.state.list_faults()}

@@ -213,6 +213,16 @@ class Emulator:
             body["service"] = service
         return self.control("POST", "faults", body)
 
+    def inject_rate(
+        self, rate: float, kinds: list[str], seed: int, operation: str = "*", service: str | None = None, latency_ms: int = 0
+    ) -> Any:
+        body: dict[str, Any] = {"operation": operation, "rate": rate, "kinds": kinds, "seed": seed}
+        if latency_ms:
+            body["latency_ms"] = latency_ms
+        if service:
+            body["service"] = service
+        return self.control("POST", "faults", body)
+
     def calls(self) -> Any:
         return self.control("GET", "calls")
 

@@ -20,7 +20,7 @@ def raw(emu, method, path, body=None):
 
 
 def test_calls_are_counted_by_operation(seeded, ecs, lam, emu):
-    assert emu.calls() == {"total": 0, "operations": {}, "by_service": {}}  # seeding is not counted
+    assert emu.calls() == {"total": 0, "operations": {}, "by_service": {}, "faults_injected": {"total": 0, "by_kind": {}, "by_operation": {}}}  # seeding is not counted
     emu.inject("UpdateService", "throttle", count=1)
     with pytest.raises(Exception):
         ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
@@ -33,7 +33,7 @@ def test_calls_are_counted_by_operation(seeded, ecs, lam, emu):
     assert calls["operations"] == {"UpdateService": 2, "DescribeServices": 1, "GetAlias": 1}
     assert calls["by_service"] == {"ecs": {"UpdateService": 2, "DescribeServices": 1}, "lambda": {"GetAlias": 1}}
     assert emu.control("DELETE", "calls")["total"] == 0
-    assert emu.calls() == {"total": 0, "operations": {}, "by_service": {}}
+    assert emu.calls() == {"total": 0, "operations": {}, "by_service": {}, "faults_injected": {"total": 0, "by_kind": {}, "by_operation": {}}}
 
 
 def test_health_ecs(seeded, ecs, emu):

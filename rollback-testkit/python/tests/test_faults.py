@@ -169,3 +169,92 @@ def test_new_services_operations_are_known(emu, operation, service):
     assert added["operation"] == operation
     if service:
         assert added["service"] == ("cloudwatch" if service == "monitoring" else service)
+
+
+# -- the seeded rate mode ---------------------------------------------------------------------
+def _outcomes(call, n):
+    """'ok' or the error code (or 'reset') of each of n calls."""
+    out = []
+    for _ in range(n):
+        try:
+            call()
+            out.append("ok")
+        except botocore.exceptions.ClientError as e:
+            out.append(e.response["Error"]["Code"])
+        except (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError):
+            out.append("reset")
+    return out
+
+
+def test_rate_faults_are_seeded_counted_and_never_touch_control_calls(seeded, ecs, emu):
+    describe = lambda: ecs.describe_services(cluster=CLUSTER, services=[SERVICE])  # noqa: E731
+    added = emu.inject_rate(0.3, ["throttle", "5xx", "reset"], seed=7, service="ecs")
+    assert added["added"] == {"operation": "*", "rate": 0.3, "kinds": ["throttle", "5xx", "reset"], "seed": 7, "service": "ecs"}
+    first = _outcomes(describe, 60)
+    faulted = [o for o in first if o != "ok"]
+    # About 30 % of the calls, each of the three kinds among them.
+    assert 8 <= len(faulted) <= 30, first
+    assert set(faulted) == {"ThrottlingException", "ServiceUnavailableException", "reset"}, first
+    calls = emu.calls()
+    assert calls["operations"] == {"DescribeServices": 60}
+    injected = calls["faults_injected"]
+    assert injected["total"] == len(faulted)
+    assert injected["by_operation"] == {"DescribeServices": len(faulted)}
+    assert injected["by_kind"] == {
+        "throttle": faulted.count("ThrottlingException"),
+        "5xx": faulted.count("ServiceUnavailableException"),
+        "reset": faulted.count("reset"),
+    }
+    # Control calls (and seeding) are not AWS calls: never counted, never faulted.
+    for _ in range(20):
+        emu.control("GET", "ping")
+    assert emu.calls()["total"] == 60
+    # The rate fault stays until cleared; the same seed gives the same sequence again.
+    assert emu.control("GET", "faults")["faults"] == [added["added"]]
+    assert emu.control("DELETE", "faults") == {"cleared": 1}
+    assert _outcomes(describe, 10) == ["ok"] * 10
+    emu.inject_rate(0.3, ["throttle", "5xx", "reset"], seed=7, service="ecs")
+    assert _outcomes(describe, 60) == first
+    emu.control("DELETE", "faults")
+    emu.inject_rate(0.3, ["throttle", "5xx", "reset"], seed=8, service="ecs")
+    assert _outcomes(describe, 60) != first
+
+
+def test_rate_faults_are_scoped_by_service_and_operation(seeded, ecs, sm, emu):
+    emu.inject_rate(1.0, ["throttle"], seed=1, operation="GetSecretValue")
+    assert _outcomes(lambda: sm.get_secret_value(SecretId=SECRET), 3) == ["ThrottlingException"] * 3
+    assert _outcomes(lambda: sm.describe_secret(SecretId=SECRET), 3) == ["ok"] * 3
+    assert _outcomes(lambda: ecs.describe_services(cluster=CLUSTER, services=[SERVICE]), 3) == ["ok"] * 3
+    # A counted fault queued on top is taken first; the calls reset clears the tallies.
+    emu.inject("DescribeSecret", "5xx", count=1)
+    assert _outcomes(lambda: sm.describe_secret(SecretId=SECRET), 2) == ["ServiceUnavailableException", "ok"]
+    assert emu.calls()["faults_injected"]["by_kind"] == {"throttle": 3, "5xx": 1}
+    emu.control("DELETE", "calls")
+    assert emu.calls()["faults_injected"] == {"total": 0, "by_kind": {}, "by_operation": {}}
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"operation": "*", "rate": 0, "kinds": ["throttle"], "seed": 1}, "'rate' must be a number in (0, 1]"),
+        ({"operation": "*", "rate": 1.5, "kinds": ["throttle"], "seed": 1}, "'rate' must be a number in (0, 1]"),
+        ({"operation": "*", "rate": "0.2", "kinds": ["throttle"], "seed": 1}, "'rate' must be a number"),
+        ({"operation": "*", "rate": 0.2, "kinds": [], "seed": 1}, "'kinds' must be a non-empty list"),
+        ({"operation": "*", "rate": 0.2, "kinds": ["explode"], "seed": 1}, "'kinds' must be a non-empty list"),
+        ({"operation": "*", "rate": 0.2, "kinds": "throttle", "seed": 1}, "'kinds' must be a non-empty list"),
+        ({"operation": "*", "rate": 0.2, "kinds": ["throttle"]}, "'seed' must be an integer"),
+        ({"operation": "*", "rate": 0.2, "kinds": ["throttle"], "seed": True}, "'seed' must be an integer"),
+        ({"operation": "*", "rate": 0.2, "kinds": ["latency"], "seed": 1}, "'latency_ms' must be > 0"),
+        ({"operation": "*", "rate": 0.2, "kinds": ["throttle"], "seed": 1, "count": 2}, "no 'count'"),
+        ({"operation": "updateService", "rate": 0.2, "kinds": ["throttle"], "seed": 1}, "unknown operation"),
+        ({"operation": "*", "rate": 0.2, "kinds": ["throttle"], "seed": 1, "service": "nope"}, "'service' must be"),
+        ({"operation": "*", "kind": "throttle", "seed": 1}, "belong to the rate mode"),
+    ],
+)
+def test_bad_rate_fault_requests_are_400(emu, body, message):
+    req = urllib.request.Request(f"{emu.endpoint}/_emulator/faults", data=json.dumps(body).encode(), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req)
+    assert err.value.code == 400
+    assert message in json.loads(err.value.read())["error"]
+    assert emu.control("GET", "faults") == {"faults": []}
