@@ -198,8 +198,8 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
         ));
     }
     let path = t.journal.clone();
-    if !dry_run
-        && path.exists()
+    // A dry run reports it too: the run it previews would be refused.
+    if path.exists()
         && std::fs::metadata(&path)
             .map(|m| m.len() > 0)
             .unwrap_or(false)

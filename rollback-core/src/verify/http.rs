@@ -170,6 +170,11 @@ impl HttpCheck {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| e.to_string())
             .and_then(|url| match url.scheme() {
+                // The URL standard reads `http:///health` as host `health`; a person wrote
+                // no host there.
+                "http" | "https" if no_authority(&self.url) => {
+                    Err("it has no host between // and the path".to_string())
+                }
                 "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
                 "http" | "https" => Err("it has no host".to_string()),
                 other => Err(format!("scheme {other:?} is not supported")),
@@ -359,6 +364,13 @@ impl fmt::Debug for HttpCheck {
             .field("headers", &headers)
             .finish()
     }
+}
+
+/// Whether `url` has nothing between `scheme://` and the path (`http:///health`,
+/// `https://`), which the URL standard would otherwise read as a host taken from the path.
+fn no_authority(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with(['/', '?', '#']))
 }
 
 #[async_trait]
@@ -816,7 +828,13 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_input_is_an_error() {
-        for url in ["not a url", "ftp://host/health", "/health"] {
+        for url in [
+            "not a url",
+            "ftp://host/health",
+            "/health",
+            "http:///health",
+            "https://",
+        ] {
             let err = HttpCheck::new(url).check().await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{url}");
             assert!(err.to_string().contains(url), "{err}");
