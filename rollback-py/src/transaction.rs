@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use rollback_core::lock::{FileLocks, LockManager};
 use rollback_core::transaction::Action;
+use rollback_core::wait::CompensationRetry;
 use rollback_core::{
     Check, Error, Event, FailurePolicy, Registry, ResumeOptions, RollbackTarget, Selector, Step,
     TargetSpec, Transaction, TransactionBuilder,
@@ -50,6 +51,7 @@ pub(crate) struct PyTransaction {
     locks_dir: Option<PathBuf>,
     lease_ttl: Option<Duration>,
     holder: Option<String>,
+    compensation_deadline: Option<Duration>,
 }
 
 /// An event sink as the builder takes it.
@@ -122,6 +124,12 @@ impl PyTransaction {
         }
         if let Some(h) = &self.holder {
             b = b.holder(h.clone());
+        }
+        if let Some(deadline) = self.compensation_deadline {
+            b = b.compensation_retry(CompensationRetry {
+                deadline,
+                ..CompensationRetry::default()
+            });
         }
         for (i, stage) in self.stages.iter().enumerate() {
             if i > 0 {
@@ -200,9 +208,9 @@ impl PyTransaction {
 #[pymethods]
 impl PyTransaction {
     #[new]
-    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(8), *, locks_dir=None, lease_ttl=None, holder=None))]
+    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(8), *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None))]
     #[pyo3(
-        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None)"
+        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -214,6 +222,7 @@ impl PyTransaction {
         locks_dir: Option<PathBuf>,
         lease_ttl: Option<Seconds>,
         holder: Option<String>,
+        compensation_deadline: Option<Seconds>,
     ) -> PyResult<Self> {
         if name.trim().is_empty() {
             return Err(invalid(
@@ -227,6 +236,8 @@ impl PyTransaction {
         if lease_ttl.is_some_and(|t| t < Duration::from_secs(1)) {
             return Err(invalid(&what, "lease_ttl must be at least 1 second"));
         }
+        let compensation_deadline =
+            Seconds::get_opt(compensation_deadline, &what, "compensation_deadline")?;
         Ok(PyTransaction {
             name: name.to_string(),
             reason,
@@ -239,6 +250,7 @@ impl PyTransaction {
             locks_dir,
             lease_ttl,
             holder,
+            compensation_deadline,
         })
     }
 

@@ -639,3 +639,24 @@ def test_reports_and_events_are_plain_objects() -> None:
     assert "memory-py/api" in repr(report.steps[0])
     with pytest.raises(TypeError):
         pickle.dumps(report)
+
+
+def test_compensation_deadline_bounds_the_retries_of_putting_back(tmp_path: Path) -> None:
+    api = MemoryTarget("api", ["1", "2"], "2")
+
+    def breaks_the_target() -> bool:
+        # From now on every apply (the compensation's) fails with a retryable error.
+        api.fail_apply = ConnectionError("connection reset by peer")
+        return False
+
+    check = rollback.Check(breaks_the_target, name="breaks", policy=rollback.Policy.once())
+    tx = rollback.Transaction("t", reason="r", journal=tmp_path / "j.jsonl", compensation_deadline=0.5)
+    start = time.monotonic()
+    report = tx.add(api, rollback.Previous(), verify=check).run()
+    assert report.outcome == "failed", str(report)
+    assert any("by hand" in a for a in report.needs_attention), str(report)
+    put_backs = [c for c in api.calls if c == "apply 1->2"]
+    assert len(put_backs) >= 2, api.calls  # retried, not given up at the first error
+    assert time.monotonic() - start < 30
+    with pytest.raises(rollback.InvalidInputError, match="compensation_deadline"):
+        rollback.Transaction("t", compensation_deadline=-1)

@@ -532,8 +532,9 @@ class Transaction:
     applied target back (``"halt"`` leaves them), then the on-failure actions run. Each
     run writes a journal (``journal``, default a new file under ``$ROLLBACK_JOURNAL_DIR``
     or ``.rollback/journal``) and takes expiring leases (under ``locks_dir``, default
-    ``$ROLLBACK_LOCK_DIR`` or the temp dir). The methods that add return the transaction,
-    so calls chain."""
+    ``$ROLLBACK_LOCK_DIR`` or the temp dir). Putting targets back is retried through
+    throttling and transient errors for up to ``compensation_deadline`` per target
+    (default 5 minutes). The methods that add return the transaction, so calls chain."""
 
     def __new__(
         cls,
@@ -546,6 +547,7 @@ class Transaction:
         locks_dir: str | os.PathLike[str] | None = None,
         lease_ttl: Seconds | None = None,
         holder: str | None = None,
+        compensation_deadline: Seconds | None = None,
     ) -> Self: ...
     @property
     def name(self) -> str: ...
