@@ -65,6 +65,24 @@ fn result_of(said: &[String]) -> Value {
         .unwrap_or_else(|| panic!("the child said {said:?}"))
 }
 
+/// Each check that did not hold, as a line naming the kind, the check, the report and the
+/// calls made after their change.
+fn failed_checks(
+    failures: &mut Vec<String>,
+    kind: Kind,
+    checks: &[(bool, &str)],
+    report: &rollback_core::Report,
+    ours: &Value,
+) {
+    for (ok, what) in checks {
+        if !ok {
+            failures.push(format!(
+                "{kind:?}: {what}: {report}\n  calls after their change: {ours}"
+            ));
+        }
+    }
+}
+
 /// No write after someone else's change, except for Lambda the one apply that carries the
 /// RevisionId read in preflight: Lambda refuses it (412), so it changes nothing, and
 /// "their change is kept" proves that.
@@ -315,13 +333,7 @@ async fn someone_elses_change_between_plan_and_apply_is_a_conflict_and_kept() {
                 "the run does not report success",
             ),
         ];
-        for (ok, what) in checks {
-            if !ok {
-                failures.push(format!(
-                    "{kind:?}: {what}: {report}\n  calls after their change: {ours}"
-                ));
-            }
-        }
+        failed_checks(&mut failures, kind, &checks, &report, &ours);
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
@@ -379,13 +391,7 @@ async fn someone_elses_change_right_after_apply_fails_the_step_at_once_and_is_ke
                 "the run does not report success",
             ),
         ];
-        for (ok, what) in checks {
-            if !ok {
-                failures.push(format!(
-                    "{kind:?}: {what}: {report}\n  calls after their change: {ours}"
-                ));
-            }
-        }
+        failed_checks(&mut failures, kind, &checks, &report, &ours);
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
