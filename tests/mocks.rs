@@ -67,6 +67,7 @@ async fn throttled_apply_is_retried_then_succeeds() {
                     target: "mock/api".into(),
                     message: "Rate exceeded".into(),
                     retry_after: None,
+                    source: None,
                 })
             } else {
                 Ok(ApplyOutcome::Applied)

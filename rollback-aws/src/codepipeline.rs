@@ -177,6 +177,7 @@ impl RollbackTarget for PipelineTransition {
                 target: self.id.to_string(),
                 expected: change.from.id.clone(),
                 found: now,
+                source: None,
             });
         }
         if change.to.id == DISABLED {

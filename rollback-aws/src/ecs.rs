@@ -568,6 +568,7 @@ impl RollbackTarget for EcsService {
                 target: self.id.to_string(),
                 expected: change.from.id.clone(),
                 found: now,
+                source: None,
             });
         }
         self.client
@@ -667,11 +668,10 @@ impl RollbackTarget for EcsDesiredCount {
         selector
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
-                Error::NotFound { target, what, hint } => Error::NotFound {
+                Error::NotFound { target, what, hint, .. } => Error::NotFound {
                     target,
                     what,
-                    hint: format!("{hint}; a desired count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the service"),
-                },
+                    hint: format!("{hint}; a desired count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the service"), source: None },
                 other => other,
             })
     }
@@ -689,6 +689,7 @@ impl RollbackTarget for EcsDesiredCount {
                 target: self.id.to_string(),
                 expected: change.from.id.clone(),
                 found: now,
+                source: None,
             });
         }
         let to: i32 = change.to.id.parse().map_err(|_| {

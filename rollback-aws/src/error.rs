@@ -168,6 +168,7 @@ where
             target: target_s,
             message: format!("{message}; the call is retried with backoff"),
             retry_after: None,
+            source: None,
         };
     }
     if NOT_FOUND.contains(&code_s) || status == Some(404) {
@@ -182,6 +183,7 @@ where
             target: target_s,
             expected: "the state read in preflight".into(),
             found: format!("a newer change ({detail})"),
+            source: None,
         };
     }
     if INVALID.contains(&code_s) {

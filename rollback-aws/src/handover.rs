@@ -322,10 +322,13 @@ impl RollbackTarget for ConnectionHandover {
         selector
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
-                Error::NotFound { target, what, hint } => Error::NotFound {
+                Error::NotFound {
+                    target, what, hint, ..
+                } => Error::NotFound {
                     target,
                     what,
                     hint: format!("{hint}; a handover goes to Exact({:?})", self.revision_id()),
+                    source: None,
                 },
                 other => other,
             })
@@ -376,6 +379,7 @@ impl RollbackTarget for ConnectionHandover {
                     target: self.id.to_string(),
                     expected: change.from.id.clone(),
                     found: current,
+                    source: None,
                 });
             }
             let (host, port) = self.endpoint().await?.ok_or_else(|| {
@@ -407,6 +411,7 @@ impl RollbackTarget for ConnectionHandover {
                 target: self.id.to_string(),
                 expected: written,
                 found: current,
+                source: None,
             });
         }
         self.secrets

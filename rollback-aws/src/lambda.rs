@@ -316,6 +316,7 @@ impl LambdaAlias {
                 target: self.target(),
                 expected: change.from.id.clone(),
                 found: alias.version.clone(),
+                source: None,
             });
         }
         Ok(None)
@@ -490,6 +491,7 @@ impl RollbackTarget for LambdaAlias {
                     target: self.target(),
                     expected: format!("{} as planned", change.from.id),
                     found: format!("{} changed since the plan (new RevisionId)", alias.version),
+                    source: None,
                 })
             }
             other => other,

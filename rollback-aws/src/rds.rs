@@ -658,6 +658,7 @@ impl RollbackTarget for RdsInstance {
                         "one restored from {}",
                         other.unwrap_or_else(|| "somewhere else".into())
                     ),
+                    source: None,
                 }),
             };
         }

@@ -257,6 +257,7 @@ impl RollbackTarget for SecretVersion {
                 target: self.target(),
                 expected: change.from.id.clone(),
                 found: holder.id,
+                source: None,
             });
         }
         // Check before sending: an unknown version must change nothing.
@@ -281,6 +282,7 @@ impl RollbackTarget for SecretVersion {
                         target: self.target(),
                         expected: change.from.id.clone(),
                         found: now.id,
+                        source: None,
                     })
                 } else {
                     Err(e)

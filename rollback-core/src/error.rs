@@ -2,8 +2,11 @@
 //!
 //! Every variant names the target it is about (`kind/name`, or `transaction` when the
 //! problem is not about one target) and reads as a sentence a person can act on.
-//! Backends convert their private errors into these variants; the original error is kept
-//! as the `source` where there is one.
+//! Every variant has a `source`: backends convert their private errors into these variants
+//! and keep the SDK's or client's error there ([`Error::with_source`]), so the message stays
+//! one sentence and the details stay reachable through [`std::error::Error::source`].
+//! [`ErrorRecord`] is the plain-data form journals, reports and events carry; it keeps the
+//! variant's fields, so [`Error::from_record`] rebuilds every kind exactly.
 
 use std::time::Duration;
 
@@ -28,6 +31,9 @@ pub enum Error {
         what: String,
         /// What the user can do about it.
         hint: String,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The request cannot be carried out as given; nothing was changed.
     #[error("{target}: invalid input: {message}")]
@@ -36,6 +42,9 @@ pub enum Error {
         target: String,
         /// What is wrong and what to do instead.
         message: String,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The target changed under us (between preflight and apply, or during compensation).
     #[error("{target}: conflict: expected revision {expected:?} but found {found:?}; someone else changed it, review the target and plan again")]
@@ -46,6 +55,9 @@ pub enum Error {
         expected: String,
         /// The revision found.
         found: String,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// Another transaction holds the target's lease.
     #[error("{target}: locked by {holder} until {expires_at}; wait for it to finish or for the lease to expire")]
@@ -56,6 +68,9 @@ pub enum Error {
         holder: String,
         /// When the lease expires unless renewed.
         expires_at: DateTime<Utc>,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The backend asked us to slow down. Retryable.
     #[error("{target}: throttled by the backend: {message}")]
@@ -66,6 +81,9 @@ pub enum Error {
         message: String,
         /// How long the backend asked us to wait, if it said.
         retry_after: Option<Duration>,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A wait did not finish within its deadline.
     #[error("{target}: timed out after {waited:?} waiting for {what}; last seen: {last}")]
@@ -78,6 +96,9 @@ pub enum Error {
         waited: Duration,
         /// The last progress message seen.
         last: String,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The target reached a state it will not recover from by waiting
     /// (ECS circuit breaker, Kubernetes progress deadline, RDS incompatible-restore).
@@ -87,6 +108,9 @@ pub enum Error {
         target: String,
         /// What the backend reported.
         message: String,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A verifier did not pass.
     #[error("{target}: verification {check:?} failed: {evidence}")]
@@ -97,6 +121,9 @@ pub enum Error {
         check: String,
         /// What the check saw.
         evidence: String,
+        /// The backend's own error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The backend failed in a way not covered above.
     #[error("{target}: backend error: {message}")]
@@ -174,7 +201,7 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::NotFound`].
+    /// Shorthand for [`Error::NotFound`]; add the backend's error with [`Error::with_source`].
     pub fn not_found(
         target: impl Into<String>,
         what: impl Into<String>,
@@ -184,6 +211,7 @@ impl Error {
             target: target.into(),
             what: what.into(),
             hint: hint.into(),
+            source: None,
         }
     }
 
@@ -192,6 +220,74 @@ impl Error {
         Error::InvalidInput {
             target: target.into(),
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Shorthand for [`Error::Conflict`].
+    pub fn conflict(
+        target: impl Into<String>,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> Self {
+        Error::Conflict {
+            target: target.into(),
+            expected: expected.into(),
+            found: found.into(),
+            source: None,
+        }
+    }
+
+    /// Shorthand for [`Error::Throttled`].
+    pub fn throttled(
+        target: impl Into<String>,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        Error::Throttled {
+            target: target.into(),
+            message: message.into(),
+            retry_after,
+            source: None,
+        }
+    }
+
+    /// Shorthand for [`Error::Timeout`].
+    pub fn timeout(
+        target: impl Into<String>,
+        what: impl Into<String>,
+        waited: Duration,
+        last: impl Into<String>,
+    ) -> Self {
+        Error::Timeout {
+            target: target.into(),
+            what: what.into(),
+            waited,
+            last: last.into(),
+            source: None,
+        }
+    }
+
+    /// Shorthand for [`Error::RolloutFailed`].
+    pub fn rollout_failed(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::RolloutFailed {
+            target: target.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Shorthand for [`Error::VerificationFailed`].
+    pub fn verification_failed(
+        target: impl Into<String>,
+        check: impl Into<String>,
+        evidence: impl Into<String>,
+    ) -> Self {
+        Error::VerificationFailed {
+            target: target.into(),
+            check: check.into(),
+            evidence: evidence.into(),
+            source: None,
         }
     }
 
@@ -205,49 +301,150 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::Journal`] without a source.
+    pub fn journal(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Journal {
+            path: path.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error with `source` as its [`source()`](std::error::Error::source): the backend's
+    /// own error, whose details do not belong in the one-sentence message.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        *self.source_slot() = Some(source.into());
+        self
+    }
+
+    fn source_slot(&mut self) -> &mut Option<BoxError> {
+        match self {
+            Error::NotFound { source, .. }
+            | Error::InvalidInput { source, .. }
+            | Error::Conflict { source, .. }
+            | Error::Locked { source, .. }
+            | Error::Throttled { source, .. }
+            | Error::Timeout { source, .. }
+            | Error::RolloutFailed { source, .. }
+            | Error::VerificationFailed { source, .. }
+            | Error::Backend { source, .. }
+            | Error::Journal { source, .. } => source,
+        }
+    }
+
     /// A plain-data copy of this error for journals, reports and events.
     pub fn record(&self) -> ErrorRecord {
+        let ms = |d: &Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string();
+        let fields: Vec<(&str, String)> = match self {
+            Error::NotFound { what, hint, .. } => {
+                vec![("what", what.clone()), ("hint", hint.clone())]
+            }
+            Error::InvalidInput { message, .. }
+            | Error::RolloutFailed { message, .. }
+            | Error::Backend { message, .. }
+            | Error::Journal { message, .. } => vec![("message", message.clone())],
+            Error::Conflict {
+                expected, found, ..
+            } => {
+                vec![("expected", expected.clone()), ("found", found.clone())]
+            }
+            Error::Locked {
+                holder, expires_at, ..
+            } => vec![
+                ("holder", holder.clone()),
+                ("expires_at", expires_at.to_rfc3339()),
+            ],
+            Error::Throttled {
+                message,
+                retry_after,
+                ..
+            } => {
+                let mut f = vec![("message", message.clone())];
+                f.extend(retry_after.as_ref().map(|d| ("retry_after_ms", ms(d))));
+                f
+            }
+            Error::Timeout {
+                what, waited, last, ..
+            } => vec![
+                ("what", what.clone()),
+                ("waited_ms", ms(waited)),
+                ("last", last.clone()),
+            ],
+            Error::VerificationFailed {
+                check, evidence, ..
+            } => vec![("check", check.clone()), ("evidence", evidence.clone())],
+        };
         ErrorRecord {
             kind: self.kind(),
             target: self.target().to_string(),
             message: self.to_string(),
             retryable: self.is_retryable(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }
     }
 
-    /// Rebuilds an error from its journal record (the source error is not kept).
+    /// Rebuilds an error of the recorded kind from its journal record.
+    ///
+    /// A record written by this version rebuilds exactly: `Error::from_record(&r).record() == r`
+    /// for every kind. A record without the variant's fields (written before they were kept)
+    /// rebuilds with the recorded message in the variant's text. Either way the rebuilt error's
+    /// `source()` is the recorded message (the original source is not kept).
     pub fn from_record(record: &ErrorRecord) -> Self {
         let target = record.target.clone();
-        let message = record.message.clone();
-        match record.kind {
-            ErrorKind::NotFound => Error::not_found(target, message, "see the journal"),
-            ErrorKind::InvalidInput => Error::invalid(target, message),
-            ErrorKind::Conflict => Error::Conflict {
+        let field = |k: &str| record.fields.get(k).cloned();
+        let text = |k: &str| field(k).unwrap_or_else(|| record.message.clone());
+        let recorded = |k: &str| field(k).unwrap_or_else(|| "recorded in the journal".into());
+        let millis = |k: &str| {
+            field(k)
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+        };
+        let e = match record.kind {
+            ErrorKind::NotFound => Error::not_found(target, text("what"), recorded("hint")),
+            ErrorKind::InvalidInput => Error::invalid(target, text("message")),
+            ErrorKind::Conflict => Error::conflict(target, recorded("expected"), text("found")),
+            ErrorKind::Locked => Error::Locked {
                 target,
-                expected: String::new(),
-                found: message,
-            },
-            ErrorKind::Timeout => Error::Timeout {
-                target,
-                what: "a state recorded in the journal".into(),
-                waited: Duration::ZERO,
-                last: message,
-            },
-            ErrorKind::RolloutFailed => Error::RolloutFailed { target, message },
-            ErrorKind::VerificationFailed => Error::VerificationFailed {
-                target,
-                check: "recorded".into(),
-                evidence: message,
-            },
-            ErrorKind::Journal => Error::Journal {
-                path: target,
-                message,
+                holder: text("holder"),
+                expires_at: field("expires_at")
+                    .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+                    .map_or(DateTime::<Utc>::UNIX_EPOCH, |t| t.with_timezone(&Utc)),
                 source: None,
             },
-            _ => Error::backend(target, message, record.retryable),
-        }
+            ErrorKind::Throttled => {
+                Error::throttled(target, text("message"), millis("retry_after_ms"))
+            }
+            ErrorKind::Timeout => Error::timeout(
+                target,
+                recorded("what"),
+                millis("waited_ms").unwrap_or_default(),
+                text("last"),
+            ),
+            ErrorKind::RolloutFailed => Error::rollout_failed(target, text("message")),
+            ErrorKind::VerificationFailed => {
+                Error::verification_failed(target, recorded("check"), text("evidence"))
+            }
+            ErrorKind::Journal => Error::journal(target, text("message")),
+            ErrorKind::Backend => Error::backend(target, text("message"), record.retryable),
+        };
+        e.with_source(Recorded(record.message.clone()))
     }
 }
+
+/// The message of an error rebuilt from a journal record, as its source.
+#[derive(Debug)]
+struct Recorded(String);
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Recorded {}
 
 /// The variant of an [`Error`] as plain data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -287,6 +484,10 @@ pub struct ErrorRecord {
     pub message: String,
     /// Whether it was retryable.
     pub retryable: bool,
+    /// The variant's own fields as text (`what`, `hint`, `expected`, `found`, `holder`,
+    /// `expires_at`, `retry_after_ms`, ...), from which [`Error::from_record`] rebuilds it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Display for ErrorRecord {
@@ -304,7 +505,8 @@ mod tests {
         assert!(Error::Throttled {
             target: "t".into(),
             message: "slow down".into(),
-            retry_after: None
+            retry_after: None,
+            source: None
         }
         .is_retryable());
         assert!(Error::backend("t", "503", true).is_retryable());
@@ -319,11 +521,78 @@ mod tests {
             target: "memory/api".into(),
             holder: "alice@host".into(),
             expires_at: Utc::now(),
+            source: None,
         };
         let s = e.to_string();
         assert!(s.starts_with("memory/api: locked by alice@host"), "{s}");
         assert!(s.contains("wait for it"), "{s}");
         assert_eq!(e.record().kind, ErrorKind::Locked);
         assert_eq!(e.target(), "memory/api");
+    }
+
+    fn one_of_each_kind() -> Vec<Error> {
+        let io = std::io::Error::other("connection reset by peer");
+        vec![
+            Error::not_found("lambda/api", "version \"9\"", "publish it first").with_source(io),
+            Error::invalid("ecs/web", "desired count must be a number"),
+            Error::conflict("ecs/web", "api:4", "api:5"),
+            Error::Locked {
+                target: "memory/api".into(),
+                holder: "alice@host".into(),
+                expires_at: Utc::now(),
+                source: None,
+            },
+            Error::throttled("rds/db", "Rate exceeded", Some(Duration::from_millis(1500))),
+            Error::throttled("rds/db", "Rate exceeded", None),
+            Error::timeout(
+                "k8s/frontend",
+                "rollout",
+                Duration::from_secs(90),
+                "1 of 3 updated",
+            ),
+            Error::rollout_failed("ecs/web", "circuit breaker tripped"),
+            Error::verification_failed("transaction", "health", "HTTP 503"),
+            Error::backend("secret/db", "HTTP 500", true),
+            Error::journal("/tmp/j.jsonl", "disk full"),
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_record() {
+        for e in one_of_each_kind() {
+            let r = e.record();
+            let json = serde_json::to_string(&r).expect("serialize");
+            let back: ErrorRecord = serde_json::from_str(&json).expect("deserialize");
+            let rebuilt = Error::from_record(&back);
+            assert_eq!(rebuilt.record(), r, "{e}");
+            assert_eq!(rebuilt.kind(), e.kind());
+            assert_eq!(rebuilt.to_string(), e.to_string());
+            assert_eq!(rebuilt.retry_after(), e.retry_after());
+            let source = std::error::Error::source(&rebuilt).map(ToString::to_string);
+            assert_eq!(source.as_deref(), Some(r.message.as_str()));
+        }
+    }
+
+    #[test]
+    fn a_record_without_fields_keeps_its_kind_and_message() {
+        for e in one_of_each_kind() {
+            let mut r = e.record();
+            r.fields.clear();
+            let rebuilt = Error::from_record(&r);
+            assert_eq!(rebuilt.kind(), r.kind);
+            assert_eq!(rebuilt.target(), r.target);
+            assert_eq!(rebuilt.is_retryable(), r.retryable);
+            let source = std::error::Error::source(&rebuilt).map(ToString::to_string);
+            assert_eq!(source.as_deref(), Some(r.message.as_str()));
+        }
+    }
+
+    #[test]
+    fn with_source_keeps_the_cause_out_of_the_message() {
+        let e = Error::conflict("ecs/web", "api:4", "api:5")
+            .with_source(std::io::Error::other("ETag mismatch 0xdeadbeef"));
+        assert!(!e.to_string().contains("deadbeef"), "{e}");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("ETag mismatch 0xdeadbeef"));
     }
 }

@@ -308,8 +308,7 @@ impl LockManager for FileLocks {
                     return Err(Error::Locked {
                         target: t.to_string(),
                         holder: l.holder.to_string(),
-                        expires_at: l.expires_at,
-                    })
+                        expires_at: l.expires_at, source: None })
                 }
                 Some(l) if l.holder.transaction == h.transaction => l.acquired_at,
                 Some(l) => {
@@ -343,6 +342,7 @@ impl LockManager for FileLocks {
                 target: mine.target.to_string(),
                 holder: l.holder.to_string(),
                 expires_at: l.expires_at,
+                source: None,
             }),
             None => {
                 let renewed = Lease {

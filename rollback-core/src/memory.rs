@@ -62,6 +62,7 @@ impl FailureKind {
                 target: target.to_string(),
                 message: format!("Rate exceeded (injected) while applying revision {to}"),
                 retry_after: None,
+                source: None,
             },
             FailureKind::Transient => Error::backend(
                 target,
@@ -175,6 +176,7 @@ impl State {
                 target: self.target(),
                 expected: change.from.id.clone(),
                 found: self.current.clone(),
+                source: None,
             });
         }
         if self.revision(&change.to.id).is_none() {
@@ -957,6 +959,7 @@ mod tests {
                 target,
                 expected,
                 found,
+                ..
             } => {
                 assert_eq!(target, "memory/api");
                 assert_eq!((expected.as_str(), found.as_str()), ("3", "1"));

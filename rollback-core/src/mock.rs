@@ -174,6 +174,7 @@ mod tests {
                 target: c.target.to_string(),
                 expected: c.from.id.clone(),
                 found: "someone-else".into(),
+                source: None,
             })
         });
         let t: Arc<dyn RollbackTarget> = Arc::new(t);

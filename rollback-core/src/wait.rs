@@ -70,6 +70,7 @@ where
                 return Err(Error::RolloutFailed {
                     target: target.to_string(),
                     message,
+                    source: None,
                 })
             }
             Ok(Stability::Waiting(message)) => {
@@ -94,6 +95,7 @@ where
                 what: what.to_string(),
                 waited: now - start,
                 last,
+                source: None,
             });
         }
         let delay = backoff.delay(attempt).min(deadline - now);
@@ -307,6 +309,7 @@ mod tests {
                             target: "t".into(),
                             message: "Rate exceeded".into(),
                             retry_after: None,
+                            source: None,
                         })
                     } else {
                         Ok(7)
@@ -386,6 +389,7 @@ mod tests {
             target: "t".into(),
             message: "Rate exceeded".into(),
             retry_after,
+            source: None,
         }
     }
 

@@ -133,6 +133,7 @@ impl Broken {
                 target: String::new(),
                 expected: "?".into(),
                 found: "?".into(),
+                source: None,
             },
             _ => Error::invalid("", "bad input"),
         }

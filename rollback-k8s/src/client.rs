@@ -177,6 +177,7 @@ impl K8sConfig {
             Error::InvalidInput { message, .. } => Error::InvalidInput {
                 target: TargetId::new(kind, format!("{namespace}/{name}")).to_string(),
                 message,
+                source: None,
             },
             other => other,
         })
@@ -416,8 +417,7 @@ pub(crate) fn kube_error(target: &TargetId, op: &Op, e: kube::Error) -> Error {
                 409 => Error::Conflict {
                     target: id,
                     expected: "the object as read".into(),
-                    found: format!("a newer version ({op} answered {what})"),
-                },
+                    found: format!("a newer version ({op} answered {what})"), source: None },
                 429 => Error::Throttled {
                     target: id,
                     message: format!(
@@ -428,8 +428,7 @@ pub(crate) fn kube_error(target: &TargetId, op: &Op, e: kube::Error) -> Error {
                         .as_ref()
                         .map(|d| d.retry_after_seconds)
                         .filter(|s| *s > 0)
-                        .map(|s| std::time::Duration::from_secs(u64::from(s))),
-                },
+                        .map(|s| std::time::Duration::from_secs(u64::from(s))), source: None },
                 401 => backend(
                     format!(
                         "{op} answered {what}. The API server did not accept the credentials: log in again, or check the user of the kubeconfig context"

@@ -267,6 +267,7 @@ impl<W: Scalable> Replicas<W> {
                     target: self.id.to_string(),
                     check: check.name(),
                     evidence: format!("at {step} replica(s): {}", outcome.evidence),
+                    source: None,
                 });
             }
         }
@@ -332,11 +333,10 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
         selector
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
-                Error::NotFound { target, what, hint } => Error::NotFound {
+                Error::NotFound { target, what, hint, .. } => Error::NotFound {
                     target,
                     what,
-                    hint: format!("{hint}; a replica count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the workload"),
-                },
+                    hint: format!("{hint}; a replica count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the workload"), source: None },
                 other => other,
             })
     }
@@ -354,6 +354,7 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
                 target: self.id.to_string(),
                 expected: from.to_string(),
                 found: now.to_string(),
+                source: None,
             });
         }
         let mut at = from;

@@ -630,6 +630,7 @@ impl<W: WorkloadKind> Workload<W> {
                     target: target.to_string(),
                     expected: from.to_string(),
                     found: now,
+                    source: None,
                 });
             }
             let rv = object.meta().resource_version.clone().unwrap_or_default();
@@ -650,6 +651,7 @@ impl<W: WorkloadKind> Workload<W> {
             found: format!(
                 "an object rewritten {CONFLICT_RETRIES} times while we tried to {doing} it"
             ),
+            source: None,
         })
     }
 }
@@ -733,6 +735,7 @@ where
                         return Err(Error::RolloutFailed {
                             target: id.to_string(),
                             message: m,
+                            source: None,
                         })
                     }
                 },
@@ -740,6 +743,7 @@ where
                     return Err(Error::RolloutFailed {
                         target: id.to_string(),
                         message: format!("{name} was deleted while we waited"),
+                        source: None,
                     })
                 }
                 // Refused credentials never come right by watching again.
@@ -771,6 +775,7 @@ where
             what: what.to_string(),
             waited: started.elapsed(),
             last,
+            source: None,
         }),
     }
 }
@@ -869,6 +874,7 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
                     target: self.id.to_string(),
                     expected: change.from.id.clone(),
                     found: current.id,
+                    source: None,
                 });
             }
             let item = seen.item_for(&change.to).ok_or_else(|| {
@@ -902,6 +908,7 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
             found: format!(
                 "an object rewritten {CONFLICT_RETRIES} times while we tried to patch it"
             ),
+            source: None,
         })
     }
 

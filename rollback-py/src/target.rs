@@ -251,6 +251,7 @@ impl RollbackTarget for PythonTarget {
                 target: self.label.clone(),
                 expected: change.from.id.clone(),
                 found: now.id,
+                source: None,
             });
         }
         let arg = PyChange {

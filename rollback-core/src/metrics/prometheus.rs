@@ -438,6 +438,7 @@ mod source {
                     target,
                     message: format!("HTTP 429 for query {query:?}: {detail}"),
                     retry_after,
+                    source: None,
                 },
                 500..=599 => Error::backend(
                     target,

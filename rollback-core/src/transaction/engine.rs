@@ -461,8 +461,7 @@ async fn preflight(ctx: &Ctx, index: usize, s: &super::Step) -> Result<(Change, 
             return Err(Error::Conflict {
                 target: id.to_string(),
                 expected: current.id,
-                found: change.from.id,
-            });
+                found: change.from.id, source: None });
         }
         Ok((change, false))
     }

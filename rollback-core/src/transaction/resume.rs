@@ -108,6 +108,7 @@ impl ResumeOptions {
                 Error::InvalidInput { message, .. } => Error::InvalidInput {
                     target: format!("journal {}", path.display()),
                     message,
+                    source: None,
                 },
                 other => other,
             }),

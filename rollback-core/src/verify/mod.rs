@@ -526,6 +526,7 @@ impl Verdict {
                 target: target.to_string(),
                 check: self.name,
                 evidence: format!("{} (after {} attempt(s))", self.evidence, self.attempts),
+                source: None,
             })
         }
     }
