@@ -52,6 +52,8 @@ pub mod memory;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
+#[cfg(feature = "http")]
+mod net;
 pub mod redact;
 pub mod revision;
 pub mod selector;

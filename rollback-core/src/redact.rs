@@ -179,6 +179,59 @@ fn looks_like_token(w: &str) -> bool {
     b64 && digits > 0 && letters > 0
 }
 
+/// An answer's body as at most [`EXCERPT_CHARS`] characters on one line, secret-free
+/// ([`excerpt`]): a body may echo the request's credentials or carry tokens. `(empty)` for a
+/// blank body. What HTTP checks and metric sources quote of what a server answered.
+pub fn body_excerpt(text: &str) -> String {
+    // Compact JSON is one long word to `redact::excerpt`; spaced out, its secret-looking
+    // keys and token-looking values are seen and taken out.
+    let spaced = serde_json::from_str::<serde_json::Value>(text)
+        .is_ok_and(|v| v.is_object() || v.is_array())
+        .then(|| spaced_json(text));
+    let out = excerpt(spaced.as_deref().unwrap_or(text), EXCERPT_CHARS);
+    if out.is_empty() {
+        "(empty)".to_string()
+    } else {
+        out
+    }
+}
+
+/// `{"a":1,"b":[2]}` as `{ "a": 1, "b": [ 2 ] }`: the same JSON text in the same order,
+/// with spaces between its tokens (strings are left as they are).
+fn spaced_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            ',' | ':' | '{' | '[' => {
+                out.push(c);
+                out.push(' ');
+            }
+            '}' | ']' => {
+                out.push(' ');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,7 @@ enum Place {
 /// Bad checks, policies and actions: each `(case, place, what the message must say)`.
 fn bad_parts(t: &InMemoryTarget) -> Vec<(&'static str, Place, &'static str)> {
     let health = || Check::new(t.health_check());
+    #[cfg_attr(not(feature = "http"), allow(unused_mut))]
     let mut cases = vec![
         (
             "consecutive above attempts",

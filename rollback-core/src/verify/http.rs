@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -13,7 +12,7 @@ use serde_json::Value;
 use super::command::{redacted_placeholders, serialize_redacted};
 use super::{CheckOutcome, Verifier, VerifierSpec};
 use crate::error::{Error, Result};
-use crate::redact::{self, EXCERPT_CHARS};
+use crate::redact;
 use crate::revision::{is_secret_key, REDACTED};
 
 /// The target named in errors about an HTTP check.
@@ -276,7 +275,7 @@ impl HttpCheck {
             .filter(|(k, _)| is_secret_header(k))
             .map(|(_, v)| v.as_str())
             .collect();
-        let show = |t: &str| excerpt(&redact::scrub(t, &secrets));
+        let show = |t: &str| redact::body_excerpt(&redact::scrub(t, &secrets));
         let text = String::from_utf8_lossy(body);
         let body_note = || {
             let mut s = format!("body: {}", show(&text));
@@ -390,7 +389,7 @@ impl Verifier for HttpCheck {
         let (method, url, headers) = self.prepare()?;
         let name = self.name();
         let started = Instant::now();
-        let sent = client()?
+        let sent = crate::net::client(TARGET)?
             .request(method, url)
             .headers(headers)
             .timeout(self.timeout)
@@ -460,100 +459,10 @@ impl HttpCheck {
             format!(
                 "{name} -> no answer after {}: {}",
                 ms(started.elapsed()),
-                error_chain(e)
+                crate::net::error_chain(e)
             )
         }
     }
-}
-
-/// The shared client, built on first use. Idle connections are not kept: every check
-/// dials afresh, as a person running `curl` would, and a client used from several Tokio
-/// runtimes never reuses a connection whose runtime has gone.
-fn client() -> Result<&'static reqwest::Client> {
-    static CLIENT: OnceLock<std::result::Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .user_agent(concat!("rollback-core/", env!("CARGO_PKG_VERSION")))
-                .pool_max_idle_per_host(0)
-                .build()
-                .map_err(|e| error_chain(&e))
-        })
-        .as_ref()
-        .map_err(|e| {
-            Error::backend(
-                TARGET,
-                format!("could not build the HTTP client: {e}"),
-                false,
-            )
-        })
-}
-
-/// An error and its sources, `: `-separated, without repeats.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// At most [`EXCERPT_CHARS`] characters of `text` on one line, secret-free
-/// ([`redact::excerpt`]): a body may echo the request's credentials or carry tokens.
-fn excerpt(text: &str) -> String {
-    // Compact JSON is one long word to `redact::excerpt`; spaced out, its secret-looking
-    // keys and token-looking values are seen and taken out.
-    let spaced = serde_json::from_str::<Value>(text)
-        .is_ok_and(|v| v.is_object() || v.is_array())
-        .then(|| spaced_json(text));
-    let out = redact::excerpt(spaced.as_deref().unwrap_or(text), EXCERPT_CHARS);
-    if out.is_empty() {
-        "(empty)".to_string()
-    } else {
-        out
-    }
-}
-
-/// `{"a":1,"b":[2]}` as `{ "a": 1, "b": [ 2 ] }`: the same JSON text in the same order,
-/// with spaces between its tokens (strings are left as they are).
-fn spaced_json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
-            ',' | ':' | '{' | '[' => {
-                out.push(c);
-                out.push(' ');
-            }
-            '}' | ']' => {
-                out.push(' ');
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 fn ms(d: Duration) -> String {
