@@ -61,6 +61,7 @@ from . import aws, k8s  # noqa: E402  (submodules use the names above)
 
 __version__: str = _rollback.__version__
 
+# The stub (__init__.pyi) repeats this list: stubtest (tests/test_typing.py) keeps the two equal.
 __all__ = [
     "__version__",
     "aws",
@@ -94,16 +95,8 @@ __all__ = [
     "Transaction",
     "resume",
     "resume_async",
-    # errors
-    "RollbackError",
-    "NotFoundError",
-    "InvalidInputError",
-    "ConflictError",
-    "LockedError",
-    "ThrottledError",
-    "RollbackTimeoutError",
-    "VerificationError",
-    "RolloutError",
-    "BackendError",
-    "JournalError",
 ]
+from . import _errors  # noqa: E402
+
+# The exception classes, listed once (in _errors.py).
+__all__ += _errors.__all__

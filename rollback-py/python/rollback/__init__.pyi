@@ -36,6 +36,8 @@ from ._errors import RolloutError as RolloutError
 from ._errors import ThrottledError as ThrottledError
 from ._errors import VerificationError as VerificationError
 
+# Mirrors __init__.py's list (and _errors.__all__, which mypy does not follow through
+# `__all__ +=` in a stub); stubtest (tests/test_typing.py) keeps them equal.
 __all__ = [
     "__version__",
     "aws",
