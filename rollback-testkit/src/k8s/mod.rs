@@ -23,6 +23,11 @@
 //!
 //! `rollback-testkit/README.md` documents the control API and the gaps to a real API server.
 //!
+//! Layout: `server` answers HTTP (one file per job: routing, discovery, reads, writes,
+//! deletes, watches, the control API, faults), `controller` moves workloads and pods, `store`
+//! holds objects and the watch event log, `state` the shared state behind one lock;
+//! `resources`, `selector`, `patch`, `hash` and `errors` are the API server's rules.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use rollback_testkit::k8s::K8sSimulator;
