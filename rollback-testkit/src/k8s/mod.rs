@@ -134,22 +134,7 @@ impl SimConfig {
     }
 
     fn apply(&self, c: &mut state::Config) {
-        let ms = |d: &Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        if let Some(d) = &self.step {
-            c.step_ms = ms(d).max(1);
-        }
-        if let Some(d) = &self.deadline {
-            c.deadline_ms = ms(d);
-        }
-        if let Some(n) = self.nodes {
-            c.nodes = n;
-        }
-        if let Some(n) = self.watch_cache {
-            c.watch_cache = n.max(1);
-        }
-        if let Some(d) = &self.bookmark_interval {
-            c.bookmark_ms = ms(d).max(10);
-        }
+        c.update(&self.to_json());
     }
 }
 

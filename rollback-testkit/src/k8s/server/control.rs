@@ -25,23 +25,9 @@ pub(super) fn control(sim: &Sim, req: &Req) -> Resp {
     let out = match (req.method.as_str(), path) {
         ("GET", "config") => st.config.to_json(),
         ("POST", "config") => {
-            let c = &mut st.config;
-            let num = |k: &str| body[k].as_u64();
-            if let Some(v) = num("step_ms") {
-                c.step_ms = v.max(1);
-            }
-            if let Some(v) = num("deadline_ms") {
-                c.deadline_ms = v;
-            }
-            if let Some(v) = num("nodes") {
-                c.nodes = u32::try_from(v).unwrap_or(u32::MAX);
-            }
-            if let Some(v) = num("bookmark_ms") {
-                c.bookmark_ms = v.max(10);
-            }
-            if let Some(v) = num("watch_cache") {
-                c.watch_cache = usize::try_from(v).unwrap_or(usize::MAX).max(1);
-                let cap = c.watch_cache;
+            st.config.update(&body);
+            if body["watch_cache"].as_u64().is_some() {
+                let cap = st.config.watch_cache;
                 st.store.set_capacity(cap);
             }
             st.config.to_json()

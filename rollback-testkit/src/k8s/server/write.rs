@@ -124,6 +124,24 @@ pub(super) fn create(sim: &Sim, req: &Req, kind: Kind, ns: &str) -> Result<Resp,
     Ok(json_response(201, &stored))
 }
 
+/// Optimistic concurrency: a resourceVersion in the body must be the stored one.
+fn check_resource_version(kind: Kind, stored: &Value, new: &Value) -> Result<(), ApiError> {
+    let rv = rv_of(new);
+    if !rv.is_empty() && rv != rv_of(stored) {
+        return Err(ApiError::conflict(kind, name_of(stored)));
+    }
+    Ok(())
+}
+
+/// Stores `obj` in place of `stored` and returns what is stored, or returns `obj` for a
+/// dry run.
+fn store(st: &mut State, req: &Req, kind: Kind, stored: &Value, obj: Value) -> Value {
+    if req.dry_run() {
+        return obj;
+    }
+    st.store.update(kind, obj).unwrap_or_else(|| stored.clone())
+}
+
 /// Stores `new` in place of `stored` (a main-endpoint write: status kept) after the
 /// optimistic-concurrency check on the resourceVersion `new` carries.
 fn write_main(
@@ -134,10 +152,7 @@ fn write_main(
     mut new: Value,
 ) -> Result<Value, ApiError> {
     let name = name_of(stored).to_string();
-    let rv = rv_of(&new);
-    if !rv.is_empty() && rv != rv_of(stored) {
-        return Err(ApiError::conflict(kind, &name));
-    }
+    check_resource_version(kind, stored, &new)?;
     let uid = new["metadata"]["uid"].as_str().unwrap_or("");
     if !uid.is_empty() && uid != uid_of(stored) {
         return Err(ApiError::conflict_message(
@@ -171,10 +186,7 @@ fn write_main(
         m.remove("managedFields");
     }
     prepare(kind, &mut new, Some(stored))?;
-    if req.dry_run() {
-        return Ok(new);
-    }
-    Ok(st.store.update(kind, new).unwrap_or_else(|| stored.clone()))
+    Ok(store(st, req, kind, stored, new))
 }
 
 /// Stores `stored` with the status of `new` (a status-subresource write).
@@ -185,16 +197,10 @@ fn write_status(
     stored: &Value,
     new: &Value,
 ) -> Result<Value, ApiError> {
-    let rv = rv_of(new);
-    if !rv.is_empty() && rv != rv_of(stored) {
-        return Err(ApiError::conflict(kind, name_of(stored)));
-    }
+    check_resource_version(kind, stored, new)?;
     let mut obj = stored.clone();
     obj["status"] = new["status"].clone();
-    if req.dry_run() {
-        return Ok(obj);
-    }
-    Ok(st.store.update(kind, obj).unwrap_or_else(|| stored.clone()))
+    Ok(store(st, req, kind, stored, obj))
 }
 
 fn write_scale(
@@ -205,10 +211,7 @@ fn write_scale(
     scale: &Value,
 ) -> Result<Value, ApiError> {
     let name = name_of(stored).to_string();
-    let rv = rv_of(scale);
-    if !rv.is_empty() && rv != rv_of(stored) {
-        return Err(ApiError::conflict(kind, &name));
-    }
+    check_resource_version(kind, stored, scale)?;
     let replicas = match &scale["spec"]["replicas"] {
         Value::Null => 0,
         v => v.as_i64().ok_or_else(|| {
@@ -228,11 +231,7 @@ fn write_scale(
     }
     let mut obj = stored.clone();
     obj["spec"]["replicas"] = json!(replicas);
-    if req.dry_run() {
-        return Ok(scale_of(&obj));
-    }
-    let stored = st.store.update(kind, obj).unwrap_or_else(|| stored.clone());
-    Ok(scale_of(&stored))
+    Ok(scale_of(&store(st, req, kind, stored, obj)))
 }
 
 /// PUT of an object, its status or its scale.
