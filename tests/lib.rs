@@ -1,1 +1,4 @@
-//! Cross-crate scenario tests: see `scenarios.rs` and `mocks.rs` beside this file.
+//! Cross-crate scenario tests: rollback-core's engine with the AWS and Kubernetes targets
+//! against the emulators (`mixed.rs`, the `campaign_*.rs` suites over `campaign/`). Tests
+//! that use one crate only live in that crate's `tests/` (rollback-core's `mocks.rs` and
+//! `scenarios.rs`).

@@ -379,13 +379,9 @@ class EmulatorApp:
         return (200 if result["healthy"] else 503), result
 
     def ecs_config(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict) or "convergence_ms" not in body:
-            raise ControlError("body must be an object {\"convergence_ms\": N}")
-        ms = body["convergence_ms"]
-        if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0 or ms > 3_600_000:
-            raise ControlError(f"'convergence_ms' must be a number of milliseconds 0..3600000 (got {ms!r})")
+        ms = _milliseconds(body, "convergence_ms")
         with ecs_patch.LOCK:
-            self.scheduler.convergence_ms = int(ms)
+            self.scheduler.convergence_ms = ms
         return 200, {"convergence_ms": self.scheduler.convergence_ms}
 
     def get_ecs_config(self, _: Any) -> tuple[int, Any]:
@@ -417,13 +413,9 @@ class EmulatorApp:
 
     # -- RDS ------------------------------------------------------------------------------
     def rds_config(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict) or "delay_ms" not in body:
-            raise ControlError("body must be an object {\"delay_ms\": N}")
-        ms = body["delay_ms"]
-        if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0 or ms > 3_600_000:
-            raise ControlError(f"'delay_ms' must be a number of milliseconds 0..3600000 (got {ms!r})")
+        ms = _milliseconds(body, "delay_ms")
         with rds_patch.LOCK:
-            self.rds_scheduler.delay_ms = int(ms)
+            self.rds_scheduler.delay_ms = ms
         return 200, {"delay_ms": self.rds_scheduler.delay_ms}
 
     def get_rds_config(self, _: Any) -> tuple[int, Any]:
@@ -506,3 +498,13 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+def _milliseconds(body: Any, key: str) -> int:
+    """The whole milliseconds 0..3600000 at ``body[key]`` (a config call's setting)."""
+    if not isinstance(body, dict) or key not in body:
+        raise ControlError(f'body must be an object {{"{key}": N}}')
+    ms = body[key]
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0 or ms > 3_600_000:
+        raise ControlError(f"'{key}' must be a number of milliseconds 0..3600000 (got {ms!r})")
+    return int(ms)

@@ -350,14 +350,19 @@ def _check_absent(spec: dict[str, Any], c: dict[str, Any]) -> None:
             raise ControlError(f"seed: pipeline {pipe['name']!r} already exists; POST /_emulator/reset first")
 
 
-def _seed_lambda(fn: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+def _role(iam: Any, name: str, trust_policy: str) -> str:
+    """The ARN of the IAM role `name`, created with `trust_policy` when missing."""
     from botocore.exceptions import ClientError
 
-    lam, iam = c["lambda"], c["iam"]
     try:
-        role_arn = iam.get_role(RoleName=LAMBDA_ROLE)["Role"]["Arn"]
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
     except ClientError:
-        role_arn = iam.create_role(RoleName=LAMBDA_ROLE, AssumeRolePolicyDocument=TRUST_POLICY)["Role"]["Arn"]
+        return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_policy)["Role"]["Arn"])
+
+
+def _seed_lambda(fn: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+    lam = c["lambda"]
+    role_arn = _role(c["iam"], LAMBDA_ROLE, TRUST_POLICY)
     name = fn["function"]
     descriptions = fn["versions"]
 
@@ -683,13 +688,8 @@ def _action(stage: str, first: bool) -> dict[str, Any]:
 
 
 def _seed_pipeline(pipe: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
-    iam, cp = c["iam"], c["codepipeline"]
-    try:
-        role_arn = iam.get_role(RoleName=PIPELINE_ROLE)["Role"]["Arn"]
-    except ClientError:
-        role_arn = iam.create_role(RoleName=PIPELINE_ROLE, AssumeRolePolicyDocument=PIPELINE_TRUST_POLICY)["Role"]["Arn"]
+    cp = c["codepipeline"]
+    role_arn = _role(c["iam"], PIPELINE_ROLE, PIPELINE_TRUST_POLICY)
     stages = [{"name": st, "actions": [_action(st, i == 0)]} for i, st in enumerate(pipe["stages"])]
     cp.create_pipeline(
         pipeline={

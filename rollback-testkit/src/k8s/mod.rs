@@ -23,6 +23,11 @@
 //!
 //! `rollback-testkit/README.md` documents the control API and the gaps to a real API server.
 //!
+//! Layout: `server` answers HTTP (one file per job: routing, discovery, reads, writes,
+//! deletes, watches, the control API, faults), `controller` moves workloads and pods, `store`
+//! holds objects and the watch event log, `state` the shared state behind one lock;
+//! `resources`, `selector`, `patch`, `hash` and `errors` are the API server's rules.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use rollback_testkit::k8s::K8sSimulator;
@@ -129,22 +134,7 @@ impl SimConfig {
     }
 
     fn apply(&self, c: &mut state::Config) {
-        let ms = |d: &Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        if let Some(d) = &self.step {
-            c.step_ms = ms(d).max(1);
-        }
-        if let Some(d) = &self.deadline {
-            c.deadline_ms = ms(d);
-        }
-        if let Some(n) = self.nodes {
-            c.nodes = n;
-        }
-        if let Some(n) = self.watch_cache {
-            c.watch_cache = n.max(1);
-        }
-        if let Some(d) = &self.bookmark_interval {
-            c.bookmark_ms = ms(d).max(10);
-        }
+        c.update(&self.to_json());
     }
 }
 

@@ -227,6 +227,27 @@ pub(crate) fn object_at<'a>(obj: &'a mut Value, key: &str) -> &'a mut Map<String
     }
 }
 
+/// Defaults `spec.<field>` to a `RollingUpdate` strategy whose `rollingUpdate` gets
+/// `rolling_update` (when the type is `RollingUpdate`).
+fn default_strategy<const N: usize>(
+    spec: &mut Map<String, Value>,
+    field: &str,
+    rolling_update: [(&str, Value); N],
+) {
+    default_field(spec, field, json!({}));
+    if let Some(Value::Object(strategy)) = spec.get_mut(field) {
+        default_field(strategy, "type", json!("RollingUpdate"));
+        if strategy["type"] == json!("RollingUpdate") {
+            default_field(strategy, "rollingUpdate", json!({}));
+            if let Some(Value::Object(ru)) = strategy.get_mut("rollingUpdate") {
+                for (key, value) in rolling_update {
+                    default_field(ru, key, value);
+                }
+            }
+        }
+    }
+}
+
 /// Applies the API server's defaulting (on create, update and patch).
 pub(crate) fn apply_defaults(kind: Kind, obj: &mut Value) {
     if !obj.is_object() {
@@ -238,17 +259,11 @@ pub(crate) fn apply_defaults(kind: Kind, obj: &mut Value) {
             default_field(spec, "replicas", json!(1));
             default_field(spec, "revisionHistoryLimit", json!(10));
             default_field(spec, "progressDeadlineSeconds", json!(600));
-            default_field(spec, "strategy", json!({}));
-            if let Some(Value::Object(strategy)) = spec.get_mut("strategy") {
-                default_field(strategy, "type", json!("RollingUpdate"));
-                if strategy["type"] == json!("RollingUpdate") {
-                    default_field(strategy, "rollingUpdate", json!({}));
-                    if let Some(Value::Object(ru)) = strategy.get_mut("rollingUpdate") {
-                        default_field(ru, "maxUnavailable", json!("25%"));
-                        default_field(ru, "maxSurge", json!("25%"));
-                    }
-                }
-            }
+            default_strategy(
+                spec,
+                "strategy",
+                [("maxUnavailable", json!("25%")), ("maxSurge", json!("25%"))],
+            );
         }
         Kind::ReplicaSet => {
             let spec = object_at(obj, "spec");
@@ -264,31 +279,16 @@ pub(crate) fn apply_defaults(kind: Kind, obj: &mut Value) {
                 "persistentVolumeClaimRetentionPolicy",
                 json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
             );
-            default_field(spec, "updateStrategy", json!({}));
-            if let Some(Value::Object(strategy)) = spec.get_mut("updateStrategy") {
-                default_field(strategy, "type", json!("RollingUpdate"));
-                if strategy["type"] == json!("RollingUpdate") {
-                    default_field(strategy, "rollingUpdate", json!({}));
-                    if let Some(Value::Object(ru)) = strategy.get_mut("rollingUpdate") {
-                        default_field(ru, "partition", json!(0));
-                    }
-                }
-            }
+            default_strategy(spec, "updateStrategy", [("partition", json!(0))]);
         }
         Kind::DaemonSet => {
             let spec = object_at(obj, "spec");
             default_field(spec, "revisionHistoryLimit", json!(10));
-            default_field(spec, "updateStrategy", json!({}));
-            if let Some(Value::Object(strategy)) = spec.get_mut("updateStrategy") {
-                default_field(strategy, "type", json!("RollingUpdate"));
-                if strategy["type"] == json!("RollingUpdate") {
-                    default_field(strategy, "rollingUpdate", json!({}));
-                    if let Some(Value::Object(ru)) = strategy.get_mut("rollingUpdate") {
-                        default_field(ru, "maxUnavailable", json!(1));
-                        default_field(ru, "maxSurge", json!(0));
-                    }
-                }
-            }
+            default_strategy(
+                spec,
+                "updateStrategy",
+                [("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
+            );
         }
         Kind::ControllerRevision => {}
         Kind::Pod => {

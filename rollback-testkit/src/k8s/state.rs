@@ -37,6 +37,27 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Changes the settings a `POST /_sim/config` body names (`step_ms`, `deadline_ms`,
+    /// `nodes`, `bookmark_ms`, `watch_cache`), within their bounds; the others stay.
+    pub(crate) fn update(&mut self, body: &Value) {
+        let num = |k: &str| body[k].as_u64();
+        if let Some(v) = num("step_ms") {
+            self.step_ms = v.max(1);
+        }
+        if let Some(v) = num("deadline_ms") {
+            self.deadline_ms = v;
+        }
+        if let Some(v) = num("nodes") {
+            self.nodes = u32::try_from(v).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = num("bookmark_ms") {
+            self.bookmark_ms = v.max(10);
+        }
+        if let Some(v) = num("watch_cache") {
+            self.watch_cache = usize::try_from(v).unwrap_or(usize::MAX).max(1);
+        }
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "step_ms": self.step_ms,

@@ -30,6 +30,8 @@ from moto.ecs.exceptions import EcsClientException, InvalidParameterException, T
 from moto.ecs.models import TaskDefinition
 from moto.moto_api._internal import mock_random
 
+from .ticker import Ticker
+
 LOCK = threading.RLock()
 
 Backend = ecs_models.EC2ContainerServiceBackend
@@ -65,38 +67,16 @@ class Rollout:
         return max(0.0, min(1.0, (now - self.started) / self.duration))
 
 
-class EcsScheduler:
+class EcsScheduler(Ticker):
     """Moves ECS deployments forward; one per process (moto's state is process-global)."""
 
+    thread_name = "rollback-emulator-ecs"
+
     def __init__(self, convergence_ms: int = 1000, tick_ms: int = 50):
+        super().__init__(tick_ms)
         self.convergence_ms = convergence_ms
-        self.tick_ms = tick_ms
         self.failing: set[str] = set()
         self._rollouts: dict[int, tuple[Backend, Service, Rollout]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="rollback-emulator-ecs", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick_ms / 1000):
-            try:
-                self.tick()
-            except Exception:  # never let the scheduler die; the next tick retries
-                import traceback
-
-                traceback.print_exc()
 
     def reset(self, convergence_ms: int = 1000) -> None:
         with LOCK:

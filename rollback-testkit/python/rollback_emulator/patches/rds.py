@@ -48,6 +48,8 @@ from moto.rds import models as rds_models
 from moto.rds import responses as rds_responses
 from moto.rds.exceptions import InvalidParameterCombination, RDSClientError
 
+from .ticker import Ticker
+
 LOCK = threading.RLock()
 Backend = rds_models.RDSBackend
 DBInstance = rds_models.DBInstance
@@ -76,39 +78,17 @@ class Job:
         return max(0.0, min(1.0, (now - self.started) / self.duration))
 
 
-class RdsScheduler:
+class RdsScheduler(Ticker):
     """Moves RDS statuses forward; one per process (moto's state is process-global)."""
 
+    thread_name = "rollback-emulator-rds"
+
     def __init__(self, delay_ms: int = DEFAULT_DELAY_MS, tick_ms: int = 50):
+        super().__init__(tick_ms)
         self.delay_ms = delay_ms
-        self.tick_ms = tick_ms
         self.fail_snapshots: dict[str, str] = {}  # snapshot id (lower case) -> final status
         self.fail_sources: dict[str, str] = {}  # source DB instance id (lower case) -> final status
         self._jobs: dict[int, Job] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="rollback-emulator-rds", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick_ms / 1000):
-            try:
-                self.tick()
-            except Exception:  # never let the scheduler die; the next tick retries
-                import traceback
-
-                traceback.print_exc()
 
     def reset(self, delay_ms: int = DEFAULT_DELAY_MS) -> None:
         with LOCK:
