@@ -1,11 +1,15 @@
-"""Test doubles shared by the tests: a Python target kept in memory."""
+"""Shared by the tests: a Python target kept in memory, and a wait for a simulated rollout."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import rollback
+from conftest import K8sSim
+from rollback.k8s import rollout_status
 
 
 class MemoryTarget:
@@ -55,3 +59,18 @@ class MemoryTarget:
                 self._pending -= 1
                 return f"{self._pending + 1} more look(s)"
         return self.at == revision.id
+
+
+def wait_done(sim: K8sSim, resource: str, name: str, timeout: float = 20, namespace: str = "production") -> dict[str, Any]:
+    """Polls the simulator until the workload's rollout is done (kubectl's rules); returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        obj: dict[str, Any] = sim.request("GET", f"/apis/apps/v1/namespaces/{namespace}/{resource}/{name}")
+        try:
+            if rollout_status(obj).done:
+                return obj
+        except rollback.RolloutError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{resource}/{name} did not roll out: {obj.get('status')}")
+        time.sleep(0.05)

@@ -16,6 +16,7 @@ import pytest
 
 import rollback
 from conftest import EmulatorHandle, K8sSim
+from helpers import wait_done
 from rollback.aws import (
     AlarmCheck,
     ConnectionHandover,
@@ -389,6 +390,10 @@ def kworld(k8s_sim: K8sSim, k8s_config: K8sConfig) -> KWorld:
     k8s_sim.request("POST", "/_sim/config", {"step_ms": 50, "deadline_ms": 1500})
     for kind, resource, name in (("Deployment", "deployments", "frontend"), ("StatefulSet", "statefulsets", "db"), ("DaemonSet", "daemonsets", "agent")):
         k8s_sim.request("POST", f"{APPS}/{resource}", k8s_workload(kind, name, "web:1"))
+    for resource, name in (("deployments", "frontend"), ("statefulsets", "db"), ("daemonsets", "agent")):
+        # Revision 1 exists once the controller has rolled the workload out; rows such as
+        # "already current" need it (without the wait they raced the controller's first step).
+        wait_done(k8s_sim, resource, name, namespace=NS)
     k8s_sim.request("DELETE", "/_sim/calls")
     return KWorld(k8s_sim, k8s_config)
 

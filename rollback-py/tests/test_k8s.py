@@ -15,6 +15,7 @@ import pytest
 
 import rollback
 from conftest import K8sSim
+from helpers import wait_done
 from rollback.k8s import DaemonSet, Deployment, K8sConfig, PodsReady, StatefulSet, rollout_status
 
 NS = "production"
@@ -43,20 +44,6 @@ def workload(kind: str, name: str, image: str, replicas: int | None = 2) -> dict
         "metadata": {"name": name, "namespace": NS, "annotations": {"kubernetes.io/change-cause": f"deploy {image}"}},
         "spec": spec,
     }
-
-
-def wait_done(sim: K8sSim, resource: str, name: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        obj: dict[str, Any] = sim.request("GET", f"{APPS}/{resource}/{name}")
-        try:
-            if rollout_status(obj).done:
-                return obj
-        except rollback.RolloutError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{resource}/{name} did not roll out: {obj.get('status')}")
-        time.sleep(0.05)
 
 
 def deploy(sim: K8sSim, kind: str, resource: str, name: str, images: list[str], replicas: int | None = 2) -> None:
