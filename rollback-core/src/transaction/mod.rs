@@ -21,8 +21,15 @@ use crate::target::{RollbackTarget, TargetId};
 use crate::verify::{Check, Verdict};
 use crate::wait::{CompensationRetry, RetryPolicy};
 
+mod compensate;
+mod context;
+mod drive;
 mod engine;
+mod leases;
+mod preflight;
+mod report;
 mod resume;
+mod transition;
 
 pub use resume::{report_from_journal, resume, resume_with, ResumeOptions};
 
