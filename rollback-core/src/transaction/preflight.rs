@@ -258,9 +258,9 @@ async fn plan_step(ctx: &Ctx, index: usize, s: &Step) -> Result<(Change, bool)> 
     async {
         let current = ctx.retry(Some(index), &id, || t.current()).await?;
         let to = ctx.retry(Some(index), &id, || t.resolve(&s.selector)).await?;
-        // Already there only if the facts agree too: a Lambda alias at version 3 with canary
-        // weights is not at a clean version 3, and moving it there clears the weights.
-        if to.same_as(&current) && to.facts == current.facts {
+        // Nothing to do by the rule `Change::is_noop` applies to a plan; asked of the
+        // revisions already read, so that a step already there costs no `plan` call.
+        if current.same_state_as(&to) {
             if s.allow_current {
                 return Ok((Change::new(id, current.clone(), current), true));
             }
