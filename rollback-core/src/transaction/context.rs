@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::leases::release_all;
 use super::transition::StepState;
-use super::{Attention, Action, FailurePolicy};
+use super::{Action, Attention, FailurePolicy};
 use crate::error::{Error, Result};
 use crate::events::{Emitter, EventKind};
 use crate::journal::{Entry, JournalWriter};
@@ -75,7 +75,12 @@ impl Ctx {
     /// [`record`](Self::record) for a transition the run goes on after whether or not its
     /// line could be written (failures, verdicts, actions, the end): the event and the
     /// state follow anyway, and a journal error is only logged.
-    pub(crate) fn note(&self, step: Option<&mut StepRun>, entry: Entry, message: impl Into<String>) {
+    pub(crate) fn note(
+        &self,
+        step: Option<&mut StepRun>,
+        entry: Entry,
+        message: impl Into<String>,
+    ) {
         if let Err(e) = self.journal.append(entry.clone()) {
             tracing::error!(transaction = %self.id, error = %e, record = %entry.name(), "could not write a journal record");
         }

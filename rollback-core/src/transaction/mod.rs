@@ -368,7 +368,10 @@ impl fmt::Display for Report {
     }
 }
 
-/// Builds a [`Transaction`].
+/// Builds a [`Transaction`]. Cheap to clone (targets, checks, actions, the lock manager and
+/// event sinks are shared), so a description can be kept and built again for every run, as
+/// the Python `Transaction` does.
+#[derive(Clone)]
 pub struct TransactionBuilder {
     pub(crate) name: String,
     pub(crate) reason: Option<String>,
@@ -396,6 +399,24 @@ impl fmt::Debug for TransactionBuilder {
 }
 
 impl TransactionBuilder {
+    /// The transaction's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The reason given with [`reason`](Self::reason), if any.
+    pub fn reason_text(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// The stages added so far, in order, each with its steps (empty stages left out).
+    pub fn stages(&self) -> impl Iterator<Item = &[Step]> {
+        self.stages
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(Vec::as_slice)
+    }
+
     /// Why this rollback runs (required for a real run; runbook 001's checklist asks for it).
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());

@@ -160,7 +160,12 @@ pub(crate) async fn preflight(
 }
 
 /// The `begin` record: the transaction as asked for.
-fn begin(b: &TransactionBuilder, holder: &Holder, steps: &[(usize, &Step)], dry_run: bool) -> Entry {
+fn begin(
+    b: &TransactionBuilder,
+    holder: &Holder,
+    steps: &[(usize, &Step)],
+    dry_run: bool,
+) -> Entry {
     let specs = steps
         .iter()
         .enumerate()

@@ -21,8 +21,7 @@ fn outcome(
         Outcome::Succeeded
     } else if policy == FailurePolicy::Compensate
         && !steps.iter().any(|s| {
-            s.state.maybe_applied
-                && !matches!(s.state.phase, Phase::Compensated | Phase::Reverted)
+            s.state.maybe_applied && !matches!(s.state.phase, Phase::Compensated | Phase::Reverted)
         })
     {
         Outcome::Compensated
