@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::leases::release_all;
 use super::transition::StepState;
-use super::{Action, Attention, FailurePolicy};
+use super::{Attention, FailureAction, FailurePolicy};
 use crate::error::{Error, Result};
 use crate::events::{Emitter, EventKind};
 use crate::journal::{Entry, JournalWriter};
@@ -45,7 +45,7 @@ pub(crate) struct Ctx {
     pub journal: JournalWriter,
     pub emitter: Emitter,
     pub checks: Vec<Check>,
-    pub on_failure: Vec<Arc<dyn Action>>,
+    pub on_failure: Vec<Arc<dyn FailureAction>>,
     pub attention: Mutex<Vec<Attention>>,
     pub started_at: DateTime<Utc>,
     pub start: Instant,

@@ -90,8 +90,12 @@ impl fmt::Display for Attention {
 }
 
 /// An action run after a failure, whatever the policy (scale to zero, maintenance mode).
+///
+/// Called `Action` before; renamed so that the name says one thing (the decision tree's
+/// recommendation is [`metrics::Recommendation`](crate::metrics::Recommendation)). A trait
+/// cannot have a deprecated alias, so there is none; Python's `on_failure` is unchanged.
 #[async_trait]
-pub trait Action: Send + Sync + fmt::Debug {
+pub trait FailureAction: Send + Sync + fmt::Debug {
     /// A short name for reports.
     fn name(&self) -> String;
     /// Runs it; the `Ok` text goes into the report.
@@ -122,7 +126,7 @@ impl fmt::Debug for FnAction {
 }
 
 #[async_trait]
-impl Action for FnAction {
+impl FailureAction for FnAction {
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -141,8 +145,8 @@ impl Action for FnAction {
     }
 }
 
-/// An [`Action`] from an async closure.
-pub fn action_fn<F, Fut>(name: impl Into<String>, f: F) -> Arc<dyn Action>
+/// A [`FailureAction`] from an async closure.
+pub fn action_fn<F, Fut>(name: impl Into<String>, f: F) -> Arc<dyn FailureAction>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<String>> + Send + 'static,
@@ -379,7 +383,7 @@ pub struct TransactionBuilder {
     pub(crate) checks: Vec<Check>,
     pub(crate) policy: FailurePolicy,
     pub(crate) concurrency: usize,
-    pub(crate) on_failure: Vec<Arc<dyn Action>>,
+    pub(crate) on_failure: Vec<Arc<dyn FailureAction>>,
     pub(crate) journal: Option<PathBuf>,
     pub(crate) locks: Arc<dyn LockManager>,
     pub(crate) lease_ttl: Duration,
@@ -461,7 +465,7 @@ impl TransactionBuilder {
     }
 
     /// Adds an action run after a failure, whatever the policy.
-    pub fn on_failure(mut self, action: Arc<dyn Action>) -> Self {
+    pub fn on_failure(mut self, action: Arc<dyn FailureAction>) -> Self {
         self.on_failure.push(action);
         self
     }

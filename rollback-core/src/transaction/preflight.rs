@@ -217,7 +217,7 @@ fn record_plan(ctx: &Ctx, steps: &mut [StepRun], planned: Entry) -> Result<()> {
 
 /// Preflight's first part: every step's checks, the transaction's checks and the on-failure
 /// actions validated without being made ([`Check::validate`],
-/// [`Action::validate`](super::Action::validate)).
+/// [`FailureAction::validate`](super::FailureAction::validate)).
 fn validate_checks(b: &TransactionBuilder) -> Result<()> {
     for s in b.stages.iter().flatten() {
         let target = s.target.id().to_string();

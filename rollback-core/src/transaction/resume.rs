@@ -23,7 +23,7 @@ use super::context::{Ctx, StepRun};
 use super::drive::drive;
 use super::leases::{acquire_all, release_all, spawn_renewal};
 use super::transition::{Phase, StepState};
-use super::{Action, ActionReport, Attention, FailurePolicy, Outcome, Report};
+use super::{ActionReport, Attention, FailureAction, FailurePolicy, Outcome, Report};
 use crate::error::{Error, ErrorRecord, Result};
 use crate::events::{Emitter, EventSink};
 use crate::journal::{read_journal, Entry, JournalWriter, Record, StepSpec};
@@ -51,7 +51,7 @@ pub struct ResumeOptions {
     pub checks: Vec<Check>,
     /// On-failure actions (code, so not in the journal); those named in the journal but not
     /// given here are reported as needing a person.
-    pub on_failure: Vec<Arc<dyn Action>>,
+    pub on_failure: Vec<Arc<dyn FailureAction>>,
     /// Retry policy for backend calls.
     pub retry: RetryPolicy,
     /// Retry policy for putting targets back (see
