@@ -18,8 +18,10 @@
 //!    **halt**, then run the on-failure actions;
 //! 5. an [`Outcome`] and a [`Report`] listing what needs a person.
 //!
-//! Every transition is an [`Event`] and a line in the append-only [`journal`], from
-//! which [`resume`] finishes a run whose process died, without applying anything twice.
+//! Every transition is one [`journal::Entry`], recorded once: a line in the append-only
+//! [`journal`] first, then the [`Event`] it names ([`journal::Entry::event_kind`]), then
+//! the step's status; [`resume`] replays the same entries to finish a run whose process
+//! died, without applying anything twice (see [`transaction`] for the design).
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The lifecycle, phase by phase: [`build`] checks the shape; [`run`] does
 //! [preflight](super::preflight), [locks](super::leases) the targets, then hands the steps
-//! to [`drive`](super::drive::drive) (which [`super::resume`] also uses to finish a crashed
+//! to [`drive`](super::drive::drive()) (which [`resume()`](super::resume()) also uses to finish a crashed
 //! run from its journal), which [compensates](super::compensate) on failure and
 //! [reports](super::report).
 

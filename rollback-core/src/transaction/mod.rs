@@ -1,5 +1,48 @@
 //! The rollback transaction: stages of steps run through preflight, lock, apply, wait,
 //! verify and, on failure, compensation; journaled and resumable.
+//!
+//! # One transition, recorded once
+//!
+//! The transition type is the journal's [`Entry`](crate::journal::Entry): `intent`,
+//! `applied`, `stable`, `checked`, `step_verified`, `step_failed`, `compensate_intent`,
+//! `compensated`... Everything else about a transition is derived from it, in one place
+//! each:
+//!
+//! - the [`Event`] it raises: [`Entry::event_kind`](crate::journal::Entry::event_kind);
+//! - the step's state it leaves: an internal `StepState::apply` (module `transition`),
+//!   and from that state the public [`StepStatus`] of the [`Report`].
+//!
+//! One function records a transition, `Ctx::record` (module `context`): the journal line
+//! first, written and synced (no one hears of a transition a crash would lose), then the
+//! event, then the step's state. `Ctx::note` does the same for the records a run goes on
+//! after even if the line cannot be written (a failure, a verdict, an on-failure action,
+//! the end). Events that are not transitions are progress, emitted without a record: a
+//! step started, a wait's progress, a retry, a failed check attempt, a preflight error.
+//!
+//! [`resume()`] replays a journal through the same `StepState::apply` (and `StepState::plan`
+//! for the `planned` record), so a resumed step stands exactly where the run left it, and
+//! [`report_from_journal`], a run's own [`Report`] and Python's `Report` (and anything
+//! reading the journal, a `status` or `report` command included) see the same statuses.
+//!
+//! The engine is split by phase: `preflight` (validate, capture, resolve, plan; a dry run
+//! ends there), `leases` (lock in a fixed order, renew, release), `drive` (stages of
+//! intent, apply, wait, verify; temporary steps put back; the transaction's checks),
+//! `compensate` (compensate or halt, then the on-failure actions) and `report` (the
+//! outcome and the `end` record); `engine` keeps `build` and `run`, which strings them
+//! together, and `resume` feeds `drive` from a journal.
+//!
+//! # Nothing to do
+//!
+//! Whether a step has nothing to do is one rule, [`Revision::same_state_as`] (the same
+//! revision with the same facts), that [`Change::is_noop`](crate::Change::is_noop) asks of
+//! a plan and preflight asks of the current and selected revisions before any `plan` call
+//! (so a step already there costs no extra backend call, and the call counts tests assert
+//! stay as they were). Targets decide it through what their revisions carry: a Lambda
+//! alias with a canary split has it as a fact of its current revision, so it is not "at"
+//! the clean version, and its plan, which clears the split, is not a no-op either. No
+//! target-specific rule lives in the engine. (A `RollbackTarget` hook to say "already
+//! there" was considered and left out: the facts already carry what the one target that
+//! needs it has to say, and a hook would let `is_noop` and the engine disagree again.)
 
 use std::fmt;
 use std::future::Future;

@@ -1,5 +1,5 @@
 //! A step's state as its transitions leave it: the one rule a live run follows after it
-//! records a transition and [`super::resume`] follows when it reads the same record back.
+//! records a transition and [`resume()`](super::resume()) follows when it reads the same record back.
 //!
 //! The transition type is [`journal::Entry`](crate::journal::Entry): the engine records one
 //! with [`Ctx::record`](super::context::Ctx::record) (journal, then event, then this state),
