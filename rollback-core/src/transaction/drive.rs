@@ -285,10 +285,9 @@ async fn revert_temporaries(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRec
 }
 
 async fn revert_one(ctx: &Ctx, s: &mut StepRun) {
-    let Some(change) = s.state.change.clone() else {
+    let Some(back) = s.state.change.as_ref().map(Change::reverse) else {
         return;
     };
-    let back = change.reverse();
     let span = tracing::info_span!("revert", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
     let t0 = Instant::now();
     let intent = Entry::RevertIntent {
