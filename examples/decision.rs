@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rollback_aws::{Aws, CloudWatchSource, EcsService};
-use rollback_core::metrics::{decide_from, Action, DecisionPolicy, DecisionQueries, Signal};
+use rollback_core::metrics::{
+    decide_from, DecisionPolicy, DecisionQueries, Recommendation, Signal,
+};
 use rollback_core::{Outcome, Selector, Step, Transaction};
 use rollback_examples::{
     expect_outcome, health, health_check, init_logging, journal_path, locks, progress_printer,
@@ -105,7 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.breached
         );
     }
-    if decision.action != Action::RollbackNow {
+    if decision.action != Recommendation::RollbackNow {
         return Err(format!("expected \"roll back immediately\", got: {decision}").into());
     }
 

@@ -9,7 +9,7 @@ use chrono::Utc;
 use rollback_aws::{AlarmCheck, Aws, CloudWatchSource, EcsService, PipelineTransition};
 use rollback_core::conformance::{assert_conformance, Fixture};
 use rollback_core::metrics::{
-    decide_from, Action, Comparison, DecisionPolicy, DecisionQueries, ThresholdCheck,
+    decide_from, Comparison, DecisionPolicy, DecisionQueries, Recommendation, ThresholdCheck,
 };
 use rollback_core::verify::{check_bool, Policy, Verifier};
 use rollback_core::{
@@ -171,7 +171,7 @@ async fn cloudwatch_metrics_drive_the_threshold_check_and_the_decision() {
     )
     .await
     .unwrap();
-    assert_eq!(d.action, Action::RollbackNow, "{d}");
+    assert_eq!(d.action, Recommendation::RollbackNow, "{d}");
     assert!(d.reasons[0].contains("error rate"), "{d}");
     let calm = DecisionQueries::new(
         "AgentAuri ErrorRate Average Service=worker",
@@ -187,7 +187,7 @@ async fn cloudwatch_metrics_drive_the_threshold_check_and_the_decision() {
     )
     .await
     .unwrap();
-    assert_eq!(d.action, Action::Monitor, "{d}");
+    assert_eq!(d.action, Recommendation::Monitor, "{d}");
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorRecord, Result};
+use crate::events::EventKind;
 use crate::lock::{Holder, LockSpec};
 use crate::revision::Change;
 use crate::selector::Selector;
@@ -266,6 +267,58 @@ impl Entry {
             .ok()
             .and_then(|v| v.get("record").and_then(|r| r.as_str()).map(str::to_string))
             .unwrap_or_default()
+    }
+
+    /// The step a record is about, if any (a transaction-level check's `checked` is about
+    /// none).
+    pub fn step(&self) -> Option<usize> {
+        match self {
+            Entry::Intent { step, .. }
+            | Entry::Applied { step, .. }
+            | Entry::Stable { step, .. }
+            | Entry::StepVerified { step, .. }
+            | Entry::RevertIntent { step, .. }
+            | Entry::Reverted { step, .. }
+            | Entry::StepFailed { step, .. }
+            | Entry::CompensateIntent { step, .. }
+            | Entry::Compensated { step, .. }
+            | Entry::CompensationFailed { step, .. } => Some(*step),
+            Entry::Checked { step, .. } => *step,
+            _ => None,
+        }
+    }
+
+    /// The [`Event`](crate::Event) a run raises when it records this entry, if any: each
+    /// transition is journaled first, then announced with this kind (see the
+    /// [`transaction`](crate::transaction) module). `intent` and `released` raise none (a
+    /// step's start is the progress event `step_started`), and a failed `checked` none (its
+    /// attempts were `check_failed` progress events); `planned` raises one `planned` event
+    /// per step.
+    pub fn event_kind(&self) -> Option<EventKind> {
+        Some(match self {
+            Entry::Begin { .. } | Entry::Resumed { .. } => EventKind::Started,
+            Entry::Planned { .. } => EventKind::Planned,
+            Entry::Locked { .. } => EventKind::Locked,
+            Entry::Intent { .. } | Entry::Released { .. } => return None,
+            Entry::Applied { .. } => EventKind::Applied,
+            Entry::Stable { .. } => EventKind::Stable,
+            Entry::Checked { passed, .. } => {
+                if !passed {
+                    return None;
+                }
+                EventKind::Verified
+            }
+            Entry::StepVerified { .. } => EventKind::Verified,
+            Entry::RevertIntent { .. } => EventKind::Reverting,
+            Entry::Reverted { .. } => EventKind::Reverted,
+            Entry::StepFailed { .. }
+            | Entry::ChecksFailed { .. }
+            | Entry::CompensationFailed { .. } => EventKind::Failed,
+            Entry::CompensateIntent { .. } => EventKind::Compensating,
+            Entry::Compensated { .. } => EventKind::Compensated,
+            Entry::Action { .. } => EventKind::Action,
+            Entry::End { .. } => EventKind::Finished,
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 //! stages and runs them through one lifecycle:
 //!
 //! 1. **preflight** with no mutation: validate every check, policy and on-failure action
-//!    ([`Verifier::validate`], [`Policy::validate`], [`Action::validate`]) before any
+//!    ([`Verifier::validate`], [`Policy::validate`], [`FailureAction::validate`]) before any
 //!    target is read, then capture every current revision, resolve selectors, build the
 //!    plan; any bad input stops here, before anything changes (a dry run ends here, with
 //!    the same errors);
@@ -18,8 +18,10 @@
 //!    **halt**, then run the on-failure actions;
 //! 5. an [`Outcome`] and a [`Report`] listing what needs a person.
 //!
-//! Every transition is an [`Event`] and a line in the append-only [`journal`], from
-//! which [`resume`] finishes a run whose process died, without applying anything twice.
+//! Every transition is one [`journal::Entry`], recorded once: a line in the append-only
+//! [`journal`] first, then the [`Event`] it names ([`journal::Entry::event_kind`]), then
+//! the step's status; [`resume`] replays the same entries to finish a run whose process
+//! died, without applying anything twice (see [`transaction`] for the design).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -72,8 +74,8 @@ pub use target::{
     ApplyOutcome, Progress, Registry, RollbackTarget, Stability, TargetId, TargetSpec,
 };
 pub use transaction::{
-    action_fn, report_from_journal, resume, resume_with, Action, Attention, FailurePolicy, Outcome,
-    Report, ResumeOptions, Step, StepReport, StepStatus, Transaction, TransactionBuilder,
+    action_fn, report_from_journal, resume, resume_with, Attention, FailureAction, FailurePolicy,
+    Outcome, Report, ResumeOptions, Step, StepReport, StepStatus, Transaction, TransactionBuilder,
 };
 pub use verify::{Check, CheckOutcome, Policy, Verifier, VerifierExt};
 

@@ -82,6 +82,17 @@ impl Revision {
         }
     }
 
+    /// Whether a target at `self` already is at `other`: the same revision
+    /// ([`same_as`](Self::same_as)) with the same [`facts`](Self::facts). Facts count
+    /// because some targets keep state beside the revision id there: a Lambda alias at
+    /// version 3 with a canary split (the fact `canary`) is not at a clean version 3, and
+    /// moving it there clears the split. The one rule for "nothing to do": the engine's
+    /// preflight skips (or refuses) a step whose current and selected revisions are in the
+    /// same state, and [`Change::is_noop`] asks it of a plan.
+    pub fn same_state_as(&self, other: &Revision) -> bool {
+        self.same_as(other) && self.facts == other.facts
+    }
+
     /// Whether one of the revision's images carries `tag` (`repo:tag`, or the digest
     /// `repo@sha256:...` when `tag` is that digest).
     pub fn has_image_tag(&self, tag: &str) -> bool {
@@ -148,9 +159,13 @@ impl Change {
         }
     }
 
-    /// Whether the change does nothing (already at the revision).
+    /// Whether the change does nothing: `from` and `to` are in the same state
+    /// ([`Revision::same_state_as`], facts included). The target's
+    /// [`plan`](crate::RollbackTarget::plan) decides it by the revisions it puts in the
+    /// change: Lambda's plan from an alias with a canary split has the split as a fact of
+    /// `from` and none in `to`, so that change is not a no-op, as the engine sees it too.
     pub fn is_noop(&self) -> bool {
-        self.from.same_as(&self.to)
+        self.from.same_state_as(&self.to)
     }
 }
 
@@ -418,6 +433,23 @@ mod tests {
         );
         assert!(text.contains("LOG_LEVEL: info -> debug"), "{text}");
         assert_eq!(d.entries.len(), 2);
+    }
+
+    #[test]
+    fn a_change_is_a_noop_only_when_the_facts_agree_too() {
+        let id = TargetId::new("lambda-alias", "f:live");
+        let canary = Revision::new("3").fact("canary", "4=10%");
+        let clean = Revision::new("3");
+        assert!(Change::new(id.clone(), clean.clone(), clean.clone()).is_noop());
+        // Clearing a canary split is a change, though the version stays.
+        assert!(!Change::new(id.clone(), canary.clone(), clean.clone()).is_noop());
+        assert!(!canary.same_state_as(&clean));
+        // Same key, renumbered id (Kubernetes): the same revision, nothing to do.
+        let mut a = Revision::new("2");
+        a.key = Some("rs-abc".into());
+        let mut b = Revision::new("4");
+        b.key = Some("rs-abc".into());
+        assert!(Change::new(id, a, b).is_noop());
     }
 
     #[test]

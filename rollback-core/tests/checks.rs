@@ -45,7 +45,7 @@ fn step(t: &InMemoryTarget) -> Step {
 enum Place {
     Step(Check),
     Transaction(Check),
-    OnFailure(Arc<dyn rollback_core::Action>),
+    OnFailure(Arc<dyn rollback_core::FailureAction>),
 }
 
 /// Bad checks, policies and actions: each `(case, place, what the message must say)`.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rollback_core::metrics::{
-    decide, parse_response, Action, Decision, DecisionInputs, DecisionPolicy, Series, Signal,
+    decide, parse_response, Decision, DecisionInputs, DecisionPolicy, Recommendation, Series,
+    Signal,
 };
 
 /// 2025-11-30T14:30:00Z, the end of every recording.
@@ -57,7 +58,7 @@ fn error_rate_above_5_percent_for_5_minutes_rolls_back_now() {
         &inputs("error_rate_sustained.json", "latency_p95_ok.json")
             .slo_burn_rate(series("slo_burn_rate_ok.json")),
     );
-    assert_eq!(d.action, Action::RollbackNow, "{d:#?}");
+    assert_eq!(d.action, Recommendation::RollbackNow, "{d:#?}");
     assert_eq!(d.reasons.len(), 1, "{d:#?}");
     assert_eq!(
         d.reasons[0],
@@ -81,7 +82,7 @@ fn the_breach_must_have_lasted_the_whole_window() {
     let mut early = inputs("error_rate_sustained.json", "latency_p95_ok.json");
     early.now = at(-30);
     let d = decide_default(&early);
-    assert_eq!(d.action, Action::Monitor, "{d:#?}");
+    assert_eq!(d.action, Recommendation::Monitor, "{d:#?}");
     assert!(
         d.reasons[1].starts_with(
             "error rate: not above 5% for the whole 5m: worst {service=\"checkout\"} \
@@ -94,7 +95,7 @@ fn the_breach_must_have_lasted_the_whole_window() {
 #[test]
 fn p95_latency_above_2s_for_5_minutes_rolls_back_now() {
     let d = decide_default(&inputs("error_rate_ok.json", "latency_p95_sustained.json"));
-    assert_eq!(d.action, Action::RollbackNow, "{d:#?}");
+    assert_eq!(d.action, Recommendation::RollbackNow, "{d:#?}");
     assert!(
         d.reasons[0].starts_with(
             "p95 latency above 2s for 5m (2025-11-30T14:25:00Z to 2025-11-30T14:30:00Z): \
@@ -113,7 +114,7 @@ fn broken_critical_feature_rolls_back_now() {
     let d = decide_default(
         &inputs("error_rate_ok.json", "latency_p95_ok.json").critical_feature_broken(true),
     );
-    assert_eq!(d.action, Action::RollbackNow);
+    assert_eq!(d.action, Recommendation::RollbackNow);
     assert_eq!(
         d.reasons,
         vec!["critical feature broken (reported) -> roll back immediately"]
@@ -128,7 +129,7 @@ fn slo_at_risk_rolls_back_within_10_minutes() {
     );
     assert_eq!(
         d.action,
-        Action::RollbackWithin(Duration::from_secs(600)),
+        Recommendation::RollbackWithin(Duration::from_secs(600)),
         "{d:#?}"
     );
     assert!(
@@ -150,7 +151,10 @@ fn slo_at_risk_rolls_back_within_10_minutes() {
             .slo_burn_rate(series("slo_burn_rate_high.json")),
         &sooner,
     );
-    assert_eq!(d.action, Action::RollbackWithin(Duration::from_secs(300)));
+    assert_eq!(
+        d.action,
+        Recommendation::RollbackWithin(Duration::from_secs(300))
+    );
 }
 
 #[test]
@@ -159,7 +163,7 @@ fn healthy_signals_monitor() {
         &inputs("error_rate_ok.json", "latency_p95_ok.json")
             .slo_burn_rate(series("slo_burn_rate_ok.json")),
     );
-    assert_eq!(d.action, Action::Monitor, "{d:#?}");
+    assert_eq!(d.action, Recommendation::Monitor, "{d:#?}");
     assert_eq!(
         d.reasons,
         vec![
@@ -176,7 +180,7 @@ fn healthy_signals_monitor() {
 #[test]
 fn a_brief_spike_that_recovers_monitors() {
     let d = decide_default(&inputs("error_rate_spike.json", "latency_p95_ok.json"));
-    assert_eq!(d.action, Action::Monitor, "{d:#?}");
+    assert_eq!(d.action, Recommendation::Monitor, "{d:#?}");
     assert!(
         d.reasons[1].starts_with(
             "error rate: not above 5% for the whole 5m: worst {service=\"checkout\"} breached \
@@ -198,7 +202,7 @@ fn error_rate_is_checked_before_latency_and_both_are_reported() {
             .critical_feature_broken(true)
             .slo_burn_rate(series("slo_burn_rate_high.json")),
     );
-    assert_eq!(d.action, Action::RollbackNow);
+    assert_eq!(d.action, Recommendation::RollbackNow);
     assert_eq!(d.reasons.len(), 4, "{d:#?}");
     assert!(d.reasons[0].starts_with("error rate above 5%"), "{d:#?}");
     assert!(
@@ -216,7 +220,7 @@ fn error_rate_is_checked_before_latency_and_both_are_reported() {
         &inputs("error_rate_ok.json", "latency_p95_sustained.json")
             .slo_burn_rate(series("slo_burn_rate_high.json")),
     );
-    assert_eq!(d.action, Action::RollbackNow);
+    assert_eq!(d.action, Recommendation::RollbackNow);
     assert!(d.reasons[0].starts_with("p95 latency"), "{d:#?}");
 }
 
@@ -801,7 +805,7 @@ mod live {
         let d = decide_from(&prom, &queries, false, &DecisionPolicy::default(), at(0))
             .await
             .unwrap();
-        assert_eq!(d.action, Action::RollbackNow, "{d:#?}");
+        assert_eq!(d.action, Recommendation::RollbackNow, "{d:#?}");
         assert!(
             d.reasons[0].starts_with("error rate above 5% for 5m"),
             "{d:#?}"
@@ -852,7 +856,7 @@ mod live {
         )
         .await
         .unwrap();
-        assert_eq!(d.action, Action::Monitor, "{d:#?}");
+        assert_eq!(d.action, Recommendation::Monitor, "{d:#?}");
         let d = decide_from(
             &prom,
             &DecisionQueries::new(ERR_Q, LAT_Q),
@@ -862,7 +866,7 @@ mod live {
         )
         .await
         .unwrap();
-        assert_eq!(d.action, Action::RollbackNow, "{d:#?}");
+        assert_eq!(d.action, Recommendation::RollbackNow, "{d:#?}");
 
         let e = decide_from(
             &prom,

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString, PyTuple};
-use rollback_core::transaction::Action;
+use rollback_core::transaction::FailureAction;
 use rollback_core::verify::{CommandCheck, HttpCheck};
 use rollback_core::{Check, CheckOutcome, Result, Verifier};
 
@@ -408,7 +408,7 @@ impl PyAction {
 }
 
 #[async_trait]
-impl Action for PyAction {
+impl FailureAction for PyAction {
     fn name(&self) -> String {
         self.name.clone()
     }

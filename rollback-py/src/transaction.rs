@@ -1,8 +1,10 @@
 //! `rollback.Transaction` and `rollback.resume`.
 //!
-//! A Python `Transaction` holds the description (name, reason, stages of steps, checks,
-//! on-failure actions) and builds a fresh Rust transaction for every `run()`, so one object
-//! can be dry-run, then run.
+//! A Python `Transaction` holds a [`TransactionBuilder`], the one description of the
+//! transaction (name, reason, stages of steps, checks, on-failure actions, settings), and
+//! builds a fresh Rust transaction from a clone of it for every `run()`, so one object can
+//! be dry-run, then run. Only the lock folder is kept beside it: the default one
+//! (`$ROLLBACK_LOCK_DIR`) is read when a run starts, not when the object is made.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,11 +14,10 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use rollback_core::lock::{FileLocks, LockManager};
-use rollback_core::transaction::Action;
 use rollback_core::wait::CompensationRetry;
 use rollback_core::{
-    Check, Error, Event, FailurePolicy, Registry, ResumeOptions, RollbackTarget, Selector, Step,
-    TargetSpec, Transaction, TransactionBuilder,
+    Error, Event, FailurePolicy, Registry, ResumeOptions, RollbackTarget, Step, TargetSpec,
+    Transaction, TransactionBuilder,
 };
 
 use crate::check::{check_of, PyAction};
@@ -25,33 +26,12 @@ use crate::runtime::{awaitable, block_on};
 use crate::target::{target_of, PYTHON_KIND};
 use crate::types::{selector_of, Int, PyEvent, PyReport, Seconds};
 
-/// One step as added from Python.
-#[derive(Clone)]
-struct StepDesc {
-    target: Arc<dyn RollbackTarget>,
-    selector: Selector,
-    checks: Vec<Check>,
-    temporary: bool,
-    allow_current: bool,
-    timeout: Option<Duration>,
-}
-
 /// A rollback transaction: stages of steps (target + selector + checks) run through
 /// preflight, lock, apply, wait and verify, compensated on failure, journaled.
 #[pyclass(module = "rollback", name = "Transaction")]
 pub(crate) struct PyTransaction {
-    name: String,
-    reason: Option<String>,
-    journal: Option<PathBuf>,
-    policy: FailurePolicy,
-    concurrency: usize,
-    stages: Vec<Vec<StepDesc>>,
-    checks: Vec<Check>,
-    on_failure: Vec<Arc<dyn Action>>,
+    builder: TransactionBuilder,
     locks_dir: Option<PathBuf>,
-    lease_ttl: Option<Duration>,
-    holder: Option<String>,
-    compensation_deadline: Option<Duration>,
 }
 
 /// An event sink as the builder takes it.
@@ -108,60 +88,18 @@ fn running_loop(py: Python<'_>) -> Option<Py<PyAny>> {
 }
 
 impl PyTransaction {
+    /// The builder, changed by `f`.
+    fn update(&mut self, f: impl FnOnce(TransactionBuilder) -> TransactionBuilder) {
+        self.builder = f(self.builder.clone());
+    }
+
+    /// A copy of the description with the run's lock manager and event sink.
     fn builder(&self, locks: Arc<dyn LockManager>, sink: Option<Sink>) -> TransactionBuilder {
-        let mut b = Transaction::builder(self.name.clone())
-            .policy(self.policy)
-            .concurrency(self.concurrency)
-            .locks(locks);
-        if let Some(r) = &self.reason {
-            b = b.reason(r.clone());
+        let b = self.builder.clone().locks(locks);
+        match sink {
+            Some(sink) => b.on_event(sink),
+            None => b,
         }
-        if let Some(p) = &self.journal {
-            b = b.journal(p.clone());
-        }
-        if let Some(t) = self.lease_ttl {
-            b = b.lease_ttl(t);
-        }
-        if let Some(h) = &self.holder {
-            b = b.holder(h.clone());
-        }
-        if let Some(deadline) = self.compensation_deadline {
-            b = b.compensation_retry(CompensationRetry {
-                deadline,
-                ..CompensationRetry::default()
-            });
-        }
-        for (i, stage) in self.stages.iter().enumerate() {
-            if i > 0 {
-                b = b.stage();
-            }
-            for s in stage {
-                let mut step = Step::new(s.target.clone(), s.selector.clone());
-                for c in &s.checks {
-                    step = step.verify(c.clone());
-                }
-                if s.temporary {
-                    step = step.temporary();
-                }
-                if s.allow_current {
-                    step = step.allow_current();
-                }
-                if let Some(t) = s.timeout {
-                    step = step.timeout(t);
-                }
-                b = b.step(step);
-            }
-        }
-        for c in &self.checks {
-            b = b.verify(c.clone());
-        }
-        for a in &self.on_failure {
-            b = b.on_failure(a.clone());
-        }
-        if let Some(sink) = sink {
-            b = b.on_event(sink);
-        }
-        b
     }
 
     /// The transaction ready to run, and the future that runs it.
@@ -238,32 +176,43 @@ impl PyTransaction {
         }
         let compensation_deadline =
             Seconds::get_opt(compensation_deadline, &what, "compensation_deadline")?;
+        let mut b = Transaction::builder(name)
+            .policy(policy_of(policy)?)
+            .concurrency(concurrency);
+        if let Some(r) = reason {
+            b = b.reason(r);
+        }
+        if let Some(p) = journal {
+            b = b.journal(p);
+        }
+        if let Some(t) = lease_ttl {
+            b = b.lease_ttl(t);
+        }
+        if let Some(h) = holder {
+            b = b.holder(h);
+        }
+        if let Some(deadline) = compensation_deadline {
+            b = b.compensation_retry(CompensationRetry {
+                deadline,
+                ..CompensationRetry::default()
+            });
+        }
         Ok(PyTransaction {
-            name: name.to_string(),
-            reason,
-            journal,
-            policy: policy_of(policy)?,
-            concurrency,
-            stages: vec![Vec::new()],
-            checks: Vec::new(),
-            on_failure: Vec::new(),
+            builder: b,
             locks_dir,
-            lease_ttl,
-            holder,
-            compensation_deadline,
         })
     }
 
     /// The name.
     #[getter]
     fn name(&self) -> &str {
-        &self.name
+        self.builder.name()
     }
 
     /// Why it runs (required for a real run).
     #[getter]
     fn reason(&self) -> Option<String> {
-        self.reason.clone()
+        self.builder.reason_text().map(str::to_string)
     }
 
     /// Adds a step to the current stage: move `target` to the revision `selector` picks,
@@ -300,31 +249,37 @@ impl PyTransaction {
                 "timeout=0: give the target time to become stable",
             ));
         }
-        if slf.stages.iter().flatten().any(|s| s.target.id() == id) {
+        if slf
+            .builder
+            .stages()
+            .flatten()
+            .any(|s| s.target().id() == id)
+        {
             return Err(invalid(
                 &id.to_string(),
                 "appears in two steps; a transaction moves each target once",
             ));
         }
-        let step = StepDesc {
-            target,
-            selector,
-            checks,
-            temporary,
-            allow_current,
-            timeout,
-        };
-        if let Some(stage) = slf.stages.last_mut() {
-            stage.push(step);
+        let mut step = Step::new(target, selector);
+        for c in checks {
+            step = step.verify(c);
         }
+        if temporary {
+            step = step.temporary();
+        }
+        if allow_current {
+            step = step.allow_current();
+        }
+        if let Some(t) = timeout {
+            step = step.timeout(t);
+        }
+        slf.update(|b| b.step(step));
         Ok(slf)
     }
 
     /// Starts a new stage: its steps run after every step of the stages before.
     fn stage(mut slf: PyRefMut<'_, Self>) -> PyRefMut<'_, Self> {
-        if slf.stages.last().is_some_and(|s| !s.is_empty()) {
-            slf.stages.push(Vec::new());
-        }
+        slf.update(TransactionBuilder::stage);
         slf
     }
 
@@ -334,7 +289,7 @@ impl PyTransaction {
         check: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
         let c = check_of(check)?;
-        slf.checks.push(c);
+        slf.update(|b| b.verify(c));
         Ok(slf)
     }
 
@@ -347,13 +302,13 @@ impl PyTransaction {
         name: Option<String>,
     ) -> PyResult<PyRefMut<'py, Self>> {
         let a = PyAction::new(action, name)?;
-        slf.on_failure.push(Arc::new(a));
+        slf.update(|b| b.on_failure(Arc::new(a)));
         Ok(slf)
     }
 
     /// How many steps were added.
     fn __len__(&self) -> usize {
-        self.stages.iter().map(Vec::len).sum()
+        self.builder.stages().map(<[Step]>::len).sum()
     }
 
     /// Runs the transaction (or, with `dry_run=True`, only its preflight: the plan, nothing
@@ -385,11 +340,11 @@ impl PyTransaction {
     }
 
     fn __repr__(&self) -> String {
-        let steps: usize = self.stages.iter().map(Vec::len).sum();
-        let stages = self.stages.iter().filter(|s| !s.is_empty()).count();
+        let steps = self.__len__();
+        let stages = self.builder.stages().count();
         format!(
             "<Transaction {:?}: {steps} step(s) in {stages} stage(s)>",
-            self.name
+            self.builder.name()
         )
     }
 }

@@ -51,10 +51,12 @@ impl fmt::Display for Signal {
     }
 }
 
-/// What to do, per the runbook.
+/// What to do, per the runbook: the recommendation of a [`Decision`]. (Called `Action`
+/// before; renamed so that `Action` no longer names two things: this and a transaction's
+/// on-failure action, now [`FailureAction`](crate::FailureAction).)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub enum Recommendation {
     /// "Rollback immediately".
     RollbackNow,
     /// "Rollback within 10 min" (the SLO is at risk); the duration is
@@ -64,19 +66,23 @@ pub enum Action {
     Monitor,
 }
 
-impl Action {
+/// The former name of [`Recommendation`].
+#[deprecated(note = "renamed to Recommendation")]
+pub type Action = Recommendation;
+
+impl Recommendation {
     /// Whether the action is a rollback, now or soon.
     pub fn is_rollback(&self) -> bool {
-        !matches!(self, Action::Monitor)
+        !matches!(self, Recommendation::Monitor)
     }
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for Recommendation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::RollbackNow => f.write_str("roll back immediately"),
-            Action::RollbackWithin(d) => write!(f, "roll back within {}", fmt_duration(*d)),
-            Action::Monitor => f.write_str("monitor closely, prepare rollback"),
+            Recommendation::RollbackNow => f.write_str("roll back immediately"),
+            Recommendation::RollbackWithin(d) => write!(f, "roll back within {}", fmt_duration(*d)),
+            Recommendation::Monitor => f.write_str("monitor closely, prepare rollback"),
         }
     }
 }
@@ -215,10 +221,10 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// What to do.
-    pub action: Action,
+    pub action: Recommendation,
     /// Why, with numbers. The first reason is the branch of the tree that decided; for a
     /// rollback, later reasons (`also: ...`) are further branches that would have fired;
-    /// for [`Action::Monitor`], one line per signal.
+    /// for [`Recommendation::Monitor`], one line per signal.
     pub reasons: Vec<String>,
     /// One entry per metric signal looked at, in the tree's order.
     pub evidence: Vec<Evidence>,
@@ -345,14 +351,14 @@ struct Window {
 /// Runbook 004's decision tree over `inputs`, branch by branch in the runbook's order:
 ///
 /// 1. error rate above [`DecisionPolicy::error_rate_above`] for
-///    [`DecisionPolicy::sustained_for`] → [`Action::RollbackNow`];
+///    [`DecisionPolicy::sustained_for`] → [`Recommendation::RollbackNow`];
 /// 2. else p95 latency above [`DecisionPolicy::latency_p95_above_secs`] for as long →
-///    [`Action::RollbackNow`];
-/// 3. else critical feature broken → [`Action::RollbackNow`];
+///    [`Recommendation::RollbackNow`];
+/// 3. else critical feature broken → [`Recommendation::RollbackNow`];
 /// 4. else SLO at risk (burn rate above [`DecisionPolicy::slo_burn_rate_above`] for as
 ///    long, or [`DecisionInputs::slo_at_risk`]) →
-///    [`Action::RollbackWithin`]`(`[`DecisionPolicy::rollback_within`]`)`;
-/// 5. else [`Action::Monitor`] ("monitor closely, prepare rollback").
+///    [`Recommendation::RollbackWithin`]`(`[`DecisionPolicy::rollback_within`]`)`;
+/// 5. else [`Recommendation::Monitor`] ("monitor closely, prepare rollback").
 ///
 /// The window is `[now - sustained_for, now]`; "for 5 minutes" is [`sustained_breach`]
 /// of some series. A signal with no data does not fire (the reasons say so).
@@ -388,9 +394,9 @@ pub fn decide(inputs: &DecisionInputs, policy: &DecisionPolicy) -> Decision {
         )
     });
 
-    let mut fired: Vec<(Action, String)> = Vec::new();
+    let mut fired: Vec<(Recommendation, String)> = Vec::new();
     let mut quiet: Vec<String> = Vec::new();
-    let mut branch = |hit: bool, action: Action, text: String| {
+    let mut branch = |hit: bool, action: Recommendation, text: String| {
         if hit {
             fired.push((action, format!("{text} -> {action}")));
         } else {
@@ -399,17 +405,17 @@ pub fn decide(inputs: &DecisionInputs, policy: &DecisionPolicy) -> Decision {
     };
     branch(
         error.evidence.breached,
-        Action::RollbackNow,
+        Recommendation::RollbackNow,
         error.text.clone(),
     );
     branch(
         latency.evidence.breached,
-        Action::RollbackNow,
+        Recommendation::RollbackNow,
         latency.text.clone(),
     );
     branch(
         inputs.critical_feature_broken,
-        Action::RollbackNow,
+        Recommendation::RollbackNow,
         if inputs.critical_feature_broken {
             "critical feature broken (reported)".to_string()
         } else {
@@ -419,13 +425,13 @@ pub fn decide(inputs: &DecisionInputs, policy: &DecisionPolicy) -> Decision {
     match &slo {
         Some(a) => branch(
             a.evidence.breached,
-            Action::RollbackWithin(within),
+            Recommendation::RollbackWithin(within),
             format!("SLO at risk: {}", a.text),
         ),
         None if !inputs.slo_at_risk => {
             branch(
                 false,
-                Action::Monitor,
+                Recommendation::Monitor,
                 "SLO: no burn-rate series given".into(),
             );
         }
@@ -434,7 +440,7 @@ pub fn decide(inputs: &DecisionInputs, policy: &DecisionPolicy) -> Decision {
     if inputs.slo_at_risk {
         branch(
             true,
-            Action::RollbackWithin(within),
+            Recommendation::RollbackWithin(within),
             "SLO at risk (reported)".to_string(),
         );
     }
@@ -452,10 +458,13 @@ pub fn decide(inputs: &DecisionInputs, policy: &DecisionPolicy) -> Decision {
                 .collect(),
         ),
         None => (
-            Action::Monitor,
-            std::iter::once(format!("no rollback condition held -> {}", Action::Monitor))
-                .chain(quiet)
-                .collect(),
+            Recommendation::Monitor,
+            std::iter::once(format!(
+                "no rollback condition held -> {}",
+                Recommendation::Monitor
+            ))
+            .chain(quiet)
+            .collect(),
         ),
     };
     Decision {
@@ -569,13 +578,16 @@ mod tests {
         let at_threshold = DecisionInputs::new(t(0)).error_rate(vec![flat("api", 0.05)]);
         assert_eq!(
             decide(&at_threshold, &DecisionPolicy::default()).action,
-            Action::Monitor
+            Recommendation::Monitor
         );
         let strict = DecisionPolicy {
             error_rate_above: 0.01,
             ..DecisionPolicy::default()
         };
-        assert_eq!(decide(&at_threshold, &strict).action, Action::RollbackNow);
+        assert_eq!(
+            decide(&at_threshold, &strict).action,
+            Recommendation::RollbackNow
+        );
     }
 
     #[test]
@@ -584,7 +596,10 @@ mod tests {
             &DecisionInputs::new(t(0)).slo_at_risk(true),
             &DecisionPolicy::default(),
         );
-        assert_eq!(d.action, Action::RollbackWithin(Duration::from_secs(600)));
+        assert_eq!(
+            d.action,
+            Recommendation::RollbackWithin(Duration::from_secs(600))
+        );
         assert_eq!(
             d.reasons[0],
             "SLO at risk (reported) -> roll back within 10m"
@@ -594,7 +609,7 @@ mod tests {
     #[test]
     fn no_data_monitors_and_says_so() {
         let d = decide(&DecisionInputs::new(t(0)), &DecisionPolicy::default());
-        assert_eq!(d.action, Action::Monitor);
+        assert_eq!(d.action, Recommendation::Monitor);
         assert!(
             d.reasons[1].starts_with("error rate: no data from 2025-11-30T14:25:00Z"),
             "{d:#?}"
@@ -605,14 +620,14 @@ mod tests {
 
     #[test]
     fn action_serde_and_display() {
-        let json = serde_json::to_string(&Action::RollbackWithin(Duration::from_secs(600)));
+        let json = serde_json::to_string(&Recommendation::RollbackWithin(Duration::from_secs(600)));
         assert_eq!(json.unwrap(), r#"{"rollback_within":600000}"#);
         assert_eq!(
-            serde_json::to_string(&Action::RollbackNow).unwrap(),
+            serde_json::to_string(&Recommendation::RollbackNow).unwrap(),
             r#""rollback_now""#
         );
         assert_eq!(
-            Action::Monitor.to_string(),
+            Recommendation::Monitor.to_string(),
             "monitor closely, prepare rollback"
         );
         let p: DecisionPolicy = serde_json::from_str(r#"{"error_rate_above":0.02}"#).unwrap();
@@ -634,7 +649,7 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(d.action, Action::RollbackNow);
+        assert_eq!(d.action, Recommendation::RollbackNow);
         assert_eq!(d.evidence[0].samples, 11);
         assert_eq!(d.evidence[0].window_start, t(-300));
     }

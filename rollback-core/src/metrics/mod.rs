@@ -35,7 +35,7 @@
 //!
 //! ```
 //! use chrono::{DateTime, TimeDelta};
-//! use rollback_core::metrics::{decide, Action, DecisionInputs, DecisionPolicy, Series};
+//! use rollback_core::metrics::{decide, Recommendation, DecisionInputs, DecisionPolicy, Series};
 //!
 //! let now = DateTime::from_timestamp(1_764_513_000, 0).unwrap(); // 2025-11-30 14:30 UTC
 //! // One sample every 30 s over the last 10 minutes.
@@ -49,7 +49,7 @@
 //!     .error_rate(vec![series("checkout", 0.07), series("search", 0.004)])
 //!     .p95_latency_seconds(vec![series("checkout", 0.4)]);
 //! let decision = decide(&inputs, &DecisionPolicy::default());
-//! assert_eq!(decision.action, Action::RollbackNow);
+//! assert_eq!(decision.action, Recommendation::RollbackNow);
 //! assert!(decision.reasons[0].starts_with("error rate above 5% for 5m"));
 //! assert!(decision.reasons[0].contains(r#"{service="checkout"}"#));
 //!
@@ -58,7 +58,7 @@
 //!     .p95_latency_seconds(vec![series("checkout", 0.4)])
 //!     .slo_burn_rate(vec![series("checkout", 2.5)]);
 //! let decision = decide(&calm, &DecisionPolicy::default());
-//! assert_eq!(decision.action, Action::RollbackWithin(std::time::Duration::from_secs(600)));
+//! assert_eq!(decision.action, Recommendation::RollbackWithin(std::time::Duration::from_secs(600)));
 //! ```
 
 use std::collections::BTreeMap;
@@ -76,9 +76,11 @@ mod decision;
 mod prometheus;
 mod threshold;
 
+#[allow(deprecated)]
+pub use decision::Action;
 pub use decision::{
-    decide, decide_from, Action, Decision, DecisionInputs, DecisionPolicy, DecisionQueries,
-    Evidence, Signal,
+    decide, decide_from, Decision, DecisionInputs, DecisionPolicy, DecisionQueries, Evidence,
+    Recommendation, Signal,
 };
 pub use prometheus::parse_response;
 #[cfg(feature = "http")]

@@ -1,5 +1,48 @@
 //! The rollback transaction: stages of steps run through preflight, lock, apply, wait,
 //! verify and, on failure, compensation; journaled and resumable.
+//!
+//! # One transition, recorded once
+//!
+//! The transition type is the journal's [`Entry`](crate::journal::Entry): `intent`,
+//! `applied`, `stable`, `checked`, `step_verified`, `step_failed`, `compensate_intent`,
+//! `compensated`... Everything else about a transition is derived from it, in one place
+//! each:
+//!
+//! - the [`Event`] it raises: [`Entry::event_kind`](crate::journal::Entry::event_kind);
+//! - the step's state it leaves: an internal `StepState::apply` (module `transition`),
+//!   and from that state the public [`StepStatus`] of the [`Report`].
+//!
+//! One function records a transition, `Ctx::record` (module `context`): the journal line
+//! first, written and synced (no one hears of a transition a crash would lose), then the
+//! event, then the step's state. `Ctx::note` does the same for the records a run goes on
+//! after even if the line cannot be written (a failure, a verdict, an on-failure action,
+//! the end). Events that are not transitions are progress, emitted without a record: a
+//! step started, a wait's progress, a retry, a failed check attempt, a preflight error.
+//!
+//! [`resume()`] replays a journal through the same `StepState::apply` (and `StepState::plan`
+//! for the `planned` record), so a resumed step stands exactly where the run left it, and
+//! [`report_from_journal`], a run's own [`Report`] and Python's `Report` (and anything
+//! reading the journal, a `status` or `report` command included) see the same statuses.
+//!
+//! The engine is split by phase: `preflight` (validate, capture, resolve, plan; a dry run
+//! ends there), `leases` (lock in a fixed order, renew, release), `drive` (stages of
+//! intent, apply, wait, verify; temporary steps put back; the transaction's checks),
+//! `compensate` (compensate or halt, then the on-failure actions) and `report` (the
+//! outcome and the `end` record); `engine` keeps `build` and `run`, which strings them
+//! together, and `resume` feeds `drive` from a journal.
+//!
+//! # Nothing to do
+//!
+//! Whether a step has nothing to do is one rule, [`Revision::same_state_as`] (the same
+//! revision with the same facts), that [`Change::is_noop`](crate::Change::is_noop) asks of
+//! a plan and preflight asks of the current and selected revisions before any `plan` call
+//! (so a step already there costs no extra backend call, and the call counts tests assert
+//! stay as they were). Targets decide it through what their revisions carry: a Lambda
+//! alias with a canary split has it as a fact of its current revision, so it is not "at"
+//! the clean version, and its plan, which clears the split, is not a no-op either. No
+//! target-specific rule lives in the engine. (A `RollbackTarget` hook to say "already
+//! there" was considered and left out: the facts already carry what the one target that
+//! needs it has to say, and a hook would let `is_noop` and the engine disagree again.)
 
 use std::fmt;
 use std::future::Future;
@@ -21,8 +64,15 @@ use crate::target::{RollbackTarget, TargetId};
 use crate::verify::{Check, Verdict};
 use crate::wait::{CompensationRetry, RetryPolicy};
 
+mod compensate;
+mod context;
+mod drive;
 mod engine;
+mod leases;
+mod preflight;
+mod report;
 mod resume;
+mod transition;
 
 pub use resume::{report_from_journal, resume, resume_with, ResumeOptions};
 
@@ -83,8 +133,12 @@ impl fmt::Display for Attention {
 }
 
 /// An action run after a failure, whatever the policy (scale to zero, maintenance mode).
+///
+/// Called `Action` before; renamed so that the name says one thing (the decision tree's
+/// recommendation is [`metrics::Recommendation`](crate::metrics::Recommendation)). A trait
+/// cannot have a deprecated alias, so there is none; Python's `on_failure` is unchanged.
 #[async_trait]
-pub trait Action: Send + Sync + fmt::Debug {
+pub trait FailureAction: Send + Sync + fmt::Debug {
     /// A short name for reports.
     fn name(&self) -> String;
     /// Runs it; the `Ok` text goes into the report.
@@ -115,7 +169,7 @@ impl fmt::Debug for FnAction {
 }
 
 #[async_trait]
-impl Action for FnAction {
+impl FailureAction for FnAction {
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -134,8 +188,8 @@ impl Action for FnAction {
     }
 }
 
-/// An [`Action`] from an async closure.
-pub fn action_fn<F, Fut>(name: impl Into<String>, f: F) -> Arc<dyn Action>
+/// A [`FailureAction`] from an async closure.
+pub fn action_fn<F, Fut>(name: impl Into<String>, f: F) -> Arc<dyn FailureAction>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<String>> + Send + 'static,
@@ -361,7 +415,10 @@ impl fmt::Display for Report {
     }
 }
 
-/// Builds a [`Transaction`].
+/// Builds a [`Transaction`]. Cheap to clone (targets, checks, actions, the lock manager and
+/// event sinks are shared), so a description can be kept and built again for every run, as
+/// the Python `Transaction` does.
+#[derive(Clone)]
 pub struct TransactionBuilder {
     pub(crate) name: String,
     pub(crate) reason: Option<String>,
@@ -369,7 +426,7 @@ pub struct TransactionBuilder {
     pub(crate) checks: Vec<Check>,
     pub(crate) policy: FailurePolicy,
     pub(crate) concurrency: usize,
-    pub(crate) on_failure: Vec<Arc<dyn Action>>,
+    pub(crate) on_failure: Vec<Arc<dyn FailureAction>>,
     pub(crate) journal: Option<PathBuf>,
     pub(crate) locks: Arc<dyn LockManager>,
     pub(crate) lease_ttl: Duration,
@@ -389,6 +446,24 @@ impl fmt::Debug for TransactionBuilder {
 }
 
 impl TransactionBuilder {
+    /// The transaction's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The reason given with [`reason`](Self::reason), if any.
+    pub fn reason_text(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// The stages added so far, in order, each with its steps (empty stages left out).
+    pub fn stages(&self) -> impl Iterator<Item = &[Step]> {
+        self.stages
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(Vec::as_slice)
+    }
+
     /// Why this rollback runs (required for a real run; runbook 001's checklist asks for it).
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
@@ -433,7 +508,7 @@ impl TransactionBuilder {
     }
 
     /// Adds an action run after a failure, whatever the policy.
-    pub fn on_failure(mut self, action: Arc<dyn Action>) -> Self {
+    pub fn on_failure(mut self, action: Arc<dyn FailureAction>) -> Self {
         self.on_failure.push(action);
         self
     }

@@ -19,13 +19,15 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::engine::{self, Ctx, Phase, StepRun};
-use super::{Action, ActionReport, Attention, FailurePolicy, Outcome, Report, StepReport};
+use super::context::{Ctx, StepRun};
+use super::drive::drive;
+use super::leases::{acquire_all, release_all, spawn_renewal};
+use super::transition::{Phase, StepState};
+use super::{ActionReport, Attention, FailureAction, FailurePolicy, Outcome, Report};
 use crate::error::{Error, ErrorRecord, Result};
-use crate::events::{Emitter, EventKind, EventSink};
+use crate::events::{Emitter, EventSink};
 use crate::journal::{read_journal, Entry, JournalWriter, Record, StepSpec};
 use crate::lock::{FileLocks, Holder, Lease, LockManager, LockSpec};
-use crate::revision::Change;
 use crate::target::{Registry, TargetId};
 use crate::verify::{Check, CheckSpec, Verdict};
 use crate::wait::{CompensationRetry, RetryPolicy};
@@ -49,7 +51,7 @@ pub struct ResumeOptions {
     pub checks: Vec<Check>,
     /// On-failure actions (code, so not in the journal); those named in the journal but not
     /// given here are reported as needing a person.
-    pub on_failure: Vec<Arc<dyn Action>>,
+    pub on_failure: Vec<Arc<dyn FailureAction>>,
     /// Retry policy for backend calls.
     pub retry: RetryPolicy,
     /// Retry policy for putting targets back (see
@@ -124,15 +126,11 @@ pub async fn resume(journal: impl AsRef<Path>) -> Result<Report> {
     resume_with(journal, ResumeOptions::default()).await
 }
 
-/// One step as the journal tells it.
+/// One step as the journal tells it: its spec and the state its records leave it in.
 #[derive(Debug, Clone)]
 struct Replayed {
     spec: StepSpec,
-    change: Option<Change>,
-    phase: Phase,
-    maybe_applied: bool,
-    error: Option<ErrorRecord>,
-    verdicts: Vec<Verdict>,
+    state: StepState,
 }
 
 #[derive(Debug)]
@@ -208,11 +206,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
             .iter()
             .map(|spec| Replayed {
                 spec: spec.clone(),
-                change: None,
-                phase: Phase::Pending,
-                maybe_applied: false,
-                error: None,
-                verdicts: Vec::new(),
+                state: StepState::default(),
             })
             .collect(),
         failure: None,
@@ -244,65 +238,27 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         };
         match &rec.entry {
             Entry::Planned { changes, skipped } => {
-                if changes.len() != n {
-                    return Err(bad(path, "the plan does not have one change per step"));
-                }
-                r.planned = true;
-                for (s, c) in r.steps.iter_mut().zip(changes) {
-                    s.change = Some(c.clone());
-                }
                 for i in skipped {
-                    r.steps[step(*i)?].phase = Phase::Skipped;
+                    step(*i)?;
                 }
+                StepState::plan(r.steps.iter_mut().map(|s| &mut s.state), changes, skipped)
+                    .ok_or_else(|| bad(path, "the plan does not have one change per step"))?;
+                r.planned = true;
             }
-            Entry::Intent { step: i, .. } => {
-                let s = &mut r.steps[step(*i)?];
-                s.phase = Phase::Intent;
-                s.maybe_applied = true;
-            }
-            Entry::Applied { step: i, .. } => r.steps[step(*i)?].phase = Phase::Applied,
-            Entry::Stable { step: i, .. } => r.steps[step(*i)?].phase = Phase::Stable,
             Entry::Checked {
-                step,
+                step: None,
                 check,
                 passed,
                 attempts,
                 evidence,
-            } => {
-                let v = Verdict {
-                    name: check.clone(),
-                    passed: *passed,
-                    attempts: *attempts,
-                    evidence: evidence.clone(),
-                };
-                match step {
-                    Some(i) if *i < n => r.steps[*i].verdicts.push(v),
-                    Some(i) => return Err(bad(path, format!("record {} names step {i}", rec.seq))),
-                    None => r.tx_verdicts.push(v),
-                }
-            }
-            Entry::StepVerified { step: i, .. } => r.steps[step(*i)?].phase = Phase::Verified,
-            Entry::StepFailed {
-                step: i,
-                maybe_applied,
-                error,
-                ..
-            } => {
-                let s = &mut r.steps[step(*i)?];
-                s.phase = Phase::Failed;
-                s.maybe_applied = *maybe_applied;
-                s.error = Some(error.clone());
-                r.failure.get_or_insert_with(|| error.clone());
-            }
+            } => r.tx_verdicts.push(Verdict {
+                name: check.clone(),
+                passed: *passed,
+                attempts: *attempts,
+                evidence: evidence.clone(),
+            }),
             Entry::ChecksFailed { error } => {
                 r.failure.get_or_insert_with(|| error.clone());
-            }
-            Entry::Compensated { step: i, .. } => r.steps[step(*i)?].phase = Phase::Compensated,
-            Entry::Reverted { step: i, .. } => r.steps[step(*i)?].phase = Phase::Reverted,
-            Entry::CompensationFailed { step: i, error, .. } => {
-                let s = &mut r.steps[step(*i)?];
-                s.phase = Phase::CompensationFailed;
-                s.error.get_or_insert_with(|| error.clone());
             }
             Entry::Action { name, ok, message } => r.actions.push(ActionReport {
                 name: name.clone(),
@@ -330,7 +286,15 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
             Entry::Begin { .. } => {
                 return Err(bad(path, format!("record {} is a second begin", rec.seq)))
             }
-            _ => {}
+            // A step's transition: its state moves as it did in the run.
+            other => {
+                if let Some(i) = other.step() {
+                    r.steps[step(i)?].state.apply(other);
+                }
+                if let Entry::StepFailed { error, .. } = other {
+                    r.failure.get_or_insert_with(|| error.clone());
+                }
+            }
         }
     }
     Ok(r)
@@ -352,21 +316,12 @@ pub fn report_from_journal(journal: impl AsRef<Path>) -> Result<Report> {
         steps: r
             .steps
             .iter()
-            .map(|s| StepReport {
-                step: s.spec.step,
-                stage: s.spec.stage,
-                target: s.spec.target.clone(),
-                from: s.change.as_ref().map(|c| c.from.clone()),
-                to: s.change.as_ref().map(|c| c.to.clone()),
-                diff: s
-                    .change
-                    .as_ref()
-                    .map(|c| c.diff.clone())
-                    .unwrap_or_default(),
-                status: engine::status_of(s.phase, r.dry_run),
-                error: s.error.clone(),
-                verdicts: s.verdicts.clone(),
-                duration: Duration::ZERO,
+            .map(|s| {
+                s.state.report(
+                    (s.spec.step, s.spec.stage, &s.spec.target),
+                    r.dry_run,
+                    Duration::ZERO,
+                )
             })
             .collect(),
         checks: r.tx_verdicts.clone(),
@@ -420,15 +375,13 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         started_at: r.started_at,
         start: Instant::now(),
     };
-    ctx.journal.append(Entry::Resumed {
-        holder: holder.clone(),
-    })?;
-    ctx.emitter.emit(
-        EventKind::Started,
+    ctx.record(
         None,
-        None,
+        Entry::Resumed {
+            holder: holder.clone(),
+        },
         format!("resuming {} from {}", r.name, path.display()),
-    );
+    )?;
     if r.dry_run || !r.planned {
         // Nothing was changed before the process died: record that and stop.
         let (outcome, error) = if r.dry_run {
@@ -440,12 +393,17 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
             );
             (Outcome::Failed, Some(e.record()))
         };
-        ctx.journal.append(Entry::End {
-            outcome,
-            error,
-            needs_attention: Vec::new(),
-            duration_ms: 0,
-        })?;
+        let message = format!("{outcome} (nothing was changed before the run stopped)");
+        ctx.record(
+            None,
+            Entry::End {
+                outcome,
+                error,
+                needs_attention: Vec::new(),
+                duration_ms: 0,
+            },
+            message,
+        )?;
         return report_from_journal(path);
     }
 
@@ -455,26 +413,22 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         let target = opts.registry.build(&s.spec.target, &s.spec.spec).await?;
         let checks = match opts.step_checks.get(&s.spec.target) {
             Some(c) => c.clone(),
-            None => rebuild_checks(&ctx, Some(&s.spec.target), &s.spec.checks, s.phase),
+            None => rebuild_checks(&ctx, Some(&s.spec.target), &s.spec.checks, s.state.phase),
         };
-        let verdicts = if s.phase == Phase::Verified || s.phase == Phase::Failed {
-            s.verdicts.clone()
-        } else {
-            Vec::new()
-        };
+        let mut state = s.state.clone();
+        // The checks of a step not yet verified run again.
+        if !matches!(state.phase, Phase::Verified | Phase::Failed) {
+            state.verdicts.clear();
+        }
         steps.push(StepRun {
             index: s.spec.step,
             stage: s.spec.stage,
             target,
             id: s.spec.target.clone(),
-            change: s.change.clone(),
             checks,
             timeout: Duration::from_millis(s.spec.timeout_ms),
             temporary: s.spec.temporary,
-            phase: s.phase,
-            maybe_applied: s.maybe_applied,
-            error: s.error.clone(),
-            verdicts,
+            state,
             duration: Duration::ZERO,
         });
     }
@@ -514,19 +468,10 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
     // Take the leases again (ours by transaction id, even if not yet expired).
     let mut ids: Vec<TargetId> = steps.iter().map(|s| s.id.clone()).collect();
     ids.sort();
-    let mut leases = Vec::new();
-    for id in &ids {
-        match locks.acquire(id, &holder, opts.lease_ttl).await {
-            Ok(l) => leases.push(l),
-            Err(e) => {
-                engine::release_all(locks.as_ref(), &leases).await;
-                return Err(e);
-            }
-        }
-    }
+    let leases = acquire_all(locks.as_ref(), &ids, &holder, opts.lease_ttl).await?;
     let leases = Arc::new(Mutex::new(leases));
-    let renewer = engine::spawn_renewal(&ctx, locks.clone(), leases.clone(), opts.lease_ttl);
-    let mut report = engine::drive(&ctx, &mut steps, r.failure.clone()).await;
+    let renewer = spawn_renewal(&ctx, locks.clone(), leases.clone(), opts.lease_ttl);
+    let mut report = drive(&ctx, &mut steps, r.failure.clone()).await;
     drop(renewer);
     ctx.release(locks.as_ref(), &leases).await;
     // Actions that ran before the crash belong in the report too.
@@ -556,7 +501,7 @@ async fn release_leftovers(
             expires_at: now,
         })
         .collect();
-    if let Some(targets) = engine::release_all(locks.as_ref(), &leases).await {
+    if let Some(targets) = release_all(locks.as_ref(), &leases).await {
         JournalWriter::open(path, &r.transaction)?.append(Entry::Released { targets })?;
     }
     Ok(())

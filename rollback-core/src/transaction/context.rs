@@ -1,0 +1,169 @@
+//! What a run carries from phase to phase ([`Ctx`], [`StepRun`]), and the one place a
+//! transition is recorded: [`Ctx::record`] (or [`Ctx::note`] for a best-effort one).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use super::leases::release_all;
+use super::transition::StepState;
+use super::{Attention, FailureAction, FailurePolicy};
+use crate::error::{Error, Result};
+use crate::events::{Emitter, EventKind};
+use crate::journal::{Entry, JournalWriter};
+use crate::lock::{Lease, LockManager};
+use crate::target::{RollbackTarget, TargetId};
+use crate::verify::Check;
+use crate::wait::{CompensationRetry, RetryPolicy};
+
+/// One step being driven.
+#[derive(Debug)]
+pub(crate) struct StepRun {
+    pub index: usize,
+    pub stage: usize,
+    pub target: Arc<dyn RollbackTarget>,
+    pub id: TargetId,
+    pub checks: Vec<Check>,
+    pub timeout: Duration,
+    pub temporary: bool,
+    /// What its transitions say; changed only by [`Ctx::record`] and [`Ctx::note`].
+    pub state: StepState,
+    pub duration: Duration,
+}
+
+/// Everything the phases need besides the steps.
+pub(crate) struct Ctx {
+    pub id: String,
+    pub name: String,
+    pub reason: Option<String>,
+    pub policy: FailurePolicy,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub compensation_retry: CompensationRetry,
+    pub journal: JournalWriter,
+    pub emitter: Emitter,
+    pub checks: Vec<Check>,
+    pub on_failure: Vec<Arc<dyn FailureAction>>,
+    pub attention: Mutex<Vec<Attention>>,
+    pub started_at: DateTime<Utc>,
+    pub start: Instant,
+}
+
+pub(crate) fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+impl Ctx {
+    /// Records one transition: the journal line first (written and synced, so that no one
+    /// hears of a transition a crash would lose), then its event
+    /// ([`Entry::event_kind`], about `step` if given), then `step`'s state
+    /// ([`StepState::apply`], as a resume replays it). If the line cannot be written,
+    /// nothing else happens and the error is returned.
+    pub(crate) fn record(
+        &self,
+        step: Option<&mut StepRun>,
+        entry: Entry,
+        message: impl Into<String>,
+    ) -> Result<()> {
+        let record = self.journal.append(entry)?;
+        self.announce(step, &record.entry, message.into());
+        Ok(())
+    }
+
+    /// [`record`](Self::record) for a transition the run goes on after whether or not its
+    /// line could be written (failures, verdicts, actions, the end): the event and the
+    /// state follow anyway, and a journal error is only logged.
+    pub(crate) fn note(
+        &self,
+        step: Option<&mut StepRun>,
+        entry: Entry,
+        message: impl Into<String>,
+    ) {
+        if let Err(e) = self.journal.append(entry.clone()) {
+            tracing::error!(transaction = %self.id, error = %e, record = %entry.name(), "could not write a journal record");
+        }
+        self.announce(step, &entry, message.into());
+    }
+
+    fn announce(&self, step: Option<&mut StepRun>, entry: &Entry, message: String) {
+        match step {
+            Some(s) => {
+                if let Some(kind) = entry.event_kind() {
+                    self.emit(kind, Some(s.index), Some(&s.id), message);
+                }
+                s.state.apply(entry);
+            }
+            None => {
+                if let Some(kind) = entry.event_kind() {
+                    self.emit(kind, None, None, message);
+                }
+            }
+        }
+    }
+
+    /// A progress event, not a transition (a step started, a wait's progress, a retry, a
+    /// failed check attempt, a preflight error): nothing is journaled, no state changes.
+    pub(crate) fn emit(
+        &self,
+        kind: EventKind,
+        step: Option<usize>,
+        target: Option<&TargetId>,
+        msg: impl Into<String>,
+    ) {
+        self.emitter.emit(kind, step, target, msg)
+    }
+
+    pub(crate) fn attention(&self, target: Option<&TargetId>, message: impl Into<String>) {
+        let a = Attention {
+            target: target.cloned(),
+            message: message.into(),
+        };
+        tracing::warn!(transaction = %self.id, "needs attention: {a}");
+        match self.attention.lock() {
+            Ok(mut v) => v.push(a),
+            Err(p) => p.into_inner().push(a),
+        }
+    }
+
+    pub(crate) async fn retry<T, F, Fut>(
+        &self,
+        step: Option<usize>,
+        target: &TargetId,
+        op: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.retry
+            .run(op, |n, e, d| self.retrying(step, target, n, e, d))
+            .await
+    }
+
+    pub(crate) fn retrying(
+        &self,
+        step: Option<usize>,
+        target: &TargetId,
+        n: u32,
+        e: &Error,
+        d: Duration,
+    ) {
+        self.emit(
+            EventKind::Retrying,
+            step,
+            Some(target),
+            format!("attempt {} in {d:.1?} after: {e}", n + 1),
+        )
+    }
+
+    /// Gives the leases back, then journals `released` (unless one could not be given
+    /// back: then a resume tries again, and the rest lapse after their TTL).
+    pub(crate) async fn release(&self, locks: &dyn LockManager, leases: &Mutex<Vec<Lease>>) {
+        let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
+        if let Some(targets) = release_all(locks, &held).await {
+            self.note(None, Entry::Released { targets }, "");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Preflight, with no mutation: every check, policy and on-failure action validated before
+//! any target is read, then every current revision captured, selectors resolved and the
+//! plan built; `begin` and `planned` recorded (a dry run ends here).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::stream::{self, StreamExt};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::context::{ms, Ctx, StepRun};
+use super::transition::StepState;
+use super::{Outcome, Step, Transaction, TransactionBuilder};
+use crate::error::{Error, Result};
+use crate::events::{Emitter, EventKind};
+use crate::journal::{self, Entry, JournalWriter, StepSpec};
+use crate::lock::Holder;
+use crate::revision::Change;
+use crate::verify::{refused, Check};
+
+/// The run, planned: its context, its steps (each planned or skipped) and who holds its
+/// leases. On an error nothing was changed, and a run that got as far as `begin` has
+/// recorded its end.
+pub(crate) async fn preflight(
+    t: &Transaction,
+    dry_run: bool,
+) -> Result<(Ctx, Vec<StepRun>, Holder)> {
+    let b = &t.b;
+    let what = format!("transaction {:?}", b.name);
+    // Before anything else, dry run or not: a device or named pipe must not be read, and
+    // checks, policies and actions are input too, refused before any target is read.
+    journal::check_path(&t.journal)?;
+    validate_checks(b)?;
+    if !dry_run && b.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(Error::invalid(
+            what,
+            "a reason is required for a real run (why are you rolling back?); set it with .reason(\"...\")",
+        ));
+    }
+    let path = t.journal.clone();
+    // A dry run reports it too: the run it previews would be refused.
+    if path.exists()
+        && std::fs::metadata(&path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "journal {} already holds a run; give a new path, or resume that run with rollback_core::resume",
+                path.display()
+            ),
+        ));
+    }
+    // A dry run changes nothing, not even the journal: the real run may use the same path.
+    let journal = if dry_run {
+        JournalWriter::disabled(&path, &t.id)
+    } else {
+        JournalWriter::open(&path, &t.id)?
+    };
+    let holder = Holder {
+        name: b
+            .holder
+            .clone()
+            .unwrap_or_else(|| Holder::current(&t.id).name),
+        transaction: t.id.clone(),
+        journal: None,
+    }
+    .with_journal(&path);
+    let steps_in: Vec<(usize, &Step)> = b
+        .stages
+        .iter()
+        .enumerate()
+        .flat_map(|(stage, steps)| steps.iter().map(move |s| (stage, s)))
+        .collect();
+    let ctx = Ctx {
+        id: t.id.clone(),
+        name: b.name.clone(),
+        reason: b.reason.clone(),
+        policy: b.policy,
+        concurrency: b.concurrency,
+        retry: b.retry,
+        compensation_retry: b.compensation_retry,
+        journal,
+        emitter: Emitter {
+            transaction: t.id.clone(),
+            sinks: b.sinks.clone(),
+        },
+        checks: b.checks.clone(),
+        on_failure: b.on_failure.clone(),
+        attention: Mutex::new(Vec::new()),
+        started_at: Utc::now(),
+        start: Instant::now(),
+    };
+    ctx.record(
+        None,
+        begin(b, &holder, &steps_in, dry_run),
+        format!(
+            "{} ({} step(s)){}",
+            b.name,
+            steps_in.len(),
+            if dry_run { ", dry run" } else { "" }
+        ),
+    )?;
+
+    // The futures are made before they are streamed so the run future stays `Send`
+    // (closures over borrowed items in stream combinators are not, for now).
+    let plans: Vec<_> = steps_in
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s))| plan_step(&ctx, i, s))
+        .collect();
+    let results: Vec<Result<(Change, bool)>> =
+        stream::iter(plans).buffered(b.concurrency).collect().await;
+    let mut changes = Vec::with_capacity(results.len());
+    let mut skipped = Vec::new();
+    let mut first_err = None;
+    for (i, ((_, s), r)) in steps_in.iter().zip(results).enumerate() {
+        match r {
+            Ok((change, skip)) => {
+                if skip {
+                    skipped.push(i);
+                }
+                changes.push(change);
+            }
+            Err(e) => {
+                ctx.emit(
+                    EventKind::Failed,
+                    Some(i),
+                    Some(&s.target.id()),
+                    format!("preflight: {e}"),
+                );
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        abort(&ctx, &e);
+        return Err(e);
+    }
+    let mut steps: Vec<StepRun> = steps_in
+        .iter()
+        .enumerate()
+        .map(|(i, (stage, s))| StepRun {
+            index: i,
+            stage: *stage,
+            target: s.target.clone(),
+            id: s.target.id(),
+            checks: s.checks.clone(),
+            timeout: s.timeout,
+            temporary: s.temporary,
+            state: StepState::default(),
+            duration: Duration::ZERO,
+        })
+        .collect();
+    record_plan(&ctx, &mut steps, Entry::Planned { changes, skipped })?;
+    Ok((ctx, steps, holder))
+}
+
+/// The `begin` record: the transaction as asked for.
+fn begin(
+    b: &TransactionBuilder,
+    holder: &Holder,
+    steps: &[(usize, &Step)],
+    dry_run: bool,
+) -> Entry {
+    let specs = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (stage, s))| StepSpec {
+            step: i,
+            stage: *stage,
+            target: s.target.id(),
+            spec: s.target.spec(),
+            selector: s.selector.clone(),
+            allow_current: s.allow_current,
+            temporary: s.temporary,
+            checks: s.checks.iter().map(Check::spec).collect(),
+            timeout_ms: ms(s.timeout),
+        })
+        .collect();
+    Entry::Begin {
+        name: b.name.clone(),
+        reason: b.reason.clone(),
+        holder: holder.clone(),
+        policy: b.policy,
+        dry_run,
+        concurrency: b.concurrency,
+        steps: specs,
+        checks: b.checks.iter().map(Check::spec).collect(),
+        on_failure: b.on_failure.iter().map(|a| a.name()).collect(),
+        locks: b.locks.spec(),
+    }
+}
+
+/// Records the `planned` transition of every step: the journal line, one `planned` event
+/// per step, then each step's state as [`StepState::plan`] reads it (a resume reads the
+/// same record the same way).
+fn record_plan(ctx: &Ctx, steps: &mut [StepRun], planned: Entry) -> Result<()> {
+    let record = ctx.journal.append(planned)?;
+    let Entry::Planned { changes, skipped } = &record.entry else {
+        return Ok(());
+    };
+    StepState::plan(steps.iter_mut().map(|s| &mut s.state), changes, skipped);
+    for (s, c) in steps.iter().zip(changes) {
+        let msg = if skipped.contains(&s.index) {
+            format!("already at {}; skipped", c.to.id)
+        } else {
+            format!("{} -> {}", c.from.id, c.to.id)
+        };
+        ctx.emit(EventKind::Planned, Some(s.index), Some(&s.id), msg);
+    }
+    Ok(())
+}
+
+/// Preflight's first part: every step's checks, the transaction's checks and the on-failure
+/// actions validated without being made ([`Check::validate`],
+/// [`FailureAction::validate`](super::FailureAction::validate)).
+fn validate_checks(b: &TransactionBuilder) -> Result<()> {
+    for s in b.stages.iter().flatten() {
+        let target = s.target.id().to_string();
+        for c in &s.checks {
+            c.validate(&target)?;
+        }
+    }
+    for c in &b.checks {
+        c.validate("transaction")?;
+    }
+    for a in &b.on_failure {
+        a.validate().map_err(|e| {
+            refused(
+                "transaction",
+                &format!("on-failure action {:?}", a.name()),
+                &e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Records a run that stopped before changing anything.
+pub(crate) fn abort(ctx: &Ctx, e: &Error) {
+    ctx.note(
+        None,
+        Entry::End {
+            outcome: Outcome::Failed,
+            error: Some(e.record()),
+            needs_attention: Vec::new(),
+            duration_ms: ms(ctx.start.elapsed()),
+        },
+        format!("failed before changing anything: {e}"),
+    );
+}
+
+/// One step's plan: its current revision, the one its selector picks, and the change
+/// between them; `true` when the target already is there (and the step accepts that).
+async fn plan_step(ctx: &Ctx, index: usize, s: &Step) -> Result<(Change, bool)> {
+    let t = &s.target;
+    let id = t.id();
+    let span = tracing::info_span!("preflight", transaction = %ctx.id, step = index, target = %id);
+    async {
+        let current = ctx.retry(Some(index), &id, || t.current()).await?;
+        let to = ctx.retry(Some(index), &id, || t.resolve(&s.selector)).await?;
+        // Nothing to do by the rule `Change::is_noop` applies to a plan; asked of the
+        // revisions already read, so that a step already there costs no `plan` call.
+        if current.same_state_as(&to) {
+            if s.allow_current {
+                return Ok((Change::new(id, current.clone(), current), true));
+            }
+            return Err(Error::invalid(
+                id.to_string(),
+                format!(
+                    "already at revision {} (selected by {}); nothing to roll back. Choose another revision, or accept it with Step::allow_current()",
+                    current.id, s.selector
+                ),
+            ));
+        }
+        let change = ctx.retry(Some(index), &id, || t.plan(&to)).await?;
+        if !change.from.same_as(&current) {
+            return Err(Error::Conflict {
+                target: id.to_string(),
+                expected: current.id,
+                found: change.from.id,
+                source: None,
+            });
+        }
+        Ok((change, false))
+    }
+    .instrument(span)
+    .await
+}
