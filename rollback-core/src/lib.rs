@@ -24,6 +24,7 @@
 //! died, without applying anything twice (see [`transaction`] for the design).
 //!
 //! ```no_run
+//! # // The in-memory target is a test double: feature `testing`.
 //! use std::sync::Arc;
 //! use rollback_core::{InMemoryTarget, Revision, Selector, Step, Transaction};
 //!
@@ -42,14 +43,41 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Test doubles: [`InMemoryTarget`], the [`conformance`] suite every target passes, and
-//! mockall mocks of both traits behind the `mock` feature ([`mock`]).
+//! ## Features
+//!
+//! The contracts and the engine (targets, selectors, transactions, journal, locks, events,
+//! verifiers and policies, metric decisions and threshold checks) build with no feature.
+//! Each feature adds what it names and what that pulls in:
+//!
+//! | feature | default | brings | pulls in |
+//! | --- | --- | --- | --- |
+//! | `http` | yes | `verify::HttpCheck`, `metrics::PrometheusSource` | reqwest (rustls) |
+//! | `process` | yes | `verify::CommandCheck` | tokio's `process`, `io-util`, `net` |
+//! | `testing` | no | test doubles: `InMemoryTarget` (module `memory`, with its state file shared between processes and its file locking), the `conformance` suite, and the `memory` kind in `Registry::with_builtins()` (so journals of in-memory targets resume) | nothing |
+//! | `mock` | no | module `mock`: mockall mocks of `RollbackTarget` and `Verifier` | mockall |
+//!
+//! [`verify::VerifierSpec`] has no variant for a check whose feature is off, so a spec or
+//! journal naming that check does not deserialize in such a build. The test doubles are features of this
+//! crate rather than a crate of their own so that the paths tests write
+//! (`rollback_core::InMemoryTarget`, `rollback_core::conformance`, `rollback_core::mock`)
+//! stay, and so that [`Registry::with_builtins`] can know the `memory` kind; turn them on
+//! where the tests are:
+//!
+//! ```toml
+//! [dependencies]
+//! rollback-core = { version = "0.1", default-features = false, features = ["http"] }
+//!
+//! [dev-dependencies]
+//! rollback-core = { version = "0.1", features = ["testing", "mock"] }
+//! ```
 
+#[cfg(feature = "testing")]
 pub mod conformance;
 pub mod error;
 pub mod events;
 pub mod journal;
 pub mod lock;
+#[cfg(feature = "testing")]
 pub mod memory;
 pub mod metrics;
 #[cfg(feature = "mock")]
@@ -67,6 +95,7 @@ pub mod wait;
 pub use error::{Error, ErrorKind, ErrorRecord, Result};
 pub use events::{Event, EventKind};
 pub use lock::{FileLocks, Holder, Lease, LockManager};
+#[cfg(feature = "testing")]
 pub use memory::InMemoryTarget;
 pub use revision::{Change, Diff, DiffBuilder, DiffEntry, DiffSection, Revision};
 pub use selector::Selector;

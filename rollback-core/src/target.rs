@@ -128,7 +128,8 @@ impl fmt::Debug for Progress {
 /// [`history`](Self::history), [`apply`](Self::apply) and
 /// [`check_stable`](Self::check_stable); the rest have shared defaults they may refine.
 ///
-/// The contract every implementation keeps (and [`crate::conformance`] checks):
+/// The contract every implementation keeps (and the `conformance` suite, feature `testing`,
+/// checks):
 /// - `history` is newest first and contains the current revision;
 /// - nothing but `apply` changes anything;
 /// - `apply` of a revision already in use returns [`ApplyOutcome::AlreadyCurrent`] and
@@ -240,11 +241,17 @@ impl Registry {
         Self::default()
     }
 
-    /// A registry that knows this crate's own kinds (the in-memory target).
+    /// A registry that knows this crate's own kinds: the in-memory target's (`memory`),
+    /// with the `testing` feature; none without it.
     pub fn with_builtins() -> Self {
         let mut r = Self::new();
-        crate::memory::register(&mut r);
+        r.register_builtins();
         r
+    }
+
+    fn register_builtins(&mut self) {
+        #[cfg(feature = "testing")]
+        crate::memory::register(self);
     }
 
     /// Registers a factory for a kind.

@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::command::{redacted_placeholders, serialize_redacted};
+use super::redacted::{redacted_placeholders, serialize_redacted};
 use super::{CheckOutcome, Verifier, VerifierSpec};
 use crate::error::{Error, Result};
 use crate::redact;

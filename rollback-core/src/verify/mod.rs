@@ -2,8 +2,8 @@
 //!
 //! A [`Verifier`] makes one check. [`Policy`] runs it with attempts, an interval, a number
 //! of consecutive passes and a deadline. [`VerifierExt`] combines verifiers with `and`,
-//! `or` and `not`; [`check_fn`] turns a closure into one. Built in: [`HttpCheck`] (with the
-//! `http` feature) and [`CommandCheck`].
+//! `or` and `not`; [`check_fn`] turns a closure into one. Built in: `HttpCheck` (feature
+//! `http`) and `CommandCheck` (feature `process`).
 //!
 //! Checks are input like targets and selectors: a transaction validates every one
 //! ([`Check::validate`]: [`Policy::validate`] and [`Verifier::validate`]) in preflight,
@@ -26,10 +26,14 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "process")]
 mod command;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(any(feature = "http", feature = "process"))]
+mod redacted;
 
+#[cfg(feature = "process")]
 pub use command::CommandCheck;
 #[cfg(feature = "http")]
 pub use http::HttpCheck;
@@ -71,6 +75,7 @@ pub enum VerifierSpec {
     #[cfg(feature = "http")]
     Http(HttpCheck),
     /// A [`CommandCheck`].
+    #[cfg(feature = "process")]
     Command(CommandCheck),
     /// A [`ThresholdCheck`](crate::metrics::ThresholdCheck) over a source that can be
     /// rebuilt from data.
@@ -107,6 +112,7 @@ impl VerifierSpec {
         Some(match self {
             #[cfg(feature = "http")]
             VerifierSpec::Http(c) => Arc::new(c.clone()),
+            #[cfg(feature = "process")]
             VerifierSpec::Command(c) => Arc::new(c.clone()),
             VerifierSpec::Threshold(t) => t.build()?,
             VerifierSpec::And { left, right } => Arc::new(And(left.build()?, right.build()?)),
