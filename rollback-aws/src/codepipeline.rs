@@ -173,12 +173,11 @@ impl RollbackTarget for PipelineTransition {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if now != change.from.id {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: change.from.id.clone(),
-                found: now,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.id.to_string(),
+                change.from.id.clone(),
+                now,
+            ));
         }
         if change.to.id == DISABLED {
             self.client

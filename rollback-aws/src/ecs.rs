@@ -564,12 +564,11 @@ impl RollbackTarget for EcsService {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if now != change.from.id {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: change.from.id.clone(),
-                found: now,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.id.to_string(),
+                change.from.id.clone(),
+                now,
+            ));
         }
         self.client
             .update_service()
@@ -668,10 +667,12 @@ impl RollbackTarget for EcsDesiredCount {
         selector
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
-                Error::NotFound { target, what, hint, .. } => Error::NotFound {
+                Error::NotFound { target, what, hint, source } => Error::NotFound {
                     target,
                     what,
-                    hint: format!("{hint}; a desired count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the service"), source: None },
+                    hint: format!("{hint}; a desired count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the service"),
+                    source,
+                },
                 other => other,
             })
     }
@@ -685,12 +686,11 @@ impl RollbackTarget for EcsDesiredCount {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if now != change.from.id {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: change.from.id.clone(),
-                found: now,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.id.to_string(),
+                change.from.id.clone(),
+                now,
+            ));
         }
         let to: i32 = change.to.id.parse().map_err(|_| {
             Error::invalid(

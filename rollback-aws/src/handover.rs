@@ -323,12 +323,15 @@ impl RollbackTarget for ConnectionHandover {
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
                 Error::NotFound {
-                    target, what, hint, ..
+                    target,
+                    what,
+                    hint,
+                    source,
                 } => Error::NotFound {
                     target,
                     what,
                     hint: format!("{hint}; a handover goes to Exact({:?})", self.revision_id()),
-                    source: None,
+                    source,
                 },
                 other => other,
             })
@@ -375,12 +378,11 @@ impl RollbackTarget for ConnectionHandover {
                 return Ok(ApplyOutcome::AlreadyCurrent);
             }
             if current != change.from.id {
-                return Err(Error::Conflict {
-                    target: self.id.to_string(),
-                    expected: change.from.id.clone(),
-                    found: current,
-                    source: None,
-                });
+                return Err(Error::conflict(
+                    self.id.to_string(),
+                    change.from.id.clone(),
+                    current,
+                ));
             }
             let (host, port) = self.endpoint().await?.ok_or_else(|| {
                 Error::invalid(
@@ -407,12 +409,7 @@ impl RollbackTarget for ConnectionHandover {
         }
         let written = self.token(&change.to.id);
         if current != written {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: written,
-                found: current,
-                source: None,
-            });
+            return Err(Error::conflict(self.id.to_string(), written, current));
         }
         self.secrets
             .update_secret_version_stage()

@@ -289,11 +289,12 @@ impl LambdaAlias {
     /// Says which version was not found: the function itself was just read.
     fn version_error(&self, version: &str, e: Error) -> Error {
         match e {
-            Error::NotFound { .. } => Error::not_found(
-                self.target(),
-                format!("version {version:?} of function {}", self.function),
-                "choose a published version from the history (ListVersionsByFunction)",
-            ),
+            Error::NotFound { source, .. } => Error::NotFound {
+                target: self.target(),
+                what: format!("version {version:?} of function {}", self.function),
+                hint: "choose a published version from the history (ListVersionsByFunction)".into(),
+                source,
+            },
             other => other,
         }
     }
@@ -312,12 +313,11 @@ impl LambdaAlias {
             return Ok(Some(ApplyOutcome::AlreadyCurrent));
         }
         if alias.version != change.from.id && &alias.version != to {
-            return Err(Error::Conflict {
-                target: self.target(),
-                expected: change.from.id.clone(),
-                found: alias.version.clone(),
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.target(),
+                change.from.id.clone(),
+                alias.version.clone(),
+            ));
         }
         Ok(None)
     }
@@ -486,13 +486,14 @@ impl RollbackTarget for LambdaAlias {
                     return Ok(done);
                 }
                 // Still at `from`, yet the RevisionId moved: someone changed something else
-                // on the alias (its description, say) since the plan.
-                Err(Error::Conflict {
-                    target: self.target(),
-                    expected: format!("{} as planned", change.from.id),
-                    found: format!("{} changed since the plan (new RevisionId)", alias.version),
-                    source: None,
-                })
+                // on the alias (its description, say) since the plan. Lambda's refusal is
+                // the source.
+                Err(Error::conflict(
+                    self.target(),
+                    format!("{} as planned", change.from.id),
+                    format!("{} changed since the plan (new RevisionId)", alias.version),
+                )
+                .with_source(e))
             }
             other => other,
         }

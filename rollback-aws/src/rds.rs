@@ -651,15 +651,14 @@ impl RollbackTarget for RdsInstance {
         if let Some(existing) = self.describe_instance(&self.restore_as).await? {
             return match Self::source_of(&existing) {
                 Some(src) if src == change.to.id => Ok(ApplyOutcome::AlreadyCurrent),
-                other => Err(Error::Conflict {
-                    target: self.id.to_string(),
-                    expected: format!("no instance named {}", self.restore_as),
-                    found: format!(
+                other => Err(Error::conflict(
+                    self.id.to_string(),
+                    format!("no instance named {}", self.restore_as),
+                    format!(
                         "one restored from {}",
                         other.unwrap_or_else(|| "somewhere else".into())
                     ),
-                    source: None,
-                }),
+                )),
             };
         }
         let src = self.source().await?;

@@ -253,12 +253,11 @@ impl RollbackTarget for SecretVersion {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if holder.id != change.from.id {
-            return Err(Error::Conflict {
-                target: self.target(),
-                expected: change.from.id.clone(),
-                found: holder.id,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.target(),
+                change.from.id.clone(),
+                holder.id,
+            ));
         }
         // Check before sending: an unknown version must change nothing.
         self.revision_in(&history, to)?;
@@ -278,12 +277,10 @@ impl RollbackTarget for SecretVersion {
                 // Refused: see whether AWSCURRENT moved under us.
                 let now = self.current().await?;
                 if now.id != holder.id {
-                    Err(Error::Conflict {
-                        target: self.target(),
-                        expected: change.from.id.clone(),
-                        found: now.id,
-                        source: None,
-                    })
+                    Err(
+                        Error::conflict(self.target(), change.from.id.clone(), now.id)
+                            .with_source(e),
+                    )
                 } else {
                     Err(e)
                 }

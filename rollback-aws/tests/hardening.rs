@@ -473,6 +473,40 @@ async fn rds_invalid_parameter_value_is_invalid_input() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
+/// Not found, conflict and throttled errors made from an SDK error keep it as their
+/// `source()` (the message stays one sentence; AWS's full answer is one step away).
+#[tokio::test]
+async fn not_found_conflict_and_throttled_keep_the_sdk_error_as_source() {
+    let e = env().await;
+    // Throttled: the emulator answers GetAlias with its throttling error.
+    e.emu.inject("GetAlias", "throttle", 1, 0).await.unwrap();
+    let err = e.lambda().current().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    // Not found: an alias the emulator does not have.
+    let err = LambdaAlias::new(&e.aws, FUNCTION, "no-such-alias")
+        .unwrap()
+        .current()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    // Conflict: Lambda's 412 for a RevisionId that moved.
+    let body = json!({"__type": "PreconditionFailedException",
+                      "message": "The Revision Id provided does not match the latest Revision Id."})
+    .to_string();
+    let err = lambda_error(412, "application/json", body).await;
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let source = std::error::Error::source(&err).expect("the SDK error is the source");
+    assert!(!source.to_string().is_empty());
+    // And the same for a throttling answer that is not the emulator's.
+    let body =
+        json!({"__type": "TooManyRequestsException", "message": "Rate exceeded"}).to_string();
+    let err = lambda_error(429, "application/json", body).await;
+    assert_eq!(err.kind(), ErrorKind::Throttled, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+}
+
 /// A wait that sees someone else's change must fail at the first look.
 async fn wait_fails_at_once(e: &Env, target: &dyn RollbackTarget, to: &Revision, op: &str) {
     let before = e.calls(op).await;
