@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::{all_pages, chrono_time};
 
 /// The target kind.
 pub const KIND: &str = "ecs-service";
@@ -93,10 +94,6 @@ pub fn parse_task_definition(s: &str) -> Option<(String, u32)> {
         return None;
     }
     Some((family.to_string(), rev.parse().ok()?))
-}
-
-fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
 fn container(c: &ContainerDefinition) -> Container {
@@ -323,35 +320,24 @@ impl EcsService {
         Ok(def)
     }
 
-    /// Every ACTIVE revision number of `family`, paged by hand.
+    /// Every ACTIVE revision number of `family`, every page.
     async fn active_revisions(&self, family: &str) -> Result<Vec<u32>> {
-        let mut revs = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..1000 {
-            let out = self
-                .client
-                .list_task_definitions()
-                .family_prefix(family)
-                .status(TaskDefinitionStatus::Active)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListTaskDefinitions", e))?;
-            // familyPrefix is a prefix: "api" also lists "api-gateway"; keep the family only.
-            revs.extend(
-                out.task_definition_arns()
-                    .iter()
-                    .filter_map(|a| parse_task_definition(a))
-                    .filter(|(f, _)| f == family)
-                    .map(|(_, r)| r),
-            );
-            match out.next_token() {
-                Some(t) if Some(t) != token.as_deref() && !t.is_empty() => {
-                    token = Some(t.to_string())
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(TaskDefinitionStatus::Active)
+            .into_paginator()
+            .send();
+        // familyPrefix is a prefix: "api" also lists "api-gateway"; keep the family only.
+        let mut revs: Vec<u32> = all_pages(&self.id, "ListTaskDefinitions", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.task_definition_arns())
+            .filter_map(|a| parse_task_definition(a))
+            .filter(|(f, _)| f == family)
+            .map(|(_, r)| r)
+            .collect();
         revs.sort_unstable_by(|a, b| b.cmp(a));
         revs.dedup();
         Ok(revs)

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::rds::describe_db_instance;
+use crate::sdk::all_pages;
 
 /// The target kind.
 pub const KIND: &str = "connection-handover";
@@ -203,30 +204,18 @@ impl ConnectionHandover {
     }
 
     async fn stages(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..100 {
-            let page = self
-                .secrets
-                .list_secret_version_ids()
-                .secret_id(&self.secret_id)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListSecretVersionIds", e))?;
-            out.extend(
-                page.versions().iter().filter_map(|v| {
-                    Some((v.version_id()?.to_string(), v.version_stages().to_vec()))
-                }),
-            );
-            match page.next_token() {
-                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
-                    token = Some(t.to_string())
-                }
-                _ => break,
-            }
-        }
-        Ok(out)
+        let pages = self
+            .secrets
+            .list_secret_version_ids()
+            .secret_id(&self.secret_id)
+            .into_paginator()
+            .send();
+        Ok(all_pages(&self.id, "ListSecretVersionIds", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.versions())
+            .filter_map(|v| Some((v.version_id()?.to_string(), v.version_stages().to_vec())))
+            .collect())
     }
 
     async fn awscurrent(&self) -> Result<String> {

@@ -51,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::all_pages;
 
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
 pub const KIND: &str = "lambda-alias";
@@ -403,26 +404,17 @@ impl RollbackTarget for LambdaAlias {
     }
 
     async fn history(&self) -> Result<Vec<Revision>> {
-        let mut revisions = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_versions_by_function()
-                .function_name(&self.function)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListVersionsByFunction", e))?;
-            revisions.extend(page.versions().iter().filter_map(config_revision));
-            match page.next_marker() {
-                // A repeated marker would loop forever; an empty one ends like none.
-                Some(next) if !next.is_empty() && marker.as_deref() != Some(next) => {
-                    marker = Some(next.to_string());
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .list_versions_by_function()
+            .function_name(&self.function)
+            .into_paginator()
+            .send();
+        let mut revisions: Vec<Revision> = all_pages(&self.id, "ListVersionsByFunction", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.versions().iter().filter_map(config_revision))
+            .collect();
         sort_versions(&mut revisions);
         revisions.dedup_by(|a, b| a.id == b.id);
         Ok(revisions)

@@ -38,6 +38,7 @@ mod error;
 pub mod handover;
 pub mod lambda;
 pub mod rds;
+mod sdk;
 pub mod secrets;
 
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};

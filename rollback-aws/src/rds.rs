@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::{all_pages, chrono_time, smithy_time};
 
 /// The target kind.
 pub const KIND: &str = "rds-instance";
@@ -69,14 +70,6 @@ impl fmt::Debug for RdsInstance {
             .field("endpoint_url", &self.aws.endpoint_url)
             .finish()
     }
-}
-
-fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
-
-fn smithy_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
 }
 
 /// botocore's `DBInstanceAvailable` rules for one status.
@@ -314,30 +307,19 @@ impl RdsInstance {
     }
 
     async fn snapshots(&self) -> Result<Vec<Revision>> {
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        for _ in 0..1000 {
-            let page = self
-                .client
-                .describe_db_snapshots()
-                .db_instance_identifier(&self.db_instance_id)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "DescribeDBSnapshots", e))?;
-            out.extend(
-                page.db_snapshots()
-                    .iter()
-                    .filter(|s| s.status() == Some("available"))
-                    .filter_map(snapshot_revision),
-            );
-            match page.marker() {
-                Some(m) if !m.is_empty() && Some(m) != marker.as_deref() => {
-                    marker = Some(m.to_string())
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .describe_db_snapshots()
+            .db_instance_identifier(&self.db_instance_id)
+            .into_paginator()
+            .send();
+        let mut out: Vec<Revision> = all_pages(&self.id, "DescribeDBSnapshots", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.db_snapshots())
+            .filter(|s| s.status() == Some("available"))
+            .filter_map(snapshot_revision)
+            .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         out.dedup_by(|a, b| a.id == b.id);
         Ok(out)

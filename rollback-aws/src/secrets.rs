@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::arn;
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::{all_pages, chrono_time};
 
 /// The kind of [`SecretVersion`] targets: `"secret-version"`.
 pub const KIND: &str = "secret-version";
@@ -135,27 +136,18 @@ impl SecretVersion {
 
     /// The labelled versions, newest first (`ListSecretVersionIds`, every page).
     async fn versions(&self) -> Result<Vec<Revision>> {
-        let mut revisions = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_secret_version_ids()
-                .secret_id(&self.secret_id)
-                .include_deprecated(false)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListSecretVersionIds", e))?;
-            revisions.extend(page.versions().iter().filter_map(entry_revision));
-            match page.next_token() {
-                // A repeated token would loop forever; an empty one ends like none.
-                Some(next) if !next.is_empty() && token.as_deref() != Some(next) => {
-                    token = Some(next.to_string());
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(&self.secret_id)
+            .include_deprecated(false)
+            .into_paginator()
+            .send();
+        let mut revisions: Vec<Revision> = all_pages(&self.id, "ListSecretVersionIds", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.versions().iter().filter_map(entry_revision))
+            .collect();
         sort_newest_first(&mut revisions);
         Ok(revisions)
     }
@@ -312,7 +304,7 @@ fn entry_revision(e: &SecretVersionsListEntry) -> Option<Revision> {
     if e.version_stages().is_empty() {
         return None;
     }
-    let created = e.created_date().and_then(to_chrono);
+    let created = e.created_date().and_then(chrono_time);
     Some(version_revision(id, created, e.version_stages()))
 }
 
@@ -327,10 +319,6 @@ fn version_revision(id: &str, created: Option<DateTime<Utc>>, stages: &[String])
         rev.facts.insert(STAGES_FACT.into(), stages.join(","));
     }
     rev
-}
-
-fn to_chrono(d: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(d.secs(), d.subsec_nanos())
 }
 
 /// Newest first by creation date; equal (or missing) dates keep the API's order, undated
