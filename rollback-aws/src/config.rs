@@ -87,22 +87,24 @@ impl Aws {
         AwsConfig::from_env().load().await
     }
 
-    /// Settings for an AWS emulator (moto, LocalStack) at `endpoint`: region `us-east-1`,
-    /// fixed fake credentials `testing` / `testing`, nothing read from the environment.
-    pub async fn emulator(endpoint: impl Into<String>) -> Aws {
-        let endpoint = endpoint.into();
-        let config = AwsConfig::default()
-            .region("us-east-1")
-            .endpoint_url(endpoint.clone());
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+    /// Settings from an SDK configuration of your own (credentials, an HTTP client, a
+    /// region and endpoint), as `rollback_k8s::K8s::from_client` takes a kube client.
+    ///
+    /// It is used as given, except that the SDK's own retries are turned off: the
+    /// transaction retries throttling and transient errors itself, and reports each retry.
+    /// What a journal records of it ([`Aws::config`]) is its region and endpoint; to
+    /// resume with this very configuration (its credentials included), give it to
+    /// [`register_with`](crate::register_with).
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Aws {
+        let config = AwsConfig {
+            region: sdk.region().map(|r| r.as_ref().to_string()),
+            endpoint_url: sdk.endpoint_url().map(str::to_string),
+            profile: None,
+        };
+        let sdk = sdk
+            .to_builder()
             .retry_config(RetryConfig::disabled())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                "testing", "testing", None, None, "emulator",
-            ))
-            .load()
-            .await;
+            .build();
         Aws { config, sdk }
     }
 

@@ -50,7 +50,7 @@ async fn env(routing: Option<Value>) -> Env {
         "{seeded}"
     );
     let baseline = emu.calls().await.unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let target = LambdaAlias::new(&aws, FUNCTION, ALIAS).unwrap();
     Env {
         emu,

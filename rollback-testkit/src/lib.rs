@@ -13,6 +13,8 @@
 //! in the project virtualenv (`.venv`): `bash scripts/setup-python.sh` installs them, and
 //! the README's commands run it. Set `ROLLBACK_PYTHON` to use another interpreter.
 
+pub mod aws_sdk;
+pub use aws_sdk::emulator_sdk_config;
 pub mod k8s;
 
 pub use k8s::{K8sSimulator, SimConfig};
