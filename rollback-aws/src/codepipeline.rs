@@ -15,20 +15,18 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_codepipeline::types::StageTransitionType;
 use aws_sdk_codepipeline::Client;
 use rollback_core::{
-    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Selector, Stability,
-    TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
+    TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::target::{self, debug_as_target, AwsTarget};
 
 /// The target kind.
 pub const KIND: &str = "pipeline-transition";
@@ -37,12 +35,11 @@ pub const ENABLED: &str = "enabled";
 /// The revision of a frozen transition.
 pub const DISABLED: &str = "disabled";
 
+/// A [`PipelineTransition`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     pipeline: String,
     stage: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// The inbound transition of one pipeline stage; see the [module docs](self).
@@ -55,17 +52,39 @@ pub struct PipelineTransition {
     id: TargetId,
 }
 
-impl fmt::Debug for PipelineTransition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipelineTransition")
-            .field("pipeline", &self.pipeline)
-            .field("stage", &self.stage)
-            .field("region", &self.aws.region)
-            .finish()
+debug_as_target!(PipelineTransition);
+
+impl AwsTarget for PipelineTransition {
+    const KIND: &'static str = KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        Params {
+            pipeline: self.pipeline.clone(),
+            stage: self.stage.clone(),
+        }
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.pipeline, p.stage)
     }
 }
 
 impl PipelineTransition {
+    /// The pipeline.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// The stage whose inbound transition this is.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
     /// The inbound transition of `stage` in `pipeline`.
     pub fn new(aws: &Aws, pipeline: impl Into<String>, stage: impl Into<String>) -> Result<Self> {
         let (pipeline, stage) = (pipeline.into(), stage.into());
@@ -138,14 +157,7 @@ impl RollbackTarget for PipelineTransition {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                pipeline: self.pipeline.clone(),
-                stage: self.stage.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -217,15 +229,4 @@ impl RollbackTarget for PipelineTransition {
             ))
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(
-            Arc::new(PipelineTransition::new(&aws, p.pipeline, p.stage)?)
-                as Arc<dyn RollbackTarget>,
-        )
-    });
 }

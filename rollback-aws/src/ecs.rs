@@ -14,7 +14,6 @@
 //! waiting out the deadline.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -23,8 +22,8 @@ use aws_sdk_ecs::Client;
 use futures::stream::{self, StreamExt};
 use rollback_core::revision::{DiffBuilder, DiffSection};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Selector, Stability,
-    TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
+    TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,16 +31,17 @@ use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, chrono_time};
+use crate::target::{self, debug_as_target, AwsTarget};
 
 /// The target kind.
 pub const KIND: &str = "ecs-service";
 
+/// An [`EcsService`] or [`EcsDesiredCount`] as data (what the journal records, beside the
+/// AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     cluster: String,
     service: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// One container of a task definition, with environment values (kept only to compute the
@@ -71,14 +71,25 @@ pub struct EcsService {
     cache: Arc<Mutex<HashMap<String, TaskDef>>>,
 }
 
-impl fmt::Debug for EcsService {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EcsService")
-            .field("cluster", &self.cluster)
-            .field("service", &self.service)
-            .field("region", &self.aws.region)
-            .field("endpoint_url", &self.aws.endpoint_url)
-            .finish()
+debug_as_target!(EcsService);
+
+impl AwsTarget for EcsService {
+    const KIND: &'static str = KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        Params {
+            cluster: self.cluster.clone(),
+            service: self.service.clone(),
+        }
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.cluster, p.service)
     }
 }
 
@@ -417,14 +428,7 @@ impl RollbackTarget for EcsService {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                cluster: self.cluster.clone(),
-                service: self.service.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -588,10 +592,29 @@ pub const DESIRED_COUNT_KIND: &str = "ecs-desired-count";
 /// the stages are done.
 ///
 /// Revisions are counts (`"0"`, `"2"`); only `Exact` selects one.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EcsDesiredCount {
     svc: EcsService,
     id: TargetId,
+}
+
+debug_as_target!(EcsDesiredCount);
+
+impl AwsTarget for EcsDesiredCount {
+    const KIND: &'static str = DESIRED_COUNT_KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        self.svc.params()
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.svc.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.cluster, p.service)
+    }
 }
 
 impl EcsService {
@@ -610,6 +633,16 @@ impl EcsDesiredCount {
         Ok(EcsService::new(aws, cluster, service)?.desired_count())
     }
 
+    /// The cluster name.
+    pub fn cluster(&self) -> &str {
+        self.svc.cluster()
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        self.svc.service()
+    }
+
     fn count(&self, svc: &Service) -> Revision {
         let n = svc.desired_count();
         Revision::new(n.to_string()).description(format!("{n} task(s) desired"))
@@ -623,14 +656,7 @@ impl RollbackTarget for EcsDesiredCount {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            DESIRED_COUNT_KIND,
-            Params {
-                cluster: self.svc.cluster.clone(),
-                service: self.svc.service.clone(),
-                aws: self.svc.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -725,19 +751,6 @@ impl RollbackTarget for EcsDesiredCount {
             ))
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(Arc::new(EcsService::new(&aws, p.cluster, p.service)?) as Arc<dyn RollbackTarget>)
-    });
-    r.register(DESIRED_COUNT_KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(Arc::new(EcsDesiredCount::new(&aws, p.cluster, p.service)?) as Arc<dyn RollbackTarget>)
-    });
 }
 
 #[cfg(test)]

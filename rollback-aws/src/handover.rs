@@ -12,16 +12,13 @@
 //! from the secret, the instance and the version it replaces, so a resumed run does not
 //! make a second version. Compensation moves AWSCURRENT back to the version in use before.
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_rds::Client as RdsClient;
 use aws_sdk_secretsmanager::Client;
 use rollback_core::revision::{DiffBuilder, DiffSection};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Selector, Stability,
-    TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
+    TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,17 +26,17 @@ use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::rds::describe_db_instance;
 use crate::sdk::all_pages;
+use crate::target::{self, debug_as_target, AwsTarget};
 
 /// The target kind.
 pub const KIND: &str = "connection-handover";
 const AWSCURRENT: &str = "AWSCURRENT";
 
+/// A [`ConnectionHandover`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     secret_id: String,
     db_instance_id: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// Writes a DB instance's endpoint into a connection secret; see the [module docs](self).
@@ -53,13 +50,25 @@ pub struct ConnectionHandover {
     id: TargetId,
 }
 
-impl fmt::Debug for ConnectionHandover {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionHandover")
-            .field("secret_id", &self.secret_id)
-            .field("db_instance_id", &self.db_instance_id)
-            .field("region", &self.aws.region)
-            .finish()
+debug_as_target!(ConnectionHandover);
+
+impl AwsTarget for ConnectionHandover {
+    const KIND: &'static str = KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        Params {
+            secret_id: self.secret_id.clone(),
+            db_instance_id: self.db_instance_id.clone(),
+        }
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.secret_id, p.db_instance_id)
     }
 }
 
@@ -276,14 +285,7 @@ impl RollbackTarget for ConnectionHandover {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                secret_id: self.secret_id.clone(),
-                db_instance_id: self.db_instance_id.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -426,18 +428,6 @@ impl RollbackTarget for ConnectionHandover {
             ))
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(Arc::new(ConnectionHandover::new(
-            &aws,
-            p.secret_id,
-            p.db_instance_id,
-        )?) as Arc<dyn RollbackTarget>)
-    });
 }
 
 #[cfg(test)]

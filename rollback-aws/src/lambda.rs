@@ -36,15 +36,13 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration, State};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rollback_core::{
-    ApplyOutcome, Change, Error, ErrorKind, Registry, Result, Revision, RollbackTarget, Selector,
-    Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, ErrorKind, Result, Revision, RollbackTarget, Selector, Stability,
+    TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +50,7 @@ use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::all_pages;
+use crate::target::{self, debug_as_target, AwsTarget};
 
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
 pub const KIND: &str = "lambda-alias";
@@ -63,13 +62,11 @@ const CODE_FACT: &str = "code_sha256";
 /// The revision fact that shows an alias's canary routing weights, e.g. `"2=10%"`.
 pub const CANARY_FACT: &str = "canary";
 
-/// A [`LambdaAlias`] as data (what the journal records); never credentials.
+/// A [`LambdaAlias`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     function: String,
     alias: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// A Lambda alias whose revisions are its function's published versions.
@@ -85,15 +82,25 @@ pub struct LambdaAlias {
     id: TargetId,
 }
 
-impl fmt::Debug for LambdaAlias {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LambdaAlias")
-            .field("kind", &KIND)
-            .field("function", &self.function)
-            .field("alias", &self.alias)
-            .field("region", &self.aws.region)
-            .field("endpoint", &self.aws.endpoint_url)
-            .finish()
+debug_as_target!(LambdaAlias);
+
+impl AwsTarget for LambdaAlias {
+    const KIND: &'static str = KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        Params {
+            function: self.function.clone(),
+            alias: self.alias.clone(),
+        }
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.function, p.alias)
     }
 }
 
@@ -377,14 +384,7 @@ impl RollbackTarget for LambdaAlias {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                function: self.function.clone(),
-                alias: self.alias.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -538,16 +538,6 @@ impl RollbackTarget for LambdaAlias {
         }
         Ok(Stability::Stable)
     }
-}
-
-/// Registers [`KIND`]: the spec's parameters, the AWS settings loaded, [`LambdaAlias::new`].
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        let target = LambdaAlias::new(&aws, p.function, p.alias)?;
-        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
-    });
 }
 
 /// Only published versions are revisions: `$LATEST` changes under you.
@@ -722,6 +712,7 @@ fn version_stability(version: &str, state: Option<&State>, reason: Option<&str>)
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::target::Spec;
 
     fn ids(revs: &[Revision]) -> Vec<&str> {
         revs.iter().map(|r| r.id.as_str()).collect()
@@ -850,14 +841,21 @@ mod tests {
 
     #[test]
     fn params_round_trip() {
-        let p = Params {
-            function: "f".into(),
-            alias: "live".into(),
+        let p = Spec {
+            params: Params {
+                function: "f".into(),
+                alias: "live".into(),
+            },
             aws: AwsConfig::default().region("eu-west-1"),
         };
-        let spec = TargetSpec::new(KIND, p.clone());
-        assert_eq!(spec.params::<Params>().unwrap(), p);
-        let bare: Params =
+        let spec = TargetSpec::new(KIND, &p);
+        // The journal's form: the target's parameters and `aws` side by side.
+        assert_eq!(
+            spec.params,
+            serde_json::json!({"function": "f", "alias": "live", "aws": {"region": "eu-west-1"}})
+        );
+        assert_eq!(spec.params::<Spec<Params>>().unwrap(), p);
+        let bare: Spec<Params> =
             serde_json::from_value(serde_json::json!({"function": "f", "alias": "a"})).unwrap();
         assert_eq!(bare.aws, AwsConfig::default());
     }

@@ -15,8 +15,6 @@
 //! instance is kept and reported for a person to keep or remove. [`ConnectionHandover`]
 //! (crate::handover) writes the restored endpoint into the connection secret.
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,8 +23,8 @@ use aws_sdk_rds::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rollback_core::wait::{poll_until, Backoff};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Progress, Registry, Result, Revision, RollbackTarget, Selector,
-    Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Progress, Result, Revision, RollbackTarget, Selector, Stability,
+    TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +32,7 @@ use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, chrono_time, smithy_time};
+use crate::target::{self, debug_as_target, AwsTarget};
 
 /// The target kind.
 pub const KIND: &str = "rds-instance";
@@ -42,12 +41,11 @@ pub const LIVE: &str = "live";
 /// The tag a restored instance carries: where it was restored from.
 pub const SOURCE_TAG: &str = "rollback:restored-from";
 
+/// An [`RdsInstance`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     db_instance_id: String,
     restore_as: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// An RDS DB instance whose data can be rolled back by restoring a snapshot or a point in
@@ -61,14 +59,25 @@ pub struct RdsInstance {
     id: TargetId,
 }
 
-impl fmt::Debug for RdsInstance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RdsInstance")
-            .field("db_instance_id", &self.db_instance_id)
-            .field("restore_as", &self.restore_as)
-            .field("region", &self.aws.region)
-            .field("endpoint_url", &self.aws.endpoint_url)
-            .finish()
+debug_as_target!(RdsInstance);
+
+impl AwsTarget for RdsInstance {
+    const KIND: &'static str = KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        Params {
+            db_instance_id: self.db_instance_id.clone(),
+            restore_as: self.restore_as.clone(),
+        }
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.db_instance_id)?.restore_as(p.restore_as)
     }
 }
 
@@ -513,14 +522,7 @@ impl RollbackTarget for RdsInstance {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                db_instance_id: self.db_instance_id.clone(),
-                restore_as: self.restore_as.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -735,15 +737,6 @@ impl RollbackTarget for RdsInstance {
             Some(i) => instance_stability(name, i.db_instance_status().unwrap_or("unknown")),
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        let t = RdsInstance::new(&aws, p.db_instance_id)?.restore_as(p.restore_as)?;
-        Ok(Arc::new(t) as Arc<dyn RollbackTarget>)
-    });
 }
 
 #[cfg(test)]

@@ -29,15 +29,12 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::SecretVersionsListEntry;
 use chrono::{DateTime, Utc};
 use rollback_core::{
-    ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Registry, Result,
-    Revision, RollbackTarget, Selector, Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Result, Revision,
+    RollbackTarget, Selector, Stability, TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +42,7 @@ use crate::arn;
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, chrono_time};
+use crate::target::{self, debug_as_target, AwsTarget};
 
 /// The kind of [`SecretVersion`] targets: `"secret-version"`.
 pub const KIND: &str = "secret-version";
@@ -58,12 +56,11 @@ pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 /// The revision fact listing a version's staging labels, e.g. `"AWSCURRENT"`.
 pub const STAGES_FACT: &str = "stages";
 
-/// A [`SecretVersion`] as data (what the journal records); never credentials or values.
+/// A [`SecretVersion`] as data (what the journal records, beside the AWS settings); never
+/// values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     secret_id: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// A Secrets Manager secret whose revisions are its labelled versions.
@@ -79,14 +76,24 @@ pub struct SecretVersion {
     id: TargetId,
 }
 
-impl fmt::Debug for SecretVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretVersion")
-            .field("kind", &KIND)
-            .field("secret_id", &self.secret_id)
-            .field("region", &self.aws.region)
-            .field("endpoint", &self.aws.endpoint_url)
-            .finish()
+debug_as_target!(SecretVersion);
+
+impl AwsTarget for SecretVersion {
+    const KIND: &'static str = KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        Params {
+            secret_id: self.secret_id.clone(),
+        }
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.secret_id)
     }
 }
 
@@ -187,13 +194,7 @@ impl RollbackTarget for SecretVersion {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                secret_id: self.secret_id.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -285,16 +286,6 @@ impl RollbackTarget for SecretVersion {
         let history = self.versions().await?;
         Ok(stage_stability(&history, &revision.id))
     }
-}
-
-/// Registers [`KIND`]: the spec's parameters, the AWS settings loaded, [`SecretVersion::new`].
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        let target = SecretVersion::new(&aws, p.secret_id)?;
-        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
-    });
 }
 
 /// A listed version as a revision; `None` without an id or without labels (deprecated
