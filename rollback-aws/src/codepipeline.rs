@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
-use crate::target::{self, debug_as_target, AwsTarget};
+use crate::target::{self, aws_target};
 
 /// The target kind.
 pub const KIND: &str = "pipeline-transition";
@@ -52,27 +52,12 @@ pub struct PipelineTransition {
     id: TargetId,
 }
 
-debug_as_target!(PipelineTransition);
-
-impl AwsTarget for PipelineTransition {
-    const KIND: &'static str = KIND;
-    type Params = Params;
-
-    fn params(&self) -> Params {
-        Params {
-            pipeline: self.pipeline.clone(),
-            stage: self.stage.clone(),
-        }
-    }
-
-    fn aws(&self) -> &AwsConfig {
-        &self.aws
-    }
-
-    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        Self::new(aws, p.pipeline, p.stage)
-    }
-}
+aws_target!(
+    PipelineTransition,
+    KIND,
+    Params { pipeline, stage },
+    |aws, p| Self::new(aws, p.pipeline, p.stage)
+);
 
 impl PipelineTransition {
     /// The pipeline.

@@ -31,7 +31,7 @@ use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, chrono_time};
-use crate::target::{self, debug_as_target, AwsTarget};
+use crate::target::{self, aws_target, debug_as_target, AwsTarget};
 
 /// The target kind.
 pub const KIND: &str = "ecs-service";
@@ -71,27 +71,9 @@ pub struct EcsService {
     cache: Arc<Mutex<HashMap<String, TaskDef>>>,
 }
 
-debug_as_target!(EcsService);
-
-impl AwsTarget for EcsService {
-    const KIND: &'static str = KIND;
-    type Params = Params;
-
-    fn params(&self) -> Params {
-        Params {
-            cluster: self.cluster.clone(),
-            service: self.service.clone(),
-        }
-    }
-
-    fn aws(&self) -> &AwsConfig {
-        &self.aws
-    }
-
-    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        Self::new(aws, p.cluster, p.service)
-    }
-}
+aws_target!(EcsService, KIND, Params { cluster, service }, |aws, p| {
+    Self::new(aws, p.cluster, p.service)
+});
 
 /// `family:14` from `family:14`, `arn:aws:ecs:...:task-definition/family:14`; `None` if
 /// there is no revision number.

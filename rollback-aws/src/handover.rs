@@ -26,7 +26,7 @@ use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::rds::describe_db_instance;
 use crate::sdk::all_pages;
-use crate::target::{self, debug_as_target, AwsTarget};
+use crate::target::{self, aws_target};
 
 /// The target kind.
 pub const KIND: &str = "connection-handover";
@@ -50,27 +50,15 @@ pub struct ConnectionHandover {
     id: TargetId,
 }
 
-debug_as_target!(ConnectionHandover);
-
-impl AwsTarget for ConnectionHandover {
-    const KIND: &'static str = KIND;
-    type Params = Params;
-
-    fn params(&self) -> Params {
-        Params {
-            secret_id: self.secret_id.clone(),
-            db_instance_id: self.db_instance_id.clone(),
-        }
-    }
-
-    fn aws(&self) -> &AwsConfig {
-        &self.aws
-    }
-
-    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        Self::new(aws, p.secret_id, p.db_instance_id)
-    }
-}
+aws_target!(
+    ConnectionHandover,
+    KIND,
+    Params {
+        secret_id,
+        db_instance_id
+    },
+    |aws, p| Self::new(aws, p.secret_id, p.db_instance_id)
+);
 
 /// Which form a connection secret has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

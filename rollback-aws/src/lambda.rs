@@ -50,7 +50,7 @@ use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::all_pages;
-use crate::target::{self, debug_as_target, AwsTarget};
+use crate::target::{self, aws_target};
 
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
 pub const KIND: &str = "lambda-alias";
@@ -82,27 +82,9 @@ pub struct LambdaAlias {
     id: TargetId,
 }
 
-debug_as_target!(LambdaAlias);
-
-impl AwsTarget for LambdaAlias {
-    const KIND: &'static str = KIND;
-    type Params = Params;
-
-    fn params(&self) -> Params {
-        Params {
-            function: self.function.clone(),
-            alias: self.alias.clone(),
-        }
-    }
-
-    fn aws(&self) -> &AwsConfig {
-        &self.aws
-    }
-
-    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        Self::new(aws, p.function, p.alias)
-    }
-}
+aws_target!(LambdaAlias, KIND, Params { function, alias }, |aws, p| {
+    Self::new(aws, p.function, p.alias)
+});
 
 /// What `GetAlias` says, reduced to what a rollback needs.
 #[derive(Debug, Clone, PartialEq)]

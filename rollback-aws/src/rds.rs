@@ -32,7 +32,7 @@ use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, chrono_time, smithy_time};
-use crate::target::{self, debug_as_target, AwsTarget};
+use crate::target::{self, aws_target};
 
 /// The target kind.
 pub const KIND: &str = "rds-instance";
@@ -59,27 +59,15 @@ pub struct RdsInstance {
     id: TargetId,
 }
 
-debug_as_target!(RdsInstance);
-
-impl AwsTarget for RdsInstance {
-    const KIND: &'static str = KIND;
-    type Params = Params;
-
-    fn params(&self) -> Params {
-        Params {
-            db_instance_id: self.db_instance_id.clone(),
-            restore_as: self.restore_as.clone(),
-        }
-    }
-
-    fn aws(&self) -> &AwsConfig {
-        &self.aws
-    }
-
-    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        Self::new(aws, p.db_instance_id)?.restore_as(p.restore_as)
-    }
-}
+aws_target!(
+    RdsInstance,
+    KIND,
+    Params {
+        db_instance_id,
+        restore_as
+    },
+    |aws, p| Self::new(aws, p.db_instance_id)?.restore_as(p.restore_as)
+);
 
 /// botocore's `DBInstanceAvailable` rules for one status.
 pub fn instance_stability(instance: &str, status: &str) -> Stability {

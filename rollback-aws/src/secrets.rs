@@ -42,7 +42,7 @@ use crate::arn;
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, chrono_time};
-use crate::target::{self, debug_as_target, AwsTarget};
+use crate::target::{self, aws_target};
 
 /// The kind of [`SecretVersion`] targets: `"secret-version"`.
 pub const KIND: &str = "secret-version";
@@ -76,26 +76,9 @@ pub struct SecretVersion {
     id: TargetId,
 }
 
-debug_as_target!(SecretVersion);
-
-impl AwsTarget for SecretVersion {
-    const KIND: &'static str = KIND;
-    type Params = Params;
-
-    fn params(&self) -> Params {
-        Params {
-            secret_id: self.secret_id.clone(),
-        }
-    }
-
-    fn aws(&self) -> &AwsConfig {
-        &self.aws
-    }
-
-    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        Self::new(aws, p.secret_id)
-    }
-}
+aws_target!(SecretVersion, KIND, Params { secret_id }, |aws, p| {
+    Self::new(aws, p.secret_id)
+});
 
 impl SecretVersion {
     /// The secret `secret_id` (a name or ARN), with the given AWS settings.

@@ -87,3 +87,32 @@ macro_rules! debug_as_target {
     };
 }
 pub(crate) use debug_as_target;
+
+/// `Debug` and [`AwsTarget`] for a target whose `Params` fields are fields of its own of
+/// the same names, with its [`AwsConfig`] in field `aws`:
+/// `aws_target!(LambdaAlias, KIND, Params { function, alias }, |aws, p| Self::new(aws, p.function, p.alias));`
+macro_rules! aws_target {
+    ($t:ident, $kind:expr, $params:ident { $($field:ident),* $(,)? }, |$aws:ident, $p:ident| $new:expr) => {
+        crate::target::debug_as_target!($t);
+
+        impl crate::target::AwsTarget for $t {
+            const KIND: &'static str = $kind;
+            type Params = $params;
+
+            fn params(&self) -> $params {
+                $params {
+                    $($field: self.$field.clone()),*
+                }
+            }
+
+            fn aws(&self) -> &crate::config::AwsConfig {
+                &self.aws
+            }
+
+            fn from_params($aws: &crate::config::Aws, $p: $params) -> rollback_core::Result<Self> {
+                $new
+            }
+        }
+    };
+}
+pub(crate) use aws_target;
