@@ -130,7 +130,7 @@ async fn main() -> Result<()> {
     println!("== starting the emulated AWS (moto + RDS and ECS schedulers) ...");
     let emu = AwsEmulator::start().await?;
     seed(&emu).await?;
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let start = Instant::now();
 
     println!("\n== part 1: restore the pre-migration snapshot");

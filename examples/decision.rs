@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &format!("{FAMILY}:2"),
     )
     .await?;
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
 
     println!("\n== runbook 004's decision tree over CloudWatch");
     let queries = DecisionQueries::new(

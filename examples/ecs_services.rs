@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         health(&emu).await?
     );
 
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let mut tx = Transaction::builder("roll back all services to abc123")
         .reason("INC-2077: 5xx from every service after deploying def456")
         .journal(journal_path("ecs-services"))

@@ -176,7 +176,7 @@ fn runbook_way(endpoint: &str, n: usize) -> Result<(), String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = args()?;
     let emu = AwsEmulator::start().await?;
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let targets = 2 * a.n;
     println!(
         "fleet: {} ECS services + {} Lambda aliases, ECS deployments converge in {} ms",

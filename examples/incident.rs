@@ -112,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         frontend_status
     );
 
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let mut targets: Vec<Arc<dyn RollbackTarget>> = vec![
         Arc::new(SecretVersion::new(&aws, SECRET)?),
         Arc::new(LambdaAlias::new(&aws, FUNCTION, "live")?),

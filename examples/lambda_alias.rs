@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          "alias_version": "1", "routing": {"2": 0.1}}
     ]}))
     .await?;
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let start = Instant::now();
 
     // Part 1: runbook 000.

@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = cloudwatch.set_alarm(ALARM, "OK").await;
     });
 
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let freeze = PipelineTransition::new(&aws, "Apgms", "Deploy")?;
     let report = Transaction::builder("runbook 003: revert apgms-api with the pipeline frozen")
         .reason("INC-0412: 5xx from apgms-api after pipeline execution 3f9c; reverting to the last known-good revision")

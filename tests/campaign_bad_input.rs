@@ -1031,7 +1031,7 @@ async fn env() -> Env {
     }))
     .await
     .unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let sim = K8sSimulator::start()
         .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
     let k8s = K8s::from_url(sim.url()).unwrap();

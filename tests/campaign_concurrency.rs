@@ -40,7 +40,7 @@ async fn lock_child() {
         eprintln!("lock_child only runs as the child of the concurrency campaign");
         return;
     };
-    let aws = Aws::emulator(&endpoint).await;
+    let aws = Aws::from_sdk_config(&rollback_testkit::emulator_sdk_config(&endpoint).await);
     let t = Trio::names(&tag);
     let alias = LambdaAlias::new(&aws, &t.function, "live").unwrap();
     let mut b = Transaction::builder("concurrency")
@@ -284,7 +284,7 @@ async fn someone_elses_change_between_plan_and_apply_is_a_conflict_and_kept() {
         .map(|k| Trio::names(&format!("before-{k:?}").to_lowercase()))
         .collect();
     campaign::seed(&emu, &mut trios).await;
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let reader = Arc::new(Reader::new(emu.endpoint()).await);
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
@@ -346,7 +346,7 @@ async fn someone_elses_change_right_after_apply_fails_the_step_at_once_and_is_ke
         .map(|k| Trio::names(&format!("after-{k:?}").to_lowercase()))
         .collect();
     campaign::seed(&emu, &mut trios).await;
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let reader = Arc::new(Reader::new(emu.endpoint()).await);
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();

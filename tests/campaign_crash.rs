@@ -91,7 +91,7 @@ async fn crash_child() {
         eprintln!("crash_child only runs as the child of the crash campaign");
         return;
     };
-    let aws = Aws::emulator(&endpoint).await;
+    let aws = Aws::from_sdk_config(&rollback_testkit::emulator_sdk_config(&endpoint).await);
     let t = Trio::names(&tag);
     let health = format!("{endpoint}/_emulator/health");
     let report = transaction(&aws, Path::new(&dir), &t, &health, true)

@@ -109,7 +109,7 @@ async fn campaign(
         .map(|i| Trio::names(&format!("s{seed}-{i}")))
         .collect();
     campaign::seed(emu, &mut trios).await;
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let reader = Reader::new(emu.endpoint()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut ends = BTreeMap::new();

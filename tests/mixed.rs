@@ -83,7 +83,7 @@ async fn a_failed_kubernetes_step_compensates_the_aws_step_too() {
                                  "versions": ["release 1.8.0", "release 1.9.0"], "alias_version": "2"}]}))
         .await
         .unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let sim = K8sSimulator::start()
         .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
     sim.fail_image(BAD).await.unwrap();

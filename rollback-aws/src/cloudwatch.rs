@@ -16,15 +16,7 @@ use rollback_core::verify::{CheckOutcome, Verifier};
 use rollback_core::{Error, Result, TargetId};
 
 use crate::config::{Aws, AwsConfig};
-use crate::error::sdk_error;
-
-fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
-
-fn smithy_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
-}
+use crate::sdk::{all_pages, chrono_time, smithy_time};
 
 /// Which alarms an [`AlarmCheck`] looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,23 +78,14 @@ impl AlarmCheck {
 
     /// The alarms in ALARM now: (name, reason).
     pub async fn in_alarm(&self) -> Result<Vec<(String, String)>> {
+        let req = self.client.describe_alarms().state_value(StateValue::Alarm);
+        let req = match &self.alarms {
+            Alarms::Prefix(p) if !p.is_empty() => req.alarm_name_prefix(p),
+            Alarms::Prefix(_) => req,
+            Alarms::Names(n) => req.set_alarm_names(Some(n.clone())),
+        };
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..100 {
-            let mut req = self
-                .client
-                .describe_alarms()
-                .state_value(StateValue::Alarm)
-                .set_next_token(token.clone());
-            req = match &self.alarms {
-                Alarms::Prefix(p) if !p.is_empty() => req.alarm_name_prefix(p),
-                Alarms::Prefix(_) => req,
-                Alarms::Names(n) => req.set_alarm_names(Some(n.clone())),
-            };
-            let page = req
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "DescribeAlarms", e))?;
+        for page in all_pages(&self.id, "DescribeAlarms", req.into_paginator().send()).await? {
             out.extend(page.metric_alarms().iter().filter_map(|a| {
                 Some((
                     a.alarm_name()?.to_string(),
@@ -115,12 +98,6 @@ impl AlarmCheck {
                     a.state_reason().unwrap_or_default().to_string(),
                 ))
             }));
-            match page.next_token() {
-                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
-                    token = Some(t.to_string())
-                }
-                _ => break,
-            }
         }
         out.sort();
         out.dedup();
@@ -358,32 +335,23 @@ impl MetricSource for CloudWatchSource {
             )
             .return_data(true)
             .build();
+        let pages = self
+            .client
+            .get_metric_data()
+            .metric_data_queries(data_query)
+            .start_time(smithy_time(start))
+            .end_time(smithy_time(end))
+            .scan_by(ScanBy::TimestampAscending)
+            .into_paginator()
+            .send();
         let mut samples = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..100 {
-            let page = self
-                .client
-                .get_metric_data()
-                .metric_data_queries(data_query.clone())
-                .start_time(smithy_time(start))
-                .end_time(smithy_time(end))
-                .scan_by(ScanBy::TimestampAscending)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&id, "GetMetricData", e))?;
+        for page in all_pages(&id, "GetMetricData", pages).await? {
             for r in page.metric_data_results() {
                 for (t, v) in r.timestamps().iter().zip(r.values()) {
                     if let Some(at) = chrono_time(t) {
                         samples.push(Sample { at, value: *v });
                     }
                 }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
-                    token = Some(t.to_string())
-                }
-                _ => break,
             }
         }
         if samples.is_empty() {

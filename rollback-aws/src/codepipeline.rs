@@ -15,20 +15,18 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_codepipeline::types::StageTransitionType;
 use aws_sdk_codepipeline::Client;
 use rollback_core::{
-    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Selector, Stability,
-    TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
+    TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::target::{self, aws_target};
 
 /// The target kind.
 pub const KIND: &str = "pipeline-transition";
@@ -37,12 +35,11 @@ pub const ENABLED: &str = "enabled";
 /// The revision of a frozen transition.
 pub const DISABLED: &str = "disabled";
 
+/// A [`PipelineTransition`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     pipeline: String,
     stage: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// The inbound transition of one pipeline stage; see the [module docs](self).
@@ -55,17 +52,24 @@ pub struct PipelineTransition {
     id: TargetId,
 }
 
-impl fmt::Debug for PipelineTransition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipelineTransition")
-            .field("pipeline", &self.pipeline)
-            .field("stage", &self.stage)
-            .field("region", &self.aws.region)
-            .finish()
-    }
-}
+aws_target!(
+    PipelineTransition,
+    KIND,
+    Params { pipeline, stage },
+    |aws, p| Self::new(aws, p.pipeline, p.stage)
+);
 
 impl PipelineTransition {
+    /// The pipeline.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// The stage whose inbound transition this is.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
     /// The inbound transition of `stage` in `pipeline`.
     pub fn new(aws: &Aws, pipeline: impl Into<String>, stage: impl Into<String>) -> Result<Self> {
         let (pipeline, stage) = (pipeline.into(), stage.into());
@@ -138,14 +142,7 @@ impl RollbackTarget for PipelineTransition {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                pipeline: self.pipeline.clone(),
-                stage: self.stage.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -173,12 +170,11 @@ impl RollbackTarget for PipelineTransition {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if now != change.from.id {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: change.from.id.clone(),
-                found: now,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.id.to_string(),
+                change.from.id.clone(),
+                now,
+            ));
         }
         if change.to.id == DISABLED {
             self.client
@@ -218,15 +214,4 @@ impl RollbackTarget for PipelineTransition {
             ))
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(
-            Arc::new(PipelineTransition::new(&aws, p.pipeline, p.stage)?)
-                as Arc<dyn RollbackTarget>,
-        )
-    });
 }

@@ -1,17 +1,20 @@
 //! Where the AWS targets get their configuration: the standard AWS environment
 //! (`AWS_REGION`, credentials, profiles, `AWS_ENDPOINT_URL`), or the same set in code.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// AWS settings as data: what a journal records so that a resumed run talks to the same
 /// account, region and endpoint. Unset fields come from the standard AWS environment.
 /// Credentials are never part of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AwsConfig {
     /// The region (else `AWS_REGION` / the profile's region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,22 +90,24 @@ impl Aws {
         AwsConfig::from_env().load().await
     }
 
-    /// Settings for an AWS emulator (moto, LocalStack) at `endpoint`: region `us-east-1`,
-    /// fixed fake credentials `testing` / `testing`, nothing read from the environment.
-    pub async fn emulator(endpoint: impl Into<String>) -> Aws {
-        let endpoint = endpoint.into();
-        let config = AwsConfig::default()
-            .region("us-east-1")
-            .endpoint_url(endpoint.clone());
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+    /// Settings from an SDK configuration of your own (credentials, an HTTP client, a
+    /// region and endpoint), as `rollback_k8s::K8s::from_client` takes a kube client.
+    ///
+    /// It is used as given, except that the SDK's own retries are turned off: the
+    /// transaction retries throttling and transient errors itself, and reports each retry.
+    /// What a journal records of it ([`Aws::config`]) is its region and endpoint; to
+    /// resume with this very configuration (its credentials included), give it to
+    /// [`register_with`](crate::register_with).
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Aws {
+        let config = AwsConfig {
+            region: sdk.region().map(|r| r.as_ref().to_string()),
+            endpoint_url: sdk.endpoint_url().map(str::to_string),
+            profile: None,
+        };
+        let sdk = sdk
+            .to_builder()
             .retry_config(RetryConfig::disabled())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                "testing", "testing", None, None, "emulator",
-            ))
-            .load()
-            .await;
+            .build();
         Aws { config, sdk }
     }
 
@@ -114,5 +119,107 @@ impl Aws {
     /// The SDK configuration, for clients of your own.
     pub fn sdk_config(&self) -> &SdkConfig {
         &self.sdk
+    }
+}
+
+/// Loaded AWS settings by the [`AwsConfig`] they come from: each distinct configuration is
+/// resolved (credentials chain included) once, at its first use, however many targets use
+/// it. What a [`Registry`](rollback_core::Registry) filled by [`register`](crate::register)
+/// or [`register_with`](crate::register_with) rebuilds a journal's targets with.
+///
+/// A configuration is resolved against the standard AWS environment, so the `AWS_*`
+/// variables at the time are part of what it is cached by: a changed environment is
+/// resolved anew. An [`Aws`] given with [`AwsCache::with`] serves its own configuration
+/// ([`Aws::config`]) whatever the environment, credentials and all.
+///
+/// Clones share the cache.
+#[derive(Clone, Default)]
+pub struct AwsCache {
+    given: Option<Aws>,
+    loaded: Arc<Mutex<HashMap<(AwsConfig, EnvKey), Arc<tokio::sync::OnceCell<Aws>>>>>,
+}
+
+/// The `AWS_*` variables, sorted.
+type EnvKey = Vec<(String, String)>;
+
+impl fmt::Debug for AwsCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsCache")
+            .field("given", &self.given.as_ref().map(Aws::config))
+            .field("loaded", &self.loaded.lock().map(|m| m.len()).unwrap_or(0))
+            .finish()
+    }
+}
+
+impl AwsCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A cache in which `aws` serves its own configuration (and any other is resolved
+    /// once, at its first use).
+    pub fn with(aws: Aws) -> Self {
+        AwsCache {
+            given: Some(aws),
+            ..Self::default()
+        }
+    }
+
+    /// The loaded settings for `config`: the given [`Aws`] if it is its configuration,
+    /// else `config` resolved once (per environment).
+    pub async fn get(&self, config: &AwsConfig) -> Aws {
+        if let Some(aws) = self.given.as_ref().filter(|a| a.config() == config) {
+            return aws.clone();
+        }
+        let mut env: EnvKey = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .collect();
+        env.sort();
+        let cell = match self.loaded.lock() {
+            Ok(mut m) => m.entry((config.clone(), env)).or_default().clone(),
+            // A panic elsewhere while holding the lock: resolve without caching.
+            Err(_) => Arc::default(),
+        };
+        cell.get_or_init(|| config.clone().load()).await.clone()
+    }
+
+    /// How many configurations were resolved (the given [`Aws`] not counted).
+    pub fn resolved(&self) -> usize {
+        self.loaded
+            .lock()
+            .map(|m| m.values().filter(|c| c.initialized()).count())
+            .unwrap_or(0)
+    }
+}
+
+impl From<Aws> for AwsCache {
+    fn from(aws: Aws) -> Self {
+        AwsCache::with(aws)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_configuration_is_resolved_once_and_a_given_one_never() {
+        let cache = AwsCache::new();
+        let config = AwsConfig::default()
+            .region("eu-west-1")
+            .endpoint_url("http://127.0.0.1:9");
+        let (a, b) = tokio::join!(cache.get(&config), cache.get(&config));
+        cache.get(&config).await;
+        assert_eq!(cache.resolved(), 1);
+        assert_eq!(a.config(), &config);
+        assert_eq!(b.config(), &config);
+        cache.get(&config.clone().region("us-west-2")).await;
+        assert_eq!(cache.resolved(), 2);
+
+        let given = config.clone().load().await;
+        let cache = AwsCache::from(given);
+        assert_eq!(cache.get(&config).await.config(), &config);
+        assert_eq!(cache.resolved(), 0);
     }
 }

@@ -14,7 +14,6 @@
 //! waiting out the deadline.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -23,24 +22,26 @@ use aws_sdk_ecs::Client;
 use futures::stream::{self, StreamExt};
 use rollback_core::revision::{DiffBuilder, DiffSection};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Selector, Stability,
-    TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
+    TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::{all_pages, chrono_time};
+use crate::target::{self, aws_target, debug_as_target, AwsTarget};
 
 /// The target kind.
 pub const KIND: &str = "ecs-service";
 
+/// An [`EcsService`] or [`EcsDesiredCount`] as data (what the journal records, beside the
+/// AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     cluster: String,
     service: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// One container of a task definition, with environment values (kept only to compute the
@@ -70,16 +71,9 @@ pub struct EcsService {
     cache: Arc<Mutex<HashMap<String, TaskDef>>>,
 }
 
-impl fmt::Debug for EcsService {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EcsService")
-            .field("cluster", &self.cluster)
-            .field("service", &self.service)
-            .field("region", &self.aws.region)
-            .field("endpoint_url", &self.aws.endpoint_url)
-            .finish()
-    }
-}
+aws_target!(EcsService, KIND, Params { cluster, service }, |aws, p| {
+    Self::new(aws, p.cluster, p.service)
+});
 
 /// `family:14` from `family:14`, `arn:aws:ecs:...:task-definition/family:14`; `None` if
 /// there is no revision number.
@@ -93,10 +87,6 @@ pub fn parse_task_definition(s: &str) -> Option<(String, u32)> {
         return None;
     }
     Some((family.to_string(), rev.parse().ok()?))
-}
-
-fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
 fn container(c: &ContainerDefinition) -> Container {
@@ -323,35 +313,24 @@ impl EcsService {
         Ok(def)
     }
 
-    /// Every ACTIVE revision number of `family`, paged by hand.
+    /// Every ACTIVE revision number of `family`, every page.
     async fn active_revisions(&self, family: &str) -> Result<Vec<u32>> {
-        let mut revs = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..1000 {
-            let out = self
-                .client
-                .list_task_definitions()
-                .family_prefix(family)
-                .status(TaskDefinitionStatus::Active)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListTaskDefinitions", e))?;
-            // familyPrefix is a prefix: "api" also lists "api-gateway"; keep the family only.
-            revs.extend(
-                out.task_definition_arns()
-                    .iter()
-                    .filter_map(|a| parse_task_definition(a))
-                    .filter(|(f, _)| f == family)
-                    .map(|(_, r)| r),
-            );
-            match out.next_token() {
-                Some(t) if Some(t) != token.as_deref() && !t.is_empty() => {
-                    token = Some(t.to_string())
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(TaskDefinitionStatus::Active)
+            .into_paginator()
+            .send();
+        // familyPrefix is a prefix: "api" also lists "api-gateway"; keep the family only.
+        let mut revs: Vec<u32> = all_pages(&self.id, "ListTaskDefinitions", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.task_definition_arns())
+            .filter_map(|a| parse_task_definition(a))
+            .filter(|(f, _)| f == family)
+            .map(|(_, r)| r)
+            .collect();
         revs.sort_unstable_by(|a, b| b.cmp(a));
         revs.dedup();
         Ok(revs)
@@ -431,14 +410,7 @@ impl RollbackTarget for EcsService {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                cluster: self.cluster.clone(),
-                service: self.service.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -564,12 +536,11 @@ impl RollbackTarget for EcsService {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if now != change.from.id {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: change.from.id.clone(),
-                found: now,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.id.to_string(),
+                change.from.id.clone(),
+                now,
+            ));
         }
         self.client
             .update_service()
@@ -603,10 +574,29 @@ pub const DESIRED_COUNT_KIND: &str = "ecs-desired-count";
 /// the stages are done.
 ///
 /// Revisions are counts (`"0"`, `"2"`); only `Exact` selects one.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EcsDesiredCount {
     svc: EcsService,
     id: TargetId,
+}
+
+debug_as_target!(EcsDesiredCount);
+
+impl AwsTarget for EcsDesiredCount {
+    const KIND: &'static str = DESIRED_COUNT_KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        self.svc.params()
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.svc.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        Self::new(aws, p.cluster, p.service)
+    }
 }
 
 impl EcsService {
@@ -625,6 +615,16 @@ impl EcsDesiredCount {
         Ok(EcsService::new(aws, cluster, service)?.desired_count())
     }
 
+    /// The cluster name.
+    pub fn cluster(&self) -> &str {
+        self.svc.cluster()
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        self.svc.service()
+    }
+
     fn count(&self, svc: &Service) -> Revision {
         let n = svc.desired_count();
         Revision::new(n.to_string()).description(format!("{n} task(s) desired"))
@@ -638,14 +638,7 @@ impl RollbackTarget for EcsDesiredCount {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            DESIRED_COUNT_KIND,
-            Params {
-                cluster: self.svc.cluster.clone(),
-                service: self.svc.service.clone(),
-                aws: self.svc.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -668,10 +661,12 @@ impl RollbackTarget for EcsDesiredCount {
         selector
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
-                Error::NotFound { target, what, hint, .. } => Error::NotFound {
+                Error::NotFound { target, what, hint, source } => Error::NotFound {
                     target,
                     what,
-                    hint: format!("{hint}; a desired count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the service"), source: None },
+                    hint: format!("{hint}; a desired count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the service"),
+                    source,
+                },
                 other => other,
             })
     }
@@ -685,12 +680,11 @@ impl RollbackTarget for EcsDesiredCount {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if now != change.from.id {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: change.from.id.clone(),
-                found: now,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.id.to_string(),
+                change.from.id.clone(),
+                now,
+            ));
         }
         let to: i32 = change.to.id.parse().map_err(|_| {
             Error::invalid(
@@ -739,19 +733,6 @@ impl RollbackTarget for EcsDesiredCount {
             ))
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(Arc::new(EcsService::new(&aws, p.cluster, p.service)?) as Arc<dyn RollbackTarget>)
-    });
-    r.register(DESIRED_COUNT_KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(Arc::new(EcsDesiredCount::new(&aws, p.cluster, p.service)?) as Arc<dyn RollbackTarget>)
-    });
 }
 
 #[cfg(test)]

@@ -74,13 +74,12 @@ const TRANSIENT: &[&str] = &[
 /// status, AWS's error code and message, an excerpt of the body when there is no AWS error
 /// (an HTML page from a proxy, say), all cut short and checked for secrets
 /// ([`rollback_core::redact::excerpt`]), and what to do. The SDK error itself (headers,
-/// raw body, internal types) goes into `source()` of [`Error::Backend`], never into the
-/// message.
+/// raw body, internal types) is the `source()` of every kind (not found, conflict,
+/// throttled, invalid input, backend), never part of the message.
 pub(crate) fn sdk_error<E>(target: &TargetId, op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let target_s = target.to_string();
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().filter(|c| !c.is_empty()).map(str::to_string);
     let aws_message = err
@@ -93,59 +92,80 @@ where
         .map(|b| excerpt(&String::from_utf8_lossy(b), EXCERPT_CHARS))
         .filter(|b| !b.is_empty());
     let http = status.map(|s| format!("HTTP {s}"));
+    let target = target.to_string();
     let backend =
-        |retryable: bool, message: String, err: SdkError<E, HttpResponse>| Error::Backend {
-            target: target_s.clone(),
-            message,
-            retryable,
-            source: Some(Box::new(err)),
-        };
-    match &err {
-        SdkError::TimeoutError(_) => {
-            let message = format!(
+        |retryable: bool, message: String| Error::backend(target.clone(), message, retryable);
+    let error = match &err {
+        SdkError::TimeoutError(_) => Some(backend(
+            true,
+            format!(
                 "{op}: no answer from AWS in time; check the network and the endpoint (the call is retried)"
-            );
-            return backend(true, message, err);
-        }
-        SdkError::DispatchFailure(_) => {
-            let message = format!(
+            ),
+        )),
+        SdkError::DispatchFailure(_) => Some(backend(
+            true,
+            format!(
                 "{op}: could not reach AWS ({}); check the network, the region and the endpoint (the call is retried)",
                 root_cause(&err)
-            );
-            return backend(true, message, err);
-        }
+            ),
+        )),
         SdkError::ResponseError(_) => {
             // An answer the SDK cannot read: a cut connection (no status), or a page from
             // something that is not AWS. A 5xx or a cut may pass; a 2xx will not.
             let retryable = status.is_none_or(|s| s >= 500);
-            let message = format!(
-                "{op}: AWS answered {} with a body the SDK cannot read{}; check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies){}",
-                http.as_deref().unwrap_or("without a status"),
-                body.as_deref()
-                    .map(|b| format!(": \"{b}\""))
-                    .unwrap_or_default(),
-                if retryable { " (the call is retried)" } else { "" }
-            );
-            return backend(retryable, message, err);
-        }
-        SdkError::ConstructionFailure(_) => {
-            return Error::invalid(
-                target_s,
+            Some(backend(
+                retryable,
                 format!(
-                    "{op}: the request could not be built ({}); check the names and values given",
-                    root_cause(&err)
+                    "{op}: AWS answered {} with a body the SDK cannot read{}; check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies){}",
+                    http.as_deref().unwrap_or("without a status"),
+                    body.as_deref()
+                        .map(|b| format!(": \"{b}\""))
+                        .unwrap_or_default(),
+                    if retryable { " (the call is retried)" } else { "" }
                 ),
-            );
+            ))
         }
-        _ => {}
-    }
-    // "UpdateAlias: HTTP 400, ValidationException: 1 validation error ..."; without an AWS
-    // error (no code, no message) the body is quoted instead.
+        SdkError::ConstructionFailure(_) => Some(Error::invalid(
+            target.clone(),
+            format!(
+                "{op}: the request could not be built ({}); check the names and values given",
+                root_cause(&err)
+            ),
+        )),
+        _ => None,
+    };
+    let error = error.unwrap_or_else(|| {
+        service_error(
+            &target,
+            op,
+            status,
+            http,
+            code.as_deref(),
+            aws_message,
+            body,
+        )
+    });
+    // Whatever the kind, the SDK's error (headers, raw body, internal types) is the source.
+    error.with_source(err)
+}
+
+/// The error for an answer AWS gave (a service error): by its code and HTTP status.
+/// "UpdateAlias: HTTP 400, ValidationException: 1 validation error ..."; without an AWS
+/// error (no code, no message) the body is quoted instead.
+fn service_error(
+    target: &str,
+    op: &str,
+    status: Option<u16>,
+    http: Option<String>,
+    code: Option<&str>,
+    aws_message: Option<String>,
+    body: Option<String>,
+) -> Error {
     let mut facts: Vec<String> = Vec::new();
     facts.extend(http);
-    match (&code, &aws_message) {
+    match (code, &aws_message) {
         (Some(c), Some(m)) => facts.push(format!("{c}: {m}")),
-        (Some(c), None) => facts.push(c.clone()),
+        (Some(c), None) => facts.push(c.to_string()),
         (None, Some(m)) => facts.push(m.clone()),
         (None, None) => {
             if let Some(b) = &body {
@@ -158,61 +178,59 @@ where
     } else {
         format!("{op}: {}", facts.join(", "))
     };
-    let detail = aws_message
-        .clone()
-        .or(body.clone())
-        .unwrap_or_else(|| "no details".into());
-    let code_s = code.as_deref().unwrap_or("");
-    if THROTTLING.contains(&code_s) || status == Some(429) {
-        return Error::Throttled {
-            target: target_s,
-            message: format!("{message}; the call is retried with backoff"),
-            retry_after: None,
-            source: None,
-        };
+    let detail = aws_message.or(body).unwrap_or_else(|| "no details".into());
+    let code = code.unwrap_or("");
+    if THROTTLING.contains(&code) || status == Some(429) {
+        return Error::throttled(
+            target,
+            format!("{message}; the call is retried with backoff"),
+            None,
+        );
     }
-    if NOT_FOUND.contains(&code_s) || status == Some(404) {
+    if NOT_FOUND.contains(&code) || status == Some(404) {
         return Error::not_found(
-            target_s,
+            target,
             format!("{op} target"),
             format!("AWS says: {detail}; check the name, region and account"),
         );
     }
-    if code_s == "PreconditionFailedException" || status == Some(412) {
-        return Error::Conflict {
-            target: target_s,
-            expected: "the state read in preflight".into(),
-            found: format!("a newer change ({detail})"),
-            source: None,
-        };
+    if code == "PreconditionFailedException" || status == Some(412) {
+        return Error::conflict(
+            target,
+            "the state read in preflight",
+            format!("a newer change ({detail})"),
+        );
     }
-    if INVALID.contains(&code_s) {
+    if INVALID.contains(&code) {
         return Error::invalid(
-            target_s,
+            target,
             format!("{message}; correct the input and plan again"),
         );
     }
-    if TRANSIENT.contains(&code_s) || status.is_some_and(|s| s >= 500) {
-        return backend(
-            true,
+    if TRANSIENT.contains(&code) || status.is_some_and(|s| s >= 500) {
+        return Error::backend(
+            target,
             format!("{message}; AWS failed on its side (the call is retried)"),
-            err,
+            true,
         );
     }
     if matches!(
-        code_s,
+        code,
         "AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied"
     ) || status == Some(403)
     {
-        let message = format!("{message}; check the credentials and the IAM permissions for {op}");
-        return backend(false, message, err);
+        return Error::backend(
+            target,
+            format!("{message}; check the credentials and the IAM permissions for {op}"),
+            false,
+        );
     }
     let todo = if status.is_some_and(|s| (200..300).contains(&s)) {
         "a success the SDK cannot read: check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies)"
     } else {
         "the error's source has AWS's full answer"
     };
-    backend(false, format!("{message}; {todo}"), err)
+    Error::backend(target, format!("{message}; {todo}"), false)
 }
 
 /// The innermost cause of an error (`Connection refused (os error 111)`), cut short: what a

@@ -12,33 +12,31 @@
 //! from the secret, the instance and the version it replaces, so a resumed run does not
 //! make a second version. Compensation moves AWSCURRENT back to the version in use before.
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_rds::Client as RdsClient;
 use aws_sdk_secretsmanager::Client;
 use rollback_core::revision::{DiffBuilder, DiffSection};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Registry, Result, Revision, RollbackTarget, Selector, Stability,
-    TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
+    TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::rds::describe_db_instance;
+use crate::sdk::all_pages;
+use crate::target::{self, aws_target};
 
 /// The target kind.
 pub const KIND: &str = "connection-handover";
 const AWSCURRENT: &str = "AWSCURRENT";
 
+/// A [`ConnectionHandover`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     secret_id: String,
     db_instance_id: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// Writes a DB instance's endpoint into a connection secret; see the [module docs](self).
@@ -52,15 +50,15 @@ pub struct ConnectionHandover {
     id: TargetId,
 }
 
-impl fmt::Debug for ConnectionHandover {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionHandover")
-            .field("secret_id", &self.secret_id)
-            .field("db_instance_id", &self.db_instance_id)
-            .field("region", &self.aws.region)
-            .finish()
-    }
-}
+aws_target!(
+    ConnectionHandover,
+    KIND,
+    Params {
+        secret_id,
+        db_instance_id
+    },
+    |aws, p| Self::new(aws, p.secret_id, p.db_instance_id)
+);
 
 /// Which form a connection secret has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,30 +201,18 @@ impl ConnectionHandover {
     }
 
     async fn stages(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..100 {
-            let page = self
-                .secrets
-                .list_secret_version_ids()
-                .secret_id(&self.secret_id)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListSecretVersionIds", e))?;
-            out.extend(
-                page.versions().iter().filter_map(|v| {
-                    Some((v.version_id()?.to_string(), v.version_stages().to_vec()))
-                }),
-            );
-            match page.next_token() {
-                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
-                    token = Some(t.to_string())
-                }
-                _ => break,
-            }
-        }
-        Ok(out)
+        let pages = self
+            .secrets
+            .list_secret_version_ids()
+            .secret_id(&self.secret_id)
+            .into_paginator()
+            .send();
+        Ok(all_pages(&self.id, "ListSecretVersionIds", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.versions())
+            .filter_map(|v| Some((v.version_id()?.to_string(), v.version_stages().to_vec())))
+            .collect())
     }
 
     async fn awscurrent(&self) -> Result<String> {
@@ -287,14 +273,7 @@ impl RollbackTarget for ConnectionHandover {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                secret_id: self.secret_id.clone(),
-                db_instance_id: self.db_instance_id.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -323,12 +302,15 @@ impl RollbackTarget for ConnectionHandover {
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
                 Error::NotFound {
-                    target, what, hint, ..
+                    target,
+                    what,
+                    hint,
+                    source,
                 } => Error::NotFound {
                     target,
                     what,
                     hint: format!("{hint}; a handover goes to Exact({:?})", self.revision_id()),
-                    source: None,
+                    source,
                 },
                 other => other,
             })
@@ -375,12 +357,11 @@ impl RollbackTarget for ConnectionHandover {
                 return Ok(ApplyOutcome::AlreadyCurrent);
             }
             if current != change.from.id {
-                return Err(Error::Conflict {
-                    target: self.id.to_string(),
-                    expected: change.from.id.clone(),
-                    found: current,
-                    source: None,
-                });
+                return Err(Error::conflict(
+                    self.id.to_string(),
+                    change.from.id.clone(),
+                    current,
+                ));
             }
             let (host, port) = self.endpoint().await?.ok_or_else(|| {
                 Error::invalid(
@@ -407,12 +388,7 @@ impl RollbackTarget for ConnectionHandover {
         }
         let written = self.token(&change.to.id);
         if current != written {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: written,
-                found: current,
-                source: None,
-            });
+            return Err(Error::conflict(self.id.to_string(), written, current));
         }
         self.secrets
             .update_secret_version_stage()
@@ -440,18 +416,6 @@ impl RollbackTarget for ConnectionHandover {
             ))
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        Ok(Arc::new(ConnectionHandover::new(
-            &aws,
-            p.secret_id,
-            p.db_instance_id,
-        )?) as Arc<dyn RollbackTarget>)
-    });
 }
 
 #[cfg(test)]

@@ -36,21 +36,21 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration, State};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rollback_core::{
-    ApplyOutcome, Change, Error, ErrorKind, Registry, Result, Revision, RollbackTarget, Selector,
-    Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, ErrorKind, Result, Revision, RollbackTarget, Selector, Stability,
+    TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::all_pages;
+use crate::target::{self, aws_target};
 
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
 pub const KIND: &str = "lambda-alias";
@@ -62,13 +62,11 @@ const CODE_FACT: &str = "code_sha256";
 /// The revision fact that shows an alias's canary routing weights, e.g. `"2=10%"`.
 pub const CANARY_FACT: &str = "canary";
 
-/// A [`LambdaAlias`] as data (what the journal records); never credentials.
+/// A [`LambdaAlias`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     function: String,
     alias: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// A Lambda alias whose revisions are its function's published versions.
@@ -84,17 +82,9 @@ pub struct LambdaAlias {
     id: TargetId,
 }
 
-impl fmt::Debug for LambdaAlias {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LambdaAlias")
-            .field("kind", &KIND)
-            .field("function", &self.function)
-            .field("alias", &self.alias)
-            .field("region", &self.aws.region)
-            .field("endpoint", &self.aws.endpoint_url)
-            .finish()
-    }
-}
+aws_target!(LambdaAlias, KIND, Params { function, alias }, |aws, p| {
+    Self::new(aws, p.function, p.alias)
+});
 
 /// What `GetAlias` says, reduced to what a rollback needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,11 +279,12 @@ impl LambdaAlias {
     /// Says which version was not found: the function itself was just read.
     fn version_error(&self, version: &str, e: Error) -> Error {
         match e {
-            Error::NotFound { .. } => Error::not_found(
-                self.target(),
-                format!("version {version:?} of function {}", self.function),
-                "choose a published version from the history (ListVersionsByFunction)",
-            ),
+            Error::NotFound { source, .. } => Error::NotFound {
+                target: self.target(),
+                what: format!("version {version:?} of function {}", self.function),
+                hint: "choose a published version from the history (ListVersionsByFunction)".into(),
+                source,
+            },
             other => other,
         }
     }
@@ -312,12 +303,11 @@ impl LambdaAlias {
             return Ok(Some(ApplyOutcome::AlreadyCurrent));
         }
         if alias.version != change.from.id && &alias.version != to {
-            return Err(Error::Conflict {
-                target: self.target(),
-                expected: change.from.id.clone(),
-                found: alias.version.clone(),
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.target(),
+                change.from.id.clone(),
+                alias.version.clone(),
+            ));
         }
         Ok(None)
     }
@@ -376,14 +366,7 @@ impl RollbackTarget for LambdaAlias {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                function: self.function.clone(),
-                alias: self.alias.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -403,26 +386,17 @@ impl RollbackTarget for LambdaAlias {
     }
 
     async fn history(&self) -> Result<Vec<Revision>> {
-        let mut revisions = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_versions_by_function()
-                .function_name(&self.function)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListVersionsByFunction", e))?;
-            revisions.extend(page.versions().iter().filter_map(config_revision));
-            match page.next_marker() {
-                // A repeated marker would loop forever; an empty one ends like none.
-                Some(next) if !next.is_empty() && marker.as_deref() != Some(next) => {
-                    marker = Some(next.to_string());
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .list_versions_by_function()
+            .function_name(&self.function)
+            .into_paginator()
+            .send();
+        let mut revisions: Vec<Revision> = all_pages(&self.id, "ListVersionsByFunction", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.versions().iter().filter_map(config_revision))
+            .collect();
         sort_versions(&mut revisions);
         revisions.dedup_by(|a, b| a.id == b.id);
         Ok(revisions)
@@ -486,13 +460,14 @@ impl RollbackTarget for LambdaAlias {
                     return Ok(done);
                 }
                 // Still at `from`, yet the RevisionId moved: someone changed something else
-                // on the alias (its description, say) since the plan.
-                Err(Error::Conflict {
-                    target: self.target(),
-                    expected: format!("{} as planned", change.from.id),
-                    found: format!("{} changed since the plan (new RevisionId)", alias.version),
-                    source: None,
-                })
+                // on the alias (its description, say) since the plan. Lambda's refusal is
+                // the source.
+                Err(Error::conflict(
+                    self.target(),
+                    format!("{} as planned", change.from.id),
+                    format!("{} changed since the plan (new RevisionId)", alias.version),
+                )
+                .with_source(e))
             }
             other => other,
         }
@@ -545,16 +520,6 @@ impl RollbackTarget for LambdaAlias {
         }
         Ok(Stability::Stable)
     }
-}
-
-/// Registers [`KIND`]: the spec's parameters, the AWS settings loaded, [`LambdaAlias::new`].
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        let target = LambdaAlias::new(&aws, p.function, p.alias)?;
-        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
-    });
 }
 
 /// Only published versions are revisions: `$LATEST` changes under you.
@@ -729,6 +694,7 @@ fn version_stability(version: &str, state: Option<&State>, reason: Option<&str>)
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::target::Spec;
 
     fn ids(revs: &[Revision]) -> Vec<&str> {
         revs.iter().map(|r| r.id.as_str()).collect()
@@ -857,14 +823,21 @@ mod tests {
 
     #[test]
     fn params_round_trip() {
-        let p = Params {
-            function: "f".into(),
-            alias: "live".into(),
+        let p = Spec {
+            params: Params {
+                function: "f".into(),
+                alias: "live".into(),
+            },
             aws: AwsConfig::default().region("eu-west-1"),
         };
-        let spec = TargetSpec::new(KIND, p.clone());
-        assert_eq!(spec.params::<Params>().unwrap(), p);
-        let bare: Params =
+        let spec = TargetSpec::new(KIND, &p);
+        // The journal's form: the target's parameters and `aws` side by side.
+        assert_eq!(
+            spec.params,
+            serde_json::json!({"function": "f", "alias": "live", "aws": {"region": "eu-west-1"}})
+        );
+        assert_eq!(spec.params::<Spec<Params>>().unwrap(), p);
+        let bare: Spec<Params> =
             serde_json::from_value(serde_json::json!({"function": "f", "alias": "a"})).unwrap();
         assert_eq!(bare.aws, AwsConfig::default());
     }

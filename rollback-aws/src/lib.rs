@@ -17,8 +17,35 @@
 //! runbook 004's decision).
 //!
 //! Configuration comes from the standard AWS environment (`AWS_REGION`, credentials,
-//! profiles, `AWS_ENDPOINT_URL`) or [`AwsConfig`]; [`register`] teaches a
-//! [`Registry`](rollback_core::Registry) to rebuild these targets from a journal.
+//! profiles, `AWS_ENDPOINT_URL`), from [`AwsConfig`], or from an SDK configuration of your
+//! own ([`Aws::from_sdk_config`], as `rollback_k8s::K8s::from_client` takes a kube client;
+//! tests give it the emulator's, `rollback_testkit::emulator_sdk_config`). Targets made
+//! from one [`Aws`] share it. [`register_with`] teaches a
+//! [`Registry`](rollback_core::Registry) to rebuild these targets from a journal with an
+//! [`Aws`] of yours; [`register`] resolves each journaled configuration from the
+//! environment, once, lazily ([`AwsCache`]: N targets on resume, one resolution).
+//!
+//! ## The shape of a target
+//!
+//! Every target follows one pattern, so adding one is one small file plus a line:
+//!
+//! - a struct holding its names, its [`AwsConfig`], its SDK client(s) and its
+//!   [`TargetId`](rollback_core::TargetId), with `new(&Aws, names...) -> Result<Self>` that
+//!   checks the names (and ARNs) before anything is sent;
+//! - a `Params` struct (the names a journal records) and an `impl AwsTarget` (crate-private
+//!   trait in `target.rs`: `KIND`, `params`, `aws`, `from_params`); the journaled spec
+//!   (`Params` flat beside `aws`), the registry factory and `Debug` (`debug_as_target!`)
+//!   come from it, written once;
+//! - its `impl RollbackTarget`, with `spec` as `target::spec(self)`;
+//! - a line `target::register::<NewTarget>(registry, &cache)` in [`register_with`], and
+//!   one `aws_target!` invocation in rollback-py's `aws.rs`.
+//!
+//! A trait rather than rollback-k8s's generic `Workload<W>`: the k8s kinds share their
+//! logic (`kubectl rollout undo` for three kinds), the AWS targets share only their
+//! plumbing (each talks to another service with other rules), so the shared part is the
+//! trait's provided pieces, not a generic type. Listings go through the SDK's paginators
+//! (`into_paginator()`, one helper with one explicit page limit that fails saying so);
+//! SDK times convert in one place (`sdk.rs`).
 //!
 //! ARNs given where a name or revision id is expected are checked in one place: a revision
 //! ARN must be the target's own partition, region, account and name, a target's ARN must be
@@ -38,11 +65,13 @@ mod error;
 pub mod handover;
 pub mod lambda;
 pub mod rds;
+mod sdk;
 pub mod secrets;
+mod target;
 
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};
 pub use codepipeline::PipelineTransition;
-pub use config::{Aws, AwsConfig};
+pub use config::{Aws, AwsCache, AwsConfig};
 pub use ecs::{EcsDesiredCount, EcsService};
 pub use handover::ConnectionHandover;
 pub use lambda::LambdaAlias;
@@ -51,15 +80,29 @@ pub use secrets::SecretVersion;
 
 use rollback_core::Registry;
 
-/// Registers this crate's target kinds (`lambda-alias`, `ecs-service`, `secret-version`) so
-/// a journal naming them can be resumed.
+/// Registers this crate's target kinds so a journal naming them can be resumed. The AWS
+/// settings a journal records are resolved once per distinct configuration, lazily, when
+/// the first target needing them is rebuilt (see [`AwsCache`]), with the standard
+/// environment's credentials. To rebuild targets with settings of your own (credentials
+/// included), use [`register_with`].
 pub fn register(registry: &mut Registry) {
-    lambda::register(registry);
-    rds::register(registry);
-    handover::register(registry);
-    codepipeline::register(registry);
-    ecs::register(registry);
-    secrets::register(registry);
+    register_with(registry, AwsCache::new());
+}
+
+/// Registers this crate's target kinds, rebuilding them with `aws` (an [`Aws`], or an
+/// [`AwsCache`] to share): a target whose journaled settings are `aws`'s own
+/// ([`Aws::config`]) gets `aws` itself; any other configuration is resolved once, at its
+/// first use. All the factories share the one cache, so N targets on resume cost one
+/// resolution, not N.
+pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
+    let cache = aws.into();
+    target::register::<LambdaAlias>(registry, &cache);
+    target::register::<EcsService>(registry, &cache);
+    target::register::<EcsDesiredCount>(registry, &cache);
+    target::register::<SecretVersion>(registry, &cache);
+    target::register::<RdsInstance>(registry, &cache);
+    target::register::<ConnectionHandover>(registry, &cache);
+    target::register::<PipelineTransition>(registry, &cache);
 }
 
 /// A registry that knows the core kinds and this crate's.

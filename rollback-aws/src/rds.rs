@@ -15,8 +15,6 @@
 //! instance is kept and reported for a person to keep or remove. [`ConnectionHandover`]
 //! (crate::handover) writes the restored endpoint into the connection secret.
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,14 +23,16 @@ use aws_sdk_rds::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rollback_core::wait::{poll_until, Backoff};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Progress, Registry, Result, Revision, RollbackTarget, Selector,
-    Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Error, Progress, Result, Revision, RollbackTarget, Selector, Stability,
+    TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::{all_pages, chrono_time, smithy_time};
+use crate::target::{self, aws_target};
 
 /// The target kind.
 pub const KIND: &str = "rds-instance";
@@ -41,12 +41,11 @@ pub const LIVE: &str = "live";
 /// The tag a restored instance carries: where it was restored from.
 pub const SOURCE_TAG: &str = "rollback:restored-from";
 
+/// An [`RdsInstance`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     db_instance_id: String,
     restore_as: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// An RDS DB instance whose data can be rolled back by restoring a snapshot or a point in
@@ -60,24 +59,15 @@ pub struct RdsInstance {
     id: TargetId,
 }
 
-impl fmt::Debug for RdsInstance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RdsInstance")
-            .field("db_instance_id", &self.db_instance_id)
-            .field("restore_as", &self.restore_as)
-            .field("region", &self.aws.region)
-            .field("endpoint_url", &self.aws.endpoint_url)
-            .finish()
-    }
-}
-
-fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
-
-fn smithy_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
-}
+aws_target!(
+    RdsInstance,
+    KIND,
+    Params {
+        db_instance_id,
+        restore_as
+    },
+    |aws, p| Self::new(aws, p.db_instance_id)?.restore_as(p.restore_as)
+);
 
 /// botocore's `DBInstanceAvailable` rules for one status.
 pub fn instance_stability(instance: &str, status: &str) -> Stability {
@@ -314,30 +304,19 @@ impl RdsInstance {
     }
 
     async fn snapshots(&self) -> Result<Vec<Revision>> {
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        for _ in 0..1000 {
-            let page = self
-                .client
-                .describe_db_snapshots()
-                .db_instance_identifier(&self.db_instance_id)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "DescribeDBSnapshots", e))?;
-            out.extend(
-                page.db_snapshots()
-                    .iter()
-                    .filter(|s| s.status() == Some("available"))
-                    .filter_map(snapshot_revision),
-            );
-            match page.marker() {
-                Some(m) if !m.is_empty() && Some(m) != marker.as_deref() => {
-                    marker = Some(m.to_string())
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .describe_db_snapshots()
+            .db_instance_identifier(&self.db_instance_id)
+            .into_paginator()
+            .send();
+        let mut out: Vec<Revision> = all_pages(&self.id, "DescribeDBSnapshots", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.db_snapshots())
+            .filter(|s| s.status() == Some("available"))
+            .filter_map(snapshot_revision)
+            .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         out.dedup_by(|a, b| a.id == b.id);
         Ok(out)
@@ -531,14 +510,7 @@ impl RollbackTarget for RdsInstance {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                db_instance_id: self.db_instance_id.clone(),
-                restore_as: self.restore_as.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -651,15 +623,14 @@ impl RollbackTarget for RdsInstance {
         if let Some(existing) = self.describe_instance(&self.restore_as).await? {
             return match Self::source_of(&existing) {
                 Some(src) if src == change.to.id => Ok(ApplyOutcome::AlreadyCurrent),
-                other => Err(Error::Conflict {
-                    target: self.id.to_string(),
-                    expected: format!("no instance named {}", self.restore_as),
-                    found: format!(
+                other => Err(Error::conflict(
+                    self.id.to_string(),
+                    format!("no instance named {}", self.restore_as),
+                    format!(
                         "one restored from {}",
                         other.unwrap_or_else(|| "somewhere else".into())
                     ),
-                    source: None,
-                }),
+                )),
             };
         }
         let src = self.source().await?;
@@ -754,15 +725,6 @@ impl RollbackTarget for RdsInstance {
             Some(i) => instance_stability(name, i.db_instance_status().unwrap_or("unknown")),
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        let t = RdsInstance::new(&aws, p.db_instance_id)?.restore_as(p.restore_as)?;
-        Ok(Arc::new(t) as Arc<dyn RollbackTarget>)
-    });
 }
 
 #[cfg(test)]

@@ -29,21 +29,20 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::SecretVersionsListEntry;
 use chrono::{DateTime, Utc};
 use rollback_core::{
-    ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Registry, Result,
-    Revision, RollbackTarget, Selector, Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Result, Revision,
+    RollbackTarget, Selector, Stability, TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::arn;
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
+use crate::sdk::{all_pages, chrono_time};
+use crate::target::{self, aws_target};
 
 /// The kind of [`SecretVersion`] targets: `"secret-version"`.
 pub const KIND: &str = "secret-version";
@@ -57,12 +56,11 @@ pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 /// The revision fact listing a version's staging labels, e.g. `"AWSCURRENT"`.
 pub const STAGES_FACT: &str = "stages";
 
-/// A [`SecretVersion`] as data (what the journal records); never credentials or values.
+/// A [`SecretVersion`] as data (what the journal records, beside the AWS settings); never
+/// values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Params {
+pub(crate) struct Params {
     secret_id: String,
-    #[serde(default)]
-    aws: AwsConfig,
 }
 
 /// A Secrets Manager secret whose revisions are its labelled versions.
@@ -78,16 +76,9 @@ pub struct SecretVersion {
     id: TargetId,
 }
 
-impl fmt::Debug for SecretVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretVersion")
-            .field("kind", &KIND)
-            .field("secret_id", &self.secret_id)
-            .field("region", &self.aws.region)
-            .field("endpoint", &self.aws.endpoint_url)
-            .finish()
-    }
-}
+aws_target!(SecretVersion, KIND, Params { secret_id }, |aws, p| {
+    Self::new(aws, p.secret_id)
+});
 
 impl SecretVersion {
     /// The secret `secret_id` (a name or ARN), with the given AWS settings.
@@ -135,27 +126,18 @@ impl SecretVersion {
 
     /// The labelled versions, newest first (`ListSecretVersionIds`, every page).
     async fn versions(&self) -> Result<Vec<Revision>> {
-        let mut revisions = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_secret_version_ids()
-                .secret_id(&self.secret_id)
-                .include_deprecated(false)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.id, "ListSecretVersionIds", e))?;
-            revisions.extend(page.versions().iter().filter_map(entry_revision));
-            match page.next_token() {
-                // A repeated token would loop forever; an empty one ends like none.
-                Some(next) if !next.is_empty() && token.as_deref() != Some(next) => {
-                    token = Some(next.to_string());
-                }
-                _ => break,
-            }
-        }
+        let pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(&self.secret_id)
+            .include_deprecated(false)
+            .into_paginator()
+            .send();
+        let mut revisions: Vec<Revision> = all_pages(&self.id, "ListSecretVersionIds", pages)
+            .await?
+            .iter()
+            .flat_map(|p| p.versions().iter().filter_map(entry_revision))
+            .collect();
         sort_newest_first(&mut revisions);
         Ok(revisions)
     }
@@ -195,13 +177,7 @@ impl RollbackTarget for SecretVersion {
     }
 
     fn spec(&self) -> TargetSpec {
-        TargetSpec::new(
-            KIND,
-            Params {
-                secret_id: self.secret_id.clone(),
-                aws: self.aws.clone(),
-            },
-        )
+        target::spec(self)
     }
 
     async fn current(&self) -> Result<Revision> {
@@ -253,12 +229,11 @@ impl RollbackTarget for SecretVersion {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if holder.id != change.from.id {
-            return Err(Error::Conflict {
-                target: self.target(),
-                expected: change.from.id.clone(),
-                found: holder.id,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.target(),
+                change.from.id.clone(),
+                holder.id,
+            ));
         }
         // Check before sending: an unknown version must change nothing.
         self.revision_in(&history, to)?;
@@ -278,12 +253,10 @@ impl RollbackTarget for SecretVersion {
                 // Refused: see whether AWSCURRENT moved under us.
                 let now = self.current().await?;
                 if now.id != holder.id {
-                    Err(Error::Conflict {
-                        target: self.target(),
-                        expected: change.from.id.clone(),
-                        found: now.id,
-                        source: None,
-                    })
+                    Err(
+                        Error::conflict(self.target(), change.from.id.clone(), now.id)
+                            .with_source(e),
+                    )
                 } else {
                     Err(e)
                 }
@@ -298,16 +271,6 @@ impl RollbackTarget for SecretVersion {
     }
 }
 
-/// Registers [`KIND`]: the spec's parameters, the AWS settings loaded, [`SecretVersion::new`].
-pub(crate) fn register(r: &mut Registry) {
-    r.register(KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let aws = p.aws.load().await;
-        let target = SecretVersion::new(&aws, p.secret_id)?;
-        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
-    });
-}
-
 /// A listed version as a revision; `None` without an id or without labels (deprecated
 /// versions, which some emulators list even when asked not to).
 fn entry_revision(e: &SecretVersionsListEntry) -> Option<Revision> {
@@ -315,7 +278,7 @@ fn entry_revision(e: &SecretVersionsListEntry) -> Option<Revision> {
     if e.version_stages().is_empty() {
         return None;
     }
-    let created = e.created_date().and_then(to_chrono);
+    let created = e.created_date().and_then(chrono_time);
     Some(version_revision(id, created, e.version_stages()))
 }
 
@@ -330,10 +293,6 @@ fn version_revision(id: &str, created: Option<DateTime<Utc>>, stages: &[String])
         rev.facts.insert(STAGES_FACT.into(), stages.join(","));
     }
     rev
-}
-
-fn to_chrono(d: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(d.secs(), d.subsec_nanos())
 }
 
 /// Newest first by creation date; equal (or missing) dates keep the API's order, undated

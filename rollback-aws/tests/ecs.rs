@@ -62,7 +62,7 @@ async fn env(ecs: Value) -> Env {
     emu.set_ecs_convergence(Duration::from_millis(300))
         .await
         .unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     Env {
         emu,
         aws,

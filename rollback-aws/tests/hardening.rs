@@ -62,7 +62,7 @@ async fn env() -> Env {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let baseline = emu.calls().await.unwrap();
     Env {
         emu,
@@ -283,7 +283,9 @@ fn restore_names_that_rds_refuses_are_refused_up_front() {
         .build()
         .unwrap();
     // Nothing listens here: nothing may be sent.
-    let aws = rt.block_on(Aws::emulator("http://127.0.0.1:9"));
+    let aws = Aws::from_sdk_config(
+        &rt.block_on(rollback_testkit::emulator_sdk_config("http://127.0.0.1:9")),
+    );
     let rules = "1 to 63 ASCII letters, digits and hyphens, start with a letter";
     let long = "a".repeat(64);
     for (name, says) in [
@@ -359,7 +361,9 @@ fn read_request(s: &mut TcpStream) {
 
 /// The error of `GetAlias` (through `LambdaAlias::current`) against a server answering so.
 async fn lambda_error(status: u16, content_type: &str, body: String) -> Error {
-    let aws = Aws::emulator(serve(status, content_type, body)).await;
+    let aws = Aws::from_sdk_config(
+        &rollback_testkit::emulator_sdk_config(serve(status, content_type, body)).await,
+    );
     LambdaAlias::new(&aws, FUNCTION, "live")
         .unwrap()
         .current()
@@ -455,7 +459,9 @@ async fn backend_errors_are_one_or_two_sentences_without_secrets() {
 #[tokio::test]
 async fn rds_invalid_parameter_value_is_invalid_input() {
     let body = "<ErrorResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\"><Error><Type>Sender</Type><Code>InvalidParameterValue</Code><Message>The parameter DBInstanceIdentifier is not a valid identifier.</Message></Error><RequestId>5f1c</RequestId></ErrorResponse>";
-    let aws = Aws::emulator(serve(400, "text/xml", body.to_string())).await;
+    let aws = Aws::from_sdk_config(
+        &rollback_testkit::emulator_sdk_config(serve(400, "text/xml", body.to_string())).await,
+    );
     let err = RdsInstance::new(&aws, "orders-db")
         .unwrap()
         .current()
@@ -471,6 +477,40 @@ async fn rds_invalid_parameter_value_is_invalid_input() {
         "hunter2",
     );
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+/// Not found, conflict and throttled errors made from an SDK error keep it as their
+/// `source()` (the message stays one sentence; AWS's full answer is one step away).
+#[tokio::test]
+async fn not_found_conflict_and_throttled_keep_the_sdk_error_as_source() {
+    let e = env().await;
+    // Throttled: the emulator answers GetAlias with its throttling error.
+    e.emu.inject("GetAlias", "throttle", 1, 0).await.unwrap();
+    let err = e.lambda().current().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    // Not found: an alias the emulator does not have.
+    let err = LambdaAlias::new(&e.aws, FUNCTION, "no-such-alias")
+        .unwrap()
+        .current()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    // Conflict: Lambda's 412 for a RevisionId that moved.
+    let body = json!({"__type": "PreconditionFailedException",
+                      "message": "The Revision Id provided does not match the latest Revision Id."})
+    .to_string();
+    let err = lambda_error(412, "application/json", body).await;
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let source = std::error::Error::source(&err).expect("the SDK error is the source");
+    assert!(!source.to_string().is_empty());
+    // And the same for a throttling answer that is not the emulator's.
+    let body =
+        json!({"__type": "TooManyRequestsException", "message": "Rate exceeded"}).to_string();
+    let err = lambda_error(429, "application/json", body).await;
+    assert_eq!(err.kind(), ErrorKind::Throttled, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
 }
 
 /// A wait that sees someone else's change must fail at the first look.
@@ -631,7 +671,9 @@ async fn an_unreachable_endpoint_is_one_short_retryable_sentence() {
         .local_addr()
         .unwrap()
         .port();
-    let aws = Aws::emulator(format!("http://127.0.0.1:{port}")).await;
+    let aws = Aws::from_sdk_config(
+        &rollback_testkit::emulator_sdk_config(format!("http://127.0.0.1:{port}")).await,
+    );
     let err = LambdaAlias::new(&aws, FUNCTION, "live")
         .unwrap()
         .current()

@@ -63,7 +63,7 @@ async fn incident() -> Incident {
     emu.mark_bad("secret", SECRET, &secret_versions[1])
         .await
         .unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let mut targets: Vec<Arc<dyn RollbackTarget>> = vec![
         Arc::new(SecretVersion::new(&aws, SECRET).unwrap()),
         Arc::new(LambdaAlias::new(&aws, FUNCTION, "live").unwrap()),
@@ -154,7 +154,7 @@ async fn a_failing_health_check_compensates_every_target() {
     // Read back from the emulator: every target is on its captured revision.
     assert_eq!(i.currents().await, before);
     let ecs = EcsService::new(
-        &Aws::emulator(i.emu.endpoint()).await,
+        &Aws::from_sdk_config(&i.emu.sdk_config().await),
         CLUSTER,
         "api-gateway-v2",
     )

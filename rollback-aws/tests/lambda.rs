@@ -50,7 +50,7 @@ async fn env(routing: Option<Value>) -> Env {
         "{seeded}"
     );
     let baseline = emu.calls().await.unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let target = LambdaAlias::new(&aws, FUNCTION, ALIAS).unwrap();
     Env {
         emu,
@@ -148,6 +148,15 @@ async fn history_is_every_published_version_newest_first() {
         .unwrap();
     assert_eq!(rebuilt.id(), e.target.id());
     assert_eq!(rebuilt.spec(), spec);
+    // With the Aws the run had (the emulator's own credentials, not the environment's),
+    // every factory rebuilds with it: no resolution at all, and the target works.
+    let mut registry = rollback_core::Registry::new();
+    let cache = rollback_aws::AwsCache::with(e.aws.clone());
+    rollback_aws::register_with(&mut registry, cache.clone());
+    let rebuilt = registry.build(&e.target.id(), &spec).await.unwrap();
+    assert_eq!(rebuilt.spec(), spec);
+    assert_eq!(rebuilt.current().await.unwrap().id, "3");
+    assert_eq!(cache.resolved(), 0);
 }
 
 /// Runbook 000: the alias goes back to the previous version, the health check proves it.

@@ -59,7 +59,7 @@ async fn env(json_secret: bool) -> Env {
     }))
     .await
     .unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let host = RdsInstance::new(&aws, DB)
         .unwrap()
         .client()

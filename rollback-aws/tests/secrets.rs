@@ -52,7 +52,7 @@ async fn env(values: &[&str]) -> Env {
     assert_eq!(versions.len(), values.len(), "{seeded}");
     assert_eq!(s["current"], json!(versions.last().unwrap()), "{seeded}");
     let baseline = emu.calls().await.unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let target = SecretVersion::new(&aws, SECRET).unwrap();
     Env {
         emu,

@@ -57,7 +57,7 @@ async fn env() -> Env {
     }))
     .await
     .unwrap();
-    let aws = Aws::emulator(emu.endpoint()).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     Env {
         emu,
         aws,

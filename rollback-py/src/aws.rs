@@ -2,14 +2,13 @@
 //! AWS environment (`AWS_REGION`, credentials, profiles, `AWS_ENDPOINT_URL`) or an
 //! `AwsConfig`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use rollback_aws::{
-    AlarmCheck, Aws, AwsConfig, ConnectionHandover, EcsDesiredCount, EcsService, LambdaAlias,
-    PipelineTransition, RdsInstance, SecretVersion,
+    AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, EcsDesiredCount, EcsService,
+    LambdaAlias, PipelineTransition, RdsInstance, SecretVersion,
 };
 use rollback_core::{Progress, RollbackTarget};
 
@@ -20,11 +19,10 @@ use crate::target::PyTarget;
 use crate::types::{revision, PyPolicy, PyRevision, Seconds};
 
 /// AWS settings: unset fields come from the standard AWS environment. Credentials are
-/// never part of it. Targets made with the same `AwsConfig` share its loaded settings.
+/// never part of it. Targets made with the same settings share their loaded form.
 #[pyclass(module = "rollback.aws", name = "AwsConfig", frozen)]
 pub(crate) struct PyAwsConfig {
     config: AwsConfig,
-    loaded: OnceLock<Aws>,
 }
 
 #[pymethods]
@@ -58,7 +56,6 @@ impl PyAwsConfig {
                 endpoint_url,
                 profile,
             },
-            loaded: OnceLock::new(),
         })
     }
 
@@ -88,202 +85,121 @@ impl PyAwsConfig {
     }
 }
 
-/// Settings loaded from the environment, by the `AWS_*` variables they were loaded with
-/// (so a changed environment loads anew).
-static FROM_ENV: OnceLock<Mutex<HashMap<EnvKey, Aws>>> = OnceLock::new();
-
-/// The `AWS_*` variables, sorted.
-type EnvKey = Vec<(String, String)>;
-
-fn aws_env() -> EnvKey {
-    let mut v: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_"))
-        .collect();
-    v.sort();
-    v
-}
+/// The process's loaded AWS settings (`rollback_aws::AwsCache`): each configuration, the
+/// environment's included, is resolved once per environment, however many targets use it.
+static LOADED: OnceLock<AwsCache> = OnceLock::new();
 
 /// The loaded settings for `config` (or the environment's).
 pub(crate) fn aws_for(py: Python<'_>, config: Option<&Bound<'_, PyAwsConfig>>) -> PyResult<Aws> {
-    if let Some(c) = config {
-        let c = c.get();
-        if let Some(aws) = c.loaded.get() {
-            return Ok(aws.clone());
-        }
-        let cfg = c.config.clone();
-        let aws = block_on(py, async move { Ok(cfg.load().await) })?;
-        return Ok(c.loaded.get_or_init(|| aws).clone());
-    }
-    let key = aws_env();
-    let cache = FROM_ENV.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(aws) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
-        return Ok(aws);
-    }
-    let aws = block_on(py, async { Ok(Aws::from_env().await) })?;
-    if let Ok(mut m) = cache.lock() {
-        m.insert(key, aws.clone());
-    }
-    Ok(aws)
+    let config = config.map(|c| c.get().config.clone()).unwrap_or_default();
+    let cache = LOADED.get_or_init(AwsCache::new).clone();
+    block_on(py, async move { Ok(cache.get(&config).await) })
 }
 
 fn target(t: impl RollbackTarget + 'static) -> PyClassInitializer<PyTarget> {
     PyTarget::init(Arc::new(t))
 }
 
-/// A Lambda alias: revisions are published versions (`"7"`); a rollback points the alias
-/// at the version and clears canary weights, guarded by the alias's RevisionId.
-#[pyclass(module = "rollback.aws", name = "LambdaAlias", extends = PyTarget, frozen)]
-pub(crate) struct PyLambdaAlias {
-    function_name: String,
-    alias: String,
+/// One Python class per AWS target: `Class(<names>, *, <options>=None, config=None)` makes
+/// the Rust target with `Target::new(&aws, <names>)` and `.option(value)` for each option
+/// given, and reads its names back with getters. A new target is one invocation.
+macro_rules! aws_target {
+    (
+        $(#[doc = $doc:literal])*
+        $py:ident($name:literal) = $rust:ident::new($($arg:ident),*)
+            $(.$option:ident(=$kw:ident))*;
+        getters { $($(#[doc = $gdoc:literal])* $getter:ident => $method:ident),* $(,)? }
+        $($extra:tt)*
+    ) => {
+        $(#[doc = $doc])*
+        #[pyclass(module = "rollback.aws", name = $name, extends = PyTarget, frozen)]
+        pub(crate) struct $py {
+            inner: $rust,
+        }
+
+        #[pymethods]
+        impl $py {
+            #[new]
+            #[pyo3(signature = ($($arg,)* * $(, $kw = None)*, config = None))]
+            fn new(
+                py: Python<'_>,
+                $($arg: &str,)*
+                $($kw: Option<String>,)*
+                config: Option<&Bound<'_, PyAwsConfig>>,
+            ) -> PyResult<PyClassInitializer<Self>> {
+                let aws = aws_for(py, config)?;
+                let t = $rust::new(&aws, $($arg),*).map_err(py_err)?;
+                $(let t = match $kw {
+                    Some(v) => t.$option(v).map_err(py_err)?,
+                    None => t,
+                };)*
+                Ok(target(t.clone()).add_subclass($py { inner: t }))
+            }
+
+            $(
+                $(#[doc = $gdoc])*
+                #[getter]
+                fn $getter(&self) -> String {
+                    self.inner.$method().to_string()
+                }
+            )*
+
+            $($extra)*
+        }
+    };
 }
 
-#[pymethods]
-impl PyLambdaAlias {
-    #[new]
-    #[pyo3(signature = (function_name, alias, *, config=None))]
-    fn new(
-        py: Python<'_>,
-        function_name: &str,
-        alias: &str,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
-        let t = LambdaAlias::new(&aws, function_name, alias).map_err(py_err)?;
-        Ok(target(t).add_subclass(PyLambdaAlias {
-            function_name: function_name.into(),
-            alias: alias.into(),
-        }))
-    }
-
-    /// The function's name or ARN.
-    #[getter]
-    fn function_name(&self) -> &str {
-        &self.function_name
-    }
-
-    /// The alias.
-    #[getter]
-    fn alias(&self) -> &str {
-        &self.alias
+aws_target! {
+    /// A Lambda alias: revisions are published versions (`"7"`); a rollback points the alias
+    /// at the version and clears canary weights, guarded by the alias's RevisionId.
+    PyLambdaAlias("LambdaAlias") = LambdaAlias::new(function_name, alias);
+    getters {
+        /// The function's name or ARN.
+        function_name => function,
+        /// The alias.
+        alias => alias,
     }
 }
 
-/// An ECS service: revisions are its family's task-definition revisions (`"family:14"`);
-/// a rollback is UpdateService(taskDefinition), stable by the ServicesStable rules, and a
-/// FAILED rollout (circuit breaker) fails at once.
-#[pyclass(module = "rollback.aws", name = "EcsService", extends = PyTarget, frozen)]
-pub(crate) struct PyEcsService {
-    svc: EcsService,
-}
-
-#[pymethods]
-impl PyEcsService {
-    #[new]
-    #[pyo3(signature = (cluster, service, *, config=None))]
-    fn new(
-        py: Python<'_>,
-        cluster: &str,
-        service: &str,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
-        let svc = EcsService::new(&aws, cluster, service).map_err(py_err)?;
-        Ok(target(svc.clone()).add_subclass(PyEcsService { svc }))
-    }
-
-    /// The cluster.
-    #[getter]
-    fn cluster(&self) -> &str {
-        self.svc.cluster()
-    }
-
-    /// The service.
-    #[getter]
-    fn service(&self) -> &str {
-        self.svc.service()
+aws_target! {
+    /// An ECS service: revisions are its family's task-definition revisions (`"family:14"`);
+    /// a rollback is UpdateService(taskDefinition), stable by the ServicesStable rules, and a
+    /// FAILED rollout (circuit breaker) fails at once.
+    PyEcsService("EcsService") = EcsService::new(cluster, service);
+    getters {
+        /// The cluster.
+        cluster => cluster,
+        /// The service.
+        service => service,
     }
 
     /// This service's desired count as a target (stop it with `Exact("0")`, usually as a
     /// temporary step).
     fn desired_count(&self, py: Python<'_>) -> PyResult<Py<PyEcsDesiredCount>> {
-        let t = self.svc.desired_count();
-        Py::new(
-            py,
-            target(t).add_subclass(PyEcsDesiredCount {
-                cluster: self.svc.cluster().into(),
-                service: self.svc.service().into(),
-            }),
-        )
+        let t = self.inner.desired_count();
+        Py::new(py, target(t.clone()).add_subclass(PyEcsDesiredCount { inner: t }))
     }
 }
 
-/// An ECS service's desired count as a target: revisions are counts (`"0"`, `"2"`), chosen
-/// with `Exact`; scaling up from 0 starts a new deployment.
-#[pyclass(module = "rollback.aws", name = "EcsDesiredCount", extends = PyTarget, frozen)]
-pub(crate) struct PyEcsDesiredCount {
-    cluster: String,
-    service: String,
-}
-
-#[pymethods]
-impl PyEcsDesiredCount {
-    #[new]
-    #[pyo3(signature = (cluster, service, *, config=None))]
-    fn new(
-        py: Python<'_>,
-        cluster: &str,
-        service: &str,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
-        let t = EcsDesiredCount::new(&aws, cluster, service).map_err(py_err)?;
-        Ok(target(t).add_subclass(PyEcsDesiredCount {
-            cluster: cluster.into(),
-            service: service.into(),
-        }))
-    }
-
-    /// The cluster.
-    #[getter]
-    fn cluster(&self) -> &str {
-        &self.cluster
-    }
-
-    /// The service.
-    #[getter]
-    fn service(&self) -> &str {
-        &self.service
+aws_target! {
+    /// An ECS service's desired count as a target: revisions are counts (`"0"`, `"2"`), chosen
+    /// with `Exact`; scaling up from 0 starts a new deployment.
+    PyEcsDesiredCount("EcsDesiredCount") = EcsDesiredCount::new(cluster, service);
+    getters {
+        /// The cluster.
+        cluster => cluster,
+        /// The service.
+        service => service,
     }
 }
 
-/// A Secrets Manager secret: revisions are version ids; a rollback moves AWSCURRENT to the
-/// version. Never reads a secret value.
-#[pyclass(module = "rollback.aws", name = "SecretVersion", extends = PyTarget, frozen)]
-pub(crate) struct PySecretVersion {
-    secret_id: String,
-}
-
-#[pymethods]
-impl PySecretVersion {
-    #[new]
-    #[pyo3(signature = (secret_id, *, config=None))]
-    fn new(
-        py: Python<'_>,
-        secret_id: &str,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
-        let t = SecretVersion::new(&aws, secret_id).map_err(py_err)?;
-        Ok(target(t).add_subclass(PySecretVersion {
-            secret_id: secret_id.into(),
-        }))
-    }
-
-    /// The secret's name or ARN.
-    #[getter]
-    fn secret_id(&self) -> &str {
-        &self.secret_id
+aws_target! {
+    /// A Secrets Manager secret: revisions are version ids; a rollback moves AWSCURRENT to the
+    /// version. Never reads a secret value.
+    PySecretVersion("SecretVersion") = SecretVersion::new(secret_id);
+    getters {
+        /// The secret's name or ARN.
+        secret_id => secret_id,
     }
 }
 
@@ -302,43 +218,17 @@ async fn restored_endpoint(rds: RdsInstance) -> PyResult<Option<(String, i32)>> 
     rds.restored_endpoint().await.map_err(py_err)
 }
 
-/// An RDS instance whose data is rolled back by restoring a snapshot (or a point in time:
-/// `Exact("<RFC 3339>")`, `Exact("latest")`) to a NEW instance, `restore_as` (default
-/// `<id>-rollback-<time>`); the original is never touched. Revisions: `live`, then its
-/// snapshots, newest first.
-#[pyclass(module = "rollback.aws", name = "RdsInstance", extends = PyTarget, frozen)]
-pub(crate) struct PyRdsInstance {
-    rds: RdsInstance,
-}
-
-#[pymethods]
-impl PyRdsInstance {
-    #[new]
-    #[pyo3(signature = (db_instance_id, *, restore_as=None, config=None))]
-    fn new(
-        py: Python<'_>,
-        db_instance_id: &str,
-        restore_as: Option<String>,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
-        let mut rds = RdsInstance::new(&aws, db_instance_id).map_err(py_err)?;
-        if let Some(id) = restore_as {
-            rds = rds.restore_as(id).map_err(py_err)?;
-        }
-        Ok(target(rds.clone()).add_subclass(PyRdsInstance { rds }))
-    }
-
-    /// The original instance.
-    #[getter]
-    fn db_instance_id(&self) -> &str {
-        self.rds.db_instance_id()
-    }
-
-    /// The identifier a restore gives the new instance.
-    #[getter]
-    fn restore_identifier(&self) -> &str {
-        self.rds.restore_identifier()
+aws_target! {
+    /// An RDS instance whose data is rolled back by restoring a snapshot (or a point in time:
+    /// `Exact("<RFC 3339>")`, `Exact("latest")`) to a NEW instance, `restore_as` (default
+    /// `<id>-rollback-<time>`); the original is never touched. Revisions: `live`, then its
+    /// snapshots, newest first.
+    PyRdsInstance("RdsInstance") = RdsInstance::new(db_instance_id).restore_as(=restore_as);
+    getters {
+        /// The original instance.
+        db_instance_id => db_instance_id,
+        /// The identifier a restore gives the new instance.
+        restore_identifier => restore_identifier,
     }
 
     /// Snapshots the instance as `name` (default `pre-migration-<time>`) and waits until the
@@ -351,8 +241,8 @@ impl PyRdsInstance {
         name: Option<String>,
         timeout: Seconds,
     ) -> PyResult<PyRevision> {
-        let timeout = timeout.get(&self.rds.id().to_string(), "timeout")?;
-        block_on(py, snapshot(self.rds.clone(), name, timeout))
+        let timeout = timeout.get(&self.inner.id().to_string(), "timeout")?;
+        block_on(py, snapshot(self.inner.clone(), name, timeout))
     }
 
     /// `snapshot()`, awaitable.
@@ -364,106 +254,45 @@ impl PyRdsInstance {
         name: Option<String>,
         timeout: Seconds,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let timeout = timeout.get(&self.rds.id().to_string(), "timeout")?;
-        awaitable(py, snapshot(self.rds.clone(), name, timeout))
+        let timeout = timeout.get(&self.inner.id().to_string(), "timeout")?;
+        awaitable(py, snapshot(self.inner.clone(), name, timeout))
     }
 
     /// The restored instance's `(host, port)`, once it has an endpoint.
     fn restored_endpoint(&self, py: Python<'_>) -> PyResult<Option<(String, i32)>> {
-        block_on(py, restored_endpoint(self.rds.clone()))
+        block_on(py, restored_endpoint(self.inner.clone()))
     }
 
     /// `restored_endpoint()`, awaitable.
     fn restored_endpoint_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, restored_endpoint(self.rds.clone()))
+        awaitable(py, restored_endpoint(self.inner.clone()))
     }
 }
 
-/// Hands a restored instance over: a new version of the connection secret pointing at
-/// `db_instance_id`'s endpoint (URL or JSON form, everything else kept, the value never
-/// shown). Select `Exact(handover.revision_id)`.
-#[pyclass(module = "rollback.aws", name = "ConnectionHandover", extends = PyTarget, frozen)]
-pub(crate) struct PyConnectionHandover {
-    secret_id: String,
-    db_instance_id: String,
-    revision_id: String,
-}
-
-#[pymethods]
-impl PyConnectionHandover {
-    #[new]
-    #[pyo3(signature = (secret_id, db_instance_id, *, config=None))]
-    fn new(
-        py: Python<'_>,
-        secret_id: &str,
-        db_instance_id: &str,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
-        let t = ConnectionHandover::new(&aws, secret_id, db_instance_id).map_err(py_err)?;
-        let sub = PyConnectionHandover {
-            secret_id: t.secret_id().into(),
-            db_instance_id: t.db_instance_id().into(),
-            revision_id: t.revision_id(),
-        };
-        Ok(target(t).add_subclass(sub))
-    }
-
-    /// The connection secret.
-    #[getter]
-    fn secret_id(&self) -> &str {
-        &self.secret_id
-    }
-
-    /// The instance handed over to.
-    #[getter]
-    fn db_instance_id(&self) -> &str {
-        &self.db_instance_id
-    }
-
-    /// The revision to select (`Exact(handover.revision_id)`).
-    #[getter]
-    fn revision_id(&self) -> &str {
-        &self.revision_id
+aws_target! {
+    /// Hands a restored instance over: a new version of the connection secret pointing at
+    /// `db_instance_id`'s endpoint (URL or JSON form, everything else kept, the value never
+    /// shown). Select `Exact(handover.revision_id)`.
+    PyConnectionHandover("ConnectionHandover") = ConnectionHandover::new(secret_id, db_instance_id);
+    getters {
+        /// The connection secret.
+        secret_id => secret_id,
+        /// The instance handed over to.
+        db_instance_id => db_instance_id,
+        /// The revision to select (`Exact(handover.revision_id)`).
+        revision_id => revision_id,
     }
 }
 
-/// The inbound transition of a CodePipeline stage: `enabled` / `disabled` (runbook 003's
-/// freeze: `Exact("disabled")` as a temporary step).
-#[pyclass(module = "rollback.aws", name = "PipelineTransition", extends = PyTarget, frozen)]
-pub(crate) struct PyPipelineTransition {
-    pipeline: String,
-    stage: String,
-}
-
-#[pymethods]
-impl PyPipelineTransition {
-    #[new]
-    #[pyo3(signature = (pipeline, stage, *, config=None))]
-    fn new(
-        py: Python<'_>,
-        pipeline: &str,
-        stage: &str,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
-        let t = PipelineTransition::new(&aws, pipeline, stage).map_err(py_err)?;
-        Ok(target(t).add_subclass(PyPipelineTransition {
-            pipeline: pipeline.into(),
-            stage: stage.into(),
-        }))
-    }
-
-    /// The pipeline.
-    #[getter]
-    fn pipeline(&self) -> &str {
-        &self.pipeline
-    }
-
-    /// The stage.
-    #[getter]
-    fn stage(&self) -> &str {
-        &self.stage
+aws_target! {
+    /// The inbound transition of a CodePipeline stage: `enabled` / `disabled` (runbook 003's
+    /// freeze: `Exact("disabled")` as a temporary step).
+    PyPipelineTransition("PipelineTransition") = PipelineTransition::new(pipeline, stage);
+    getters {
+        /// The pipeline.
+        pipeline => pipeline,
+        /// The stage.
+        stage => stage,
     }
 }
 

@@ -6,6 +6,8 @@
 //!   schedulers, fault injection and a `/_emulator/` control API; the code is in
 //!   `rollback-testkit/python/rollback_emulator`), on a free loopback port, for the real
 //!   AWS SDK to talk to. It needs the project virtualenv (`bash scripts/setup-python.sh`).
+//!   [`aws_sdk`] gives the SDK configuration for it (`AwsEmulator::sdk_config`,
+//!   [`emulator_sdk_config`]) that tests hand to `rollback_aws::Aws::from_sdk_config`.
 //! - [`k8s`]: [`K8sSimulator`] serves the Kubernetes REST API (apps/v1 workloads, pods,
 //!   watch) with simulated controllers and a `/_sim/` control API, in-process on its own
 //!   thread; the `rollback-k8s-sim` binary runs it as a process for Python tests and demos.
@@ -17,8 +19,10 @@
 //! `rollback-testkit/README.md` documents both control APIs.
 
 pub mod aws;
+pub mod aws_sdk;
 pub mod k8s;
 
+pub use aws_sdk::emulator_sdk_config;
 pub use aws::{count_in, injected_in, mutations_in, python, repo_root, AwsEmulator};
 pub use k8s::{K8sSimulator, SimConfig};
 

@@ -112,7 +112,7 @@ pub struct Reader {
 
 impl Reader {
     pub async fn new(endpoint: &str) -> Reader {
-        let aws = Aws::emulator(endpoint).await;
+        let aws = Aws::from_sdk_config(&rollback_testkit::emulator_sdk_config(endpoint).await);
         Reader {
             lambda: aws_sdk_lambda::Client::new(aws.sdk_config()),
             ecs: aws_sdk_ecs::Client::new(aws.sdk_config()),
