@@ -69,7 +69,9 @@ pub enum RolloutErrorKind {
     InvalidObject,
 }
 
-/// A rollout status that is an error in kubectl (`kubectl rollout status` exits non-zero).
+/// A rollout status that is an error in kubectl (`kubectl rollout status` exits non-zero):
+/// what kubectl's status rules say of one object, not a step's failure. The wait of a
+/// workload's undo that meets one fails with [`rollback_core::Error::RolloutFailed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutError {
     kind: RolloutErrorKind,

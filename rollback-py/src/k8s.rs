@@ -137,7 +137,7 @@ impl PyRolloutStatus {
     }
 }
 
-fn rollout_reason(kind: RolloutErrorKind) -> &'static str {
+fn status_reason(kind: RolloutErrorKind) -> &'static str {
     match kind {
         RolloutErrorKind::ProgressDeadlineExceeded => "progress_deadline_exceeded",
         RolloutErrorKind::UnsupportedStrategy => "unsupported_strategy",
@@ -146,8 +146,9 @@ fn rollout_reason(kind: RolloutErrorKind) -> &'static str {
     }
 }
 
-/// `rollback.RolloutError` for what kubectl reports as an error; `reason` says which.
-fn rollout_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
+/// `rollback.RolloutError` (the published name) for a status kubectl reports as an error;
+/// `reason` says which.
+fn status_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
     let err = new_error(
         py,
         "RolloutError",
@@ -156,7 +157,7 @@ fn rollout_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
         "rollout_failed",
         false,
     );
-    let _ = err.value(py).setattr("reason", rollout_reason(e.kind()));
+    let _ = err.value(py).setattr("reason", status_reason(e.kind()));
     err
 }
 
@@ -166,7 +167,7 @@ fn status_result(
     r: Result<RolloutStatus, RolloutError>,
 ) -> PyResult<PyRolloutStatus> {
     r.map(|s| PyRolloutStatus { inner: s })
-        .map_err(|e| rollout_error(py, target, &e))
+        .map_err(|e| status_error(py, target, &e))
 }
 
 /// kubectl's rollout status of an object given as a dict (`kubectl get -o json`), for
@@ -291,7 +292,12 @@ fn replicas_of<W: rollback_k8s::Scalable>(
     let gradual = counts(&id, gradual)?;
     let mut r = r.gradual(gradual);
     if let Some(c) = between {
-        r = r.between(verifier_of(c)?);
+        // A PodsReady goes in as itself, so that the journal records it as data and a
+        // resumed scale-up rebuilds it.
+        r = match c.cast::<PyPodsReady>() {
+            Ok(pods) => r.between(pods.get().inner.clone()),
+            Err(_) => r.between(verifier_of(c)?),
+        };
     }
     if let Some(t) = Seconds::get_opt(step_timeout, &id, "step_timeout")? {
         r = r.step_timeout(t);
@@ -352,7 +358,9 @@ workload!(
 /// Ready, at least `min` of them; the evidence names pods that are not (CrashLoopBackOff,
 /// ImagePullBackOff...).
 #[pyclass(module = "rollback.k8s", name = "PodsReady", extends = PyCheck, frozen)]
-pub(crate) struct PyPodsReady {}
+pub(crate) struct PyPodsReady {
+    inner: PodsReady,
+}
 
 #[pymethods]
 impl PyPodsReady {
@@ -410,6 +418,7 @@ impl PyPodsReady {
                 ))
             }
         };
-        Ok(PyCheck::init(check.min(min), policy).add_subclass(PyPodsReady {}))
+        let check = check.min(min);
+        Ok(PyCheck::init(check.clone(), policy).add_subclass(PyPodsReady { inner: check }))
     }
 }
