@@ -90,7 +90,7 @@
 //! `Conflict`, `Throttled`, `InvalidInput`, `Backend`), and so is the kubeconfig's error
 //! of a configuration that cannot be loaded.
 //!
-//! Names: [`RolloutError`] is what kubectl's `rollout status` rules report as an error for
+//! Names: [`StatusError`] is what kubectl's `rollout status` rules report as an error for
 //! one object; a step whose rollout failed is [`rollback_core::Error::RolloutFailed`]
 //! (`rollback.RolloutError` in Python).
 //!
@@ -131,8 +131,8 @@ pub use history::{
     deployment_rollback_target, HistoryError,
 };
 pub use status::{
-    daemonset_status, deployment_status, statefulset_status, status_of, RolloutError,
-    RolloutErrorKind, RolloutStatus,
+    daemonset_status, deployment_status, statefulset_status, status_of, RolloutStatus, StatusError,
+    StatusErrorKind,
 };
 pub use undo::{
     daemonset_undo, deployment_undo, deployment_undo_patch, statefulset_undo, PatchType, UndoError,

@@ -33,7 +33,7 @@ use serde_json::json;
 
 use crate::client::{Clients, K8sConfig};
 use crate::pods::{PodsReady, PodsReadyParams};
-use crate::status::{RolloutErrorKind, RolloutStatus};
+use crate::status::{RolloutStatus, StatusErrorKind};
 use crate::workload::{watch_until, Workload, WorkloadKind};
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
@@ -318,7 +318,7 @@ impl<W: Scalable> Replicas<W> {
         match object.rollout_status() {
             Ok(RolloutStatus::Done(_)) => Stability::Stable,
             Ok(RolloutStatus::Waiting(m)) => Stability::Waiting(m),
-            Err(e) if e.kind() == RolloutErrorKind::UnsupportedStrategy => Stability::Stable,
+            Err(e) if e.kind() == StatusErrorKind::UnsupportedStrategy => Stability::Stable,
             Err(e) => Stability::Failed(e.to_string()),
         }
     }

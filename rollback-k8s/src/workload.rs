@@ -51,8 +51,8 @@ use crate::history::{
     revision_of, HistoryError,
 };
 use crate::status::{
-    daemonset_status, deployment_status, statefulset_status, RolloutError, RolloutErrorKind,
-    RolloutStatus,
+    daemonset_status, deployment_status, statefulset_status, RolloutStatus, StatusError,
+    StatusErrorKind,
 };
 use crate::undo::{
     controller_revision_undo_patch, deployment_undo_patch, equal_ignore_hash, PatchType, UndoError,
@@ -137,7 +137,7 @@ pub trait WorkloadKind: ApiObject + sealed::Sealed {
     /// kubectl's undo of the object to the history object.
     fn undo(&self, item: &Self::History) -> std::result::Result<UndoPlan, UndoError>;
     /// kubectl's rollout status.
-    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError>;
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, StatusError>;
 }
 
 impl WorkloadKind for apps::Deployment {
@@ -186,7 +186,7 @@ impl WorkloadKind for apps::Deployment {
     fn undo(&self, item: &apps::ReplicaSet) -> std::result::Result<UndoPlan, UndoError> {
         deployment_undo_patch(self, item)
     }
-    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, StatusError> {
         deployment_status(self, None)
     }
 }
@@ -254,7 +254,7 @@ macro_rules! controller_revision_kind {
             ) -> std::result::Result<UndoPlan, UndoError> {
                 revision_undo(self.template(), item)
             }
-            fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+            fn rollout_status(&self) -> std::result::Result<RolloutStatus, StatusError> {
                 $status(self)
             }
         }
@@ -530,7 +530,7 @@ impl<W: WorkloadKind> Workload<W> {
 
     /// kubectl's rollout status of the object now, as [`RolloutStatus`] (or the error kubectl
     /// reports).
-    pub async fn rollout_status(&self) -> Result<std::result::Result<RolloutStatus, RolloutError>> {
+    pub async fn rollout_status(&self) -> Result<std::result::Result<RolloutStatus, StatusError>> {
         Ok(self.object().await?.rollout_status())
     }
 
@@ -549,7 +549,7 @@ impl<W: WorkloadKind> Workload<W> {
             Ok(RolloutStatus::Done(_)) => Stability::Stable,
             Ok(RolloutStatus::Waiting(m)) => Stability::Waiting(m),
             Err(e) => match e.kind() {
-                RolloutErrorKind::UnsupportedStrategy => Stability::Failed(format!(
+                StatusErrorKind::UnsupportedStrategy => Stability::Failed(format!(
                     "{e}: pods are replaced only when deleted; delete them, or use the RollingUpdate strategy"
                 )),
                 _ => Stability::Failed(e.to_string()),

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rollback_core::{RollbackTarget, Verifier};
-use rollback_k8s::{K8s, K8sConfig, PodsReady, RolloutError, RolloutErrorKind, RolloutStatus};
+use rollback_k8s::{K8s, K8sConfig, PodsReady, RolloutStatus, StatusError, StatusErrorKind};
 
 use crate::check::{check_of, PyCheck};
 use crate::errors::{invalid, new_error, py_err};
@@ -137,18 +137,18 @@ impl PyRolloutStatus {
     }
 }
 
-fn status_reason(kind: RolloutErrorKind) -> &'static str {
+fn status_reason(kind: StatusErrorKind) -> &'static str {
     match kind {
-        RolloutErrorKind::ProgressDeadlineExceeded => "progress_deadline_exceeded",
-        RolloutErrorKind::UnsupportedStrategy => "unsupported_strategy",
-        RolloutErrorKind::RevisionMismatch => "revision_mismatch",
-        RolloutErrorKind::InvalidObject => "invalid_object",
+        StatusErrorKind::ProgressDeadlineExceeded => "progress_deadline_exceeded",
+        StatusErrorKind::UnsupportedStrategy => "unsupported_strategy",
+        StatusErrorKind::RevisionMismatch => "revision_mismatch",
+        StatusErrorKind::InvalidObject => "invalid_object",
     }
 }
 
 /// `rollback.RolloutError` (the published name) for a status kubectl reports as an error;
 /// `reason` says which.
-fn status_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
+fn status_error(py: Python<'_>, target: &str, e: &StatusError) -> PyErr {
     let err = new_error(
         py,
         "RolloutError",
@@ -164,7 +164,7 @@ fn status_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
 fn status_result(
     py: Python<'_>,
     target: &str,
-    r: Result<RolloutStatus, RolloutError>,
+    r: Result<RolloutStatus, StatusError>,
 ) -> PyResult<PyRolloutStatus> {
     r.map(|s| PyRolloutStatus { inner: s })
         .map_err(|e| status_error(py, target, &e))
