@@ -1,8 +1,10 @@
 //! The Kubernetes client the targets share: where it comes from, and how its errors become
 //! [`rollback_core::Error`]s.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use rollback_core::redact::{excerpt, EXCERPT_CHARS};
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Where the client's configuration comes from, as data (what a journal records, so that a
 /// resumed run talks to the same cluster). Never credentials: those stay in the kubeconfig
 /// or the pod's service account.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct K8sConfig {
     /// A kubeconfig file; `None` uses `KUBECONFIG` / `~/.kube/config`, or the in-cluster
     /// service account when there is no kubeconfig.
@@ -50,6 +52,7 @@ impl K8sConfig {
                             excerpt(&e.to_string(), EXCERPT_CHARS)
                         ),
                     )
+                    .with_source(e)
                 })?),
                 None if self.context.is_some() => Some(Kubeconfig::read().map_err(|e| {
                     Error::invalid(
@@ -60,6 +63,7 @@ impl K8sConfig {
                             excerpt(&e.to_string(), EXCERPT_CHARS)
                         ),
                     )
+                    .with_source(e)
                 })?),
                 None => None,
             };
@@ -78,6 +82,7 @@ impl K8sConfig {
                                     excerpt(&e.to_string(), EXCERPT_CHARS)
                                 ),
                             )
+                            .with_source(e)
                         })?
                 }
                 None => kube::Config::infer().await.map_err(|e| {
@@ -88,11 +93,13 @@ impl K8sConfig {
                             excerpt(&e.to_string(), EXCERPT_CHARS)
                         ),
                     )
+                    .with_source(e)
                 })?,
             }
         };
-        let client = kube::Client::try_from(config)
-            .map_err(|e| Error::invalid(what, format!("cannot build a Kubernetes client: {e}")))?;
+        let client = kube::Client::try_from(config).map_err(|e| {
+            Error::invalid(what, format!("cannot build a Kubernetes client: {e}")).with_source(e)
+        })?;
         Ok(K8s {
             client,
             config: self.clone(),
@@ -130,6 +137,7 @@ impl K8s {
                 "kubernetes",
                 format!("cannot build a Kubernetes client: {e}"),
             )
+            .with_source(e)
         })?;
         Ok(K8s {
             client,
@@ -169,15 +177,51 @@ impl K8s {
     }
 }
 
-impl K8sConfig {
-    /// [`load`](Self::load) for a target rebuilt from its spec: a bad configuration is
-    /// refused naming the target it was for.
-    pub(crate) async fn load_for(&self, kind: &str, namespace: &str, name: &str) -> Result<K8s> {
-        self.load().await.map_err(|e| match e {
-            Error::InvalidInput { message, .. } => Error::InvalidInput {
+/// Where the targets a [`Registry`](rollback_core::Registry) rebuilds get their client:
+/// the one given to [`register_with`](crate::register_with), or each configuration a journal
+/// recorded, loaded once and shared by every target (and check) that recorded it.
+#[derive(Clone)]
+pub(crate) enum Clients {
+    /// Every target on this client.
+    Given(K8s),
+    /// Each recorded configuration loaded once.
+    Resolved(Arc<tokio::sync::Mutex<HashMap<K8sConfig, K8s>>>),
+}
+
+impl Clients {
+    /// Each recorded configuration loaded once.
+    pub(crate) fn resolved() -> Clients {
+        Clients::Resolved(Arc::default())
+    }
+
+    /// The client for a target rebuilt from its spec, which recorded `config`; a bad
+    /// configuration is refused naming the target (`kind/namespace/name`) it was for.
+    pub(crate) async fn for_target(
+        &self,
+        config: &K8sConfig,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<K8s> {
+        let loaded = match self {
+            Clients::Given(k8s) => return Ok(k8s.clone()),
+            Clients::Resolved(cache) => {
+                let mut cache = cache.lock().await;
+                match cache.get(config) {
+                    Some(k8s) => Ok(k8s.clone()),
+                    None => config.load().await.inspect(|k8s| {
+                        cache.insert(config.clone(), k8s.clone());
+                    }),
+                }
+            }
+        };
+        loaded.map_err(|e| match e {
+            Error::InvalidInput {
+                message, source, ..
+            } => Error::InvalidInput {
                 target: TargetId::new(kind, format!("{namespace}/{name}")).to_string(),
                 message,
-                source: None,
+                source,
             },
             other => other,
         })
@@ -387,107 +431,97 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// sentences a person can act on: the operation, the HTTP status, the API's reason and
 /// message (or a secret-checked excerpt of a body that was not a Kubernetes Status), and
 /// what to do (RBAC for 403, retry for 5xx and 429, the name, namespace and context for
-/// 404). The kube error itself goes into `source()` where the error kind has one
-/// ([`Error::Backend`]), never into the message: its `Display` is a `Debug` dump.
+/// 404). The kube error itself is the `source()` of every kind, never in the message: its
+/// `Display` is a `Debug` dump.
 pub(crate) fn kube_error(target: &TargetId, op: &Op, e: kube::Error) -> Error {
     let id = target.to_string();
-    let backend = |message: String, retryable: bool, e: kube::Error| Error::Backend {
-        target: id.clone(),
-        message,
-        retryable,
-        source: Some(Box::new(e)),
-    };
-    match e {
-        kube::Error::Api(status) => {
-            let what = describe_status(&status);
-            match status.code {
-                404 => Error::not_found(
-                    id,
-                    match &op.name {
-                        Some(name) => {
-                            format!("{} {name:?} in namespace {:?}", op.kind, op.namespace)
-                        }
-                        None => format!("{} in namespace {:?}", op.plural, op.namespace),
-                    },
-                    format!(
-                        "{op} answered {what}; check the name, the namespace and the kubeconfig context ({})",
-                        op.kubectl_get()
-                    ),
-                ),
-                409 => Error::Conflict {
-                    target: id,
-                    expected: "the object as read".into(),
-                    found: format!("a newer version ({op} answered {what})"), source: None },
-                429 => Error::Throttled {
-                    target: id,
-                    message: format!(
-                        "{op} answered {what}; the API server is overloaded, try again in a moment"
-                    ),
-                    retry_after: status
-                        .details
-                        .as_ref()
-                        .map(|d| d.retry_after_seconds)
-                        .filter(|s| *s > 0)
-                        .map(|s| std::time::Duration::from_secs(u64::from(s))), source: None },
-                401 => backend(
-                    format!(
-                        "{op} answered {what}. The API server did not accept the credentials: log in again, or check the user of the kubeconfig context"
-                    ),
-                    false,
-                    kube::Error::Api(status),
-                ),
-                403 => backend(
-                    format!(
-                        "{op} answered {what}. The credentials in use may not {} {} in namespace {}: check the RBAC rules (kubectl auth can-i {} {} -n {})",
-                        op.verb, op.plural, op.namespace, op.verb, op.plural, op.namespace
-                    ),
-                    false,
-                    kube::Error::Api(status),
-                ),
-                400 | 422 => Error::invalid(
-                    id,
-                    format!("{op} was refused as invalid: {what}; correct the input and plan again"),
-                ),
-                c if c >= 500 => backend(
-                    format!(
-                        "{op} answered {what}. The API server failed; try again (calls are retried with backoff)"
-                    ),
-                    true,
-                    kube::Error::Api(status),
-                ),
-                _ => backend(
-                    format!("{op} answered {what}"),
-                    false,
-                    kube::Error::Api(status),
-                ),
-            }
-        }
+    let status = match e {
+        kube::Error::Api(status) => status,
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
             let cause = root_cause(&e);
-            backend(
+            return Error::backend(
+                id,
                 format!(
                     "{op}: cannot reach the API server ({cause}). Check the server URL of the kubeconfig context and that the API server is up; calls are retried with backoff"
                 ),
                 true,
-                e,
             )
+            .with_source(e);
         }
         kube::Error::SerdeError(ref inner) => {
             let cause = excerpt(&inner.to_string(), EXCERPT_CHARS);
-            backend(
+            return Error::backend(
+                id,
                 format!(
                     "{op}: the API server's answer is not a Kubernetes {} ({cause}). Check that the kubeconfig context points at a Kubernetes API server, not a proxy or a login page",
                     op.kind
                 ),
                 false,
-                e,
             )
+            .with_source(e);
         }
         other => {
             let cause = root_cause(&other);
-            backend(format!("{op} failed: {cause}"), false, other)
+            return Error::backend(id, format!("{op} failed: {cause}"), false).with_source(other);
         }
-    }
+    };
+    let what = describe_status(&status);
+    let error = match status.code {
+        404 => Error::not_found(
+            id,
+            match &op.name {
+                Some(name) => format!("{} {name:?} in namespace {:?}", op.kind, op.namespace),
+                None => format!("{} in namespace {:?}", op.plural, op.namespace),
+            },
+            format!(
+                "{op} answered {what}; check the name, the namespace and the kubeconfig context ({})",
+                op.kubectl_get()
+            ),
+        ),
+        409 => Error::conflict(
+            id,
+            "the object as read",
+            format!("a newer version ({op} answered {what})"),
+        ),
+        429 => Error::throttled(
+            id,
+            format!("{op} answered {what}; the API server is overloaded, try again in a moment"),
+            status
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .filter(|s| *s > 0)
+                .map(|s| std::time::Duration::from_secs(u64::from(s))),
+        ),
+        401 => Error::backend(
+            id,
+            format!(
+                "{op} answered {what}. The API server did not accept the credentials: log in again, or check the user of the kubeconfig context"
+            ),
+            false,
+        ),
+        403 => Error::backend(
+            id,
+            format!(
+                "{op} answered {what}. The credentials in use may not {} {} in namespace {}: check the RBAC rules (kubectl auth can-i {} {} -n {})",
+                op.verb, op.plural, op.namespace, op.verb, op.plural, op.namespace
+            ),
+            false,
+        ),
+        400 | 422 => Error::invalid(
+            id,
+            format!("{op} was refused as invalid: {what}; correct the input and plan again"),
+        ),
+        c if c >= 500 => Error::backend(
+            id,
+            format!(
+                "{op} answered {what}. The API server failed; try again (calls are retried with backoff)"
+            ),
+            true,
+        ),
+        _ => Error::backend(id, format!("{op} answered {what}"), false),
+    };
+    error.with_source(kube::Error::Api(status))
 }
 
 /// A watch error as a progress line (the watch resumes by itself): what failed, without

@@ -30,6 +30,29 @@
 //!   with a check between) and [`Restart`] (`kubectl rollout restart`).
 //! - [`PodsReady`]: the pods matching a selector are Ready.
 //!
+//! # Gradual scale-up and resume
+//!
+//! [`Replicas::gradual`] with [`Replicas::between`] scales up through counts, waiting for
+//! each and running the check at each, inside the target's `apply`. It stays there, rather
+//! than becoming the engine's stages and step checks, because the engine moves each target
+//! once per transaction (a target in two steps is refused) and puts a temporary step back,
+//! or compensates one, with a single `apply`: runbook 004's "scale to zero for the length
+//! of the transaction, then back up gradually, verifying health" is a put-back, which
+//! stages cannot express. So the check is journaled as data instead: the target's spec
+//! records it (a [`PodsReady`] by its parameters, any other check by its
+//! [`VerifierSpec`](rollback_core::verify::VerifierSpec)), and the registry rebuilds it with
+//! the target. A resumed scale-up finds the count at the step it had reached and goes on
+//! from there, waiting for that step and running the check again before going further. A
+//! check that is code (a closure) cannot be rebuilt: the rebuilt scale-up stops at its
+//! next step with `VerificationFailed` (and is put back) rather than go on unchecked.
+//!
+//! # Resuming: where rebuilt targets get their client
+//!
+//! [`register`] (and [`registry`]) rebuild each target on the configuration its spec
+//! recorded ([`K8sConfig`]), loading each configuration once for the registry: N targets
+//! on one cluster are one kubeconfig read and one client, shared by their checks.
+//! [`register_with`] rebuilds every target on a client you give ([`K8s`]), loading nothing.
+//!
 //! ```no_run
 //! use rollback_core::{Selector, Step, Transaction};
 //! use rollback_k8s::{Deployment, K8s, PodsReady};
@@ -62,8 +85,14 @@
 //! production/frontend`), the HTTP status, the API's reason and message (or a short,
 //! secret-checked excerpt of a body that was not a Kubernetes `Status`, such as a proxy's
 //! HTML page), and what to do (RBAC and `kubectl auth can-i` for 403, retry for 5xx and 429,
-//! the name, namespace and context for 404). The kube-rs error itself is only the
-//! `source()` of [`rollback_core::Error::Backend`]; the other kinds have no source.
+//! the name, namespace and context for 404). The kube-rs error itself is never in the
+//! message: it is the `source()` of the error, whatever kind it becomes (`NotFound`,
+//! `Conflict`, `Throttled`, `InvalidInput`, `Backend`), and so is the kubeconfig's error
+//! of a configuration that cannot be loaded.
+//!
+//! Names: [`StatusError`] is what kubectl's `rollout status` rules report as an error for
+//! one object; a step whose rollout failed is [`rollback_core::Error::RolloutFailed`]
+//! (`rollback.RolloutError` in Python).
 //!
 //! A step's wait fails at once when someone else changes what it waits for: the template
 //! of a workload being rolled back, the replica count of a [`Replicas`] step, the restart
@@ -78,7 +107,9 @@
 //!   `rollback-k8s-sim`): the real REST API with patches, watch and the three controllers
 //!   (`tests/scenarios.rs`: the conformance suite per kind, undo, undo to a revision, undo
 //!   twice, paused, already matching, bad input, conflicts, progress deadline and
-//!   compensation, the recovery steps, resume);
+//!   compensation, the recovery steps, resume; `tests/resume_gradual.rs`: a gradual
+//!   scale-up killed after its first step and resumed; `tests/clients.rs`: errors keep
+//!   their source, and where rebuilt targets get their client);
 //! - a real cluster: the same scenarios with
 //!   `KUBECONFIG=... cargo test -p rollback-k8s --test scenarios -- --ignored`.
 
@@ -100,8 +131,8 @@ pub use history::{
     deployment_rollback_target, HistoryError,
 };
 pub use status::{
-    daemonset_status, deployment_status, statefulset_status, status_of, RolloutError,
-    RolloutErrorKind, RolloutStatus,
+    daemonset_status, deployment_status, statefulset_status, status_of, RolloutStatus, StatusError,
+    StatusErrorKind,
 };
 pub use undo::{
     daemonset_undo, deployment_undo, deployment_undo_patch, statefulset_undo, PatchType, UndoError,
@@ -110,20 +141,32 @@ pub use undo::{
 
 /// Registers this crate's target kinds (`k8s-deployment`, `k8s-statefulset`,
 /// `k8s-daemonset`, their `-replicas` and `-restart` kinds) so that a journal naming them
-/// can be resumed.
+/// can be resumed, each target on the configuration its spec recorded: each configuration
+/// is loaded once and its client shared by every target (and check) that recorded it.
 pub fn register(r: &mut rollback_core::Registry) {
-    use k8s_openapi::api::apps::v1 as apps;
-    workload::register_kind::<apps::Deployment>(r);
-    workload::register_kind::<apps::StatefulSet>(r);
-    workload::register_kind::<apps::DaemonSet>(r);
-    recovery::register_replicas::<apps::Deployment>(r);
-    recovery::register_replicas::<apps::StatefulSet>(r);
-    recovery::register_restart::<apps::Deployment>(r);
-    recovery::register_restart::<apps::StatefulSet>(r);
-    recovery::register_restart::<apps::DaemonSet>(r);
+    register_on(r, &client::Clients::resolved());
 }
 
-/// A registry with the core's and this crate's kinds.
+/// [`register`] with every target rebuilt on `k8s`, whatever configuration the journal
+/// recorded: a client you built yourself ([`K8s::from_client`]), or one loaded before the
+/// resume. Nothing is loaded from the specs.
+pub fn register_with(r: &mut rollback_core::Registry, k8s: K8s) {
+    register_on(r, &client::Clients::Given(k8s));
+}
+
+fn register_on(r: &mut rollback_core::Registry, clients: &client::Clients) {
+    use k8s_openapi::api::apps::v1 as apps;
+    workload::register_kind::<apps::Deployment>(r, clients);
+    workload::register_kind::<apps::StatefulSet>(r, clients);
+    workload::register_kind::<apps::DaemonSet>(r, clients);
+    recovery::register_replicas::<apps::Deployment>(r, clients);
+    recovery::register_replicas::<apps::StatefulSet>(r, clients);
+    recovery::register_restart::<apps::Deployment>(r, clients);
+    recovery::register_restart::<apps::StatefulSet>(r, clients);
+    recovery::register_restart::<apps::DaemonSet>(r, clients);
+}
+
+/// A registry with the core's and this crate's kinds ([`register`]).
 pub fn registry() -> rollback_core::Registry {
     let mut r = rollback_core::Registry::with_builtins();
     register(&mut r);

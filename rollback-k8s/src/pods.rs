@@ -9,7 +9,9 @@ use kube::api::{Api, ListParams};
 use rollback_core::verify::{CheckOutcome, Verifier};
 use rollback_core::{Error, Result, TargetId};
 
-use crate::client::{check_name, kube_error, K8s, NameRule, Op};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{check_name, kube_error, K8s, K8sConfig, NameRule, Op};
 use crate::workload::{selector_query, Workload, WorkloadKind};
 
 /// Where the label selector comes from.
@@ -21,7 +23,32 @@ enum Source {
             dyn Fn() -> futures::future::BoxFuture<'static, Result<String>> + Send + Sync,
         >,
         name: String,
+        /// The workload as data: its target kind (`k8s-deployment`) and name.
+        of: WorkloadRef,
     },
+}
+
+/// A workload named in a journal: its target kind and name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WorkloadRef {
+    kind: String,
+    name: String,
+}
+
+/// A [`PodsReady`] as data: what a journal records of it as the check between the steps
+/// of a gradual scale-up, so that a resumed scale-up runs it too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PodsReadyParams {
+    namespace: String,
+    /// The label selector given, or none for a workload's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    selector: Option<String>,
+    /// The workload whose selector is read when the check runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    workload: Option<WorkloadRef>,
+    min: usize,
+    #[serde(default)]
+    pub(crate) k8s: K8sConfig,
 }
 
 /// Passes when at least [`min`](Self::min) pods match the selector and every one of them
@@ -90,6 +117,10 @@ impl PodsReady {
             source: Source::Workload {
                 read,
                 name: format!("{} {}", W::NOUN, workload.name),
+                of: WorkloadRef {
+                    kind: W::KIND.into(),
+                    name: workload.name.clone(),
+                },
             },
             min: 1,
             id: TargetId::new("k8s-pods", workload.id.name.clone()),
@@ -100,6 +131,65 @@ impl PodsReady {
     pub fn min(mut self, n: usize) -> Self {
         self.min = n;
         self
+    }
+
+    /// This check as data.
+    pub(crate) fn params(&self) -> PodsReadyParams {
+        let (selector, workload) = match &self.source {
+            Source::Labels(s) => (Some(s.clone()), None),
+            Source::Workload { of, .. } => (None, Some(of.clone())),
+        };
+        PodsReadyParams {
+            namespace: self.namespace.clone(),
+            selector,
+            workload,
+            min: self.min,
+            k8s: self.k8s.config.clone(),
+        }
+    }
+
+    /// The check `params` describe, on `k8s`; refused as it would be when made in code.
+    pub(crate) fn from_params(k8s: &K8s, p: PodsReadyParams) -> Result<Self> {
+        use k8s_openapi::api::apps::v1 as apps;
+        let check = match (p.selector, p.workload) {
+            (Some(selector), _) => PodsReady::new(k8s, p.namespace, selector)?,
+            (None, Some(w)) => {
+                let kinds = [
+                    <apps::Deployment as WorkloadKind>::KIND,
+                    <apps::StatefulSet as WorkloadKind>::KIND,
+                    <apps::DaemonSet as WorkloadKind>::KIND,
+                ];
+                match w.kind.as_str() {
+                    k if k == kinds[0] => {
+                        PodsReady::of(&Workload::<apps::Deployment>::new(k8s, p.namespace, w.name)?)
+                    }
+                    k if k == kinds[1] => PodsReady::of(&Workload::<apps::StatefulSet>::new(
+                        k8s,
+                        p.namespace,
+                        w.name,
+                    )?),
+                    k if k == kinds[2] => {
+                        PodsReady::of(&Workload::<apps::DaemonSet>::new(k8s, p.namespace, w.name)?)
+                    }
+                    other => {
+                        return Err(Error::invalid(
+                            "k8s-pods",
+                            format!(
+                                "the journal names the pods of a {other:?}, which is not a workload kind ({}); correct the journal",
+                                kinds.join(", ")
+                            ),
+                        ))
+                    }
+                }
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    format!("k8s-pods/{}", p.namespace),
+                    "the journal gives neither a label selector nor a workload for the pods; correct the journal",
+                ))
+            }
+        };
+        Ok(check.min(p.min))
     }
 
     fn selector_name(&self) -> String {

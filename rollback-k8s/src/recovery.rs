@@ -15,6 +15,7 @@
 //! transaction's checks. A [`Restart`] step makes every pod start afresh, which is how a
 //! workload reads a rolled-back secret.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
 use k8s_openapi::api::apps::v1 as apps;
-use rollback_core::verify::Verifier;
+use rollback_core::verify::{Verifier, VerifierSpec};
 use rollback_core::{
     ApplyOutcome, Change, Error, Progress, Registry, Result, Revision, RollbackTarget, Selector,
     Stability, TargetId, TargetSpec,
@@ -30,8 +31,9 @@ use rollback_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::client::K8sConfig;
-use crate::status::{RolloutErrorKind, RolloutStatus};
+use crate::client::{Clients, K8sConfig};
+use crate::pods::{PodsReady, PodsReadyParams};
+use crate::status::{RolloutStatus, StatusErrorKind};
 use crate::workload::{watch_until, Workload, WorkloadKind};
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
@@ -94,8 +96,70 @@ struct ReplicasParams {
     name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     gradual: Vec<i32>,
+    /// The check between the steps of the scale-up, as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    between: Option<BetweenSpec>,
     #[serde(default)]
     k8s: K8sConfig,
+}
+
+/// The check between the steps of a gradual scale-up as a journal records it: a
+/// [`PodsReady`] by its parameters, any other check by its [`VerifierSpec`] (which is
+/// [`VerifierSpec::Opaque`] for code, such as a closure).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BetweenSpec {
+    PodsReady(PodsReadyParams),
+    Check(VerifierSpec),
+}
+
+/// The check between the steps of a gradual scale-up: the code that runs and the data a
+/// journal records of it.
+#[derive(Clone)]
+struct Between {
+    /// `None` for a check rebuilt from a journal that recorded code: it cannot run, so the
+    /// scale-up stops at its first step rather than go on unchecked.
+    verifier: Option<Arc<dyn Verifier>>,
+    spec: BetweenSpec,
+}
+
+impl Between {
+    fn of<V: Verifier + 'static>(check: V) -> Between {
+        let spec = match (&check as &dyn Any).downcast_ref::<PodsReady>() {
+            Some(pods) => BetweenSpec::PodsReady(pods.params()),
+            None => BetweenSpec::Check(check.spec()),
+        };
+        Between {
+            verifier: Some(Arc::new(check)),
+            spec,
+        }
+    }
+
+    /// The check the journal of `p`'s target recorded, on the registry's clients.
+    async fn rebuild<W: Scalable>(
+        spec: BetweenSpec,
+        clients: &Clients,
+        p: &ReplicasParams,
+    ) -> Result<Between> {
+        let verifier: Option<Arc<dyn Verifier>> = match &spec {
+            BetweenSpec::PodsReady(pods) => {
+                let k8s = clients
+                    .for_target(&pods.k8s, W::REPLICAS_KIND, &p.namespace, &p.name)
+                    .await?;
+                Some(Arc::new(PodsReady::from_params(&k8s, pods.clone())?))
+            }
+            BetweenSpec::Check(v) => v.build(),
+        };
+        Ok(Between { verifier, spec })
+    }
+
+    fn name(&self) -> String {
+        match (&self.verifier, &self.spec) {
+            (Some(v), _) => v.name(),
+            (None, BetweenSpec::Check(VerifierSpec::Opaque { name })) => name.clone(),
+            (None, _) => "a check holding code".into(),
+        }
+    }
 }
 
 /// A workload's replica count as a target (`kubectl scale`): revisions are counts (`"0"`,
@@ -108,7 +172,7 @@ struct ReplicasParams {
 pub struct Replicas<W: Scalable> {
     workload: Workload<W>,
     gradual: Vec<i32>,
-    between: Option<Arc<dyn Verifier>>,
+    between: Option<Between>,
     step_timeout: Duration,
     written: Written,
     id: TargetId,
@@ -134,7 +198,7 @@ impl<W: Scalable> fmt::Debug for Replicas<W> {
             .field("namespace", &self.workload.namespace)
             .field("name", &self.workload.name)
             .field("gradual", &self.gradual)
-            .field("between", &self.between.as_ref().map(|v| v.name()))
+            .field("between", &self.between.as_ref().map(Between::name))
             .finish()
     }
 }
@@ -201,9 +265,16 @@ impl<W: Scalable> Replicas<W> {
         self
     }
 
-    /// The check to pass at each intermediate count ("Verify health").
+    /// The check to pass at each intermediate count ("Verify health"), made once.
+    ///
+    /// The journal records it with the target, so a resumed scale-up runs it too: a
+    /// [`PodsReady`], [`HttpCheck`](rollback_core::verify::HttpCheck),
+    /// [`CommandCheck`](rollback_core::verify::CommandCheck) or threshold check is rebuilt
+    /// from the journal; code (a closure) cannot be, and a scale-up resumed without it
+    /// stops at its next step with [`Error::VerificationFailed`] rather than go on
+    /// unchecked (give the resume the target with its check to go on).
     pub fn between(mut self, check: impl Verifier + 'static) -> Self {
-        self.between = Some(Arc::new(check));
+        self.between = Some(Between::of(check));
         self
     }
 
@@ -247,7 +318,7 @@ impl<W: Scalable> Replicas<W> {
         match object.rollout_status() {
             Ok(RolloutStatus::Done(_)) => Stability::Stable,
             Ok(RolloutStatus::Waiting(m)) => Stability::Waiting(m),
-            Err(e) if e.kind() == RolloutErrorKind::UnsupportedStrategy => Stability::Stable,
+            Err(e) if e.kind() == StatusErrorKind::UnsupportedStrategy => Stability::Stable,
             Err(e) => Stability::Failed(e.to_string()),
         }
     }
@@ -260,16 +331,23 @@ impl<W: Scalable> Replicas<W> {
     async fn step_up(&self, step: i32) -> Result<()> {
         self.wait_count(step, self.step_timeout, &Progress::none())
             .await?;
-        if let Some(check) = &self.between {
-            let outcome = check.check().await?;
-            if !outcome.passed {
-                return Err(Error::VerificationFailed {
-                    target: self.id.to_string(),
-                    check: check.name(),
-                    evidence: format!("at {step} replica(s): {}", outcome.evidence),
-                    source: None,
-                });
-            }
+        let Some(between) = &self.between else {
+            return Ok(());
+        };
+        let Some(check) = &between.verifier else {
+            return Err(Error::verification_failed(
+                self.id.to_string(),
+                between.name(),
+                format!("at {step} replica(s): the check is code and cannot be rebuilt from the journal, so the scale-up stops here rather than go on unchecked; resume with this target and its check given to the resume (Registry::insert)"),
+            ));
+        };
+        let outcome = check.check().await?;
+        if !outcome.passed {
+            return Err(Error::verification_failed(
+                self.id.to_string(),
+                check.name(),
+                format!("at {step} replica(s): {}", outcome.evidence),
+            ));
         }
         Ok(())
     }
@@ -301,6 +379,7 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
                 namespace: self.workload.namespace.clone(),
                 name: self.workload.name.clone(),
                 gradual: self.gradual.clone(),
+                between: self.between.as_ref().map(|b| b.spec.clone()),
                 k8s: self.workload.k8s.config.clone(),
             },
         )
@@ -343,24 +422,35 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
 
     /// Scales to `change.to`, through the [`gradual`](Self::gradual) counts on the way up,
     /// waiting for each and running the [`between`](Self::between) check.
+    ///
+    /// A count at one of those steps is this scale-up stopped there (the process died, and
+    /// the run is resumed; or a put-back is retried): it goes on from that step, waiting for
+    /// it and running the check again before going further.
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
         let (from, to) = (self.parse(&change.from)?, self.parse(&change.to)?);
         let now = self.count_of(&self.workload.object().await?);
         if now == to {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
-        if now != from {
-            return Err(Error::Conflict {
-                target: self.id.to_string(),
-                expected: from.to_string(),
-                found: now.to_string(),
-                source: None,
-            });
+        let steps: Vec<i32> = self
+            .gradual
+            .iter()
+            .copied()
+            .filter(|&n| n > from && n < to)
+            .collect();
+        if now != from && !steps.contains(&now) {
+            return Err(Error::conflict(
+                self.id.to_string(),
+                from.to_string(),
+                now.to_string(),
+            ));
         }
-        let mut at = from;
-        for &step in self.gradual.iter().filter(|&&n| n > from && n < to) {
-            self.scale(at, step).await?;
-            at = step;
+        let mut at = now;
+        for step in steps.into_iter().filter(|&n| n >= now) {
+            if step != at {
+                self.scale(at, step).await?;
+                at = step;
+            }
             if let Err(e) = self.step_up(step).await {
                 // Stopped half-way: go back to where we started, so the step is either
                 // done or not done (and a compensation finds it at `from`).
@@ -370,7 +460,8 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
                         self.id.to_string(),
                         format!("{e}; scaling back to {from} failed too: {back}; it is left at {at} replica(s)"),
                         false,
-                    ),
+                    )
+                    .with_source(back),
                 });
             }
         }
@@ -568,30 +659,41 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
     }
 }
 
-pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry) {
-    r.register(W::REPLICAS_KIND, |spec: TargetSpec| async move {
-        let p: ReplicasParams = spec.params()?;
-        let k8s = p
-            .k8s
-            .load_for(W::REPLICAS_KIND, &p.namespace, &p.name)
-            .await?;
-        let target = Workload::<W>::new(&k8s, p.namespace, p.name)?
-            .replicas()
-            .gradual(p.gradual);
-        Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
+pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry, clients: &Clients) {
+    let clients = clients.clone();
+    r.register(W::REPLICAS_KIND, move |spec: TargetSpec| {
+        let clients = clients.clone();
+        async move {
+            let p: ReplicasParams = spec.params()?;
+            let k8s = clients
+                .for_target(&p.k8s, W::REPLICAS_KIND, &p.namespace, &p.name)
+                .await?;
+            let between = match p.between.clone() {
+                Some(spec) => Some(Between::rebuild::<W>(spec, &clients, &p).await?),
+                None => None,
+            };
+            let mut target = Workload::<W>::new(&k8s, p.namespace, p.name)?
+                .replicas()
+                .gradual(p.gradual);
+            target.between = between;
+            Ok(Arc::new(target) as Arc<dyn RollbackTarget>)
+        }
     });
 }
 
-pub(crate) fn register_restart<W: WorkloadKind>(r: &mut Registry) {
-    r.register(restart_kind::<W>(), |spec: TargetSpec| async move {
-        let p: crate::workload::Params = spec.params()?;
-        let k8s = p
-            .k8s
-            .load_for(&restart_kind::<W>(), &p.namespace, &p.name)
-            .await?;
-        Ok(
-            Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?.restart())
-                as Arc<dyn RollbackTarget>,
-        )
+pub(crate) fn register_restart<W: WorkloadKind>(r: &mut Registry, clients: &Clients) {
+    let clients = clients.clone();
+    r.register(restart_kind::<W>(), move |spec: TargetSpec| {
+        let clients = clients.clone();
+        async move {
+            let p: crate::workload::Params = spec.params()?;
+            let k8s = clients
+                .for_target(&p.k8s, &restart_kind::<W>(), &p.namespace, &p.name)
+                .await?;
+            Ok(
+                Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?.restart())
+                    as Arc<dyn RollbackTarget>,
+            )
+        }
     });
 }

@@ -55,7 +55,7 @@ impl fmt::Display for RolloutStatus {
 
 /// Why a rollout's status cannot be told by waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RolloutErrorKind {
+pub enum StatusErrorKind {
     /// The Deployment's `Progressing` condition says `ProgressDeadlineExceeded`: the
     /// rollout failed and waiting longer will not finish it.
     ProgressDeadlineExceeded,
@@ -69,23 +69,25 @@ pub enum RolloutErrorKind {
     InvalidObject,
 }
 
-/// A rollout status that is an error in kubectl (`kubectl rollout status` exits non-zero).
+/// A rollout status that is an error in kubectl (`kubectl rollout status` exits non-zero):
+/// what kubectl's status rules say of one object, not a step's failure. The wait of a
+/// workload's undo that meets one fails with [`rollback_core::Error::RolloutFailed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RolloutError {
-    kind: RolloutErrorKind,
+pub struct StatusError {
+    kind: StatusErrorKind,
     message: String,
 }
 
-impl RolloutError {
-    fn new(kind: RolloutErrorKind, message: impl Into<String>) -> Self {
-        RolloutError {
+impl StatusError {
+    fn new(kind: StatusErrorKind, message: impl Into<String>) -> Self {
+        StatusError {
             kind,
             message: message.into(),
         }
     }
 
     /// What went wrong, as a kind.
-    pub fn kind(&self) -> RolloutErrorKind {
+    pub fn kind(&self) -> StatusErrorKind {
         self.kind
     }
 
@@ -95,13 +97,13 @@ impl RolloutError {
     }
 }
 
-impl fmt::Display for RolloutError {
+impl fmt::Display for StatusError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for RolloutError {}
+impl std::error::Error for StatusError {}
 
 fn generation(meta: &ObjectMeta) -> i64 {
     meta.generation.unwrap_or(0)
@@ -115,23 +117,23 @@ fn name(meta: &ObjectMeta) -> &str {
 ///
 /// With `revision` `Some(n)` and `n > 0` (kubectl's `--revision`), the Deployment's
 /// `deployment.kubernetes.io/revision` annotation must be `n`, else the status is a
-/// [`RolloutErrorKind::RevisionMismatch`] error.
+/// [`StatusErrorKind::RevisionMismatch`] error.
 pub fn deployment_status(
     deployment: &Deployment,
     revision: Option<i64>,
-) -> Result<RolloutStatus, RolloutError> {
+) -> Result<RolloutStatus, StatusError> {
     let meta = &deployment.metadata;
     let name = name(meta);
     if let Some(wanted) = revision.filter(|r| *r > 0) {
         let running = revision_of(meta).map_err(|e| {
-            RolloutError::new(
-                RolloutErrorKind::InvalidObject,
+            StatusError::new(
+                StatusErrorKind::InvalidObject,
                 format!("cannot get the revision of deployment {name:?}: {e}"),
             )
         })?;
         if wanted != running {
-            return Err(RolloutError::new(
-                RolloutErrorKind::RevisionMismatch,
+            return Err(StatusError::new(
+                StatusErrorKind::RevisionMismatch,
                 format!(
                     "desired revision ({wanted}) is different from the running revision ({running})"
                 ),
@@ -151,8 +153,8 @@ pub fn deployment_status(
         .find(|c| c.type_ == PROGRESSING_CONDITION)
         .is_some_and(|c| c.reason.as_deref() == Some(TIMED_OUT_REASON));
     if timed_out {
-        return Err(RolloutError::new(
-            RolloutErrorKind::ProgressDeadlineExceeded,
+        return Err(StatusError::new(
+            StatusErrorKind::ProgressDeadlineExceeded,
             format!("deployment {name:?} exceeded its progress deadline"),
         ));
     }
@@ -182,17 +184,17 @@ pub fn deployment_status(
     )))
 }
 
-fn unsupported_strategy() -> RolloutError {
+fn unsupported_strategy() -> StatusError {
     // kubectl names RollingUpdate for both kinds (it formats the StatefulSet constant).
-    RolloutError::new(
-        RolloutErrorKind::UnsupportedStrategy,
+    StatusError::new(
+        StatusErrorKind::UnsupportedStrategy,
         format!("rollout status is only available for {ROLLING_UPDATE} strategy type"),
     )
 }
 
 /// The rollout status of a StatefulSet, as `kubectl rollout status statefulset/x` reports
 /// it, including partitioned rolling updates.
-pub fn statefulset_status(sts: &StatefulSet) -> Result<RolloutStatus, RolloutError> {
+pub fn statefulset_status(sts: &StatefulSet) -> Result<RolloutStatus, StatusError> {
     let spec = sts.spec.clone().unwrap_or_default();
     let strategy = spec.update_strategy.unwrap_or_default();
     if strategy.type_.as_deref() != Some(ROLLING_UPDATE) {
@@ -244,7 +246,7 @@ pub fn statefulset_status(sts: &StatefulSet) -> Result<RolloutStatus, RolloutErr
 }
 
 /// The rollout status of a DaemonSet, as `kubectl rollout status daemonset/x` reports it.
-pub fn daemonset_status(ds: &DaemonSet) -> Result<RolloutStatus, RolloutError> {
+pub fn daemonset_status(ds: &DaemonSet) -> Result<RolloutStatus, StatusError> {
     let spec = ds.spec.clone().unwrap_or_default();
     let strategy = spec.update_strategy.unwrap_or_default();
     if strategy.type_.as_deref() != Some(ROLLING_UPDATE) {
@@ -280,8 +282,8 @@ pub fn daemonset_status(ds: &DaemonSet) -> Result<RolloutStatus, RolloutError> {
 ///
 /// Accepts `Deployment` and `DaemonSet` of `apps/*` or `extensions/v1beta1`, and
 /// `StatefulSet` of `apps/*`; a missing `apiVersion` is taken as `apps/v1`.
-pub fn status_of(obj: &serde_json::Value) -> Result<RolloutStatus, RolloutError> {
-    let invalid = |m: String| RolloutError::new(RolloutErrorKind::InvalidObject, m);
+pub fn status_of(obj: &serde_json::Value) -> Result<RolloutStatus, StatusError> {
+    let invalid = |m: String| StatusError::new(StatusErrorKind::InvalidObject, m);
     let kind = obj
         .get("kind")
         .and_then(|k| k.as_str())
@@ -310,10 +312,10 @@ pub fn status_of(obj: &serde_json::Value) -> Result<RolloutStatus, RolloutError>
     fn parse<T: serde::de::DeserializeOwned>(
         kind: &str,
         obj: serde_json::Value,
-    ) -> Result<T, RolloutError> {
+    ) -> Result<T, StatusError> {
         serde_json::from_value(obj).map_err(|e| {
-            RolloutError::new(
-                RolloutErrorKind::InvalidObject,
+            StatusError::new(
+                StatusErrorKind::InvalidObject,
                 format!("failed to read the object as a {kind}: {e}"),
             )
         })
@@ -440,7 +442,7 @@ mod tests {
             },
         ]);
         let e = deployment_status(&deployment(1, 2, status.clone()), None).unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::ProgressDeadlineExceeded);
+        assert_eq!(e.kind(), StatusErrorKind::ProgressDeadlineExceeded);
         assert_eq!(
             e.to_string(),
             "deployment \"foo\" exceeded its progress deadline"
@@ -475,7 +477,7 @@ mod tests {
         assert!(deployment_status(&d, Some(3)).unwrap().is_done());
         assert!(deployment_status(&d, Some(0)).unwrap().is_done());
         let e = deployment_status(&d, Some(2)).unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::RevisionMismatch);
+        assert_eq!(e.kind(), StatusErrorKind::RevisionMismatch);
         assert_eq!(
             e.message(),
             "desired revision (2) is different from the running revision (3)"
@@ -486,7 +488,7 @@ mod tests {
                 .collect(),
         );
         let e = deployment_status(&d, Some(2)).unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::InvalidObject);
+        assert_eq!(e.kind(), StatusErrorKind::InvalidObject);
         assert_eq!(
             e.message(),
             "cannot get the revision of deployment \"foo\": strconv.ParseInt: parsing \"x1\": invalid syntax"
@@ -599,7 +601,7 @@ mod tests {
     fn statefulset_on_delete_returns_an_error() {
         let e = statefulset_status(&sts(1, strategy("OnDelete", None), ststatus(1, 1, 0, 0)))
             .unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::UnsupportedStrategy);
+        assert_eq!(e.kind(), StatusErrorKind::UnsupportedStrategy);
         assert_eq!(
             e.message(),
             "rollout status is only available for RollingUpdate strategy type"
@@ -705,7 +707,7 @@ mod tests {
         let mut d = ds(0, "OnDelete", DaemonSetStatus::default());
         d.status = None;
         let e = daemonset_status(&d).unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::UnsupportedStrategy);
+        assert_eq!(e.kind(), StatusErrorKind::UnsupportedStrategy);
         assert_eq!(
             e.to_string(),
             "rollout status is only available for RollingUpdate strategy type"
@@ -746,7 +748,7 @@ mod tests {
         });
         assert_eq!(
             status_of(&s).unwrap_err().kind(),
-            RolloutErrorKind::UnsupportedStrategy
+            StatusErrorKind::UnsupportedStrategy
         );
         let e = status_of(&json!({"apiVersion": "extensions/v1beta1", "kind": "StatefulSet"}))
             .unwrap_err();
@@ -755,11 +757,11 @@ mod tests {
             "no status viewer has been implemented for StatefulSet.extensions"
         );
         let e = status_of(&json!({"apiVersion": "batch/v1", "kind": "Job"})).unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::InvalidObject);
+        assert_eq!(e.kind(), StatusErrorKind::InvalidObject);
         let e = status_of(&json!({"metadata": {}})).unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::InvalidObject);
+        assert_eq!(e.kind(), StatusErrorKind::InvalidObject);
         let e = status_of(&json!({"kind": "Deployment", "spec": {"replicas": "two"}})).unwrap_err();
-        assert_eq!(e.kind(), RolloutErrorKind::InvalidObject);
+        assert_eq!(e.kind(), StatusErrorKind::InvalidObject);
         assert!(
             e.message()
                 .starts_with("failed to read the object as a Deployment"),

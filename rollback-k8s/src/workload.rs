@@ -44,15 +44,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{check_name, kube_error, watch_problem, K8s, K8sConfig, NameRule, Op};
+use crate::client::{check_name, kube_error, watch_problem, Clients, K8s, K8sConfig, NameRule, Op};
 use crate::history::{
     controlled_replica_sets, controlled_revisions, controller_revision_history,
     controller_revision_rollback_target, deployment_history, deployment_rollback_target,
     revision_of, HistoryError,
 };
 use crate::status::{
-    daemonset_status, deployment_status, statefulset_status, RolloutError, RolloutErrorKind,
-    RolloutStatus,
+    daemonset_status, deployment_status, statefulset_status, RolloutStatus, StatusError,
+    StatusErrorKind,
 };
 use crate::undo::{
     controller_revision_undo_patch, deployment_undo_patch, equal_ignore_hash, PatchType, UndoError,
@@ -137,7 +137,7 @@ pub trait WorkloadKind: ApiObject + sealed::Sealed {
     /// kubectl's undo of the object to the history object.
     fn undo(&self, item: &Self::History) -> std::result::Result<UndoPlan, UndoError>;
     /// kubectl's rollout status.
-    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError>;
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, StatusError>;
 }
 
 impl WorkloadKind for apps::Deployment {
@@ -186,7 +186,7 @@ impl WorkloadKind for apps::Deployment {
     fn undo(&self, item: &apps::ReplicaSet) -> std::result::Result<UndoPlan, UndoError> {
         deployment_undo_patch(self, item)
     }
-    fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+    fn rollout_status(&self) -> std::result::Result<RolloutStatus, StatusError> {
         deployment_status(self, None)
     }
 }
@@ -254,7 +254,7 @@ macro_rules! controller_revision_kind {
             ) -> std::result::Result<UndoPlan, UndoError> {
                 revision_undo(self.template(), item)
             }
-            fn rollout_status(&self) -> std::result::Result<RolloutStatus, RolloutError> {
+            fn rollout_status(&self) -> std::result::Result<RolloutStatus, StatusError> {
                 $status(self)
             }
         }
@@ -530,7 +530,7 @@ impl<W: WorkloadKind> Workload<W> {
 
     /// kubectl's rollout status of the object now, as [`RolloutStatus`] (or the error kubectl
     /// reports).
-    pub async fn rollout_status(&self) -> Result<std::result::Result<RolloutStatus, RolloutError>> {
+    pub async fn rollout_status(&self) -> Result<std::result::Result<RolloutStatus, StatusError>> {
         Ok(self.object().await?.rollout_status())
     }
 
@@ -549,7 +549,7 @@ impl<W: WorkloadKind> Workload<W> {
             Ok(RolloutStatus::Done(_)) => Stability::Stable,
             Ok(RolloutStatus::Waiting(m)) => Stability::Waiting(m),
             Err(e) => match e.kind() {
-                RolloutErrorKind::UnsupportedStrategy => Stability::Failed(format!(
+                StatusErrorKind::UnsupportedStrategy => Stability::Failed(format!(
                     "{e}: pods are replaced only when deleted; delete them, or use the RollingUpdate strategy"
                 )),
                 _ => Stability::Failed(e.to_string()),
@@ -619,6 +619,7 @@ impl<W: WorkloadKind> Workload<W> {
         read: impl Fn(&W) -> String + Send,
         mut body: Value,
     ) -> Result<(ApplyOutcome, W)> {
+        let mut refused = None;
         for _ in 0..CONFLICT_RETRIES {
             let object = self.object().await?;
             let now = read(&object);
@@ -626,12 +627,7 @@ impl<W: WorkloadKind> Workload<W> {
                 return Ok((ApplyOutcome::AlreadyCurrent, object));
             }
             if now != from {
-                return Err(Error::Conflict {
-                    target: target.to_string(),
-                    expected: from.to_string(),
-                    found: now,
-                    source: None,
-                });
+                return Err(Error::conflict(target.to_string(), from, now));
             }
             let rv = object.meta().resource_version.clone().unwrap_or_default();
             body["metadata"] = serde_json::json!({ "resourceVersion": rv });
@@ -641,18 +637,11 @@ impl<W: WorkloadKind> Workload<W> {
                 .await
             {
                 Ok(written) => return Ok((ApplyOutcome::Applied, written)),
-                Err(e) if is_conflict(&e) => continue,
+                Err(e) if is_conflict(&e) => refused = Some(e),
                 Err(e) => return Err(self.err("patch", e)),
             }
         }
-        Err(Error::Conflict {
-            target: target.to_string(),
-            expected: from.to_string(),
-            found: format!(
-                "an object rewritten {CONFLICT_RETRIES} times while we tried to {doing} it"
-            ),
-            source: None,
-        })
+        Err(rewritten(target, from, doing, refused))
     }
 }
 
@@ -697,6 +686,20 @@ fn revision_number(id: &TargetId, n: &str) -> Result<i64> {
     }
 }
 
+/// The conflict of a write refused with 409 [`CONFLICT_RETRIES`] times: the object was
+/// rewritten each time we read it. The last 409 is the source.
+fn rewritten(target: &TargetId, from: &str, doing: &str, last: Option<kube::Error>) -> Error {
+    let e = Error::conflict(
+        target.to_string(),
+        from,
+        format!("an object rewritten {CONFLICT_RETRIES} times while we tried to {doing} it"),
+    );
+    match last {
+        Some(last) => e.with_source(last),
+        None => e,
+    }
+}
+
 /// Whether a kube error is the API server's 409 Conflict.
 pub(crate) fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
@@ -731,20 +734,13 @@ where
                             last = m;
                         }
                     }
-                    Stability::Failed(m) => {
-                        return Err(Error::RolloutFailed {
-                            target: id.to_string(),
-                            message: m,
-                            source: None,
-                        })
-                    }
+                    Stability::Failed(m) => return Err(Error::rollout_failed(id.to_string(), m)),
                 },
                 Ok(None) => {
-                    return Err(Error::RolloutFailed {
-                        target: id.to_string(),
-                        message: format!("{name} was deleted while we waited"),
-                        source: None,
-                    })
+                    return Err(Error::rollout_failed(
+                        id.to_string(),
+                        format!("{name} was deleted while we waited"),
+                    ))
                 }
                 // Refused credentials never come right by watching again.
                 Err(
@@ -770,13 +766,12 @@ where
     .await;
     match result {
         Ok(r) => r,
-        Err(_) => Err(Error::Timeout {
-            target: id.to_string(),
-            what: what.to_string(),
-            waited: started.elapsed(),
+        Err(_) => Err(Error::timeout(
+            id.to_string(),
+            what,
+            started.elapsed(),
             last,
-            source: None,
-        }),
+        )),
     }
 }
 
@@ -863,6 +858,7 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
     /// `change.to`; [`ApplyOutcome::AlreadyCurrent`] when it already is `change.to`
     /// (kubectl's "skipped rollback").
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let mut refused = None;
         for _ in 0..CONFLICT_RETRIES {
             let seen = self.seen().await?;
             let current = seen.current();
@@ -870,12 +866,11 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
                 return Ok(ApplyOutcome::AlreadyCurrent);
             }
             if !current.same_as(&change.from) {
-                return Err(Error::Conflict {
-                    target: self.id.to_string(),
-                    expected: change.from.id.clone(),
-                    found: current.id,
-                    source: None,
-                });
+                return Err(Error::conflict(
+                    self.id.to_string(),
+                    &change.from.id,
+                    current.id,
+                ));
             }
             let item = seen.item_for(&change.to).ok_or_else(|| {
                 Error::not_found(
@@ -898,18 +893,11 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
                 Ok(()) => return Ok(ApplyOutcome::Applied),
                 // Someone wrote the object since we read it (often only its status): read
                 // again and decide afresh.
-                Err(e) if is_conflict(&e) => continue,
+                Err(e) if is_conflict(&e) => refused = Some(e),
                 Err(e) => return Err(self.err("patch", e)),
             }
         }
-        Err(Error::Conflict {
-            target: self.id.to_string(),
-            expected: change.from.id.clone(),
-            found: format!(
-                "an object rewritten {CONFLICT_RETRIES} times while we tried to patch it"
-            ),
-            source: None,
-        })
+        Err(rewritten(&self.id, &change.from.id, "patch", refused))
     }
 
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
@@ -952,10 +940,16 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
     }
 }
 
-pub(crate) fn register_kind<W: WorkloadKind>(r: &mut Registry) {
-    r.register(W::KIND, |spec: TargetSpec| async move {
-        let p: Params = spec.params()?;
-        let k8s = p.k8s.load_for(W::KIND, &p.namespace, &p.name).await?;
-        Ok(Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?) as Arc<dyn RollbackTarget>)
+pub(crate) fn register_kind<W: WorkloadKind>(r: &mut Registry, clients: &Clients) {
+    let clients = clients.clone();
+    r.register(W::KIND, move |spec: TargetSpec| {
+        let clients = clients.clone();
+        async move {
+            let p: Params = spec.params()?;
+            let k8s = clients
+                .for_target(&p.k8s, W::KIND, &p.namespace, &p.name)
+                .await?;
+            Ok(Arc::new(Workload::<W>::new(&k8s, p.namespace, p.name)?) as Arc<dyn RollbackTarget>)
+        }
     });
 }

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rollback_core::{RollbackTarget, Verifier};
-use rollback_k8s::{K8s, K8sConfig, PodsReady, RolloutError, RolloutErrorKind, RolloutStatus};
+use rollback_k8s::{K8s, K8sConfig, PodsReady, RolloutStatus, StatusError, StatusErrorKind};
 
 use crate::check::{check_of, PyCheck};
 use crate::errors::{invalid, new_error, py_err};
@@ -137,17 +137,18 @@ impl PyRolloutStatus {
     }
 }
 
-fn rollout_reason(kind: RolloutErrorKind) -> &'static str {
+fn status_reason(kind: StatusErrorKind) -> &'static str {
     match kind {
-        RolloutErrorKind::ProgressDeadlineExceeded => "progress_deadline_exceeded",
-        RolloutErrorKind::UnsupportedStrategy => "unsupported_strategy",
-        RolloutErrorKind::RevisionMismatch => "revision_mismatch",
-        RolloutErrorKind::InvalidObject => "invalid_object",
+        StatusErrorKind::ProgressDeadlineExceeded => "progress_deadline_exceeded",
+        StatusErrorKind::UnsupportedStrategy => "unsupported_strategy",
+        StatusErrorKind::RevisionMismatch => "revision_mismatch",
+        StatusErrorKind::InvalidObject => "invalid_object",
     }
 }
 
-/// `rollback.RolloutError` for what kubectl reports as an error; `reason` says which.
-fn rollout_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
+/// `rollback.RolloutError` (the published name) for a status kubectl reports as an error;
+/// `reason` says which.
+fn status_error(py: Python<'_>, target: &str, e: &StatusError) -> PyErr {
     let err = new_error(
         py,
         "RolloutError",
@@ -156,17 +157,17 @@ fn rollout_error(py: Python<'_>, target: &str, e: &RolloutError) -> PyErr {
         "rollout_failed",
         false,
     );
-    let _ = err.value(py).setattr("reason", rollout_reason(e.kind()));
+    let _ = err.value(py).setattr("reason", status_reason(e.kind()));
     err
 }
 
 fn status_result(
     py: Python<'_>,
     target: &str,
-    r: Result<RolloutStatus, RolloutError>,
+    r: Result<RolloutStatus, StatusError>,
 ) -> PyResult<PyRolloutStatus> {
     r.map(|s| PyRolloutStatus { inner: s })
-        .map_err(|e| rollout_error(py, target, &e))
+        .map_err(|e| status_error(py, target, &e))
 }
 
 /// kubectl's rollout status of an object given as a dict (`kubectl get -o json`), for
@@ -291,7 +292,12 @@ fn replicas_of<W: rollback_k8s::Scalable>(
     let gradual = counts(&id, gradual)?;
     let mut r = r.gradual(gradual);
     if let Some(c) = between {
-        r = r.between(verifier_of(c)?);
+        // A PodsReady goes in as itself, so that the journal records it as data and a
+        // resumed scale-up rebuilds it.
+        r = match c.cast::<PyPodsReady>() {
+            Ok(pods) => r.between(pods.get().inner.clone()),
+            Err(_) => r.between(verifier_of(c)?),
+        };
     }
     if let Some(t) = Seconds::get_opt(step_timeout, &id, "step_timeout")? {
         r = r.step_timeout(t);
@@ -352,7 +358,9 @@ workload!(
 /// Ready, at least `min` of them; the evidence names pods that are not (CrashLoopBackOff,
 /// ImagePullBackOff...).
 #[pyclass(module = "rollback.k8s", name = "PodsReady", extends = PyCheck, frozen)]
-pub(crate) struct PyPodsReady {}
+pub(crate) struct PyPodsReady {
+    inner: PodsReady,
+}
 
 #[pymethods]
 impl PyPodsReady {
@@ -410,6 +418,7 @@ impl PyPodsReady {
                 ))
             }
         };
-        Ok(PyCheck::init(check.min(min), policy).add_subclass(PyPodsReady {}))
+        let check = check.min(min);
+        Ok(PyCheck::init(check.clone(), policy).add_subclass(PyPodsReady { inner: check }))
     }
 }

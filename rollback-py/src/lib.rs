@@ -34,21 +34,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     logging::install(m)?;
     // core
-    m.add_class::<types::PySelector>()?;
-    m.add_class::<types::PyPrevious>()?;
-    m.add_class::<types::PyExact>()?;
-    m.add_class::<types::PyStepsBack>()?;
-    m.add_class::<types::PyImageTag>()?;
-    m.add_class::<types::PyRevision>()?;
-    m.add_class::<types::PyDiff>()?;
-    m.add_class::<types::PyDiffEntry>()?;
-    m.add_class::<types::PyChange>()?;
-    m.add_class::<types::PyPolicy>()?;
-    m.add_class::<types::PyVerdict>()?;
-    m.add_class::<types::PyEvent>()?;
-    m.add_class::<types::PyReport>()?;
-    m.add_class::<types::PyStepReport>()?;
-    m.add_class::<types::PyActionReport>()?;
+    types::add_classes(m)?;
     m.add_class::<target::PyTarget>()?;
     m.add_class::<check::PyCheck>()?;
     m.add_class::<check::PyHttpCheck>()?;
