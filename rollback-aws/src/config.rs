@@ -136,8 +136,11 @@ impl Aws {
 #[derive(Clone, Default)]
 pub struct AwsCache {
     given: Option<Aws>,
-    loaded: Arc<Mutex<HashMap<(AwsConfig, EnvKey), Arc<tokio::sync::OnceCell<Aws>>>>>,
+    loaded: Arc<Mutex<HashMap<(AwsConfig, EnvKey), Slot>>>,
 }
+
+/// One configuration's resolution: filled once, by the first target that needs it.
+type Slot = Arc<tokio::sync::OnceCell<Aws>>;
 
 /// The `AWS_*` variables, sorted.
 type EnvKey = Vec<(String, String)>;
