@@ -90,7 +90,11 @@ class Deployment(Target):
     ) -> Replicas:
         """The replica count as a target (``kubectl scale``): ``Exact("0")`` scales to
         zero; on the way up it stops at each ``gradual`` count, waits for it and runs
-        ``between`` (runbook 004's "scale up gradually, verify health")."""
+        ``between`` (runbook 004's "scale up gradually, verify health"). The journal
+        records ``between``, so a resumed scale-up runs it too: a :class:`PodsReady`,
+        :class:`rollback.HttpCheck` or :class:`rollback.CommandCheck` is rebuilt from the
+        journal; a Python callable cannot be, and a scale-up resumed without it stops at
+        its next step (``VerificationError``) rather than go on unchecked."""
 
 @final
 class StatefulSet(Target):
