@@ -223,6 +223,23 @@ fn counts(target: &str, gradual: Option<Vec<Int>>) -> PyResult<Vec<i32>> {
 }
 
 macro_rules! workload {
+    // A workload whose replica count is a target too (Deployments, StatefulSets).
+    ($py_ty:ident, $name:literal, $rust:ty, $doc:literal, scalable) => {
+        workload!($py_ty, $name, $rust, $doc, {
+            /// This workload's replica count as a target: `Exact("0")` scales to zero; on the
+            /// way up it stops at each `gradual` count, waits for it and runs `between`.
+            #[pyo3(signature = (gradual=None, between=None, *, step_timeout=None))]
+            fn replicas(
+                &self,
+                py: Python<'_>,
+                gradual: Option<Vec<Int>>,
+                between: Option<&Bound<'_, PyAny>>,
+                step_timeout: Option<Seconds>,
+            ) -> PyResult<Py<PyReplicas>> {
+                replicas_of(py, &self.inner, gradual, between, step_timeout)
+            }
+        });
+    };
     ($py_ty:ident, $name:literal, $rust:ty, $doc:literal, { $($extra:tt)* }) => {
         #[doc = $doc]
         #[pyclass(module = "rollback.k8s", name = $name, extends = PyTarget, frozen)]
@@ -310,40 +327,14 @@ workload!(
     "Deployment",
     rollback_k8s::Deployment,
     "A Deployment: revisions are its rollout revisions (`\"3\"`, from its ReplicaSets); a rollback is `kubectl rollout undo` (paused Deployments refused, an already-matching template skipped), guarded by the object's resourceVersion, and waited for by watch with kubectl's status rules.",
-    {
-        /// This workload's replica count as a target: `Exact("0")` scales to zero; on the
-        /// way up it stops at each `gradual` count, waits for it and runs `between`.
-        #[pyo3(signature = (gradual=None, between=None, *, step_timeout=None))]
-        fn replicas(
-            &self,
-            py: Python<'_>,
-            gradual: Option<Vec<Int>>,
-            between: Option<&Bound<'_, PyAny>>,
-            step_timeout: Option<Seconds>,
-        ) -> PyResult<Py<PyReplicas>> {
-            replicas_of(py, &self.inner, gradual, between, step_timeout)
-        }
-    }
+    scalable
 );
 workload!(
     PyStatefulSet,
     "StatefulSet",
     rollback_k8s::StatefulSet,
     "A StatefulSet: revisions are its ControllerRevisions; a rollback is `kubectl rollout undo`.",
-    {
-        /// This workload's replica count as a target: `Exact("0")` scales to zero; on the
-        /// way up it stops at each `gradual` count, waits for it and runs `between`.
-        #[pyo3(signature = (gradual=None, between=None, *, step_timeout=None))]
-        fn replicas(
-            &self,
-            py: Python<'_>,
-            gradual: Option<Vec<Int>>,
-            between: Option<&Bound<'_, PyAny>>,
-            step_timeout: Option<Seconds>,
-        ) -> PyResult<Py<PyReplicas>> {
-            replicas_of(py, &self.inner, gradual, between, step_timeout)
-        }
-    }
+    scalable
 );
 workload!(
     PyDaemonSet,

@@ -12,6 +12,7 @@ from typing import Self, final
 
 from . import Check, Policy, Revision, Seconds, Target
 
+# Mirrors aws.py's list, as a stub must; stubtest (tests/test_typing.py) keeps them equal.
 __all__ = [
     "AwsConfig",
     "LambdaAlias",

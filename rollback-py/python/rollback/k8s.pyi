@@ -13,6 +13,7 @@ from typing import Any, Self, final
 
 from . import Check, CheckLike, Policy, Seconds, Target
 
+# Mirrors k8s.py's list, as a stub must; stubtest (tests/test_typing.py) keeps them equal.
 __all__ = [
     "K8sConfig",
     "Deployment",
@@ -64,6 +65,9 @@ def rollout_status(obj: dict[str, Any]) -> RolloutStatus:
     an error (progress deadline exceeded, a strategy without rollout status, an object it
     cannot read); its ``reason`` says which."""
 
+# Deployment, StatefulSet and DaemonSet repeat their common methods: at run time they are
+# separate final classes made by one Rust macro (rollback-py/src/k8s.rs `workload!`), with
+# no Python base class of their own to declare the methods once; stubtest checks each.
 @final
 class Deployment(Target):
     """A Deployment. Revisions are its rollout revisions (``"3"``, from its ReplicaSets);
