@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 
 use rollback_core::verify::{HttpCheck, Policy};
 use rollback_core::{
-    Check, InMemoryTarget, Outcome, Revision, RollbackTarget, Selector, Step, Transaction,
+    Check, FakeTarget, Outcome, Revision, RollbackTarget, Selector, Step, Transaction,
 };
 use rollback_examples::{init_logging, progress_printer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn service(name: &str, first_rev: u32) -> rollback_core::Result<InMemoryTarget> {
-    let mut b = InMemoryTarget::builder(name).convergence(Duration::from_millis(400));
+fn service(name: &str, first_rev: u32) -> rollback_core::Result<FakeTarget> {
+    let mut b = FakeTarget::builder(name).convergence(Duration::from_millis(400));
     for (i, version) in ["1.8.0", "1.8.1", "1.9.0"].iter().enumerate() {
         b = b.revision(
             Revision::new((first_rev + i as u32).to_string())
@@ -39,7 +39,7 @@ fn service(name: &str, first_rev: u32) -> rollback_core::Result<InMemoryTarget> 
 /// Answers `GET /health/<service>` with 200 when the service runs a healthy revision, 503
 /// otherwise: what a load balancer's health endpoint would say.
 async fn health_server(
-    services: Vec<InMemoryTarget>,
+    services: Vec<FakeTarget>,
     broken: HashSet<(String, String)>,
 ) -> std::io::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -13,7 +13,7 @@ use rollback_aws::{Aws, LambdaAlias};
 use rollback_core::conformance::{assert_conformance, Fixture};
 use rollback_core::verify::HttpCheck;
 use rollback_core::{
-    ApplyOutcome, Check, ErrorKind, Event, EventKind, FileLocks, InMemoryTarget, Outcome, Policy,
+    ApplyOutcome, Check, ErrorKind, Event, EventKind, FakeTarget, FileLocks, Outcome, Policy,
     Revision, RollbackTarget, Selector, Step, Transaction, TransactionBuilder,
 };
 use rollback_testkit::{count_in, mutations_in, AwsEmulator};
@@ -360,7 +360,7 @@ async fn a_revision_id_change_after_the_plan_is_a_conflict() {
 
 /// A transaction whose alias is moved by someone else between preflight and apply stops
 /// with a conflict and does not overwrite their change. The change is made by the
-/// verifier of an earlier stage's step (an in-memory target), after the preflight.
+/// verifier of an earlier stage's step (a fake target), after the preflight.
 #[tokio::test]
 async fn a_transaction_stops_on_a_concurrent_change() {
     let e = env(None).await;
@@ -378,7 +378,7 @@ async fn a_transaction_stops_on_a_concurrent_change() {
                 .is_ok()
         }
     });
-    let other = InMemoryTarget::builder("config")
+    let other = FakeTarget::builder("config")
         .revision(Revision::new("1"))
         .revision(Revision::new("2"))
         .build()

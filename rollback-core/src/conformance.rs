@@ -10,10 +10,10 @@
 //!
 //! ```no_run
 //! use rollback_core::conformance::{assert_conformance, Fixture};
-//! use rollback_core::{InMemoryTarget, Revision};
+//! use rollback_core::{FakeTarget, Revision};
 //!
 //! # async fn demo() -> rollback_core::Result<()> {
-//! let target = InMemoryTarget::builder("api")
+//! let target = FakeTarget::builder("api")
 //!     .revision(Revision::new("1"))
 //!     .revision(Revision::new("2"))
 //!     .build()?;
@@ -718,10 +718,10 @@ fn check_history(seen: &Seen) -> CheckResult {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::memory::InMemoryTarget;
+    use crate::fake::FakeTarget;
 
-    fn target(current: &str) -> InMemoryTarget {
-        InMemoryTarget::builder("api")
+    fn target(current: &str) -> FakeTarget {
+        FakeTarget::builder("api")
             .revision(Revision::new("1").image("registry/api:v1"))
             .revision(Revision::new("2").image("registry/api:v2"))
             .revision(Revision::new("3").image("registry/api:v3"))
@@ -777,7 +777,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_single_revision_skips_the_mutating_checks() {
-        let t = InMemoryTarget::builder("solo")
+        let t = FakeTarget::builder("solo")
             .revision(Revision::new("1"))
             .build()
             .unwrap();
@@ -791,7 +791,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_leaked_canary_is_reported() {
-        let t = InMemoryTarget::builder("api")
+        let t = FakeTarget::builder("api")
             .revision(Revision::new("1").description("password=hunter2"))
             .revision(Revision::new("2"))
             .build()

@@ -24,12 +24,12 @@
 //! died, without applying anything twice (see [`transaction`] for the design).
 //!
 //! ```no_run
-//! # // The in-memory target is a test double: feature `testing`.
+//! # // The fake target is a test double: feature `testing`.
 //! use std::sync::Arc;
-//! use rollback_core::{InMemoryTarget, Revision, Selector, Step, Transaction};
+//! use rollback_core::{FakeTarget, Revision, Selector, Step, Transaction};
 //!
 //! # async fn demo() -> rollback_core::Result<()> {
-//! let api = InMemoryTarget::builder("api")
+//! let api = FakeTarget::builder("api")
 //!     .revision(Revision::new("1").image("registry/api:v1"))
 //!     .revision(Revision::new("2").image("registry/api:v2"))
 //!     .build()?;
@@ -53,13 +53,13 @@
 //! | --- | --- | --- | --- |
 //! | `http` | yes | `verify::HttpCheck`, `metrics::PrometheusSource` | reqwest (rustls) |
 //! | `process` | yes | `verify::CommandCheck` | tokio's `process`, `io-util`, `net` |
-//! | `testing` | no | test doubles: `InMemoryTarget` (module `memory`, with its state file shared between processes and its file locking), the `conformance` suite, and the `memory` kind in `Registry::with_builtins()` (so journals of in-memory targets resume) | nothing |
+//! | `testing` | no | test doubles: `FakeTarget` (module `fake`: in memory, or shared between processes through a state file, with its file locking), the `conformance` suite, and its kind `memory` in `Registry::with_builtins()` (so journals of fake targets resume; the kind keeps the name journals have carried) | nothing |
 //! | `mock` | no | module `mock`: mockall mocks of `RollbackTarget` and `Verifier` | mockall |
 //!
 //! [`verify::VerifierSpec`] has no variant for a check whose feature is off, so a spec or
 //! journal naming that check does not deserialize in such a build. The test doubles are features of this
 //! crate rather than a crate of their own so that the paths tests write
-//! (`rollback_core::InMemoryTarget`, `rollback_core::conformance`, `rollback_core::mock`)
+//! (`rollback_core::FakeTarget`, `rollback_core::conformance`, `rollback_core::mock`)
 //! stay, and so that [`Registry::with_builtins`] can know the `memory` kind; turn them on
 //! where the tests are:
 //!
@@ -75,10 +75,10 @@
 pub mod conformance;
 pub mod error;
 pub mod events;
+#[cfg(feature = "testing")]
+pub mod fake;
 pub mod journal;
 pub mod lock;
-#[cfg(feature = "testing")]
-pub mod memory;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -94,9 +94,14 @@ pub mod wait;
 
 pub use error::{Error, ErrorKind, ErrorRecord, Result};
 pub use events::{Event, EventKind};
-pub use lock::{FileLocks, Holder, Lease, LockManager};
 #[cfg(feature = "testing")]
-pub use memory::InMemoryTarget;
+pub use fake::FakeTarget;
+pub use lock::{FileLocks, Holder, Lease, LockManager};
+/// The fake target's former name (it is held in memory or in a state file, so it is now
+/// named for what it is: a fake).
+#[cfg(feature = "testing")]
+#[deprecated(note = "renamed FakeTarget")]
+pub type InMemoryTarget = FakeTarget;
 pub use revision::{Change, Diff, DiffBuilder, DiffEntry, DiffSection, Revision};
 pub use selector::Selector;
 pub use target::{

@@ -4,7 +4,7 @@
 //! verifier's `spec`) too, so a test states exactly what the code under test may call.
 //! Async methods are mocked with their output type: `returning` takes a closure that
 //! returns the `Result`, not a future. When a fake with real behaviour suits the test
-//! better, use `InMemoryTarget` (feature `testing`).
+//! better, use `FakeTarget` (feature `testing`).
 //!
 //! The module exists with the `mock` feature only
 //! (`rollback-core = { version = "...", features = ["mock"] }`, usually in

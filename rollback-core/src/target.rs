@@ -213,7 +213,7 @@ type Factory =
 /// journal, and how a runbook file names them.
 ///
 /// Each backend crate offers a function that registers its kinds; live instances can be
-/// registered too (an in-memory target in a test, say) and take precedence. Lock kinds are
+/// registered too (a fake target in a test, say) and take precedence. Lock kinds are
 /// registered the same way ([`register_locks`](Self::register_locks)), so that a resume
 /// rebuilds the lock manager a journal names; file leases ([`FileLocks`]) are always known.
 #[derive(Clone, Default)]
@@ -241,7 +241,7 @@ impl Registry {
         Self::default()
     }
 
-    /// A registry that knows this crate's own kinds: the in-memory target's (`memory`),
+    /// A registry that knows this crate's own kinds: the fake target's (`memory`),
     /// with the `testing` feature; none without it.
     pub fn with_builtins() -> Self {
         let mut r = Self::new();
@@ -251,7 +251,7 @@ impl Registry {
 
     fn register_builtins(&mut self) {
         #[cfg(feature = "testing")]
-        crate::memory::register(self);
+        crate::fake::register(self);
     }
 
     /// Registers a factory for a kind.

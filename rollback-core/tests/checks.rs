@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rollback_core::verify::{check_bool, Policy};
 use rollback_core::{
-    action_fn, Check, ErrorKind, InMemoryTarget, Revision, RollbackTarget, Selector, Step,
-    Transaction, TransactionBuilder,
+    action_fn, Check, ErrorKind, FakeTarget, Revision, RollbackTarget, Selector, Step, Transaction,
+    TransactionBuilder,
 };
 #[cfg(feature = "process")]
 use {
@@ -18,8 +18,8 @@ use {
     std::sync::Mutex,
 };
 
-fn target(name: &str) -> InMemoryTarget {
-    InMemoryTarget::builder(name)
+fn target(name: &str) -> FakeTarget {
+    FakeTarget::builder(name)
         .revision(Revision::new("1").image(format!("registry/{name}:v1")))
         .revision(Revision::new("2").image(format!("registry/{name}:v2")))
         .build()
@@ -41,7 +41,7 @@ async fn run(b: TransactionBuilder) -> rollback_core::Report {
     b.build().unwrap().run().await.unwrap()
 }
 
-fn step(t: &InMemoryTarget) -> Step {
+fn step(t: &FakeTarget) -> Step {
     Step::new(
         Arc::new(t.clone()) as Arc<dyn RollbackTarget>,
         Selector::Previous,
@@ -57,7 +57,7 @@ enum Place {
 }
 
 /// Bad checks, policies and actions: each `(case, place, what the message must say)`.
-fn bad_parts(t: &InMemoryTarget) -> Vec<(&'static str, Place, &'static str)> {
+fn bad_parts(t: &FakeTarget) -> Vec<(&'static str, Place, &'static str)> {
     let health = || Check::new(t.health_check());
     #[cfg_attr(not(any(feature = "http", feature = "process")), allow(unused_mut))]
     let mut cases = vec![

@@ -1,4 +1,4 @@
-//! The conformance suite against the in-memory target (plain and with a state file), and
+//! The conformance suite against the fake target (plain and with a state file), and
 //! against deliberately broken targets to show the suite catches them.
 
 #![allow(clippy::unwrap_used)]
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use rollback_core::conformance::{assert_conformance, run, Fixture};
 use rollback_core::{
-    ApplyOutcome, Change, Error, ErrorKind, InMemoryTarget, Result, Revision, RollbackTarget,
+    ApplyOutcome, Change, Error, ErrorKind, FakeTarget, Result, Revision, RollbackTarget,
     Stability, TargetId, TargetSpec,
 };
 
@@ -26,10 +26,10 @@ fn revisions() -> Vec<Revision> {
         .collect()
 }
 
-fn builder(name: &str) -> rollback_core::memory::InMemoryTargetBuilder {
+fn builder(name: &str) -> rollback_core::fake::FakeTargetBuilder {
     revisions()
         .into_iter()
-        .fold(InMemoryTarget::builder(name), |b, r| b.revision(r))
+        .fold(FakeTarget::builder(name), |b, r| b.revision(r))
 }
 
 fn fixture() -> Fixture {
@@ -76,7 +76,7 @@ async fn in_memory_target_with_a_state_file_conforms() {
     assert_conformance(&t, &fixture()).await;
 
     // Another instance on the same file (another process, say) sees the round trip.
-    let other = InMemoryTarget::builder("api")
+    let other = FakeTarget::builder("api")
         .state_file(&path)
         .build()
         .unwrap();
@@ -101,10 +101,10 @@ enum Flaw {
     LeaksSecret,
 }
 
-/// An in-memory target with one flaw.
+/// A fake target with one flaw.
 #[derive(Debug)]
 struct Broken {
-    inner: InMemoryTarget,
+    inner: FakeTarget,
     flaw: Flaw,
     #[allow(dead_code)] // shown by the derived Debug, which is the point
     password: String,

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use rollback_core::journal::{read_journal, MAX_JOURNAL_BYTES, MAX_LINE_BYTES};
 use rollback_core::{
-    ErrorKind, FileLocks, InMemoryTarget, Outcome, Revision, Selector, Step, Transaction,
+    ErrorKind, FakeTarget, FileLocks, Outcome, Revision, Selector, Step, Transaction,
 };
 
-fn target(name: &str) -> InMemoryTarget {
-    InMemoryTarget::builder(name)
+fn target(name: &str) -> FakeTarget {
+    FakeTarget::builder(name)
         .revision(Revision::new("1"))
         .revision(Revision::new("2"))
         .convergence(Duration::from_millis(1))
@@ -22,7 +22,7 @@ fn target(name: &str) -> InMemoryTarget {
         .unwrap()
 }
 
-fn tx(dir: &Path, journal: &Path, t: &InMemoryTarget) -> Transaction {
+fn tx(dir: &Path, journal: &Path, t: &FakeTarget) -> Transaction {
     Transaction::builder("paths")
         .reason("journal path test")
         .journal(journal)

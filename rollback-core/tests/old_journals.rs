@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rollback_core::journal::read_journal;
 use rollback_core::{
-    report_from_journal, resume_with, FileLocks, InMemoryTarget, Registry, Report, ResumeOptions,
+    report_from_journal, resume_with, FakeTarget, FileLocks, Registry, Report, ResumeOptions,
     Revision,
 };
 use serde_json::{json, Value};
@@ -55,8 +55,8 @@ fn compare(expected: &str, got: Value) {
     assert_eq!(got, want, "{expected}");
 }
 
-fn target(name: &str, at: &str) -> InMemoryTarget {
-    InMemoryTarget::builder(name)
+fn target(name: &str, at: &str) -> FakeTarget {
+    FakeTarget::builder(name)
         .revision(Revision::new("1").image(format!("registry/{name}:v1")))
         .revision(Revision::new("2").image(format!("registry/{name}:v2")))
         .revision(Revision::new("3").image(format!("registry/{name}:v3")))
@@ -66,12 +66,12 @@ fn target(name: &str, at: &str) -> InMemoryTarget {
 }
 
 /// Resumes a copy of an interrupted fixture with live targets at the given revisions.
-async fn resume_copy(name: &str, targets: &[(&str, &str)]) -> (Value, Vec<InMemoryTarget>) {
+async fn resume_copy(name: &str, targets: &[(&str, &str)]) -> (Value, Vec<FakeTarget>) {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join(name);
     std::fs::copy(fixture(name), &journal).unwrap();
     let mut registry = Registry::with_builtins();
-    let live: Vec<InMemoryTarget> = targets.iter().map(|(n, at)| target(n, at)).collect();
+    let live: Vec<FakeTarget> = targets.iter().map(|(n, at)| target(n, at)).collect();
     for t in &live {
         registry.insert(Arc::new(t.clone()));
     }
@@ -101,7 +101,7 @@ async fn an_old_journal_interrupted_after_apply_resumes_as_before() {
     )
     .await;
     compare("v0-interrupted-applied.expected.json", got);
-    let at: Vec<String> = live.iter().map(InMemoryTarget::current_id).collect();
+    let at: Vec<String> = live.iter().map(FakeTarget::current_id).collect();
     assert_eq!(at, ["3", "2", "1"], "the temporary step is put back");
 }
 
@@ -113,6 +113,6 @@ async fn an_old_journal_interrupted_while_compensating_resumes_as_before() {
     )
     .await;
     compare("v0-interrupted-compensating.expected.json", got);
-    let at: Vec<String> = live.iter().map(InMemoryTarget::current_id).collect();
+    let at: Vec<String> = live.iter().map(FakeTarget::current_id).collect();
     assert_eq!(at, ["3", "3"], "both are put back");
 }

@@ -15,14 +15,14 @@ use async_trait::async_trait;
 use rollback_core::journal::read_journal;
 use rollback_core::lock::LockSpec;
 use rollback_core::{
-    EventKind, FileLocks, Holder, InMemoryTarget, Lease, LockManager, Outcome, Registry,
-    ResumeOptions, Revision, RollbackTarget, Selector, Step, Transaction,
+    EventKind, FakeTarget, FileLocks, Holder, Lease, LockManager, Outcome, Registry, ResumeOptions,
+    Revision, RollbackTarget, Selector, Step, Transaction,
 };
 
 const DIR_VAR: &str = "ROLLBACK_CRASH_DIR";
 
-fn target(dir: &Path) -> InMemoryTarget {
-    InMemoryTarget::builder("api")
+fn target(dir: &Path) -> FakeTarget {
+    FakeTarget::builder("api")
         .revision(Revision::new("1").image("registry/api:v1"))
         .revision(Revision::new("2").image("registry/api:v2"))
         .revision(Revision::new("3").image("registry/api:v3"))
@@ -30,7 +30,7 @@ fn target(dir: &Path) -> InMemoryTarget {
         .convergence(Duration::from_secs(4))
         .state_file(dir.join("state.json"))
         .build()
-        .expect("in-memory target")
+        .expect("fake target")
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn resume_after_a_crash_between_apply_and_stable() {
     assert!(std::fs::read_to_string(&lease_file)
         .unwrap()
         .contains("journal.jsonl"));
-    // The registry rebuilds the in-memory target from the spec in the journal (its state
+    // The registry rebuilds the fake target from the spec in the journal (its state
     // file); no lock manager is given: the journal names the folder the run locked in.
     let opts = || ResumeOptions {
         registry: Registry::with_builtins(),
@@ -148,14 +148,14 @@ impl LockManager for StuckRelease {
     }
 }
 
-fn quick_target(dir: &Path) -> InMemoryTarget {
-    InMemoryTarget::builder("api")
+fn quick_target(dir: &Path) -> FakeTarget {
+    FakeTarget::builder("api")
         .revision(Revision::new("1"))
         .revision(Revision::new("2"))
         .convergence(Duration::from_millis(1))
         .state_file(dir.join("state.json"))
         .build()
-        .expect("in-memory target")
+        .expect("fake target")
 }
 
 #[tokio::test]
@@ -219,7 +219,7 @@ fn kill_after_end(dir: &Path) -> std::path::PathBuf {
 }
 
 /// The lease the dead child left, still unexpired.
-fn leftover_lease(dir: &Path, t: &InMemoryTarget) -> Lease {
+fn leftover_lease(dir: &Path, t: &FakeTarget) -> Lease {
     let locks = FileLocks::new(dir.join("locks"));
     let text = std::fs::read_to_string(locks.path_for(&t.id())).unwrap();
     let lease: Lease = serde_json::from_str(&text).expect("the child's lease is still there");

@@ -1,4 +1,4 @@
-//! Runbook scenarios on in-memory targets: what the backends' scenario suites will repeat
+//! Runbook scenarios on fake targets: what the backends' scenario suites will repeat
 //! against emulators.
 #![allow(clippy::unwrap_used)]
 
@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rollback_core::{
-    ErrorKind, Event, FileLocks, InMemoryTarget, Outcome, Report, Revision, RollbackTarget,
-    Selector, Step, Transaction,
+    ErrorKind, Event, FakeTarget, FileLocks, Outcome, Report, Revision, RollbackTarget, Selector,
+    Step, Transaction,
 };
 
 /// Runbook 001's services: each family has releases tagged by commit SHA.
-fn service(name: &str, tags: &[&str]) -> InMemoryTarget {
-    let mut b = InMemoryTarget::builder(name).convergence(Duration::from_millis(20));
+fn service(name: &str, tags: &[&str]) -> FakeTarget {
+    let mut b = FakeTarget::builder(name).convergence(Duration::from_millis(20));
     for (i, tag) in tags.iter().enumerate() {
         b = b.revision(
             Revision::new(format!("agentauri-production-{name}:{}", 12 + i)).image(format!(
@@ -25,7 +25,7 @@ fn service(name: &str, tags: &[&str]) -> InMemoryTarget {
 
 fn rollback_all(
     dir: &std::path::Path,
-    services: &[InMemoryTarget],
+    services: &[FakeTarget],
     tag: &str,
 ) -> rollback_core::TransactionBuilder {
     let mut b = Transaction::builder(format!("rollback all to {tag}"))

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rollback_core::fake::FailureKind;
 use rollback_core::journal::{read_journal, Entry};
-use rollback_core::memory::FailureKind;
 use rollback_core::verify::{check_bool, Policy};
 use rollback_core::wait::{Backoff, CompensationRetry, RetryPolicy};
 use rollback_core::{
-    action_fn, ErrorKind, Event, EventKind, FailurePolicy, FileLocks, Holder, InMemoryTarget,
+    action_fn, ErrorKind, Event, EventKind, FailurePolicy, FakeTarget, FileLocks, Holder,
     LockManager, Outcome, Revision, RollbackTarget, Selector, Step, StepStatus, Transaction,
     TransactionBuilder,
 };
@@ -27,8 +27,8 @@ impl World {
         }
     }
 
-    fn target(&self, name: &str) -> InMemoryTarget {
-        InMemoryTarget::builder(name)
+    fn target(&self, name: &str) -> FakeTarget {
+        FakeTarget::builder(name)
             .revision(Revision::new("1").image(format!("registry/{name}:v1")))
             .revision(Revision::new("2").image(format!("registry/{name}:v2")))
             .revision(Revision::new("3").image(format!("registry/{name}:v3")))
@@ -71,7 +71,7 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-fn arc(t: &InMemoryTarget) -> Arc<dyn RollbackTarget> {
+fn arc(t: &FakeTarget) -> Arc<dyn RollbackTarget> {
     Arc::new(t.clone())
 }
 
@@ -531,9 +531,9 @@ async fn retryable_errors_are_retried_and_others_are_not() {
 #[tokio::test]
 async fn steps_of_a_stage_run_concurrently_within_the_bound() {
     let w = World::new();
-    let targets: Vec<InMemoryTarget> = (0..5)
+    let targets: Vec<FakeTarget> = (0..5)
         .map(|i| {
-            InMemoryTarget::builder(format!("t{i}"))
+            FakeTarget::builder(format!("t{i}"))
                 .revision(Revision::new("1"))
                 .revision(Revision::new("2"))
                 .convergence(Duration::from_millis(150))
@@ -710,7 +710,7 @@ async fn resume_rebuilds_the_journaled_lock_kind_through_the_registry() {
 #[tokio::test]
 async fn temporary_steps_are_put_back_before_the_checks_or_by_compensation() {
     let scaled = |name: &str| {
-        InMemoryTarget::builder(name)
+        FakeTarget::builder(name)
             .revision(Revision::new("0").description("stopped"))
             .revision(Revision::new("2").description("2 tasks"))
             .build()
@@ -778,7 +778,7 @@ async fn temporary_steps_are_put_back_before_the_checks_or_by_compensation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_run_stops_renewing_its_leases() {
     let w = World::new();
-    let slow = InMemoryTarget::builder("slow")
+    let slow = FakeTarget::builder("slow")
         .revision(Revision::new("1"))
         .revision(Revision::new("2"))
         .convergence(Duration::from_secs(3600))
@@ -865,7 +865,7 @@ fn compensating_tx(
     name: &str,
     retry: CompensationRetry,
     a: Arc<dyn RollbackTarget>,
-    b: &InMemoryTarget,
+    b: &FakeTarget,
     after_a_applied: impl Fn() + Send + Sync + 'static,
 ) -> Transaction {
     b.fail_next_applies(1, FailureKind::Permanent);
@@ -949,11 +949,11 @@ async fn compensation_gives_up_at_its_deadline_and_asks_for_a_person() {
     );
 }
 
-/// An in-memory target whose wait for its captured revision fails with a retryable error
+/// A fake target whose wait for its captured revision fails with a retryable error
 /// a few times, as a watch or describe call under throttling would.
 #[derive(Debug)]
 struct FlakyWait {
-    inner: InMemoryTarget,
+    inner: FakeTarget,
     revision: String,
     failures: std::sync::atomic::AtomicU32,
 }

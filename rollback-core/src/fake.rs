@@ -1,12 +1,12 @@
-//! [`InMemoryTarget`]: a [`RollbackTarget`] that lives in memory (or in a JSON file shared
+//! [`FakeTarget`]: a [`RollbackTarget`] that lives in memory (or in a JSON file shared
 //! between processes), with fault injection, for testing rollback pipelines.
 //!
 //! ```
-//! use rollback_core::memory::FailureKind;
-//! use rollback_core::{ApplyOutcome, InMemoryTarget, Revision, RollbackTarget, Selector};
+//! use rollback_core::fake::FailureKind;
+//! use rollback_core::{ApplyOutcome, FakeTarget, Revision, RollbackTarget, Selector};
 //!
 //! # async fn demo() -> rollback_core::Result<()> {
-//! let api = InMemoryTarget::builder("api")
+//! let api = FakeTarget::builder("api")
 //!     .revision(Revision::new("1").image("registry/api:v1"))
 //!     .revision(Revision::new("2").image("registry/api:v2"))
 //!     .build()?;
@@ -40,10 +40,10 @@ use crate::selector::Selector;
 use crate::target::{ApplyOutcome, Registry, RollbackTarget, Stability, TargetId, TargetSpec};
 use crate::verify::{CheckOutcome, Verifier};
 
-/// The kind of [`InMemoryTarget`]s: `"memory"`.
+/// The kind of [`FakeTarget`]s: `"memory"`.
 pub const KIND: &str = "memory";
 
-/// A failure [`InMemoryTarget::fail_next_applies`] injects into `apply`.
+/// A failure [`FakeTarget::fail_next_applies`] injects into `apply`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
@@ -231,9 +231,9 @@ impl State {
     }
 }
 
-/// Builds an [`InMemoryTarget`]; see [`InMemoryTarget::builder`].
+/// Builds an [`FakeTarget`]; see [`FakeTarget::builder`].
 #[derive(Debug, Clone)]
-pub struct InMemoryTargetBuilder {
+pub struct FakeTargetBuilder {
     name: String,
     revisions: Vec<Revision>,
     current: Option<String>,
@@ -241,7 +241,7 @@ pub struct InMemoryTargetBuilder {
     state_file: Option<PathBuf>,
 }
 
-impl InMemoryTargetBuilder {
+impl FakeTargetBuilder {
     /// Adds a revision. Call in deploy order, oldest first: the last one added is the
     /// newest (and, unless [`current`](Self::current) says otherwise, the one in use).
     pub fn revision(mut self, revision: Revision) -> Self {
@@ -283,14 +283,14 @@ impl InMemoryTargetBuilder {
     /// two revisions share an id, or the current revision is not among them; and, with a
     /// state file, when the file cannot be read or written or belongs to a target of
     /// another name.
-    pub fn build(self) -> Result<InMemoryTarget> {
+    pub fn build(self) -> Result<FakeTarget> {
         let target = TargetId::new(KIND, &self.name).to_string();
         if self.name.is_empty() {
-            return Err(Error::invalid(target, "an in-memory target needs a name"));
+            return Err(Error::invalid(target, "a fake target needs a name"));
         }
         let Some(path) = self.state_file.clone() else {
             let state = self.initial_state()?;
-            return Ok(InMemoryTarget::from_parts(self.name, None, Some(state)));
+            return Ok(FakeTarget::from_parts(self.name, None, Some(state)));
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)
@@ -303,7 +303,7 @@ impl InMemoryTargetBuilder {
                 None => store_state(&target, &path, &self.initial_state()?)?,
             }
         }
-        Ok(InMemoryTarget::from_parts(self.name, Some(path), None))
+        Ok(FakeTarget::from_parts(self.name, Some(path), None))
     }
 
     fn initial_state(&self) -> Result<State> {
@@ -384,7 +384,7 @@ struct Shared {
 /// [`builder`](Self::builder), hand a clone to a [`crate::Transaction`], and inspect it
 /// afterwards with [`current_id`](Self::current_id), [`applied`](Self::applied) and
 /// [`calls`](Self::calls). Clones share their state. With a
-/// [`state_file`](InMemoryTargetBuilder::state_file) several processes share it too,
+/// [`state_file`](FakeTargetBuilder::state_file) several processes share it too,
 /// which is how crash-and-resume tests work; the call log stays per process.
 ///
 /// `apply` keeps the [`RollbackTarget`] contract exactly: already at `change.to` ->
@@ -399,23 +399,23 @@ struct Shared {
 /// ([`current_id`](Self::current_id), [`fail_next_applies`](Self::fail_next_applies)...)
 /// panic when the state file cannot be read or written; the trait methods return errors.
 #[derive(Clone)]
-pub struct InMemoryTarget {
+pub struct FakeTarget {
     shared: Arc<Shared>,
 }
 
-impl fmt::Debug for InMemoryTarget {
+impl fmt::Debug for FakeTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryTarget")
+        f.debug_struct("FakeTarget")
             .field("name", &self.shared.name)
             .field("state_file", &self.shared.state_file)
             .finish()
     }
 }
 
-impl InMemoryTarget {
+impl FakeTarget {
     /// A builder for a target named `name`.
-    pub fn builder(name: impl Into<String>) -> InMemoryTargetBuilder {
-        InMemoryTargetBuilder {
+    pub fn builder(name: impl Into<String>) -> FakeTargetBuilder {
+        FakeTargetBuilder {
             name: name.into(),
             revisions: Vec::new(),
             current: None,
@@ -425,10 +425,10 @@ impl InMemoryTarget {
     }
 
     /// The target whose state is in the existing file `path` (written by a target built
-    /// with [`state_file`](InMemoryTargetBuilder::state_file), in this process or another).
+    /// with [`state_file`](FakeTargetBuilder::state_file), in this process or another).
     ///
     /// [`Error::NotFound`] naming the file when it does not exist.
-    pub fn open(path: impl Into<PathBuf>) -> Result<InMemoryTarget> {
+    pub fn open(path: impl Into<PathBuf>) -> Result<FakeTarget> {
         let path = path.into();
         let what = KIND.to_string();
         let state = {
@@ -436,11 +436,11 @@ impl InMemoryTarget {
             load_state(&what, &path)?
         };
         let state = state.ok_or_else(|| missing_file(&what, &path))?;
-        Ok(InMemoryTarget::from_parts(state.name, Some(path), None))
+        Ok(FakeTarget::from_parts(state.name, Some(path), None))
     }
 
     fn from_parts(name: String, state_file: Option<PathBuf>, state: Option<State>) -> Self {
-        InMemoryTarget {
+        FakeTarget {
             shared: Arc::new(Shared {
                 name,
                 state_file,
@@ -504,7 +504,7 @@ impl InMemoryTarget {
     fn with_state_or_panic<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         match self.with_state(f) {
             Ok(v) => v,
-            Err(e) => panic!("in-memory target: {e}"),
+            Err(e) => panic!("fake target: {e}"),
         }
     }
 
@@ -637,7 +637,7 @@ impl InMemoryTarget {
 }
 
 #[async_trait]
-impl RollbackTarget for InMemoryTarget {
+impl RollbackTarget for FakeTarget {
     fn id(&self) -> TargetId {
         TargetId::new(KIND, &self.shared.name)
     }
@@ -689,10 +689,10 @@ impl RollbackTarget for InMemoryTarget {
     }
 }
 
-/// The verifier of [`InMemoryTarget::health_check`].
+/// The verifier of [`FakeTarget::health_check`].
 #[derive(Debug, Clone)]
 pub struct HealthCheck {
-    target: InMemoryTarget,
+    target: FakeTarget,
 }
 
 #[async_trait]
@@ -731,7 +731,7 @@ pub(crate) fn register(r: &mut Registry) {
         let Some(path) = params.state_file else {
             return Err(Error::invalid(
                 target,
-                "an in-memory target without a state file cannot be rebuilt in another process; \
+                "a fake target without a state file cannot be rebuilt in another process; \
                  give it a .state_file(...) or register the live instance with Registry::insert",
             ));
         };
@@ -741,7 +741,7 @@ pub(crate) fn register(r: &mut Registry) {
         };
         let state = state.ok_or_else(|| missing_file(&target, &path))?;
         check_name(&state, &params.name, &path)?;
-        let t = InMemoryTarget::from_parts(params.name, Some(path), None);
+        let t = FakeTarget::from_parts(params.name, Some(path), None);
         Ok(Arc::new(t) as Arc<dyn RollbackTarget>)
     });
 }
@@ -753,7 +753,7 @@ fn check_name(state: &State, name: &str, path: &Path) -> Result<()> {
     Err(Error::invalid(
         TargetId::new(KIND, name).to_string(),
         format!(
-            "the state file {} belongs to the in-memory target {:?}; use another file",
+            "the state file {} belongs to the fake target {:?}; use another file",
             path.display(),
             state.name
         ),
@@ -764,7 +764,7 @@ fn missing_file(target: &str, path: &Path) -> Error {
     Error::not_found(
         target,
         format!("state file {}", path.display()),
-        "build the target with InMemoryTarget::builder(..).state_file(..) to create it",
+        "build the target with FakeTarget::builder(..).state_file(..) to create it",
     )
 }
 
@@ -821,7 +821,7 @@ fn load_state(target: &str, path: &Path) -> Result<Option<State>> {
         .map_err(|e| Error::Backend {
             target: target.to_string(),
             message: format!(
-                "the state file {} does not hold an in-memory target: {e}",
+                "the state file {} does not hold a fake target: {e}",
                 path.display()
             ),
             retryable: false,
@@ -858,8 +858,8 @@ mod tests {
         Revision::new(id).image(format!("registry/api:v{id}"))
     }
 
-    fn api() -> InMemoryTarget {
-        InMemoryTarget::builder("api")
+    fn api() -> FakeTarget {
+        FakeTarget::builder("api")
             .revision(rev("1"))
             .revision(rev("2"))
             .revision(rev("3"))
@@ -867,18 +867,18 @@ mod tests {
             .unwrap()
     }
 
-    fn change(t: &InMemoryTarget, from: &str, to: &str) -> Change {
+    fn change(t: &FakeTarget, from: &str, to: &str) -> Change {
         Change::new(t.id(), Revision::new(from), Revision::new(to))
     }
 
     #[test]
     fn builder_errors_name_the_target() {
-        let e = InMemoryTarget::builder("api").build().unwrap_err();
+        let e = FakeTarget::builder("api").build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert_eq!(e.target(), "memory/api");
         assert!(e.to_string().contains("no revisions"), "{e}");
 
-        let e = InMemoryTarget::builder("api")
+        let e = FakeTarget::builder("api")
             .revision(rev("1"))
             .revision(rev("1"))
             .build()
@@ -886,7 +886,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(e.to_string().contains("\"1\""), "{e}");
 
-        let e = InMemoryTarget::builder("api")
+        let e = FakeTarget::builder("api")
             .revision(rev("1"))
             .current("7")
             .build()
@@ -894,7 +894,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(e.to_string().contains("\"7\" is not among"), "{e}");
 
-        let e = InMemoryTarget::builder("")
+        let e = FakeTarget::builder("")
             .revision(rev("1"))
             .build()
             .unwrap_err();
@@ -915,7 +915,7 @@ mod tests {
         assert_eq!(t.current().await.unwrap().id, "3");
         assert_eq!(t.current_id(), "3");
 
-        let t = InMemoryTarget::builder("api")
+        let t = FakeTarget::builder("api")
             .revision(rev("1"))
             .revision(rev("2"))
             .current("1")
@@ -925,7 +925,7 @@ mod tests {
         assert_eq!(t.id(), TargetId::new("memory", "api"));
         assert_eq!(
             format!("{t:?}"),
-            r#"InMemoryTarget { name: "api", state_file: None }"#
+            r#"FakeTarget { name: "api", state_file: None }"#
         );
         let spec = t.spec();
         assert_eq!(spec.kind, "memory");
@@ -1045,7 +1045,7 @@ mod tests {
 
     #[tokio::test]
     async fn converges_then_is_stable() {
-        let t = InMemoryTarget::builder("api")
+        let t = FakeTarget::builder("api")
             .revision(rev("1"))
             .revision(rev("2"))
             .convergence(Duration::from_millis(150))
@@ -1156,7 +1156,7 @@ mod tests {
     async fn a_state_file_is_shared_between_instances() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested").join("api.json");
-        let a = InMemoryTarget::builder("api")
+        let a = FakeTarget::builder("api")
             .revision(rev("1"))
             .revision(rev("2"))
             .revision(rev("3"))
@@ -1164,7 +1164,7 @@ mod tests {
             .build()
             .unwrap();
         // A second "process": no revisions given, the file has them.
-        let b = InMemoryTarget::builder("api")
+        let b = FakeTarget::builder("api")
             .state_file(&path)
             .build()
             .unwrap();
@@ -1210,7 +1210,7 @@ mod tests {
         assert_eq!(json["current"], "4");
 
         // Another target may not take over the file.
-        let e = InMemoryTarget::builder("web")
+        let e = FakeTarget::builder("web")
             .revision(rev("1"))
             .state_file(&path)
             .build()
@@ -1218,10 +1218,10 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(e.to_string().contains("belongs to"), "{e}");
 
-        let opened = InMemoryTarget::open(&path).unwrap();
+        let opened = FakeTarget::open(&path).unwrap();
         assert_eq!(opened.id(), a.id());
         assert_eq!(opened.current_id(), "4");
-        let e = InMemoryTarget::open(dir.path().join("missing.json")).unwrap_err();
+        let e = FakeTarget::open(dir.path().join("missing.json")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound);
     }
 
@@ -1229,7 +1229,7 @@ mod tests {
     fn concurrent_writers_lose_no_update() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.json");
-        InMemoryTarget::builder("api")
+        FakeTarget::builder("api")
             .revision(rev("0"))
             .state_file(&path)
             .build()
@@ -1240,10 +1240,7 @@ mod tests {
                 let path = path.clone();
                 std::thread::spawn(move || {
                     // Each thread has its own instance, as another process would.
-                    let t = InMemoryTarget::builder("api")
-                        .state_file(path)
-                        .build()
-                        .unwrap();
+                    let t = FakeTarget::builder("api").state_file(path).build().unwrap();
                     for i in 0..20 {
                         t.deploy(rev(&format!("{who}{i}"))).unwrap();
                     }
@@ -1253,7 +1250,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let t = InMemoryTarget::open(&path).unwrap();
+        let t = FakeTarget::open(&path).unwrap();
         let n = t.with_state(|s| s.revisions.len()).unwrap();
         assert_eq!(n, 61);
     }
@@ -1262,7 +1259,7 @@ mod tests {
     async fn the_registry_rebuilds_targets_with_a_state_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.json");
-        let t = InMemoryTarget::builder("api")
+        let t = FakeTarget::builder("api")
             .revision(rev("1"))
             .revision(rev("2"))
             .state_file(&path)
