@@ -89,10 +89,15 @@ impl PyAwsConfig {
 /// environment's included, is resolved once per environment, however many targets use it.
 static LOADED: OnceLock<AwsCache> = OnceLock::new();
 
+/// The process's cache: what the targets made here and the ones a resume rebuilds share.
+pub(crate) fn loaded() -> AwsCache {
+    LOADED.get_or_init(AwsCache::new).clone()
+}
+
 /// The loaded settings for `config` (or the environment's).
 pub(crate) fn aws_for(py: Python<'_>, config: Option<&Bound<'_, PyAwsConfig>>) -> PyResult<Aws> {
     let config = config.map(|c| c.get().config.clone()).unwrap_or_default();
-    let cache = LOADED.get_or_init(AwsCache::new).clone();
+    let cache = loaded();
     block_on(py, async move { Ok(cache.get(&config).await) })
 }
 

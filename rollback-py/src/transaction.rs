@@ -367,7 +367,8 @@ fn interrupted(py: Python<'_>, e: PyErr, journal: Option<&PathBuf>) -> PyErr {
 
 fn registry(targets: &[Arc<dyn RollbackTarget>]) -> Registry {
     let mut r = Registry::with_builtins();
-    rollback_aws::register(&mut r);
+    // The process's loaded AWS settings: a resume does not resolve them again.
+    rollback_aws::register_with(&mut r, crate::aws::loaded());
     rollback_k8s::register(&mut r);
     r.register(PYTHON_KIND, |spec: TargetSpec| async move {
         Err(Error::invalid(
