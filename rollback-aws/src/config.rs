@@ -136,8 +136,11 @@ impl Aws {
 #[derive(Clone, Default)]
 pub struct AwsCache {
     given: Option<Aws>,
-    loaded: Arc<Mutex<HashMap<(AwsConfig, EnvKey), Arc<tokio::sync::OnceCell<Aws>>>>>,
+    loaded: Arc<Mutex<HashMap<(AwsConfig, EnvKey), Slot>>>,
 }
+
+/// One configuration's settings, resolved by the first caller, awaited by the others.
+type Slot = Arc<tokio::sync::OnceCell<Aws>>;
 
 /// The `AWS_*` variables, sorted.
 type EnvKey = Vec<(String, String)>;
