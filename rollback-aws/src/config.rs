@@ -139,7 +139,7 @@ pub struct AwsCache {
     loaded: Arc<Mutex<HashMap<(AwsConfig, EnvKey), Slot>>>,
 }
 
-/// One configuration's resolution: filled once, by the first target that needs it.
+/// One configuration's settings, resolved by the first caller, awaited by the others.
 type Slot = Arc<tokio::sync::OnceCell<Aws>>;
 
 /// The `AWS_*` variables, sorted.

@@ -32,10 +32,12 @@
 //! - a struct holding its names, its [`AwsConfig`], its SDK client(s) and its
 //!   [`TargetId`](rollback_core::TargetId), with `new(&Aws, names...) -> Result<Self>` that
 //!   checks the names (and ARNs) before anything is sent;
-//! - a `Params` struct (the names a journal records) and an `impl AwsTarget` (crate-private
-//!   trait in `target.rs`: `KIND`, `params`, `aws`, `from_params`); the journaled spec
-//!   (`Params` flat beside `aws`), the registry factory and `Debug` (`debug_as_target!`)
-//!   come from it, written once;
+//! - a `Params` struct (the names a journal records) and one `aws_target!(Type, KIND,
+//!   Params { fields }, |aws, p| Type::new(..))` line, which implements the crate-private
+//!   `AwsTarget` trait (`target.rs`: `KIND`, `params`, `aws`, `from_params`) and `Debug`;
+//!   the journaled spec (`Params` flat beside `aws`) and the registry factory come from
+//!   the trait, written once (a target of another shape, `EcsDesiredCount`, implements
+//!   the trait by hand);
 //! - its `impl RollbackTarget`, with `spec` as `target::spec(self)`;
 //! - a line `target::register::<NewTarget>(registry, &cache)` in [`register_with`], and
 //!   one `aws_target!` invocation in rollback-py's `aws.rs`.
