@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::context::{ms, Ctx, StepRun};
+use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::drive::put_back;
 use super::transition::Phase;
 use super::{ActionReport, FailurePolicy};
@@ -22,7 +22,7 @@ pub(crate) async fn after_failure(
         FailurePolicy::Compensate => compensate(ctx, steps).await,
         FailurePolicy::Halt => halt(ctx, steps),
     }
-    tracing::warn!(transaction = %ctx.id, error = %err, "transaction failed");
+    tracing::warn!(target: LOG_TARGET, transaction = %ctx.id, error = %err, "transaction failed");
     run_actions(ctx).await
 }
 
@@ -94,7 +94,7 @@ async fn compensate_one(ctx: &Ctx, s: &mut StepRun) {
         return;
     };
     let back = change.reverse();
-    let span = tracing::info_span!("compensate", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
+    let span = tracing::info_span!(target: LOG_TARGET, "compensate", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
     let t0 = Instant::now();
     let intent = Entry::CompensateIntent {
         step: s.index,

@@ -51,6 +51,11 @@ pub(crate) struct Ctx {
     pub start: Instant,
 }
 
+/// The `tracing` target of every engine module's logs and spans: the engine was one module
+/// before it was split by phase, and log filters and Python's logger names
+/// (`rollback.core.transaction.engine`) name it.
+pub(crate) const LOG_TARGET: &str = "rollback_core::transaction::engine";
+
 pub(crate) fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
@@ -82,7 +87,7 @@ impl Ctx {
         message: impl Into<String>,
     ) {
         if let Err(e) = self.journal.append(entry.clone()) {
-            tracing::error!(transaction = %self.id, error = %e, record = %entry.name(), "could not write a journal record");
+            tracing::error!(target: LOG_TARGET, transaction = %self.id, error = %e, record = %entry.name(), "could not write a journal record");
         }
         self.announce(step, &entry, message.into());
     }
@@ -120,7 +125,7 @@ impl Ctx {
             target: target.cloned(),
             message: message.into(),
         };
-        tracing::warn!(transaction = %self.id, "needs attention: {a}");
+        tracing::warn!(target: LOG_TARGET, transaction = %self.id, "needs attention: {a}");
         match self.attention.lock() {
             Ok(mut v) => v.push(a),
             Err(p) => p.into_inner().push(a),

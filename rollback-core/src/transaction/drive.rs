@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::compensate::after_failure;
-use super::context::{ms, Ctx, StepRun};
+use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::report::finish;
 use super::transition::Phase;
 use super::Report;
@@ -103,7 +103,7 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
     let Some(change) = s.state.change.clone() else {
         return;
     };
-    let span = tracing::info_span!("step", transaction = %ctx.id, step = s.index, target = %s.id, from = %change.from.id, to = %change.to.id);
+    let span = tracing::info_span!(target: LOG_TARGET, "step", transaction = %ctx.id, step = s.index, target = %s.id, from = %change.from.id, to = %change.to.id);
     let started = Instant::now();
     async {
         ctx.emit(
@@ -229,7 +229,8 @@ fn fail(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool, e: Error, maybe_applied: 
 async fn run_check(ctx: &Ctx, s: Option<&mut StepRun>, check: &Check) -> Verdict {
     let name = check.verifier.name();
     let (step, target) = s.as_ref().map(|s| (s.index, s.id.clone())).unzip();
-    let span = tracing::info_span!("verify", transaction = %ctx.id, check = %name);
+    let span =
+        tracing::info_span!(target: LOG_TARGET, "verify", transaction = %ctx.id, check = %name);
     let v = check
         .policy
         .run(&*check.verifier, |n, o| {
@@ -288,7 +289,7 @@ async fn revert_one(ctx: &Ctx, s: &mut StepRun) {
     let Some(back) = s.state.change.as_ref().map(Change::reverse) else {
         return;
     };
-    let span = tracing::info_span!("revert", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
+    let span = tracing::info_span!(target: LOG_TARGET, "revert", transaction = %ctx.id, step = s.index, target = %s.id, to = %back.to.id);
     let t0 = Instant::now();
     let intent = Entry::RevertIntent {
         step: s.index,

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::context::{Ctx, StepRun};
+use super::context::{Ctx, StepRun, LOG_TARGET};
 use crate::error::Result;
 use crate::journal::Entry;
 use crate::lock::{Holder, Lease, LockManager};
@@ -59,7 +59,7 @@ pub(crate) async fn release_all(
     let mut all = true;
     for lease in leases {
         if let Err(e) = locks.release(lease).await {
-            tracing::warn!(error = %e, target_id = %lease.target, "could not release a lease; it will expire by itself");
+            tracing::warn!(target: LOG_TARGET, error = %e, target_id = %lease.target, "could not release a lease; it will expire by itself");
             all = false;
         }
     }
@@ -94,7 +94,7 @@ pub(crate) fn spawn_renewal(
                 match locks.renew(&l, ttl).await {
                     Ok(n) => renewed.push(n),
                     Err(e) => {
-                        tracing::error!(transaction = %tx, error = %e, "lease lost");
+                        tracing::error!(target: LOG_TARGET, transaction = %tx, error = %e, "lease lost");
                         renewed.push(l);
                     }
                 }

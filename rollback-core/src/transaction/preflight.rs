@@ -10,7 +10,7 @@ use futures::stream::{self, StreamExt};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::context::{ms, Ctx, StepRun};
+use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::transition::StepState;
 use super::{Outcome, Step, Transaction, TransactionBuilder};
 use crate::error::{Error, Result};
@@ -259,7 +259,7 @@ pub(crate) fn abort(ctx: &Ctx, e: &Error) {
 async fn plan_step(ctx: &Ctx, index: usize, s: &Step) -> Result<(Change, bool)> {
     let t = &s.target;
     let id = t.id();
-    let span = tracing::info_span!("preflight", transaction = %ctx.id, step = index, target = %id);
+    let span = tracing::info_span!(target: LOG_TARGET, "preflight", transaction = %ctx.id, step = index, target = %id);
     async {
         let current = ctx.retry(Some(index), &id, || t.current()).await?;
         let to = ctx.retry(Some(index), &id, || t.resolve(&s.selector)).await?;
