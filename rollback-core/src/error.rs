@@ -238,6 +238,20 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::Locked`].
+    pub fn locked(
+        target: impl Into<String>,
+        holder: impl Into<String>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Error::Locked {
+            target: target.into(),
+            holder: holder.into(),
+            expires_at,
+            source: None,
+        }
+    }
+
     /// Shorthand for [`Error::Throttled`].
     pub fn throttled(
         target: impl Into<String>,
@@ -406,14 +420,13 @@ impl Error {
             ErrorKind::NotFound => Error::not_found(target, text("what"), recorded("hint")),
             ErrorKind::InvalidInput => Error::invalid(target, text("message")),
             ErrorKind::Conflict => Error::conflict(target, recorded("expected"), text("found")),
-            ErrorKind::Locked => Error::Locked {
+            ErrorKind::Locked => Error::locked(
                 target,
-                holder: text("holder"),
-                expires_at: field("expires_at")
+                text("holder"),
+                field("expires_at")
                     .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
                     .map_or(DateTime::<Utc>::UNIX_EPOCH, |t| t.with_timezone(&Utc)),
-                source: None,
-            },
+            ),
             ErrorKind::Throttled => {
                 Error::throttled(target, text("message"), millis("retry_after_ms"))
             }

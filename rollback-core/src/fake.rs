@@ -58,12 +58,11 @@ pub enum FailureKind {
 impl FailureKind {
     fn error(self, target: &str, to: &str) -> Error {
         match self {
-            FailureKind::Throttled => Error::Throttled {
-                target: target.to_string(),
-                message: format!("Rate exceeded (injected) while applying revision {to}"),
-                retry_after: None,
-                source: None,
-            },
+            FailureKind::Throttled => Error::throttled(
+                target.to_string(),
+                format!("Rate exceeded (injected) while applying revision {to}"),
+                None,
+            ),
             FailureKind::Transient => Error::backend(
                 target,
                 format!("503 Service Unavailable (injected) while applying revision {to}"),
@@ -172,12 +171,11 @@ impl State {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if self.current != change.from.id {
-            return Err(Error::Conflict {
-                target: self.target(),
-                expected: change.from.id.clone(),
-                found: self.current.clone(),
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.target(),
+                change.from.id.clone(),
+                self.current.clone(),
+            ));
         }
         if self.revision(&change.to.id).is_none() {
             return Err(self.not_found(&change.to.id));

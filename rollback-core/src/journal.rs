@@ -370,10 +370,11 @@ impl JournalWriter {
 
     /// Appends one record and syncs it to disk before returning.
     pub fn append(&self, entry: Entry) -> Result<Record> {
-        let mut guard = self.inner.lock().map_err(|_| Error::Journal {
-            path: self.path.display().to_string(),
-            message: "journal lock poisoned by a panic".into(),
-            source: None,
+        let mut guard = self.inner.lock().map_err(|_| {
+            Error::journal(
+                self.path.display().to_string(),
+                "journal lock poisoned by a panic",
+            )
         })?;
         let (file, seq) = &mut *guard;
         *seq += 1;
@@ -419,13 +420,12 @@ pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 const TAIL_BYTES: u64 = 64 * 1024;
 
 fn not_regular(path: &Path, what: &str) -> Error {
-    Error::Journal {
-        path: path.display().to_string(),
-        message: format!(
+    Error::journal(
+        path.display().to_string(),
+        format!(
             "is {what}, not a regular file; give the path of a journal file (or of one to create)"
         ),
-        source: None,
-    }
+    )
 }
 
 fn describe(ft: std::fs::FileType) -> &'static str {
@@ -494,13 +494,12 @@ fn read_bounded(path: &Path, from: Option<u64>) -> Result<(Vec<u8>, u64)> {
     let start = match from {
         Some(tail) => len.saturating_sub(tail),
         None if len > MAX_JOURNAL_BYTES => {
-            return Err(Error::Journal {
-                path: path.display().to_string(),
-                message: format!(
+            return Err(Error::journal(
+                path.display().to_string(),
+                format!(
                     "is larger than {MAX_JOURNAL_BYTES} bytes ({len}); it is not a rollback journal"
                 ),
-                source: None,
-            })
+            ))
         }
         None => 0,
     };

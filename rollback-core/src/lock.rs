@@ -305,10 +305,7 @@ impl LockManager for FileLocks {
                     now
                 }
                 Some(l) if !l.expired_at(now) && l.holder.transaction != h.transaction => {
-                    return Err(Error::Locked {
-                        target: t.to_string(),
-                        holder: l.holder.to_string(),
-                        expires_at: l.expires_at, source: None })
+                    return Err(Error::locked(t.to_string(), l.holder.to_string(), l.expires_at))
                 }
                 Some(l) if l.holder.transaction == h.transaction => l.acquired_at,
                 Some(l) => {
@@ -338,12 +335,11 @@ impl LockManager for FileLocks {
                 };
                 Ok((Some(Some(renewed.clone())), renewed))
             }
-            Some(l) => Err(Error::Locked {
-                target: mine.target.to_string(),
-                holder: l.holder.to_string(),
-                expires_at: l.expires_at,
-                source: None,
-            }),
+            Some(l) => Err(Error::locked(
+                mine.target.to_string(),
+                l.holder.to_string(),
+                l.expires_at,
+            )),
             None => {
                 let renewed = Lease {
                     expires_at: Utc::now() + ttl_delta(ttl),

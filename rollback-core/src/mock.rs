@@ -170,12 +170,11 @@ mod tests {
     async fn returned_errors_reach_the_caller() {
         let mut t = MockRollbackTarget::new();
         t.expect_apply().returning(|c| {
-            Err(Error::Conflict {
-                target: c.target.to_string(),
-                expected: c.from.id.clone(),
-                found: "someone-else".into(),
-                source: None,
-            })
+            Err(Error::conflict(
+                c.target.to_string(),
+                c.from.id.clone(),
+                "someone-else",
+            ))
         });
         let t: Arc<dyn RollbackTarget> = Arc::new(t);
         let c = Change::new(

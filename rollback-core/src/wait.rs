@@ -67,11 +67,7 @@ where
         match check().await {
             Ok(Stability::Stable) => return Ok(()),
             Ok(Stability::Failed(message)) => {
-                return Err(Error::RolloutFailed {
-                    target: target.to_string(),
-                    message,
-                    source: None,
-                })
+                return Err(Error::rollout_failed(target.to_string(), message))
             }
             Ok(Stability::Waiting(message)) => {
                 if message != last {
@@ -90,13 +86,12 @@ where
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(Error::Timeout {
-                target: target.to_string(),
-                what: what.to_string(),
-                waited: now - start,
+            return Err(Error::timeout(
+                target.to_string(),
+                what.to_string(),
+                now - start,
                 last,
-                source: None,
-            });
+            ));
         }
         let delay = backoff.delay(attempt).min(deadline - now);
         attempt = attempt.saturating_add(1);
@@ -305,12 +300,7 @@ mod tests {
             .run(
                 || async {
                     if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                        Err(Error::Throttled {
-                            target: "t".into(),
-                            message: "Rate exceeded".into(),
-                            retry_after: None,
-                            source: None,
-                        })
+                        Err(Error::throttled("t", "Rate exceeded", None))
                     } else {
                         Ok(7)
                     }
@@ -385,12 +375,7 @@ mod tests {
     }
 
     fn throttled(retry_after: Option<Duration>) -> Error {
-        Error::Throttled {
-            target: "t".into(),
-            message: "Rate exceeded".into(),
-            retry_after,
-            source: None,
-        }
+        Error::throttled("t", "Rate exceeded", retry_after)
     }
 
     #[tokio::test(start_paused = true)]

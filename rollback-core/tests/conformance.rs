@@ -129,12 +129,7 @@ impl Broken {
         }
         match e.kind() {
             ErrorKind::NotFound => Error::not_found("", "the revision", "try another"),
-            ErrorKind::Conflict => Error::Conflict {
-                target: String::new(),
-                expected: "?".into(),
-                found: "?".into(),
-                source: None,
-            },
+            ErrorKind::Conflict => Error::conflict(String::new(), "?", "?"),
             _ => Error::invalid("", "bad input"),
         }
     }

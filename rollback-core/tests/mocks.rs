@@ -63,12 +63,7 @@ async fn throttled_apply_is_retried_then_succeeds() {
         .returning(move |_| {
             calls += 1;
             if calls == 1 {
-                Err(Error::Throttled {
-                    target: "mock/api".into(),
-                    message: "Rate exceeded".into(),
-                    retry_after: None,
-                    source: None,
-                })
+                Err(Error::throttled("mock/api", "Rate exceeded", None))
             } else {
                 Ok(ApplyOutcome::Applied)
             }

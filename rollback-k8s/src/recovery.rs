@@ -412,10 +412,18 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
         selector
             .resolve(&self.id, std::slice::from_ref(&current), &current.id)
             .map_err(|e| match e {
-                Error::NotFound { target, what, hint, .. } => Error::NotFound {
+                // The same error, its cause kept, with the hint that fits a replica count.
+                Error::NotFound {
                     target,
                     what,
-                    hint: format!("{hint}; a replica count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the workload"), source: None },
+                    hint,
+                    source,
+                } => Error::NotFound {
+                    target,
+                    what,
+                    hint: format!("{hint}; a replica count is chosen with Exact(\"N\"), e.g. Exact(\"0\") to stop the workload"),
+                    source,
+                },
                 other => other,
             })
     }

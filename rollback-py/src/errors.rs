@@ -145,36 +145,11 @@ pub(crate) fn from_py(py: Python<'_>, err: &PyErr, target: &str) -> Error {
     match kind.as_str() {
         "not_found" => Error::not_found(target, message, "raised by Python code"),
         "invalid_input" => Error::invalid(target, message),
-        "conflict" => Error::Conflict {
-            target: target.into(),
-            expected: "the revision planned".into(),
-            found: message,
-            source: None,
-        },
-        "throttled" => Error::Throttled {
-            target: target.into(),
-            message,
-            retry_after: None,
-            source: None,
-        },
-        "timeout" => Error::Timeout {
-            target: target.into(),
-            what: "Python code".into(),
-            waited: std::time::Duration::ZERO,
-            last: message,
-            source: None,
-        },
-        "rollout_failed" => Error::RolloutFailed {
-            target: target.into(),
-            message,
-            source: None,
-        },
-        "verification_failed" => Error::VerificationFailed {
-            target: target.into(),
-            check: "python".into(),
-            evidence: message,
-            source: None,
-        },
+        "conflict" => Error::conflict(target, "the revision planned", message),
+        "throttled" => Error::throttled(target, message, None),
+        "timeout" => Error::timeout(target, "Python code", std::time::Duration::ZERO, message),
+        "rollout_failed" => Error::rollout_failed(target, message),
+        "verification_failed" => Error::verification_failed(target, "python", message),
         "transient" => Error::backend(target, message, true),
         _ => Error::backend(target, message, false),
     }

@@ -247,12 +247,11 @@ impl RollbackTarget for PythonTarget {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
         if !now.same_as(&change.from) {
-            return Err(Error::Conflict {
-                target: self.label.clone(),
-                expected: change.from.id.clone(),
-                found: now.id,
-                source: None,
-            });
+            return Err(Error::conflict(
+                self.label.clone(),
+                change.from.id.clone(),
+                now.id,
+            ));
         }
         let arg = PyChange {
             inner: change.clone(),

@@ -418,12 +418,11 @@ mod source {
                 None => excerpt(&body),
             };
             Err(match status {
-                429 => Error::Throttled {
+                429 => Error::throttled(
                     target,
-                    message: format!("HTTP 429 for query {query:?}: {detail}"),
+                    format!("HTTP 429 for query {query:?}: {detail}"),
                     retry_after,
-                    source: None,
-                },
+                ),
                 500..=599 => Error::backend(
                     target,
                     format!("HTTP {status} for query {query:?}: {detail}"),

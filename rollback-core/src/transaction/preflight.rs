@@ -279,12 +279,7 @@ async fn plan_step(ctx: &Ctx, index: usize, s: &Step) -> Result<(Change, bool)> 
         }
         let change = ctx.retry(Some(index), &id, || t.plan(&to)).await?;
         if !change.from.same_as(&current) {
-            return Err(Error::Conflict {
-                target: id.to_string(),
-                expected: current.id,
-                found: change.from.id,
-                source: None,
-            });
+            return Err(Error::conflict(id.to_string(), current.id, change.from.id));
         }
         Ok((change, false))
     }

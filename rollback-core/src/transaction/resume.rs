@@ -107,10 +107,13 @@ impl ResumeOptions {
         match (&self.locks, journal) {
             (Some(l), _) => Ok(l.clone()),
             (None, Some(spec)) => self.registry.build_locks(spec).await.map_err(|e| match e {
-                Error::InvalidInput { message, .. } => Error::InvalidInput {
+                // About the journal that names the locks; the cause kept.
+                Error::InvalidInput {
+                    message, source, ..
+                } => Error::InvalidInput {
                     target: format!("journal {}", path.display()),
                     message,
-                    source: None,
+                    source,
                 },
                 other => other,
             }),
@@ -157,11 +160,7 @@ struct Replay {
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> Error {
-    Error::Journal {
-        path: path.display().to_string(),
-        message: message.into(),
-        source: None,
-    }
+    Error::journal(path.display().to_string(), message)
 }
 
 fn replay(path: &Path, records: &[Record]) -> Result<Replay> {

@@ -528,12 +528,11 @@ impl Verdict {
         if self.passed {
             Ok(self)
         } else {
-            Err(Error::VerificationFailed {
-                target: target.to_string(),
-                check: self.name,
-                evidence: format!("{} (after {} attempt(s))", self.evidence, self.attempts),
-                source: None,
-            })
+            Err(Error::verification_failed(
+                target.to_string(),
+                self.name,
+                format!("{} (after {} attempt(s))", self.evidence, self.attempts),
+            ))
         }
     }
 }
