@@ -2,30 +2,12 @@
 //! project's Kubernetes API simulator (`rollback-testkit`), which injects faults.
 #![allow(clippy::unwrap_used)]
 
-use k8s_openapi::api::apps::v1 as apps;
-use kube::api::{Api, PostParams};
+mod common;
+
 use rollback_core::{ErrorKind, Registry, RollbackTarget};
 use rollback_k8s::{Deployment, K8s, K8sConfig};
 use rollback_testkit::k8s::{Fault, K8sSimulator};
 use serde_json::json;
-
-async fn create_frontend(k8s: &K8s) -> Deployment {
-    let api: Api<apps::Deployment> = Api::namespaced(k8s.client().clone(), "production");
-    let object = serde_json::from_value(json!({
-        "metadata": {"name": "frontend"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "frontend"}},
-            "template": {
-                "metadata": {"labels": {"app": "frontend"}},
-                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}
-            }
-        }
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &object).await.unwrap();
-    Deployment::new(k8s, "production", "frontend").unwrap()
-}
 
 /// Every error made from a kube-rs error keeps it as its `source()`, whatever kind it
 /// becomes (the message stays one sentence without kube-rs's `Debug` dump).
@@ -37,7 +19,7 @@ async fn api_errors_keep_the_kube_error_as_their_source() {
     let mut config = kube::Config::new(sim.url().parse().unwrap());
     config.default_retry = false;
     let k8s = K8s::from_client(kube::Client::try_from(config).unwrap());
-    let d = create_frontend(&k8s).await;
+    let d = common::create_frontend(&k8s, 1).await;
     for (code, kind) in [
         (404, ErrorKind::NotFound),
         (409, ErrorKind::Conflict),
@@ -99,7 +81,7 @@ async fn a_registry_loads_each_configuration_once() {
     .load()
     .await
     .unwrap();
-    let d = create_frontend(&k8s).await;
+    let d = common::create_frontend(&k8s, 1).await;
     let targets: Vec<std::sync::Arc<dyn RollbackTarget>> = vec![
         std::sync::Arc::new(d.clone()),
         std::sync::Arc::new(d.replicas()),
@@ -136,7 +118,7 @@ async fn a_registry_loads_each_configuration_once() {
 async fn register_with_rebuilds_every_target_on_the_client_given() {
     let sim = K8sSimulator::start().unwrap();
     let k8s = K8s::from_url(sim.url()).unwrap();
-    let d = create_frontend(&k8s).await;
+    let d = common::create_frontend(&k8s, 1).await;
     let mut registry = Registry::with_builtins();
     rollback_k8s::register_with(&mut registry, k8s.clone());
     let targets: Vec<std::sync::Arc<dyn RollbackTarget>> = vec![

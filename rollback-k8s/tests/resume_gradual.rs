@@ -6,13 +6,15 @@
 //! meanwhile, so the child cannot get to its check before it dies.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1 as apps;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use rollback_core::journal::read_journal;
 use rollback_core::verify::{check_fn, CheckOutcome, CommandCheck};
 use rollback_core::{
@@ -69,21 +71,7 @@ async fn gradual_child() {
 
 /// A Deployment `frontend` at 0 replicas, its rollout done.
 async fn deployment_at_zero(k8s: &K8s) -> Deployment {
-    let api: Api<apps::Deployment> = Api::namespaced(k8s.client().clone(), "production");
-    let object = serde_json::from_value(json!({
-        "metadata": {"name": "frontend"},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": "frontend"}},
-            "template": {
-                "metadata": {"labels": {"app": "frontend"}},
-                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}
-            }
-        }
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &object).await.unwrap();
-    let d = Deployment::new(k8s, "production", "frontend").unwrap();
+    let d = common::create_frontend(k8s, 0).await;
     let replicas = d.replicas();
     let started = Instant::now();
     while replicas.check_stable(&Revision::new("0")).await.unwrap() != Stability::Stable {
