@@ -143,7 +143,7 @@ pub async fn k8s_deployment(
             &target.id().to_string(),
             &format!("the controller to record {image} as revision {want}"),
             Duration::from_secs(30),
-            rollback_core::wait::Backoff::stability(),
+            rollback_core::wait::PollSchedule::stability(),
             &rollback_core::Progress::none(),
             || async {
                 let now = target.current().await?;

@@ -61,7 +61,7 @@ async fn at_revision(target: &Deployment, id: &str) {
         "frontend",
         &format!("revision {id}"),
         Duration::from_secs(30),
-        rollback_core::wait::Backoff::stability(),
+        rollback_core::wait::PollSchedule::stability(),
         &Progress::none(),
         || async {
             let now = target.current().await?;

@@ -71,7 +71,7 @@ impl AlarmCheck {
         AlarmCheck {
             alarms,
             aws: aws.config().clone(),
-            client: Client::new(aws.sdk_config()),
+            client: aws.client(Client::new),
             id: TargetId::new("cloudwatch-alarms", name),
         }
     }
@@ -277,7 +277,7 @@ impl CloudWatchSource {
     pub fn new(aws: &Aws) -> Self {
         CloudWatchSource {
             aws: aws.config().clone(),
-            client: Client::new(aws.sdk_config()),
+            client: aws.client(Client::new),
         }
     }
 

@@ -90,7 +90,7 @@ impl PipelineTransition {
             pipeline,
             stage,
             aws: aws.config().clone(),
-            client: Client::new(aws.sdk_config()),
+            client: aws.client(Client::new),
             id,
         })
     }

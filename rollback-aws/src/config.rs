@@ -1,6 +1,7 @@
 //! Where the AWS targets get their configuration: the standard AWS environment
 //! (`AWS_REGION`, credentials, profiles, `AWS_ENDPOINT_URL`), or the same set in code.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,15 +74,29 @@ impl AwsConfig {
             loader = loader.profile_name(profile.clone());
         }
         let sdk = loader.load().await;
-        Aws { config: self, sdk }
+        Aws::new(self, sdk)
     }
 }
 
-/// Loaded AWS settings, shared by the targets made from them.
-#[derive(Debug, Clone)]
+/// Loaded AWS settings, shared by the targets made from them, with one SDK client per
+/// service: every target made from one `Aws` (or its clones) shares its clients, their
+/// connection pools and the state that goes with them (the ECS stability poller that
+/// batches DescribeServices, say). Building a client is not free (about 190 KB each), so a
+/// fleet of a thousand targets builds one per service, not one per target.
+#[derive(Clone)]
 pub struct Aws {
     config: AwsConfig,
     sdk: SdkConfig,
+    shared: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
+}
+
+impl fmt::Debug for Aws {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aws")
+            .field("config", &self.config)
+            .field("sdk", &self.sdk)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Aws {
@@ -108,7 +123,45 @@ impl Aws {
             .to_builder()
             .retry_config(RetryConfig::disabled())
             .build();
-        Aws { config, sdk }
+        Aws::new(config, sdk)
+    }
+
+    fn new(config: AwsConfig, sdk: SdkConfig) -> Aws {
+        Aws {
+            config,
+            sdk,
+            shared: Arc::default(),
+        }
+    }
+
+    /// The one `T` of these settings (a service's client, or a client with state of its
+    /// own), made by `make` at its first use and shared by every clone of this `Aws`.
+    pub(crate) fn shared<T, F>(&self, make: F) -> Arc<T>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce(&SdkConfig) -> T,
+    {
+        let key = TypeId::of::<T>();
+        let Ok(mut map) = self.shared.lock() else {
+            // A panic elsewhere while holding the lock: a client of its own still works.
+            return Arc::new(make(&self.sdk));
+        };
+        if let Some(found) = map.get(&key).and_then(|v| v.clone().downcast::<T>().ok()) {
+            return found;
+        }
+        let made = Arc::new(make(&self.sdk));
+        map.insert(key, made.clone());
+        made
+    }
+
+    /// The SDK client of one service, built once for these settings (by `new`, e.g.
+    /// `aws.client(aws_sdk_lambda::Client::new)`) and shared by every target made from
+    /// them; one per client type.
+    pub fn client<C>(&self, new: fn(&SdkConfig) -> C) -> C
+    where
+        C: Clone + Send + Sync + 'static,
+    {
+        (*self.shared(new)).clone()
     }
 
     /// The settings as data.
@@ -219,6 +272,18 @@ mod tests {
         assert_eq!(b.config(), &config);
         cache.get(&config.clone().region("us-west-2")).await;
         assert_eq!(cache.resolved(), 2);
+
+        // A loaded configuration builds each client once, shared by its clones.
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let first = a.shared(|_| made.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let again = a
+            .clone()
+            .shared(|_| made.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(made.into_inner(), 1);
+        // What the cache hands out again is the same loaded configuration, clients and all.
+        let b = cache.get(&config).await;
+        assert!(Arc::ptr_eq(&first, &b.shared(|_| 7usize)));
 
         let given = config.clone().load().await;
         let cache = AwsCache::from(given);

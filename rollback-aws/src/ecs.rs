@@ -196,7 +196,7 @@ impl EcsService {
             cluster,
             service,
             aws: aws.config().clone(),
-            client: Client::new(aws.sdk_config()),
+            client: aws.client(Client::new),
             id,
             cache: Arc::new(Mutex::new(HashMap::new())),
         })

@@ -172,8 +172,8 @@ impl ConnectionHandover {
             secret_id,
             db_instance_id,
             aws: aws.config().clone(),
-            secrets: Client::new(aws.sdk_config()),
-            rds: RdsClient::new(aws.sdk_config()),
+            secrets: aws.client(Client::new),
+            rds: aws.client(RdsClient::new),
             id,
         })
     }

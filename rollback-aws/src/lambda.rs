@@ -140,7 +140,7 @@ impl LambdaAlias {
             function,
             alias,
             aws: aws.config().clone(),
-            client: aws_sdk_lambda::Client::new(aws.sdk_config()),
+            client: aws.client(aws_sdk_lambda::Client::new),
             id,
         })
     }

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
 use aws_sdk_rds::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rollback_core::wait::{poll_until, Backoff};
+use rollback_core::wait::{poll_until, PollSchedule};
 use rollback_core::{
     ApplyOutcome, Change, Error, Progress, Result, Revision, RollbackTarget, Selector, Stability,
     TargetId, TargetSpec,
@@ -226,7 +226,7 @@ impl RdsInstance {
             db_instance_id,
             restore_as,
             aws: aws.config().clone(),
-            client: Client::new(aws.sdk_config()),
+            client: aws.client(Client::new),
             id,
         })
     }
@@ -421,7 +421,7 @@ impl RdsInstance {
             &target,
             &format!("snapshot {name} to be available"),
             timeout,
-            Backoff::stability(),
+            PollSchedule::stability(),
             progress,
             || async {
                 let out = self

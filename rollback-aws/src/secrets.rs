@@ -99,7 +99,7 @@ impl SecretVersion {
         Ok(SecretVersion {
             secret_id,
             aws: aws.config().clone(),
-            client: aws_sdk_secretsmanager::Client::new(aws.sdk_config()),
+            client: aws.client(aws_sdk_secretsmanager::Client::new),
             id,
         })
     }

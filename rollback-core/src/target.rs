@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::lock::{FileLocks, LockManager, LockSpec};
 use crate::revision::{Change, Revision};
 use crate::selector::Selector;
-use crate::wait::{poll_until, Backoff};
+use crate::wait::{poll_until, PollSchedule};
 
 /// Who a target is: its kind (`lambda-alias`, `ecs-service`, `memory`...) and its name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -164,6 +164,33 @@ pub trait RollbackTarget: Send + Sync + fmt::Debug {
         Ok(Change::new(self.id(), current, to.clone()))
     }
 
+    /// Preflight's reads in one: the change from the revision in use to the one `selector`
+    /// picks, with its diff, as [`current`](Self::current), [`resolve`](Self::resolve) and
+    /// [`plan`](Self::plan) would give it, in as few calls as the backend can. The engine
+    /// calls this (not the three) for every step; a change that [is a
+    /// no-op](Change::is_noop) means the target already is there.
+    ///
+    /// The default calls the three in turn (skipping `plan` when the selected revision is
+    /// the one in use) and refuses, as a conflict, a plan whose `from` is not the revision
+    /// just read. Backends whose three reads overlap override it: an ECS service is
+    /// described once, a Lambda alias read once.
+    async fn prepare(&self, selector: &Selector) -> Result<Change> {
+        let current = self.current().await?;
+        let to = self.resolve(selector).await?;
+        if current.same_state_as(&to) {
+            return Ok(Change::new(self.id(), current.clone(), current));
+        }
+        let change = self.plan(&to).await?;
+        if !change.from.same_as(&current) {
+            return Err(Error::conflict(
+                self.id().to_string(),
+                current.id,
+                change.from.id,
+            ));
+        }
+        Ok(change)
+    }
+
     /// Moves the target to `change.to` (see the trait's contract for conflicts and
     /// idempotence).
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome>;
@@ -181,9 +208,12 @@ pub trait RollbackTarget: Send + Sync + fmt::Debug {
 
     /// Waits until the target is stable at `revision`, within `timeout`, reporting progress.
     ///
-    /// The default polls [`check_stable`](Self::check_stable) adaptively: first after
-    /// 250 ms, then backing off to a few seconds; retryable errors are reported and waited
-    /// through. Backends with a watch (Kubernetes) override it.
+    /// The default polls [`check_stable`](Self::check_stable) on the
+    /// [stability schedule](PollSchedule::stability) (a first look at once, then at most
+    /// 400 ms apart for 10 s and 1.6 s after), each look under the transaction's bound on
+    /// calls in flight ([`limited`](crate::wait::limited)); retryable errors are reported
+    /// and waited through. Backends with a watch (Kubernetes) or a batched poll (ECS)
+    /// override it.
     async fn wait_stable(
         &self,
         revision: &Revision,
@@ -195,7 +225,7 @@ pub trait RollbackTarget: Send + Sync + fmt::Debug {
             &id,
             &format!("revision {} to be stable", revision.id),
             timeout,
-            Backoff::stability(),
+            PollSchedule::stability(),
             progress,
             || self.check_stable(revision),
         )

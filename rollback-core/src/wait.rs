@@ -2,10 +2,12 @@
 //! with exponential backoff and jitter.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
@@ -25,16 +27,6 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The stability poll: first look after 250 ms, then up to 3 s apart, so convergence is
-    /// noticed within about a second early on and within 3 s later.
-    pub fn stability() -> Self {
-        Backoff {
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(3),
-            factor: 1.5,
-        }
-    }
-
     /// The delay before attempt `n` (0-based).
     pub fn delay(&self, n: u32) -> Duration {
         let secs = self.initial.as_secs_f64() * self.factor.powi(n.min(64) as i32);
@@ -42,16 +34,77 @@ impl Backoff {
     }
 }
 
-/// Polls `check` until it reports [`Stability::Stable`], within `timeout`.
+/// When a wait looks: `first` after it starts, then `initial` apart growing by half each
+/// time, up to `early` apart during the first `early_for` of the wait and up to `late`
+/// apart after that. So convergence is noticed within `early` of happening while a
+/// rollout is young, and within `late` once it has taken long, for a bounded number of
+/// calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSchedule {
+    /// The delay before the first look.
+    pub first: Duration,
+    /// The delay after the first look.
+    pub initial: Duration,
+    /// The longest delay during the first `early_for`.
+    pub early: Duration,
+    /// How long a rollout counts as young.
+    pub early_for: Duration,
+    /// The longest delay after that.
+    pub late: Duration,
+}
+
+impl PollSchedule {
+    /// The stability poll: a first look at once, then 250 ms apart growing to 400 ms for
+    /// the first 10 s, then up to 1.6 s apart: convergence is noticed within 0.5 s of
+    /// happening early on and within 2 s later.
+    pub fn stability() -> Self {
+        PollSchedule {
+            first: Duration::ZERO,
+            initial: Duration::from_millis(250),
+            early: Duration::from_millis(400),
+            early_for: Duration::from_secs(10),
+            late: Duration::from_millis(1600),
+        }
+    }
+
+    /// The same schedule with its first look `first` after the start (for backends whose
+    /// change can never be done at once, an ECS deployment say).
+    pub fn first_look(mut self, first: Duration) -> Self {
+        self.first = first;
+        self
+    }
+
+    /// The delay after look `n` (0-based), `elapsed` into the wait.
+    pub fn delay(&self, n: u32, elapsed: Duration) -> Duration {
+        let cap = if elapsed < self.early_for {
+            self.early
+        } else {
+            self.late
+        };
+        let secs = self.initial.as_secs_f64() * 1.5f64.powi(n.min(64) as i32);
+        Duration::from_secs_f64(secs.min(cap.as_secs_f64()))
+    }
+}
+
+impl Default for PollSchedule {
+    fn default() -> Self {
+        Self::stability()
+    }
+}
+
+/// Polls `check` until it reports [`Stability::Stable`], within `timeout`, at the times
+/// `schedule` gives.
 ///
 /// Progress messages are reported when they change. A [`Stability::Failed`] ends the wait
 /// at once with [`Error::RolloutFailed`]; a retryable error is reported and polled
-/// through; any other error ends the wait.
+/// through; any other error ends the wait. Inside a transaction each look counts against
+/// its concurrency ([`limited`]): a thousand targets converging at once make at most
+/// `concurrency` calls at a time.
 pub async fn poll_until<F, Fut>(
     target: &str,
     what: &str,
     timeout: Duration,
-    backoff: Backoff,
+    schedule: PollSchedule,
     progress: &Progress,
     mut check: F,
 ) -> Result<()>
@@ -63,8 +116,11 @@ where
     let deadline = start + timeout;
     let mut last = String::from("nothing yet");
     let mut attempt = 0u32;
+    if !schedule.first.is_zero() {
+        tokio::time::sleep(schedule.first.min(timeout)).await;
+    }
     loop {
-        match check().await {
+        match limited(check()).await {
             Ok(Stability::Stable) => return Ok(()),
             Ok(Stability::Failed(message)) => {
                 return Err(Error::rollout_failed(target.to_string(), message))
@@ -93,10 +149,37 @@ where
                 last,
             ));
         }
-        let delay = backoff.delay(attempt).min(deadline - now);
+        let delay = schedule.delay(attempt, now - start).min(deadline - now);
         attempt = attempt.saturating_add(1);
         tokio::time::sleep(delay).await;
     }
+}
+
+tokio::task_local! {
+    /// The transaction's bound on calls in flight, while it runs.
+    static CALLS: Arc<Semaphore>;
+}
+
+/// Runs `call` under the running transaction's bound on calls in flight (its
+/// [`concurrency`](crate::TransactionBuilder::concurrency)); outside a transaction, as is.
+///
+/// The engine bounds the calls it makes itself (preflight's reads, each apply); a target
+/// whose [`wait_stable`](crate::RollbackTarget::wait_stable) polls on its own wraps each
+/// look in this, as [`poll_until`] does, so that targets converging do not hold the bound
+/// while they wait. Never call it inside `apply` or `prepare` (they already hold a place).
+pub async fn limited<F: Future>(call: F) -> F::Output {
+    match CALLS.try_with(Arc::clone) {
+        Ok(calls) => {
+            let _place = calls.acquire_owned().await;
+            call.await
+        }
+        Err(_) => call.await,
+    }
+}
+
+/// Runs `f` with `calls` as the bound of [`limited`].
+pub(crate) async fn with_limit<F: Future>(calls: Arc<Semaphore>, f: F) -> F::Output {
+    CALLS.scope(calls, f).await
 }
 
 /// How retryable errors are retried: exponential backoff with full jitter.
@@ -275,10 +358,48 @@ mod tests {
 
     #[test]
     fn backoff_grows_to_its_cap() {
-        let b = Backoff::stability();
-        assert_eq!(b.delay(0), Duration::from_millis(250));
+        let b = RetryPolicy::default().backoff;
+        assert_eq!(b.delay(0), Duration::from_millis(200));
         assert!(b.delay(1) > b.delay(0));
-        assert_eq!(b.delay(30), Duration::from_secs(3));
+        assert_eq!(b.delay(30), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_stability_poll_looks_within_half_a_second_early_and_two_seconds_late() {
+        let p = PollSchedule::stability();
+        let early = (0..100).map(|n| p.delay(n, Duration::from_secs(9)));
+        assert!(early.clone().all(|d| d <= Duration::from_millis(500)));
+        assert_eq!(p.delay(0, Duration::ZERO), Duration::from_millis(250));
+        let late = (0..100).map(|n| p.delay(n, Duration::from_secs(11)));
+        assert!(late.clone().all(|d| d <= Duration::from_secs(2)));
+        assert_eq!(
+            p.delay(30, Duration::from_secs(11)),
+            Duration::from_millis(1600)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limited_bounds_calls_in_flight_inside_a_transaction_only() {
+        let in_flight = std::sync::Arc::new(AtomicU32::new(0));
+        let most = std::sync::Arc::new(AtomicU32::new(0));
+        let call = || {
+            let (in_flight, most) = (in_flight.clone(), most.clone());
+            limited(async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            })
+        };
+        with_limit(
+            Arc::new(Semaphore::new(3)),
+            futures::future::join_all((0..20).map(|_| call())),
+        )
+        .await;
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+        most.store(0, Ordering::SeqCst);
+        futures::future::join_all((0..20).map(|_| call())).await;
+        assert_eq!(most.load(Ordering::SeqCst), 20);
     }
 
     #[test]
@@ -353,7 +474,7 @@ mod tests {
             "memory/a",
             "stable",
             Duration::from_secs(5),
-            Backoff::stability(),
+            PollSchedule::stability(),
             &progress,
             || async { Ok(Stability::Waiting("1 of 2 updated".into())) },
         )
@@ -365,7 +486,7 @@ mod tests {
             "memory/a",
             "stable",
             Duration::from_secs(5),
-            Backoff::stability(),
+            PollSchedule::stability(),
             &progress,
             || async { Ok(Stability::Failed("circuit breaker".into())) },
         )

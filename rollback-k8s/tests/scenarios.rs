@@ -190,7 +190,7 @@ async fn wait_for_current<W: WorkloadKind>(
         &target.id().to_string(),
         &format!("the controller to record {image}"),
         Duration::from_secs(30),
-        rollback_core::wait::Backoff::stability(),
+        rollback_core::wait::PollSchedule::stability(),
         &rollback_core::Progress::none(),
         || async {
             let c = target.current().await?;

@@ -40,6 +40,9 @@ pub(crate) struct Ctx {
     pub reason: Option<String>,
     pub policy: FailurePolicy,
     pub concurrency: usize,
+    /// The bound on calls in flight: `concurrency` places, taken by each apply and each
+    /// look of a wait ([`crate::wait::limited`]), not held while a target converges.
+    pub calls: Arc<tokio::sync::Semaphore>,
     pub retry: RetryPolicy,
     pub compensation_retry: CompensationRetry,
     pub journal: JournalWriter,

@@ -29,6 +29,14 @@ pub(crate) async fn drive(
     steps: &mut [StepRun],
     prior_failure: Option<ErrorRecord>,
 ) -> Report {
+    crate::wait::with_limit(ctx.calls.clone(), drive_limited(ctx, steps, prior_failure)).await
+}
+
+async fn drive_limited(
+    ctx: &Ctx,
+    steps: &mut [StepRun],
+    prior_failure: Option<ErrorRecord>,
+) -> Report {
     let mut failure = prior_failure;
     let mut verdicts = Vec::new();
     if failure.is_none() {
@@ -47,21 +55,21 @@ pub(crate) async fn drive(
     finish(ctx, steps, failure, verdicts, actions, false)
 }
 
-/// Every stage in turn, its steps at most `concurrency` at once; the first failure stops
-/// the stages (steps not started yet are left alone).
+/// Every stage in turn, all its steps at once, their calls at most `concurrency` at a time
+/// (an apply holds a place; a step waiting for its target to converge holds none, and
+/// takes one per look): a thousand targets converging together take as long as the
+/// slowest, not a thousand over `concurrency` times it. The first failure stops the
+/// stages (steps that have not applied yet are left alone).
 async fn run_stages(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRecord> {
     let stop = AtomicBool::new(false);
     let last_stage = steps.iter().map(|s| s.stage).max().unwrap_or(0);
     for stage in 0..=last_stage {
-        let runs: Vec<_> = steps
+        let runs: futures::stream::FuturesUnordered<_> = steps
             .iter_mut()
             .filter(|s| s.stage == stage)
             .map(|s| run_step(ctx, s, &stop))
             .collect();
-        stream::iter(runs)
-            .buffer_unordered(ctx.concurrency)
-            .collect::<Vec<()>>()
-            .await;
+        runs.collect::<Vec<()>>().await;
         if let Some(s) = steps.iter().find(|s| s.state.phase == Phase::Failed) {
             return s.state.error.clone();
         }
@@ -97,12 +105,19 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
     ) {
         return;
     }
-    if stop.load(Ordering::SeqCst) && s.state.phase == Phase::Pending {
-        return;
-    }
     let Some(change) = s.state.change.clone() else {
         return;
     };
+    // A step yet to apply waits for a place among the calls in flight, and holds it through
+    // its intent and apply; one already applied (a resume) waits without one.
+    let place = if matches!(s.state.phase, Phase::Pending | Phase::Intent) {
+        ctx.calls.clone().acquire_owned().await.ok()
+    } else {
+        None
+    };
+    if stop.load(Ordering::SeqCst) && s.state.phase == Phase::Pending {
+        return;
+    }
     let span = tracing::info_span!(target: LOG_TARGET, "step", transaction = %ctx.id, step = s.index, target = %s.id, from = %change.from.id, to = %change.to.id);
     let started = Instant::now();
     async {
@@ -112,7 +127,7 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
             Some(&s.id),
             format!("{} -> {}", change.from.id, change.to.id),
         );
-        if let Err((e, maybe_applied)) = advance(ctx, s, &change).await {
+        if let Err((e, maybe_applied)) = advance(ctx, s, &change, place).await {
             fail(ctx, s, stop, e, maybe_applied);
         }
     }
@@ -123,7 +138,12 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
 
 /// Takes a step from where it is to verified, recording each transition; on an error,
 /// whether the target may have been changed by the step.
-async fn advance(ctx: &Ctx, s: &mut StepRun, change: &Change) -> Result<(), (Error, bool)> {
+async fn advance<P>(
+    ctx: &Ctx,
+    s: &mut StepRun,
+    change: &Change,
+    place: Option<P>,
+) -> Result<(), (Error, bool)> {
     let keep = |s: &StepRun| {
         let maybe_applied = s.state.maybe_applied;
         move |e| (e, maybe_applied)
@@ -169,6 +189,7 @@ async fn advance(ctx: &Ctx, s: &mut StepRun, change: &Change) -> Result<(), (Err
         let k = keep(s);
         ctx.record(Some(s), applied, msg).map_err(k)?;
     }
+    drop(place);
     if s.state.phase == Phase::Applied {
         ctx.emit(
             EventKind::Waiting,
@@ -331,9 +352,11 @@ pub(crate) async fn put_back(ctx: &Ctx, s: &StepRun, back: &Change) -> Result<Ap
     let until = Instant::now() + policy.deadline;
     let on_retry = |n, e: &Error, d| ctx.retrying(Some(s.index), &s.id, n, e, d);
     let target = s.target.clone();
-    let outcome = policy
-        .run_until(until, || target.apply(back), on_retry)
-        .await?;
+    let apply = || async {
+        let _place = ctx.calls.acquire().await;
+        target.apply(back).await
+    };
+    let outcome = policy.run_until(until, apply, on_retry).await?;
     let progress = waiting_progress(ctx, s);
     let wait_until = Instant::now() + s.timeout;
     policy

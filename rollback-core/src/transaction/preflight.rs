@@ -81,6 +81,7 @@ pub(crate) async fn preflight(
         reason: b.reason.clone(),
         policy: b.policy,
         concurrency: b.concurrency,
+        calls: std::sync::Arc::new(tokio::sync::Semaphore::new(b.concurrency)),
         retry: b.retry,
         compensation_retry: b.compensation_retry,
         journal,
@@ -261,25 +262,20 @@ async fn plan_step(ctx: &Ctx, index: usize, s: &Step) -> Result<(Change, bool)> 
     let id = t.id();
     let span = tracing::info_span!(target: LOG_TARGET, "preflight", transaction = %ctx.id, step = index, target = %id);
     async {
-        let current = ctx.retry(Some(index), &id, || t.current()).await?;
-        let to = ctx.retry(Some(index), &id, || t.resolve(&s.selector)).await?;
-        // Nothing to do by the rule `Change::is_noop` applies to a plan; asked of the
-        // revisions already read, so that a step already there costs no `plan` call.
-        if current.same_state_as(&to) {
+        let change = ctx.retry(Some(index), &id, || t.prepare(&s.selector)).await?;
+        // Nothing to do by the rule of `Change::is_noop`.
+        if change.is_noop() {
             if s.allow_current {
+                let current = change.from;
                 return Ok((Change::new(id, current.clone(), current), true));
             }
             return Err(Error::invalid(
                 id.to_string(),
                 format!(
                     "already at revision {} (selected by {}); nothing to roll back. Choose another revision, or accept it with Step::allow_current()",
-                    current.id, s.selector
+                    change.from.id, s.selector
                 ),
             ));
-        }
-        let change = ctx.retry(Some(index), &id, || t.plan(&to)).await?;
-        if !change.from.same_as(&current) {
-            return Err(Error::conflict(id.to_string(), current.id, change.from.id));
         }
         Ok((change, false))
     }

@@ -361,6 +361,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         reason: r.reason.clone(),
         policy: r.policy,
         concurrency: r.concurrency,
+        calls: std::sync::Arc::new(tokio::sync::Semaphore::new(r.concurrency)),
         retry: opts.retry,
         compensation_retry: opts.compensation_retry,
         journal: writer,
