@@ -36,6 +36,8 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration, State};
@@ -49,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
-use crate::sdk::all_pages;
+use crate::sdk::{all_pages, all_pages_refused, MAX_PAGES};
 use crate::target::{self, aws_target};
 
 /// The kind of [`LambdaAlias`] targets: `"lambda-alias"`.
@@ -80,7 +82,13 @@ pub struct LambdaAlias {
     aws: AwsConfig,
     client: aws_sdk_lambda::Client,
     id: TargetId,
+    /// Versions seen `Active` by this target, and when: a wait for one of them needs only
+    /// the alias read (a version's state rarely changes within a rollback).
+    active: Arc<Mutex<HashMap<String, Instant>>>,
 }
+
+/// How long a version seen `Active` is taken to still be.
+const ACTIVE_FOR: Duration = Duration::from_secs(300);
 
 aws_target!(LambdaAlias, KIND, Params { function, alias }, |aws, p| {
     Self::new(aws, p.function, p.alias)
@@ -142,6 +150,7 @@ impl LambdaAlias {
             aws: aws.config().clone(),
             client: aws.client(aws_sdk_lambda::Client::new),
             id,
+            active: Arc::default(),
         })
     }
 
@@ -257,6 +266,12 @@ impl LambdaAlias {
 
     /// One version as a revision (`GetFunctionConfiguration` with the version as qualifier).
     async fn version(&self, version: &str) -> Result<Revision> {
+        Ok(self.configuration(version).await?.0)
+    }
+
+    /// One version as a revision, and its state (`Active`, `Pending`...) as Lambda's
+    /// stability rule reads it; a version seen `Active` is remembered for the wait.
+    async fn configuration(&self, version: &str) -> Result<(Revision, Stability)> {
         let out = self
             .client
             .get_function_configuration()
@@ -267,13 +282,96 @@ impl LambdaAlias {
             .map_err(|e| {
                 self.version_error(version, sdk_error(&self.id, "GetFunctionConfiguration", e))
             })?;
-        Ok(version_revision(
+        let state = version_stability(version, out.state(), out.state_reason());
+        if state == Stability::Stable {
+            if let Ok(mut seen) = self.active.lock() {
+                seen.insert(version.to_string(), Instant::now());
+            }
+        }
+        let revision = version_revision(
             out.version().unwrap_or(version),
             out.last_modified(),
             out.description(),
             out.code_sha256(),
             out.runtime().map(|r| r.as_str()),
-        ))
+        );
+        Ok((revision, state))
+    }
+
+    /// The version a rollback moves the alias to, described; one that cannot take traffic
+    /// (`Failed`, `Inactive`) is refused before anything changes.
+    async fn destination(&self, version: &str) -> Result<Revision> {
+        let (revision, state) = self.configuration(version).await?;
+        match state {
+            Stability::Failed(why) => Err(Error::invalid(
+                self.target(),
+                format!("{why}: it cannot take the alias's traffic; choose another version"),
+            )),
+            _ => Ok(revision),
+        }
+    }
+
+    fn known_active(&self, version: &str) -> bool {
+        self.active
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(version).map(|at| at.elapsed() < ACTIVE_FOR))
+            .unwrap_or(false)
+    }
+
+    /// The revision in use and the one `selector` picks from the listing (read only as far
+    /// as the selector needs), the latter described.
+    async fn listed(
+        &self,
+        selector: &Selector,
+        in_use: &str,
+        current: Option<Revision>,
+    ) -> Result<(Revision, Revision)> {
+        let history = self.versions_for(selector, in_use).await?;
+        let chosen = selector.resolve(&self.id, &history, in_use)?;
+        let current = match current.or_else(|| history.iter().find(|r| r.id == in_use).cloned()) {
+            Some(r) => r,
+            None => self.version(in_use).await?,
+        };
+        if chosen.id == current.id {
+            return Ok((current.clone(), current));
+        }
+        Ok((current, self.destination(&chosen.id).await?))
+    }
+
+    /// The published versions, newest first, read a page at a time (Lambda lists them
+    /// oldest first) until the one the alias points at is seen, when the selector needs
+    /// nothing newer (`Previous`, `StepsBack`); every page otherwise, or when a page is
+    /// not in ascending order after all.
+    async fn versions_for(&self, selector: &Selector, current: &str) -> Result<Vec<Revision>> {
+        let stop_at_current = matches!(selector, Selector::Previous | Selector::StepsBack(_));
+        let mut pages = self
+            .client
+            .list_versions_by_function()
+            .function_name(&self.function)
+            .into_paginator()
+            .send();
+        let mut revisions: Vec<Revision> = Vec::new();
+        let mut read = 0;
+        let mut ascending = true;
+        while let Some(page) = pages.next().await {
+            read += 1;
+            if read > MAX_PAGES {
+                return all_pages_refused(&self.id, "ListVersionsByFunction");
+            }
+            let page = page.map_err(|e| sdk_error(&self.id, "ListVersionsByFunction", e))?;
+            for r in page.versions().iter().filter_map(config_revision) {
+                let n = version_number(&r.id);
+                ascending &= revisions.last().is_none_or(|p| version_number(&p.id) < n);
+                revisions.push(r);
+            }
+            if stop_at_current && ascending && revisions.iter().any(|r| r.id == current) {
+                break;
+            }
+        }
+        sort_versions(&mut revisions);
+        revisions.dedup_by(|a, b| a.id == b.id);
+        Ok(revisions)
     }
 
     /// Says which version was not found: the function itself was just read.
@@ -409,11 +507,53 @@ impl RollbackTarget for LambdaAlias {
         check_published(&self.id, &to.id)?;
         let alias = self.alias_state().await?;
         let (from, mut target) =
-            futures::try_join!(self.revision_of(&alias), self.version(&to.id))?;
+            futures::try_join!(self.revision_of(&alias), self.destination(&to.id))?;
         // A rollback sends all traffic to `to`: the canary split is cleared, and the diff
         // shows it as a removed fact.
         target.facts.remove(CANARY_FACT);
         let mut change = Change::new(self.id(), from, target);
+        change.precondition = alias.revision_id;
+        Ok(change)
+    }
+
+    /// Preflight in three calls, however many versions the function has: GetAlias (the
+    /// version N, canary split and RevisionId), then GetFunctionConfiguration of N and of
+    /// the chosen version (it exists and can take traffic: a `Failed` or `Inactive`
+    /// version is refused here). `Previous` is N-1 when it exists; the listing is read,
+    /// and only as far as needed, when it was deleted and for `StepsBack` and `ImageTag`.
+    async fn prepare(&self, selector: &Selector) -> Result<Change> {
+        let alias = self.alias_state().await?;
+        let (mut from, to) = match selector {
+            Selector::Exact(id) => {
+                let version = self.exact_version(&alias, id.trim())?;
+                check_published(&self.id, &version)?;
+                if version == alias.version {
+                    let current = self.version(&version).await?;
+                    (current.clone(), current)
+                } else {
+                    futures::try_join!(self.version(&alias.version), self.destination(&version))?
+                }
+            }
+            // Versions are numbered in order, so the one before N is N-1 unless it was
+            // deleted: asked for directly, whatever the number of versions.
+            Selector::Previous if version_number(&alias.version).is_some_and(|n| n > 1) => {
+                let below = version_number(&alias.version)
+                    .map(|n| (n - 1).to_string())
+                    .unwrap_or_default();
+                match futures::join!(self.version(&alias.version), self.destination(&below)) {
+                    (Ok(current), Ok(to)) => (current, to),
+                    (Ok(current), Err(e)) if e.kind() == ErrorKind::NotFound => {
+                        self.listed(selector, &alias.version, Some(current)).await?
+                    }
+                    (Err(e), _) | (_, Err(e)) => return Err(e),
+                }
+            }
+            other => self.listed(other, &alias.version, None).await?,
+        };
+        if let Some(canary) = canary_fact(&alias.weights) {
+            from.facts.insert(CANARY_FACT.to_string(), canary);
+        }
+        let mut change = Change::new(self.id(), from, to);
         change.precondition = alias.revision_id;
         Ok(change)
     }
@@ -475,30 +615,21 @@ impl RollbackTarget for LambdaAlias {
 
     /// Stable when the version is `Active` and the alias sends it all traffic (or the
     /// canary split the revision describes); an alias pointing elsewhere has been moved by
-    /// someone else and fails at once.
+    /// someone else and fails at once. One call per look: GetFunctionConfiguration until
+    /// the version is seen `Active` (preflight usually saw it), then GetAlias.
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
         check_published(&self.id, &revision.id)?;
-        let config = self
-            .client
-            .get_function_configuration()
-            .function_name(&self.function)
-            .qualifier(&revision.id)
-            .send();
-        let (config, alias) = futures::try_join!(
-            async {
-                config.await.map_err(|e| {
-                    self.version_error(
-                        &revision.id,
-                        sdk_error(&self.id, "GetFunctionConfiguration", e),
-                    )
-                })
-            },
-            self.alias_state()
-        )?;
-        let state = version_stability(&revision.id, config.state(), config.state_reason());
-        if state != Stability::Stable {
-            return Ok(state);
+        if !self.known_active(&revision.id) {
+            let (_, state) = self.configuration(&revision.id).await?;
+            return Ok(match state {
+                Stability::Stable => Stability::Waiting(format!(
+                    "version {} is Active; the alias is read next",
+                    revision.id
+                )),
+                other => other,
+            });
         }
+        let alias = self.alias_state().await?;
         // UpdateAlias moves the alias at once: after our apply it is at `revision`, so an
         // alias elsewhere was moved by someone else, and waiting will not bring it back.
         if alias.version != revision.id {

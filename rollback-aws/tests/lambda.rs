@@ -65,8 +65,8 @@ async fn read_alias(t: &LambdaAlias) -> (String, HashMap<String, f64>, String) {
     let out = t
         .client()
         .get_alias()
-        .function_name(FUNCTION)
-        .name(ALIAS)
+        .function_name(t.function())
+        .name(t.alias())
         .send()
         .await
         .unwrap();
@@ -524,4 +524,86 @@ async fn debug_output_names_the_target_only() {
     );
     assert!(text.contains("us-east-1"), "{text}");
     assert!(!text.contains("testing"), "no credentials: {text}");
+}
+
+/// The calls each operation gained between two [`AwsEmulator::calls`] answers (those that
+/// gained none left out).
+fn gained(before: &Value, after: &Value) -> std::collections::BTreeMap<String, u64> {
+    after["operations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(op, _)| {
+            let n = count_in(after, op) - count_in(before, op);
+            (n > 0).then(|| (op.clone(), n))
+        })
+        .collect()
+}
+
+/// Exact calls by operation of one rollback run through a transaction (preflight, apply
+/// and the wait): the issue 12 budget is GetAlias, one listing page, the chosen version's
+/// configuration and UpdateAlias (4), plus one. `Previous` asks for version N-1 directly,
+/// so a function with 120 versions (three listing pages) costs what one with 3 does.
+#[tokio::test]
+async fn each_rollback_makes_the_fewest_calls_whatever_the_number_of_versions() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let many: Vec<String> = (1..=120).map(|i| format!("release {i}")).collect();
+    let lambda: Vec<Value> = [("few", 3usize), ("few-exact", 3), ("few-back", 3), ("many", 120)]
+        .iter()
+        .map(|(name, n)| {
+            json!({"function": name, "alias": ALIAS, "versions": many[..*n], "alias_version": n.to_string()})
+        })
+        .collect();
+    emu.seed(json!({ "lambda": lambda })).await.unwrap();
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
+    let dir = tempfile::tempdir().unwrap();
+    let ops = |pairs: &[(&str, u64)]| {
+        pairs
+            .iter()
+            .map(|(op, n)| (op.to_string(), *n))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    // GetAlias twice: preflight's read and the wait's one look (the version was seen
+    // Active in preflight, so the look reads the alias only).
+    let previous = ops(&[
+        ("GetAlias", 2),
+        ("GetFunctionConfiguration", 2),
+        ("UpdateAlias", 1),
+    ]);
+    let cases = [
+        ("few", Selector::Previous, "2", previous.clone()),
+        ("many", Selector::Previous, "119", previous.clone()),
+        ("few-exact", Selector::exact("1"), "1", previous),
+        // StepsBack reads the listing (one page here) and takes the current revision
+        // from it: the chosen version alone is described.
+        (
+            "few-back",
+            Selector::StepsBack(2),
+            "1",
+            ops(&[
+                ("GetAlias", 2),
+                ("GetFunctionConfiguration", 1),
+                ("ListVersionsByFunction", 1),
+                ("UpdateAlias", 1),
+            ]),
+        ),
+    ];
+    for (function, selector, to, want) in cases {
+        let target = LambdaAlias::new(&aws, function, ALIAS).unwrap();
+        let before = emu.calls().await.unwrap();
+        let report = transaction(dir.path(), function)
+            .step(step(&target, selector))
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+        assert_eq!(read_alias(&target).await.0, to, "{function}");
+        let after = emu.calls().await.unwrap();
+        // read_alias made one GetAlias after the run.
+        let mut got = gained(&before, &after);
+        *got.entry("GetAlias".into()).or_default() -= 1;
+        assert_eq!(got, want, "{function}");
+    }
 }

@@ -467,6 +467,7 @@ mod tests {
             from: "2".into(),
             to: "1".into(),
         })
+        .await
         .unwrap();
         let e = locks.acquire(&t, &b, ttl).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Locked);
@@ -479,6 +480,7 @@ mod tests {
                 needs_attention: Vec::new(),
                 duration_ms: 1,
             })
+            .await
             .unwrap();
         let e = locks.acquire(&t, &b, ttl).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Locked);
@@ -489,6 +491,7 @@ mod tests {
             needs_attention: Vec::new(),
             duration_ms: 1,
         })
+        .await
         .unwrap();
         let lease = locks.acquire(&t, &b, ttl).await.unwrap();
         assert_eq!(lease.holder.transaction, "tx-b");

@@ -62,7 +62,8 @@ async fn run_actions(ctx: &Ctx) -> Vec<ActionReport> {
                 message: message.clone(),
             },
             event,
-        );
+        )
+        .await;
         if !ok {
             ctx.attention(
                 None,
@@ -104,7 +105,7 @@ async fn compensate_one(ctx: &Ctx, s: &mut StepRun) {
     };
     let msg = format!("putting back {} -> {}", back.from.id, back.to.id);
     let result: Result<ApplyOutcome> = async {
-        ctx.record(Some(&mut *s), intent, msg)?;
+        ctx.record(Some(&mut *s), intent, msg).await?;
         put_back(ctx, s, &back).await
     }
     .instrument(span)
@@ -118,7 +119,8 @@ async fn compensate_one(ctx: &Ctx, s: &mut StepRun) {
                 outcome,
                 duration_ms: ms(t0.elapsed()),
             };
-            ctx.note(Some(&mut *s), done, format!("back at {}", back.to.id));
+            ctx.note(Some(&mut *s), done, format!("back at {}", back.to.id))
+                .await;
             if let Some(note) = s.target.compensation_note(&change) {
                 ctx.attention(Some(&s.id), note);
             }
@@ -129,7 +131,8 @@ async fn compensate_one(ctx: &Ctx, s: &mut StepRun) {
                 target: s.id.clone(),
                 error: e.record(),
             };
-            ctx.note(Some(&mut *s), failed, format!("compensation: {e}"));
+            ctx.note(Some(&mut *s), failed, format!("compensation: {e}"))
+                .await;
             ctx.attention(
                 Some(&s.id),
                 format!(

@@ -69,13 +69,13 @@ impl Ctx {
     /// ([`Entry::event_kind`], about `step` if given), then `step`'s state
     /// ([`StepState::apply`], as a resume replays it). If the line cannot be written,
     /// nothing else happens and the error is returned.
-    pub(crate) fn record(
+    pub(crate) async fn record(
         &self,
         step: Option<&mut StepRun>,
         entry: Entry,
         message: impl Into<String>,
     ) -> Result<()> {
-        let record = self.journal.append(entry)?;
+        let record = self.journal.append(entry).await?;
         self.announce(step, &record.entry, message.into());
         Ok(())
     }
@@ -83,13 +83,13 @@ impl Ctx {
     /// [`record`](Self::record) for a transition the run goes on after whether or not its
     /// line could be written (failures, verdicts, actions, the end): the event and the
     /// state follow anyway, and a journal error is only logged.
-    pub(crate) fn note(
+    pub(crate) async fn note(
         &self,
         step: Option<&mut StepRun>,
         entry: Entry,
         message: impl Into<String>,
     ) {
-        if let Err(e) = self.journal.append(entry.clone()) {
+        if let Err(e) = self.journal.append(entry.clone()).await {
             tracing::error!(target: LOG_TARGET, transaction = %self.id, error = %e, record = %entry.name(), "could not write a journal record");
         }
         self.announce(step, &entry, message.into());
@@ -171,7 +171,7 @@ impl Ctx {
     pub(crate) async fn release(&self, locks: &dyn LockManager, leases: &Mutex<Vec<Lease>>) {
         let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
         if let Some(targets) = release_all(locks, &held).await {
-            self.note(None, Entry::Released { targets }, "");
+            self.note(None, Entry::Released { targets }, "").await;
         }
     }
 }

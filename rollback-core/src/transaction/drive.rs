@@ -52,7 +52,7 @@ async fn drive_limited(
         Some(err) => after_failure(ctx, steps, err).await,
         None => Vec::new(),
     };
-    finish(ctx, steps, failure, verdicts, actions, false)
+    finish(ctx, steps, failure, verdicts, actions, false).await
 }
 
 /// Every stage in turn, all its steps at once, their calls at most `concurrency` at a time
@@ -86,7 +86,8 @@ async fn run_transaction_checks(ctx: &Ctx, verdicts: &mut Vec<Verdict>) -> Optio
             let e = v.into_result("transaction").err().map(|e| e.record());
             if let Some(rec) = &e {
                 let message = rec.message.clone();
-                ctx.note(None, Entry::ChecksFailed { error: rec.clone() }, message);
+                ctx.note(None, Entry::ChecksFailed { error: rec.clone() }, message)
+                    .await;
             }
             return e;
         }
@@ -128,7 +129,7 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
             format!("{} -> {}", change.from.id, change.to.id),
         );
         if let Err((e, maybe_applied)) = advance(ctx, s, &change, place).await {
-            fail(ctx, s, stop, e, maybe_applied);
+            fail(ctx, s, stop, e, maybe_applied).await;
         }
     }
     .instrument(span)
@@ -156,7 +157,7 @@ async fn advance<P>(
             to: change.to.id.clone(),
         };
         let k = keep(s);
-        ctx.record(Some(s), intent, "").map_err(k)?;
+        ctx.record(Some(s), intent, "").await.map_err(k)?;
     }
     if s.state.phase == Phase::Intent {
         let t0 = Instant::now();
@@ -187,7 +188,7 @@ async fn advance<P>(
             duration_ms: ms(t0.elapsed()),
         };
         let k = keep(s);
-        ctx.record(Some(s), applied, msg).map_err(k)?;
+        ctx.record(Some(s), applied, msg).await.map_err(k)?;
     }
     drop(place);
     if s.state.phase == Phase::Applied {
@@ -213,7 +214,7 @@ async fn advance<P>(
         };
         let msg = format!("stable at {} after {:.1?}", change.to.id, t0.elapsed());
         let k = keep(s);
-        ctx.record(Some(s), stable, msg).map_err(k)?;
+        ctx.record(Some(s), stable, msg).await.map_err(k)?;
     }
     if s.state.phase == Phase::Stable {
         for check in s.checks.clone() {
@@ -226,13 +227,14 @@ async fn advance<P>(
         };
         let k = keep(s);
         ctx.record(Some(s), verified, format!("verified at {}", change.to.id))
+            .await
             .map_err(k)?;
     }
     Ok(())
 }
 
 /// Records a step's failure and stops the stages.
-fn fail(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool, e: Error, maybe_applied: bool) {
+async fn fail(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool, e: Error, maybe_applied: bool) {
     stop.store(true, Ordering::SeqCst);
     let rec = e.record();
     let message = rec.message.clone();
@@ -242,7 +244,7 @@ fn fail(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool, e: Error, maybe_applied: 
         maybe_applied,
         error: rec,
     };
-    ctx.note(Some(s), failed, message);
+    ctx.note(Some(s), failed, message).await;
 }
 
 /// Runs one check (a step's when `s` is given, else the transaction's) and records its
@@ -274,7 +276,7 @@ async fn run_check(ctx: &Ctx, s: Option<&mut StepRun>, check: &Check) -> Verdict
         attempts: v.attempts,
         evidence: v.evidence.clone(),
     };
-    ctx.note(s, checked, message);
+    ctx.note(s, checked, message).await;
     v
 }
 
@@ -323,7 +325,7 @@ async fn revert_one(ctx: &Ctx, s: &mut StepRun) {
         back.from.id, back.to.id
     );
     let result: Result<()> = async {
-        ctx.record(Some(&mut *s), intent, msg)?;
+        ctx.record(Some(&mut *s), intent, msg).await?;
         let outcome = put_back(ctx, s, &back).await?;
         let reverted = Entry::Reverted {
             step: s.index,
@@ -332,13 +334,14 @@ async fn revert_one(ctx: &Ctx, s: &mut StepRun) {
             duration_ms: ms(t0.elapsed()),
         };
         ctx.record(Some(&mut *s), reverted, format!("back at {}", back.to.id))
+            .await
     }
     .instrument(span)
     .await;
     s.duration += t0.elapsed();
     if let Err(e) = result {
         let maybe_applied = s.state.maybe_applied;
-        fail(ctx, s, &AtomicBool::new(false), e, maybe_applied);
+        fail(ctx, s, &AtomicBool::new(false), e, maybe_applied).await;
     }
 }
 

@@ -71,13 +71,13 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
     // 1. Preflight: read only.
     let (ctx, mut steps, holder) = preflight(t, dry_run).await?;
     if dry_run {
-        return Ok(finish(&ctx, &mut steps, None, Vec::new(), Vec::new(), true));
+        return Ok(finish(&ctx, &mut steps, None, Vec::new(), Vec::new(), true).await);
     }
     // 2. Lock every target.
     let leases = match lock_all(&ctx, b.locks.as_ref(), &steps, &holder, b.lease_ttl).await {
         Ok(l) => l,
         Err(e) => {
-            abort(&ctx, &e);
+            abort(&ctx, &e).await;
             return Err(e);
         }
     };

@@ -104,7 +104,8 @@ pub(crate) async fn preflight(
             steps_in.len(),
             if dry_run { ", dry run" } else { "" }
         ),
-    )?;
+    )
+    .await?;
 
     // The futures are made before they are streamed so the run future stays `Send`
     // (closures over borrowed items in stream combinators are not, for now).
@@ -138,7 +139,7 @@ pub(crate) async fn preflight(
         }
     }
     if let Some(e) = first_err {
-        abort(&ctx, &e);
+        abort(&ctx, &e).await;
         return Err(e);
     }
     let mut steps: Vec<StepRun> = steps_in
@@ -156,7 +157,7 @@ pub(crate) async fn preflight(
             duration: Duration::ZERO,
         })
         .collect();
-    record_plan(&ctx, &mut steps, Entry::Planned { changes, skipped })?;
+    record_plan(&ctx, &mut steps, Entry::Planned { changes, skipped }).await?;
     Ok((ctx, steps, holder))
 }
 
@@ -199,8 +200,8 @@ fn begin(
 /// Records the `planned` transition of every step: the journal line, one `planned` event
 /// per step, then each step's state as [`StepState::plan`] reads it (a resume reads the
 /// same record the same way).
-fn record_plan(ctx: &Ctx, steps: &mut [StepRun], planned: Entry) -> Result<()> {
-    let record = ctx.journal.append(planned)?;
+async fn record_plan(ctx: &Ctx, steps: &mut [StepRun], planned: Entry) -> Result<()> {
+    let record = ctx.journal.append(planned).await?;
     let Entry::Planned { changes, skipped } = &record.entry else {
         return Ok(());
     };
@@ -242,7 +243,7 @@ fn validate_checks(b: &TransactionBuilder) -> Result<()> {
 }
 
 /// Records a run that stopped before changing anything.
-pub(crate) fn abort(ctx: &Ctx, e: &Error) {
+pub(crate) async fn abort(ctx: &Ctx, e: &Error) {
     ctx.note(
         None,
         Entry::End {
@@ -252,7 +253,8 @@ pub(crate) fn abort(ctx: &Ctx, e: &Error) {
             duration_ms: ms(ctx.start.elapsed()),
         },
         format!("failed before changing anything: {e}"),
-    );
+    )
+    .await;
 }
 
 /// One step's plan: its current revision, the one its selector picks, and the change

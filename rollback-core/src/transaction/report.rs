@@ -31,7 +31,7 @@ fn outcome(
 }
 
 /// Records the `end` transition and builds the report.
-pub(crate) fn finish(
+pub(crate) async fn finish(
     ctx: &Ctx,
     steps: &mut [StepRun],
     failure: Option<ErrorRecord>,
@@ -54,7 +54,8 @@ pub(crate) fn finish(
             duration_ms: ms(duration),
         },
         format!("{outcome} in {duration:.1?}"),
-    );
+    )
+    .await;
     Report {
         transaction: ctx.id.clone(),
         name: ctx.name.clone(),

@@ -381,7 +381,8 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
             holder: holder.clone(),
         },
         format!("resuming {} from {}", r.name, path.display()),
-    )?;
+    )
+    .await?;
     if r.dry_run || !r.planned {
         // Nothing was changed before the process died: record that and stop.
         let (outcome, error) = if r.dry_run {
@@ -403,7 +404,8 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
                 duration_ms: 0,
             },
             message,
-        )?;
+        )
+        .await?;
         return report_from_journal(path);
     }
 
@@ -502,7 +504,9 @@ async fn release_leftovers(
         })
         .collect();
     if let Some(targets) = release_all(locks.as_ref(), &leases).await {
-        JournalWriter::open(path, &r.transaction)?.append(Entry::Released { targets })?;
+        JournalWriter::open(path, &r.transaction)?
+            .append(Entry::Released { targets })
+            .await?;
     }
     Ok(())
 }
