@@ -51,8 +51,8 @@ async fn history(t: Arc<dyn RollbackTarget>) -> PyResult<Vec<PyRevision>> {
 }
 
 async fn plan(t: Arc<dyn RollbackTarget>, selector: Selector) -> PyResult<PyChange> {
-    let to = t.resolve(&selector).await.map_err(py_err)?;
-    let change = t.plan(&to).await.map_err(py_err)?;
+    // The backend's preflight in one: as few calls as the engine's preflight makes.
+    let change = t.prepare(&selector).await.map_err(py_err)?;
     Ok(PyChange { inner: change })
 }
 

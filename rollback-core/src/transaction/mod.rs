@@ -501,7 +501,11 @@ impl TransactionBuilder {
         self
     }
 
-    /// How many steps of one stage run at once (default 8).
+    /// How many calls the run makes at once (default 8): preflight reads this many targets
+    /// at a time, and applies and the looks of the waits share this many places. A step
+    /// waiting for its target to converge holds no place, so every step of a stage
+    /// converges at once however many there are; what this bounds is the load on the
+    /// backend (its rate limits), not how many targets are rolled back together.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
