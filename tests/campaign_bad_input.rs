@@ -165,8 +165,9 @@ fn cases(e: &Env) -> Vec<Case> {
             },
         ),
         case(
+            // Refused as input, before any version is looked for: $LATEST is never one.
             "lambda: Exact $LATEST (not a published version)",
-            NotFound,
+            InvalidInput,
             fa.clone(),
             {
                 let f = f.clone();
