@@ -126,6 +126,13 @@ impl PipelineTransition {
         ))
     }
 
+    fn select(&self, current: &Revision, selector: &Selector) -> Result<Revision> {
+        match selector {
+            Selector::Exact(s) if s == ENABLED || s == DISABLED => Ok(Self::revision(s == ENABLED)),
+            other => other.resolve(&self.id, std::slice::from_ref(current), &current.id),
+        }
+    }
+
     fn revision(enabled: bool) -> Revision {
         if enabled {
             Revision::new(ENABLED).description("deployments flow into the stage")
@@ -157,10 +164,14 @@ impl RollbackTarget for PipelineTransition {
     /// over the one state in use.
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
         let current = self.current().await?;
-        match selector {
-            Selector::Exact(s) if s == ENABLED || s == DISABLED => Ok(Self::revision(s == ENABLED)),
-            other => other.resolve(&self.id, std::slice::from_ref(&current), &current.id),
-        }
+        self.select(&current, selector)
+    }
+
+    /// One GetPipelineState serves the current state, the selected one and the change.
+    async fn prepare(&self, selector: &Selector) -> Result<Change> {
+        let current = self.current().await?;
+        let to = self.select(&current, selector)?;
+        Ok(Change::new(self.id.clone(), current, to))
     }
 
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {

@@ -156,6 +156,28 @@ impl SecretVersion {
         })
     }
 
+    /// The version `selector` picks in `history`.
+    fn select(&self, history: &[Revision], selector: &Selector) -> Result<Revision> {
+        let current = self.current_in(history)?;
+        if *selector == Selector::Previous {
+            if let Some(previous) = with_stage(history, AWSPREVIOUS).filter(|r| r.id != current.id)
+            {
+                return Ok(previous.clone());
+            }
+        }
+        selector.resolve(&self.id, history, &current.id)
+    }
+
+    /// The change from the `AWSCURRENT` version of `history` to version `to` of it.
+    fn change_in(&self, history: &[Revision], to: &str) -> Result<Change> {
+        let from = self.current_in(history)?;
+        let to = self.revision_in(history, to)?;
+        let diff = label_diff(&from, &to);
+        let mut change = Change::new(self.id.clone(), from, to);
+        change.diff = diff;
+        Ok(change)
+    }
+
     fn revision_in(&self, history: &[Revision], id: &str) -> Result<Revision> {
         history.iter().find(|r| r.id == id).cloned().ok_or_else(|| {
             Error::not_found(
@@ -196,26 +218,24 @@ impl RollbackTarget for SecretVersion {
             check_version_id(&self.id, v)?;
         }
         let history = self.versions().await?;
-        let current = self.current_in(&history)?;
-        if *selector == Selector::Previous {
-            if let Some(previous) = with_stage(&history, AWSPREVIOUS).filter(|r| r.id != current.id)
-            {
-                return Ok(previous.clone());
-            }
-        }
-        selector.resolve(&self.id, &history, &current.id)
+        self.select(&history, selector)
     }
 
     /// The change from the `AWSCURRENT` version to `to`, both read in one listing; an
     /// unknown version fails here, before anything changes.
     async fn plan(&self, to: &Revision) -> Result<Change> {
         let history = self.versions().await?;
-        let from = self.current_in(&history)?;
-        let to = self.revision_in(&history, &to.id)?;
-        let diff = label_diff(&from, &to);
-        let mut change = Change::new(self.id(), from, to);
-        change.diff = diff;
-        Ok(change)
+        self.change_in(&history, &to.id)
+    }
+
+    /// Current, selected and the change from one listing.
+    async fn prepare(&self, selector: &Selector) -> Result<Change> {
+        if let Selector::Exact(v) = selector {
+            check_version_id(&self.id, v)?;
+        }
+        let history = self.versions().await?;
+        let to = self.select(&history, selector)?;
+        self.change_in(&history, &to.id)
     }
 
     /// Moves `AWSCURRENT` to `change.to` with `RemoveFromVersionId` set to the version
