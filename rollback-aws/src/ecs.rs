@@ -1,18 +1,17 @@
 //! ECS services: roll a service back to a task-definition revision of its family.
 //!
-//! Calls per step: preflight ([`prepare`](RollbackTarget::prepare)) describes the service
-//! once, lists the family's ACTIVE revisions newest first only as far as the selector needs
-//! (one page for `Previous`, however many revisions the family has; none for `Exact`), and
-//! describes only the two task definitions it compares; apply re-reads the service and calls
-//! UpdateService. A `Previous` step costs 6 calls before waiting. Waiting is batched: every
-//! waiter of one [`Aws`] looks on one 400 ms grid (1.6 s after 10 s), the first look 250 ms
-//! in at the earliest, and the services of a cluster due at one tick are described together,
-//! ten per DescribeServices call.
+//! Calls per `Previous` step before waiting: 6. Preflight describes the service once, reads
+//! one ListTaskDefinitions page (DESC; more only if the selector needs them, none for
+//! `Exact`) and the two task definitions it compares; apply re-reads the service, then calls
+//! UpdateService. Waits look on one 400 ms grid per [`Aws`] (1.6 s after 10 s, the first look
+//! 250 ms in at the earliest): the services of a cluster due at one tick are described
+//! together, ten per DescribeServices call (how, without a task of its own: `ecs/poll.rs`).
 //!
 //! Revisions are the ACTIVE task-definition revisions of the family the service runs (the
 //! one in use is included even if it was deregistered). ListTaskDefinitions' DESC order is
 //! trusted but checked: a page out of order makes the listing read every page and sort them.
-//! Task definitions are immutable, so each is described once per target and cached. `Exact`
+//! Task definitions are immutable, so each is described once per target and cached (its
+//! status too: a target does not see a revision deregistered after it read it). `Exact`
 //! takes `N`, `family:N` or a task-definition ARN; an ARN of another account, region or
 //! partition, or a revision of another family, is refused as invalid input (checked against
 //! the service's own ARN, no extra call) instead of being read as this family's `family:N`.
