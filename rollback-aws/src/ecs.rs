@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
-use crate::sdk::{all_pages, chrono_time, too_many_pages, MAX_PAGES};
+use crate::sdk::{all_pages, all_pages_refused, chrono_time, MAX_PAGES};
 use crate::target::{self, aws_target, debug_as_target, AwsTarget};
 
 mod poll;
@@ -762,7 +762,7 @@ impl<'a> Walk<'a> {
             };
             let id = &self.target.id;
             if self.read == MAX_PAGES {
-                return Err(too_many_pages(id, "ListTaskDefinitions"));
+                return all_pages_refused(id, "ListTaskDefinitions");
             }
             self.read += 1;
             let page = page.map_err(|e| sdk_error(id, "ListTaskDefinitions", e))?;

@@ -39,20 +39,20 @@ where
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
         if out.len() == MAX_PAGES {
-            return Err(too_many_pages(target, op));
+            return all_pages_refused(target, op);
         }
         out.push(page.map_err(|e| sdk_error(target, op, e))?);
     }
     Ok(out)
 }
 
-/// The error of a listing of `op` longer than [`MAX_PAGES`] pages.
-pub(crate) fn too_many_pages(target: &TargetId, op: &str) -> Error {
-    Error::backend(
+/// The error of a listing with more than [`MAX_PAGES`] pages.
+pub(crate) fn all_pages_refused<T>(target: &TargetId, op: &str) -> Result<T> {
+    Err(Error::backend(
         target.to_string(),
         format!(
             "{op}: AWS has more than {MAX_PAGES} pages, more than this listing reads; check the endpoint, or narrow the listing down (nothing was changed)"
         ),
         false,
-    )
+    ))
 }
