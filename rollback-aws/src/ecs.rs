@@ -1,37 +1,58 @@
 //! ECS services: roll a service back to a task-definition revision of its family.
 //!
+//! Calls per `Previous` step before waiting: 6. Preflight describes the service once, reads
+//! one ListTaskDefinitions page (DESC; more only if the selector needs them, none for
+//! `Exact`) and the two task definitions it compares; apply re-reads the service, then calls
+//! UpdateService. Waits look on one 400 ms grid per [`Aws`] (1.6 s after 10 s, the first look
+//! 250 ms in at the earliest): the services of a cluster due at one tick are described
+//! together, ten per DescribeServices call (how, without a task of its own: `ecs/poll.rs`).
+//!
 //! Revisions are the ACTIVE task-definition revisions of the family the service runs (the
-//! one in use is included even if it was deregistered), sorted and paged here because
-//! ListTaskDefinitions' order and paging are not to be trusted. Task definitions are
-//! immutable, so each is described once per target and cached. `Exact` takes `N`,
-//! `family:N` or a task-definition ARN; an ARN of another account, region or partition, or
-//! a revision of another family, is refused as invalid input (checked against the service's
-//! own ARN, no extra call) instead of being read as this family's `family:N`.
+//! one in use is included even if it was deregistered). ListTaskDefinitions' DESC order is
+//! trusted but checked: a page out of order makes the listing read every page and sort them.
+//! Task definitions are immutable, so each is described once per target and cached (its
+//! status too: a target does not see a revision deregistered after it read it). `Exact`
+//! takes `N`, `family:N` or a task-definition ARN; an ARN of another account, region or
+//! partition, or a revision of another family, is refused as invalid input (checked against
+//! the service's own ARN, no extra call) instead of being read as this family's `family:N`.
 //!
 //! Stability follows botocore's `ServicesStable` waiter: MISSING, DRAINING and INACTIVE
 //! fail; one deployment with `runningCount == desiredCount` succeeds. A primary deployment
 //! whose `rolloutState` is FAILED (the deployment circuit breaker) fails at once instead of
 //! waiting out the deadline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ecs::types::{ContainerDefinition, Deployment, Service, TaskDefinitionStatus};
+use aws_sdk_ecs::operation::list_task_definitions::{
+    ListTaskDefinitionsError, ListTaskDefinitionsOutput,
+};
+use aws_sdk_ecs::types::{
+    ContainerDefinition, Deployment, Service, SortOrder, TaskDefinitionStatus,
+};
 use aws_sdk_ecs::Client;
+use aws_smithy_async::future::pagination_stream::PaginationStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use futures::stream::{self, StreamExt};
-use rollback_core::revision::{DiffBuilder, DiffSection};
+use rollback_core::revision::{Diff, DiffBuilder, DiffSection};
 use rollback_core::{
-    ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
-    TargetSpec,
+    ApplyOutcome, Change, Error, ErrorKind, Progress, Result, Revision, RollbackTarget, Selector,
+    Stability, TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
-use crate::sdk::{all_pages, chrono_time};
+use crate::sdk::{all_pages, all_pages_refused, chrono_time, MAX_PAGES};
 use crate::target::{self, aws_target, debug_as_target, AwsTarget};
+
+mod poll;
+
+use poll::Poller;
 
 /// The target kind.
 pub const KIND: &str = "ecs-service";
@@ -67,6 +88,7 @@ pub struct EcsService {
     service: String,
     aws: AwsConfig,
     client: Client,
+    poller: Arc<Poller>,
     id: TargetId,
     cache: Arc<Mutex<HashMap<String, TaskDef>>>,
 }
@@ -192,11 +214,14 @@ impl EcsService {
             &service,
             &format!("the service's name, {example}"),
         )?;
+        let client = aws.client(Client::new);
+        let poller = aws.shared(|_| Poller::new(client.clone()));
         Ok(EcsService {
             cluster,
             service,
             aws: aws.config().clone(),
-            client: aws.client(Client::new),
+            client,
+            poller,
             id,
             cache: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -232,19 +257,10 @@ impl EcsService {
             .send()
             .await
             .map_err(|e| sdk_error(&self.id, "DescribeServices", e))?;
-        if let Some(svc) = out.services().iter().find(|s| {
-            s.service_name() == Some(self.service.as_str())
-                || s.service_arn()
-                    .is_some_and(|a| a.ends_with(&format!("/{}", self.service)))
-        }) {
-            return Ok(svc.clone());
-        }
-        let reason = out
-            .failures()
-            .first()
-            .and_then(|f| f.reason())
-            .unwrap_or("MISSING")
-            .to_string();
+        let reason = match poll::found(&out, &self.service) {
+            Ok(svc) => return Ok(svc),
+            Err(reason) => reason,
+        };
         Err(Error::not_found(
             self.id.to_string(),
             format!(
@@ -355,7 +371,6 @@ impl EcsService {
     /// or a revision of another family, is refused rather than swapped for this family's
     /// namesake. Anything else is passed on, to be not found in the history.
     fn exact_id(&self, svc: &Service, family: &str, id: &str) -> Result<String> {
-        const INSTEAD: &str = "`family:N`, N, or this account's task-definition ARN";
         let id = id.trim();
         let tail = if arn::is_arn(id) {
             let (given, rest) = arn::parse_as(
@@ -401,6 +416,373 @@ impl EcsService {
             None => Ok(id.to_string()),
         }
     }
+
+    /// The revision number `selector` picks for a service running `family:current`, read
+    /// with as few calls as the selector needs: `Exact` describes the one revision it names
+    /// (none if it is the one in use); `Previous` and `StepsBack(n)` list newest first until
+    /// `n` revisions older than the one in use are seen; `ImageTag` describes revisions
+    /// newest first until one carries the tag. Errors are the shared rules' (see
+    /// [`Selector::resolve`]) over what was seen.
+    async fn choose(
+        &self,
+        svc: &Service,
+        family: &str,
+        current: u32,
+        selector: &Selector,
+    ) -> Result<u32> {
+        let current_id = format!("{family}:{current}");
+        match selector {
+            Selector::Exact(id) => self.exact(svc, family, current, id).await,
+            Selector::Previous | Selector::StepsBack(_) => {
+                let n = match selector {
+                    Selector::StepsBack(n) => *n,
+                    _ => 1,
+                };
+                if n == 0 {
+                    return Err(self.no_pick(selector, family, &[], current));
+                }
+                let mut walk = Walk::new(self, family, current);
+                let (mut seen, mut older) = (Vec::new(), 0u32);
+                loop {
+                    match walk.next().await? {
+                        Next::Rev(r) => {
+                            seen.push(r);
+                            if r < current {
+                                older += 1;
+                                if older == n {
+                                    return Ok(r);
+                                }
+                            }
+                        }
+                        Next::Restart => {
+                            seen.clear();
+                            older = 0;
+                        }
+                        Next::End => return Err(self.no_pick(selector, family, &seen, current)),
+                    }
+                }
+            }
+            Selector::ImageTag(tag) => {
+                if tag.is_empty() {
+                    return Err(self.no_pick(selector, family, &[], current));
+                }
+                let mut walk = Walk::new(self, family, current);
+                let mut seen = Vec::new();
+                loop {
+                    match walk.next().await? {
+                        Next::Rev(r) => {
+                            seen.push(r);
+                            if self.task_def(family, r).await?.revision.has_image_tag(tag) {
+                                return Ok(r);
+                            }
+                        }
+                        Next::Restart => seen.clear(),
+                        Next::End => return Err(self.no_pick(selector, family, &seen, current)),
+                    }
+                }
+            }
+            // A selector of a newer core: the shared rules over the whole history.
+            _ => {
+                let history = self.family_history(family, current).await?;
+                let picked = selector.resolve(&self.id, &history, &current_id)?;
+                parse_task_definition(&picked.id)
+                    .map(|(_, r)| r)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            self.id.to_string(),
+                            format!("{:?} is not a family:revision", picked.id),
+                        )
+                    })
+            }
+        }
+    }
+
+    /// The revision `Exact(id)` names, checked without listing: the one in use, or an
+    /// ACTIVE revision of the family, described to know it exists.
+    async fn exact(&self, svc: &Service, family: &str, current: u32, id: &str) -> Result<u32> {
+        let key = self.exact_id(svc, family, id)?;
+        let Some((_, n)) = parse_task_definition(&key) else {
+            return Err(Error::not_found(
+                self.id.to_string(),
+                format!("revision {key:?}"),
+                format!("give {INSTEAD}"),
+            ));
+        };
+        if n == current {
+            return Ok(n);
+        }
+        let missing = |why: &str| {
+            Error::not_found(
+                self.id.to_string(),
+                format!("revision {key:?}"),
+                format!("{why}; roll back to an ACTIVE revision of family {family} (history() lists them)"),
+            )
+        };
+        match self.task_def(family, n).await {
+            // DescribeTaskDefinition answers ClientException for a revision that does not exist.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput) => {
+                Err(missing(&format!("family {family} has no revision {n}")).with_source(e))
+            }
+            Err(e) => Err(e),
+            Ok(def) => match def.revision.facts.get("status").map(String::as_str) {
+                Some(status) if status != "ACTIVE" => Err(missing(&format!(
+                    "it is {status} (deregistered), and ECS deploys only ACTIVE revisions"
+                ))),
+                _ => Ok(n),
+            },
+        }
+    }
+
+    /// The shared rules' error for a selector that picked nothing among `seen` (newest
+    /// first, the one in use included).
+    fn no_pick(&self, selector: &Selector, family: &str, seen: &[u32], current: u32) -> Error {
+        let history: Vec<Revision> = seen
+            .iter()
+            .map(|r| Revision::new(format!("{family}:{r}")))
+            .collect();
+        match selector.resolve(&self.id, &history, &format!("{family}:{current}")) {
+            Err(e) => e,
+            Ok(r) => Error::not_found(
+                self.id.to_string(),
+                format!("revision {} by {selector}", r.id),
+                "it could not be read; try again",
+            ),
+        }
+    }
+
+    /// The change from `from` to `to` (`to` as given), with the image and environment diff
+    /// of the two task definitions.
+    fn change(&self, from: &TaskDef, to: Revision, to_def: &TaskDef) -> Change {
+        Change {
+            target: self.id.clone(),
+            from: from.revision.clone(),
+            to,
+            diff: diff(from, to_def),
+            precondition: None,
+        }
+    }
+}
+
+/// `family:N`, N, or this account's task-definition ARN: what `Exact` takes.
+const INSTEAD: &str = "`family:N`, N, or this account's task-definition ARN";
+
+/// The image and environment diff between two task definitions, per container, with the
+/// values of secret-looking keys redacted.
+fn diff(from_def: &TaskDef, to_def: &TaskDef) -> Diff {
+    let mut d = DiffBuilder::default();
+    let names: std::collections::BTreeSet<&str> = from_def
+        .containers
+        .iter()
+        .chain(&to_def.containers)
+        .map(|c| c.name.as_str())
+        .collect();
+    let several = names.len() > 1;
+    for name in names {
+        let a = from_def.containers.iter().find(|c| c.name == name);
+        let b = to_def.containers.iter().find(|c| c.name == name);
+        d.entry(
+            DiffSection::Image,
+            name,
+            a.map(|c| c.image.clone()),
+            b.map(|c| c.image.clone()),
+        );
+        let prefix = |k: &String| {
+            if several {
+                format!("{name}/{k}")
+            } else {
+                k.clone()
+            }
+        };
+        let env = |c: Option<&Container>| -> BTreeMap<String, String> {
+            c.map(|c| c.env.iter().map(|(k, v)| (prefix(k), v.clone())).collect())
+                .unwrap_or_default()
+        };
+        d.maps(DiffSection::Env, &env(a), &env(b));
+        // Secrets come from Secrets Manager or SSM: show the reference as redacted.
+        let secrets = |c: Option<&Container>| -> BTreeMap<String, String> {
+            c.map(|c| {
+                c.secrets
+                    .iter()
+                    .map(|(k, v)| (prefix(k), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let (sa, sb) = (secrets(a), secrets(b));
+        for key in sa
+            .keys()
+            .chain(sb.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (x, y) = (sa.get(key), sb.get(key));
+            if x != y {
+                d.entry(
+                    DiffSection::Env,
+                    &format!("{key} (secret)"),
+                    x.map(|_| rollback_core::revision::REDACTED.to_string()),
+                    y.map(|_| format!("{} (changed)", rollback_core::revision::REDACTED)),
+                );
+            }
+        }
+    }
+    d.build()
+}
+
+/// A family's revision numbers newest first, from listed pages that should be in strictly
+/// descending order, with the revision in use merged in at its place (ListTaskDefinitions
+/// lists it only while it is ACTIVE).
+#[derive(Debug)]
+struct NewestFirst {
+    current: u32,
+    /// Listed, not yet given out, newest first.
+    ahead: VecDeque<u32>,
+    /// The last number listed, to check the order of the next.
+    last: Option<u32>,
+    /// Whether the revision in use was given out.
+    current_out: bool,
+}
+
+impl NewestFirst {
+    fn new(current: u32) -> Self {
+        NewestFirst {
+            current,
+            ahead: VecDeque::new(),
+            last: None,
+            current_out: false,
+        }
+    }
+
+    /// Takes a listed page; `false` (taking nothing) if it is not strictly below everything
+    /// listed before it and strictly descending itself.
+    fn page(&mut self, revs: &[u32]) -> bool {
+        let mut last = self.last;
+        for &r in revs {
+            if last.is_some_and(|l| r >= l) {
+                return false;
+            }
+            last = Some(r);
+        }
+        self.ahead.extend(revs);
+        self.last = last;
+        true
+    }
+
+    /// Starts again over every revision, in any order (sorted here).
+    fn restart(&mut self, mut revs: Vec<u32>) {
+        revs.sort_unstable_by(|a, b| b.cmp(a));
+        revs.dedup();
+        *self = NewestFirst {
+            ahead: revs.into(),
+            ..NewestFirst::new(self.current)
+        };
+    }
+
+    /// The next revision, newest first; `None` when another page is needed or, at the
+    /// `end` of the listing, when every revision was given out.
+    fn next(&mut self, end: bool) -> Option<u32> {
+        match self.ahead.front().copied() {
+            Some(r) if !self.current_out && self.current > r => {
+                self.current_out = true;
+                Some(self.current)
+            }
+            Some(r) => {
+                self.ahead.pop_front();
+                self.current_out |= r == self.current;
+                Some(r)
+            }
+            None if end && !self.current_out => {
+                self.current_out = true;
+                Some(self.current)
+            }
+            None => None,
+        }
+    }
+}
+
+/// What [`Walk::next`] gives.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// The next revision number, newest first.
+    Rev(u32),
+    /// The listing was not newest first after all: every page was read and sorted, and
+    /// the walk starts again from the newest (forget what was given out).
+    Restart,
+    /// Every revision was given out.
+    End,
+}
+
+type TaskDefinitionPages = PaginationStream<
+    std::result::Result<
+        ListTaskDefinitionsOutput,
+        SdkError<ListTaskDefinitionsError, HttpResponse>,
+    >,
+>;
+
+/// A family's revisions newest first, read from ListTaskDefinitions (ACTIVE, sorted DESC)
+/// one page at a time, only as far as the caller asks.
+struct Walk<'a> {
+    target: &'a EcsService,
+    family: &'a str,
+    pages: Option<TaskDefinitionPages>,
+    read: usize,
+    order: NewestFirst,
+}
+
+impl<'a> Walk<'a> {
+    fn new(target: &'a EcsService, family: &'a str, current: u32) -> Self {
+        let pages = target
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(TaskDefinitionStatus::Active)
+            .sort(SortOrder::Desc)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        Walk {
+            target,
+            family,
+            pages: Some(pages),
+            read: 0,
+            order: NewestFirst::new(current),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Next> {
+        loop {
+            let Some(pages) = self.pages.as_mut() else {
+                return Ok(self.order.next(true).map_or(Next::End, Next::Rev));
+            };
+            if let Some(r) = self.order.next(false) {
+                return Ok(Next::Rev(r));
+            }
+            let Some(page) = pages.next().await else {
+                self.pages = None;
+                continue;
+            };
+            let id = &self.target.id;
+            if self.read == MAX_PAGES {
+                return all_pages_refused(id, "ListTaskDefinitions");
+            }
+            self.read += 1;
+            let page = page.map_err(|e| sdk_error(id, "ListTaskDefinitions", e))?;
+            // familyPrefix is a prefix: "api" also lists "api-gateway"; keep the family only.
+            let revs: Vec<u32> = page
+                .task_definition_arns()
+                .iter()
+                .filter_map(|a| parse_task_definition(a))
+                .filter(|(f, _)| f == self.family)
+                .map(|(_, r)| r)
+                .collect();
+            if !self.order.page(&revs) {
+                tracing::debug!(target = %id, "ListTaskDefinitions is not newest first; reading every page");
+                self.pages = None;
+                let all = self.target.active_revisions(self.family).await?;
+                self.order.restart(all);
+                return Ok(Next::Restart);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -419,6 +801,7 @@ impl RollbackTarget for EcsService {
         Ok(self.task_def(&family, rev).await?.revision)
     }
 
+    /// Every revision, each described (what a person choosing one wants to see).
     async fn history(&self) -> Result<Vec<Revision>> {
         let svc = self.describe().await?;
         let (family, current) = self.current_td(&svc)?;
@@ -429,13 +812,40 @@ impl RollbackTarget for EcsService {
     async fn resolve(&self, selector: &Selector) -> Result<Revision> {
         let svc = self.describe().await?;
         let (family, current) = self.current_td(&svc)?;
-        // Checked before the history is read: bad input costs one call and changes nothing.
-        let selector = match selector {
-            Selector::Exact(id) => Selector::Exact(self.exact_id(&svc, &family, id)?),
-            other => other.clone(),
+        let picked = self.choose(&svc, &family, current, selector).await?;
+        Ok(self.task_def(&family, picked).await?.revision)
+    }
+
+    /// One DescribeServices serving current, resolve and plan; the revisions listed only as
+    /// far as the selector needs; the two task definitions compared described once each.
+    async fn prepare(&self, selector: &Selector) -> Result<Change> {
+        let svc = self.describe().await?;
+        let (family, current) = self.current_td(&svc)?;
+        let (from, picked) = if matches!(selector, Selector::ImageTag(_)) {
+            // The tag walk may describe the revision in use: once, not twice at once.
+            let from = self.task_def(&family, current).await?;
+            (
+                Ok(from),
+                self.choose(&svc, &family, current, selector).await,
+            )
+        } else {
+            // Both run to the end (no call left half made), so the calls are the same
+            // whichever fails.
+            futures::join!(
+                self.task_def(&family, current),
+                self.choose(&svc, &family, current, selector)
+            )
         };
-        let history = self.family_history(&family, current).await?;
-        selector.resolve(&self.id, &history, &format!("{family}:{current}"))
+        let (from, picked) = (from?, picked?);
+        if picked == current {
+            return Ok(Change::new(
+                self.id.clone(),
+                from.revision.clone(),
+                from.revision,
+            ));
+        }
+        let to = self.task_def(&family, picked).await?;
+        Ok(self.change(&from, to.revision.clone(), &to))
     }
 
     /// The image and environment diff between the two revisions, per container, with the
@@ -443,87 +853,18 @@ impl RollbackTarget for EcsService {
     async fn plan(&self, to: &Revision) -> Result<Change> {
         let svc = self.describe().await?;
         let (family, rev) = self.current_td(&svc)?;
-        let current = self.task_def(&family, rev).await?.revision;
         // A revision made by hand (not by `resolve`) gets the same checks as `Exact`.
         let mut to = to.clone();
         to.id = self.exact_id(&svc, &family, &to.id)?;
-        let (from_def, to_def) = match (
-            parse_task_definition(&current.id),
-            parse_task_definition(&to.id),
-        ) {
-            (Some((ff, fr)), Some((tf, tr))) => {
-                (self.task_def(&ff, fr).await?, self.task_def(&tf, tr).await?)
-            }
-            _ => {
-                return Err(Error::invalid(
-                    self.id.to_string(),
-                    format!("{:?} is not a family:revision", to.id),
-                ))
-            }
+        let Some((tf, tr)) = parse_task_definition(&to.id) else {
+            return Err(Error::invalid(
+                self.id.to_string(),
+                format!("{:?} is not a family:revision", to.id),
+            ));
         };
-        let mut d = DiffBuilder::default();
-        let names: std::collections::BTreeSet<&str> = from_def
-            .containers
-            .iter()
-            .chain(&to_def.containers)
-            .map(|c| c.name.as_str())
-            .collect();
-        let several = names.len() > 1;
-        for name in names {
-            let a = from_def.containers.iter().find(|c| c.name == name);
-            let b = to_def.containers.iter().find(|c| c.name == name);
-            d.entry(
-                DiffSection::Image,
-                name,
-                a.map(|c| c.image.clone()),
-                b.map(|c| c.image.clone()),
-            );
-            let prefix = |k: &String| {
-                if several {
-                    format!("{name}/{k}")
-                } else {
-                    k.clone()
-                }
-            };
-            let env = |c: Option<&Container>| -> BTreeMap<String, String> {
-                c.map(|c| c.env.iter().map(|(k, v)| (prefix(k), v.clone())).collect())
-                    .unwrap_or_default()
-            };
-            d.maps(DiffSection::Env, &env(a), &env(b));
-            // Secrets come from Secrets Manager or SSM: show the reference as redacted.
-            let secrets = |c: Option<&Container>| -> BTreeMap<String, String> {
-                c.map(|c| {
-                    c.secrets
-                        .iter()
-                        .map(|(k, v)| (prefix(k), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
-            };
-            let (sa, sb) = (secrets(a), secrets(b));
-            for key in sa
-                .keys()
-                .chain(sb.keys())
-                .collect::<std::collections::BTreeSet<_>>()
-            {
-                let (x, y) = (sa.get(key), sb.get(key));
-                if x != y {
-                    d.entry(
-                        DiffSection::Env,
-                        &format!("{key} (secret)"),
-                        x.map(|_| rollback_core::revision::REDACTED.to_string()),
-                        y.map(|_| format!("{} (changed)", rollback_core::revision::REDACTED)),
-                    );
-                }
-            }
-        }
-        Ok(Change {
-            target: self.id.clone(),
-            from: current,
-            to,
-            diff: d.build(),
-            precondition: None,
-        })
+        let from = self.task_def(&family, rev).await?;
+        let to_def = self.task_def(&tf, tr).await?;
+        Ok(self.change(&from, to, &to_def))
     }
 
     /// UpdateService(taskDefinition), after re-reading the service: ECS has no
@@ -556,11 +897,33 @@ impl RollbackTarget for EcsService {
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
         match self.describe().await {
             Ok(svc) => Ok(stability(&svc, &revision.id)),
-            Err(e) if e.kind() == rollback_core::ErrorKind::NotFound => {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 Ok(Stability::Failed("the service is MISSING".into()))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Looks on the poller's grid, with the other services of the cluster due at the same
+    /// tick (see the module docs): at most one DescribeServices per 10 services per tick.
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<()> {
+        let what = format!("revision {} to be stable", revision.id);
+        self.poller
+            .wait(
+                &self.id,
+                &self.cluster,
+                &self.service,
+                &what,
+                timeout,
+                progress,
+                |svc| stability(svc, &revision.id),
+            )
+            .await
     }
 }
 
@@ -706,32 +1069,58 @@ impl RollbackTarget for EcsDesiredCount {
     }
 
     async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
-        let svc = match self.svc.describe().await {
-            Ok(s) => s,
-            Err(e) if e.kind() == rollback_core::ErrorKind::NotFound => {
-                return Ok(Stability::Failed("the service is MISSING".into()))
+        match self.svc.describe().await {
+            Ok(svc) => Ok(count_stability(&svc, &revision.id)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Ok(Stability::Failed("the service is MISSING".into()))
             }
-            Err(e) => return Err(e),
-        };
-        let status = svc.status().unwrap_or_default();
-        if matches!(status, "DRAINING" | "INACTIVE") {
-            return Ok(Stability::Failed(format!("the service is {status}")));
+            Err(e) => Err(e),
         }
-        let desired = svc.desired_count().to_string();
-        if desired != revision.id {
-            return Ok(Stability::Failed(format!(
-                "the desired count is now {desired}, not {}; someone else changed it",
-                revision.id
-            )));
-        }
-        let (running, n) = (svc.running_count(), svc.deployments().len());
-        Ok(if n == 1 && running == svc.desired_count() {
-            Stability::Stable
-        } else {
-            Stability::Waiting(format!(
-                "{n} deployment(s); {running} of {desired} tasks running"
-            ))
-        })
+    }
+
+    /// Looks on the poller's grid, batched with the cluster's other waiters (see the
+    /// module docs).
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<()> {
+        let what = format!("desired count {} to be stable", revision.id);
+        let svc = &self.svc;
+        svc.poller
+            .wait(
+                &self.id,
+                &svc.cluster,
+                &svc.service,
+                &what,
+                timeout,
+                progress,
+                |s| count_stability(s, &revision.id),
+            )
+            .await
+    }
+}
+
+/// Whether a described service runs `want` tasks, one deployment with all of them running.
+fn count_stability(svc: &Service, want: &str) -> Stability {
+    let status = svc.status().unwrap_or_default();
+    if matches!(status, "DRAINING" | "INACTIVE") {
+        return Stability::Failed(format!("the service is {status}"));
+    }
+    let desired = svc.desired_count().to_string();
+    if desired != want {
+        return Stability::Failed(format!(
+            "the desired count is now {desired}, not {want}; someone else changed it"
+        ));
+    }
+    let (running, n) = (svc.running_count(), svc.deployments().len());
+    if n == 1 && running == svc.desired_count() {
+        Stability::Stable
+    } else {
+        Stability::Waiting(format!(
+            "{n} deployment(s); {running} of {desired} tasks running"
+        ))
     }
 }
 
@@ -818,6 +1207,63 @@ mod tests {
         assert_eq!(
             env_keys(&[c("api", &["A"]), c("log", &["A"])]),
             ["api/A", "log/A"]
+        );
+    }
+
+    /// Every number a walk gives, reading `pages` as needed (a restart lists `all`).
+    fn walk(current: u32, pages: &[&[u32]], all: &[u32]) -> Vec<Next> {
+        let mut order = NewestFirst::new(current);
+        let mut pages = pages.iter();
+        let mut out = Vec::new();
+        let mut end = false;
+        loop {
+            if let Some(r) = order.next(end) {
+                out.push(Next::Rev(r));
+                continue;
+            }
+            if end {
+                out.push(Next::End);
+                return out;
+            }
+            match pages.next() {
+                Some(p) if order.page(p) => {}
+                Some(_) => {
+                    order.restart(all.to_vec());
+                    out.push(Next::Restart);
+                    end = true;
+                }
+                None => end = true,
+            }
+        }
+    }
+
+    fn revs(rs: &[u32]) -> Vec<Next> {
+        rs.iter().map(|r| Next::Rev(*r)).collect()
+    }
+
+    #[test]
+    fn newest_first_merges_the_revision_in_use_and_checks_the_order() {
+        // The one in use, listed.
+        let mut want = revs(&[5, 4, 3, 2, 1]);
+        want.push(Next::End);
+        assert_eq!(walk(4, &[&[5, 4, 3], &[2, 1]], &[]), want);
+        // Deregistered (not listed): in its place, newest first.
+        assert_eq!(
+            walk(4, &[&[6, 5], &[3, 1]], &[])[..5],
+            revs(&[6, 5, 4, 3, 1])
+        );
+        assert_eq!(walk(9, &[&[6, 5]], &[])[..3], revs(&[9, 6, 5]));
+        assert_eq!(walk(1, &[&[6, 5]], &[])[..3], revs(&[6, 5, 1]));
+        assert_eq!(walk(1, &[], &[]), [Next::Rev(1), Next::End]);
+        // Out of order within a page, or across pages: every page, sorted, from the start.
+        let mut want = revs(&[5, 4]);
+        want.push(Next::Restart);
+        want.extend(revs(&[7, 5, 4, 3]));
+        want.push(Next::End);
+        assert_eq!(walk(4, &[&[5, 4], &[7, 3]], &[3, 7, 4, 5, 5]), want);
+        assert_eq!(
+            walk(4, &[&[5, 5, 4]], &[5, 4])[..3],
+            [Next::Restart, Next::Rev(5), Next::Rev(4)]
         );
     }
 }

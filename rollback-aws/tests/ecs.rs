@@ -1,7 +1,8 @@
 //! ECS services through the real AWS SDK against the emulator (moto + its ECS scheduler).
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rollback_aws::{Aws, EcsService};
@@ -12,7 +13,7 @@ use rollback_core::{
     Check, ErrorKind, FileLocks, Outcome, RollbackTarget, Selector, Step, Transaction,
     TransactionBuilder,
 };
-use rollback_testkit::AwsEmulator;
+use rollback_testkit::{count_in, AwsEmulator};
 use serde_json::{json, Value};
 
 const CLUSTER: &str = "agentauri-production";
@@ -386,4 +387,386 @@ async fn bad_input_is_a_typed_error_naming_the_target_and_changes_nothing() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("ecs-service/"), "{err}");
     assert_eq!(e.update_calls().await, 0, "nothing changed");
+}
+
+// ---- Call counts ------------------------------------------------------------------------
+//
+// Counts are deterministic where time is not: each test resets the emulator's counts and
+// asserts them exactly, by operation. Waiting is counted apart, from the poller's own debug
+// events (one per DescribeServices call it makes: the tick it belongs to and how many
+// services it names), which the emulator's count of DescribeServices then confirms.
+
+/// The ECS poller's DescribeServices calls, from its debug events: (tick in ms from the
+/// poller's epoch, services named) per call.
+#[derive(Clone, Default)]
+struct PollLog(Arc<Mutex<Vec<(u64, u64)>>>);
+
+impl PollLog {
+    /// Runs `f` recording the poller's calls. The tests' runtime is current-thread, so every
+    /// task (the engine's steps, the batches) runs on this thread, under this subscriber.
+    async fn record<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        let _guard = tracing::subscriber::set_default(self.clone());
+        f.await
+    }
+
+    fn calls(&self) -> Vec<(u64, u64)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl tracing::Subscriber for PollLog {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        m.is_event() && m.target().starts_with("rollback_aws::ecs")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        #[derive(Default)]
+        struct Fields(Option<u64>, Option<u64>);
+        impl tracing::field::Visit for Fields {
+            fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
+                match f.name() {
+                    "tick_ms" => self.0 = Some(v),
+                    "services" => self.1 = Some(v),
+                    _ => {}
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        if let (Some(tick), Some(services)) = (f.0, f.1) {
+            self.0.lock().unwrap().push((tick, services));
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The calls since the last reset, by operation (those made at least once).
+async fn ops(emu: &AwsEmulator) -> BTreeMap<String, u64> {
+    let calls = emu.calls().await.unwrap();
+    calls["operations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(op, _)| (op.clone(), count_in(&calls, op)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(op, n)| (op.to_string(), *n))
+        .collect()
+}
+
+/// A service of `n` revisions (images `repo:v1`..), running revision `current`.
+fn family(cluster: &str, service: &str, n: usize, current: usize) -> Value {
+    let revisions: Vec<Value> = (1..=n)
+        .map(|i| json!({"image": format!("{ECR}/{service}:v{i}"), "environment": {"LOG_LEVEL": "info"}}))
+        .collect();
+    json!({"cluster": cluster, "service": service, "family": service, "desired_count": 1,
+           "revisions": revisions, "current": current})
+}
+
+/// One `Previous` step run through a transaction: the calls by operation, and the poller's
+/// DescribeServices calls while it waited.
+async fn previous_rollback(
+    e: &Env,
+    cluster: &str,
+    service: &str,
+) -> (BTreeMap<String, u64>, Vec<(u64, u64)>) {
+    let target = EcsService::new(&e.aws, cluster, service).unwrap();
+    e.emu.reset_calls().await.unwrap();
+    let log = PollLog::default();
+    let report = log
+        .record(
+            e.tx(&format!("previous-{service}"))
+                .step(Step::new(arc(&target), Selector::Previous))
+                .build()
+                .unwrap()
+                .run(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    (ops(&e.emu).await, log.calls())
+}
+
+#[tokio::test]
+async fn a_previous_rollback_costs_six_calls_before_waiting_however_many_revisions_the_family_has()
+{
+    let e = env(services()).await;
+    e.emu
+        .seed(json!({"ecs": [family(CLUSTER, "many", 120, 120)]}))
+        .await
+        .unwrap();
+    for (service, revisions) in [("api-gateway-v2", 3), ("many", 120)] {
+        let (ops, waits) = previous_rollback(&e, CLUSTER, service).await;
+        // Preflight: DescribeServices, one ListTaskDefinitions page (DESC), the two task
+        // definitions compared. Apply: DescribeServices again (ECS has no precondition: the
+        // re-read refuses a concurrent change), UpdateService. Then the wait's looks, one
+        // service each here.
+        let w = waits.len() as u64;
+        assert_eq!(
+            ops,
+            counts(&[
+                ("DescribeServices", 2 + w),
+                ("ListTaskDefinitions", 1),
+                ("DescribeTaskDefinition", 2),
+                ("UpdateService", 1),
+            ]),
+            "{service} ({revisions} revisions); waits {waits:?}"
+        );
+        println!("{service} ({revisions} revisions): {ops:?}; looks (tick, services): {waits:?}");
+        assert!(waits.iter().all(|(_, n)| *n == 1), "{waits:?}");
+        // The deployment converges 0.3 s after UpdateService; the looks are on a 0.4 s grid,
+        // the first at least 0.25 s after the apply: two looks, three if the emulator lags,
+        // never one per 0.1 s.
+        assert!((1..=4).contains(&w), "{service}: {w} looks: {waits:?}");
+    }
+}
+
+#[tokio::test]
+async fn twenty_five_services_converging_together_share_their_looks_ten_per_call() {
+    const N: u64 = 25;
+    let e = env(json!([])).await;
+    let fleet: Vec<Value> = (0..N)
+        .map(|i| family("fleet", &format!("svc-{i:02}"), 2, 2))
+        .collect();
+    e.emu.seed(json!({ "ecs": fleet })).await.unwrap();
+    e.emu
+        .set_ecs_convergence(Duration::from_millis(400))
+        .await
+        .unwrap();
+    let mut b = e.tx("fleet");
+    for i in 0..N {
+        let t = EcsService::new(&e.aws, "fleet", format!("svc-{i:02}")).unwrap();
+        b = b.step(Step::new(arc(&t), Selector::Previous));
+    }
+    let tx = b.build().unwrap();
+    e.emu.reset_calls().await.unwrap();
+    let log = PollLog::default();
+    let report = log.record(tx.run()).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    let waits = log.calls();
+    let w = waits.len() as u64;
+    // Before waiting, six calls per service as for one; the waits' DescribeServices are the
+    // poller's calls, no other.
+    assert_eq!(
+        ops(&e.emu).await,
+        counts(&[
+            ("DescribeServices", 2 * N + w),
+            ("ListTaskDefinitions", N),
+            ("DescribeTaskDefinition", 2 * N),
+            ("UpdateService", N),
+        ]),
+        "waits {waits:?}"
+    );
+    // The waits' calls, tick by tick (exact, whatever the timing): every tick is on the
+    // shared 400 ms grid (no waiter looks on a time of its own), and each tick's waiters are
+    // described in the fewest calls, ceil(waiting / 10), none naming more than 10.
+    let mut ticks: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for (tick, services) in &waits {
+        assert!(*services <= 10, "{waits:?}");
+        assert_eq!(tick % 400, 0, "off the grid: {waits:?}");
+        let t = ticks.entry(*tick).or_default();
+        t.0 += 1;
+        t.1 += services;
+    }
+    for (tick, (calls, services)) in &ticks {
+        assert!(*services <= N, "a service twice at tick {tick}: {waits:?}");
+        assert_eq!(*calls, services.div_ceil(10), "tick {tick}: {waits:?}");
+    }
+    println!(
+        "{N} services: {w} DescribeServices while waiting; (calls, services) by tick: {ticks:?}"
+    );
+    // Hence at most ceil(25 / 10) = 3 DescribeServices per poll round, where looking on
+    // their own the 25 waiters would have made one per service per round.
+    assert!(w <= N.div_ceil(10) * ticks.len() as u64, "{waits:?}");
+    let looks: u64 = ticks.values().map(|(_, s)| s).sum();
+    assert!(looks >= N, "every service looked at: {waits:?}");
+}
+
+/// Calls by operation.
+type Calls = [(&'static str, u64)];
+
+/// What `prepare` costs for one selector, by operation, on a target with an empty cache.
+async fn prepare_calls(
+    e: &Env,
+    service: &str,
+    selector: Selector,
+) -> (
+    rollback_core::Result<rollback_core::Change>,
+    BTreeMap<String, u64>,
+) {
+    let target = e.service(service);
+    e.emu.reset_calls().await.unwrap();
+    let change = target.prepare(&selector).await;
+    (change, ops(&e.emu).await)
+}
+
+#[tokio::test]
+async fn exact_describes_one_revision_and_image_tag_stops_at_the_first_match() {
+    let e = env(services()).await;
+    let api = "api-gateway-v2";
+    let family = "agentauri-production-api-gateway";
+    let cases: [(Selector, &str, &Calls); 6] = [
+        // No listing: the revision named is described, with the one in use.
+        (
+            Selector::exact("1"),
+            "1",
+            &[("DescribeServices", 1), ("DescribeTaskDefinition", 2)],
+        ),
+        (
+            Selector::exact(format!(
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:2"
+            )),
+            "2",
+            &[("DescribeServices", 1), ("DescribeTaskDefinition", 2)],
+        ),
+        // The one in use: nothing to describe but it.
+        (
+            Selector::exact("3"),
+            "3",
+            &[("DescribeServices", 1), ("DescribeTaskDefinition", 1)],
+        ),
+        // Newest first (3 in use, bad999; 2 def456; 1 abc123), stopping at the match.
+        (
+            Selector::image_tag("def456"),
+            "2",
+            &[
+                ("DescribeServices", 1),
+                ("ListTaskDefinitions", 1),
+                ("DescribeTaskDefinition", 2),
+            ],
+        ),
+        (
+            Selector::image_tag("abc123"),
+            "1",
+            &[
+                ("DescribeServices", 1),
+                ("ListTaskDefinitions", 1),
+                ("DescribeTaskDefinition", 3),
+            ],
+        ),
+        (
+            Selector::StepsBack(2),
+            "1",
+            &[
+                ("DescribeServices", 1),
+                ("ListTaskDefinitions", 1),
+                ("DescribeTaskDefinition", 2),
+            ],
+        ),
+    ];
+    for (selector, to, want) in cases {
+        let (change, calls) = prepare_calls(&e, api, selector.clone()).await;
+        let change = change.unwrap_or_else(|err| panic!("{selector}: {err}"));
+        assert_eq!(change.from.id, format!("{family}:3"), "{selector}");
+        assert_eq!(change.to.id, format!("{family}:{to}"), "{selector}");
+        assert_eq!(calls, counts(want), "{selector}");
+    }
+    // Not found: an Exact revision that does not exist is one describe; a tag nobody carries
+    // walks the whole history.
+    let (err, calls) = prepare_calls(&e, api, Selector::exact("99")).await;
+    let err = err.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains(&format!("{family}:99")), "{err}");
+    assert_eq!(
+        calls,
+        counts(&[("DescribeServices", 1), ("DescribeTaskDefinition", 2)])
+    );
+    let (err, calls) = prepare_calls(&e, api, Selector::image_tag("nope")).await;
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        calls,
+        counts(&[
+            ("DescribeServices", 1),
+            ("ListTaskDefinitions", 1),
+            ("DescribeTaskDefinition", 3)
+        ])
+    );
+    assert_eq!(e.update_calls().await, 0);
+}
+
+#[tokio::test]
+async fn prepare_is_current_resolve_and_plan_in_one_with_the_one_in_use_deregistered() {
+    let e = env(services()).await;
+    let api = e.service("api-gateway-v2");
+    let family = "agentauri-production-api-gateway";
+    let selectors = [
+        Selector::Previous,
+        Selector::StepsBack(2),
+        Selector::exact("1"),
+        Selector::image_tag("abc123"),
+        Selector::image_tag("bad999"),
+    ];
+    for selector in &selectors {
+        let separately = api
+            .plan(&api.resolve(selector).await.unwrap())
+            .await
+            .unwrap();
+        let prepared = api.prepare(selector).await.unwrap();
+        if separately.to.id == separately.from.id {
+            assert!(prepared.is_noop(), "{selector}: {prepared}");
+            assert_eq!(prepared.from, separately.from);
+        } else {
+            assert_eq!(prepared, separately, "{selector}");
+        }
+    }
+    // The revision in use deregistered: still the one in use, and Previous the next older
+    // ACTIVE one; with that one deregistered too, the one before.
+    for (deregistered, previous) in [(3, 2), (2, 1)] {
+        api.client()
+            .deregister_task_definition()
+            .task_definition(format!("{family}:{deregistered}"))
+            .send()
+            .await
+            .unwrap();
+        let (change, calls) = prepare_calls(&e, "api-gateway-v2", Selector::Previous).await;
+        let change = change.unwrap();
+        assert_eq!(change.from.id, format!("{family}:3"));
+        assert_eq!(
+            change.from.facts.get("status").map(String::as_str),
+            Some("INACTIVE")
+        );
+        assert_eq!(change.to.id, format!("{family}:{previous}"));
+        assert_eq!(
+            calls,
+            counts(&[
+                ("DescribeServices", 1),
+                ("ListTaskDefinitions", 1),
+                ("DescribeTaskDefinition", 2)
+            ])
+        );
+        let fresh = e.service("api-gateway-v2");
+        assert_eq!(
+            fresh.resolve(&Selector::Previous).await.unwrap().id,
+            change.to.id
+        );
+        let ids: Vec<String> = fresh
+            .history()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids[0], format!("{family}:3"), "{ids:?}");
+    }
+    // A deregistered revision is not one to go to, named exactly (a fresh target: `api`
+    // described revision 2 while it was ACTIVE, and keeps what it read).
+    let err = e
+        .service("api-gateway-v2")
+        .prepare(&Selector::exact("2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("INACTIVE"), "{err}");
 }
