@@ -23,13 +23,17 @@
 //!
 //! Per method and N it prints the wall time (median of the repetitions, and min/max), the
 //! time relative to `rollback`, the API calls per target (count / 2N) in all and by
-//! operation, as counted by the endpoint, and the process's peak RSS (VmHWM, reset before
+//! operation, as the endpoint counted them, and the process's peak RSS (VmHWM, reset before
 //! each repetition through /proc/self/clear_refs; for the runbook script also the largest
-//! `aws` process, sampled from /proc every 20 ms). Then a scale table: 1,000 in-memory
-//! targets (`FakeTarget`, 400 ms convergence) in one transaction (wall time, and the engine's
-//! own overhead = wall - 0.4 s), and the memory added by 1,000 AWS targets (500 ECS + 500
-//! Lambda): RSS after building them and their transaction, and after its dry run, minus RSS
-//! before (after a warm-up dry run of two targets, so that code pages are not counted).
+//! `aws` process, sampled from /proc every 20 ms: getrusage would need `unsafe`, which the
+//! workspace forbids). Then a scale table: 1,000 in-memory targets (`FakeTarget`, 400 ms
+//! convergence) in one transaction: wall time, and the engine's own overhead = wall - 0.4 s;
+//! and the memory added by 1,000 AWS targets (500 ECS + 500 Lambda): RSS after building them
+//! and their transaction, and after its dry run, minus RSS before, measured in a child process
+//! (this program again, with `--memory-probe`) after a warm-up dry run of two targets, so that
+//! neither code pages nor the fleet runs' heap are counted. Everything is printed at the end,
+//! with the context (endpoint, convergence, concurrency as the journal records it, CLI
+//! version, load average); progress goes to stderr.
 //!
 //! Run: `bash scripts/bench.sh -- --n 50,200` (it sets up `.venv` with the emulator and the
 //! `aws` CLI), or with those present
@@ -40,25 +44,30 @@
 //! - `--concurrency C`: the library's steps at once (default: the library's own default).
 //! - `--convergence-ms M`: how long an ECS deployment takes after UpdateService (default 400).
 //! - `--endpoint URL`: an AWS-compatible endpoint this program did not start. If it serves
-//!   our emulator's control API (`python -m rollback_emulator`), it is seeded and counted
-//!   through it (and reset: its state is lost). Otherwise (a plain moto server, LocalStack)
-//!   it is seeded through the SDK under fresh names per repetition and counted by a small
-//!   proxy in front of it, through which all three methods go; ECS convergence is then
-//!   whatever that endpoint does. Credentials and region come from `AWS_ACCESS_KEY_ID`,
-//!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION`
-//!   (default `testing` / `testing` / `us-east-1`). Without it the benchmark starts our
-//!   emulator (moto with the project's patches).
+//!   our emulator's control API (`python -m rollback_emulator --port 4566`), it is seeded and
+//!   counted through it (and reset each time: its state is lost). Otherwise (a plain moto
+//!   server, LocalStack) it is seeded through the SDK under fresh names per repetition and
+//!   counted by a small proxy in front of it, through which all three methods go; its ECS
+//!   deployments converge as that endpoint makes them (a plain moto server never does, so
+//!   there every method waits until `--timeout`). Credentials and region come from
+//!   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` /
+//!   `AWS_DEFAULT_REGION` (default `testing` / `testing` / `us-east-1`). Without
+//!   `--endpoint` the benchmark starts our emulator (moto with the project's patches).
+//! - `--no-control-api`: treat `--endpoint` as plain even if it is our emulator (checks the
+//!   proxy's counts against the emulator's).
+//! - `--timeout S`: a `rollback` or SDK-loop repetition that takes longer fails the benchmark
+//!   (default 600; the script's `aws ecs wait` gives up by itself after 40 polls 15 s apart).
 //! - `--skip-cli`: leave out the runbook script (no `aws` CLI needed).
 //! - `--cli-list-versions`: the runbook script also runs runbook 000's
 //!   `aws lambda list-versions-by-function` before each update-alias.
 //! - `--scale`: only the scale table; `--no-scale`: only the fleet table.
 //!
 //! It exits non-zero with a message when a method fails or a library run does not succeed.
+//! The endpoint, seeding, counting proxy and `aws` runner are in `fleet_bench/harness.rs`.
 
 #[path = "fleet_bench/harness.rs"]
 mod harness;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::Ordering;
@@ -66,7 +75,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt, TryStreamExt};
-use harness::{load, mb, proc_kb, reset_peak, Backend, Cli, Fleet, NO_CLI};
+use harness::{
+    load, print_table, proc_kb, reset_peak, Backend, Cli, Fleet, Method, Rep, Row, NO_CLI,
+};
 use rollback_aws::{Aws, EcsService, LambdaAlias};
 use rollback_core::{
     FakeTarget, FileLocks, Outcome, Revision, RollbackTarget, Selector, Step, Transaction,
@@ -96,6 +107,8 @@ struct Args {
     fleet: bool,
     scale: bool,
     memory_probe: bool,
+    timeout: Duration,
+    plain: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -110,6 +123,8 @@ fn parse_args() -> Res<Args> {
         fleet: true,
         scale: true,
         memory_probe: false,
+        timeout: Duration::from_secs(600),
+        plain: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -132,6 +147,8 @@ fn parse_args() -> Res<Args> {
             "--scale" => a.fleet = false,
             "--no-scale" => a.scale = false,
             "--memory-probe" => a.memory_probe = true,
+            "--timeout" => a.timeout = Duration::from_secs(whole(&value()?)? as u64),
+            "--no-control-api" => a.plain = true,
             "--" => {}
             other => {
                 return Err(format!("unknown option {other}; see examples/fleet_bench.rs").into())
@@ -143,6 +160,9 @@ fn parse_args() -> Res<Args> {
     }
     if a.reps == 0 || a.concurrency == Some(0) {
         return Err("--reps and --concurrency must be at least 1".into());
+    }
+    if a.plain && a.endpoint.is_none() {
+        return Err("--no-control-api needs --endpoint".into());
     }
     if !a.fleet && !a.scale {
         return Err("--scale and --no-scale together leave nothing to run".into());
@@ -332,120 +352,6 @@ fn runbook(cli: &Cli, fleet: &Fleet, list_versions: bool) -> Res<()> {
 // ---------------------------------------------------------------------------------------
 // Measuring and printing.
 
-#[derive(Clone, Copy, PartialEq)]
-enum Method {
-    Rollback,
-    Sdk,
-    Cli,
-}
-
-impl Method {
-    fn name(self) -> &'static str {
-        match self {
-            Method::Rollback => "rollback",
-            Method::Sdk => "hand-written SDK loop",
-            Method::Cli => "runbook script",
-        }
-    }
-}
-
-struct Rep {
-    wall: Duration,
-    calls: BTreeMap<String, u64>,
-    peak_kb: u64,
-}
-
-struct Row {
-    method: Method,
-    n: usize,
-    /// Sorted by wall time once measured.
-    reps: Vec<Rep>,
-    /// The largest `aws` process (runbook script only).
-    child_kb: Option<u64>,
-}
-
-impl Row {
-    fn median(&self) -> f64 {
-        let (v, m) = (&self.reps, self.reps.len() / 2);
-        match v.len() % 2 {
-            1 => v[m].wall.as_secs_f64(),
-            _ => (v[m - 1].wall + v[m].wall).as_secs_f64() / 2.0,
-        }
-    }
-}
-
-/// `count / targets`, to 3 decimals at most and 1 at least.
-fn per(count: u64, targets: usize) -> String {
-    let s = format!("{:.3}", count as f64 / targets as f64);
-    let s = s.trim_end_matches('0');
-    if s.ends_with('.') {
-        format!("{s}0")
-    } else {
-        s.to_string()
-    }
-}
-
-fn print_table(rows: &[Row]) {
-    let head = (
-        "method",
-        "N",
-        "wall",
-        "min - max",
-        "vs rollback",
-        "calls/target",
-        "peak RSS",
-    );
-    println!(
-        "\n{:<22} {:>5} {:>9} {:>17} {:>11} {:>16}  {}",
-        head.0, head.1, head.2, head.3, head.4, head.5, head.6
-    );
-    for row in rows {
-        let targets = 2 * row.n;
-        let (min, max) = (row.reps[0].wall, row.reps[row.reps.len() - 1].wall);
-        let base = rows
-            .iter()
-            .find(|r| r.n == row.n && r.method == Method::Rollback);
-        let ratio = base.map_or("-".into(), |b| {
-            format!("{:.2}x", row.median() / b.median().max(1e-9))
-        });
-        let shown = &row.reps[row.reps.len() / 2];
-        let total: u64 = shown.calls.values().sum();
-        let peak = row.reps.iter().map(|r| r.peak_kb).max().unwrap_or(0);
-        let rss = match row.child_kb {
-            Some(c) => format!("{} + aws {}", mb(peak), mb(c)),
-            None => mb(peak),
-        };
-        let (wall, range) = (
-            format!("{:.2} s", row.median()),
-            format!("{:.2} - {:.2} s", min.as_secs_f64(), max.as_secs_f64()),
-        );
-        let calls = format!("{} ({total})", per(total, targets));
-        println!(
-            "{:<22} {:>5} {wall:>9} {range:>17} {ratio:>11} {calls:>16}  {rss}",
-            row.method.name(),
-            row.n
-        );
-        let ops: Vec<String> = shown
-            .calls
-            .iter()
-            .map(|(op, c)| format!("{op} {} ({c})", per(*c, targets)))
-            .collect();
-        for (k, line) in ops.chunks(4).enumerate() {
-            println!(
-                "    {} {}",
-                if k == 0 { "per target:" } else { "           " },
-                line.join(", ")
-            );
-        }
-        let totals: Vec<u64> = row.reps.iter().map(|r| r.calls.values().sum()).collect();
-        if totals.iter().any(|t| *t != total) {
-            println!(
-                "    (totals by repetition, fastest first: {totals:?}; shown: the median one's)"
-            );
-        }
-    }
-}
-
 /// 1,000 in-memory targets rolled back in one transaction: the wall time.
 async fn scale_fake(conc: Option<usize>, dir: &Path) -> Res<Duration> {
     std::fs::create_dir_all(dir)?;
@@ -481,10 +387,12 @@ async fn scale_fake(conc: Option<usize>, dir: &Path) -> Res<Duration> {
 
 /// `--memory-probe` (run in a fresh process, so that neither the fleet runs' heap nor this
 /// one's distorts the other): seeds 500 + 500 targets, warms up with a dry run of two, then
-/// prints the RSS added by building 1,000 targets and their transaction, and by its dry run.
+/// prints the RSS added by building 1,000 targets and their transaction, and by its dry run
+/// (its report still held).
 async fn memory_probe(backend: &Backend, conc: Option<usize>, dir: &Path) -> Res<()> {
     let fleet = backend.seed(SCALE_AWS_EACH).await?;
-    let aws = Aws::from_sdk_config(&backend.sdk);
+    // Straight to the endpoint, not through this process's proxy (if any): only ours counts.
+    let aws = Aws::from_sdk_config(&harness::sdk_config(&backend.attach, &backend.creds).await);
     let warm = Fleet {
         n: 1,
         prefix: fleet.prefix.clone(),
@@ -514,6 +422,9 @@ async fn memory_probe(backend: &Backend, conc: Option<usize>, dir: &Path) -> Res
 fn memory_in_child(backend: &Backend, conc: Option<usize>) -> Res<(f64, f64)> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["--memory-probe", "--endpoint", &backend.attach]);
+    if !backend.emulator() {
+        cmd.arg("--no-control-api");
+    }
     if let Some(c) = conc {
         cmd.args(["--concurrency", &c.to_string()]);
     }
@@ -529,6 +440,17 @@ fn memory_in_child(backend: &Backend, conc: Option<usize>) -> Res<(f64, f64)> {
         [built, planned] if out.status.success() => Ok((built, planned)),
         _ => Err(format!("the memory probe ({}) failed: {text}", out.status).into()),
     }
+}
+
+/// `run`, or the error `late` if it takes longer than `limit`.
+async fn within(
+    limit: Duration,
+    late: String,
+    run: impl std::future::Future<Output = Res<()>>,
+) -> Res<()> {
+    tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| Err(late.into()))
 }
 
 /// The concurrency a run used, from its journal's `begin` record.
@@ -553,7 +475,7 @@ fn aws_version() -> Res<String> {
 // ---------------------------------------------------------------------------------------
 
 async fn bench(a: Args) -> Res<()> {
-    let backend = Backend::open(a.endpoint.as_deref(), a.convergence_ms).await?;
+    let backend = Backend::open(a.endpoint.as_deref(), a.plain, a.convergence_ms).await?;
     let dir = std::env::temp_dir().join(format!("rollback-fleet-bench-{}", std::process::id()));
     if a.memory_probe {
         let probed = memory_probe(&backend, a.concurrency, &dir).await;
@@ -590,9 +512,21 @@ async fn bench(a: Args) -> Res<()> {
                 peak_reset &= reset_peak();
                 cli.peak_kb.store(0, Ordering::Relaxed);
                 let start = Instant::now();
+                let late = format!(
+                    "did not finish within {} s (--timeout){}",
+                    a.timeout.as_secs(),
+                    backend.stall_hint()
+                );
                 let done = match method {
-                    Method::Rollback => run_rollback(&aws, &fleet, a.concurrency, &rep_dir).await,
-                    Method::Sdk => run_sdk(&ecs, &lambda, &fleet).await,
+                    Method::Rollback => {
+                        within(
+                            a.timeout,
+                            late,
+                            run_rollback(&aws, &fleet, a.concurrency, &rep_dir),
+                        )
+                        .await
+                    }
+                    Method::Sdk => within(a.timeout, late, run_sdk(&ecs, &lambda, &fleet)).await,
                     Method::Cli => {
                         let (cli, list_versions) = (cli.clone(), a.cli_list_versions);
                         tokio::task::spawn_blocking(move || runbook(&cli, &fleet, list_versions))
@@ -731,7 +665,8 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fleet_bench: {e}");
-            ExitCode::FAILURE
+            // Now: an `aws` process may still be running on a blocking thread.
+            std::process::exit(1)
         }
     }
 }

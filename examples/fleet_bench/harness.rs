@@ -1,7 +1,7 @@
 //! The fleet benchmark's harness: where the calls go, and how the fleet is seeded and the
 //! calls counted (our emulator through its control API, or any other AWS-compatible endpoint,
 //! a plain moto server or LocalStack, through the SDK, counted by a small proxy in front of
-//! it); the `aws` CLI runner; readings from /proc.
+//! it); the `aws` CLI runner; readings from /proc; the table's layout.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -20,7 +20,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rollback_testkit::AwsEmulator;
 use serde_json::{json, Value};
@@ -89,7 +89,8 @@ pub struct Backend {
     convergence_ms: u64,
 }
 
-async fn sdk_config(endpoint: &str, c: &Creds) -> SdkConfig {
+/// An SDK configuration for `endpoint`: those credentials and region, the SDK's retries off.
+pub async fn sdk_config(endpoint: &str, c: &Creds) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .region(Region::new(c.region.clone()))
@@ -106,7 +107,13 @@ async fn sdk_config(endpoint: &str, c: &Creds) -> SdkConfig {
 }
 
 impl Backend {
-    pub async fn open(endpoint: Option<&str>, convergence_ms: u64) -> Res<Backend> {
+    /// Our emulator, started here (`endpoint` None) or attached; or, when `endpoint` has no
+    /// control API (or `plain`), that endpoint behind a counting proxy.
+    pub async fn open(endpoint: Option<&str>, plain: bool, convergence_ms: u64) -> Res<Backend> {
+        let attached = match endpoint {
+            Some(url) if !plain => Some(AwsEmulator::connect(url).await),
+            _ => None,
+        };
         let (counter, creds, description) = match endpoint {
             None => {
                 let emu = AwsEmulator::start().await?;
@@ -114,14 +121,18 @@ impl Backend {
                 let d = format!("our emulator (moto {moto} + the project's patches), started by the benchmark at {}", emu.endpoint());
                 (Counter::Emulator(emu), Creds::from_env(true), d)
             }
-            Some(url) => match AwsEmulator::connect(url).await {
-                Ok(emu) => {
+            Some(url) => match attached {
+                Some(Ok(emu)) => {
                     let moto = moto_version(&emu).await;
                     let d = format!("our emulator (moto {moto}) at {url}, not started by the benchmark; seeded and counted through its control API");
                     (Counter::Emulator(emu), Creds::from_env(false), d)
                 }
-                Err(e) => {
-                    eprintln!("{url} has no emulator control API ({e}); seeding through the SDK, counting with a proxy");
+                other => {
+                    if let Some(Err(e)) = other {
+                        let e = e.to_string();
+                        let e = e.lines().next().unwrap_or_default();
+                        eprintln!("{url} has no emulator control API ({e}); seeding through the SDK, counting with a proxy");
+                    }
                     let proxy = Proxy::start(url).await?;
                     let d = format!("{url} (not our emulator: seeded through the SDK, counted by a proxy at {}; ECS convergence is the endpoint's own)", proxy.url());
                     (Counter::Proxy(proxy), Creds::from_env(false), d)
@@ -197,6 +208,14 @@ impl Backend {
         }
     }
 
+    /// Why a wait may never end here.
+    pub fn stall_hint(&self) -> &'static str {
+        match self.counter {
+            Counter::Emulator(_) => "",
+            Counter::Proxy(_) => "; a plain moto server never moves ECS deployments (moto 5.2.1 leaves them IN_PROGRESS, runningCount 0, the old task definition: rollback-testkit/python/README.md, \"moto gaps\"), so no wait for stability ends there",
+        }
+    }
+
     /// Whether it is our emulator (whose ECS convergence the benchmark sets).
     pub fn emulator(&self) -> bool {
         matches!(self.counter, Counter::Emulator(_))
@@ -238,6 +257,8 @@ pub struct Proxy {
     counts: Counts,
     http: reqwest::Client,
     upstream: String,
+    /// The Lambda functions' IAM role, made on the first seeding.
+    role: tokio::sync::OnceCell<String>,
 }
 
 impl Proxy {
@@ -266,6 +287,7 @@ impl Proxy {
             counts,
             http,
             upstream,
+            role: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -352,7 +374,7 @@ async fn forward(
 }
 
 /// The AWS operation a request calls.
-fn operation(method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> String {
+fn operation(method: &hyper::Method, path: &str, headers: &HeaderMap, body: &[u8]) -> String {
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return target.rsplit('.').next().unwrap_or(target).to_string();
     }
@@ -437,10 +459,13 @@ pub async fn seed(
         .buffer_unordered(8)
         .try_collect::<Vec<()>>()
         .await?;
-    let role = create_role(proxy, region).await?;
+    let role = proxy
+        .role
+        .get_or_try_init(|| create_role(proxy, region))
+        .await?;
     stream::iter(functions)
         .map(|function| {
-            let (lambda, role) = (&lambda, &role);
+            let lambda = &lambda;
             async move {
                 lambda
                     .create_function()
@@ -525,7 +550,7 @@ async fn wait_ready(lambda: &aws_sdk_lambda::Client, function: &str) -> Res<()> 
     }
 }
 
-/// The Lambda functions' role, made once per process with a raw IAM CreateRole (query
+/// The Lambda functions' role, made with a raw IAM CreateRole (query
 /// protocol; the workspace has no IAM SDK crate). Moto and LocalStack do not check
 /// signatures, so the request carries only the credential scope they route by.
 async fn create_role(proxy: &Proxy, region: &str) -> Res<String> {
@@ -737,6 +762,126 @@ pub fn load() -> String {
     text.split_whitespace().next().unwrap_or("?").to_string()
 }
 
-pub fn mb(kb: u64) -> String {
+fn mb(kb: u64) -> String {
     format!("{:.0} MB", kb as f64 / 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// The table.
+
+/// The methods compared.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Method {
+    Rollback,
+    Sdk,
+    Cli,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Rollback => "rollback",
+            Method::Sdk => "hand-written SDK loop",
+            Method::Cli => "runbook script",
+        }
+    }
+}
+
+/// One repetition of a method.
+pub struct Rep {
+    pub wall: Duration,
+    pub calls: BTreeMap<String, u64>,
+    pub peak_kb: u64,
+}
+
+/// A row of the table: a method at one N.
+pub struct Row {
+    pub method: Method,
+    pub n: usize,
+    /// Sorted by wall time once measured.
+    pub reps: Vec<Rep>,
+    /// The largest `aws` process (runbook script only).
+    pub child_kb: Option<u64>,
+}
+
+impl Row {
+    fn median(&self) -> f64 {
+        let (v, m) = (&self.reps, self.reps.len() / 2);
+        match v.len() % 2 {
+            1 => v[m].wall.as_secs_f64(),
+            _ => (v[m - 1].wall + v[m].wall).as_secs_f64() / 2.0,
+        }
+    }
+}
+
+/// `count / targets`, to 3 decimals at most and 1 at least.
+fn per(count: u64, targets: usize) -> String {
+    let s = format!("{:.3}", count as f64 / targets as f64);
+    let s = s.trim_end_matches('0');
+    if s.ends_with('.') {
+        format!("{s}0")
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn print_table(rows: &[Row]) {
+    let head = (
+        "method",
+        "N",
+        "wall",
+        "min - max",
+        "vs rollback",
+        "calls/target",
+        "peak RSS",
+    );
+    println!(
+        "\n{:<22} {:>5} {:>9} {:>17} {:>11} {:>16}  {}",
+        head.0, head.1, head.2, head.3, head.4, head.5, head.6
+    );
+    for row in rows {
+        let targets = 2 * row.n;
+        let (min, max) = (row.reps[0].wall, row.reps[row.reps.len() - 1].wall);
+        let base = rows
+            .iter()
+            .find(|r| r.n == row.n && r.method == Method::Rollback);
+        let ratio = base.map_or("-".into(), |b| {
+            format!("{:.2}x", row.median() / b.median().max(1e-9))
+        });
+        let shown = &row.reps[row.reps.len() / 2];
+        let total: u64 = shown.calls.values().sum();
+        let peak = row.reps.iter().map(|r| r.peak_kb).max().unwrap_or(0);
+        let rss = match row.child_kb {
+            Some(c) => format!("{} + aws {}", mb(peak), mb(c)),
+            None => mb(peak),
+        };
+        let (wall, range) = (
+            format!("{:.2} s", row.median()),
+            format!("{:.2} - {:.2} s", min.as_secs_f64(), max.as_secs_f64()),
+        );
+        let calls = format!("{} ({total})", per(total, targets));
+        println!(
+            "{:<22} {:>5} {wall:>9} {range:>17} {ratio:>11} {calls:>16}  {rss}",
+            row.method.name(),
+            row.n
+        );
+        let ops: Vec<String> = shown
+            .calls
+            .iter()
+            .map(|(op, c)| format!("{op} {} ({c})", per(*c, targets)))
+            .collect();
+        for (k, line) in ops.chunks(4).enumerate() {
+            println!(
+                "    {} {}",
+                if k == 0 { "per target:" } else { "           " },
+                line.join(", ")
+            );
+        }
+        let totals: Vec<u64> = row.reps.iter().map(|r| r.calls.values().sum()).collect();
+        if totals.iter().any(|t| *t != total) {
+            println!(
+                "    (totals by repetition, fastest first: {totals:?}; shown: the median one's)"
+            );
+        }
+    }
 }
