@@ -242,7 +242,11 @@ async fn sdk_ecs(ecs: &aws_sdk_ecs::Client, service: String) -> Res<()> {
     // arn:aws:ecs:<region>:<account>:task-definition/<family>:<N>
     let td = arn.rsplit('/').next().unwrap_or(&arn);
     let (family, rev) = td.rsplit_once(':').ok_or(format!("no revision in {arn}"))?;
-    let previous = format!("{family}:{}", rev.parse::<u32>()? - 1);
+    let previous = rev
+        .parse::<u32>()?
+        .checked_sub(1)
+        .ok_or(format!("{arn} has no previous"))?;
+    let previous = format!("{family}:{previous}");
     let update = ecs
         .update_service()
         .cluster(CLUSTER)
@@ -270,7 +274,11 @@ async fn sdk_lambda(lambda: &aws_sdk_lambda::Client, function: String) -> Res<()
     let version = alias
         .function_version()
         .ok_or(format!("{function}:live has no version"))?;
-    let previous = (version.parse::<u32>()? - 1).to_string();
+    let previous = version
+        .parse::<u32>()?
+        .checked_sub(1)
+        .ok_or("version 0 has no previous")?;
+    let previous = previous.to_string();
     let update = lambda
         .update_alias()
         .function_name(&function)
@@ -474,21 +482,19 @@ fn aws_version() -> Res<String> {
 
 // ---------------------------------------------------------------------------------------
 
-async fn bench(a: Args) -> Res<()> {
-    let backend = Backend::open(a.endpoint.as_deref(), a.plain, a.convergence_ms).await?;
-    let dir = std::env::temp_dir().join(format!("rollback-fleet-bench-{}", std::process::id()));
-    if a.memory_probe {
-        let probed = memory_probe(&backend, a.concurrency, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
-        return probed;
-    }
-    let run_cli = a.fleet && !a.skip_cli;
-    let cli_version = if run_cli {
-        aws_version()?
-    } else {
-        String::new()
-    };
-    let load_at_start = load();
+/// What [`measure`] found.
+struct Measured {
+    rows: Vec<Row>,
+    /// Whether every VmHWM reset worked.
+    peak_reset: bool,
+    /// The concurrency the library's runs used, from a journal.
+    used_conc: Option<usize>,
+    /// The in-memory run's wall time; kB added by 1,000 AWS targets, built and planned.
+    scale: Option<(Duration, (f64, f64))>,
+}
+
+/// Every method at every N, then the scale figures.
+async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<Measured> {
     let aws = Aws::from_sdk_config(&backend.sdk);
     let ecs = aws_sdk_ecs::Client::new(&backend.sdk);
     let lambda = aws_sdk_lambda::Client::new(&backend.sdk);
@@ -497,7 +503,12 @@ async fn bench(a: Args) -> Res<()> {
     if run_cli {
         methods.push(Method::Cli);
     }
-    let (mut rows, mut peak_reset, mut used_conc) = (Vec::new(), true, None);
+    let mut m = Measured {
+        rows: Vec::new(),
+        peak_reset: true,
+        used_conc: None,
+        scale: None,
+    };
     for &n in a.ns.iter().filter(|_| a.fleet) {
         for &method in &methods {
             let mut row = Row {
@@ -509,14 +520,14 @@ async fn bench(a: Args) -> Res<()> {
             for rep in 1..=a.reps {
                 let fleet = backend.seed(n).await?;
                 let rep_dir = dir.join(format!("n{n}-{rep}"));
-                peak_reset &= reset_peak();
-                cli.peak_kb.store(0, Ordering::Relaxed);
-                let start = Instant::now();
                 let late = format!(
                     "did not finish within {} s (--timeout){}",
                     a.timeout.as_secs(),
                     backend.stall_hint()
                 );
+                m.peak_reset &= reset_peak();
+                cli.peak_kb.store(0, Ordering::Relaxed);
+                let start = Instant::now();
                 let done = match method {
                     Method::Rollback => {
                         within(
@@ -542,8 +553,9 @@ async fn bench(a: Args) -> Res<()> {
                 if method == Method::Cli {
                     row.child_kb = row.child_kb.max(Some(cli.peak_kb.load(Ordering::Relaxed)));
                 }
-                used_conc =
-                    used_conc.or_else(|| journal_concurrency(&rep_dir.join("journal.jsonl")));
+                m.used_conc = m
+                    .used_conc
+                    .or_else(|| journal_concurrency(&rep_dir.join("journal.jsonl")));
                 let (total, secs) = (calls.values().sum::<u64>(), wall.as_secs_f64());
                 eprintln!(
                     "  N {n}, {}, repetition {rep}/{}: {secs:.2} s, {total} calls",
@@ -557,27 +569,34 @@ async fn bench(a: Args) -> Res<()> {
                 });
             }
             row.reps.sort_by_key(|r| r.wall);
-            rows.push(row);
+            m.rows.push(row);
         }
     }
-    let scale = if a.scale {
+    if a.scale {
         eprintln!(
             "  scale: RSS of {} AWS targets (in a child process)",
             2 * SCALE_AWS_EACH
         );
-        let memory = memory_in_child(&backend, a.concurrency)?;
+        let memory = memory_in_child(backend, a.concurrency)?;
         eprintln!("  scale: {SCALE_FAKE} in-memory targets");
         let wall = scale_fake(a.concurrency, &dir.join("fake")).await?;
-        used_conc =
-            used_conc.or_else(|| journal_concurrency(&dir.join("fake").join("journal.jsonl")));
-        Some((wall, memory))
-    } else {
-        None
-    };
-    let _ = std::fs::remove_dir_all(&dir);
+        m.used_conc = m
+            .used_conc
+            .or_else(|| journal_concurrency(&dir.join("fake").join("journal.jsonl")));
+        m.scale = Some((wall, memory));
+    }
+    Ok(m)
+}
 
-    // The report: enough context that a pasted table stands on its own.
-    let conc = match (a.concurrency, used_conc) {
+/// The report: enough context that a pasted table stands on its own, the table, the scale.
+fn report(
+    a: &Args,
+    backend: &Backend,
+    m: &Measured,
+    cli_version: Option<&str>,
+    load_at_start: &str,
+) {
+    let conc = match (a.concurrency, m.used_conc) {
         (Some(c), _) => format!("{c} (--concurrency)"),
         (None, Some(c)) => format!("{c} (the library's default, as its journal records)"),
         (None, None) => "the library's default".to_string(),
@@ -606,33 +625,28 @@ async fn bench(a: Args) -> Res<()> {
             ),
         ));
     }
-    if run_cli {
+    if let Some(version) = cli_version {
         let lambda = if a.cli_list_versions {
             "list-versions-by-function + update-alias"
         } else {
             "update-alias"
         };
-        context.push(("script", format!("{cli_version}; one process per call, in sequence: rollback-all.sh, then {lambda} per alias")));
+        context.push(("script", format!("{version}; one process per call, in sequence: rollback-all.sh, then {lambda} per alias")));
     }
-    context.push((
-        "machine",
-        format!(
-            "{cpus} CPUs; 1-minute load average {load_at_start} at the start, {} at the end",
-            load()
-        ),
-    ));
+    let load_now = load();
+    context.push(("machine", format!("{cpus} CPUs; 1-minute load average {load_at_start} at the start, {load_now} at the end")));
     println!();
     for (what, text) in context {
         println!("{:<13} {text}", format!("{what}:"));
     }
-    if !rows.is_empty() {
-        print_table(&rows);
+    if !m.rows.is_empty() {
+        print_table(&m.rows);
         let counter = if backend.emulator() {
             "the emulator's own counter"
         } else {
             "the proxy"
         };
-        let peak = if peak_reset {
+        let peak = if m.peak_reset {
             "reset before each repetition"
         } else {
             "since the start: /proc/self/clear_refs was refused"
@@ -641,17 +655,43 @@ async fn bench(a: Args) -> Res<()> {
         println!("calls: counted by {counter}; per target = count / 2N (the count in brackets), of the median repetition");
         println!("peak RSS: this process's VmHWM ({peak}); `+ aws`: the largest aws process (sampled every 20 ms)");
     }
-    if let Some((wall, (built, planned))) = scale {
+    if let Some((wall, (built, planned))) = m.scale {
         let wall = wall.as_secs_f64();
         let overhead = wall - FAKE_CONVERGENCE.as_secs_f64();
-        println!("\n{:<58} result", "scale");
+        let (built, planned) = (built / 1024.0, planned / 1024.0);
         println!(
-            "{:<58} wall {wall:.2} s; engine overhead {overhead:.2} s (wall - 0.4 s)",
+            "\n{:<62} result",
+            "scale (one transaction each, the concurrency above)"
+        );
+        println!(
+            "{:<62} wall {wall:.2} s; engine overhead {overhead:.2} s (wall - 0.4 s)",
             "1,000 in-memory targets (FakeTarget, 400 ms convergence)"
         );
-        let (built, planned) = (built / 1024.0, planned / 1024.0);
-        println!("{:<58} {built:+.1} MB built (with the transaction), {planned:+.1} MB after its dry run", "RSS added by 1,000 AWS targets (500 ECS + 500 Lambda)");
+        println!("{:<62} {built:+.1} MB built (with the transaction), {planned:+.1} MB after its dry run", "RSS added by 1,000 AWS targets (500 ECS + 500 Lambda)");
     }
+}
+
+async fn bench(a: Args) -> Res<()> {
+    let backend = Backend::open(a.endpoint.as_deref(), a.plain, a.convergence_ms).await?;
+    let dir = std::env::temp_dir().join(format!("rollback-fleet-bench-{}", std::process::id()));
+    if a.memory_probe {
+        let probed = memory_probe(&backend, a.concurrency, &dir).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return probed;
+    }
+    let run_cli = a.fleet && !a.skip_cli;
+    let cli_version = if run_cli { Some(aws_version()?) } else { None };
+    let load_at_start = load();
+    // On failure the directory stays: it holds the failed run's journal.
+    let measured = measure(&a, &backend, &dir, run_cli).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    report(
+        &a,
+        &backend,
+        &measured,
+        cli_version.as_deref(),
+        &load_at_start,
+    );
     Ok(())
 }
 
