@@ -55,15 +55,27 @@ pub struct Creds {
 }
 
 impl Creds {
-    fn from_env(defaults: bool) -> Creds {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty() && !defaults);
+    /// What the benchmark gives the emulator it starts itself.
+    fn testing() -> Creds {
         Creds {
-            key: var("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "testing".into()),
-            secret: var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "testing".into()),
+            key: "testing".into(),
+            secret: "testing".into(),
+            token: None,
+            region: "us-east-1".into(),
+        }
+    }
+
+    /// From the standard AWS environment variables, defaulting to [`Creds::testing`]'s.
+    fn from_env() -> Creds {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let t = Creds::testing();
+        Creds {
+            key: var("AWS_ACCESS_KEY_ID").unwrap_or(t.key),
+            secret: var("AWS_SECRET_ACCESS_KEY").unwrap_or(t.secret),
             token: var("AWS_SESSION_TOKEN"),
             region: var("AWS_REGION")
                 .or_else(|| var("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| "us-east-1".into()),
+                .unwrap_or(t.region),
         }
     }
 }
@@ -76,6 +88,7 @@ enum Counter {
     Proxy(Proxy),
 }
 
+/// The endpoint the benchmark runs against, with its seeding and counting.
 pub struct Backend {
     counter: Counter,
     /// What the clients talk to (the proxy's URL for a plain endpoint).
@@ -119,13 +132,13 @@ impl Backend {
                 let emu = AwsEmulator::start().await?;
                 let moto = moto_version(&emu).await;
                 let d = format!("our emulator (moto {moto} + the project's patches), started by the benchmark at {}", emu.endpoint());
-                (Counter::Emulator(emu), Creds::from_env(true), d)
+                (Counter::Emulator(emu), Creds::testing(), d)
             }
             Some(url) => match attached {
                 Some(Ok(emu)) => {
                     let moto = moto_version(&emu).await;
                     let d = format!("our emulator (moto {moto}) at {url}, not started by the benchmark; seeded and counted through its control API");
-                    (Counter::Emulator(emu), Creds::from_env(false), d)
+                    (Counter::Emulator(emu), Creds::from_env(), d)
                 }
                 other => {
                     if let Some(Err(e)) = other {
@@ -135,7 +148,7 @@ impl Backend {
                     }
                     let proxy = Proxy::start(url).await?;
                     let d = format!("{url} (not our emulator: seeded through the SDK, counted by a proxy at {}; ECS convergence is the endpoint's own)", proxy.url());
-                    (Counter::Proxy(proxy), Creds::from_env(false), d)
+                    (Counter::Proxy(proxy), Creds::from_env(), d)
                 }
             },
         };
