@@ -5,7 +5,8 @@
 //! RPC v2 CBOR protocol aws-sdk-cloudwatch speaks, CodePipeline stage transitions, fault
 //! injection and a control API; see `rollback-testkit/python/rollback_emulator`) as a child
 //! process on a free loopback port, and stops it when dropped. The real AWS SDK talks to
-//! [`AwsEmulator::endpoint`].
+//! [`AwsEmulator::endpoint`]. [`AwsEmulator::connect`] attaches to one already running
+//! (started by hand with `python -m rollback_emulator`) instead.
 //!
 //! The emulator needs Python with the packages of `rollback-testkit/python/requirements.txt`
 //! in the project virtualenv (`.venv`): `bash scripts/setup-python.sh` installs them, and
@@ -36,10 +37,11 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".venv").join("bin").join("python"))
 }
 
-/// A running AWS emulator; stopped when dropped.
+/// A running AWS emulator; stopped when dropped if [`AwsEmulator::start`] started it.
 #[derive(Debug)]
 pub struct AwsEmulator {
-    child: Child,
+    /// `None` when attached with [`AwsEmulator::connect`].
+    child: Option<Child>,
     endpoint: String,
     http: reqwest::Client,
 }
@@ -136,10 +138,35 @@ impl AwsEmulator {
             .build()
             .map_err(|e| TestkitError::Start(format!("http client: {e}")))?;
         Ok(AwsEmulator {
-            child,
+            child: Some(child),
             endpoint,
             http,
         })
+    }
+
+    /// Attaches to an emulator already running at `endpoint` (for example one started by
+    /// hand with `python -m rollback_emulator --port 4566`) without owning its process:
+    /// dropping the handle leaves it running. Fails unless its control API answers
+    /// `GET /_emulator/ping`, so a plain moto server or LocalStack is refused.
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self, TestkitError> {
+        let endpoint = endpoint.into().trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| TestkitError::Start(format!("http client: {e}")))?;
+        let emu = AwsEmulator {
+            child: None,
+            endpoint,
+            http,
+        };
+        let ping = emu.control("GET", "ping", None).await?;
+        if ping["ok"] != json!(true) {
+            return Err(TestkitError::Start(format!(
+                "{} answered GET /_emulator/ping with {ping}, not {{\"ok\": true}}",
+                emu.endpoint
+            )));
+        }
+        Ok(emu)
     }
 
     /// The endpoint URL for `AWS_ENDPOINT_URL` / `AwsConfig::endpoint_url`.
@@ -147,9 +174,9 @@ impl AwsEmulator {
         &self.endpoint
     }
 
-    /// The emulator's process id.
+    /// The emulator's process id (`None` when attached with [`AwsEmulator::connect`]).
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// Calls the control API (`/_emulator/...`) and returns its JSON answer.
