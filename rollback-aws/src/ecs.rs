@@ -247,19 +247,14 @@ impl EcsService {
         &self.service
     }
 
-    /// The service as ECS describes it now.
+    /// The service as ECS describes it now. Calls made at the same moment for services of
+    /// one cluster (a fleet's preflights and applies) share DescribeServices calls, ten
+    /// services per call.
     pub async fn describe(&self) -> Result<Service> {
-        let out = self
-            .client
-            .describe_services()
-            .cluster(&self.cluster)
-            .services(&self.service)
-            .send()
-            .await
-            .map_err(|e| sdk_error(&self.id, "DescribeServices", e))?;
-        let reason = match poll::found(&out, &self.service) {
-            Ok(svc) => return Ok(svc),
-            Err(reason) => reason,
+        let reason = match self.poller.describe_now(&self.cluster, &self.service).await {
+            poll::Look::Found(svc) => return Ok(Arc::unwrap_or_clone(svc)),
+            poll::Look::Failed(e) => return Err(poll::for_target(&e, &self.id)),
+            poll::Look::Missing(reason) => reason,
         };
         Err(Error::not_found(
             self.id.to_string(),

@@ -11,21 +11,8 @@ use std::time::Duration;
 
 use rollback_aws::{Aws, PipelineTransition, SecretVersion};
 use rollback_core::{FileLocks, Outcome, RollbackTarget, Selector, Step, Transaction};
-use rollback_testkit::{count_in, AwsEmulator};
-use serde_json::{json, Value};
-
-/// The calls each operation gained between two [`AwsEmulator::calls`] answers.
-fn gained(before: &Value, after: &Value) -> BTreeMap<String, u64> {
-    after["operations"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(op, _)| {
-            let n = count_in(after, op) - count_in(before, op);
-            (n > 0).then(|| (op.clone(), n))
-        })
-        .collect()
-}
+use rollback_testkit::{gained, AwsEmulator};
+use serde_json::json;
 
 fn ops(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(op, n)| (op.to_string(), *n)).collect()

@@ -396,10 +396,12 @@ async fn bad_input_is_a_typed_error_naming_the_target_and_changes_nothing() {
 // events (one per DescribeServices call it makes: the tick it belongs to and how many
 // services it names), which the emulator's count of DescribeServices then confirms.
 
-/// The ECS poller's DescribeServices calls, from its debug events: (tick in ms from the
-/// poller's epoch, services named) per call.
+/// The ECS poller's DescribeServices calls, from its debug events: for the waits, (tick in
+/// ms from the poller's epoch, services named) per call; apart, the services named by each
+/// call of `describe` (preflight's and apply's reads, shared by the services of a cluster
+/// asking at once).
 #[derive(Clone, Default)]
-struct PollLog(Arc<Mutex<Vec<(u64, u64)>>>);
+struct PollLog(Arc<Mutex<Vec<(u64, u64)>>>, Arc<Mutex<Vec<u64>>>);
 
 impl PollLog {
     /// Runs `f` recording the poller's calls. The tests' runtime is current-thread, so every
@@ -411,6 +413,10 @@ impl PollLog {
 
     fn calls(&self) -> Vec<(u64, u64)> {
         self.0.lock().unwrap().clone()
+    }
+
+    fn reads(&self) -> Vec<u64> {
+        self.1.lock().unwrap().clone()
     }
 }
 
@@ -438,8 +444,10 @@ impl tracing::Subscriber for PollLog {
         }
         let mut f = Fields::default();
         event.record(&mut f);
-        if let (Some(tick), Some(services)) = (f.0, f.1) {
-            self.0.lock().unwrap().push((tick, services));
+        match (f.0, f.1) {
+            (Some(tick), Some(services)) => self.0.lock().unwrap().push((tick, services)),
+            (None, Some(services)) => self.1.lock().unwrap().push(services),
+            _ => {}
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
@@ -557,12 +565,24 @@ async fn twenty_five_services_converging_together_share_their_looks_ten_per_call
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     let waits = log.calls();
     let w = waits.len() as u64;
-    // Before waiting, six calls per service as for one; the waits' DescribeServices are the
-    // poller's calls, no other.
+    // Before waiting, the calls per service of one, but DescribeServices: preflight's and
+    // apply's reads of services asking at once share calls. Every service is read twice,
+    // never more than ten to a call, in far fewer calls than one each (preflight starts
+    // `concurrency` services at once; their applies take their places together).
+    let reads = log.reads();
+    let r = reads.len() as u64;
+    println!("{N} services: the reads before waiting named {reads:?}");
+    assert_eq!(reads.iter().sum::<u64>(), 2 * N, "{reads:?}");
+    assert!(reads.iter().all(|n| (1..=10).contains(n)), "{reads:?}");
+    assert_eq!(
+        reads[0], 8,
+        "preflight starts 8 services at once: {reads:?}"
+    );
+    assert!(r <= N, "{r} reads for {N} services: {reads:?}");
     assert_eq!(
         ops(&e.emu).await,
         counts(&[
-            ("DescribeServices", 2 * N + w),
+            ("DescribeServices", r + w),
             ("ListTaskDefinitions", N),
             ("DescribeTaskDefinition", 2 * N),
             ("UpdateService", N),

@@ -16,7 +16,7 @@ use rollback_core::{
     ApplyOutcome, Check, ErrorKind, Event, EventKind, FakeTarget, FileLocks, Outcome, Policy,
     Revision, RollbackTarget, Selector, Step, Transaction, TransactionBuilder,
 };
-use rollback_testkit::{count_in, mutations_in, AwsEmulator};
+use rollback_testkit::{count_in, gained, mutations_in, AwsEmulator};
 use serde_json::{json, Value};
 
 const FUNCTION: &str = "agentauri-mcp-s3-tools-prod";
@@ -524,20 +524,6 @@ async fn debug_output_names_the_target_only() {
     );
     assert!(text.contains("us-east-1"), "{text}");
     assert!(!text.contains("testing"), "no credentials: {text}");
-}
-
-/// The calls each operation gained between two [`AwsEmulator::calls`] answers (those that
-/// gained none left out).
-fn gained(before: &Value, after: &Value) -> std::collections::BTreeMap<String, u64> {
-    after["operations"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(op, _)| {
-            let n = count_in(after, op) - count_in(before, op);
-            (n > 0).then(|| (op.clone(), n))
-        })
-        .collect()
 }
 
 /// Exact calls by operation of one rollback run through a transaction (preflight, apply

@@ -389,6 +389,20 @@ pub fn count_in(calls: &Value, operation: &str) -> u64 {
     calls["operations"][operation].as_u64().unwrap_or(0)
 }
 
+/// The calls each operation gained between two [`AwsEmulator::calls`] answers, by
+/// operation (those that gained none left out): what the code between them cost.
+pub fn gained(before: &Value, after: &Value) -> std::collections::BTreeMap<String, u64> {
+    after["operations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(op, _)| {
+            let n = count_in(after, op).saturating_sub(count_in(before, op));
+            (n > 0).then(|| (op.clone(), n))
+        })
+        .collect()
+}
+
 /// How many faults were injected, by kind (`throttle`, `5xx`, `reset`, `latency`), from a
 /// [`AwsEmulator::calls`] answer; `"total"` is their sum.
 pub fn injected_in(calls: &Value, kind: &str) -> u64 {

@@ -22,7 +22,7 @@ pub mod aws;
 pub mod aws_sdk;
 pub mod k8s;
 
-pub use aws::{count_in, injected_in, mutations_in, python, repo_root, AwsEmulator};
+pub use aws::{count_in, gained, injected_in, mutations_in, python, repo_root, AwsEmulator};
 pub use aws_sdk::emulator_sdk_config;
 pub use k8s::{K8sSimulator, SimConfig};
 

@@ -73,6 +73,15 @@ pub(crate) struct Poller {
     early_for: Duration,
     late_every: u32,
     batches: Arc<Index>,
+    soon: Mutex<HashMap<String, Soon>>,
+}
+
+/// The describe-now batches of one cluster: the one taking names (until its call is made)
+/// and the one made last, whose call the next one waits for.
+#[derive(Default)]
+struct Soon {
+    open: Option<Batch>,
+    last: Option<Looks>,
 }
 
 impl fmt::Debug for Poller {
@@ -132,6 +141,7 @@ impl Poller {
             early_for: schedule.early_for,
             late_every,
             batches: Arc::default(),
+            soon: Mutex::default(),
         }
     }
 
@@ -210,41 +220,71 @@ impl Poller {
                     index.remove(&key);
                 }
             }
-            let chunks: Vec<&[String]> = names.chunks(MAX_SERVICES).collect();
-            let answers = join_all(
-                chunks
-                    .iter()
-                    .map(|chunk| limited(describe(cluster.clone(), chunk.to_vec()))),
-            )
-            .await;
-            let mut looks = HashMap::with_capacity(names.len());
-            for (chunk, answer) in chunks.iter().zip(answers) {
-                tracing::debug!(
-                    cluster = %cluster,
-                    tick_ms,
-                    services = chunk.len(),
-                    ok = answer.is_ok(),
-                    "DescribeServices for the stability waits"
-                );
-                match answer {
-                    Ok(out) => {
-                        for name in *chunk {
-                            let look = match found(&out, name) {
-                                Ok(svc) => Look::Found(Arc::new(svc)),
-                                Err(reason) => Look::Missing(reason),
-                            };
-                            looks.insert(name.clone(), look);
-                        }
-                    }
-                    Err(e) => {
-                        let e = Arc::new(e);
-                        for name in *chunk {
-                            looks.insert(name.clone(), Look::Failed(e.clone()));
-                        }
-                    }
+            Arc::new(describe_all(&describe, &cluster, &names, Some(tick_ms)).await)
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// `service` of `cluster` as described now, in one call with the cluster's other
+    /// services asked for meanwhile: in the same turn of the scheduler, or while the
+    /// cluster's previous such call was in flight. So a fleet's preflights and applies
+    /// describe up to ten services per call, not one each, and a lone caller waits for
+    /// nothing. No place is taken: the callers hold their own.
+    pub(crate) async fn describe_now(&self, cluster: &str, service: &str) -> Look {
+        let looks = {
+            let mut soon = lock(&self.soon);
+            let entry = soon.entry(cluster.to_string()).or_default();
+            let open = entry.open.as_ref().and_then(|b| {
+                let mut names = lock(&b.names);
+                let names = names.as_mut()?;
+                names.insert(service.to_string());
+                Some(b.looks.clone())
+            });
+            match open {
+                Some(looks) => looks,
+                None => {
+                    let names: Names =
+                        Arc::new(Mutex::new(Some(BTreeSet::from([service.to_string()]))));
+                    let looks = self.soon_batch(cluster, names.clone(), entry.last.take());
+                    entry.open = Some(Batch {
+                        names,
+                        looks: looks.clone(),
+                    });
+                    entry.last = Some(looks.clone());
+                    looks
                 }
             }
-            Arc::new(looks)
+        };
+        looks
+            .await
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| Look::Missing("MISSING".into()))
+    }
+
+    /// A describe-now batch: takes names until a turn of the scheduler brings no more and
+    /// `before` (the cluster's previous batch) has had its answer, then closes and makes its
+    /// calls.
+    fn soon_batch(&self, cluster: &str, slot: Names, before: Option<Looks>) -> Looks {
+        let describe = self.describe.clone();
+        let cluster = cluster.to_string();
+        async move {
+            // Whoever asks next drives this future too (it is shared), so one yield is not
+            // a turn of the scheduler: yield until a yield passes with nobody joining.
+            let joined = || lock(&slot).as_ref().map_or(0, BTreeSet::len);
+            for _ in 0..MAX_SERVICES * 4 {
+                let before = joined();
+                tokio::task::yield_now().await;
+                if joined() == before {
+                    break;
+                }
+            }
+            if let Some(before) = before {
+                before.await;
+            }
+            let names: Vec<String> = lock(&slot).take().unwrap_or_default().into_iter().collect();
+            Arc::new(describe_all(&describe, &cluster, &names, None).await)
         }
         .boxed()
         .shared()
@@ -324,6 +364,56 @@ impl Poller {
     }
 }
 
+/// `names` of `cluster` described ten per call, the calls at once: each under [`limited`]
+/// when they are a wait's looks (`tick_ms`, the tick they are made at), and under the
+/// callers' own places when they are not.
+async fn describe_all(
+    describe: &Describe,
+    cluster: &str,
+    names: &[String],
+    tick_ms: Option<u64>,
+) -> HashMap<String, Look> {
+    let chunks: Vec<&[String]> = names.chunks(MAX_SERVICES).collect();
+    let calls = chunks.iter().map(|chunk| {
+        let call = describe(cluster.to_string(), chunk.to_vec());
+        async move {
+            match tick_ms {
+                Some(_) => limited(call).await,
+                None => call.await,
+            }
+        }
+    });
+    let answers = join_all(calls).await;
+    let mut looks = HashMap::with_capacity(names.len());
+    for (chunk, answer) in chunks.iter().zip(answers) {
+        tracing::debug!(
+            cluster = %cluster,
+            tick_ms,
+            services = chunk.len(),
+            ok = answer.is_ok(),
+            "DescribeServices"
+        );
+        match answer {
+            Ok(out) => {
+                for name in *chunk {
+                    let look = match found(&out, name) {
+                        Ok(svc) => Look::Found(Arc::new(svc)),
+                        Err(reason) => Look::Missing(reason),
+                    };
+                    looks.insert(name.clone(), look);
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for name in *chunk {
+                    looks.insert(name.clone(), Look::Failed(e.clone()));
+                }
+            }
+        }
+    }
+    looks
+}
+
 /// The service `name` names in a DescribeServices answer (its name or ARN), or AWS's reason
 /// for its absence (`MISSING`).
 pub(crate) fn found(
@@ -354,7 +444,7 @@ pub(crate) fn found(
 
 /// A batch's error as one waiter's: the same kind, message and retry hint, naming
 /// `target`, with the batch's error (and through it the SDK's) as its source.
-fn for_target(e: &Arc<Error>, target: &TargetId) -> Error {
+pub(crate) fn for_target(e: &Arc<Error>, target: &TargetId) -> Error {
     let mut record = e.record();
     record.target = target.to_string();
     Error::from_record(&record).with_source(Cause(e.clone()))
