@@ -274,9 +274,9 @@ impl Poller {
             // a turn of the scheduler: yield until a yield passes with nobody joining.
             let joined = || lock(&slot).as_ref().map_or(0, BTreeSet::len);
             for _ in 0..MAX_SERVICES * 4 {
-                let before = joined();
+                let seen = joined();
                 tokio::task::yield_now().await;
-                if joined() == before {
+                if joined() == seen {
                     break;
                 }
             }
