@@ -510,14 +510,20 @@ async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<
         scale: None,
     };
     for &n in a.ns.iter().filter(|_| a.fleet) {
-        for &method in &methods {
-            let mut row = Row {
+        let mut rows: Vec<Row> = methods
+            .iter()
+            .map(|&method| Row {
                 method,
                 n,
                 reps: Vec::new(),
                 child_kb: None,
-            };
-            for rep in 1..=a.reps {
+            })
+            .collect();
+        // Repetitions interleave the methods (A B C A B C ...), so that a machine whose
+        // speed drifts during the run slows every method alike.
+        for rep in 1..=a.reps {
+            for row in rows.iter_mut() {
+                let method = row.method;
                 let fleet = backend.seed(n).await?;
                 let rep_dir = dir.join(format!("n{n}-{rep}"));
                 let late = format!(
@@ -563,11 +569,14 @@ async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<
                     a.reps
                 );
                 row.reps.push(Rep {
+                    number: rep,
                     wall,
                     calls,
                     peak_kb,
                 });
             }
+        }
+        for mut row in rows {
             row.reps.sort_by_key(|r| r.wall);
             m.rows.push(row);
         }

@@ -802,6 +802,8 @@ impl Method {
 
 /// One repetition of a method.
 pub struct Rep {
+    /// Which repetition (from 1): the methods' repetitions of one number ran back to back.
+    pub number: usize,
     pub wall: Duration,
     pub calls: BTreeMap<String, u64>,
     pub peak_kb: u64,
@@ -889,6 +891,25 @@ pub fn print_table(rows: &[Row]) {
                 if k == 0 { "per target:" } else { "           " },
                 line.join(", ")
             );
+        }
+        if let Some(b) = base.filter(|b| b.method != row.method) {
+            let mut pairs: Vec<f64> = row
+                .reps
+                .iter()
+                .filter_map(|r| {
+                    let mine = b.reps.iter().find(|x| x.number == r.number)?;
+                    Some(mine.wall.as_secs_f64() / r.wall.as_secs_f64().max(1e-9))
+                })
+                .collect();
+            pairs.sort_by(f64::total_cmp);
+            if !pairs.is_empty() {
+                let shown: Vec<String> = pairs.iter().map(|p| format!("{p:.2}")).collect();
+                println!(
+                    "    rollback / this, repetition by repetition: {} (median {:.2})",
+                    shown.join(", "),
+                    pairs[pairs.len() / 2]
+                );
+            }
         }
         let totals: Vec<u64> = row.reps.iter().map(|r| r.calls.values().sum()).collect();
         if totals.iter().any(|t| *t != total) {

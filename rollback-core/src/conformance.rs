@@ -1,4 +1,5 @@
-//! The conformance suite every [`RollbackTarget`] implementation runs.
+//! The conformance suite every [`RollbackTarget`] implementation runs (and, in [`locks`],
+//! the one every [`LockManager`](crate::LockManager) runs).
 //!
 //! It checks the trait's contract against a live target: identity and spec, history order,
 //! selector resolution and its errors, that planning changes nothing, and (when the
@@ -26,6 +27,8 @@
 
 use std::fmt;
 use std::time::Duration;
+
+pub mod locks;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::revision::{Change, Revision};

@@ -72,6 +72,18 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// The run's lease on the target was lost (taken over by another run, or not renewed
+    /// before it lapsed): the run stopped before changing anything more. Never retried.
+    #[error("{target}: this run's lease on it was lost ({reason}); the run stopped before changing anything more: check what it had changed (the report lists it) before rolling back again")]
+    LeaseLost {
+        /// The target (`kind/name`).
+        target: String,
+        /// Why: `taken over by ...`, or `not renewed since ...: <the store's error>`.
+        reason: String,
+        /// The lock store's error, or what the journal recorded, if there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The backend asked us to slow down. Retryable.
     #[error("{target}: throttled by the backend: {message}")]
     Throttled {
@@ -168,6 +180,7 @@ impl Error {
             | Error::InvalidInput { target, .. }
             | Error::Conflict { target, .. }
             | Error::Locked { target, .. }
+            | Error::LeaseLost { target, .. }
             | Error::Throttled { target, .. }
             | Error::Timeout { target, .. }
             | Error::RolloutFailed { target, .. }
@@ -184,6 +197,7 @@ impl Error {
             Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Locked { .. } => ErrorKind::Locked,
+            Error::LeaseLost { .. } => ErrorKind::LeaseLost,
             Error::Throttled { .. } => ErrorKind::Throttled,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::RolloutFailed { .. } => ErrorKind::RolloutFailed,
@@ -248,6 +262,15 @@ impl Error {
             target: target.into(),
             holder: holder.into(),
             expires_at,
+            source: None,
+        }
+    }
+
+    /// Shorthand for [`Error::LeaseLost`].
+    pub fn lease_lost(target: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::LeaseLost {
+            target: target.into(),
+            reason: reason.into(),
             source: None,
         }
     }
@@ -337,6 +360,7 @@ impl Error {
             | Error::InvalidInput { source, .. }
             | Error::Conflict { source, .. }
             | Error::Locked { source, .. }
+            | Error::LeaseLost { source, .. }
             | Error::Throttled { source, .. }
             | Error::Timeout { source, .. }
             | Error::RolloutFailed { source, .. }
@@ -368,6 +392,7 @@ impl Error {
                 ("holder", holder.clone()),
                 ("expires_at", expires_at.to_rfc3339()),
             ],
+            Error::LeaseLost { reason, .. } => vec![("reason", reason.clone())],
             Error::Throttled {
                 message,
                 retry_after,
@@ -427,6 +452,7 @@ impl Error {
                     .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
                     .map_or(DateTime::<Utc>::UNIX_EPOCH, |t| t.with_timezone(&Utc)),
             ),
+            ErrorKind::LeaseLost => Error::lease_lost(target, text("reason")),
             ErrorKind::Throttled => {
                 Error::throttled(target, text("message"), millis("retry_after_ms"))
             }
@@ -472,6 +498,8 @@ pub enum ErrorKind {
     Conflict,
     /// See [`Error::Locked`].
     Locked,
+    /// See [`Error::LeaseLost`].
+    LeaseLost,
     /// See [`Error::Throttled`].
     Throttled,
     /// See [`Error::Timeout`].
@@ -555,6 +583,7 @@ mod tests {
                 expires_at: Utc::now(),
                 source: None,
             },
+            Error::lease_lost("memory/api", "taken over by bob@laptop [transaction t2]"),
             Error::throttled("rds/db", "Rate exceeded", Some(Duration::from_millis(1500))),
             Error::throttled("rds/db", "Rate exceeded", None),
             Error::timeout(

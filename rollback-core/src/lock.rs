@@ -5,6 +5,19 @@
 //! `end` record but before giving its leases back leaves them behind; another run finding
 //! such a lease reads the end of that journal (64 KiB at most) and takes it over at once
 //! instead of waiting out the TTL, and [`crate::resume`] of that journal releases them.
+//!
+//! Fencing: a run renews each target's lease right before it changes that target (and
+//! every third of the TTL in the background). A lease another run has taken over, one
+//! given back, or one the store could not renew before it lapsed stops the run before its
+//! next change ([`Error::LeaseLost`]): it puts nothing back, runs no on-failure action, and
+//! reports the targets it had changed as needing a person. [`Lease::token`] grows with
+//! every acquisition, so a store can tell an old holder from the new one.
+//!
+//! What each manager protects:
+//!
+//! | manager | shared by | protects against |
+//! | --- | --- | --- |
+//! | [`FileLocks`] (the default) | the processes of one machine that use the same folder | two runs on one bastion host or CI runner; not two laptops, not runners on different machines, not a folder on a network file system whose locks are advisory |
 
 use std::fmt;
 use std::fs;
@@ -109,6 +122,13 @@ pub struct Lease {
     pub acquired_at: DateTime<Utc>,
     /// When it lapses unless renewed.
     pub expires_at: DateTime<Utc>,
+    /// The fencing token: it grows with every acquisition by another transaction (a new
+    /// lease, a lease taken over, a lease taken after it was given back), so a holder whose
+    /// token is no longer the store's knows that someone else has had the target since. The
+    /// same transaction taking its own lease again (a resume) keeps it. Leases written
+    /// before tokens existed read as 0.
+    #[serde(default)]
+    pub token: u64,
 }
 
 impl Lease {
@@ -143,18 +163,32 @@ pub trait LockManager: Send + Sync + fmt::Debug {
     }
 
     /// Takes the lease on `target` for `ttl`. Fails at once with [`Error::Locked`] naming the
-    /// holder when another transaction holds an unexpired lease; takes over an expired one.
+    /// holder when another transaction holds an unexpired lease; takes over an expired one
+    /// (with a greater [`Lease::token`]); gives the same transaction its own lease again
+    /// (same token, longer expiry).
     async fn acquire(&self, target: &TargetId, holder: &Holder, ttl: Duration) -> Result<Lease>;
 
-    /// Extends a lease we hold; [`Error::Locked`] if someone else has taken it over.
+    /// Extends a lease we hold (same holder transaction, same token); [`Error::Locked`]
+    /// naming the new holder if someone else has taken it over, [`Error::LeaseLost`] if it is
+    /// no longer in the store (given back, removed). Any other error means the store could
+    /// not be asked; the engine tries again, and stops the run before the lease lapses.
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease>;
 
-    /// Gives the lease back (nothing happens if it is no longer ours).
+    /// The lease on `target` as the store holds it now (expired or not), `None` when there
+    /// is none: for a person asking who holds a target, and for the conformance suite.
+    async fn current(&self, target: &TargetId) -> Result<Option<Lease>>;
+
+    /// Gives the lease back (nothing happens if another transaction holds it now). Matches
+    /// on the holder's transaction, not the token, so that a resume can give back the
+    /// leases a dead run of the same transaction left.
     async fn release(&self, lease: &Lease) -> Result<()>;
 }
 
 /// Leases as small JSON files in a directory, one per target, guarded by an OS file lock
-/// while they are read and written. Good for one machine (a bastion host, a CI runner).
+/// while they are read and written. Good for one machine (a bastion host, a CI runner):
+/// two people on two machines, or a deploy bot on three replicas, each have their own
+/// folder and both proceed; they need a lock store they share (DynamoDB, Kubernetes Leases).
+/// A lease given back leaves the file holding its token, so tokens keep growing.
 #[derive(Debug, Clone)]
 pub struct FileLocks {
     dir: PathBuf,
@@ -222,11 +256,12 @@ impl FileLocks {
     }
 
     /// Runs `f` on the lease file's current content while holding the OS lock; `f` returns
-    /// the new content (or `None` to leave it) and a result.
+    /// what to write and a result. A write that takes or gives back a lease is synced; a
+    /// renewal is not (a crash that loses one leaves the earlier, shorter expiry).
     async fn with_file<T: Send + 'static>(
         &self,
         target: &TargetId,
-        f: impl FnOnce(Option<Lease>) -> Result<(Option<Option<Lease>>, T)> + Send + 'static,
+        f: impl FnOnce(Stored) -> Result<(Update, T)> + Send + 'static,
     ) -> Result<T> {
         let path = self.path_for(target);
         let dir = self.dir.clone();
@@ -251,22 +286,29 @@ impl FileLocks {
             let mut text = String::new();
             file.read_to_string(&mut text).map_err(|e| io("read", e))?;
             // An unreadable lease file (torn write) counts as no lease.
-            let current: Option<Lease> = if text.trim().is_empty() {
-                None
-            } else {
-                serde_json::from_str(&text).ok()
-            };
+            let current =
+                serde_json::from_str(&text).unwrap_or(Stored::Released { released_token: 0 });
             let (write, out) = f(current)?;
-            if let Some(new) = write {
-                let body = match new {
-                    Some(l) => serde_json::to_string_pretty(&l).unwrap_or_default(),
-                    None => String::new(),
-                };
+            let (body, sync) = match write {
+                Update::Keep => (None, false),
+                Update::Renewed(l) => (Some(Stored::Held(l)), false),
+                Update::Taken(l) => (Some(Stored::Held(l)), true),
+                Update::Released(token) => (
+                    Some(Stored::Released {
+                        released_token: token,
+                    }),
+                    true,
+                ),
+            };
+            if let Some(body) = body {
+                let body = serde_json::to_string_pretty(&body).unwrap_or_default();
                 file.set_len(0).map_err(|e| io("truncate", e))?;
                 file.seek(SeekFrom::Start(0)).map_err(|e| io("seek", e))?;
                 file.write_all(body.as_bytes())
                     .map_err(|e| io("write", e))?;
-                file.sync_data().map_err(|e| io("sync", e))?;
+                if sync {
+                    file.sync_data().map_err(|e| io("sync", e))?;
+                }
             }
             file.unlock().map_err(|e| io("unlock", e))?;
             Ok(out)
@@ -274,6 +316,32 @@ impl FileLocks {
         .await
         .map_err(|e| Error::backend(target.to_string(), format!("lock task failed: {e}"), false))?
     }
+}
+
+/// What a lease file holds: a lease, or the token of the last one given back (so that
+/// tokens keep growing across holders).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Held(Lease),
+    Released { released_token: u64 },
+}
+
+impl Stored {
+    fn last_token(&self) -> u64 {
+        match self {
+            Stored::Held(l) => l.token,
+            Stored::Released { released_token } => *released_token,
+        }
+    }
+}
+
+/// What to write back to a lease file.
+enum Update {
+    Keep,
+    Taken(Lease),
+    Renewed(Lease),
+    Released(u64),
 }
 
 fn ttl_delta(ttl: Duration) -> chrono::Duration {
@@ -295,32 +363,32 @@ impl LockManager for FileLocks {
         let h = holder.clone();
         self.with_file(target, move |current| {
             let now = Utc::now();
-            let acquired_at = match current {
-                Some(l)
-                    if !l.expired_at(now)
-                        && l.holder.transaction != h.transaction
-                        && l.holder.run_ended() =>
-                {
-                    tracing::warn!(target_id = %t, previous = %l.holder, "taking over the lease of a run that ended without giving it back");
-                    now
+            let next = current.last_token() + 1;
+            let (acquired_at, token) = match current {
+                Stored::Held(l) if l.holder.transaction == h.transaction => {
+                    (l.acquired_at, l.token)
                 }
-                Some(l) if !l.expired_at(now) && l.holder.transaction != h.transaction => {
+                Stored::Held(l) if !l.expired_at(now) && l.holder.run_ended() => {
+                    tracing::warn!(target_id = %t, previous = %l.holder, "taking over the lease of a run that ended without giving it back");
+                    (now, next)
+                }
+                Stored::Held(l) if !l.expired_at(now) => {
                     return Err(Error::locked(t.to_string(), l.holder.to_string(), l.expires_at))
                 }
-                Some(l) if l.holder.transaction == h.transaction => l.acquired_at,
-                Some(l) => {
+                Stored::Held(l) => {
                     tracing::warn!(target_id = %t, previous = %l.holder, "taking over an expired lease");
-                    now
+                    (now, next)
                 }
-                None => now,
+                Stored::Released { .. } => (now, next),
             };
             let lease = Lease {
                 target: t,
                 holder: h,
                 acquired_at,
                 expires_at: now + ttl_delta(ttl),
+                token,
             };
-            Ok((Some(Some(lease.clone())), lease))
+            Ok((Update::Taken(lease.clone()), lease))
         })
         .await
     }
@@ -328,34 +396,46 @@ impl LockManager for FileLocks {
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
         let mine = lease.clone();
         self.with_file(&lease.target, move |current| match current {
-            Some(l) if l.holder.transaction == mine.holder.transaction => {
+            Stored::Held(l)
+                if l.holder.transaction == mine.holder.transaction && l.token == mine.token =>
+            {
                 let renewed = Lease {
                     expires_at: Utc::now() + ttl_delta(ttl),
                     ..l
                 };
-                Ok((Some(Some(renewed.clone())), renewed))
+                Ok((Update::Renewed(renewed.clone()), renewed))
             }
-            Some(l) => Err(Error::locked(
+            Stored::Held(l) => Err(Error::locked(
                 mine.target.to_string(),
                 l.holder.to_string(),
                 l.expires_at,
             )),
-            None => {
-                let renewed = Lease {
-                    expires_at: Utc::now() + ttl_delta(ttl),
-                    ..mine
-                };
-                Ok((Some(Some(renewed.clone())), renewed))
-            }
+            Stored::Released { .. } => Err(Error::lease_lost(
+                mine.target.to_string(),
+                "its lease file no longer holds it (given back or removed)",
+            )),
+        })
+        .await
+    }
+
+    async fn current(&self, target: &TargetId) -> Result<Option<Lease>> {
+        self.with_file(target, |current| {
+            let held = match current {
+                Stored::Held(l) => Some(l),
+                Stored::Released { .. } => None,
+            };
+            Ok((Update::Keep, held))
         })
         .await
     }
 
     async fn release(&self, lease: &Lease) -> Result<()> {
-        let mine = lease.holder.transaction.clone();
+        let mine = lease.clone();
         self.with_file(&lease.target, move |current| match current {
-            Some(l) if l.holder.transaction == mine => Ok((Some(None), ())),
-            _ => Ok((None, ())),
+            Stored::Held(l) if l.holder.transaction == mine.holder.transaction => {
+                Ok((Update::Released(l.token), ()))
+            }
+            _ => Ok((Update::Keep, ())),
         })
         .await
     }

@@ -75,10 +75,13 @@ async fn resume_after_a_crash_between_apply_and_stable() {
     assert_eq!(t.apply_count(), 1);
 
     // The child's lease on the target is still there, in the run's lock folder.
-    let lease_file = FileLocks::new(dir.path().join("locks")).path_for(&t.id());
-    assert!(std::fs::read_to_string(&lease_file)
+    let locks = FileLocks::new(dir.path().join("locks"));
+    let left = locks
+        .current(&t.id())
+        .await
         .unwrap()
-        .contains("journal.jsonl"));
+        .expect("the child's lease");
+    assert!(left.holder.journal.unwrap().ends_with("journal.jsonl"));
     // The registry rebuilds the fake target from the spec in the journal (its state
     // file); no lock manager is given: the journal names the folder the run locked in.
     let opts = || ResumeOptions {
@@ -88,8 +91,8 @@ async fn resume_after_a_crash_between_apply_and_stable() {
     let report = rollback_core::resume_with(&journal, opts()).await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     assert_eq!(
-        std::fs::read_to_string(&lease_file).unwrap(),
-        "",
+        locks.current(&t.id()).await.unwrap(),
+        None,
         "the resume took and gave back the lease where the run had it"
     );
     assert_eq!(t.apply_count(), 1, "apply ran once");
@@ -139,6 +142,12 @@ impl LockManager for StuckRelease {
     }
     async fn renew(&self, lease: &Lease, ttl: Duration) -> rollback_core::Result<Lease> {
         self.0.renew(lease, ttl).await
+    }
+    async fn current(
+        &self,
+        target: &rollback_core::TargetId,
+    ) -> rollback_core::Result<Option<Lease>> {
+        self.0.current(target).await
     }
     async fn release(&self, _lease: &Lease) -> rollback_core::Result<()> {
         use std::io::Write;
@@ -269,10 +278,10 @@ async fn resume_of_a_run_killed_after_its_end_releases_its_leases() {
         .map(|r| r.entry.name())
         .collect();
     assert_eq!(kinds[kinds.len() - 2..], ["end", "released"]);
-    let lease_file = FileLocks::new(dir.path().join("locks")).path_for(&t.id());
+    let locks = FileLocks::new(dir.path().join("locks"));
     assert_eq!(
-        std::fs::read_to_string(lease_file).unwrap(),
-        "",
+        locks.current(&t.id()).await.unwrap(),
+        None,
         "lease given back"
     );
     // A second resume has nothing left to release and writes nothing.

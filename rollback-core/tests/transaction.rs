@@ -692,6 +692,12 @@ impl LockManager for OtherKindLocks {
     ) -> rollback_core::Result<rollback_core::Lease> {
         self.0.renew(lease, ttl).await
     }
+    async fn current(
+        &self,
+        target: &rollback_core::TargetId,
+    ) -> rollback_core::Result<Option<rollback_core::Lease>> {
+        self.0.current(target).await
+    }
     async fn release(&self, lease: &rollback_core::Lease) -> rollback_core::Result<()> {
         self.0.release(lease).await
     }

@@ -146,7 +146,7 @@ impl PyTransaction {
 #[pymethods]
 impl PyTransaction {
     #[new]
-    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(8), *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None))]
+    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(16), *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None))]
     #[pyo3(
         text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None)"
     )]

@@ -136,6 +136,7 @@ def test_exception_tree() -> None:
     for cls in (
         rollback.ConflictError,
         rollback.LockedError,
+        rollback.LeaseLostError,
         rollback.ThrottledError,
         rollback.VerificationError,
         rollback.RolloutError,

@@ -8,7 +8,7 @@ use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::drive::put_back;
 use super::transition::Phase;
 use super::{ActionReport, FailurePolicy};
-use crate::error::{ErrorRecord, Result};
+use crate::error::{ErrorKind, ErrorRecord, Result};
 use crate::journal::Entry;
 use crate::target::ApplyOutcome;
 
@@ -44,14 +44,19 @@ fn halt(ctx: &Ctx, steps: &[StepRun]) {
     }
 }
 
-/// Runs every on-failure action, recording each.
+/// Runs every on-failure action, recording each; none runs once the run has lost a lease
+/// (they change things too), and each is reported as not run.
 async fn run_actions(ctx: &Ctx) -> Vec<ActionReport> {
     let mut actions = Vec::new();
+    let lost = ctx.fence.lost();
     for a in &ctx.on_failure {
         let name = a.name();
-        let (ok, message) = match a.run().await {
-            Ok(m) => (true, m),
-            Err(e) => (false, e.to_string()),
+        let (ok, message) = match &lost {
+            Some(e) => (false, format!("not run: {e}")),
+            None => match a.run().await {
+                Ok(m) => (true, m),
+                Err(e) => (false, e.to_string()),
+            },
         };
         let event = format!("{name}: {message}");
         ctx.note(
@@ -133,13 +138,18 @@ async fn compensate_one(ctx: &Ctx, s: &mut StepRun) {
             };
             ctx.note(Some(&mut *s), failed, format!("compensation: {e}"))
                 .await;
-            ctx.attention(
-                Some(&s.id),
+            let message = if e.kind() == ErrorKind::LeaseLost {
+                format!(
+                    "left at {} (was {}): the run lost its lease ({e}), so it did not put it back; someone else may be changing it, check it before acting",
+                    back.from.id, back.to.id
+                )
+            } else {
                 format!(
                     "could not be put back to {} (it was moved to {}): {e}; restore it by hand",
                     back.to.id, back.from.id
-                ),
-            );
+                )
+            };
+            ctx.attention(Some(&s.id), message);
         }
     }
 }

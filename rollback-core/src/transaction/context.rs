@@ -7,13 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use super::leases::release_all;
+use super::leases::{release_all, Fence};
 use super::transition::StepState;
 use super::{Attention, FailureAction, FailurePolicy};
 use crate::error::{Error, Result};
 use crate::events::{Emitter, EventKind};
 use crate::journal::{Entry, JournalWriter};
-use crate::lock::{Lease, LockManager};
 use crate::target::{RollbackTarget, TargetId};
 use crate::verify::Check;
 use crate::wait::{CompensationRetry, RetryPolicy};
@@ -50,6 +49,8 @@ pub(crate) struct Ctx {
     pub checks: Vec<Check>,
     pub on_failure: Vec<Arc<dyn FailureAction>>,
     pub attention: Mutex<Vec<Attention>>,
+    /// The leases, checked before every change ([`Fence::check`]).
+    pub fence: Arc<Fence>,
     pub started_at: DateTime<Utc>,
     pub start: Instant,
 }
@@ -168,9 +169,8 @@ impl Ctx {
 
     /// Gives the leases back, then journals `released` (unless one could not be given
     /// back: then a resume tries again, and the rest lapse after their TTL).
-    pub(crate) async fn release(&self, locks: &dyn LockManager, leases: &Mutex<Vec<Lease>>) {
-        let held = leases.lock().map(|l| l.clone()).unwrap_or_default();
-        if let Some(targets) = release_all(locks, &held).await {
+    pub(crate) async fn release(&self, locks: &dyn crate::lock::LockManager) {
+        if let Some(targets) = release_all(locks, &self.fence.leases()).await {
             self.note(None, Entry::Released { targets }, "").await;
         }
     }

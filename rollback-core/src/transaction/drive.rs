@@ -42,6 +42,9 @@ async fn drive_limited(
     if failure.is_none() {
         failure = run_stages(ctx, steps).await;
     }
+    // A lease lost while the steps waited or verified fails the run: someone else may be
+    // changing its targets, so its verdicts say nothing.
+    failure = failure.or_else(|| ctx.fence.lost().map(|e| e.record()));
     if failure.is_none() {
         failure = revert_temporaries(ctx, steps).await;
     }
@@ -149,6 +152,11 @@ async fn advance<P>(
         let maybe_applied = s.state.maybe_applied;
         move |e| (e, maybe_applied)
     };
+    // No change without the target's lease (renewed here, so that a lease taken over since
+    // the last renewal is seen).
+    if matches!(s.state.phase, Phase::Pending | Phase::Intent) {
+        ctx.fence.check(&s.id).await.map_err(keep(s))?;
+    }
     if s.state.phase == Phase::Pending {
         let intent = Entry::Intent {
             step: s.index,
@@ -173,6 +181,7 @@ async fn advance<P>(
                         | ErrorKind::NotFound
                         | ErrorKind::InvalidInput
                         | ErrorKind::Locked
+                        | ErrorKind::LeaseLost
                         | ErrorKind::Throttled
                 );
                 (e, !refused)
@@ -355,6 +364,7 @@ pub(crate) async fn put_back(ctx: &Ctx, s: &StepRun, back: &Change) -> Result<Ap
     let until = Instant::now() + policy.deadline;
     let on_retry = |n, e: &Error, d| ctx.retrying(Some(s.index), &s.id, n, e, d);
     let target = s.target.clone();
+    ctx.fence.check(&s.id).await?;
     let apply = || async {
         let _place = ctx.calls.acquire().await;
         target.apply(back).await

@@ -74,17 +74,14 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
         return Ok(finish(&ctx, &mut steps, None, Vec::new(), Vec::new(), true).await);
     }
     // 2. Lock every target.
-    let leases = match lock_all(&ctx, b.locks.as_ref(), &steps, &holder, b.lease_ttl).await {
-        Ok(l) => l,
-        Err(e) => {
-            abort(&ctx, &e).await;
-            return Err(e);
-        }
-    };
-    let renewer = spawn_renewal(&ctx, b.locks.clone(), leases.clone(), b.lease_ttl);
+    if let Err(e) = lock_all(&ctx, &b.locks, &steps, &holder, b.lease_ttl).await {
+        abort(&ctx, &e).await;
+        return Err(e);
+    }
+    let renewer = spawn_renewal(ctx.fence.clone());
     // 3-5. Apply, wait, verify; compensate or halt; report.
     let report = drive(&ctx, &mut steps, None).await;
     drop(renewer);
-    ctx.release(b.locks.as_ref(), &leases).await;
+    ctx.release(b.locks.as_ref()).await;
     Ok(report)
 }

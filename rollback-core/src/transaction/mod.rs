@@ -501,7 +501,7 @@ impl TransactionBuilder {
         self
     }
 
-    /// How many calls the run makes at once (default 8): preflight reads this many targets
+    /// How many calls the run makes at once (default 16): preflight reads this many targets
     /// at a time, and applies and the looks of the waits share this many places. A step
     /// waiting for its target to converge holds no place, so every step of a stage
     /// converges at once however many there are; what this bounds is the load on the
@@ -605,7 +605,7 @@ impl Transaction {
             stages: Vec::new(),
             checks: Vec::new(),
             policy: FailurePolicy::Compensate,
-            concurrency: 8,
+            concurrency: 16,
             on_failure: Vec::new(),
             journal: None,
             locks: Arc::new(FileLocks::from_env()),

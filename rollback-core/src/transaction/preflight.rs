@@ -92,6 +92,7 @@ pub(crate) async fn preflight(
         checks: b.checks.clone(),
         on_failure: b.on_failure.clone(),
         attention: Mutex::new(Vec::new()),
+        fence: Default::default(),
         started_at: Utc::now(),
         start: Instant::now(),
     };

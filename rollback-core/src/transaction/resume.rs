@@ -372,6 +372,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         checks: Vec::new(),
         on_failure: Vec::new(),
         attention: Mutex::new(Vec::new()),
+        fence: Default::default(),
         started_at: r.started_at,
         start: Instant::now(),
     };
@@ -471,11 +472,11 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
     let mut ids: Vec<TargetId> = steps.iter().map(|s| s.id.clone()).collect();
     ids.sort();
     let leases = acquire_all(locks.as_ref(), &ids, &holder, opts.lease_ttl).await?;
-    let leases = Arc::new(Mutex::new(leases));
-    let renewer = spawn_renewal(&ctx, locks.clone(), leases.clone(), opts.lease_ttl);
+    ctx.fence.arm(locks.clone(), leases, opts.lease_ttl);
+    let renewer = spawn_renewal(ctx.fence.clone());
     let mut report = drive(&ctx, &mut steps, r.failure.clone()).await;
     drop(renewer);
-    ctx.release(locks.as_ref(), &leases).await;
+    ctx.release(locks.as_ref()).await;
     // Actions that ran before the crash belong in the report too.
     let mut actions = r.actions.clone();
     actions.append(&mut report.actions);
@@ -501,6 +502,7 @@ async fn release_leftovers(
             holder: holder.clone(),
             acquired_at: now,
             expires_at: now,
+            token: 0,
         })
         .collect();
     if let Some(targets) = release_all(locks.as_ref(), &leases).await {

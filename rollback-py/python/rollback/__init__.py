@@ -23,6 +23,7 @@ from ._errors import (
     ConflictError,
     InvalidInputError,
     JournalError,
+    LeaseLostError,
     LockedError,
     NotFoundError,
     RollbackError,

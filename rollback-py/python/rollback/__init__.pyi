@@ -28,6 +28,7 @@ from ._errors import BackendError as BackendError
 from ._errors import ConflictError as ConflictError
 from ._errors import InvalidInputError as InvalidInputError
 from ._errors import JournalError as JournalError
+from ._errors import LeaseLostError as LeaseLostError
 from ._errors import LockedError as LockedError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import RollbackError as RollbackError
@@ -76,6 +77,7 @@ __all__ = [
     "NotFoundError",
     "InvalidInputError",
     "ConflictError",
+    "LeaseLostError",
     "LockedError",
     "ThrottledError",
     "RollbackTimeoutError",
@@ -544,7 +546,7 @@ class Transaction:
         reason: str | None = None,
         journal: str | os.PathLike[str] | None = None,
         policy: str = "compensate",
-        concurrency: int = 8,
+        concurrency: int = 16,
         *,
         locks_dir: str | os.PathLike[str] | None = None,
         lease_ttl: Seconds | None = None,

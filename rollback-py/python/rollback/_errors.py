@@ -11,6 +11,7 @@ __all__ = [
     "NotFoundError",
     "InvalidInputError",
     "ConflictError",
+    "LeaseLostError",
     "LockedError",
     "ThrottledError",
     "RollbackTimeoutError",
@@ -69,6 +70,13 @@ class LockedError(RollbackError):
     """Another transaction holds the target's lease; the message names the holder."""
 
     default_kind = "locked"
+
+
+class LeaseLostError(RollbackError):
+    """The run lost its lease on a target (taken over, or not renewed in time) and stopped
+    before changing anything more; the report lists what it had changed."""
+
+    default_kind = "lease_lost"
 
 
 class ThrottledError(RollbackError):
