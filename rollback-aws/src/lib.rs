@@ -66,6 +66,7 @@ pub mod ecs;
 mod error;
 pub mod handover;
 pub mod lambda;
+pub mod locks;
 pub mod rds;
 mod sdk;
 pub mod secrets;
@@ -77,12 +78,14 @@ pub use config::{Aws, AwsCache, AwsConfig};
 pub use ecs::{EcsDesiredCount, EcsService};
 pub use handover::ConnectionHandover;
 pub use lambda::LambdaAlias;
+pub use locks::DynamoDbLocks;
 pub use rds::RdsInstance;
 pub use secrets::SecretVersion;
 
 use rollback_core::Registry;
 
-/// Registers this crate's target kinds so a journal naming them can be resumed. The AWS
+/// Registers this crate's target kinds (and its lock kind, [`DynamoDbLocks`]) so a journal
+/// naming them can be resumed. The AWS
 /// settings a journal records are resolved once per distinct configuration, lazily, when
 /// the first target needing them is rebuilt (see [`AwsCache`]), with the standard
 /// environment's credentials. To rebuild targets with settings of your own (credentials
@@ -105,6 +108,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<RdsInstance>(registry, &cache);
     target::register::<ConnectionHandover>(registry, &cache);
     target::register::<PipelineTransition>(registry, &cache);
+    DynamoDbLocks::register(registry, &cache);
 }
 
 /// A registry that knows the core kinds and this crate's.

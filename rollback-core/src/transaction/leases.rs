@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::journal::Entry;
 use crate::lock::{Holder, Lease, LockManager};
 use crate::target::TargetId;
+use crate::wait::RetryPolicy;
 
 /// Takes a lease on every step's target, arms the fence with them and records `locked`;
 /// on an error, gives back those taken.
@@ -56,7 +57,7 @@ pub(crate) async fn acquire_all(
     // (closures over borrowed items in stream combinators are not, for now).
     let mut calls = Vec::with_capacity(ids.len());
     for id in ids {
-        calls.push(locks.acquire(id, holder, ttl));
+        calls.push(retried(|| locks.acquire(id, holder, ttl)));
     }
     let results: Vec<Result<Lease>> = stream::iter(calls).buffered(LEASE_CALLS).collect().await;
     let mut leases = Vec::with_capacity(results.len());
@@ -98,8 +99,22 @@ pub(crate) async fn release_all(
         .then(|| leases.iter().map(|l| l.target.clone()).collect())
 }
 
+/// A lock store's call, tried again with backoff while it is throttled or failing
+/// transiently ([`RetryPolicy::default`]: five attempts in a few seconds).
+async fn retried<T, F, Fut>(op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    RetryPolicy::default()
+        .run(op, |n, e, d| {
+            tracing::warn!(target: LOG_TARGET, error = %e, attempt = n + 1, "lock store call failed; trying again in {d:.1?}")
+        })
+        .await
+}
+
 async fn release_one(locks: &dyn LockManager, lease: &Lease) -> bool {
-    match locks.release(lease).await {
+    match retried(|| locks.release(lease)).await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(target: LOG_TARGET, error = %e, target_id = %lease.target, "could not release a lease; it will expire by itself");

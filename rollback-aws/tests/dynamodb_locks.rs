@@ -1,0 +1,322 @@
+//! `DynamoDbLocks` through the real aws-sdk-rust against the emulator (moto's DynamoDB,
+//! with its condition expressions): the lock contract, its calls, two processes with
+//! nothing shared but the table, a holder killed with SIGKILL, and fencing.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rollback_aws::{Aws, DynamoDbLocks};
+use rollback_core::conformance::locks::assert_lock_conformance;
+use rollback_core::verify::{check_fn, CheckOutcome};
+use rollback_core::{
+    ErrorKind, FakeTarget, Holder, LockManager, Outcome, Revision, RollbackTarget as _, Selector,
+    Step, Transaction,
+};
+use rollback_testkit::{gained, AwsEmulator};
+
+const TABLE: &str = "rollback-locks";
+/// Set in the children this file starts: the emulator's endpoint.
+const ENDPOINT_VAR: &str = "ROLLBACK_TEST_DYNAMODB_ENDPOINT";
+
+async fn table(emu: &AwsEmulator) -> (Aws, DynamoDbLocks) {
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
+    let locks = DynamoDbLocks::create_table(&aws, TABLE).await.unwrap();
+    (aws, locks)
+}
+
+fn api() -> FakeTarget {
+    FakeTarget::builder("api")
+        .revision(Revision::new("1"))
+        .revision(Revision::new("2"))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn dynamodb_locks_conform() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let (aws, locks) = table(&emu).await;
+    assert_lock_conformance(&locks).await;
+    // The helper finds the table it made.
+    DynamoDbLocks::create_table(&aws, TABLE).await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_tables_are_refused_before_anything_changes() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
+    let e = DynamoDbLocks::new(&aws, "no spaces allowed").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // A table that does not exist: the run stops at locking, the target untouched.
+    let missing = DynamoDbLocks::new(&aws, "never-created").unwrap();
+    let t = api();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Transaction::builder("missing table")
+        .reason("test")
+        .journal(dir.path().join("j.jsonl"))
+        .locks(Arc::new(missing))
+        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(
+        e.to_string().contains("never-created") && e.to_string().contains("create_table"),
+        "{e}"
+    );
+    assert_eq!(t.apply_count(), 0);
+}
+
+#[tokio::test]
+async fn a_run_costs_four_lock_calls_per_target() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let (_aws, locks) = table(&emu).await;
+    let t = api();
+    let dir = tempfile::tempdir().unwrap();
+    let before = emu.calls().await.unwrap();
+    let report = Transaction::builder("counted")
+        .reason("test")
+        .journal(dir.path().join("j.jsonl"))
+        .locks(Arc::new(locks.clone()))
+        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    // Acquire: a consistent read and a conditional put. The fence before the apply: one
+    // conditional update (it renews). Release: one conditional update.
+    let got = gained(&before, &emu.calls().await.unwrap());
+    let want = [("GetItem", 1), ("PutItem", 1), ("UpdateItem", 2)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(locks.current(&t.id()).await.unwrap(), None, "given back");
+}
+
+/// The child of the two-process tests: one run on its own fake `api` (nothing shared with
+/// the other process but the lock table). It prints `HOLDING` from the step's check and
+/// waits for a line on stdin before passing it; or `LOCKED <message>` if refused.
+#[tokio::test]
+#[ignore = "run as a child process by the tests of this file"]
+async fn contender_child() {
+    let Ok(endpoint) = std::env::var(ENDPOINT_VAR) else {
+        return;
+    };
+    let emu = AwsEmulator::connect(endpoint).await.unwrap();
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
+    let locks = DynamoDbLocks::new(&aws, TABLE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hold = check_fn("hold", || async {
+        println!("HOLDING");
+        std::io::stdout().flush().unwrap();
+        let mut line = String::new();
+        tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        Ok(CheckOutcome::pass("released by the parent"))
+    });
+    let ttl = std::env::var("LEASE_TTL_S").map_or(300, |s| s.parse().unwrap());
+    let run = Transaction::builder("contender")
+        .reason("two processes")
+        .journal(dir.path().join("j.jsonl"))
+        .locks(Arc::new(locks))
+        .lease_ttl(Duration::from_secs(ttl))
+        .step(Step::new(Arc::new(api()), Selector::Previous).verify(hold))
+        .build()
+        .unwrap()
+        .run()
+        .await;
+    match run {
+        Ok(report) => println!("DONE {}", report.outcome),
+        Err(e) if e.kind() == ErrorKind::Locked => println!("LOCKED {e}"),
+        Err(e) => println!("ERROR {e}"),
+    }
+}
+
+fn contender(emu: &AwsEmulator, ttl_s: u64) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "contender_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--quiet",
+        ])
+        .env(ENDPOINT_VAR, emu.endpoint())
+        .env("LEASE_TTL_S", ttl_s.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The child's first line of its own (test harness lines skipped).
+fn first_line(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
+    lines
+        .map(Result::unwrap)
+        .find(|l| {
+            ["HOLDING", "LOCKED", "DONE", "ERROR"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .unwrap_or_else(|| "(no output)".into())
+}
+
+#[tokio::test]
+async fn two_processes_on_one_target_exactly_one_proceeds_every_time() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let (_aws, locks) = table(&emu).await;
+    for round in 0..50 {
+        let mut kids = [contender(&emu, 300), contender(&emu, 300)];
+        let mut outs: Vec<_> = kids
+            .iter_mut()
+            .map(|k| BufReader::new(k.stdout.take().unwrap()).lines())
+            .collect();
+        // Both have tried before either lets go: the holder waits in its check.
+        let firsts: Vec<String> = outs.iter_mut().map(first_line).collect();
+        let holding: Vec<usize> = (0..2).filter(|&i| firsts[i] == "HOLDING").collect();
+        assert_eq!(holding.len(), 1, "round {round}: {firsts:?}");
+        let (winner, loser) = (holding[0], 1 - holding[0]);
+        assert!(
+            firsts[loser].starts_with("LOCKED") && firsts[loser].contains("pid"),
+            "round {round}: the other is refused naming the holder: {firsts:?}"
+        );
+        writeln!(kids[winner].stdin.as_mut().unwrap()).unwrap();
+        assert_eq!(
+            first_line(&mut outs[winner]),
+            "DONE succeeded",
+            "round {round}"
+        );
+        for k in &mut kids {
+            assert!(k.wait().unwrap().success());
+        }
+        assert_eq!(
+            locks.current(&api().id()).await.unwrap(),
+            None,
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_holder_killed_with_sigkill_is_taken_over_after_its_ttl() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let (_aws, locks) = table(&emu).await;
+    let mut kid = contender(&emu, 2);
+    let mut out = BufReader::new(kid.stdout.take().unwrap()).lines();
+    assert_eq!(first_line(&mut out), "HOLDING");
+    kid.kill().unwrap();
+    kid.wait().unwrap();
+    let id = api().id();
+    let dead = locks
+        .current(&id)
+        .await
+        .unwrap()
+        .expect("the dead run's lease");
+
+    let t = api();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &'static str| {
+        Transaction::builder(name)
+            .reason("after a crash")
+            .journal(dir.path().join(format!("{name}.jsonl")))
+            .locks(Arc::new(locks.clone()))
+            .step(Step::new(Arc::new(t.clone()), Selector::Previous))
+            .build()
+            .unwrap()
+    };
+    // Before its TTL the dead run still holds it.
+    if chrono::Utc::now() < dead.expires_at {
+        let e = run("early").run().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Locked, "{e}");
+    }
+    // The lease's expiry is the condition under test: wait it out.
+    let left = (dead.expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(100)).await;
+    let report = run("late").run().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(t.current_id(), "1");
+    // The new lease had a greater token (the item keeps it after release).
+    let mine = Holder::current("probe");
+    let next = locks
+        .acquire(&id, &mine, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        next.token >= dead.token + 2,
+        "{} then {}",
+        dead.token,
+        next.token
+    );
+    locks.release(&next).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lease_taken_over_in_the_table_stops_the_run_before_its_next_change() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let (_aws, locks) = table(&emu).await;
+    let a = FakeTarget::builder("a")
+        .revision(Revision::new("1"))
+        .revision(Revision::new("2"))
+        .build()
+        .unwrap();
+    let b = FakeTarget::builder("b")
+        .revision(Revision::new("1"))
+        .revision(Revision::new("2"))
+        .build()
+        .unwrap();
+    let (store, bid) = (locks.clone(), b.id());
+    // While stage 0 verifies, b's lease lapses in the table and bob takes it.
+    let thief = check_fn("take b's lease", move || {
+        let (store, bid) = (store.clone(), bid.clone());
+        async move {
+            // Renewed for no time, as if its holder had stopped renewing it.
+            let theirs = store.current(&bid).await?.expect("the run's lease");
+            store.renew(&theirs, Duration::ZERO).await?;
+            let bob = Holder {
+                name: "bob@laptop".into(),
+                transaction: "bobs-run".into(),
+                journal: None,
+            };
+            store.acquire(&bid, &bob, Duration::from_secs(300)).await?;
+            Ok(CheckOutcome::pass("b's lease is bob's now"))
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = Transaction::builder("fenced")
+        .reason("fencing test")
+        .journal(dir.path().join("j.jsonl"))
+        .locks(Arc::new(locks.clone()))
+        .step(Step::new(Arc::new(a.clone()), Selector::Previous).verify(thief))
+        .stage()
+        .step(Step::new(Arc::new(b.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Failed, "{report}");
+    assert_eq!(b.apply_count(), 0, "b was not changed");
+    assert_eq!(
+        a.current_id(),
+        "1",
+        "a was not put back: someone else holds the run"
+    );
+    let err = report.error.as_ref().unwrap();
+    assert_eq!(err.kind, ErrorKind::LeaseLost, "{report}");
+    assert!(err.message.contains("bob@laptop"), "{}", err.message);
+    let held = locks.current(&b.id()).await.unwrap().unwrap();
+    assert_eq!(held.holder.transaction, "bobs-run", "bob's lease untouched");
+}
