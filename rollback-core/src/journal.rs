@@ -71,6 +71,11 @@ pub struct StepSpec {
 pub enum Entry {
     /// The transaction as asked for.
     Begin {
+        /// The journal format this transaction's records follow, `major.minor` ([`FORMAT`];
+        /// `1.0` in journals written before it was recorded). A reader refuses a major
+        /// version newer than its own instead of misreading it.
+        #[serde(default = "format_before_versions")]
+        format: String,
         /// Its name.
         name: String,
         /// Why it runs.
@@ -492,6 +497,46 @@ fn journal_err(path: &Path, what: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// The journal format this version writes: `major.minor`. A minor version adds what older
+/// readers may ignore; a major version changes what records mean, and readers of an older
+/// major refuse it ([`read_journal`]).
+pub const FORMAT: &str = "1.1";
+
+fn format_before_versions() -> String {
+    "1.0".into()
+}
+
+/// The major version of a `major.minor` format.
+fn major(format: &str) -> Option<u64> {
+    format.split('.').next()?.trim().parse().ok()
+}
+
+/// Why a `begin` record of format `found` cannot be read by this version, if it cannot.
+fn unreadable_format(found: &str) -> Option<String> {
+    let ours = major(FORMAT).unwrap_or(1);
+    match major(found) {
+        Some(m) if m <= ours => None,
+        Some(_) => Some(format!(
+            "it was written in journal format {found} by a newer rollback, and this one reads format {ours}.x; read it with that newer version"
+        )),
+        None => Some(format!("its journal format {found:?} is not a version (major.minor)")),
+    }
+}
+
+/// The format of a line that is a `begin` record, read without reading the rest of it.
+fn begin_format(line: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Probe {
+        record: Option<String>,
+        format: Option<String>,
+    }
+    if !line.windows(7).any(|w| w == b"\"begin\"") {
+        return None;
+    }
+    let p: Probe = serde_json::from_slice(line).ok()?;
+    (p.record.as_deref() == Some("begin")).then(|| p.format.unwrap_or_else(format_before_versions))
+}
+
 /// The largest journal [`read_journal`] reads: 64 MiB (a run of a hundred steps writes a
 /// few hundred KiB).
 pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
@@ -630,7 +675,11 @@ pub fn read_journal(path: impl AsRef<Path>) -> Result<Vec<Record>> {
         if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_slice::<Record>(line) {
+        let parsed = serde_json::from_slice::<Record>(line);
+        if let Some(why) = begin_format(line).as_deref().and_then(unreadable_format) {
+            return Err(bad(format!("line {}: {why}", i + 1), None));
+        }
+        match parsed {
             Ok(r) => out.push(r),
             // Only a record cut short counts as torn, not a last line of something else.
             Err(e) if i + 1 == last && e.is_eof() && line.starts_with(b"{") => {

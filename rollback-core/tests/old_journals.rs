@@ -116,3 +116,50 @@ async fn an_old_journal_interrupted_while_compensating_resumes_as_before() {
     let at: Vec<String> = live.iter().map(FakeTarget::current_id).collect();
     assert_eq!(at, ["3", "3"], "both are put back");
 }
+
+/// A journal from a newer major format is refused with a clear error (by every reader:
+/// reports and resumes read through `read_journal`), not misread; an old one without a
+/// format reads as 1.0.
+#[tokio::test]
+async fn a_journal_of_a_newer_major_format_is_refused_not_misread() {
+    let old = fixture("v0-succeeded.jsonl");
+    let text = std::fs::read_to_string(&old).unwrap();
+    assert!(
+        !text.contains("\"format\""),
+        "the v0 fixture predates formats"
+    );
+    let records = read_journal(&old).unwrap();
+    assert!(matches!(
+        &records[0].entry,
+        rollback_core::journal::Entry::Begin { format, .. } if format == "1.0"
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let newer = dir.path().join("newer.jsonl");
+    let first = text.lines().next().unwrap();
+    let mut begin: Value = serde_json::from_str(first).unwrap();
+    begin["format"] = json!("2.0");
+    // A newer major may change what records hold; this one's steps are gone.
+    begin["steps"] = json!("moved elsewhere in format 2");
+    let rest: Vec<&str> = text.lines().skip(1).collect();
+    std::fs::write(&newer, format!("{begin}\n{}\n", rest.join("\n"))).unwrap();
+    for e in [
+        read_journal(&newer).unwrap_err(),
+        report_from_journal(&newer).unwrap_err(),
+        resume_with(&newer, ResumeOptions::default())
+            .await
+            .unwrap_err(),
+    ] {
+        let msg = e.to_string();
+        assert!(
+            msg.contains("format 2.0") && msg.contains("newer rollback"),
+            "{msg}"
+        );
+    }
+    // A newer minor version reads.
+    begin["format"] = json!("1.7");
+    begin["steps"] = serde_json::from_str::<Value>(first).unwrap()["steps"].clone();
+    begin["added_in_1_7"] = json!(true);
+    std::fs::write(&newer, format!("{begin}\n{}\n", rest.join("\n"))).unwrap();
+    assert_eq!(read_journal(&newer).unwrap().len(), records.len());
+}

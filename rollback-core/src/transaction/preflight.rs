@@ -185,6 +185,7 @@ fn begin(
         })
         .collect();
     Entry::Begin {
+        format: journal::FORMAT.into(),
         name: b.name.clone(),
         reason: b.reason.clone(),
         holder: holder.clone(),
