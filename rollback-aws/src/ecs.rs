@@ -554,6 +554,7 @@ impl EcsService {
             to,
             diff: diff(from, to_def),
             precondition: None,
+            origin: None,
         }
     }
 }

@@ -345,6 +345,7 @@ impl RollbackTarget for ConnectionHandover {
             to,
             diff: d.build(),
             precondition: None,
+            origin: None,
         })
     }
 

@@ -43,6 +43,10 @@ use rollback_core::lock::LockSpec;
 use rollback_core::{Error, ErrorKind, Holder, Lease, LockManager, Registry, Result, TargetId};
 use serde::{Deserialize, Serialize};
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use crate::error::sdk_error;
 use crate::{Aws, AwsCache, AwsConfig};
 
@@ -81,17 +85,7 @@ impl DynamoDbLocks {
     /// here (3 to 255 of `a-z A-Z 0-9 _ - .`); that the table exists is checked by the
     /// first acquire, before anything is changed.
     pub fn new(aws: &Aws, table: impl Into<String>) -> Result<Self> {
-        let table = table.into();
-        let valid = (3..=255).contains(&table.len())
-            && table
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !valid {
-            return Err(Error::invalid(
-                "locks",
-                format!("{table:?} is not a DynamoDB table name (3 to 255 letters, digits, '_', '-' or '.')"),
-            ));
-        }
+        let table = table_name("locks", table.into())?;
         Ok(DynamoDbLocks {
             client: aws.client(Client::new),
             table,
@@ -108,57 +102,8 @@ impl DynamoDbLocks {
     /// waits until it is active.
     pub async fn create_table(aws: &Aws, table: impl Into<String>) -> Result<Self> {
         let locks = Self::new(aws, table)?;
-        let who = TargetId::new("dynamodb", &locks.table);
-        let created = locks
-            .client
-            .create_table()
-            .table_name(&locks.table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("target")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| Error::invalid(who.to_string(), e.to_string()))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("target")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| Error::invalid(who.to_string(), e.to_string()))?,
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await;
-        if let Err(e) = created {
-            let exists = e
-                .as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception());
-            if !exists {
-                return Err(sdk_error(&who, "CreateTable", e));
-            }
-        }
-        let mut pause = Duration::from_millis(100);
-        for _ in 0..60 {
-            let d = locks
-                .client
-                .describe_table()
-                .table_name(&locks.table)
-                .send()
-                .await
-                .map_err(|e| sdk_error(&who, "DescribeTable", e))?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(locks);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
-        }
-        Err(Error::timeout(
-            who.to_string(),
-            "the lock table to be active",
-            Duration::from_secs(60),
-            "not active",
-        ))
+        create_keyed_table(&locks.client, &locks.table).await?;
+        Ok(locks)
     }
 
     /// Rebuilds DynamoDB leases from their [`LockSpec`] with `cache`'s AWS settings.
@@ -200,35 +145,11 @@ impl DynamoDbLocks {
         )
     }
 
-    /// An SDK error of `op` on `target`'s item; a missing table is input to correct.
-    fn failed<E>(
-        &self,
-        target: &TargetId,
-        op: &str,
-        e: aws_smithy_runtime_api::client::result::SdkError<
-            E,
-            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-        >,
-    ) -> Error
+    fn failed<E>(&self, target: &TargetId, op: &str, e: SdkError<E, HttpResponse>) -> Error
     where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let e = sdk_error(&self.about(target), op, e);
-        if e.kind() == ErrorKind::NotFound {
-            return Error::invalid(
-                self.about(target).to_string(),
-                format!(
-                    "the DynamoDB lock table {:?} does not exist in this account and region; create it with DynamoDbLocks::create_table, or name another",
-                    self.table
-                ),
-            )
-            .with_source(e);
-        }
-        e
+        table_error(&self.table, "lock", &self.about(target), op, e)
     }
 
     async fn read(&self, target: &TargetId) -> Result<Option<Item>> {
@@ -265,12 +186,7 @@ impl DynamoDbLocks {
         };
         match put.send().await {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(e) if lost_race(&e) => Ok(false),
             Err(e) => Err(self.failed(&lease.target, "PutItem", e)),
         }
     }
@@ -293,6 +209,108 @@ impl DynamoDbLocks {
             Err(e) => e,
         }
     }
+}
+
+/// `table` if it is a DynamoDB table name (3 to 255 of `a-z A-Z 0-9 _ - .`), else an
+/// error about `what`.
+pub(crate) fn table_name(what: &str, table: String) -> Result<String> {
+    let valid = (3..=255).contains(&table.len())
+        && table
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        return Err(Error::invalid(
+            what,
+            format!("{table:?} is not a DynamoDB table name (3 to 255 letters, digits, '_', '-' or '.')"),
+        ));
+    }
+    Ok(table)
+}
+
+/// Whether a conditional write failed its condition: someone wrote the item first.
+pub(crate) fn lost_race<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// An SDK error of `op` on `target`'s item in the `what` table; a missing table is input
+/// to correct.
+pub(crate) fn table_error<E>(
+    table: &str,
+    what: &str,
+    target: &TargetId,
+    op: &str,
+    e: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let e = sdk_error(target, op, e);
+    if e.kind() != ErrorKind::NotFound {
+        return e;
+    }
+    Error::invalid(
+        target.to_string(),
+        format!(
+            "the DynamoDB {what} table {table:?} does not exist in this account and region; create it with create_table, or name another"
+        ),
+    )
+    .with_source(e)
+}
+
+/// Creates `table` (partition key `target` S, on-demand billing) unless it exists, and
+/// waits until it is active.
+pub(crate) async fn create_keyed_table(client: &Client, table: &str) -> Result<()> {
+    let who = TargetId::new("dynamodb", table);
+    let invalid =
+        |e: aws_sdk_dynamodb::error::BuildError| Error::invalid(who.to_string(), e.to_string());
+    let created = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("target")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(invalid)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("target")
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(invalid)?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|s| s.is_resource_in_use_exception());
+        if !exists {
+            return Err(sdk_error(&who, "CreateTable", e));
+        }
+    }
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..60 {
+        let d = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&who, "DescribeTable", e))?;
+        if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+    Err(Error::timeout(
+        who.to_string(),
+        "the table to be active",
+        Duration::from_secs(60),
+        "not active",
+    ))
 }
 
 /// An item as read: the lease it holds (none once given back) and its version.
@@ -455,12 +473,7 @@ impl LockManager for DynamoDbLocks {
             .await;
         match out {
             Ok(_) => Ok(renewed),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(self.lost(lease).await)
-            }
+            Err(e) if lost_race(&e) => Err(self.lost(lease).await),
             Err(e) => Err(self.failed(&lease.target, "UpdateItem", e)),
         }
     }
@@ -484,12 +497,7 @@ impl LockManager for DynamoDbLocks {
             .await;
         match out {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if lost_race(&e) => Ok(()),
             Err(e) => Err(self.failed(&lease.target, "UpdateItem", e)),
         }
     }

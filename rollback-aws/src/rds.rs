@@ -610,6 +610,7 @@ impl RollbackTarget for RdsInstance {
             to,
             diff: d.build(),
             precondition: None,
+            origin: None,
         })
     }
 

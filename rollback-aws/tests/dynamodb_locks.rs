@@ -66,7 +66,9 @@ async fn bad_tables_are_refused_before_anything_changes() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(
-        e.to_string().contains("never-created") && e.to_string().contains("create_table"),
+        e.to_string().contains("never-created")
+            && e.to_string().contains("lock table")
+            && e.to_string().contains("create_table"),
         "{e}"
     );
     assert_eq!(t.apply_count(), 0);

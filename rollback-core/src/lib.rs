@@ -78,6 +78,7 @@ pub mod events;
 #[cfg(feature = "testing")]
 pub mod fake;
 pub mod journal;
+pub mod known_good;
 pub mod lock;
 pub mod metrics;
 #[cfg(feature = "mock")]
@@ -96,6 +97,7 @@ pub use error::{Error, ErrorKind, ErrorRecord, Result};
 pub use events::{Event, EventKind};
 #[cfg(feature = "testing")]
 pub use fake::FakeTarget;
+pub use known_good::{FileKnownGood, KnownGood, KnownGoodStore};
 pub use lock::{FileLocks, Holder, Lease, LockManager};
 /// The fake target's former name (it is held in memory or in a state file, so it is now
 /// named for what it is: a fake).

@@ -18,6 +18,12 @@
 //! | manager | shared by | protects against |
 //! | --- | --- | --- |
 //! | [`FileLocks`] (the default) | the processes of one machine that use the same folder | two runs on one bastion host or CI runner; not two laptops, not runners on different machines, not a folder on a network file system whose locks are advisory |
+//! | `rollback_aws::DynamoDbLocks` | every run, on any machine, that uses the same table (account and region) | two engineers on two laptops, CI runners, a deploy bot's replicas; conditional writes decide every race |
+//! | `rollback_k8s::LeaseLocks` | every run, on any machine that can reach the cluster, that uses the same namespace | the same, for teams whose shared store is the cluster: `coordination.k8s.io/v1` Leases updated with `resourceVersion` preconditions |
+//!
+//! Every manager's expiry is read against the clock of the machine asking: machines that
+//! share a store need clocks within a small part of the TTL of each other (NTP). The
+//! engine stops trusting its lease a tenth of the TTL before it lapses.
 
 use std::fmt;
 use std::fs;
@@ -236,23 +242,7 @@ impl FileLocks {
 
     /// The file of one target's lease.
     pub fn path_for(&self, target: &TargetId) -> PathBuf {
-        let safe: String = target
-            .to_string()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        // A short hash keeps distinct ids with the same sanitized form apart.
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in target.to_string().bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-        }
-        self.dir.join(format!("{safe}-{h:016x}.lease"))
+        self.dir.join(format!("{}.lease", file_stem(target)))
     }
 
     /// Runs `f` on the lease file's current content while holding the OS lock; `f` returns
@@ -342,6 +332,28 @@ enum Update {
     Taken(Lease),
     Renewed(Lease),
     Released(u64),
+}
+
+/// A file name for `target`: its id with anything but letters, digits, `-` and `.` made
+/// `_`, and a short hash that keeps distinct ids with the same sanitized form apart.
+pub(crate) fn file_stem(target: &TargetId) -> String {
+    let safe: String = target
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // A short hash keeps distinct ids with the same sanitized form apart.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in target.to_string().bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("{safe}-{h:016x}")
 }
 
 fn ttl_delta(ttl: Duration) -> chrono::Duration {

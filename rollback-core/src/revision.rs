@@ -133,6 +133,10 @@ pub struct Change {
     /// resourceVersion) that apply sends so the backend refuses a concurrent change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precondition: Option<String>,
+    /// Where the choice of `to` came from, when a person should know (`last known good:
+    /// verified by transaction ... at ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl Change {
@@ -145,6 +149,7 @@ impl Change {
             to,
             diff,
             precondition: None,
+            origin: None,
         }
     }
 
@@ -156,6 +161,7 @@ impl Change {
             to: self.from.clone(),
             diff: self.diff.reverse(),
             precondition: None,
+            origin: None,
         }
     }
 
@@ -172,6 +178,9 @@ impl Change {
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {} -> {}", self.target, self.from.id, self.to.id)?;
+        if let Some(origin) = &self.origin {
+            writeln!(f, "  chosen as {origin}")?;
+        }
         write!(f, "{}", self.diff)
     }
 }

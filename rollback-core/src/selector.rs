@@ -22,6 +22,11 @@ pub enum Selector {
     StepsBack(u32),
     /// The newest revision whose images carry this tag (or digest).
     ImageTag(String),
+    /// The newest revision of the target that a past transaction verified healthy (it
+    /// succeeded and its checks passed), from the transaction's
+    /// [`KnownGoodStore`](crate::known_good::KnownGoodStore). A transaction resolves it in
+    /// preflight; without a record it is an error, never another revision.
+    LastKnownGood,
 }
 
 impl Selector {
@@ -102,6 +107,10 @@ impl Selector {
                         format!("the history holds {}", ids()),
                     )
                 }),
+            Selector::LastKnownGood => Err(Error::invalid(
+                target.to_string(),
+                "LastKnownGood is chosen by a transaction from its known-good store (TransactionBuilder::known_good); run it in a transaction, or name the revision with Exact",
+            )),
             Selector::ImageTag(tag) => {
                 if tag.is_empty() {
                     return Err(Error::invalid(
@@ -132,6 +141,7 @@ impl fmt::Display for Selector {
             Selector::Exact(id) => write!(f, "exact {id}"),
             Selector::StepsBack(n) => write!(f, "{n} step(s) back"),
             Selector::ImageTag(tag) => write!(f, "image tag {tag}"),
+            Selector::LastKnownGood => f.write_str("last known good"),
         }
     }
 }

@@ -194,17 +194,10 @@ impl Clients {
         Clients::Resolved(Arc::default())
     }
 
-    /// The client for a target rebuilt from its spec, which recorded `config`; a bad
-    /// configuration is refused naming the target (`kind/namespace/name`) it was for.
-    pub(crate) async fn for_target(
-        &self,
-        config: &K8sConfig,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Result<K8s> {
-        let loaded = match self {
-            Clients::Given(k8s) => return Ok(k8s.clone()),
+    /// The client for `config`: the given one, or `config` loaded once and shared.
+    pub(crate) async fn load(&self, config: &K8sConfig) -> Result<K8s> {
+        match self {
+            Clients::Given(k8s) => Ok(k8s.clone()),
             Clients::Resolved(cache) => {
                 let mut cache = cache.lock().await;
                 match cache.get(config) {
@@ -214,8 +207,19 @@ impl Clients {
                     }),
                 }
             }
-        };
-        loaded.map_err(|e| match e {
+        }
+    }
+
+    /// The client for a target rebuilt from its spec, which recorded `config`; a bad
+    /// configuration is refused naming the target (`kind/namespace/name`) it was for.
+    pub(crate) async fn for_target(
+        &self,
+        config: &K8sConfig,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<K8s> {
+        self.load(config).await.map_err(|e| match e {
             Error::InvalidInput {
                 message, source, ..
             } => Error::InvalidInput {
@@ -394,7 +398,7 @@ const UNPARSED_REASON: &str = "Failed to parse error data";
 
 /// The HTTP status, the API's reason and a short, secret-free excerpt of its message (or of
 /// the body, when the answer was not a Kubernetes `Status`).
-fn describe_status(status: &kube::core::Status) -> String {
+pub(crate) fn describe_status(status: &kube::core::Status) -> String {
     let code = if status.code == 0 {
         "an error".to_string()
     } else {

@@ -71,6 +71,67 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Locks on the cluster: [`LeaseLocks`]
+//!
+//! A transaction locks each target it changes ([`rollback_core::LockManager`]); the default,
+//! file leases, protects only the runs of one machine. [`LeaseLocks`] keeps each target's
+//! lease as a `coordination.k8s.io/v1` Lease in one namespace of a cluster, so it protects
+//! every run that uses that namespace from any machine that can reach the cluster: two
+//! people on two laptops, CI runners, a deploy bot on three replicas. The targets need not
+//! be on that cluster (an ECS service locked on a Lease works the same).
+//!
+//! - One Lease per target, named from the target id ([`LeaseLocks::lease_name`]:
+//!   `rollback-<the id, sanitised>-<16 hex digits of its hash>`), labelled
+//!   `app.kubernetes.io/managed-by: rollback`, annotated with the target id, the holder as a
+//!   person reads it and its journal; `holderIdentity` is the holder's transaction,
+//!   `leaseTransitions` the fencing token ([`rollback_core::Lease::token`]), the expiry
+//!   `renewTime` + `leaseDurationSeconds` (the TTL rounded up to whole seconds).
+//! - Every write is a create or an update with the `resourceVersion` it was decided on, so
+//!   of two runs racing for a lease one wins and the other is refused naming it
+//!   ([`rollback_core::Error::Locked`]); a lease given back keeps its Lease with no holder
+//!   (its `leaseTransitions` stay, so the next holder's token is greater).
+//! - Who holds what: `kubectl get leases -n NAMESPACE -l app.kubernetes.io/managed-by=rollback
+//!   -o custom-columns=TARGET:.metadata.annotations.rollback/target,HOLDER:.metadata.annotations.rollback/holder,UNTIL:.spec.renewTime`.
+//! - RBAC: `get`, `create` and `update` on `leases` (API group `coordination.k8s.io`) in
+//!   the namespace, which must exist. A 403 says so; 429 is
+//!   [`rollback_core::Error::Throttled`], 5xx and an unreachable server a retryable
+//!   [`rollback_core::Error::Backend`].
+//! - Expiry is judged on the clock of the machine that reads the Lease against the
+//!   `renewTime` the holder wrote: the machines' clocks must agree to well within a tenth
+//!   of the TTL (the margin the engine keeps before a lease lapses).
+//! - A resume rebuilds it from the journal (kind `kubernetes-lease`, parameters
+//!   `{"namespace": ...}` and the client configuration when it is not the default) through
+//!   [`register`] or [`register_with`].
+//!
+//! ```yaml
+//! apiVersion: rbac.authorization.k8s.io/v1
+//! kind: Role
+//! metadata: {name: rollback-leases, namespace: rollback}
+//! rules:
+//! - apiGroups: [coordination.k8s.io]
+//!   resources: [leases]
+//!   verbs: [get, create, update]
+//! ```
+//!
+//! ```no_run
+//! use rollback_core::{Selector, Step, Transaction};
+//! use rollback_k8s::{Deployment, K8s, LeaseLocks};
+//! use std::sync::Arc;
+//!
+//! # async fn demo() -> rollback_core::Result<()> {
+//! let k8s = K8s::from_env().await?;
+//! let frontend = Deployment::new(&k8s, "production", "frontend")?;
+//! let report = Transaction::builder("frontend-undo")
+//!     .reason("error rate 12% after 2.4.0")
+//!     .locks(Arc::new(LeaseLocks::new(&k8s, "rollback")?))
+//!     .step(Step::new(Arc::new(frontend), Selector::Previous))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! println!("{}", report.outcome);
+//! # Ok(()) }
+//! ```
+//!
 //! # Bad input and errors
 //!
 //! Bad input is refused as [`rollback_core::Error::InvalidInput`] naming the target before
@@ -109,12 +170,15 @@
 //!   twice, paused, already matching, bad input, conflicts, progress deadline and
 //!   compensation, the recovery steps, resume; `tests/resume_gradual.rs`: a gradual
 //!   scale-up killed after its first step and resumed; `tests/clients.rs`: errors keep
-//!   their source, and where rebuilt targets get their client);
+//!   their source, and where rebuilt targets get their client; `tests/leases.rs`:
+//!   [`LeaseLocks`] passes the lock conformance suite, locks a transaction, fences a run
+//!   whose lease was taken over, and lets one of two racing clients win);
 //! - a real cluster: the same scenarios with
 //!   `KUBECONFIG=... cargo test -p rollback-k8s --test scenarios -- --ignored`.
 
 pub mod client;
 pub mod history;
+pub mod lease;
 pub mod pods;
 pub mod recovery;
 pub mod status;
@@ -122,6 +186,7 @@ pub mod undo;
 pub mod workload;
 
 pub use client::{K8s, K8sConfig};
+pub use lease::LeaseLocks;
 pub use pods::PodsReady;
 pub use recovery::{Replicas, Restart, Scalable, RESTARTED_AT_ANNOTATION};
 pub use workload::{DaemonSet, Deployment, StatefulSet, Workload, WorkloadKind, UNRECORDED};
@@ -140,9 +205,11 @@ pub use undo::{
 };
 
 /// Registers this crate's target kinds (`k8s-deployment`, `k8s-statefulset`,
-/// `k8s-daemonset`, their `-replicas` and `-restart` kinds) so that a journal naming them
-/// can be resumed, each target on the configuration its spec recorded: each configuration
-/// is loaded once and its client shared by every target (and check) that recorded it.
+/// `k8s-daemonset`, their `-replicas` and `-restart` kinds) and its lock kind
+/// (`kubernetes-lease`, [`LeaseLocks`]) so that a journal naming them can be resumed, each
+/// target (and the lock manager) on the configuration its spec recorded: each
+/// configuration is loaded once and its client shared by every target (and check) that
+/// recorded it.
 pub fn register(r: &mut rollback_core::Registry) {
     register_on(r, &client::Clients::resolved());
 }
@@ -164,6 +231,7 @@ fn register_on(r: &mut rollback_core::Registry, clients: &client::Clients) {
     recovery::register_restart::<apps::Deployment>(r, clients);
     recovery::register_restart::<apps::StatefulSet>(r, clients);
     recovery::register_restart::<apps::DaemonSet>(r, clients);
+    lease::register_locks(r, clients);
 }
 
 /// A registry with the core's and this crate's kinds ([`register`]).

@@ -146,9 +146,9 @@ impl PyTransaction {
 #[pymethods]
 impl PyTransaction {
     #[new]
-    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(16), *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None))]
+    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(16), *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None, known_good_dir=None))]
     #[pyo3(
-        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=8, *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None)"
+        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=16, *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None, known_good_dir=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -161,6 +161,7 @@ impl PyTransaction {
         lease_ttl: Option<Seconds>,
         holder: Option<String>,
         compensation_deadline: Option<Seconds>,
+        known_good_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
         if name.trim().is_empty() {
             return Err(invalid(
@@ -190,6 +191,9 @@ impl PyTransaction {
         }
         if let Some(h) = holder {
             b = b.holder(h);
+        }
+        if let Some(d) = known_good_dir {
+            b = b.known_good(Arc::new(rollback_core::FileKnownGood::new(d)));
         }
         if let Some(deadline) = compensation_deadline {
             b = b.compensation_retry(CompensationRetry {

@@ -454,7 +454,8 @@ def test_resume_locks_where_the_run_locked(tmp_path: Path, monkeypatch: pytest.M
     api._pending = 0
     report = rollback.resume(journal, targets=[api])
     assert report.outcome == "succeeded", str(report)
-    assert leases[0].read_text().strip() == "", "resume took and gave back the run's own lease"
+    # Given back: the file keeps only the token, so the next holder's grows.
+    assert "holder" not in json.loads(leases[0].read_text()), "resume took and gave back the run's own lease"
     assert not elsewhere.exists() or not list(elsewhere.glob("*.lease"))
 
 
@@ -661,3 +662,24 @@ def test_compensation_deadline_bounds_the_retries_of_putting_back(tmp_path: Path
     assert time.monotonic() - start < 30
     with pytest.raises(rollback.InvalidInputError, match="compensation_deadline"):
         rollback.Transaction("t", compensation_deadline=-1)
+
+
+def test_last_known_good_picks_what_a_checked_run_verified(tmp_path: Path) -> None:
+    kg = tmp_path / "known-good"
+    api = MemoryTarget("api", ["13", "14", "15"], "15")
+    none = rollback.Transaction("none", reason="r", journal=tmp_path / "0.jsonl", known_good_dir=kg)
+    with pytest.raises(rollback.NotFoundError, match="verified healthy"):
+        none.add(api, rollback.LastKnownGood()).run(dry_run=True)
+    ok = rollback.Check(lambda: True, name="health", policy=FAST)
+    first = rollback.Transaction("first", reason="r", journal=tmp_path / "1.jsonl", known_good_dir=kg)
+    assert first.add(api, rollback.Previous(), verify=[ok]).run().outcome == "succeeded"
+    api.ids.append("16")
+    api.at = "16"
+    second = rollback.Transaction("second", reason="r", journal=tmp_path / "2.jsonl", known_good_dir=kg)
+    report = second.add(api, rollback.LastKnownGood()).run()
+    assert report.outcome == "succeeded", str(report)
+    assert api.at == "14"
+    step = report.steps[0]
+    assert step.origin is not None and "health" in step.origin and "last known good" in step.origin
+    assert repr(rollback.LastKnownGood()) == "LastKnownGood()"
+    assert rollback.LastKnownGood() == rollback.LastKnownGood()

@@ -51,6 +51,8 @@ pub(crate) struct Ctx {
     pub attention: Mutex<Vec<Attention>>,
     /// The leases, checked before every change ([`Fence::check`]).
     pub fence: Arc<Fence>,
+    /// Where a successful run records what it verified.
+    pub known_good: Arc<dyn crate::known_good::KnownGoodStore>,
     pub started_at: DateTime<Utc>,
     pub start: Instant,
 }

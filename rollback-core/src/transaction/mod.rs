@@ -57,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorRecord, Result};
 use crate::events::{Event, EventSink};
+use crate::known_good::{FileKnownGood, KnownGoodStore};
 use crate::lock::{FileLocks, LockManager};
 use crate::revision::{Diff, Revision};
 use crate::selector::Selector;
@@ -311,6 +312,10 @@ pub struct StepReport {
     pub to: Option<Revision>,
     /// The reviewable diff.
     pub diff: Diff,
+    /// Where the choice of `to` came from, when a person should know
+    /// ([`Change::origin`](crate::Change::origin): the last known good's transaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// Where it ended.
     pub status: StepStatus,
     /// The error, if it failed.
@@ -381,6 +386,9 @@ impl fmt::Display for Report {
                 "  [{}] {}: {from} -> {to}: {}",
                 s.stage, s.target, s.status
             )?;
+            if let Some(origin) = &s.origin {
+                writeln!(f, "    chosen as {origin}")?;
+            }
             for line in s.diff.to_string().lines() {
                 writeln!(f, "    {line}")?;
             }
@@ -429,6 +437,7 @@ pub struct TransactionBuilder {
     pub(crate) on_failure: Vec<Arc<dyn FailureAction>>,
     pub(crate) journal: Option<PathBuf>,
     pub(crate) locks: Arc<dyn LockManager>,
+    pub(crate) known_good: Arc<dyn KnownGoodStore>,
     pub(crate) lease_ttl: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) compensation_retry: CompensationRetry,
@@ -530,6 +539,14 @@ impl TransactionBuilder {
         self
     }
 
+    /// Where verified-good revisions are recorded after a successful run, and read by
+    /// [`Selector::LastKnownGood`](crate::Selector::LastKnownGood) steps (default:
+    /// [`FileKnownGood::from_env`], a folder on this machine). See [`crate::known_good`].
+    pub fn known_good(mut self, store: Arc<dyn KnownGoodStore>) -> Self {
+        self.known_good = store;
+        self
+    }
+
     /// How long a lease lasts before it must be renewed (default 5 minutes; renewed every
     /// third of that while the run goes on).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
@@ -609,6 +626,7 @@ impl Transaction {
             on_failure: Vec::new(),
             journal: None,
             locks: Arc::new(FileLocks::from_env()),
+            known_good: Arc::new(FileKnownGood::from_env()),
             lease_ttl: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             compensation_retry: CompensationRetry::default(),

@@ -18,6 +18,7 @@ use crate::events::{Emitter, EventKind};
 use crate::journal::{self, Entry, JournalWriter, StepSpec};
 use crate::lock::Holder;
 use crate::revision::Change;
+use crate::selector::Selector;
 use crate::verify::{refused, Check};
 
 /// The run, planned: its context, its steps (each planned or skipped) and who holds its
@@ -93,6 +94,7 @@ pub(crate) async fn preflight(
         on_failure: b.on_failure.clone(),
         attention: Mutex::new(Vec::new()),
         fence: Default::default(),
+        known_good: b.known_good.clone(),
         started_at: Utc::now(),
         start: Instant::now(),
     };
@@ -266,7 +268,27 @@ async fn plan_step(ctx: &Ctx, index: usize, s: &Step) -> Result<(Change, bool)> 
     let id = t.id();
     let span = tracing::info_span!(target: LOG_TARGET, "preflight", transaction = %ctx.id, step = index, target = %id);
     async {
-        let change = ctx.retry(Some(index), &id, || t.prepare(&s.selector)).await?;
+        let (selector, origin) = match &s.selector {
+            Selector::LastKnownGood => {
+                let good = ctx
+                    .retry(Some(index), &id, || ctx.known_good.latest(&id))
+                    .await?
+                    .ok_or_else(|| {
+                        Error::not_found(
+                            id.to_string(),
+                            "a revision verified healthy by a past transaction",
+                            format!(
+                                "no successful run with checks has recorded one in the known-good store ({}); choose Previous or Exact for this rollback",
+                                ctx.known_good.describe()
+                            ),
+                        )
+                    })?;
+                (Selector::Exact(good.revision.clone()), Some(good.origin()))
+            }
+            other => (other.clone(), None),
+        };
+        let mut change = ctx.retry(Some(index), &id, || t.prepare(&selector)).await?;
+        change.origin = origin;
         // Nothing to do by the rule of `Change::is_noop`.
         if change.is_noop() {
             if s.allow_current {

@@ -5,6 +5,7 @@ use super::transition::Phase;
 use super::{ActionReport, FailurePolicy, Outcome, Report};
 use crate::error::ErrorRecord;
 use crate::journal::Entry;
+use crate::known_good::KnownGood;
 use crate::verify::Verdict;
 
 /// How a run ended: planned (a dry run), succeeded, compensated (the policy put every
@@ -30,6 +31,55 @@ fn outcome(
     }
 }
 
+/// After a successful run: every step moved and verified (temporary ones were put back)
+/// has its revision recorded as known good, with the checks that passed; a run without a
+/// single check verified nothing but stability, and records nothing. A record that cannot
+/// be written needs a person (the run itself succeeded).
+async fn record_known_good(ctx: &Ctx, steps: &[StepRun], checks: &[Verdict]) {
+    let txn: Vec<String> = checks
+        .iter()
+        .filter(|v| v.passed)
+        .map(|v| v.name.clone())
+        .collect();
+    for s in steps
+        .iter()
+        .filter(|s| s.state.phase == Phase::Verified && !s.temporary)
+    {
+        let Some(change) = &s.state.change else {
+            continue;
+        };
+        let mut passed: Vec<String> = s
+            .state
+            .verdicts
+            .iter()
+            .filter(|v| v.passed)
+            .map(|v| v.name.clone())
+            .collect();
+        passed.extend(txn.iter().cloned());
+        if passed.is_empty() {
+            continue;
+        }
+        let good = KnownGood {
+            target: s.id.clone(),
+            revision: change.to.id.clone(),
+            verified_at: chrono::Utc::now(),
+            transaction: ctx.id.clone(),
+            name: ctx.name.clone(),
+            checks: passed,
+        };
+        if let Err(e) = ctx.known_good.record(&good).await {
+            ctx.attention(
+                Some(&s.id),
+                format!(
+                    "is healthy at {}, but that could not be recorded as known good in {}: {e}",
+                    good.revision,
+                    ctx.known_good.describe()
+                ),
+            );
+        }
+    }
+}
+
 /// Records the `end` transition and builds the report.
 pub(crate) async fn finish(
     ctx: &Ctx,
@@ -40,6 +90,9 @@ pub(crate) async fn finish(
     dry_run: bool,
 ) -> Report {
     let outcome = outcome(ctx.policy, steps, failure.as_ref(), dry_run);
+    if outcome == Outcome::Succeeded {
+        record_known_good(ctx, steps, &checks).await;
+    }
     let needs_attention = match ctx.attention.lock() {
         Ok(v) => v.clone(),
         Err(p) => p.into_inner().clone(),

@@ -59,6 +59,9 @@ pub struct ResumeOptions {
     pub compensation_retry: CompensationRetry,
     /// Lease time to live.
     pub lease_ttl: Duration,
+    /// Where the resumed run records what it verified if it succeeds (default:
+    /// [`FileKnownGood::from_env`](crate::FileKnownGood::from_env)).
+    pub known_good: Arc<dyn crate::KnownGoodStore>,
 }
 
 impl Default for ResumeOptions {
@@ -73,6 +76,7 @@ impl Default for ResumeOptions {
             retry: RetryPolicy::default(),
             compensation_retry: CompensationRetry::default(),
             lease_ttl: Duration::from_secs(300),
+            known_good: Arc::new(crate::FileKnownGood::from_env()),
         }
     }
 }
@@ -373,6 +377,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         on_failure: Vec::new(),
         attention: Mutex::new(Vec::new()),
         fence: Default::default(),
+        known_good: opts.known_good.clone(),
         started_at: r.started_at,
         start: Instant::now(),
     };

@@ -164,6 +164,7 @@ impl StepState {
                 .as_ref()
                 .map(|c| c.diff.clone())
                 .unwrap_or_default(),
+            origin: self.change.as_ref().and_then(|c| c.origin.clone()),
             status: self.status(dry_run),
             error: self.error.clone(),
             verdicts: self.verdicts.clone(),

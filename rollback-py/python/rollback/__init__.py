@@ -4,7 +4,7 @@ A *target* is one thing with revisions (a Lambda alias, an ECS service, a secret
 instance, a Kubernetes Deployment...; see :mod:`rollback.aws` and :mod:`rollback.k8s`, or
 any object with ``current``, ``history``, ``apply`` and ``wait`` methods). A
 :class:`Transaction` moves targets to the revisions *selectors* pick (:class:`Previous`,
-:class:`Exact`, :class:`StepsBack`, :class:`ImageTag`), stage by stage: preflight with no
+:class:`Exact`, :class:`StepsBack`, :class:`ImageTag`, :class:`LastKnownGood`), stage by stage: preflight with no
 change (a dry run stops there), lock, apply, wait until stable, verify (:class:`HttpCheck`,
 :class:`CommandCheck`, any callable), and on failure put everything back. Every run is
 journaled; :func:`resume` finishes one whose process died.
@@ -43,6 +43,7 @@ from ._rollback import (
     Exact,
     HttpCheck,
     ImageTag,
+    LastKnownGood,
     Policy,
     Previous,
     Report,
@@ -73,6 +74,7 @@ __all__ = [
     "Exact",
     "StepsBack",
     "ImageTag",
+    "LastKnownGood",
     # data
     "Revision",
     "Change",

@@ -49,6 +49,7 @@ __all__ = [
     "Exact",
     "StepsBack",
     "ImageTag",
+    "LastKnownGood",
     # data
     "Revision",
     "Change",
@@ -147,6 +148,14 @@ class ImageTag(Selector):
     @property
     def tag(self) -> str:
         """The tag."""
+
+@final
+class LastKnownGood(Selector):
+    """The newest revision a past transaction verified healthy (it succeeded and its checks
+    passed), from the known-good records (``known_good_dir`` of :class:`Transaction`); an
+    error (:class:`NotFoundError`) when there is none, never another revision."""
+
+    def __new__(cls) -> Self: ...
 
 # -- revisions, changes, diffs --------------------------------------------------------------
 
@@ -463,6 +472,9 @@ class StepReport:
     @property
     def diff(self) -> Diff: ...
     @property
+    def origin(self) -> str | None:
+        """Where the choice of the revision came from (the last known good's transaction)."""
+    @property
     def status(self) -> str:
         """``planned``, ``not_started``, ``skipped``, ``applied``, ``succeeded``,
         ``failed``, ``compensated``, ``reverted`` or ``compensation_failed``."""
@@ -536,7 +548,9 @@ class Transaction:
     applied target back (``"halt"`` leaves them), then the on-failure actions run. Each
     run writes a journal (``journal``, default a new file under ``$ROLLBACK_JOURNAL_DIR``
     or ``.rollback/journal``) and takes expiring leases (under ``locks_dir``, default
-    ``$ROLLBACK_LOCK_DIR`` or the temp dir). Putting targets back is retried through
+    ``$ROLLBACK_LOCK_DIR`` or the temp dir). A run that succeeds with checks records what
+    it verified under ``known_good_dir`` (default ``$ROLLBACK_KNOWN_GOOD_DIR`` or
+    ``.rollback/known-good``), which :class:`LastKnownGood` reads. Putting targets back is retried through
     throttling and transient errors for up to ``compensation_deadline`` per target
     (default 5 minutes). The methods that add return the transaction, so calls chain."""
 
@@ -552,6 +566,7 @@ class Transaction:
         lease_ttl: Seconds | None = None,
         holder: str | None = None,
         compensation_deadline: Seconds | None = None,
+        known_good_dir: str | os.PathLike[str] | None = None,
     ) -> Self: ...
     @property
     def name(self) -> str: ...

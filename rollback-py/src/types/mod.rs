@@ -15,7 +15,8 @@ pub(crate) use policies::{verdict, PyPolicy, PyVerdict};
 pub(crate) use reports::{PyActionReport, PyEvent, PyReport, PyStepReport};
 pub(crate) use revisions::{revision, revision_of, PyChange, PyDiff, PyDiffEntry, PyRevision};
 pub(crate) use selectors::{
-    selector_of, selector_to_py, PyExact, PyImageTag, PyPrevious, PySelector, PyStepsBack,
+    selector_of, selector_to_py, PyExact, PyImageTag, PyLastKnownGood, PyPrevious, PySelector,
+    PyStepsBack,
 };
 
 /// Adds the data classes to the native module.
@@ -25,6 +26,7 @@ pub(crate) fn add_classes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyExact>()?;
     m.add_class::<PyStepsBack>()?;
     m.add_class::<PyImageTag>()?;
+    m.add_class::<PyLastKnownGood>()?;
     m.add_class::<PyRevision>()?;
     m.add_class::<PyDiff>()?;
     m.add_class::<PyDiffEntry>()?;

@@ -115,6 +115,13 @@ impl PyStepReport {
         }
     }
 
+    /// Where the choice of the revision came from, when a person should know (the last
+    /// known good's transaction), else `None`.
+    #[getter]
+    fn origin(&self) -> Option<String> {
+        self.inner.origin.clone()
+    }
+
     /// `planned`, `not_started`, `skipped`, `applied`, `succeeded`, `failed`,
     /// `compensated`, `reverted` or `compensation_failed`.
     #[getter]

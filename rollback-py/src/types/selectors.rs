@@ -1,5 +1,5 @@
 //! Selectors: which revision to roll back to (`Selector` and its subclasses `Previous`,
-//! `Exact`, `StepsBack`, `ImageTag`).
+//! `Exact`, `StepsBack`, `ImageTag`, `LastKnownGood`).
 
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::PyTypeError;
@@ -32,6 +32,7 @@ impl PySelector {
             Selector::Exact(id) => format!("Exact({id:?})"),
             Selector::StepsBack(n) => format!("StepsBack({n})"),
             Selector::ImageTag(tag) => format!("ImageTag({tag:?})"),
+            Selector::LastKnownGood => "LastKnownGood()".to_string(),
             other => format!("Selector({other})"),
         }
     }
@@ -157,13 +158,26 @@ impl PyImageTag {
     }
 }
 
+/// The newest revision a past transaction verified healthy (it succeeded and its checks
+/// passed), from the transaction's known-good records; an error when there is none.
+#[pyclass(module = "rollback", name = "LastKnownGood", extends = PySelector, frozen)]
+pub(crate) struct PyLastKnownGood;
+
+#[pymethods]
+impl PyLastKnownGood {
+    #[new]
+    fn new() -> PyClassInitializer<Self> {
+        PySelector::init(Selector::LastKnownGood).add_subclass(PyLastKnownGood)
+    }
+}
+
 /// The selector a Python object stands for.
 pub(crate) fn selector_of(obj: &Bound<'_, PyAny>) -> PyResult<Selector> {
     obj.cast::<PySelector>()
         .map(|s| s.get().inner.clone())
         .map_err(|_| {
             PyTypeError::new_err(format!(
-                "expected a selector (rollback.Previous(), Exact(id), StepsBack(n) or ImageTag(tag)), got {}",
+                "expected a selector (rollback.Previous(), Exact(id), StepsBack(n), ImageTag(tag) or LastKnownGood()), got {}",
                 type_name(obj)
             ))
         })
@@ -181,6 +195,11 @@ pub(crate) fn selector_to_py<'py>(py: Python<'py>, s: &Selector) -> PyResult<Bou
         Selector::ImageTag(_) => {
             Bound::new(py, PySelector::init(s.clone()).add_subclass(PyImageTag))?.into_any()
         }
+        Selector::LastKnownGood => Bound::new(
+            py,
+            PySelector::init(s.clone()).add_subclass(PyLastKnownGood),
+        )?
+        .into_any(),
         _ => Bound::new(py, PySelector::init(s.clone()).add_subclass(PyPrevious))?.into_any(),
     })
 }

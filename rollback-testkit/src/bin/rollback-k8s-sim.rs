@@ -16,7 +16,7 @@ use rollback_testkit::k8s::{K8sSimulator, SimConfig};
 
 const USAGE: &str = "usage: rollback-k8s-sim [--port N] [--kubeconfig PATH] [--exit-on-stdin-eof] [--step-ms N] [--deadline-ms N] [--nodes N]
 
-Serves the Kubernetes REST API (apps/v1 workloads, pods, watch) with simulated controllers
+Serves the Kubernetes REST API (apps/v1 workloads, pods, leases, watch) with simulated controllers
 on 127.0.0.1. Prints `listening on http://127.0.0.1:PORT` once ready.
 
   --port N              port to listen on (0, the default: any free port)

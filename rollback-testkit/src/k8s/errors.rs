@@ -111,6 +111,23 @@ impl ApiError {
         .with_details(details)
     }
 
+    /// 422 for an update without a resourceVersion of a resource whose updates need one
+    /// (Leases). The real server names the resource, not the kind, in this message.
+    pub(crate) fn resource_version_required(kind: Kind, name: &str) -> ApiError {
+        let detail = "Invalid value: 0x0: must be specified for an update";
+        let mut details = Self::resource_details(kind, name);
+        details["causes"] = json!([{"reason": "FieldValueInvalid", "message": detail, "field": "metadata.resourceVersion"}]);
+        ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "{} \"{name}\" is invalid: metadata.resourceVersion: {detail}",
+                kind.qualified()
+            ),
+        )
+        .with_details(details)
+    }
+
     /// 422 for a patch that cannot be applied (a failed JSON patch `test`, a bad path).
     pub(crate) fn patch_failed(detail: &str) -> ApiError {
         ApiError::new(

@@ -10,6 +10,10 @@
 //!   merge / strategic merge patch, `status` and `scale` subresources, watch (with
 //!   `resourceVersion`, `timeoutSeconds`, bookmarks, `sendInitialEvents`, 410 for a
 //!   compacted resourceVersion);
+//! - coordination.k8s.io/v1 `leases` (what a lock store uses): the same verbs, a create
+//!   of an existing name 409 `AlreadyExists`, an update with a stale resourceVersion 409
+//!   `Conflict` and one without it 422 (Leases allow no unconditional update), a PUT to a
+//!   missing name a create, and the API server's Lease validation;
 //! - server-managed metadata (uid, creationTimestamp, one global resourceVersion counter,
 //!   generation), the API server's defaults, optimistic concurrency, `Status` errors;
 //! - a Deployment controller (ReplicaSets named `<deployment>-<pod-template-hash>`,

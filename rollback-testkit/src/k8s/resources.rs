@@ -14,17 +14,22 @@ pub(crate) enum Kind {
     DaemonSet,
     ControllerRevision,
     Pod,
+    Lease,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 6] = [
+    pub(crate) const ALL: [Kind; 7] = [
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::StatefulSet,
         Kind::DaemonSet,
         Kind::ControllerRevision,
         Kind::Pod,
+        Kind::Lease,
     ];
+
+    /// The API groups served under `/apis` (the core group `""` is served under `/api`).
+    pub(crate) const GROUPS: [&'static str; 2] = ["apps", COORDINATION];
 
     /// The URL name (plural, lower case).
     pub(crate) fn plural(self) -> &'static str {
@@ -35,6 +40,7 @@ impl Kind {
             Kind::DaemonSet => "daemonsets",
             Kind::ControllerRevision => "controllerrevisions",
             Kind::Pod => "pods",
+            Kind::Lease => "leases",
         }
     }
 
@@ -47,6 +53,7 @@ impl Kind {
             Kind::DaemonSet => "daemonset",
             Kind::ControllerRevision => "controllerrevision",
             Kind::Pod => "pod",
+            Kind::Lease => "lease",
         }
     }
 
@@ -59,6 +66,7 @@ impl Kind {
             Kind::DaemonSet => "DaemonSet",
             Kind::ControllerRevision => "ControllerRevision",
             Kind::Pod => "Pod",
+            Kind::Lease => "Lease",
         }
     }
 
@@ -66,6 +74,7 @@ impl Kind {
     pub(crate) fn group(self) -> &'static str {
         match self {
             Kind::Pod => "",
+            Kind::Lease => COORDINATION,
             _ => "apps",
         }
     }
@@ -74,6 +83,7 @@ impl Kind {
     pub(crate) fn api_version(self) -> &'static str {
         match self {
             Kind::Pod => "v1",
+            Kind::Lease => "coordination.k8s.io/v1",
             _ => "apps/v1",
         }
     }
@@ -98,12 +108,25 @@ impl Kind {
 
     /// Whether the resource has a `spec` whose changes bump `metadata.generation`.
     pub(crate) fn has_generation(self) -> bool {
-        !matches!(self, Kind::ControllerRevision | Kind::Pod)
+        !matches!(self, Kind::ControllerRevision | Kind::Pod | Kind::Lease)
     }
 
     /// Whether the resource has a `status` subresource.
     pub(crate) fn has_status(self) -> bool {
-        !matches!(self, Kind::ControllerRevision)
+        !matches!(self, Kind::ControllerRevision | Kind::Lease)
+    }
+
+    /// Whether an update (PUT, or a patch) must carry the stored `metadata.resourceVersion`
+    /// (the strategy's `AllowUnconditionalUpdate` is false): a Lease's must, as a real API
+    /// server's `leaseStrategy` says, so no client overwrites a holder it has not seen.
+    pub(crate) fn update_needs_resource_version(self) -> bool {
+        self == Kind::Lease
+    }
+
+    /// Whether a PUT to a name that does not exist creates the object (the strategy's
+    /// `AllowCreateOnUpdate`): true for Leases only, among the resources served here.
+    pub(crate) fn creates_on_update(self) -> bool {
+        self == Kind::Lease
     }
 
     /// Whether the resource has a `scale` subresource.
@@ -121,7 +144,7 @@ impl Kind {
             Kind::ReplicaSet => &["rs"],
             Kind::StatefulSet => &["sts"],
             Kind::DaemonSet => &["ds"],
-            Kind::ControllerRevision => &[],
+            Kind::ControllerRevision | Kind::Lease => &[],
             Kind::Pod => &["po"],
         }
     }
@@ -290,7 +313,7 @@ pub(crate) fn apply_defaults(kind: Kind, obj: &mut Value) {
                 [("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
             );
         }
-        Kind::ControllerRevision => {}
+        Kind::ControllerRevision | Kind::Lease => {}
         Kind::Pod => {
             let status = object_at(obj, "status");
             default_field(status, "phase", json!("Pending"));
@@ -386,6 +409,56 @@ pub(crate) fn validate(kind: Kind, obj: &Value, old: Option<&Value>) -> Result<(
             if obj["revision"].as_i64().is_none() {
                 return Err(invalid("revision", "Required value".into()));
             }
+        }
+        Kind::Lease => validate_lease_spec(&obj["spec"], name)?,
+    }
+    Ok(())
+}
+
+/// The API group of Leases.
+pub(crate) const COORDINATION: &str = "coordination.k8s.io";
+
+/// A Lease's spec by the API server's `ValidateLeaseSpec` (a duration above 0, transitions
+/// not negative); a field of the wrong type is a 400, as decoding it fails on a real server.
+fn validate_lease_spec(spec: &Value, name: &str) -> Result<(), ApiError> {
+    let undecodable = |field: &str, v: &Value, want: &str| {
+        ApiError::bad_request(format!(
+            "Lease in version \"v1\" cannot be handled as a Lease: spec.{field}: {v} is not {want}"
+        ))
+    };
+    let int = |field: &str| match &spec[field] {
+        Value::Null => Ok(None),
+        v => v
+            .as_i64()
+            .filter(|n| i32::try_from(*n).is_ok())
+            .map(Some)
+            .ok_or_else(|| undecodable(field, v, "a 32-bit integer")),
+    };
+    let invalid = |field: &str, detail: String| {
+        ApiError::invalid(
+            Kind::Lease,
+            name,
+            &format!("spec.{field}: {detail}"),
+            &format!("spec.{field}"),
+        )
+    };
+    if let Some(d) = int("leaseDurationSeconds")?.filter(|d| *d <= 0) {
+        return Err(invalid(
+            "leaseDurationSeconds",
+            format!("Invalid value: {d}: must be greater than 0"),
+        ));
+    }
+    if let Some(t) = int("leaseTransitions")?.filter(|t| *t < 0) {
+        return Err(invalid(
+            "leaseTransitions",
+            format!("Invalid value: {t}: must be greater than or equal to 0"),
+        ));
+    }
+    for field in ["acquireTime", "renewTime"] {
+        match &spec[field] {
+            Value::Null => {}
+            Value::String(t) if chrono::DateTime::parse_from_rfc3339(t).is_ok() => {}
+            v => return Err(undecodable(field, v, "an RFC 3339 time")),
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 mod common;
 mod control;
 mod deployments;
+mod leases;
 mod objects;
 mod statefulsets_daemonsets;
 mod watch;

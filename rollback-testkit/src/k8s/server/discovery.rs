@@ -25,13 +25,15 @@ pub(super) fn version() -> Value {
     })
 }
 
-pub(super) fn apps_group() -> Value {
+/// One API group served under `/apis` (only its `v1`).
+pub(super) fn api_group(name: &str) -> Value {
+    let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
     json!({
         "kind": "APIGroup",
         "apiVersion": "v1",
-        "name": "apps",
-        "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+        "name": name,
+        "versions": [version],
+        "preferredVersion": version,
     })
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::super::errors::ApiError;
 use super::super::resources::Kind;
 use super::super::state::Sim;
-use super::discovery::{apps_group, namespaces, resource_list, version};
+use super::discovery::{api_group, namespaces, resource_list, version};
 use super::http::{error_response, json_response, respond, Req, Resp};
 use super::watch::start_watch;
 use super::{delete, read, write};
@@ -28,7 +28,7 @@ pub(super) enum Route {
     Health,
     ApiVersions,
     GroupList,
-    Group,
+    Group(&'static str),
     Resources(&'static str),
     Namespace(Option<String>),
     Collection {
@@ -47,21 +47,22 @@ pub(super) enum Route {
 
 pub(super) fn parse_route(path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let served = |g: &str| Kind::GROUPS.into_iter().find(|s| *s == g);
     match segs.as_slice() {
         ["version"] => return Some(Route::Version),
         ["healthz" | "readyz" | "livez", ..] => return Some(Route::Health),
         ["api"] => return Some(Route::ApiVersions),
         ["apis"] => return Some(Route::GroupList),
-        ["apis", "apps"] => return Some(Route::Group),
+        ["apis", g] => return served(g).map(Route::Group),
         ["api", "v1"] => return Some(Route::Resources("")),
-        ["apis", "apps", "v1"] => return Some(Route::Resources("apps")),
+        ["apis", g, "v1"] => return served(g).map(Route::Resources),
         ["api", "v1", "namespaces"] => return Some(Route::Namespace(None)),
         ["api", "v1", "namespaces", ns] => return Some(Route::Namespace(Some((*ns).to_string()))),
         _ => {}
     }
     let (group, rest) = match segs.as_slice() {
         ["api", "v1", rest @ ..] => ("", rest),
-        ["apis", "apps", "v1", rest @ ..] => ("apps", rest),
+        ["apis", g, "v1", rest @ ..] => (served(g)?, rest),
         _ => return None,
     };
     let (watch, rest) = match rest {
@@ -117,9 +118,9 @@ pub(super) fn api(sim: &Arc<Sim>, req: &Req, route: Route) -> Resp {
         )),
         Route::GroupList => Ok(json_response(
             200,
-            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [apps_group()]}),
+            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": Kind::GROUPS.map(api_group)}),
         )),
-        Route::Group => Ok(json_response(200, &apps_group())),
+        Route::Group(group) => Ok(json_response(200, &api_group(group))),
         Route::Resources(group) => Ok(json_response(200, &resource_list(group))),
         Route::Namespace(ns) => namespaces(sim, req, ns),
         Route::Collection { kind, ns, watch } => {
@@ -207,5 +208,29 @@ mod tests {
         ));
         assert!(parse_route("/apis/apps/v1/namespaces/ns/daemonsets/x/scale").is_none());
         assert!(parse_route("/apis/batch/v1/jobs").is_none());
+        assert!(matches!(
+            parse_route("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l"),
+            Some(Route::Object {
+                kind: Kind::Lease,
+                sub: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_route("/apis/coordination.k8s.io/v1/watch/namespaces/ns/leases"),
+            Some(Route::Collection {
+                kind: Kind::Lease,
+                watch: true,
+                ..
+            })
+        ));
+        assert!(
+            parse_route("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l/status").is_none()
+        );
+        assert!(parse_route("/apis/apps/v1/namespaces/ns/leases").is_none());
+        assert!(matches!(
+            parse_route("/apis/coordination.k8s.io/v1"),
+            Some(Route::Resources("coordination.k8s.io"))
+        ));
     }
 }

@@ -73,17 +73,8 @@ fn check_identity(
 }
 
 pub(super) fn create(sim: &Sim, req: &Req, kind: Kind, ns: &str) -> Result<Resp, ApiError> {
-    let mut obj = req.json_body()?;
+    let obj = req.json_body()?;
     check_identity(kind, &obj, ns, None)?;
-    if !obj["metadata"].is_object() {
-        obj["metadata"] = json!({});
-    }
-    obj["metadata"]["namespace"] = json!(ns);
-    if name_of(&obj).is_empty() {
-        if let Some(prefix) = obj["metadata"]["generateName"].as_str() {
-            obj["metadata"]["name"] = json!(format!("{prefix}{}", random_suffix(5)));
-        }
-    }
     if !rv_of(&obj).is_empty() {
         return Err(ApiError {
             code: 500,
@@ -93,19 +84,41 @@ pub(super) fn create(sim: &Sim, req: &Req, kind: Kind, ns: &str) -> Result<Resp,
             retry_after: None,
         });
     }
+    let mut st = sim.lock();
+    insert_new(&mut st, req, kind, ns, obj)
+}
+
+/// Stores a new object (a create, or a PUT that creates): server-managed metadata set,
+/// defaults, validation, 409 `AlreadyExists` for a name in use; answers 201.
+fn insert_new(
+    st: &mut State,
+    req: &Req,
+    kind: Kind,
+    ns: &str,
+    mut obj: Value,
+) -> Result<Resp, ApiError> {
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]["namespace"] = json!(ns);
+    if name_of(&obj).is_empty() {
+        if let Some(prefix) = obj["metadata"]["generateName"].as_str() {
+            obj["metadata"]["name"] = json!(format!("{prefix}{}", random_suffix(5)));
+        }
+    }
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("managedFields");
         m.remove("uid");
         m.remove("generation");
         m.remove("creationTimestamp");
+        m.remove("resourceVersion");
     }
     match kind {
         Kind::Pod => obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"}),
-        Kind::ControllerRevision => {}
-        _ => obj["status"] = json!({}),
+        k if k.has_status() => obj["status"] = json!({}),
+        _ => {}
     }
     prepare(kind, &mut obj, None)?;
-    let mut st = sim.lock();
     if st.store.get(kind, ns, name_of(&obj)).is_some() {
         return Err(ApiError::already_exists(kind, name_of(&obj)));
     }
@@ -124,9 +137,13 @@ pub(super) fn create(sim: &Sim, req: &Req, kind: Kind, ns: &str) -> Result<Resp,
     Ok(json_response(201, &stored))
 }
 
-/// Optimistic concurrency: a resourceVersion in the body must be the stored one.
+/// Optimistic concurrency: a resourceVersion in the body must be the stored one; a
+/// resource whose updates need one (Leases) refuses an update without it.
 fn check_resource_version(kind: Kind, stored: &Value, new: &Value) -> Result<(), ApiError> {
     let rv = rv_of(new);
+    if rv.is_empty() && kind.update_needs_resource_version() {
+        return Err(ApiError::resource_version_required(kind, name_of(stored)));
+    }
     if !rv.is_empty() && rv != rv_of(stored) {
         return Err(ApiError::conflict(kind, name_of(stored)));
     }
@@ -244,6 +261,12 @@ pub(super) fn replace(
     sub: Option<Sub>,
 ) -> Result<Resp, ApiError> {
     let body = req.json_body()?;
+    if sub.is_none() && kind.creates_on_update() && st.store.get(kind, ns, name).is_none() {
+        // A PUT to a name that does not exist creates it (the resourceVersion in the body,
+        // if any, is dropped as a create drops it).
+        check_identity(kind, &body, ns, Some(name))?;
+        return insert_new(st, req, kind, ns, body);
+    }
     let stored = get_stored(st, kind, ns, name)?;
     let out = match sub {
         None => {
