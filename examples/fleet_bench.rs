@@ -61,6 +61,10 @@
 //! - `--cli-list-versions`: the runbook script also runs runbook 000's
 //!   `aws lambda list-versions-by-function` before each update-alias.
 //! - `--scale`: only the scale table; `--no-scale`: only the fleet table.
+//! - `--shared-state`: also the library with its leases in a DynamoDB table on the same
+//!   endpoint (`DynamoDbLocks`, the table made before each repetition's clock starts), as a
+//!   row `rollback, DynamoDB locks`, and a table of one lease's acquire / renew / release
+//!   latency (median of 100 targets, one call after another) for file and DynamoDB leases.
 //!
 //! It exits non-zero with a message when a method fails or a library run does not succeed.
 //! The endpoint, seeding, counting proxy and `aws` runner are in `fleet_bench/harness.rs`.
@@ -78,10 +82,10 @@ use futures::{stream, StreamExt, TryStreamExt};
 use harness::{
     load, print_table, proc_kb, reset_peak, Backend, Cli, Fleet, Method, Rep, Row, NO_CLI,
 };
-use rollback_aws::{Aws, EcsService, LambdaAlias};
+use rollback_aws::{Aws, DynamoDbLocks, EcsService, LambdaAlias};
 use rollback_core::{
-    FakeTarget, FileLocks, Outcome, Revision, RollbackTarget, Selector, Step, Transaction,
-    TransactionBuilder,
+    FakeTarget, FileKnownGood, FileLocks, Holder, LockManager, Outcome, Revision, RollbackTarget,
+    Selector, Step, TargetId, Transaction, TransactionBuilder,
 };
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -95,6 +99,35 @@ const SDK_POLL: Duration = Duration::from_millis(250);
 const SCALE_FAKE: usize = 1000;
 const SCALE_AWS_EACH: usize = 500;
 const FAKE_CONVERGENCE: Duration = Duration::from_millis(400);
+/// `--shared-state`: the DynamoDB lock table, and the leases timed one after another.
+const LOCK_TABLE: &str = "rollback-bench-locks";
+const LOCK_SAMPLES: usize = 100;
+
+/// One lease's acquire, renew and release, `LOCK_SAMPLES` times on distinct targets, one
+/// call after another: the median of each, in milliseconds.
+async fn lock_latency(locks: &dyn LockManager) -> Res<(f64, f64, f64)> {
+    let holder = Holder::current(format!("bench-{}", std::process::id()));
+    let ttl = Duration::from_secs(60);
+    let (mut acq, mut renew, mut rel) = (Vec::new(), Vec::new(), Vec::new());
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    for i in 0..LOCK_SAMPLES {
+        let target = TargetId::new("bench", format!("lease-{i}"));
+        let t = Instant::now();
+        let lease = locks.acquire(&target, &holder, ttl).await?;
+        acq.push(ms(t));
+        let t = Instant::now();
+        let lease = locks.renew(&lease, ttl).await?;
+        renew.push(ms(t));
+        let t = Instant::now();
+        locks.release(&lease).await?;
+        rel.push(ms(t));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((median(acq), median(renew), median(rel)))
+}
 
 struct Args {
     ns: Vec<usize>,
@@ -109,6 +142,7 @@ struct Args {
     memory_probe: bool,
     timeout: Duration,
     plain: bool,
+    shared: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -125,6 +159,7 @@ fn parse_args() -> Res<Args> {
         memory_probe: false,
         timeout: Duration::from_secs(600),
         plain: false,
+        shared: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -149,6 +184,7 @@ fn parse_args() -> Res<Args> {
             "--memory-probe" => a.memory_probe = true,
             "--timeout" => a.timeout = Duration::from_secs(whole(&value()?)? as u64),
             "--no-control-api" => a.plain = true,
+            "--shared-state" => a.shared = true,
             "--" => {}
             other => {
                 return Err(format!("unknown option {other}; see examples/fleet_bench.rs").into())
@@ -178,12 +214,15 @@ fn fleet_transaction(
     fleet: &Fleet,
     conc: Option<usize>,
     dir: &Path,
+    locks: Option<Arc<dyn LockManager>>,
 ) -> Res<TransactionBuilder> {
     std::fs::create_dir_all(dir)?;
+    let locks = locks.unwrap_or_else(|| Arc::new(FileLocks::new(dir.join("locks"))));
     let mut b = Transaction::builder("fleet rollback")
         .reason("issue 12 fleet benchmark")
         .journal(dir.join("journal.jsonl"))
-        .locks(Arc::new(FileLocks::new(dir.join("locks"))));
+        .known_good(Arc::new(FileKnownGood::new(dir.join("known-good"))))
+        .locks(locks);
     if let Some(c) = conc {
         b = b.concurrency(c);
     }
@@ -197,8 +236,14 @@ fn fleet_transaction(
     Ok(b)
 }
 
-async fn run_rollback(aws: &Aws, fleet: &Fleet, conc: Option<usize>, dir: &Path) -> Res<()> {
-    let tx = fleet_transaction(aws, fleet, conc, dir)?.build()?;
+async fn run_rollback(
+    aws: &Aws,
+    fleet: &Fleet,
+    conc: Option<usize>,
+    dir: &Path,
+    locks: Option<Arc<dyn LockManager>>,
+) -> Res<()> {
+    let tx = fleet_transaction(aws, fleet, conc, dir, locks)?.build()?;
     let report = tx.run().await?;
     if report.outcome != Outcome::Succeeded {
         let text = report.to_string();
@@ -405,7 +450,7 @@ async fn memory_probe(backend: &Backend, conc: Option<usize>, dir: &Path) -> Res
         n: 1,
         prefix: fleet.prefix.clone(),
     };
-    fleet_transaction(&aws, &warm, conc, &dir.join("warm"))?
+    fleet_transaction(&aws, &warm, conc, &dir.join("warm"), None)?
         .build()?
         .dry_run()
         .await?;
@@ -415,7 +460,7 @@ async fn memory_probe(backend: &Backend, conc: Option<usize>, dir: &Path) -> Res
             .ok_or("cannot read /proc/self/status")
     };
     let before = rss()?;
-    let tx = fleet_transaction(&aws, &fleet, conc, &dir.join("memory"))?.build()?;
+    let tx = fleet_transaction(&aws, &fleet, conc, &dir.join("memory"), None)?.build()?;
     let built = rss()?;
     let report = tx.dry_run().await?;
     let planned = rss()?;
@@ -491,6 +536,8 @@ struct Measured {
     used_conc: Option<usize>,
     /// The in-memory run's wall time; kB added by 1,000 AWS targets, built and planned.
     scale: Option<(Duration, (f64, f64))>,
+    /// `--shared-state`: (store, acquire, renew, release medians in ms).
+    leases: Vec<(&'static str, (f64, f64, f64))>,
 }
 
 /// Every method at every N, then the scale figures.
@@ -500,6 +547,9 @@ async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<
     let lambda = aws_sdk_lambda::Client::new(&backend.sdk);
     let cli = Arc::new(Cli::new(&backend.endpoint, &backend.creds));
     let mut methods = vec![Method::Rollback, Method::Sdk];
+    if a.shared {
+        methods.insert(1, Method::RollbackShared);
+    }
     if run_cli {
         methods.push(Method::Cli);
     }
@@ -508,7 +558,18 @@ async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<
         peak_reset: true,
         used_conc: None,
         scale: None,
+        leases: Vec::new(),
     };
+    if a.shared {
+        eprintln!("  shared state: lease latency, file and DynamoDB");
+        let file = FileLocks::new(dir.join("latency-locks"));
+        m.leases
+            .push(("file (FileLocks)", lock_latency(&file).await?));
+        backend.seed(1).await?;
+        let table = DynamoDbLocks::create_table(&aws, LOCK_TABLE).await?;
+        m.leases
+            .push(("DynamoDB (DynamoDbLocks)", lock_latency(&table).await?));
+    }
     for &n in a.ns.iter().filter(|_| a.fleet) {
         let mut rows: Vec<Row> = methods
             .iter()
@@ -525,6 +586,14 @@ async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<
             for row in rows.iter_mut() {
                 let method = row.method;
                 let fleet = backend.seed(n).await?;
+                // Seeding resets the emulator: the lock table is made again, off the clock.
+                let shared: Option<Arc<dyn LockManager>> = if method == Method::RollbackShared {
+                    Some(Arc::new(
+                        DynamoDbLocks::create_table(&aws, LOCK_TABLE).await?,
+                    ))
+                } else {
+                    None
+                };
                 let rep_dir = dir.join(format!("n{n}-{rep}"));
                 let late = format!(
                     "did not finish within {} s (--timeout){}",
@@ -539,7 +608,15 @@ async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<
                         within(
                             a.timeout,
                             late,
-                            run_rollback(&aws, &fleet, a.concurrency, &rep_dir),
+                            run_rollback(&aws, &fleet, a.concurrency, &rep_dir, None),
+                        )
+                        .await
+                    }
+                    Method::RollbackShared => {
+                        within(
+                            a.timeout,
+                            late,
+                            run_rollback(&aws, &fleet, a.concurrency, &rep_dir, shared),
                         )
                         .await
                     }
@@ -663,6 +740,18 @@ fn report(
         println!("wall: median of {} repetitions (each on a freshly seeded fleet), and min - max; vs rollback: wall / rollback's at that N", a.reps);
         println!("calls: counted by {counter}; per target = count / 2N (the count in brackets), of the median repetition");
         println!("peak RSS: this process's VmHWM ({peak}); `+ aws`: the largest aws process (sampled every 20 ms)");
+    }
+    if !m.leases.is_empty() {
+        println!(
+            "\n{:<28} {:>12} {:>12} {:>12}",
+            "lease store", "acquire", "renew", "release"
+        );
+        for (store, (acq, renew, rel)) in &m.leases {
+            println!("{store:<28} {acq:>9.2} ms {renew:>9.2} ms {rel:>9.2} ms");
+        }
+        println!(
+            "(median of {LOCK_SAMPLES} leases, one call after another, on the endpoint above)"
+        );
     }
     if let Some((wall, (built, planned))) = m.scale {
         let wall = wall.as_secs_f64();

@@ -786,6 +786,8 @@ fn mb(kb: u64) -> String {
 #[derive(Clone, Copy, PartialEq)]
 pub enum Method {
     Rollback,
+    /// The library with its leases in a DynamoDB table on the same endpoint (`--shared-state`).
+    RollbackShared,
     Sdk,
     Cli,
 }
@@ -794,6 +796,7 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Method::Rollback => "rollback",
+            Method::RollbackShared => "rollback, DynamoDB locks",
             Method::Sdk => "hand-written SDK loop",
             Method::Cli => "runbook script",
         }

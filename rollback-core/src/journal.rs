@@ -337,6 +337,8 @@ impl Entry {
 pub struct JournalWriter {
     path: PathBuf,
     transaction: String,
+    /// Where every batch is also written before its appenders hear it is durable.
+    store: Option<Arc<dyn JournalStore>>,
     state: Arc<Mutex<Pending>>,
     /// Held by whoever writes and syncs a batch, until the sync is done (even when the
     /// appender that started it is cancelled), so batches land in order.
@@ -396,9 +398,18 @@ impl JournalWriter {
         JournalWriter {
             path,
             transaction,
+            store: None,
             state: Arc::new(Mutex::new(pending)),
             flush: Arc::default(),
         }
+    }
+
+    /// The same writer, also writing every batch of records to `store` (as one object
+    /// named by its first sequence number, written only if none of that name exists)
+    /// before an append returns: a record is durable once it is in the file and the store.
+    pub fn with_store(mut self, store: Arc<dyn JournalStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// The journal file.
@@ -458,21 +469,35 @@ impl JournalWriter {
             (file, std::mem::take(&mut st.lines), st.seq, st.durable + 1)
         };
         let state = self.state.clone();
-        // The batch is written off the async threads; the turn is given back when the
-        // sync is done, whether or not this appender is still waiting for it.
-        let written = tokio::task::spawn_blocking(move || {
-            let result = (&*file).write_all(&batch).and_then(|_| file.sync_data());
+        let store = self.store.clone();
+        let (tx, path) = (self.transaction.clone(), self.path.clone());
+        // The batch is written off the async threads, then to the store if there is one;
+        // the turn is given back when both are done, whether or not this appender is still
+        // waiting for it.
+        let written = tokio::spawn(async move {
+            let local = batch.clone();
+            let mut result = tokio::task::spawn_blocking(move || {
+                (&*file)
+                    .write_all(&local)
+                    .and_then(|_| file.sync_data())
+                    .map_err(|e| journal_err(&path, "write", e))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::journal(
+                    "journal",
+                    format!("the write was cancelled: {e}"),
+                ))
+            });
+            if let (Ok(()), Some(store)) = (&result, &store) {
+                result = put_in_store(&**store, &tx, from, &batch).await;
+            }
             if let Ok(mut st) = state.lock() {
                 match &result {
-                    Ok(()) => {
-                        st.durable = upto;
-                        st.syncs += 1;
-                    }
-                    Err(e) => {
-                        st.lost.push((from, upto, e.to_string()));
-                        st.durable = upto;
-                    }
+                    Ok(()) => st.syncs += 1,
+                    Err(e) => st.lost.push((from, upto, e.to_string())),
                 }
+                st.durable = upto;
             }
             drop(turn);
             result
@@ -480,13 +505,56 @@ impl JournalWriter {
         .await;
         match written {
             Ok(Ok(())) => Ok(record),
-            Ok(Err(e)) => Err(journal_err(&self.path, "write", e)),
+            Ok(Err(e)) => Err(e),
             Err(e) => Err(Error::journal(
                 self.path.display().to_string(),
                 format!("the write was cancelled: {e}"),
             )),
         }
     }
+}
+
+/// Writes a batch to the store, trying again with backoff while the store fails
+/// transiently; another writer's object under the same sequence number is an error
+/// (two processes are writing this transaction).
+async fn put_in_store(store: &dyn JournalStore, tx: &str, from: u64, batch: &[u8]) -> Result<()> {
+    let put = || async {
+        match store.put(tx, from, batch).await? {
+            true => Ok(()),
+            false => Err(Error::journal(
+                store.describe(),
+                format!(
+                    "record {from} of transaction {tx} is already there: another process is writing this transaction's journal; stop one of them"
+                ),
+            )),
+        }
+    };
+    crate::wait::RetryPolicy::default()
+        .run(put, |n, e, d| {
+            tracing::warn!(error = %e, attempt = n + 1, "journal store write failed; trying again in {d:.1?}")
+        })
+        .await
+}
+
+/// Where journals are kept beyond the machine that runs (S3: `rollback_aws::S3Journals`),
+/// so that a run whose machine died is finished from another
+/// ([`crate::transaction::resume_from_store`]). Each transaction's records are kept as
+/// objects named by the sequence number of their first record, each holding JSON lines
+/// exactly as the journal file does; reading them in order gives the file back.
+#[async_trait::async_trait]
+pub trait JournalStore: Send + Sync + std::fmt::Debug {
+    /// Where it is, for people (`s3://bucket/prefix`).
+    fn describe(&self) -> String;
+
+    /// Writes records `from`.. of `transaction` (JSON lines) as one object, only if no
+    /// object for `from` exists: `Ok(false)` when one does (another writer got there first).
+    async fn put(&self, transaction: &str, from: u64, lines: &[u8]) -> Result<bool>;
+
+    /// Every record of `transaction`, as the journal file's bytes (empty if it has none).
+    async fn read(&self, transaction: &str) -> Result<Vec<u8>>;
+
+    /// The ids of the transactions it holds.
+    async fn transactions(&self) -> Result<Vec<String>>;
 }
 
 fn journal_err(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -648,6 +716,13 @@ fn read_bounded(path: &Path, from: Option<u64>) -> Result<(Vec<u8>, u64)> {
 pub fn read_journal(path: impl AsRef<Path>) -> Result<Vec<Record>> {
     let path = path.as_ref();
     let (bytes, _) = read_bounded(path, None)?;
+    parse_records(&path.display().to_string(), &bytes)
+}
+
+/// The records of a journal's bytes read from `source` (a file's path, a store's
+/// location), as [`read_journal`] reads a file: every line a record, a newer major format
+/// refused, a torn last line skipped.
+pub fn parse_records(source: &str, bytes: &[u8]) -> Result<Vec<Record>> {
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     // `split` yields an empty piece after a final newline.
     let last = lines
@@ -656,11 +731,11 @@ pub fn read_journal(path: impl AsRef<Path>) -> Result<Vec<Record>> {
         .map_or(0, |i| i + 1);
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate().take(last) {
-        let bad = |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+        let bad = |message: String, cause: Option<Box<dyn std::error::Error + Send + Sync>>| {
             Error::Journal {
-                path: path.display().to_string(),
+                path: source.to_string(),
                 message,
-                source,
+                source: cause,
             }
         };
         if line.len() > MAX_LINE_BYTES {
@@ -683,7 +758,7 @@ pub fn read_journal(path: impl AsRef<Path>) -> Result<Vec<Record>> {
             Ok(r) => out.push(r),
             // Only a record cut short counts as torn, not a last line of something else.
             Err(e) if i + 1 == last && e.is_eof() && line.starts_with(b"{") => {
-                tracing::warn!(path = %path.display(), "ignoring a torn last journal line");
+                tracing::warn!(journal = %source, "ignoring a torn last journal line");
             }
             Err(e) => {
                 let what = if std::str::from_utf8(line).is_err() {
@@ -719,6 +794,90 @@ pub fn ended(path: impl AsRef<Path>, transaction: &str) -> Option<bool> {
         last.entry,
         Entry::End { .. } | Entry::Released { .. }
     ))
+}
+
+/// One transaction as a listing shows it: who ran what, why, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionSummary {
+    /// The transaction id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Why it ran.
+    pub reason: Option<String>,
+    /// Who ran it (the holder's name).
+    pub who: String,
+    /// When it began.
+    pub started_at: DateTime<Utc>,
+    /// How it ended; `None` while it runs, or if its process died (resume it).
+    pub outcome: Option<crate::transaction::Outcome>,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+}
+
+/// The summary of every transaction in `records` (a journal file may hold several), in
+/// the order they began.
+pub fn summarize(records: &[Record]) -> Vec<TransactionSummary> {
+    let mut out: Vec<TransactionSummary> = Vec::new();
+    for r in records {
+        match &r.entry {
+            Entry::Begin {
+                name,
+                reason,
+                holder,
+                dry_run,
+                ..
+            } => out.push(TransactionSummary {
+                id: r.transaction.clone(),
+                name: name.clone(),
+                reason: reason.clone(),
+                who: holder.name.clone(),
+                started_at: r.at,
+                outcome: None,
+                dry_run: *dry_run,
+            }),
+            Entry::End { outcome, .. } => {
+                if let Some(s) = out.iter_mut().rev().find(|s| s.id == r.transaction) {
+                    s.outcome = Some(*outcome);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The transactions of every journal file (`*.jsonl`) in `dir`, newest first; files that
+/// are not journals are skipped with a warning.
+pub fn list_dir(dir: impl AsRef<Path>) -> Result<Vec<TransactionSummary>> {
+    let dir = dir.as_ref();
+    let entries = std::fs::read_dir(dir).map_err(|e| journal_err(dir, "list", e))?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        match read_journal(&path) {
+            Ok(records) => out.extend(summarize(&records)),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "not a journal; skipped")
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+    Ok(out)
+}
+
+/// The transactions `store` holds, newest first.
+pub async fn list_store(store: &dyn JournalStore) -> Result<Vec<TransactionSummary>> {
+    let mut out = Vec::new();
+    for tx in store.transactions().await? {
+        let bytes = store.read(&tx).await?;
+        out.extend(summarize(&parse_records(&store.describe(), &bytes)?));
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+    Ok(out)
 }
 
 /// The default journal directory: `$ROLLBACK_JOURNAL_DIR`, or `.rollback/journal` under the

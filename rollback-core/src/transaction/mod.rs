@@ -75,7 +75,7 @@ mod report;
 mod resume;
 mod transition;
 
-pub use resume::{report_from_journal, resume, resume_with, ResumeOptions};
+pub use resume::{report_from_journal, resume, resume_from_store, resume_with, ResumeOptions};
 
 /// What to do when a step or check fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -438,6 +438,7 @@ pub struct TransactionBuilder {
     pub(crate) journal: Option<PathBuf>,
     pub(crate) locks: Arc<dyn LockManager>,
     pub(crate) known_good: Arc<dyn KnownGoodStore>,
+    pub(crate) journal_store: Option<Arc<dyn crate::journal::JournalStore>>,
     pub(crate) lease_ttl: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) compensation_retry: CompensationRetry,
@@ -539,6 +540,14 @@ impl TransactionBuilder {
         self
     }
 
+    /// Also keeps the journal in `store` (S3: `rollback_aws::S3Journals`), every record
+    /// written there before the run goes on, so that a run whose machine dies is finished
+    /// from another with [`resume_from_store`] (default: the local file only).
+    pub fn journal_store(mut self, store: Arc<dyn crate::journal::JournalStore>) -> Self {
+        self.journal_store = Some(store);
+        self
+    }
+
     /// Where verified-good revisions are recorded after a successful run, and read by
     /// [`Selector::LastKnownGood`](crate::Selector::LastKnownGood) steps (default:
     /// [`FileKnownGood::from_env`], a folder on this machine). See [`crate::known_good`].
@@ -627,6 +636,7 @@ impl Transaction {
             journal: None,
             locks: Arc::new(FileLocks::from_env()),
             known_good: Arc::new(FileKnownGood::from_env()),
+            journal_store: None,
             lease_ttl: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             compensation_retry: CompensationRetry::default(),

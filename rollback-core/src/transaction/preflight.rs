@@ -59,7 +59,11 @@ pub(crate) async fn preflight(
     let journal = if dry_run {
         JournalWriter::disabled(&path, &t.id)
     } else {
-        JournalWriter::open(&path, &t.id)?
+        let w = JournalWriter::open(&path, &t.id)?;
+        match &b.journal_store {
+            Some(store) => w.with_store(store.clone()),
+            None => w,
+        }
     };
     let holder = Holder {
         name: b

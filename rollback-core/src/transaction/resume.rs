@@ -59,6 +59,10 @@ pub struct ResumeOptions {
     pub compensation_retry: CompensationRetry,
     /// Lease time to live.
     pub lease_ttl: Duration,
+    /// Where the journal is also kept (its records written there too), as the run kept it
+    /// ([`TransactionBuilder::journal_store`](crate::TransactionBuilder::journal_store));
+    /// [`resume_from_store`] sets it.
+    pub journal_store: Option<Arc<dyn crate::journal::JournalStore>>,
     /// Where the resumed run records what it verified if it succeeds (default:
     /// [`FileKnownGood::from_env`](crate::FileKnownGood::from_env)).
     pub known_good: Arc<dyn crate::KnownGoodStore>,
@@ -77,6 +81,7 @@ impl Default for ResumeOptions {
             compensation_retry: CompensationRetry::default(),
             lease_ttl: Duration::from_secs(300),
             known_good: Arc::new(crate::FileKnownGood::from_env()),
+            journal_store: None,
         }
     }
 }
@@ -94,6 +99,15 @@ impl ResumeOptions {
     pub fn on_event(mut self, f: impl Fn(&crate::Event) + Send + Sync + 'static) -> Self {
         self.sinks.push(Arc::new(f));
         self
+    }
+
+    /// The journal's writer: the file, and the store if there is one.
+    fn writer(&self, path: &Path, transaction: &str) -> Result<JournalWriter> {
+        let w = JournalWriter::open(path, transaction)?;
+        Ok(match &self.journal_store {
+            Some(store) => w.with_store(store.clone()),
+            None => w,
+        })
     }
 
     /// Uses `locks` instead of the lock manager the journal names.
@@ -124,6 +138,38 @@ impl ResumeOptions {
             (None, None) => Ok(Arc::new(FileLocks::from_env())),
         }
     }
+}
+
+/// Finishes transaction `transaction` from its journal in `store` (a run whose machine
+/// died, finished from another): the records are copied to `local` (the store is the
+/// authority: a file there is replaced), then resumed as [`resume_with`] does, every new
+/// record written to the file and the store. If the run's process is in fact still
+/// writing, one of the two fails at its next record instead of both going on.
+pub async fn resume_from_store(
+    store: Arc<dyn crate::journal::JournalStore>,
+    transaction: &str,
+    local: impl AsRef<Path>,
+    mut opts: ResumeOptions,
+) -> Result<Report> {
+    let local = local.as_ref();
+    let bytes = store.read(transaction).await?;
+    let records = crate::journal::parse_records(&store.describe(), &bytes)?;
+    if !records.iter().any(|r| r.transaction == transaction) {
+        return Err(Error::not_found(
+            "transaction",
+            format!("transaction {transaction:?} in {}", store.describe()),
+            "list the transactions there with rollback_core::journal::list_store",
+        ));
+    }
+    if let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::journal(local.display().to_string(), e.to_string()))?;
+    }
+    crate::journal::check_path(local)?;
+    std::fs::write(local, &bytes)
+        .map_err(|e| Error::journal(local.display().to_string(), format!("cannot write: {e}")))?;
+    opts.journal_store = Some(store);
+    resume_with(local, opts).await
 }
 
 /// Finishes the run recorded in `journal` with the default [`ResumeOptions`]. A run that
@@ -358,7 +404,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         return report_from_journal(path);
     }
     let locks = opts.lock_manager(path, r.locks.as_ref()).await?;
-    let writer = JournalWriter::open(path, &r.transaction)?;
+    let writer = opts.writer(path, &r.transaction)?;
     let ctx = Ctx {
         id: r.transaction.clone(),
         name: r.name.clone(),
@@ -511,7 +557,7 @@ async fn release_leftovers(
         })
         .collect();
     if let Some(targets) = release_all(locks.as_ref(), &leases).await {
-        JournalWriter::open(path, &r.transaction)?
+        opts.writer(path, &r.transaction)?
             .append(Entry::Released { targets })
             .await?;
     }
