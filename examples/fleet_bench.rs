@@ -594,7 +594,7 @@ async fn measure(a: &Args, backend: &Backend, dir: &Path, run_cli: bool) -> Res<
                 } else {
                     None
                 };
-                let rep_dir = dir.join(format!("n{n}-{rep}"));
+                let rep_dir = dir.join(format!("n{n}-{rep}-{}", method as u8));
                 let late = format!(
                     "did not finish within {} s (--timeout){}",
                     a.timeout.as_secs(),
