@@ -82,24 +82,36 @@ impl S3Journals {
         TargetId::new("journal", format!("{}{transaction}", self.describe()))
     }
 
-    /// Every key under `prefix` (all pages), sorted.
-    async fn keys(&self, transaction: &str) -> Result<Vec<String>> {
-        let mut keys = Vec::new();
+    /// Every key under `prefix` and, with `folders`, every folder (common prefix) right
+    /// under it instead of the keys below those: all pages, sorted.
+    async fn list(
+        &self,
+        prefix: &str,
+        folders: bool,
+        about: &TargetId,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let (mut keys, mut dirs) = (Vec::new(), Vec::new());
         let mut token = None;
         loop {
             let out = self
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
-                .prefix(self.folder(transaction))
+                .prefix(prefix)
+                .set_delimiter(folders.then(|| "/".to_string()))
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| sdk_error(&self.about(transaction), "ListObjectsV2", e))?;
+                .map_err(|e| sdk_error(about, "ListObjectsV2", e))?;
             keys.extend(
                 out.contents()
                     .iter()
                     .filter_map(|o| o.key().map(str::to_string)),
+            );
+            dirs.extend(
+                out.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_string)),
             );
             token = out.next_continuation_token().map(str::to_string);
             if token.is_none() {
@@ -107,7 +119,8 @@ impl S3Journals {
             }
         }
         keys.sort();
-        Ok(keys)
+        dirs.sort();
+        Ok((keys, dirs))
     }
 }
 
@@ -144,7 +157,10 @@ impl JournalStore for S3Journals {
 
     async fn read(&self, transaction: &str) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        for key in self.keys(transaction).await? {
+        let (keys, _) = self
+            .list(&self.folder(transaction), false, &self.about(transaction))
+            .await?;
+        for key in keys {
             let out = self
                 .client
                 .get_object()
@@ -166,28 +182,11 @@ impl JournalStore for S3Journals {
     }
 
     async fn transactions(&self) -> Result<Vec<String>> {
-        let mut ids = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&self.prefix)
-                .delimiter("/")
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.about(""), "ListObjectsV2", e))?;
-            ids.extend(out.common_prefixes().iter().filter_map(|p| {
-                let p = p.prefix()?.strip_prefix(&self.prefix)?;
-                Some(p.trim_end_matches('/').to_string())
-            }));
-            token = out.next_continuation_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(ids)
+        let (_, dirs) = self.list(&self.prefix, true, &self.about("")).await?;
+        Ok(dirs
+            .iter()
+            .filter_map(|d| d.strip_prefix(&self.prefix))
+            .map(|d| d.trim_end_matches('/').to_string())
+            .collect())
     }
 }

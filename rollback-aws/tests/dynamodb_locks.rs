@@ -322,3 +322,39 @@ async fn a_lease_taken_over_in_the_table_stops_the_run_before_its_next_change() 
     let held = locks.current(&b.id()).await.unwrap().unwrap();
     assert_eq!(held.holder.transaction, "bobs-run", "bob's lease untouched");
 }
+
+#[tokio::test]
+async fn a_throttled_lock_table_is_retried_and_the_run_goes_on() {
+    let emu = AwsEmulator::start().await.unwrap();
+    let (_aws, locks) = table(&emu).await;
+    // Two throttled reads (the acquire's) and two throttled updates (the fence's renewal
+    // before the apply, then the release): each is tried again, or, for the renewal,
+    // trusted while the lease has time left.
+    emu.inject("GetItem", "throttle", 2, 0).await.unwrap();
+    emu.inject("UpdateItem", "throttle", 2, 0).await.unwrap();
+    let t = api();
+    let dir = tempfile::tempdir().unwrap();
+    let report = Transaction::builder("throttled")
+        .reason("test")
+        .journal(dir.path().join("j.jsonl"))
+        .locks(Arc::new(locks.clone()))
+        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(t.current_id(), "1");
+    let calls = emu.calls().await.unwrap();
+    assert_eq!(
+        rollback_testkit::injected_in(&calls, "throttle"),
+        4,
+        "{calls}"
+    );
+    assert_eq!(
+        locks.current(&t.id()).await.unwrap(),
+        None,
+        "given back in the end"
+    );
+}
