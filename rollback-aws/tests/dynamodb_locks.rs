@@ -27,6 +27,24 @@ async fn table(emu: &AwsEmulator) -> (Aws, DynamoDbLocks) {
     (aws, locks)
 }
 
+/// One run of `t` back to its previous revision, its leases in `locks`.
+async fn run_one(
+    name: &str,
+    locks: impl LockManager + 'static,
+    t: &FakeTarget,
+) -> rollback_core::Result<rollback_core::Report> {
+    let dir = tempfile::tempdir().unwrap();
+    Transaction::builder(name)
+        .reason("test")
+        .journal(dir.path().join("j.jsonl"))
+        .locks(Arc::new(locks))
+        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+}
+
 fn api() -> FakeTarget {
     FakeTarget::builder("api")
         .revision(Revision::new("1"))
@@ -53,17 +71,7 @@ async fn bad_tables_are_refused_before_anything_changes() {
     // A table that does not exist: the run stops at locking, the target untouched.
     let missing = DynamoDbLocks::new(&aws, "never-created").unwrap();
     let t = api();
-    let dir = tempfile::tempdir().unwrap();
-    let e = Transaction::builder("missing table")
-        .reason("test")
-        .journal(dir.path().join("j.jsonl"))
-        .locks(Arc::new(missing))
-        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap_err();
+    let e = run_one("missing table", missing, &t).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(
         e.to_string().contains("never-created")
@@ -79,18 +87,8 @@ async fn a_run_costs_four_lock_calls_per_target() {
     let emu = AwsEmulator::start().await.unwrap();
     let (_aws, locks) = table(&emu).await;
     let t = api();
-    let dir = tempfile::tempdir().unwrap();
     let before = emu.calls().await.unwrap();
-    let report = Transaction::builder("counted")
-        .reason("test")
-        .journal(dir.path().join("j.jsonl"))
-        .locks(Arc::new(locks.clone()))
-        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+    let report = run_one("counted", locks.clone(), &t).await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     // Acquire: a consistent read and a conditional put. The fence before the apply: one
     // conditional update (it renews). Release: one conditional update.
@@ -333,17 +331,7 @@ async fn a_throttled_lock_table_is_retried_and_the_run_goes_on() {
     emu.inject("GetItem", "throttle", 2, 0).await.unwrap();
     emu.inject("UpdateItem", "throttle", 2, 0).await.unwrap();
     let t = api();
-    let dir = tempfile::tempdir().unwrap();
-    let report = Transaction::builder("throttled")
-        .reason("test")
-        .journal(dir.path().join("j.jsonl"))
-        .locks(Arc::new(locks.clone()))
-        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+    let report = run_one("throttled", locks.clone(), &t).await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     assert_eq!(t.current_id(), "1");
     let calls = emu.calls().await.unwrap();
