@@ -575,8 +575,8 @@ async fn twenty_five_services_converging_together_share_their_looks_ten_per_call
     assert_eq!(reads.iter().sum::<u64>(), 2 * N, "{reads:?}");
     assert!(reads.iter().all(|n| (1..=10).contains(n)), "{reads:?}");
     assert_eq!(
-        reads[0], 8,
-        "preflight starts 8 services at once: {reads:?}"
+        reads[0], 10,
+        "preflight starts 16 services at once (the default concurrency), ten to a call: {reads:?}"
     );
     assert!(r <= N, "{r} reads for {N} services: {reads:?}");
     assert_eq!(

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use rollback_aws::{
-    AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, EcsDesiredCount, EcsService,
-    LambdaAlias, PipelineTransition, RdsInstance, SecretVersion,
+    AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
+    EcsDesiredCount, EcsService, LambdaAlias, PipelineTransition, RdsInstance, S3Journals,
+    SecretVersion,
 };
 use rollback_core::{Progress, RollbackTarget};
 
 use crate::check::PyCheck;
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
+use crate::stores::{PyJournalStore, PyKnownGoodStore, PyLocks};
 use crate::target::PyTarget;
 use crate::types::{revision, PyPolicy, PyRevision, Seconds};
 
@@ -334,5 +336,85 @@ impl PyAlarmCheck {
             (None, Some(n)) => AlarmCheck::names(&aws_for(py, config)?, n).map_err(py_err)?,
         };
         Ok(PyCheck::init(check, policy).add_subclass(PyAlarmCheck {}))
+    }
+}
+
+/// Leases in a DynamoDB table a team shares (`rollback_aws::DynamoDbLocks`): one item per
+/// target, conditional writes, fencing tokens. `create=True` makes the table (partition key
+/// `target`, on-demand billing) unless it exists.
+#[pyclass(module = "rollback.aws", name = "DynamoDbLocks", extends = PyLocks, frozen)]
+pub(crate) struct PyDynamoDbLocks;
+
+#[pymethods]
+impl PyDynamoDbLocks {
+    #[new]
+    #[pyo3(signature = (table, *, config=None, create=false))]
+    fn new(
+        py: Python<'_>,
+        table: String,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+        create: bool,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let locks = if create {
+            block_on(py, async move {
+                DynamoDbLocks::create_table(&aws, table)
+                    .await
+                    .map_err(py_err)
+            })?
+        } else {
+            DynamoDbLocks::new(&aws, table).map_err(py_err)?
+        };
+        Ok(PyLocks::init(Arc::new(locks)).add_subclass(PyDynamoDbLocks))
+    }
+}
+
+/// Verified-good revisions in a DynamoDB table a team shares
+/// (`rollback_aws::DynamoDbKnownGood`), for `rollback.LastKnownGood()`.
+#[pyclass(module = "rollback.aws", name = "DynamoDbKnownGood", extends = PyKnownGoodStore, frozen)]
+pub(crate) struct PyDynamoDbKnownGood;
+
+#[pymethods]
+impl PyDynamoDbKnownGood {
+    #[new]
+    #[pyo3(signature = (table, *, config=None, create=false))]
+    fn new(
+        py: Python<'_>,
+        table: String,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+        create: bool,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let store = if create {
+            block_on(py, async move {
+                DynamoDbKnownGood::create_table(&aws, table)
+                    .await
+                    .map_err(py_err)
+            })?
+        } else {
+            DynamoDbKnownGood::new(&aws, table).map_err(py_err)?
+        };
+        Ok(PyKnownGoodStore::init(Arc::new(store)).add_subclass(PyDynamoDbKnownGood))
+    }
+}
+
+/// Journals in an S3 bucket (`rollback_aws::S3Journals`): every record written there too,
+/// so that `rollback.resume_from_store` finishes a run whose machine died.
+#[pyclass(module = "rollback.aws", name = "S3Journals", extends = PyJournalStore, frozen)]
+pub(crate) struct PyS3Journals;
+
+#[pymethods]
+impl PyS3Journals {
+    #[new]
+    #[pyo3(signature = (bucket, prefix=None, *, config=None))]
+    fn new(
+        py: Python<'_>,
+        bucket: String,
+        prefix: Option<String>,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let store = S3Journals::new(&aws, bucket, prefix.unwrap_or_default()).map_err(py_err)?;
+        Ok(PyJournalStore::init(Arc::new(store)).add_subclass(PyS3Journals))
     }
 }

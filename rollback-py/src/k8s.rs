@@ -413,3 +413,23 @@ impl PyPodsReady {
         Ok(PyCheck::init(check.clone(), policy).add_subclass(PyPodsReady { inner: check }))
     }
 }
+
+/// Leases as Kubernetes `coordination.k8s.io/v1` Leases in `namespace`
+/// (`rollback_k8s::LeaseLocks`); RBAC: get, create and update on leases there.
+#[pyclass(module = "rollback.k8s", name = "LeaseLocks", extends = crate::stores::PyLocks, frozen)]
+pub(crate) struct PyLeaseLocks;
+
+#[pymethods]
+impl PyLeaseLocks {
+    #[new]
+    #[pyo3(signature = (namespace, *, config=None))]
+    fn new(
+        py: Python<'_>,
+        namespace: String,
+        config: Option<&Bound<'_, PyK8sConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let k8s = k8s_for(py, config)?;
+        let locks = rollback_k8s::LeaseLocks::new(&k8s, namespace).map_err(py_err)?;
+        Ok(crate::stores::PyLocks::init(Arc::new(locks)).add_subclass(PyLeaseLocks))
+    }
+}

@@ -22,6 +22,7 @@ mod errors;
 mod k8s;
 mod logging;
 mod runtime;
+mod stores;
 mod target;
 mod transaction;
 mod types;
@@ -40,6 +41,10 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<check::PyHttpCheck>()?;
     m.add_class::<check::PyCommandCheck>()?;
     m.add_class::<transaction::PyTransaction>()?;
+    m.add_class::<stores::PyLocks>()?;
+    m.add_class::<stores::PyKnownGoodStore>()?;
+    m.add_class::<stores::PyJournalStore>()?;
+    m.add_function(wrap_pyfunction!(transaction::resume_from_store, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume_async, m)?)?;
     // aws
@@ -52,6 +57,9 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aws::PyConnectionHandover>()?;
     m.add_class::<aws::PyPipelineTransition>()?;
     m.add_class::<aws::PyAlarmCheck>()?;
+    m.add_class::<aws::PyDynamoDbLocks>()?;
+    m.add_class::<aws::PyDynamoDbKnownGood>()?;
+    m.add_class::<aws::PyS3Journals>()?;
     // k8s
     m.add_class::<k8s::PyK8sConfig>()?;
     m.add_class::<k8s::PyDeployment>()?;
@@ -61,6 +69,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<k8s::PyRestart>()?;
     m.add_class::<k8s::PyPodsReady>()?;
     m.add_class::<k8s::PyRolloutStatus>()?;
+    m.add_class::<k8s::PyLeaseLocks>()?;
     m.add_function(wrap_pyfunction!(k8s::rollout_status, m)?)?;
     Ok(())
 }

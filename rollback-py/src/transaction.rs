@@ -23,6 +23,7 @@ use rollback_core::{
 use crate::check::{check_of, PyAction};
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
+use crate::stores::{journal_store_of, known_good_of, locks_of};
 use crate::target::{target_of, PYTHON_KIND};
 use crate::types::{selector_of, Int, PyEvent, PyReport, Seconds};
 
@@ -32,6 +33,7 @@ use crate::types::{selector_of, Int, PyEvent, PyReport, Seconds};
 pub(crate) struct PyTransaction {
     builder: TransactionBuilder,
     locks_dir: Option<PathBuf>,
+    locks: Option<Arc<dyn LockManager>>,
 }
 
 /// An event sink as the builder takes it.
@@ -127,7 +129,10 @@ impl PyTransaction {
         };
         // A run dropped on Ctrl-C or an asyncio cancellation stops renewing its leases
         // (they lapse after their time to live) and is resumed from its journal.
-        let locks = Arc::new(file_locks(self.locks_dir.as_ref()));
+        let locks = match &self.locks {
+            Some(l) => l.clone(),
+            None => Arc::new(file_locks(self.locks_dir.as_ref())),
+        };
         let b = self.builder(locks, sink);
         let tx = b.build().map_err(|e| crate::errors::to_py(py, &e))?;
         let journal = (!dry_run).then(|| tx.journal_path().to_path_buf());
@@ -146,9 +151,9 @@ impl PyTransaction {
 #[pymethods]
 impl PyTransaction {
     #[new]
-    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(16), *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None, known_good_dir=None))]
+    #[pyo3(signature = (name, reason=None, journal=None, policy="compensate", concurrency=Int::Fits(16), *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None, known_good_dir=None, locks=None, known_good=None, journal_store=None))]
     #[pyo3(
-        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=16, *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None, known_good_dir=None)"
+        text_signature = "(name, reason=None, journal=None, policy=\"compensate\", concurrency=16, *, locks_dir=None, lease_ttl=None, holder=None, compensation_deadline=None, known_good_dir=None, locks=None, known_good=None, journal_store=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -162,6 +167,9 @@ impl PyTransaction {
         holder: Option<String>,
         compensation_deadline: Option<Seconds>,
         known_good_dir: Option<PathBuf>,
+        locks: Option<&Bound<'_, PyAny>>,
+        known_good: Option<&Bound<'_, PyAny>>,
+        journal_store: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         if name.trim().is_empty() {
             return Err(invalid(
@@ -192,8 +200,23 @@ impl PyTransaction {
         if let Some(h) = holder {
             b = b.holder(h);
         }
-        if let Some(d) = known_good_dir {
-            b = b.known_good(Arc::new(rollback_core::FileKnownGood::new(d)));
+        let locks = locks.filter(|l| !l.is_none()).map(locks_of).transpose()?;
+        if locks.is_some() && locks_dir.is_some() {
+            return Err(invalid(&what, "give locks or locks_dir, not both"));
+        }
+        match (known_good_dir, known_good.filter(|k| !k.is_none())) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    &what,
+                    "give known_good or known_good_dir, not both",
+                ))
+            }
+            (Some(d), None) => b = b.known_good(Arc::new(rollback_core::FileKnownGood::new(d))),
+            (None, Some(k)) => b = b.known_good(known_good_of(k)?),
+            (None, None) => {}
+        }
+        if let Some(j) = journal_store.filter(|j| !j.is_none()) {
+            b = b.journal_store(journal_store_of(j)?);
         }
         if let Some(deadline) = compensation_deadline {
             b = b.compensation_retry(CompensationRetry {
@@ -204,6 +227,7 @@ impl PyTransaction {
         Ok(PyTransaction {
             builder: b,
             locks_dir,
+            locks,
         })
     }
 
@@ -463,4 +487,47 @@ pub(crate) fn resume_async<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let fut = prepare_resume(py, journal_path, targets, on_event, locks_dir, true)?;
     awaitable(py, fut)
+}
+
+/// Finishes transaction `transaction` from its journal in `store` (a run whose machine
+/// died, finished here): the records are copied to `local_path`, then resumed as
+/// `resume()` does, every new record written there and to the store. Pass Python targets
+/// again in `targets`; `locks` replaces the lock manager the journal names.
+#[pyfunction]
+#[pyo3(signature = (store, transaction, local_path, *, targets=None, on_event=None, locks=None))]
+pub(crate) fn resume_from_store(
+    py: Python<'_>,
+    store: &Bound<'_, PyAny>,
+    transaction: String,
+    local_path: PathBuf,
+    targets: Option<&Bound<'_, PyAny>>,
+    on_event: Option<Bound<'_, PyAny>>,
+    locks: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyReport> {
+    let store = journal_store_of(store)?;
+    let mut live = Vec::new();
+    if let Some(ts) = targets {
+        for t in ts.try_iter()? {
+            live.push(target_of(&t?)?);
+        }
+    }
+    let mut opts = ResumeOptions {
+        registry: registry(&live),
+        locks: locks.filter(|l| !l.is_none()).map(locks_of).transpose()?,
+        ..ResumeOptions::default()
+    };
+    if let Some(cb) = on_event.filter(|c| !c.is_none()) {
+        if !cb.is_callable() {
+            return Err(PyTypeError::new_err(
+                "on_event must be a callable taking an Event",
+            ));
+        }
+        opts = opts.on_event(event_sink(cb.unbind(), None));
+    }
+    block_on(py, async move {
+        rollback_core::resume_from_store(store, &transaction, &local_path, opts)
+            .await
+            .map(|r| PyReport { inner: r })
+            .map_err(py_err)
+    })
 }

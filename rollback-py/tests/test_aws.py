@@ -505,3 +505,50 @@ def test_checks_may_call_the_library(emu: EmulatorHandle) -> None:
     report = asyncio.run(main())
     assert report.outcome == "succeeded", str(report)
     assert live.current().id == "1"
+
+
+def test_shared_state_on_dynamodb_and_s3(emu: EmulatorHandle, tmp_path: Path) -> None:
+    import boto3  # moto's dependency: in the emulator's environment
+
+    from helpers import MemoryTarget
+
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1").create_bucket(
+        Bucket="team-journals"
+    )
+    locks = rollback.aws.DynamoDbLocks("rollback-locks", create=True)
+    known_good = rollback.aws.DynamoDbKnownGood("rollback-known-good", create=True)
+    journals = rollback.aws.S3Journals("team-journals", "rollback/journals")
+    assert isinstance(locks, rollback.Locks) and "rollback-locks" in repr(locks)
+    assert "s3://team-journals/rollback/journals/" in repr(journals)
+    api = MemoryTarget("api", ["1", "2", "3"], "3")
+    ok = rollback.Check(lambda: True, name="health", policy=rollback.Policy(attempts=1))
+
+    def team(name: str) -> rollback.Transaction:
+        return rollback.Transaction(
+            name, reason="r", journal=tmp_path / f"{name}.jsonl", locks=locks, known_good=known_good, journal_store=journals
+        )
+
+    report = team("first").add(api, rollback.Previous(), verify=[ok]).run()
+    assert report.outcome == "succeeded", str(report)
+    by_op = emu.calls()["operations"]
+    # The lease: a read and a put to take it, a renewal before the apply, an update to give
+    # it back; the known-good record: one put. Every journal record went to S3 (the
+    # emulator's counter names S3's PutObject CopyObject).
+    assert (by_op["GetItem"], by_op["PutItem"], by_op["UpdateItem"]) == (1, 2, 2), by_op
+    records = len((tmp_path / "first.jsonl").read_text().splitlines())
+    assert 1 <= by_op["CopyObject"] <= records, (by_op, records)
+    # The next incident picks the verified revision from the team's table.
+    api.ids.append("4")
+    api.at = "4"
+    again = team("second").add(api, rollback.LastKnownGood()).run()
+    assert again.outcome == "succeeded" and api.at == "2", str(again)
+    assert again.steps[0].origin is not None and report.transaction in again.steps[0].origin
+    # The finished run, from S3 on "another machine", is its report (nothing run again).
+    copy = rollback.resume_from_store(journals, report.transaction, tmp_path / "laptop" / "copy.jsonl", targets=[api])
+    assert copy.outcome == "succeeded" and copy.transaction == report.transaction
+    with pytest.raises(TypeError, match="rollback.Locks"):
+        rollback.Transaction("x", locks="a folder")  # type: ignore[arg-type]
+    with pytest.raises(rollback.InvalidInputError, match="not both"):
+        rollback.Transaction("x", locks=locks, locks_dir=tmp_path)
+    with pytest.raises(rollback.InvalidInputError, match="bucket"):
+        rollback.aws.S3Journals("Not_A_Bucket")

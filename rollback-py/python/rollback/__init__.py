@@ -54,8 +54,12 @@ from ._rollback import (
     Target,
     Transaction,
     Verdict,
+    JournalStore,
+    KnownGoodStore,
+    Locks,
     resume,
     resume_async,
+    resume_from_store,
 )
 from ._typing import CheckLike, CustomTarget, Seconds, TargetLike  # noqa: E402
 
@@ -98,6 +102,11 @@ __all__ = [
     "Transaction",
     "resume",
     "resume_async",
+    # shared state
+    "Locks",
+    "KnownGoodStore",
+    "JournalStore",
+    "resume_from_store",
 ]
 from . import _errors  # noqa: E402
 

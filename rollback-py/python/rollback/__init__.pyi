@@ -73,6 +73,10 @@ __all__ = [
     "Transaction",
     "resume",
     "resume_async",
+    "Locks",
+    "KnownGoodStore",
+    "JournalStore",
+    "resume_from_store",
     # errors
     "RollbackError",
     "NotFoundError",
@@ -567,6 +571,9 @@ class Transaction:
         holder: str | None = None,
         compensation_deadline: Seconds | None = None,
         known_good_dir: str | os.PathLike[str] | None = None,
+        locks: Locks | None = None,
+        known_good: KnownGoodStore | None = None,
+        journal_store: JournalStore | None = None,
     ) -> Self: ...
     @property
     def name(self) -> str: ...
@@ -630,3 +637,33 @@ def resume_async(
     locks_dir: str | os.PathLike[str] | None = None,
 ) -> asyncio.Future[Report]:
     """:func:`resume`, awaitable."""
+
+# -- shared state ---------------------------------------------------------------------------
+
+@disjoint_base
+class Locks:
+    """Where leases are kept, shared by a team: :class:`rollback.aws.DynamoDbLocks`,
+    :class:`rollback.k8s.LeaseLocks` (a folder on this machine is ``locks_dir=``)."""
+
+@disjoint_base
+class KnownGoodStore:
+    """Where verified-good revisions are kept, shared by a team:
+    :class:`rollback.aws.DynamoDbKnownGood` (a folder on this machine is
+    ``known_good_dir=``)."""
+
+@disjoint_base
+class JournalStore:
+    """Where journals are kept beyond this machine: :class:`rollback.aws.S3Journals`."""
+
+def resume_from_store(
+    store: JournalStore,
+    transaction: str,
+    local_path: str | os.PathLike[str],
+    *,
+    targets: Iterable[TargetLike] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    locks: Locks | None = None,
+) -> Report:
+    """Finishes ``transaction`` from its journal in ``store`` (a run whose machine died):
+    the records are copied to ``local_path`` and resumed as :func:`resume` does, every new
+    record written there and to the store."""

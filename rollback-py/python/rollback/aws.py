@@ -11,11 +11,14 @@ from ._rollback import (
     AlarmCheck,
     AwsConfig,
     ConnectionHandover,
+    DynamoDbKnownGood,
+    DynamoDbLocks,
     EcsDesiredCount,
     EcsService,
     LambdaAlias,
     PipelineTransition,
     RdsInstance,
+    S3Journals,
     SecretVersion,
 )
 
@@ -29,4 +32,7 @@ __all__ = [
     "ConnectionHandover",
     "PipelineTransition",
     "AlarmCheck",
+    "DynamoDbLocks",
+    "DynamoDbKnownGood",
+    "S3Journals",
 ]

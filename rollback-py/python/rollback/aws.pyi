@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Self, final
 
-from . import Check, Policy, Revision, Seconds, Target
+from . import Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
 
 # Mirrors aws.py's list, as a stub must; stubtest (tests/test_typing.py) keeps them equal.
 __all__ = [
@@ -23,6 +23,9 @@ __all__ = [
     "ConnectionHandover",
     "PipelineTransition",
     "AlarmCheck",
+    "DynamoDbLocks",
+    "DynamoDbKnownGood",
+    "S3Journals",
 ]
 
 @final
@@ -164,3 +167,26 @@ class AlarmCheck(Check):
         config: AwsConfig | None = None,
         policy: Policy | None = None,
     ) -> Self: ...
+
+@final
+class DynamoDbLocks(Locks):
+    """Leases in a DynamoDB table a team shares: one item per target (partition key
+    ``target``), conditional writes, fencing tokens. ``create=True`` makes the table
+    (on-demand billing) unless it exists."""
+
+    def __new__(cls, table: str, *, config: AwsConfig | None = None, create: bool = False) -> Self: ...
+
+@final
+class DynamoDbKnownGood(KnownGoodStore):
+    """Verified-good revisions in a DynamoDB table a team shares, for
+    :class:`rollback.LastKnownGood`. ``create=True`` makes the table unless it exists."""
+
+    def __new__(cls, table: str, *, config: AwsConfig | None = None, create: bool = False) -> Self: ...
+
+@final
+class S3Journals(JournalStore):
+    """Journals in an S3 bucket under ``prefix``: every record written there too (each batch
+    one object, written only if absent), so that :func:`rollback.resume_from_store` finishes
+    a run whose machine died."""
+
+    def __new__(cls, bucket: str, prefix: str | None = None, *, config: AwsConfig | None = None) -> Self: ...

@@ -12,6 +12,7 @@ from ._rollback import (
     DaemonSet,
     Deployment,
     K8sConfig,
+    LeaseLocks,
     PodsReady,
     Replicas,
     Restart,
@@ -30,4 +31,5 @@ __all__ = [
     "PodsReady",
     "RolloutStatus",
     "rollout_status",
+    "LeaseLocks",
 ]

@@ -11,7 +11,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any, Self, final
 
-from . import Check, CheckLike, Policy, Seconds, Target
+from . import Check, CheckLike, Locks, Policy, Seconds, Target
 
 # Mirrors k8s.py's list, as a stub must; stubtest (tests/test_typing.py) keeps them equal.
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "PodsReady",
     "RolloutStatus",
     "rollout_status",
+    "LeaseLocks",
 ]
 
 @final
@@ -168,3 +169,10 @@ class PodsReady(Check):
         config: K8sConfig | None = None,
         policy: Policy | None = None,
     ) -> Self: ...
+
+@final
+class LeaseLocks(Locks):
+    """Leases as ``coordination.k8s.io/v1`` Leases in ``namespace`` (RBAC: get, create and
+    update on leases there), shared by every run that can reach the cluster."""
+
+    def __new__(cls, namespace: str, *, config: K8sConfig | None = None) -> Self: ...
