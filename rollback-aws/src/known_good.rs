@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{TimeZone, Utc};
 use rollback_core::{KnownGood, KnownGoodStore, Result, TargetId};
 
-use crate::locks::{create_keyed_table, lost_race, table_error, table_name};
+use crate::locks::{create_keyed_table, lost_race, read_item, table_error, table_name};
 use crate::Aws;
 
 /// Verified-good records in a DynamoDB table.
@@ -106,16 +106,8 @@ impl KnownGoodStore for DynamoDbKnownGood {
     }
 
     async fn latest(&self, target: &TargetId) -> Result<Option<KnownGood>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("target", AttributeValue::S(target.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, "known-good", target, "GetItem", e))?;
-        let Some(a) = out.item() else {
+        let Some(a) = read_item(&self.client, &self.table, "known-good", target, target).await?
+        else {
             return Ok(None);
         };
         let s = |k: &str| a.get(k).and_then(|v| v.as_s().ok()).cloned();

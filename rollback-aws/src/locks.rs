@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeZone, Utc};
-use rollback_core::lock::LockSpec;
+use rollback_core::lock::{claim, LockSpec};
 use rollback_core::{Error, ErrorKind, Holder, Lease, LockManager, Registry, Result, TargetId};
 use serde::{Deserialize, Serialize};
 
@@ -153,16 +153,15 @@ impl DynamoDbLocks {
     }
 
     async fn read(&self, target: &TargetId) -> Result<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("target", AttributeValue::S(target.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.failed(target, "GetItem", e))?;
-        Ok(out.item().map(|a| Item::from_attributes(target, a)))
+        let item = read_item(
+            &self.client,
+            &self.table,
+            "lock",
+            target,
+            &self.about(target),
+        )
+        .await?;
+        Ok(item.map(|a| Item::from_attributes(target, &a)))
     }
 
     /// Writes `lease` as the item, on the condition that the item is still `seen`.
@@ -225,6 +224,26 @@ pub(crate) fn table_name(what: &str, table: String) -> Result<String> {
         ));
     }
     Ok(table)
+}
+
+/// The item of `target` in `table` (a consistent read), errors about `about` in the
+/// `what` table.
+pub(crate) async fn read_item(
+    client: &Client,
+    table: &str,
+    what: &str,
+    target: &TargetId,
+    about: &TargetId,
+) -> Result<Option<HashMap<String, AttributeValue>>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("target", AttributeValue::S(target.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| table_error(table, what, about, "GetItem", e))?;
+    Ok(out.item)
 }
 
 /// Whether a conditional write failed its condition: someone wrote the item first.
@@ -393,10 +412,6 @@ fn attributes(l: &Lease) -> HashMap<String, AttributeValue> {
     a
 }
 
-fn ttl_delta(ttl: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365))
-}
-
 #[async_trait]
 impl LockManager for DynamoDbLocks {
     fn spec(&self) -> Option<LockSpec> {
@@ -414,31 +429,14 @@ impl LockManager for DynamoDbLocks {
         for _ in 0..RACES {
             let seen = self.read(target).await?;
             let now = Utc::now();
-            let next = seen.as_ref().map_or(0, |i| i.token) + 1;
-            let (acquired_at, token) = match seen.as_ref().and_then(|i| i.lease.as_ref()) {
-                Some(l) if l.holder.transaction == holder.transaction => (l.acquired_at, l.token),
-                Some(l) if !l.expired_at(now) && l.holder.run_ended() => {
-                    tracing::warn!(target_id = %target, previous = %l.holder, "taking over the lease of a run that ended without giving it back");
-                    (now, next)
-                }
-                Some(l) if !l.expired_at(now) => {
-                    return Err(Error::locked(
-                        target.to_string(),
-                        l.holder.to_string(),
-                        l.expires_at,
-                    ))
-                }
-                Some(l) => {
-                    tracing::warn!(target_id = %target, previous = %l.holder, "taking over an expired lease");
-                    (now, next)
-                }
-                None => (now, next),
-            };
+            let held = seen.as_ref().and_then(|i| i.lease.as_ref());
+            let last = seen.as_ref().map_or(0, |i| i.token);
+            let (token, acquired_at) = claim(target, held, last, holder, now, Holder::run_ended)?;
             let lease = Lease {
                 target: target.clone(),
                 holder: holder.clone(),
                 acquired_at,
-                expires_at: now + ttl_delta(ttl),
+                expires_at: Lease::expiry(now, ttl),
                 token,
             };
             if self.write(&lease, seen.as_ref()).await? {
@@ -454,7 +452,7 @@ impl LockManager for DynamoDbLocks {
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
         let renewed = Lease {
-            expires_at: Utc::now() + ttl_delta(ttl),
+            expires_at: Lease::expiry(Utc::now(), ttl),
             ..lease.clone()
         };
         let out = self

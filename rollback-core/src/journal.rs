@@ -495,6 +495,10 @@ impl JournalWriter {
             if let Ok(mut st) = state.lock() {
                 match &result {
                     Ok(()) => st.syncs += 1,
+                    // What went wrong, without the journal's name (the error carries it).
+                    Err(Error::Journal { message, .. }) => {
+                        st.lost.push((from, upto, message.clone()))
+                    }
                     Err(e) => st.lost.push((from, upto, e.to_string())),
                 }
                 st.durable = upto;

@@ -142,6 +142,49 @@ impl Lease {
     pub fn expired_at(&self, now: DateTime<Utc>) -> bool {
         self.expires_at <= now
     }
+
+    /// When a lease taken or renewed at `now` for `ttl` lapses.
+    pub fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365))
+    }
+}
+
+/// The rule every [`LockManager::acquire`] follows, given what its store holds: `held`
+/// (the lease there, if one is held) and `last_token` (the token of the last lease there,
+/// held or given back; 0 if none ever was). Returns the new lease's token and when it was
+/// first taken:
+///
+/// - held by `holder`'s own transaction: its lease again (same token, first taken then);
+/// - held by another transaction, unexpired: [`Error::Locked`] naming that holder, unless
+///   `ended` says that run has ended (its process died before giving the lease back);
+/// - expired, a leftover of an ended run, given back, or never taken: a new lease with
+///   token `last_token + 1`, taken `now`.
+pub fn claim(
+    target: &TargetId,
+    held: Option<&Lease>,
+    last_token: u64,
+    holder: &Holder,
+    now: DateTime<Utc>,
+    ended: impl FnOnce(&Holder) -> bool,
+) -> Result<(u64, DateTime<Utc>)> {
+    match held {
+        Some(l) if l.holder.transaction == holder.transaction => Ok((l.token, l.acquired_at)),
+        Some(l) if !l.expired_at(now) && !ended(&l.holder) => Err(Error::locked(
+            target.to_string(),
+            l.holder.to_string(),
+            l.expires_at,
+        )),
+        Some(l) => {
+            let why = if l.expired_at(now) {
+                "taking over an expired lease"
+            } else {
+                "taking over the lease of a run that ended without giving it back"
+            };
+            tracing::warn!(target_id = %target, previous = %l.holder, "{why}");
+            Ok((last_token + 1, now))
+        }
+        None => Ok((last_token + 1, now)),
+    }
 }
 
 /// A lock manager as data: its kind and parameters, recorded in the journal's `begin`
@@ -356,10 +399,6 @@ pub(crate) fn file_stem(target: &TargetId) -> String {
     format!("{safe}-{h:016x}")
 }
 
-fn ttl_delta(ttl: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365))
-}
-
 #[async_trait]
 impl LockManager for FileLocks {
     fn spec(&self) -> Option<LockSpec> {
@@ -375,29 +414,17 @@ impl LockManager for FileLocks {
         let h = holder.clone();
         self.with_file(target, move |current| {
             let now = Utc::now();
-            let next = current.last_token() + 1;
-            let (acquired_at, token) = match current {
-                Stored::Held(l) if l.holder.transaction == h.transaction => {
-                    (l.acquired_at, l.token)
-                }
-                Stored::Held(l) if !l.expired_at(now) && l.holder.run_ended() => {
-                    tracing::warn!(target_id = %t, previous = %l.holder, "taking over the lease of a run that ended without giving it back");
-                    (now, next)
-                }
-                Stored::Held(l) if !l.expired_at(now) => {
-                    return Err(Error::locked(t.to_string(), l.holder.to_string(), l.expires_at))
-                }
-                Stored::Held(l) => {
-                    tracing::warn!(target_id = %t, previous = %l.holder, "taking over an expired lease");
-                    (now, next)
-                }
-                Stored::Released { .. } => (now, next),
+            let held = match &current {
+                Stored::Held(l) => Some(l),
+                Stored::Released { .. } => None,
             };
+            let (token, acquired_at) =
+                claim(&t, held, current.last_token(), &h, now, Holder::run_ended)?;
             let lease = Lease {
                 target: t,
                 holder: h,
                 acquired_at,
-                expires_at: now + ttl_delta(ttl),
+                expires_at: Lease::expiry(now, ttl),
                 token,
             };
             Ok((Update::Taken(lease.clone()), lease))
@@ -412,7 +439,7 @@ impl LockManager for FileLocks {
                 if l.holder.transaction == mine.holder.transaction && l.token == mine.token =>
             {
                 let renewed = Lease {
-                    expires_at: Utc::now() + ttl_delta(ttl),
+                    expires_at: Lease::expiry(Utc::now(), ttl),
                     ..l
                 };
                 Ok((Update::Renewed(renewed.clone()), renewed))

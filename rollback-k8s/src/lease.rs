@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::coordination::v1::{Lease as KubeLease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
-use rollback_core::lock::{Holder, Lease, LockManager, LockSpec};
+use rollback_core::lock::{claim, Holder, Lease, LockManager, LockSpec};
 use rollback_core::{Error, Registry, Result, TargetId};
 use serde::{Deserialize, Serialize};
 
@@ -467,27 +467,16 @@ impl LockManager for LeaseLocks {
         }
         self.update(target, |current| async move {
             let now = now();
-            let taken = match current.as_ref().map(|l| (l, view(target, l))) {
-                None => (1, now),
-                Some((_, Some(held))) if held.holder.transaction == holder.transaction => {
-                    (held.token, held.acquired_at)
+            let held = current.as_ref().and_then(|l| view(target, l));
+            // The holder's journal is read (off the async threads) only when it decides.
+            let ended = match &held {
+                Some(h) if h.holder.transaction != holder.transaction && !h.expired_at(now) => {
+                    run_ended(&h.holder).await
                 }
-                Some((_, Some(held)))
-                    if !held.expired_at(now) && !run_ended(&held.holder).await =>
-                {
-                    return Err(locked(&held));
-                }
-                Some((l, Some(held))) => {
-                    let why = if held.expired_at(now) {
-                        "taking over an expired lease"
-                    } else {
-                        "taking over the lease of a run that ended without giving it back"
-                    };
-                    tracing::warn!(target_id = %target, previous = %held.holder, "{why}");
-                    (last_token(l) + 1, now)
-                }
-                Some((l, None)) => (last_token(l) + 1, now),
+                _ => false,
             };
+            let last = current.as_ref().map_or(0, last_token);
+            let taken = claim(target, held.as_ref(), last, holder, now, |_| ended)?;
             let lease = self.held(current, target, holder, taken, (now, ttl))?;
             Ok(write_held(target, lease))
         })
