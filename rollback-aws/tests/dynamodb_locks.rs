@@ -3,13 +3,12 @@
 //! nothing shared but the table, a holder killed with SIGKILL, and fencing.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rollback_aws::{Aws, DynamoDbLocks};
 use rollback_core::conformance::locks::assert_lock_conformance;
+use rollback_core::conformance::processes::{contender, Contenders};
 use rollback_core::verify::{check_fn, CheckOutcome};
 use rollback_core::{
     ErrorKind, FakeTarget, Holder, LockManager, Outcome, Revision, RollbackTarget as _, Selector,
@@ -101,9 +100,8 @@ async fn a_run_costs_four_lock_calls_per_target() {
     assert_eq!(locks.current(&t.id()).await.unwrap(), None, "given back");
 }
 
-/// The child of the two-process tests: one run on its own fake `api` (nothing shared with
-/// the other process but the lock table). It prints `HOLDING` from the step's check and
-/// waits for a line on stdin before passing it; or `LOCKED <message>` if refused.
+/// The child of the two-process tests (nothing shared with the other process but the lock
+/// table): see `rollback_core::conformance::processes`.
 #[tokio::test]
 #[ignore = "run as a child process by the tests of this file"]
 async fn contender_child() {
@@ -112,155 +110,29 @@ async fn contender_child() {
     };
     let emu = AwsEmulator::connect(endpoint).await.unwrap();
     let aws = Aws::from_sdk_config(&emu.sdk_config().await);
-    let locks = DynamoDbLocks::new(&aws, TABLE).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let hold = check_fn("hold", || async {
-        println!("HOLDING");
-        std::io::stdout().flush().unwrap();
-        let mut line = String::new();
-        tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
-            .await
-            .unwrap()
-            .unwrap();
-        Ok(CheckOutcome::pass("released by the parent"))
-    });
-    let ttl = std::env::var("LEASE_TTL_S").map_or(300, |s| s.parse().unwrap());
-    let run = Transaction::builder("contender")
-        .reason("two processes")
-        .journal(dir.path().join("j.jsonl"))
-        .locks(Arc::new(locks))
-        .lease_ttl(Duration::from_secs(ttl))
-        .step(Step::new(Arc::new(api()), Selector::Previous).verify(hold))
-        .build()
-        .unwrap()
-        .run()
-        .await;
-    match run {
-        Ok(report) => println!("DONE {}", report.outcome),
-        Err(e) if e.kind() == ErrorKind::Locked => println!("LOCKED {e}"),
-        Err(e) => println!("ERROR {e}"),
-    }
+    contender(Arc::new(DynamoDbLocks::new(&aws, TABLE).unwrap())).await;
 }
 
-fn contender(emu: &AwsEmulator, ttl_s: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "contender_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--quiet",
-        ])
-        .env(ENDPOINT_VAR, emu.endpoint())
-        .env("LEASE_TTL_S", ttl_s.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// The child's first line of its own (test harness lines skipped).
-fn first_line(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
-    lines
-        .map(Result::unwrap)
-        .find(|l| {
-            ["HOLDING", "LOCKED", "DONE", "ERROR"]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .unwrap_or_else(|| "(no output)".into())
+fn contenders(emu: &AwsEmulator) -> Contenders {
+    Contenders::new("contender_child").env(ENDPOINT_VAR, emu.endpoint())
 }
 
 #[tokio::test]
 async fn two_processes_on_one_target_exactly_one_proceeds_every_time() {
     let emu = AwsEmulator::start().await.unwrap();
     let (_aws, locks) = table(&emu).await;
-    for round in 0..50 {
-        let mut kids = [contender(&emu, 300), contender(&emu, 300)];
-        let mut outs: Vec<_> = kids
-            .iter_mut()
-            .map(|k| BufReader::new(k.stdout.take().unwrap()).lines())
-            .collect();
-        // Both have tried before either lets go: the holder waits in its check.
-        let firsts: Vec<String> = outs.iter_mut().map(first_line).collect();
-        let holding: Vec<usize> = (0..2).filter(|&i| firsts[i] == "HOLDING").collect();
-        assert_eq!(holding.len(), 1, "round {round}: {firsts:?}");
-        let (winner, loser) = (holding[0], 1 - holding[0]);
-        assert!(
-            firsts[loser].starts_with("LOCKED") && firsts[loser].contains("pid"),
-            "round {round}: the other is refused naming the holder: {firsts:?}"
-        );
-        writeln!(kids[winner].stdin.as_mut().unwrap()).unwrap();
-        assert_eq!(
-            first_line(&mut outs[winner]),
-            "DONE succeeded",
-            "round {round}"
-        );
-        for k in &mut kids {
-            assert!(k.wait().unwrap().success());
-        }
-        assert_eq!(
-            locks.current(&api().id()).await.unwrap(),
-            None,
-            "round {round}"
-        );
-    }
+    contenders(&emu)
+        .assert_exactly_one_proceeds(50, &locks)
+        .await;
 }
 
 #[tokio::test]
 async fn a_holder_killed_with_sigkill_is_taken_over_after_its_ttl() {
     let emu = AwsEmulator::start().await.unwrap();
     let (_aws, locks) = table(&emu).await;
-    let mut kid = contender(&emu, 2);
-    let mut out = BufReader::new(kid.stdout.take().unwrap()).lines();
-    assert_eq!(first_line(&mut out), "HOLDING");
-    kid.kill().unwrap();
-    kid.wait().unwrap();
-    let id = api().id();
-    let dead = locks
-        .current(&id)
-        .await
-        .unwrap()
-        .expect("the dead run's lease");
-
-    let t = api();
-    let dir = tempfile::tempdir().unwrap();
-    let run = |name: &'static str| {
-        Transaction::builder(name)
-            .reason("after a crash")
-            .journal(dir.path().join(format!("{name}.jsonl")))
-            .locks(Arc::new(locks.clone()))
-            .step(Step::new(Arc::new(t.clone()), Selector::Previous))
-            .build()
-            .unwrap()
-    };
-    // Before its TTL the dead run still holds it.
-    if chrono::Utc::now() < dead.expires_at {
-        let e = run("early").run().await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Locked, "{e}");
-    }
-    // The lease's expiry is the condition under test: wait it out.
-    let left = (dead.expires_at - chrono::Utc::now())
-        .to_std()
-        .unwrap_or_default();
-    tokio::time::sleep(left + Duration::from_millis(100)).await;
-    let report = run("late").run().await.unwrap();
-    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
-    assert_eq!(t.current_id(), "1");
-    // The new lease had a greater token (the item keeps it after release).
-    let mine = Holder::current("probe");
-    let next = locks
-        .acquire(&id, &mine, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(
-        next.token >= dead.token + 2,
-        "{} then {}",
-        dead.token,
-        next.token
-    );
-    locks.release(&next).await.unwrap();
+    contenders(&emu)
+        .assert_killed_holder_is_taken_over(Duration::from_secs(2), Arc::new(locks))
+        .await;
 }
 
 #[tokio::test]

@@ -76,12 +76,7 @@ async fn dying_runner_child() {
 async fn a_run_killed_on_its_runner_is_finished_from_s3_by_another_process() {
     let emu = AwsEmulator::start().await.unwrap();
     let aws = aws(emu.endpoint()).await;
-    aws.client(aws_sdk_s3_client)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
+    S3Journals::create_bucket(&aws, BUCKET, "").await.unwrap();
     DynamoDbLocks::create_table(&aws, "rollback-locks")
         .await
         .unwrap();
@@ -156,12 +151,4 @@ async fn a_run_killed_on_its_runner_is_finished_from_s3_by_another_process() {
         .any(|r| matches!(r.entry, Entry::Resumed { .. })));
     let listed = list_store(&*store).await.unwrap();
     assert_eq!(listed[0].outcome, Some(Outcome::Succeeded));
-}
-
-fn aws_sdk_s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    )
 }

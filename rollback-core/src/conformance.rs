@@ -1,5 +1,6 @@
 //! The conformance suite every [`RollbackTarget`] implementation runs (and, in [`locks`],
-//! the one every [`LockManager`](crate::LockManager) runs).
+//! the one every [`LockManager`](crate::LockManager) runs; in [`processes`], its checks
+//! across processes).
 //!
 //! It checks the trait's contract against a live target: identity and spec, history order,
 //! selector resolution and its errors, that planning changes nothing, and (when the
@@ -29,6 +30,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod locks;
+pub mod processes;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::revision::{Change, Revision};

@@ -377,9 +377,10 @@ enum Update {
     Released(u64),
 }
 
-/// A file name for `target`: its id with anything but letters, digits, `-` and `.` made
-/// `_`, and a short hash that keeps distinct ids with the same sanitized form apart.
-pub(crate) fn file_stem(target: &TargetId) -> String {
+/// A file name (or object key segment) for `target`: its id with anything but letters,
+/// digits, `-` and `.` made `_`, and a short hash that keeps distinct ids with the same
+/// sanitized form apart. Stable across versions: stores key their records by it.
+pub fn file_stem(target: &TargetId) -> String {
     let safe: String = target
         .to_string()
         .chars()

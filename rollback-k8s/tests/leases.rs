@@ -12,6 +12,7 @@ use k8s_openapi::api::coordination::v1::Lease as KubeLease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ListParams, PostParams};
 use rollback_core::conformance::locks::assert_lock_conformance;
+use rollback_core::conformance::processes::{contender, Contenders};
 use rollback_core::verify::{check_fn, CheckOutcome};
 use rollback_core::{
     ErrorKind, FakeTarget, FileLocks, Holder, LockManager, Outcome, Report, Revision,
@@ -301,6 +302,46 @@ async fn of_two_clients_racing_for_a_lease_exactly_one_wins_every_time() {
         .filter(|c| c["status"] == 409)
         .count();
     assert!(lost > 0, "no write lost a race in 20 rounds: {calls:#}");
+}
+
+/// Set in the children this file starts: the simulator's URL.
+const SIM_VAR: &str = "ROLLBACK_TEST_LEASE_SIM_URL";
+
+/// The child of the two-process tests (nothing shared with the other process but the
+/// cluster): see `rollback_core::conformance::processes`.
+#[tokio::test]
+#[ignore = "run as a child process by the tests of this file"]
+async fn contender_child() {
+    let Ok(url) = std::env::var(SIM_VAR) else {
+        return;
+    };
+    let locks = LeaseLocks::new(&K8s::from_url(&url).unwrap(), NS).unwrap();
+    contender(Arc::new(locks)).await;
+}
+
+fn contenders(env: &Env) -> Contenders {
+    Contenders::new("contender_child").env(SIM_VAR, env.sim.url())
+}
+
+#[tokio::test]
+async fn two_processes_on_one_target_exactly_one_proceeds_every_time() {
+    let env = Env::start();
+    contenders(&env)
+        .assert_exactly_one_proceeds(50, &env.locks())
+        .await;
+    // Seen as kubectl sees it: the one Lease, free, its transitions counted.
+    let name = env
+        .kubectl(&["get", "leases", "-n", NS, "-o", "name"])
+        .await;
+    assert_eq!(name.lines().count(), 1, "{name}");
+}
+
+#[tokio::test]
+async fn a_holder_killed_with_sigkill_is_taken_over_after_its_ttl() {
+    let env = Env::start();
+    contenders(&env)
+        .assert_killed_holder_is_taken_over(Duration::from_secs(2), Arc::new(env.locks()))
+        .await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use rollback_aws::{
     AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
     EcsDesiredCount, EcsService, LambdaAlias, PipelineTransition, RdsInstance, S3Journals,
-    SecretVersion,
+    S3KnownGood, SecretVersion,
 };
 use rollback_core::{Progress, RollbackTarget};
 
@@ -339,6 +339,26 @@ impl PyAlarmCheck {
     }
 }
 
+/// A store made by `new`, or with `create=True` by `create` (which makes its table or
+/// bucket unless it exists).
+fn new_or_create<T, F>(
+    py: Python<'_>,
+    aws: Aws,
+    create: bool,
+    new: impl FnOnce(&Aws) -> rollback_core::Result<T>,
+    make: impl FnOnce(Aws) -> F + Send + 'static,
+) -> PyResult<T>
+where
+    F: std::future::Future<Output = rollback_core::Result<T>> + Send,
+    T: Send + 'static,
+{
+    if create {
+        block_on(py, async move { make(aws).await.map_err(py_err) })
+    } else {
+        new(&aws).map_err(py_err)
+    }
+}
+
 /// Leases in a DynamoDB table a team shares (`rollback_aws::DynamoDbLocks`): one item per
 /// target, conditional writes, fencing tokens. `create=True` makes the table (partition key
 /// `target`, on-demand billing) unless it exists.
@@ -356,15 +376,14 @@ impl PyDynamoDbLocks {
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
         let aws = aws_for(py, config)?;
-        let locks = if create {
-            block_on(py, async move {
-                DynamoDbLocks::create_table(&aws, table)
-                    .await
-                    .map_err(py_err)
-            })?
-        } else {
-            DynamoDbLocks::new(&aws, table).map_err(py_err)?
-        };
+        let named = table.clone();
+        let locks = new_or_create(
+            py,
+            aws,
+            create,
+            |aws| DynamoDbLocks::new(aws, table),
+            move |aws| async move { DynamoDbLocks::create_table(&aws, named).await },
+        )?;
         Ok(PyLocks::init(Arc::new(locks)).add_subclass(PyDynamoDbLocks))
     }
 }
@@ -385,36 +404,75 @@ impl PyDynamoDbKnownGood {
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
         let aws = aws_for(py, config)?;
-        let store = if create {
-            block_on(py, async move {
-                DynamoDbKnownGood::create_table(&aws, table)
-                    .await
-                    .map_err(py_err)
-            })?
-        } else {
-            DynamoDbKnownGood::new(&aws, table).map_err(py_err)?
-        };
+        let named = table.clone();
+        let store = new_or_create(
+            py,
+            aws,
+            create,
+            |aws| DynamoDbKnownGood::new(aws, table),
+            move |aws| async move { DynamoDbKnownGood::create_table(&aws, named).await },
+        )?;
         Ok(PyKnownGoodStore::init(Arc::new(store)).add_subclass(PyDynamoDbKnownGood))
     }
 }
 
+/// Verified-good revisions in an S3 bucket under a prefix (`rollback_aws::S3KnownGood`):
+/// every record kept, the newest read. `create=True` makes the bucket unless it exists.
+#[pyclass(module = "rollback.aws", name = "S3KnownGood", extends = PyKnownGoodStore, frozen)]
+pub(crate) struct PyS3KnownGood;
+
+#[pymethods]
+impl PyS3KnownGood {
+    #[new]
+    #[pyo3(signature = (bucket, prefix=None, *, config=None, create=false))]
+    fn new(
+        py: Python<'_>,
+        bucket: String,
+        prefix: Option<String>,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+        create: bool,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let prefix = prefix.unwrap_or_default();
+        let (named, under) = (bucket.clone(), prefix.clone());
+        let store = new_or_create(
+            py,
+            aws,
+            create,
+            |aws| S3KnownGood::new(aws, bucket, prefix),
+            move |aws| async move { S3KnownGood::create_bucket(&aws, named, under).await },
+        )?;
+        Ok(PyKnownGoodStore::init(Arc::new(store)).add_subclass(PyS3KnownGood))
+    }
+}
+
 /// Journals in an S3 bucket (`rollback_aws::S3Journals`): every record written there too,
-/// so that `rollback.resume_from_store` finishes a run whose machine died.
+/// so that `rollback.resume_from_store` finishes a run whose machine died. `create=True`
+/// makes the bucket unless it exists.
 #[pyclass(module = "rollback.aws", name = "S3Journals", extends = PyJournalStore, frozen)]
 pub(crate) struct PyS3Journals;
 
 #[pymethods]
 impl PyS3Journals {
     #[new]
-    #[pyo3(signature = (bucket, prefix=None, *, config=None))]
+    #[pyo3(signature = (bucket, prefix=None, *, config=None, create=false))]
     fn new(
         py: Python<'_>,
         bucket: String,
         prefix: Option<String>,
         config: Option<&Bound<'_, PyAwsConfig>>,
+        create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
         let aws = aws_for(py, config)?;
-        let store = S3Journals::new(&aws, bucket, prefix.unwrap_or_default()).map_err(py_err)?;
+        let prefix = prefix.unwrap_or_default();
+        let (named, under) = (bucket.clone(), prefix.clone());
+        let store = new_or_create(
+            py,
+            aws,
+            create,
+            |aws| S3Journals::new(aws, bucket, prefix),
+            move |aws| async move { S3Journals::create_bucket(&aws, named, under).await },
+        )?;
         Ok(PyJournalStore::init(Arc::new(store)).add_subclass(PyS3Journals))
     }
 }

@@ -45,6 +45,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stores::PyKnownGoodStore>()?;
     m.add_class::<stores::PyJournalStore>()?;
     m.add_function(wrap_pyfunction!(transaction::resume_from_store, m)?)?;
+    m.add_function(wrap_pyfunction!(transaction::resume_from_store_async, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume_async, m)?)?;
     // aws
@@ -59,6 +60,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aws::PyAlarmCheck>()?;
     m.add_class::<aws::PyDynamoDbLocks>()?;
     m.add_class::<aws::PyDynamoDbKnownGood>()?;
+    m.add_class::<aws::PyS3KnownGood>()?;
     m.add_class::<aws::PyS3Journals>()?;
     // k8s
     m.add_class::<k8s::PyK8sConfig>()?;

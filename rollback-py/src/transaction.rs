@@ -13,6 +13,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use rollback_core::journal::JournalStore;
 use rollback_core::lock::{FileLocks, LockManager};
 use rollback_core::wait::CompensationRetry;
 use rollback_core::{
@@ -23,7 +24,7 @@ use rollback_core::{
 use crate::check::{check_of, PyAction};
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
-use crate::stores::{journal_store_of, known_good_of, locks_of};
+use crate::stores::{journal_store_of, StoreArgs};
 use crate::target::{target_of, PYTHON_KIND};
 use crate::types::{selector_of, Int, PyEvent, PyReport, Seconds};
 
@@ -32,7 +33,7 @@ use crate::types::{selector_of, Int, PyEvent, PyReport, Seconds};
 #[pyclass(module = "rollback", name = "Transaction")]
 pub(crate) struct PyTransaction {
     builder: TransactionBuilder,
-    locks_dir: Option<PathBuf>,
+    /// `None`: `FileLocks::from_env()`, read when the run starts.
     locks: Option<Arc<dyn LockManager>>,
 }
 
@@ -47,13 +48,6 @@ fn policy_of(policy: &str) -> PyResult<FailurePolicy> {
             "transaction",
             format!("policy={other:?}: use \"compensate\" (put applied targets back) or \"halt\" (leave them for a person)"),
         )),
-    }
-}
-
-fn file_locks(dir: Option<&PathBuf>) -> FileLocks {
-    match dir {
-        Some(d) => FileLocks::new(d.clone()),
-        None => FileLocks::from_env(),
     }
 }
 
@@ -131,7 +125,7 @@ impl PyTransaction {
         // (they lapse after their time to live) and is resumed from its journal.
         let locks = match &self.locks {
             Some(l) => l.clone(),
-            None => Arc::new(file_locks(self.locks_dir.as_ref())),
+            None => Arc::new(FileLocks::from_env()),
         };
         let b = self.builder(locks, sink);
         let tx = b.build().map_err(|e| crate::errors::to_py(py, &e))?;
@@ -200,23 +194,19 @@ impl PyTransaction {
         if let Some(h) = holder {
             b = b.holder(h);
         }
-        let locks = locks.filter(|l| !l.is_none()).map(locks_of).transpose()?;
-        if locks.is_some() && locks_dir.is_some() {
-            return Err(invalid(&what, "give locks or locks_dir, not both"));
+        let stores = StoreArgs {
+            locks_dir,
+            locks,
+            known_good_dir,
+            known_good,
+            journal_store,
         }
-        match (known_good_dir, known_good.filter(|k| !k.is_none())) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    &what,
-                    "give known_good or known_good_dir, not both",
-                ))
-            }
-            (Some(d), None) => b = b.known_good(Arc::new(rollback_core::FileKnownGood::new(d))),
-            (None, Some(k)) => b = b.known_good(known_good_of(k)?),
-            (None, None) => {}
+        .stores(&what)?;
+        if let Some(k) = stores.known_good {
+            b = b.known_good(k);
         }
-        if let Some(j) = journal_store.filter(|j| !j.is_none()) {
-            b = b.journal_store(journal_store_of(j)?);
+        if let Some(j) = stores.journal_store {
+            b = b.journal_store(j);
         }
         if let Some(deadline) = compensation_deadline {
             b = b.compensation_retry(CompensationRetry {
@@ -226,8 +216,7 @@ impl PyTransaction {
         }
         Ok(PyTransaction {
             builder: b,
-            locks_dir,
-            locks,
+            locks: stores.locks,
         })
     }
 
@@ -420,12 +409,21 @@ fn registry(targets: &[Arc<dyn RollbackTarget>]) -> Registry {
     r
 }
 
+/// Where a resumed run's journal comes from.
+enum Source {
+    /// A journal file.
+    File(PathBuf),
+    /// A journal store's transaction, copied to a local file first.
+    Store(Arc<dyn JournalStore>, String, PathBuf),
+}
+
+#[allow(clippy::too_many_arguments)]
 fn prepare_resume(
     py: Python<'_>,
-    journal: PathBuf,
+    source: Source,
     targets: Option<&Bound<'_, PyAny>>,
     on_event: Option<Bound<'_, PyAny>>,
-    locks_dir: Option<PathBuf>,
+    stores: StoreArgs<'_, '_>,
     in_loop: bool,
 ) -> PyResult<impl std::future::Future<Output = PyResult<PyReport>> + Send + 'static> {
     let mut live = Vec::new();
@@ -434,13 +432,18 @@ fn prepare_resume(
             live.push(target_of(&t?)?);
         }
     }
+    let stores = stores.stores("resume")?;
     let mut opts = ResumeOptions {
         registry: registry(&live),
-        // Without `locks_dir`, the lock folder the run recorded in its journal (or, for an
-        // older journal, $ROLLBACK_LOCK_DIR).
-        locks: locks_dir.map(|d| Arc::new(FileLocks::new(d)) as Arc<dyn LockManager>),
+        // Without `locks` or `locks_dir`, the lock manager the run recorded in its journal
+        // (or, for an older journal, $ROLLBACK_LOCK_DIR).
+        locks: stores.locks,
+        journal_store: stores.journal_store,
         ..ResumeOptions::default()
     };
+    if let Some(k) = stores.known_good {
+        opts.known_good = k;
+    }
     if let Some(cb) = on_event.filter(|c| !c.is_none()) {
         if !cb.is_callable() {
             return Err(PyTypeError::new_err(
@@ -451,50 +454,94 @@ fn prepare_resume(
         opts = opts.on_event(event_sink(cb.unbind(), event_loop));
     }
     Ok(async move {
-        rollback_core::resume_with(&journal, opts)
-            .await
-            .map(|r| PyReport { inner: r })
-            .map_err(py_err)
+        let report = match source {
+            Source::File(journal) => rollback_core::resume_with(&journal, opts).await,
+            Source::Store(store, tx, local) => {
+                rollback_core::resume_from_store(store, &tx, &local, opts).await
+            }
+        };
+        report.map(|r| PyReport { inner: r }).map_err(py_err)
     })
 }
 
 /// Finishes the run recorded in a journal (one whose process died or was interrupted)
 /// without applying anything twice; a run that already ended is returned as it was.
 /// Built-in targets are rebuilt from the journal; pass Python targets again in `targets`.
-/// Leases are taken in the lock folder the run recorded, unless `locks_dir` is given.
+/// Leases are taken where the run recorded (its lock folder or shared store), unless
+/// `locks_dir` or `locks` is given; `journal_store` also writes the new records there;
+/// a success is recorded in `known_good` / `known_good_dir` (default: the local folder).
 #[pyfunction]
-#[pyo3(signature = (journal_path, *, targets=None, on_event=None, locks_dir=None))]
+#[pyo3(signature = (journal_path, *, targets=None, on_event=None, locks_dir=None, locks=None, known_good_dir=None, known_good=None, journal_store=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn resume(
     py: Python<'_>,
     journal_path: PathBuf,
     targets: Option<&Bound<'_, PyAny>>,
     on_event: Option<Bound<'_, PyAny>>,
     locks_dir: Option<PathBuf>,
+    locks: Option<&Bound<'_, PyAny>>,
+    known_good_dir: Option<PathBuf>,
+    known_good: Option<&Bound<'_, PyAny>>,
+    journal_store: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyReport> {
-    let fut = prepare_resume(py, journal_path, targets, on_event, locks_dir, false)?;
+    let stores = StoreArgs {
+        locks_dir,
+        locks,
+        known_good_dir,
+        known_good,
+        journal_store,
+    };
+    let fut = prepare_resume(
+        py,
+        Source::File(journal_path),
+        targets,
+        on_event,
+        stores,
+        false,
+    )?;
     block_on(py, fut)
 }
 
 /// `resume()`, awaitable.
 #[pyfunction]
-#[pyo3(signature = (journal_path, *, targets=None, on_event=None, locks_dir=None))]
+#[pyo3(signature = (journal_path, *, targets=None, on_event=None, locks_dir=None, locks=None, known_good_dir=None, known_good=None, journal_store=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn resume_async<'py>(
     py: Python<'py>,
     journal_path: PathBuf,
     targets: Option<&Bound<'py, PyAny>>,
     on_event: Option<Bound<'py, PyAny>>,
     locks_dir: Option<PathBuf>,
+    locks: Option<&Bound<'py, PyAny>>,
+    known_good_dir: Option<PathBuf>,
+    known_good: Option<&Bound<'py, PyAny>>,
+    journal_store: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let fut = prepare_resume(py, journal_path, targets, on_event, locks_dir, true)?;
+    let stores = StoreArgs {
+        locks_dir,
+        locks,
+        known_good_dir,
+        known_good,
+        journal_store,
+    };
+    let fut = prepare_resume(
+        py,
+        Source::File(journal_path),
+        targets,
+        on_event,
+        stores,
+        true,
+    )?;
     awaitable(py, fut)
 }
 
 /// Finishes transaction `transaction` from its journal in `store` (a run whose machine
 /// died, finished here): the records are copied to `local_path`, then resumed as
 /// `resume()` does, every new record written there and to the store. Pass Python targets
-/// again in `targets`; `locks` replaces the lock manager the journal names.
+/// again in `targets`; `locks` / `locks_dir` replace the lock manager the journal names.
 #[pyfunction]
-#[pyo3(signature = (store, transaction, local_path, *, targets=None, on_event=None, locks=None))]
+#[pyo3(signature = (store, transaction, local_path, *, targets=None, on_event=None, locks=None, locks_dir=None, known_good=None, known_good_dir=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn resume_from_store(
     py: Python<'_>,
     store: &Bound<'_, PyAny>,
@@ -503,31 +550,46 @@ pub(crate) fn resume_from_store(
     targets: Option<&Bound<'_, PyAny>>,
     on_event: Option<Bound<'_, PyAny>>,
     locks: Option<&Bound<'_, PyAny>>,
+    locks_dir: Option<PathBuf>,
+    known_good: Option<&Bound<'_, PyAny>>,
+    known_good_dir: Option<PathBuf>,
 ) -> PyResult<PyReport> {
-    let store = journal_store_of(store)?;
-    let mut live = Vec::new();
-    if let Some(ts) = targets {
-        for t in ts.try_iter()? {
-            live.push(target_of(&t?)?);
-        }
-    }
-    let mut opts = ResumeOptions {
-        registry: registry(&live),
-        locks: locks.filter(|l| !l.is_none()).map(locks_of).transpose()?,
-        ..ResumeOptions::default()
+    let source = Source::Store(journal_store_of(store)?, transaction, local_path);
+    let stores = StoreArgs {
+        locks_dir,
+        locks,
+        known_good_dir,
+        known_good,
+        journal_store: None,
     };
-    if let Some(cb) = on_event.filter(|c| !c.is_none()) {
-        if !cb.is_callable() {
-            return Err(PyTypeError::new_err(
-                "on_event must be a callable taking an Event",
-            ));
-        }
-        opts = opts.on_event(event_sink(cb.unbind(), None));
-    }
-    block_on(py, async move {
-        rollback_core::resume_from_store(store, &transaction, &local_path, opts)
-            .await
-            .map(|r| PyReport { inner: r })
-            .map_err(py_err)
-    })
+    let fut = prepare_resume(py, source, targets, on_event, stores, false)?;
+    block_on(py, fut)
+}
+
+/// `resume_from_store()`, awaitable.
+#[pyfunction]
+#[pyo3(signature = (store, transaction, local_path, *, targets=None, on_event=None, locks=None, locks_dir=None, known_good=None, known_good_dir=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resume_from_store_async<'py>(
+    py: Python<'py>,
+    store: &Bound<'py, PyAny>,
+    transaction: String,
+    local_path: PathBuf,
+    targets: Option<&Bound<'py, PyAny>>,
+    on_event: Option<Bound<'py, PyAny>>,
+    locks: Option<&Bound<'py, PyAny>>,
+    locks_dir: Option<PathBuf>,
+    known_good: Option<&Bound<'py, PyAny>>,
+    known_good_dir: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let source = Source::Store(journal_store_of(store)?, transaction, local_path);
+    let stores = StoreArgs {
+        locks_dir,
+        locks,
+        known_good_dir,
+        known_good,
+        journal_store: None,
+    };
+    let fut = prepare_resume(py, source, targets, on_event, stores, true)?;
+    awaitable(py, fut)
 }

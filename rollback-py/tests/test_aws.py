@@ -552,3 +552,47 @@ def test_shared_state_on_dynamodb_and_s3(emu: EmulatorHandle, tmp_path: Path) ->
         rollback.Transaction("x", locks=locks, locks_dir=tmp_path)
     with pytest.raises(rollback.InvalidInputError, match="bucket"):
         rollback.aws.S3Journals("Not_A_Bucket")
+
+
+def test_an_interrupted_run_is_resumed_from_s3_with_the_team_stores(emu: EmulatorHandle, tmp_path: Path) -> None:
+    from helpers import MemoryTarget
+
+    journals = rollback.aws.S3Journals("team-state", "journals", create=True)
+    known_good = rollback.aws.S3KnownGood("team-state", "known-good", create=True)
+    assert "s3://team-state/known-good/" in repr(known_good)
+    locks = rollback.aws.DynamoDbLocks("rollback-locks", create=True)
+    api = MemoryTarget("api", ["1", "2"], "2", converge=10**9)  # never stable by itself
+    ok = health_check(emu)  # data, so the resumed run checks it again
+    seen: list[str] = []
+
+    def ctrl_c_when_waiting(e: rollback.Event) -> None:
+        seen.append(e.transaction)
+        if e.kind == "waiting" and e.message.startswith("waiting up to"):
+            _thread.interrupt_main()
+
+    tx = rollback.Transaction("runner", reason="r", journal=tmp_path / "runner.jsonl", locks=locks, journal_store=journals)
+    with pytest.raises(KeyboardInterrupt):
+        tx.add(api, rollback.Previous(), verify=[ok], timeout=600).run(on_event=ctrl_c_when_waiting)
+    assert api.at == "1" and seen
+    # No record yet: the run did not finish.
+    with pytest.raises(rollback.NotFoundError, match="team-state"):
+        rollback.Transaction("probe", known_good=known_good).add(api, rollback.LastKnownGood()).run(dry_run=True)
+    api.converge = 0
+    api._pending = 0
+
+    async def finish() -> rollback.Report:
+        return await rollback.resume_from_store_async(
+            journals, seen[0], tmp_path / "laptop" / "copy.jsonl", targets=[api], locks=locks, known_good=known_good
+        )
+
+    report = asyncio.run(finish())
+    assert report.outcome == "succeeded" and report.transaction == seen[0], str(report)
+    assert len(api.applied) == 1, f"applied twice: {api.applied}"
+    # The resumed run recorded what it verified in the team's bucket.
+    api.at = "2"
+    plan = rollback.Transaction("next", known_good=known_good).add(api, rollback.LastKnownGood()).run(dry_run=True)
+    to = plan.steps[0].to_revision
+    assert to is not None and to.id == "1", str(plan)
+    assert seen[0] in (plan.steps[0].origin or ""), str(plan)
+    with pytest.raises(rollback.InvalidInputError, match="not both"):
+        rollback.resume(tmp_path / "runner.jsonl", known_good=known_good, known_good_dir=tmp_path)

@@ -60,6 +60,7 @@ from ._rollback import (
     resume,
     resume_async,
     resume_from_store,
+    resume_from_store_async,
 )
 from ._typing import CheckLike, CustomTarget, Seconds, TargetLike  # noqa: E402
 
@@ -107,6 +108,7 @@ __all__ = [
     "KnownGoodStore",
     "JournalStore",
     "resume_from_store",
+    "resume_from_store_async",
 ]
 from . import _errors  # noqa: E402
 

@@ -77,6 +77,7 @@ __all__ = [
     "KnownGoodStore",
     "JournalStore",
     "resume_from_store",
+    "resume_from_store_async",
     # errors
     "RollbackError",
     "NotFoundError",
@@ -622,12 +623,18 @@ def resume(
     targets: Iterable[TargetLike] | None = None,
     on_event: Callable[[Event], object] | None = None,
     locks_dir: str | os.PathLike[str] | None = None,
+    locks: Locks | None = None,
+    known_good_dir: str | os.PathLike[str] | None = None,
+    known_good: KnownGoodStore | None = None,
+    journal_store: JournalStore | None = None,
 ) -> Report:
     """Finishes the run recorded in a journal (its process died, or it was interrupted)
     without applying anything twice; a run that already ended is returned as it was.
     Built-in targets are rebuilt from the journal; pass Python targets again in
-    ``targets``. Leases are taken in the lock folder the run recorded in its journal,
-    unless ``locks_dir`` is given."""
+    ``targets``. Leases are taken where the run recorded them (its lock folder or shared
+    store) unless ``locks_dir`` or ``locks`` is given; ``journal_store`` writes the new
+    records there too; a success is recorded in ``known_good`` / ``known_good_dir``
+    (default: the local folder)."""
 
 def resume_async(
     journal_path: str | os.PathLike[str],
@@ -635,6 +642,10 @@ def resume_async(
     targets: Iterable[TargetLike] | None = None,
     on_event: Callable[[Event], object] | None = None,
     locks_dir: str | os.PathLike[str] | None = None,
+    locks: Locks | None = None,
+    known_good_dir: str | os.PathLike[str] | None = None,
+    known_good: KnownGoodStore | None = None,
+    journal_store: JournalStore | None = None,
 ) -> asyncio.Future[Report]:
     """:func:`resume`, awaitable."""
 
@@ -648,8 +659,8 @@ class Locks:
 @disjoint_base
 class KnownGoodStore:
     """Where verified-good revisions are kept, shared by a team:
-    :class:`rollback.aws.DynamoDbKnownGood` (a folder on this machine is
-    ``known_good_dir=``)."""
+    :class:`rollback.aws.DynamoDbKnownGood`, :class:`rollback.aws.S3KnownGood` (a folder on
+    this machine is ``known_good_dir=``)."""
 
 @disjoint_base
 class JournalStore:
@@ -663,7 +674,24 @@ def resume_from_store(
     targets: Iterable[TargetLike] | None = None,
     on_event: Callable[[Event], object] | None = None,
     locks: Locks | None = None,
+    locks_dir: str | os.PathLike[str] | None = None,
+    known_good: KnownGoodStore | None = None,
+    known_good_dir: str | os.PathLike[str] | None = None,
 ) -> Report:
     """Finishes ``transaction`` from its journal in ``store`` (a run whose machine died):
     the records are copied to ``local_path`` and resumed as :func:`resume` does, every new
     record written there and to the store."""
+
+def resume_from_store_async(
+    store: JournalStore,
+    transaction: str,
+    local_path: str | os.PathLike[str],
+    *,
+    targets: Iterable[TargetLike] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    locks: Locks | None = None,
+    locks_dir: str | os.PathLike[str] | None = None,
+    known_good: KnownGoodStore | None = None,
+    known_good_dir: str | os.PathLike[str] | None = None,
+) -> asyncio.Future[Report]:
+    """:func:`resume_from_store`, awaitable."""

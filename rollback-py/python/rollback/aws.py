@@ -19,6 +19,7 @@ from ._rollback import (
     PipelineTransition,
     RdsInstance,
     S3Journals,
+    S3KnownGood,
     SecretVersion,
 )
 
@@ -35,4 +36,5 @@ __all__ = [
     "DynamoDbLocks",
     "DynamoDbKnownGood",
     "S3Journals",
+    "S3KnownGood",
 ]

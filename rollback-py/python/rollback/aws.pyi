@@ -26,6 +26,7 @@ __all__ = [
     "DynamoDbLocks",
     "DynamoDbKnownGood",
     "S3Journals",
+    "S3KnownGood",
 ]
 
 @final
@@ -184,9 +185,21 @@ class DynamoDbKnownGood(KnownGoodStore):
     def __new__(cls, table: str, *, config: AwsConfig | None = None, create: bool = False) -> Self: ...
 
 @final
+class S3KnownGood(KnownGoodStore):
+    """Verified-good revisions in an S3 bucket under ``prefix``, for
+    :class:`rollback.LastKnownGood`: every record kept (one object each), the newest read.
+    ``create=True`` makes the bucket unless it exists."""
+
+    def __new__(
+        cls, bucket: str, prefix: str | None = None, *, config: AwsConfig | None = None, create: bool = False
+    ) -> Self: ...
+
+@final
 class S3Journals(JournalStore):
     """Journals in an S3 bucket under ``prefix``: every record written there too (each batch
     one object, written only if absent), so that :func:`rollback.resume_from_store` finishes
-    a run whose machine died."""
+    a run whose machine died. ``create=True`` makes the bucket unless it exists."""
 
-    def __new__(cls, bucket: str, prefix: str | None = None, *, config: AwsConfig | None = None) -> Self: ...
+    def __new__(
+        cls, bucket: str, prefix: str | None = None, *, config: AwsConfig | None = None, create: bool = False
+    ) -> Self: ...
