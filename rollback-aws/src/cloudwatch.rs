@@ -51,6 +51,42 @@ impl AlarmCheck {
         Self::make(aws, Alarms::Prefix(prefix.into()))
     }
 
+    /// Registers check kind `cloudwatch-alarms` (as a runbook file names it: `prefix: api-`
+    /// or `names: [a, b]`, with optional `aws` settings), built with `cache`'s AWS settings.
+    pub fn register(registry: &mut rollback_core::Registry, cache: &crate::AwsCache) {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Params {
+            #[serde(default)]
+            prefix: Option<String>,
+            #[serde(default)]
+            names: Option<Vec<String>>,
+            #[serde(default)]
+            aws: crate::AwsConfig,
+        }
+        let cache = cache.clone();
+        registry.register_check("cloudwatch-alarms", move |params| {
+            let cache = cache.clone();
+            async move {
+                let p: Params = serde_json::from_value(params).map_err(|e| {
+                    Error::invalid("cloudwatch-alarms", format!("{e}; give prefix: ... or names: [...]"))
+                })?;
+                let aws = cache.get(&p.aws).await;
+                let check = match (p.prefix, p.names) {
+                    (Some(prefix), None) => Self::prefix(&aws, prefix),
+                    (None, Some(names)) => Self::names(&aws, names)?,
+                    _ => {
+                        return Err(Error::invalid(
+                            "cloudwatch-alarms",
+                            "give prefix: ... (alarms whose names start with it) or names: [...], not both",
+                        ))
+                    }
+                };
+                Ok(std::sync::Arc::new(check) as std::sync::Arc<dyn rollback_core::verify::Verifier>)
+            }
+        });
+    }
+
     /// The alarms with these names.
     pub fn names(aws: &Aws, names: impl IntoIterator<Item = impl Into<String>>) -> Result<Self> {
         let names: Vec<String> = names.into_iter().map(Into::into).collect();

@@ -114,6 +114,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<ConnectionHandover>(registry, &cache);
     target::register::<PipelineTransition>(registry, &cache);
     DynamoDbLocks::register(registry, &cache);
+    AlarmCheck::register(registry, &cache);
 }
 
 /// A registry that knows the core kinds and this crate's.

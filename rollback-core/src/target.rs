@@ -239,6 +239,12 @@ type LockFactory =
 type Factory =
     Arc<dyn Fn(TargetSpec) -> BoxFuture<'static, Result<Arc<dyn RollbackTarget>>> + Send + Sync>;
 
+type CheckFactory = Arc<
+    dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<Arc<dyn crate::verify::Verifier>>>
+        + Send
+        + Sync,
+>;
+
 /// Rebuilds targets from their [`TargetSpec`]s: how [`crate::resume`] finds the targets of a
 /// journal, and how a runbook file names them.
 ///
@@ -251,6 +257,7 @@ pub struct Registry {
     factories: HashMap<String, Factory>,
     instances: HashMap<TargetId, Arc<dyn RollbackTarget>>,
     lock_kinds: HashMap<String, LockFactory>,
+    check_kinds: HashMap<String, CheckFactory>,
 }
 
 impl fmt::Debug for Registry {
@@ -261,6 +268,7 @@ impl fmt::Debug for Registry {
             .field("kinds", &kinds)
             .field("instances", &self.instances.keys().collect::<Vec<_>>())
             .field("lock_kinds", &self.lock_kind_names())
+            .field("check_kinds", &self.check_kinds())
             .finish()
     }
 }
@@ -332,6 +340,54 @@ impl Registry {
         self.lock_kinds
             .insert(kind.into(), Arc::new(move |spec| Box::pin(factory(spec))));
         self
+    }
+
+    /// The target kinds this registry can build, sorted.
+    pub fn target_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.factories.keys().cloned().collect();
+        kinds.sort();
+        kinds
+    }
+
+    /// Registers a factory for a check kind that a runbook file names
+    /// (`{check: {kind: cloudwatch-alarms, prefix: ...}}`): the parameters, as data, to a
+    /// verifier. Factories build offline (no call is made before the check runs).
+    pub fn register_check<F, Fut>(&mut self, kind: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut:
+            std::future::Future<Output = Result<Arc<dyn crate::verify::Verifier>>> + Send + 'static,
+    {
+        self.check_kinds.insert(
+            kind.into(),
+            Arc::new(move |params| Box::pin(factory(params))),
+        );
+        self
+    }
+
+    /// The check kinds registered, sorted.
+    pub fn check_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.check_kinds.keys().cloned().collect();
+        kinds.sort();
+        kinds
+    }
+
+    /// The verifier of a registered check kind, from its parameters.
+    pub async fn build_check(
+        &self,
+        kind: &str,
+        params: serde_json::Value,
+    ) -> Result<Arc<dyn crate::verify::Verifier>> {
+        match self.check_kinds.get(kind) {
+            Some(factory) => factory(params).await,
+            None => Err(Error::invalid(
+                "check",
+                format!(
+                    "no check kind {kind:?} (known: {}); register the backend's check kinds in the Registry",
+                    self.check_kinds().join(", ")
+                ),
+            )),
+        }
     }
 
     fn lock_kind_names(&self) -> Vec<String> {

@@ -30,3 +30,18 @@ impl AwsEmulator {
         emulator_sdk_config(self.endpoint()).await
     }
 }
+
+impl AwsEmulator {
+    /// The environment a child process (the `rollback` command, a script) needs to use this
+    /// emulator through the standard AWS variables: endpoint, region, test credentials, no
+    /// instance metadata lookups.
+    pub fn child_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint().to_string()),
+            ("AWS_REGION", EMULATOR_REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ]
+    }
+}

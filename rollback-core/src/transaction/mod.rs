@@ -261,6 +261,21 @@ impl Step {
     pub fn target(&self) -> &Arc<dyn RollbackTarget> {
         &self.target
     }
+
+    /// The revision it asks for.
+    pub fn selector(&self) -> &Selector {
+        &self.selector
+    }
+
+    /// The checks run after its target is stable.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// Whether it is put back once every stage is done.
+    pub fn is_temporary(&self) -> bool {
+        self.temporary
+    }
 }
 
 /// Where a step ended.
@@ -459,6 +474,11 @@ impl TransactionBuilder {
     /// The transaction's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The transaction-level checks, run after every stage.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
     }
 
     /// The reason given with [`reason`](Self::reason), if any.

@@ -1,0 +1,323 @@
+//! `rollback`: runbook files (a transaction as YAML) checked with `lint`, reviewed with
+//! `plan`, run with `apply`. Thin over the library: the file is loaded by
+//! `rollback_core::runbook`, its kinds come from rollback-aws's and rollback-k8s's
+//! registries, and the run is the library's transaction.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rollback_core::runbook::{Runbook, Vars};
+use rollback_core::{Error, Event, Outcome, Registry, Report, StepStatus, TransactionBuilder};
+
+mod show;
+
+/// Deployment rollbacks as reviewed, verified, compensable transactions.
+#[derive(Debug, Parser)]
+#[command(name = "rollback", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings every command takes, overriding the standard environment.
+#[derive(Debug, Args)]
+struct Global {
+    /// AWS region (else AWS_REGION, the profile's).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// AWS profile (else AWS_PROFILE).
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// AWS endpoint (else AWS_ENDPOINT_URL): an emulator, a VPC endpoint.
+    #[arg(long, global = true)]
+    endpoint_url: Option<String>,
+    /// kubeconfig file (else KUBECONFIG, ~/.kube/config).
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Output: for people, or JSON (one document; `apply` streams events as JSON lines).
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Human)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Human,
+    Json,
+}
+
+/// The runbook file and its variables.
+#[derive(Debug, Args)]
+struct FileArgs {
+    /// The runbook file (YAML or JSON).
+    file: PathBuf,
+    /// A variable for `${NAME}` in the file (wins over the environment); repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Checks a runbook file offline (keys, kinds, selectors, checks, variables): nothing is
+    /// called. Exit 0 when it is right, 1 with every problem's line and column otherwise.
+    Lint {
+        #[command(flatten)]
+        file: FileArgs,
+    },
+    /// The dry run: each target's current and chosen revision, the diff and the checks.
+    /// Nothing changes. Exit 0: nothing to do; 2: changes planned; 1: an error.
+    Plan {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Why (overrides the file's reason).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Also writes the plan as JSON to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Shows the plan, asks for confirmation (or `--yes`), runs it with live progress and
+    /// prints the report. Exit 0 when it succeeded (or nothing was to do), 1 otherwise.
+    Apply {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Why (overrides the file's reason; a run needs one, for its audit trail).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Do not ask: for scripts and CI.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// An exit code and what to print on the way out.
+enum Failure {
+    /// A library error: printed with its causes.
+    Error(Error),
+    /// A message of this command's own.
+    Message(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+type Outcome2 = Result<ExitCode, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.global.apply_to_environment();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(Failure::Error(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Message(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Global {
+    /// The flags become the standard variables the SDKs read, before anything reads them.
+    fn apply_to_environment(&self) {
+        let set = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                std::env::set_var(k, v);
+            }
+        };
+        set("AWS_REGION", &self.region);
+        set("AWS_PROFILE", &self.profile);
+        set("AWS_ENDPOINT_URL", &self.endpoint_url);
+        if let Some(k) = &self.kubeconfig {
+            std::env::set_var("KUBECONFIG", k);
+        }
+    }
+}
+
+/// Every kind the command line knows: rollback-aws's and rollback-k8s's.
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    rollback_aws::register(&mut r);
+    rollback_k8s::register(&mut r);
+    r
+}
+
+impl FileArgs {
+    fn vars(&self) -> Result<Vars, Failure> {
+        let mut vars = Vars::new();
+        for v in &self.vars {
+            vars = vars.parse_assignment(v)?;
+        }
+        Ok(vars)
+    }
+
+    /// The runbook, checked against the kinds: its transaction's builder.
+    async fn load(&self) -> Result<(Runbook, TransactionBuilder), Failure> {
+        let runbook = Runbook::load(&self.file, &self.vars()?)?;
+        let b = runbook.build(&registry()).await?;
+        Ok((runbook, b))
+    }
+}
+
+async fn run(cli: Cli) -> Outcome2 {
+    let output = cli.global.output;
+    match cli.command {
+        Command::Lint { file } => lint(&file, output).await,
+        Command::Plan { file, reason, out } => plan(&file, reason, out.as_deref(), output).await,
+        Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
+    }
+}
+
+async fn lint(file: &FileArgs, output: Output) -> Outcome2 {
+    let (runbook, b) = file.load().await?;
+    let steps: usize = b.stages().map(<[_]>::len).sum();
+    let stages = b.stages().count();
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"file": file.file, "ok": true, "name": runbook.name(), "stages": stages, "steps": steps})
+        ),
+        Output::Human => println!(
+            "{}: ok: {:?}, {steps} step(s) in {stages} stage(s)",
+            file.file.display(),
+            runbook.name()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn with_reason(b: TransactionBuilder, reason: Option<String>) -> TransactionBuilder {
+    match reason {
+        Some(r) => b.reason(r),
+        None => b,
+    }
+}
+
+/// Whether a plan changes anything.
+fn changes(plan: &Report) -> usize {
+    plan.steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Planned)
+        .count()
+}
+
+async fn plan(
+    file: &FileArgs,
+    reason: Option<String>,
+    out: Option<&Path>,
+    output: Output,
+) -> Outcome2 {
+    let (_, b) = file.load().await?;
+    let b = with_reason(b, reason);
+    let checks = show::check_names(&b);
+    let plan = b.build()?.dry_run().await?;
+    if let Some(out) = out {
+        let saved = serde_json::json!({
+            "format": "rollback-plan/1",
+            "runbook": file.file,
+            "vars": file.vars,
+            "plan": plan,
+        });
+        let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
+        std::fs::write(out, text + "\n").map_err(|e| {
+            Failure::Message(format!("cannot write the plan to {}: {e}", out.display()))
+        })?;
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&plan).unwrap_or_default()),
+        Output::Human => {
+            print!("{}", show::plan(&plan, &checks));
+            if changes(&plan) > 0 {
+                println!("Apply it with: rollback apply {}", file.file.display());
+            }
+        }
+    }
+    Ok(if changes(&plan) > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Output) -> Outcome2 {
+    let (_, b) = file.load().await?;
+    let b = with_reason(b, reason);
+    if b.reason_text().is_none_or(|r| r.trim().is_empty()) {
+        return Err(Failure::Message(format!(
+            "{}: a run needs a reason, for its journal and report: add `reason:` to the file or give --reason \"...\"",
+            file.file.display()
+        )));
+    }
+    let interactive = std::io::stdin().is_terminal();
+    if !yes && !interactive {
+        return Err(Failure::Message(
+            "no terminal to confirm on: give --yes to apply without asking (nothing was changed)"
+                .into(),
+        ));
+    }
+    let checks = show::check_names(&b);
+    let plan = b.clone().build()?.dry_run().await?;
+    if output == Output::Human {
+        print!("{}", show::plan(&plan, &checks));
+    }
+    if changes(&plan) == 0 {
+        if output == Output::Json {
+            println!("{}", serde_json::to_string(&plan).unwrap_or_default());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes && !confirm()? {
+        println!("Not applied: nothing was changed.");
+        return Ok(ExitCode::FAILURE);
+    }
+    let b = match output {
+        Output::Json => b.on_event(|e: &Event| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+        }),
+        Output::Human => b.on_event(|e: &Event| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{}", show::event_line(e));
+        }),
+    };
+    let tx = b.build()?;
+    let report = tx.run().await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
+        Output::Human => println!("{report}"),
+    }
+    Ok(if report.outcome == Outcome::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Asks on the terminal; only `yes` applies.
+fn confirm() -> Result<bool, Failure> {
+    print!("Apply this plan? Only 'yes' applies: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::Message(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}

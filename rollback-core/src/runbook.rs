@@ -1,0 +1,949 @@
+//! Runbook files: a transaction as data, reviewed before it acts (feature `runbook`).
+//!
+//! A runbook file is YAML (JSON is YAML too) naming what a rollback does: its targets as
+//! [`TargetSpec`]s (the kind and its parameters, as a journal records them), the revision
+//! each goes to, the checks that prove it worked, stages, the failure policy and where
+//! leases and the journal live. Loading one is library API: [`Runbook::load`] parses and
+//! checks it offline (every problem with its line and column), [`Runbook::build`] turns it
+//! into a [`TransactionBuilder`] with the kinds a [`Registry`] knows (each backend crate
+//! registers its own, as for resume), and the `rollback` command line is a thin shell over
+//! these.
+//!
+//! ```yaml
+//! name: lambda-rollback-${ENV}
+//! reason: release 42 returns 5xx        # or --reason on the command line
+//! policy: compensate                    # or halt
+//! steps:                                # one stage; `stages: [{steps: [...]}, ...]` for more
+//!   - target: {kind: lambda-alias, function: "agentcore-mcp-s3-tools-${ENV}", alias: live}
+//!     to: previous                      # exact: 14 | steps_back: 2 | image_tag: abc | last_known_good
+//!     timeout: 5m
+//!     verify:
+//!       - http: {url: "https://api.example.com/health", status: 200}
+//!         policy: {attempts: 10, interval: 3s}
+//! verify:                               # the transaction's own checks, after every stage
+//!   - check: {kind: cloudwatch-alarms, prefix: "api-"}
+//! ```
+//!
+//! Variables: `${NAME}` is replaced, before the file is parsed, by the value given
+//! ([`Vars`]: `--var NAME=value` on the command line) or else the environment's. A
+//! variable that is unset is an error naming its line and column, never an empty string;
+//! `$${` writes a literal `${`.
+//!
+//! Keys a runbook does not know are errors (a misspelt `verfy:` would otherwise silently
+//! drop a check), as are unknown target, check and lock kinds, target parameters the kind
+//! does not take, selectors and durations that do not parse.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+use crate::error::{Error, Result};
+use crate::lock::LockSpec;
+use crate::selector::Selector;
+use crate::target::{Registry, TargetSpec};
+use crate::transaction::{FailurePolicy, Step, Transaction, TransactionBuilder};
+use crate::verify::{Check, Policy, Verifier};
+
+/// Variables for `${NAME}`: given values first, then (unless turned off) the environment.
+#[derive(Debug, Clone)]
+pub struct Vars {
+    given: BTreeMap<String, String>,
+    environment: bool,
+}
+
+impl Default for Vars {
+    fn default() -> Self {
+        Vars {
+            given: BTreeMap::new(),
+            environment: true,
+        }
+    }
+}
+
+impl Vars {
+    /// The environment's variables only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `name` (it wins over the environment).
+    pub fn set(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.given.insert(name.into(), value.into());
+        self
+    }
+
+    /// Parses `NAME=value` (as `--var` takes it).
+    pub fn parse_assignment(self, text: &str) -> Result<Self> {
+        match text.split_once('=') {
+            Some((k, v)) if valid_name(k) => Ok(self.set(k, v)),
+            _ => Err(Error::invalid(
+                "runbook",
+                format!("--var {text:?} is not NAME=value (NAME: letters, digits and _)"),
+            )),
+        }
+    }
+
+    /// Only the given values: the environment is not read.
+    pub fn without_environment(mut self) -> Self {
+        self.environment = false;
+        self
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.given
+            .get(name)
+            .cloned()
+            .or_else(|| self.environment.then(|| std::env::var(name).ok()).flatten())
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// One problem in a runbook file, where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line (0: the file as a whole).
+    pub line: u64,
+    /// 1-based column (0: the line as a whole).
+    pub column: u64,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}", self.message),
+            (l, 0) => write!(f, "{l}: {}", self.message),
+            (l, c) => write!(f, "{l}:{c}: {}", self.message),
+        }
+    }
+}
+
+/// The problems of a runbook file, all of them (lint shows every one, not the first).
+#[derive(Debug, Clone)]
+pub struct Problems {
+    /// The file.
+    pub file: String,
+    /// Each problem, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{p}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Problems {
+    fn into_error(self) -> Error {
+        let n = self.problems.len();
+        let first = self.to_string();
+        Error::InvalidInput {
+            target: "runbook".into(),
+            message: if n == 1 {
+                format!("{first}; fix it and run `rollback lint` again")
+            } else {
+                format!("{n} problems; fix them and run `rollback lint` again:\n{first}")
+            },
+            source: Some(Box::new(self)),
+        }
+    }
+}
+
+/// The file as written (after variables), checked for shape but not yet against kinds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Spanned<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    policy: Option<Spanned<String>>,
+    #[serde(default)]
+    concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
+    journal: Option<PathBuf>,
+    #[serde(default)]
+    locks: Option<Spanned<BTreeMap<String, Value>>>,
+    #[serde(default)]
+    lease_ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    steps: Vec<StepEntry>,
+    #[serde(default)]
+    stages: Vec<StageEntry>,
+    #[serde(default)]
+    verify: Vec<CheckEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageEntry {
+    #[serde(default)]
+    #[allow(dead_code)] // a label for the reader of the file
+    name: Option<String>,
+    steps: Vec<StepEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepEntry {
+    target: Spanned<BTreeMap<String, Value>>,
+    #[serde(default)]
+    to: Option<Spanned<Value>>,
+    #[serde(default)]
+    temporary: bool,
+    #[serde(default)]
+    allow_current: bool,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    verify: Vec<CheckEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckEntry {
+    #[serde(default)]
+    http: Option<Spanned<HttpEntry>>,
+    #[serde(default)]
+    command: Option<Spanned<CommandEntry>>,
+    #[serde(default)]
+    check: Option<Spanned<BTreeMap<String, Value>>>,
+    #[serde(default)]
+    policy: Option<Spanned<PolicyEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+struct HttpEntry {
+    url: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    body_contains: Option<String>,
+    #[serde(default)]
+    json_pointer: Option<String>,
+    #[serde(default)]
+    json_value: Option<Value>,
+    #[serde(default)]
+    max_latency: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "process"), allow(dead_code))]
+struct CommandEntry {
+    argv: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    cwd: Option<PathBuf>,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyEntry {
+    #[serde(default)]
+    attempts: Option<u32>,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    consecutive: Option<u32>,
+    #[serde(default)]
+    deadline: Option<String>,
+}
+
+/// A parsed runbook file whose shape and variables are right; [`Runbook::build`] checks it
+/// against the kinds and makes the transaction.
+#[derive(Debug)]
+pub struct Runbook {
+    file: String,
+    dir: PathBuf,
+    body: File,
+}
+
+/// `${NAME}` replaced; unset names are problems where they are written.
+fn substitute(text: &str, vars: &Vars) -> std::result::Result<String, Vec<Problem>> {
+    let mut out = String::with_capacity(text.len());
+    let mut problems = Vec::new();
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        let mut col = 1u64;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            col += rest[..i].chars().count() as u64;
+            let after = &rest[i..];
+            if let Some(tail) = after.strip_prefix("$${") {
+                out.push_str("${");
+                rest = tail;
+                col += 3;
+            } else if let Some(tail) = after.strip_prefix("${") {
+                match tail.find('}') {
+                    Some(end) if valid_name(&tail[..end]) => {
+                        let name = &tail[..end];
+                        match vars.get(name) {
+                            Some(v) if v.contains('\n') => problems.push(Problem {
+                                line: n as u64 + 1,
+                                column: col,
+                                message: format!("variable {name} holds a line break; give it on one line"),
+                            }),
+                            Some(v) => out.push_str(&v),
+                            None => problems.push(Problem {
+                                line: n as u64 + 1,
+                                column: col,
+                                message: format!(
+                                    "variable {name} is not set; give it with --var {name}=... or in the environment"
+                                ),
+                            }),
+                        }
+                        col += end as u64 + 3;
+                        rest = &tail[end + 1..];
+                    }
+                    _ => {
+                        problems.push(Problem {
+                            line: n as u64 + 1,
+                            column: col,
+                            message: "`${` starts no variable: write ${NAME} (letters, digits, _), or $${ for a literal ${".into(),
+                        });
+                        out.push_str("${");
+                        rest = tail;
+                        col += 2;
+                    }
+                }
+            } else {
+                out.push('$');
+                rest = &after[1..];
+                col += 1;
+            }
+        }
+        out.push_str(rest);
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// A duration as runbooks write it: `500ms`, `30s`, `5m`, `1h`, `1h30m`, or a number of
+/// seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    let bad = || {
+        format!("{text:?} is not a duration: write 500ms, 30s, 5m, 1h or 1h30m (a bare number is seconds)")
+    };
+    if let Ok(secs) = t.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs))
+            .ok_or_else(bad);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit_end = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(rest.len(), |i| digits + i);
+        let unit = match &rest[digits..unit_end] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += Duration::from_secs_f64(n * unit);
+        rest = &rest[unit_end..];
+    }
+    Ok(total)
+}
+
+fn at<T>(s: &Spanned<T>) -> (u64, u64) {
+    (s.referenced.line(), s.referenced.column())
+}
+
+/// Collects problems while a runbook is checked.
+struct Lint {
+    problems: Vec<Problem>,
+}
+
+impl Lint {
+    fn add(&mut self, (line, column): (u64, u64), message: impl Into<String>) {
+        self.problems.push(Problem {
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, s: &Spanned<String>) -> Option<Duration> {
+        parse_duration(&s.value)
+            .map_err(|e| self.add(at(s), e))
+            .ok()
+    }
+
+    fn duration_in(&mut self, place: (u64, u64), text: &Option<String>) -> Option<Duration> {
+        text.as_ref()
+            .and_then(|t| parse_duration(t).map_err(|e| self.add(place, e)).ok())
+    }
+}
+
+/// A selector as runbooks write it: `previous`, `last_known_good`, `{exact: 14}`,
+/// `{steps_back: 2}`, `{image_tag: abc123}`.
+fn selector_of(v: &Value) -> std::result::Result<Selector, String> {
+    let want = "write previous, last_known_good, {exact: ID}, {steps_back: N} or {image_tag: TAG}";
+    match v {
+        Value::String(s) if s == "previous" => Ok(Selector::Previous),
+        Value::String(s) if s == "last_known_good" => Ok(Selector::LastKnownGood),
+        Value::Object(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next().ok_or_else(|| want.to_string())?;
+            let text = match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            };
+            match (k.as_str(), text) {
+                ("exact", Some(id)) if !id.is_empty() => Ok(Selector::Exact(id)),
+                ("image_tag", Some(tag)) if !tag.is_empty() => Ok(Selector::ImageTag(tag)),
+                ("steps_back", Some(n)) => match n.parse::<u32>() {
+                    Ok(n) if n >= 1 => Ok(Selector::StepsBack(n)),
+                    _ => Err(format!(
+                        "steps_back must be a whole number of at least 1, not {n}"
+                    )),
+                },
+                _ => Err(format!("{} is not a selector: {want}", compact(v, k))),
+            }
+        }
+        other => Err(format!("{other} is not a selector: {want}")),
+    }
+}
+
+fn compact(v: &Value, k: &str) -> String {
+    format!("{{{k}: {v}}}")
+}
+
+impl Runbook {
+    /// Reads and parses `path` with `vars`: every problem of shape (unknown keys, wrong
+    /// types, YAML syntax) and every unset variable, with line and column.
+    pub fn load(path: impl AsRef<Path>, vars: &Vars) -> Result<Runbook> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidInput {
+            target: format!("runbook {}", path.display()),
+            message: format!("cannot read the runbook file: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&path.display().to_string(), &dir, &text, vars)
+    }
+
+    /// Parses runbook text; `file` names it in problems, relative paths (the journal) are
+    /// taken from `dir`.
+    pub fn parse(file: &str, dir: &Path, text: &str, vars: &Vars) -> Result<Runbook> {
+        let problems = |problems| {
+            Problems {
+                file: file.to_string(),
+                problems,
+            }
+            .into_error()
+        };
+        let text = substitute(text, vars).map_err(problems)?;
+        let body: File = serde_saphyr::from_str(&text).map_err(|e| {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let message = e.to_string();
+            // The crate's message may carry its own location and a snippet: keep its
+            // first line.
+            let mut message = message.lines().next().unwrap_or("").trim();
+            message = message.strip_prefix("error:").unwrap_or(message).trim();
+            if let Some(rest) = message.strip_prefix("line ") {
+                // "line 4 column 5: ..." repeats the location.
+                if let Some((_, m)) = rest.split_once(": ") {
+                    message = m;
+                }
+            }
+            let message = message.to_string();
+            problems(vec![Problem {
+                line,
+                column,
+                message,
+            }])
+        })?;
+        Ok(Runbook {
+            file: file.to_string(),
+            dir: dir.to_path_buf(),
+            body,
+        })
+    }
+
+    /// The transaction's name.
+    pub fn name(&self) -> &str {
+        &self.body.name.value
+    }
+
+    /// The reason the file gives, if any.
+    pub fn reason(&self) -> Option<&str> {
+        self.body.reason.as_deref()
+    }
+
+    /// Checks the runbook against `registry`'s kinds and makes its transaction, offline
+    /// (targets and checks are built, nothing is called). Every problem is reported, with
+    /// its line and column, in one [`Error::InvalidInput`] whose `source()` is
+    /// [`Problems`].
+    pub async fn build(&self, registry: &Registry) -> Result<TransactionBuilder> {
+        let mut lint = Lint {
+            problems: Vec::new(),
+        };
+        let b = self.body.build(registry, &self.dir, &mut lint).await;
+        if lint.problems.is_empty() {
+            if let Some(b) = b {
+                return Ok(b);
+            }
+        }
+        lint.problems.sort_by_key(|p| (p.line, p.column));
+        Err(Problems {
+            file: self.file.clone(),
+            problems: lint.problems,
+        }
+        .into_error())
+    }
+}
+
+impl File {
+    async fn build(
+        &self,
+        registry: &Registry,
+        dir: &Path,
+        lint: &mut Lint,
+    ) -> Option<TransactionBuilder> {
+        let name = self.name.value.trim();
+        if name.is_empty() {
+            lint.add(
+                at(&self.name),
+                "the runbook needs a name (what is being rolled back)",
+            );
+        }
+        let mut b = Transaction::builder(name);
+        if let Some(r) = &self.reason {
+            b = b.reason(r.clone());
+        }
+        if let Some(p) = &self.policy {
+            match p.value.as_str() {
+                "compensate" => b = b.policy(FailurePolicy::Compensate),
+                "halt" => b = b.policy(FailurePolicy::Halt),
+                other => lint.add(
+                    at(p),
+                    format!("policy {other:?}: write compensate (put applied targets back) or halt (leave them for a person)"),
+                ),
+            }
+        }
+        if let Some(c) = &self.concurrency {
+            if c.value == 0 {
+                lint.add(at(c), "concurrency must be at least 1");
+            } else {
+                b = b.concurrency(c.value);
+            }
+        }
+        if let Some(j) = &self.journal {
+            b = b.journal(dir.join(j));
+        }
+        if let Some(t) = self.lease_ttl.as_ref().and_then(|t| lint.duration(t)) {
+            b = b.lease_ttl(t);
+        }
+        if let Some(locks) = &self.locks {
+            let mut params = locks.value.clone();
+            match params.remove("kind") {
+                Some(Value::String(kind)) => {
+                    let spec = LockSpec {
+                        kind,
+                        params: Value::Object(params.into_iter().collect()),
+                    };
+                    match registry.build_locks(&spec).await {
+                        Ok(l) => b = b.locks(l),
+                        Err(e) => lint.add(at(locks), e.to_string()),
+                    }
+                }
+                _ => lint.add(
+                    at(locks),
+                    "locks need a kind: file (with dir), dynamodb (with table), kubernetes-lease (with namespace)",
+                ),
+            }
+        }
+        if !self.steps.is_empty() && !self.stages.is_empty() {
+            lint.add(at(&self.name), "give steps (one stage) or stages, not both");
+        }
+        let stages: Vec<&[StepEntry]> = if self.stages.is_empty() {
+            vec![&self.steps]
+        } else {
+            self.stages.iter().map(|s| s.steps.as_slice()).collect()
+        };
+        if stages.iter().all(|s| s.is_empty()) {
+            lint.add(at(&self.name), "the runbook has no steps: add steps: [...]");
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            if i > 0 {
+                b = b.stage();
+            }
+            for entry in *stage {
+                if let Some(step) = entry.build(registry, lint).await {
+                    b = b.step(step);
+                }
+            }
+        }
+        for c in &self.verify {
+            if let Some(check) = c.build(registry, lint).await {
+                b = b.verify(check);
+            }
+        }
+        Some(b)
+    }
+}
+
+impl StepEntry {
+    async fn build(&self, registry: &Registry, lint: &mut Lint) -> Option<Step> {
+        let target = target_of(&self.target, registry, lint).await;
+        let selector = match &self.to {
+            None => Some(Selector::Previous),
+            Some(to) => selector_of(&to.value).map_err(|e| lint.add(at(to), e)).ok(),
+        };
+        let timeout = self.timeout.as_ref().and_then(|t| lint.duration(t));
+        let mut checks = Vec::new();
+        for c in &self.verify {
+            checks.extend(c.build(registry, lint).await);
+        }
+        let mut step = Step::new(target?, selector?);
+        if let Some(t) = timeout {
+            step = step.timeout(t);
+        }
+        if self.temporary {
+            step = step.temporary();
+        }
+        if self.allow_current {
+            step = step.allow_current();
+        }
+        for c in checks {
+            step = step.verify(c);
+        }
+        Some(step)
+    }
+}
+
+/// The target a step names: its kind's factory, and no parameter the kind does not take
+/// (found by comparing what was written with the target's own spec).
+async fn target_of(
+    entry: &Spanned<BTreeMap<String, Value>>,
+    registry: &Registry,
+    lint: &mut Lint,
+) -> Option<Arc<dyn crate::target::RollbackTarget>> {
+    let mut params = entry.value.clone();
+    let Some(Value::String(kind)) = params.remove("kind") else {
+        lint.add(
+            at(entry),
+            format!(
+                "the target needs a kind (one of: {})",
+                registry.target_kinds().join(", ")
+            ),
+        );
+        return None;
+    };
+    if !registry.target_kinds().contains(&kind) {
+        lint.add(
+            at(entry),
+            format!(
+                "unknown target kind {kind:?} (known: {})",
+                registry.target_kinds().join(", ")
+            ),
+        );
+        return None;
+    }
+    let given: Vec<String> = params.keys().cloned().collect();
+    let spec = TargetSpec {
+        kind: kind.clone(),
+        params: Value::Object(params.into_iter().collect()),
+    };
+    let id = crate::target::TargetId::new(kind.clone(), "(runbook)");
+    match registry.build(&id, &spec).await {
+        Ok(t) => {
+            let taken = t.spec().params;
+            let unknown: Vec<&String> = given
+                .iter()
+                .filter(|k| taken.get(k.as_str()).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                let known: Vec<&String> = taken
+                    .as_object()
+                    .map(|m| m.keys().collect())
+                    .unwrap_or_default();
+                lint.add(
+                    at(entry),
+                    format!(
+                        "{kind} takes no {} (it takes: {})",
+                        unknown
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        known
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                return None;
+            }
+            Some(t)
+        }
+        Err(e) => {
+            lint.add(at(entry), e.to_string());
+            None
+        }
+    }
+}
+
+impl CheckEntry {
+    async fn build(&self, registry: &Registry, lint: &mut Lint) -> Option<Check> {
+        let given = [
+            self.http.as_ref().map(at),
+            self.command.as_ref().map(at),
+            self.check.as_ref().map(at),
+        ];
+        let places: Vec<(u64, u64)> = given.iter().flatten().copied().collect();
+        let policy = self.policy.as_ref().and_then(|p| policy_of(p, lint));
+        let verifier: Option<Arc<dyn Verifier>> = match (&self.http, &self.command, &self.check) {
+            (Some(h), None, None) => http_of(h, lint),
+            (None, Some(c), None) => command_of(c, lint),
+            (None, None, Some(k)) => {
+                let mut params = k.value.clone();
+                match params.remove("kind") {
+                    Some(Value::String(kind)) => {
+                        match registry
+                            .build_check(&kind, Value::Object(params.into_iter().collect()))
+                            .await
+                        {
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                lint.add(at(k), e.to_string());
+                                None
+                            }
+                        }
+                    }
+                    _ => {
+                        lint.add(
+                            at(k),
+                            format!(
+                                "the check needs a kind (one of: {})",
+                                registry.check_kinds().join(", ")
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                let place = places
+                    .get(1)
+                    .copied()
+                    .or_else(|| self.policy.as_ref().map(at))
+                    .unwrap_or((0, 0));
+                lint.add(place, "a check is one of http: {...}, command: {...} or check: {kind: ...}, with an optional policy");
+                None
+            }
+        };
+        let verifier = verifier?;
+        if let Err(e) = verifier.validate() {
+            lint.add(places.first().copied().unwrap_or((0, 0)), e.to_string());
+            return None;
+        }
+        let check = Check::shared(verifier);
+        Some(match policy {
+            Some(p) => check.policy(p),
+            None => check,
+        })
+    }
+}
+
+fn policy_of(p: &Spanned<PolicyEntry>, lint: &mut Lint) -> Option<Policy> {
+    let d = Policy::default();
+    let place = at(p);
+    let policy = Policy {
+        attempts: p.value.attempts.unwrap_or(d.attempts),
+        interval: lint
+            .duration_in(place, &p.value.interval)
+            .unwrap_or(d.interval),
+        consecutive: p.value.consecutive.unwrap_or(d.consecutive),
+        deadline: lint
+            .duration_in(place, &p.value.deadline)
+            .unwrap_or(d.deadline),
+    };
+    match policy.validate() {
+        Ok(()) => Some(policy),
+        Err(e) => {
+            lint.add(place, e.to_string());
+            None
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+fn http_of(h: &Spanned<HttpEntry>, lint: &mut Lint) -> Option<Arc<dyn Verifier>> {
+    let e = &h.value;
+    let place = at(h);
+    let mut c = crate::verify::HttpCheck::new(e.url.clone());
+    if let Some(m) = &e.method {
+        c = c.method(m.clone());
+    }
+    if let Some(s) = e.status {
+        c = c.status(s);
+    }
+    if let Some(t) = &e.body_contains {
+        c = c.body_contains(t.clone());
+    }
+    match (&e.json_pointer, &e.json_value) {
+        (Some(p), Some(v)) => c = c.json_value(p.clone(), v.clone()),
+        (Some(p), None) => c = c.json_pointer(p.clone()),
+        (None, Some(_)) => {
+            lint.add(
+                place,
+                "json_value needs json_pointer (where in the body to look)",
+            );
+            return None;
+        }
+        (None, None) => {}
+    }
+    if let Some(d) = lint.duration_in(place, &e.max_latency) {
+        c = c.max_latency(d);
+    }
+    if let Some(d) = lint.duration_in(place, &e.timeout) {
+        c = c.timeout(d);
+    }
+    for (k, v) in &e.headers {
+        c = c.header(k.clone(), v.clone());
+    }
+    Some(Arc::new(c))
+}
+
+#[cfg(not(feature = "http"))]
+fn http_of(h: &Spanned<HttpEntry>, lint: &mut Lint) -> Option<Arc<dyn Verifier>> {
+    lint.add(at(h), "HTTP checks need rollback-core's `http` feature");
+    None
+}
+
+#[cfg(feature = "process")]
+fn command_of(c: &Spanned<CommandEntry>, lint: &mut Lint) -> Option<Arc<dyn Verifier>> {
+    let e = &c.value;
+    let mut check = crate::verify::CommandCheck::new(e.argv.clone());
+    for (k, v) in &e.env {
+        check = check.env(k.clone(), v.clone());
+    }
+    if let Some(d) = &e.cwd {
+        check = check.cwd(d.clone());
+    }
+    if let Some(t) = lint.duration_in(at(c), &e.timeout) {
+        check = check.timeout(t);
+    }
+    Some(Arc::new(check))
+}
+
+#[cfg(not(feature = "process"))]
+fn command_of(c: &Spanned<CommandEntry>, lint: &mut Lint) -> Option<Arc<dyn Verifier>> {
+    lint.add(
+        at(c),
+        "command checks need rollback-core's `process` feature",
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_replaced_and_unset_ones_are_errors_where_written() {
+        let vars = Vars::new().without_environment().set("ENV", "prod");
+        assert_eq!(
+            substitute("f: tools-${ENV}\nx: $${ENV} $5\n", &vars).unwrap(),
+            "f: tools-prod\nx: ${ENV} $5\n"
+        );
+        let e = substitute("a: 1\nb: x-${MISSING}-${ENV}\nc: ${bad name}\n", &vars).unwrap_err();
+        assert_eq!(
+            e.iter().map(|p| (p.line, p.column)).collect::<Vec<_>>(),
+            [(2, 6), (3, 4)]
+        );
+        assert!(e[0].message.contains("--var MISSING="), "{}", e[0].message);
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        for bad in ["", "5 minutes", "-3", "m", "5x"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn selectors_read_as_people_write_them() {
+        let v = |s: &str| -> Value { serde_saphyr::from_str(s).unwrap() };
+        assert_eq!(selector_of(&v("previous")).unwrap(), Selector::Previous);
+        assert_eq!(
+            selector_of(&v("{exact: 14}")).unwrap(),
+            Selector::exact("14")
+        );
+        assert_eq!(
+            selector_of(&v("{steps_back: 2}")).unwrap(),
+            Selector::StepsBack(2)
+        );
+        assert_eq!(
+            selector_of(&v("{image_tag: abc123}")).unwrap(),
+            Selector::image_tag("abc123")
+        );
+        assert_eq!(
+            selector_of(&v("last_known_good")).unwrap(),
+            Selector::LastKnownGood
+        );
+        for bad in [
+            "latest",
+            "{steps_back: 0}",
+            "{exact: 1, image_tag: x}",
+            "{newest: 1}",
+        ] {
+            assert!(selector_of(&v(bad)).is_err(), "{bad}");
+        }
+    }
+}
