@@ -91,6 +91,16 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// A target's revisions, newest first, with their images, creation time and
+    /// description, the one in use marked. NAME as the target's id writes it:
+    /// `cluster/service` (ecs-service), `function:alias` (lambda-alias), `namespace/name`
+    /// (k8s-deployment...), the secret's name (secret-version); or `key=value,...`.
+    History {
+        /// The target kind (ecs-service, lambda-alias, k8s-deployment, secret-version...).
+        kind: String,
+        /// The target's name.
+        name: String,
+    },
 }
 
 /// An exit code and what to print on the way out.
@@ -183,6 +193,7 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::Lint { file } => lint(&file, output).await,
         Command::Plan { file, reason, out } => plan(&file, reason, out.as_deref(), output).await,
         Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
+        Command::History { kind, name } => history(&kind, &name, output).await,
     }
 }
 
@@ -309,6 +320,21 @@ async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Outpu
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn history(kind: &str, name: &str, output: Output) -> Outcome2 {
+    let spec = show::spec_of(kind, name).map_err(Failure::Message)?;
+    let id = rollback_core::TargetId::new(kind, name);
+    let target = registry().build(&id, &spec).await?;
+    let (current, revisions) = tokio::try_join!(target.current(), target.history())?;
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"target": target.id(), "current": current.id, "revisions": revisions})
+        ),
+        Output::Human => print!("{}", show::history(&target.id(), &current, &revisions)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Asks on the terminal; only `yes` applies.

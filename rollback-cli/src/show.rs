@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use rollback_core::{Event, Report, StepStatus, TransactionBuilder};
+use rollback_core::{
+    Event, Report, Revision, StepStatus, TargetId, TargetSpec, TransactionBuilder,
+};
+use serde_json::{Map, Value};
 
 /// The checks that will run, per step (in step order) and for the transaction.
 pub(crate) struct CheckNames {
@@ -76,4 +79,87 @@ pub(crate) fn event_line(e: &Event) -> String {
         Some(t) => format!("{at} {:<12} {t}: {}", e.kind.to_string(), e.message),
         None => format!("{at} {:<12} {}", e.kind.to_string(), e.message),
     }
+}
+
+/// The spec of `kind` named as its id writes the name (see `rollback history --help`).
+pub(crate) fn spec_of(kind: &str, name: &str) -> Result<TargetSpec, String> {
+    let split = |sep: char, a: &str, b: &str| -> Result<Map<String, Value>, String> {
+        match name.split_once(sep) {
+            Some((x, y)) if !x.is_empty() && !y.is_empty() => Ok(Map::from_iter([
+                (a.to_string(), Value::from(x)),
+                (b.to_string(), Value::from(y)),
+            ])),
+            _ => Err(format!("{kind} {name:?}: write the name as {a}{sep}{b}")),
+        }
+    };
+    let params = if name.contains('=') {
+        name.split(',')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    Ok((k.trim().to_string(), Value::from(v.trim())))
+                }
+                _ => Err(format!("{name:?}: write parameters as key=value,key=value")),
+            })
+            .collect::<Result<Map<_, _>, _>>()?
+    } else {
+        match kind {
+            "lambda-alias" => split(':', "function", "alias")?,
+            "ecs-service" | "ecs-desired-count" => split('/', "cluster", "service")?,
+            "pipeline-transition" => split('/', "pipeline", "stage")?,
+            "secret-version" => Map::from_iter([("secret_id".to_string(), Value::from(name))]),
+            k if k.starts_with("k8s-") => split('/', "namespace", "name")?,
+            _ => {
+                return Err(format!(
+                    "{kind}: give its parameters as key=value,key=value (the names a runbook's target takes)"
+                ))
+            }
+        }
+    };
+    Ok(TargetSpec {
+        kind: kind.to_string(),
+        params: Value::Object(params),
+    })
+}
+
+/// A target's revisions as a table, newest first, the one in use marked `*`.
+pub(crate) fn history(target: &TargetId, current: &Revision, revisions: &[Revision]) -> String {
+    let mut rows = vec![[
+        String::new(),
+        "REVISION".to_string(),
+        "CREATED".to_string(),
+        "IMAGES".to_string(),
+        "DESCRIPTION".to_string(),
+    ]];
+    for r in revisions {
+        rows.push([
+            if r.id == current.id { "*" } else { "" }.to_string(),
+            r.id.clone(),
+            r.created_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| "-".into()),
+            if r.images.is_empty() {
+                "-".into()
+            } else {
+                r.images.join(",")
+            },
+            r.description.clone().unwrap_or_default(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = format!("{target} ({} revisions, * in use)\n", revisions.len());
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i < 4 {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+            } else {
+                line.push_str(cell);
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
 }

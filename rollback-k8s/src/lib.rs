@@ -232,6 +232,7 @@ fn register_on(r: &mut rollback_core::Registry, clients: &client::Clients) {
     recovery::register_restart::<apps::StatefulSet>(r, clients);
     recovery::register_restart::<apps::DaemonSet>(r, clients);
     lease::register_locks(r, clients);
+    pods::register_check(r, clients);
 }
 
 /// A registry with the core's and this crate's kinds ([`register`]).

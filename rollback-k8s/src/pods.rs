@@ -419,6 +419,67 @@ impl Verifier for PodsReady {
     }
 }
 
+/// Registers check kind `k8s-pods-ready`, as a runbook file names it: `namespace` and one of
+/// `deployment`, `statefulset`, `daemonset` (that workload's own pods) or `selector`
+/// (`app=frontend`); `min` pods at least (default 1); optional `k8s` settings (context,
+/// kubeconfig). Built offline: nothing is read before the check runs.
+pub(crate) fn register_check(r: &mut rollback_core::Registry, clients: &crate::client::Clients) {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        namespace: String,
+        #[serde(default)]
+        selector: Option<String>,
+        #[serde(default)]
+        deployment: Option<String>,
+        #[serde(default)]
+        statefulset: Option<String>,
+        #[serde(default)]
+        daemonset: Option<String>,
+        #[serde(default = "one")]
+        min: usize,
+        #[serde(default)]
+        k8s: K8sConfig,
+    }
+    fn one() -> usize {
+        1
+    }
+    let clients = clients.clone();
+    r.register_check("k8s-pods-ready", move |params| {
+        let clients = clients.clone();
+        async move {
+            let what = "k8s-pods-ready";
+            let p: Params = serde_json::from_value(params).map_err(|e| {
+                Error::invalid(
+                    what,
+                    format!("{e}; give namespace and one of deployment, statefulset, daemonset or selector"),
+                )
+            })?;
+            let k8s = clients.load(&p.k8s).await?;
+            use k8s_openapi::api::apps::v1 as apps;
+            let check = match (p.selector, p.deployment, p.statefulset, p.daemonset) {
+                (Some(s), None, None, None) => PodsReady::new(&k8s, p.namespace, s)?,
+                (None, Some(n), None, None) => {
+                    PodsReady::of(&Workload::<apps::Deployment>::new(&k8s, p.namespace, n)?)
+                }
+                (None, None, Some(n), None) => {
+                    PodsReady::of(&Workload::<apps::StatefulSet>::new(&k8s, p.namespace, n)?)
+                }
+                (None, None, None, Some(n)) => {
+                    PodsReady::of(&Workload::<apps::DaemonSet>::new(&k8s, p.namespace, n)?)
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        what,
+                        "give exactly one of deployment, statefulset, daemonset or selector",
+                    ))
+                }
+            };
+            Ok(std::sync::Arc::new(check.min(p.min)) as std::sync::Arc<dyn Verifier>)
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_selector;
