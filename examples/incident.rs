@@ -25,93 +25,17 @@ use std::time::{Duration, Instant};
 use rollback_aws::{Aws, EcsService, LambdaAlias, SecretVersion};
 use rollback_core::verify::{HttpCheck, Policy};
 use rollback_core::{Check, Outcome, RollbackTarget, Selector, Step, Transaction};
-use rollback_examples::{init_logging, k8s_deployment, progress_printer};
-use rollback_k8s::{K8s, PodsReady};
-use rollback_testkit::k8s::K8sSimulator;
-use rollback_testkit::AwsEmulator;
+use rollback_examples::{
+    init_logging, progress_printer, start_incident, Incident, CLUSTER,
+    INCIDENT_FUNCTION as FUNCTION, INCIDENT_SECRET as SECRET, SERVICES,
+};
+use rollback_k8s::PodsReady;
 use serde_json::json;
-
-const CLUSTER: &str = "agentauri-production";
-const FUNCTION: &str = "agentauri-mcp-s3-tools-prod";
-const SECRET: &str = "agentauri/production/jwt-secret";
-const SERVICES: [(&str, &str); 3] = [
-    ("api-gateway-v2", "agentauri-production-api-gateway"),
-    ("event-processor", "agentauri-production-event-processor"),
-    ("action-workers", "agentauri-production-action-workers"),
-];
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
-    println!("== starting the emulated AWS (moto + scheduler) ...");
-    let emu = AwsEmulator::start().await?;
-    emu.set_ecs_convergence(Duration::from_millis(1500)).await?;
-    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
-    let ecs: Vec<_> = SERVICES
-        .iter()
-        .map(|(service, family)| {
-            let repo = service.trim_end_matches("-v2");
-            json!({
-                "cluster": CLUSTER, "service": service, "family": family, "desired_count": 2,
-                "revisions": [
-                    {"image": format!("{ecr}/{repo}:1.8.0"), "environment": {"LOG_LEVEL": "info", "FEATURE_X": "off"}},
-                    {"image": format!("{ecr}/{repo}:1.9.0"), "environment": {"LOG_LEVEL": "info", "FEATURE_X": "on"}}
-                ],
-                "current": 2
-            })
-        })
-        .collect();
-    let seeded = emu
-        .seed(json!({
-            "lambda": [{"function": FUNCTION, "alias": "live", "versions": ["release 1.8.0", "release 1.9.0"], "alias_version": "2"}],
-            "ecs": ecs,
-            "secrets": [{"name": SECRET, "values": ["jwt-signing-key-2026-10", "jwt-signing-key-2026-11"]}]
-        }))
-        .await?;
-    // Release 1.9.0 is bad everywhere it went.
-    emu.mark_bad("lambda", &format!("{FUNCTION}:live"), "2")
-        .await?;
-    for (service, family) in SERVICES {
-        emu.mark_bad(
-            "ecs",
-            &format!("{CLUSTER}/{service}"),
-            &format!("{family}:2"),
-        )
-        .await?;
-    }
-    let rotated = seeded["secrets"][0]["current"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    emu.mark_bad("secret", SECRET, &rotated).await?;
-
-    println!("== starting the Kubernetes API simulator ...");
-    let sim = K8sSimulator::start()?;
-    let bad_frontend = "registry.example.com/agentauri/frontend:1.9.0";
-    sim.fail_image(bad_frontend).await?;
-    let k8s = K8s::from_url(sim.url())?;
-    let frontend = k8s_deployment(
-        &k8s,
-        "production",
-        "frontend",
-        3,
-        &[
-            "registry.example.com/agentauri/frontend:1.8.0",
-            bad_frontend,
-        ],
-    )
-    .await?;
-    let frontend_status = match frontend.rollout_status().await? {
-        Ok(s) => s.to_string(),
-        Err(e) => e.to_string(),
-    };
-    println!(
-        "== incident: release 1.9.0 is live; {} answers {}; frontend: {}",
-        emu.health_url(),
-        if emu.healthy().await? { "200" } else { "503" },
-        frontend_status
-    );
-
+    let Incident { emu, sim, frontend } = start_incident().await?;
     let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     let mut targets: Vec<Arc<dyn RollbackTarget>> = vec![
         Arc::new(SecretVersion::new(&aws, SECRET)?),

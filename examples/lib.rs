@@ -173,3 +173,99 @@ pub async fn k8s_deployment(
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// Runbook 000's function in the incident.
+pub const INCIDENT_FUNCTION: &str = "agentauri-mcp-s3-tools-prod";
+
+/// The JWT secret rotated in the incident.
+pub const INCIDENT_SECRET: &str = "agentauri/production/jwt-secret";
+
+/// The incident as it stands before anyone acts: the emulated AWS with release 1.9.0 live
+/// (and bad) on the Lambda alias, the three ECS services and the secret; the Kubernetes
+/// simulator with the crash-looping `production/frontend`.
+pub struct Incident {
+    /// The AWS emulator.
+    pub emu: AwsEmulator,
+    /// The Kubernetes API simulator.
+    pub sim: rollback_testkit::k8s::K8sSimulator,
+    /// The frontend Deployment, as a target.
+    pub frontend: rollback_k8s::Deployment,
+}
+
+/// Starts both emulators and sets the incident up, printing what it does.
+pub async fn start_incident() -> Result<Incident, Box<dyn std::error::Error>> {
+    use rollback_k8s::K8s;
+    use rollback_testkit::k8s::K8sSimulator;
+    const FUNCTION: &str = INCIDENT_FUNCTION;
+    const SECRET: &str = INCIDENT_SECRET;
+    println!("== starting the emulated AWS (moto + scheduler) ...");
+    let emu = AwsEmulator::start().await?;
+    emu.set_ecs_convergence(Duration::from_millis(1500)).await?;
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let ecs: Vec<_> = SERVICES
+        .iter()
+        .map(|(service, family)| {
+            let repo = service.trim_end_matches("-v2");
+            json!({
+                "cluster": CLUSTER, "service": service, "family": family, "desired_count": 2,
+                "revisions": [
+                    {"image": format!("{ecr}/{repo}:1.8.0"), "environment": {"LOG_LEVEL": "info", "FEATURE_X": "off"}},
+                    {"image": format!("{ecr}/{repo}:1.9.0"), "environment": {"LOG_LEVEL": "info", "FEATURE_X": "on"}}
+                ],
+                "current": 2
+            })
+        })
+        .collect();
+    let seeded = emu
+        .seed(json!({
+            "lambda": [{"function": FUNCTION, "alias": "live", "versions": ["release 1.8.0", "release 1.9.0"], "alias_version": "2"}],
+            "ecs": ecs,
+            "secrets": [{"name": SECRET, "values": ["jwt-signing-key-2026-10", "jwt-signing-key-2026-11"]}]
+        }))
+        .await?;
+    // Release 1.9.0 is bad everywhere it went.
+    emu.mark_bad("lambda", &format!("{FUNCTION}:live"), "2")
+        .await?;
+    for (service, family) in SERVICES {
+        emu.mark_bad(
+            "ecs",
+            &format!("{CLUSTER}/{service}"),
+            &format!("{family}:2"),
+        )
+        .await?;
+    }
+    let rotated = seeded["secrets"][0]["current"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    emu.mark_bad("secret", SECRET, &rotated).await?;
+
+    println!("== starting the Kubernetes API simulator ...");
+    let sim = K8sSimulator::start()?;
+    let bad_frontend = "registry.example.com/agentauri/frontend:1.9.0";
+    sim.fail_image(bad_frontend).await?;
+    let k8s = K8s::from_url(sim.url())?;
+    let frontend = k8s_deployment(
+        &k8s,
+        "production",
+        "frontend",
+        3,
+        &[
+            "registry.example.com/agentauri/frontend:1.8.0",
+            bad_frontend,
+        ],
+    )
+    .await?;
+    let frontend_status = match frontend.rollout_status().await? {
+        Ok(s) => s.to_string(),
+        Err(e) => e.to_string(),
+    };
+    println!(
+        "== incident: release 1.9.0 is live; {} answers {}; frontend: {}",
+        emu.health_url(),
+        if emu.healthy().await? { "200" } else { "503" },
+        frontend_status
+    );
+
+    Ok(Incident { emu, sim, frontend })
+}

@@ -57,7 +57,7 @@ pub(crate) fn plan(plan: &Report, checks: &CheckNames) -> String {
         }
     }
     for c in &checks.transaction {
-        let _ = writeln!(s, "  after every stage, check: {c}");
+        let _ = writeln!(s, "  after the last stage, check: {c}");
     }
     let planned = plan
         .steps

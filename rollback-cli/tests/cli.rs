@@ -3,21 +3,13 @@
 //! 000's file; bad input refused before anything is called.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use common::{example, rollback, text};
 use rollback_testkit::{gained, AwsEmulator};
 use serde_json::{json, Value};
 
 const FUNCTION: &str = "agentcore-mcp-s3-tools-prod";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn example(name: &str) -> PathBuf {
-    repo().join("examples/runbooks").join(name)
-}
 
 /// The emulator with runbook 000's function: versions 1 to 3, `live` on 3, which is bad.
 async fn incident() -> AwsEmulator {
@@ -34,27 +26,6 @@ async fn incident() -> AwsEmulator {
         .await
         .unwrap();
     emu
-}
-
-/// Runs `rollback args...` in `dir` with the emulator's environment (and nothing on stdin).
-fn rollback(emu: Option<&AwsEmulator>, dir: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rollback"));
-    c.args(args)
-        .current_dir(dir)
-        .env("ROLLBACK_JOURNAL_DIR", dir.join("journal"))
-        .env("ROLLBACK_LOCK_DIR", dir.join("locks"))
-        .env("ROLLBACK_KNOWN_GOOD_DIR", dir.join("known-good"))
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null());
-    if let Some(emu) = emu {
-        c.envs(emu.child_env());
-    }
-    c.output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn alias_version(calls_before: &Value, calls_after: &Value) -> u64 {

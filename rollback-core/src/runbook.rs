@@ -20,7 +20,7 @@
 //!     verify:
 //!       - http: {url: "https://api.example.com/health", status: 200}
 //!         policy: {attempts: 10, interval: 3s}
-//! verify:                               # the transaction's own checks, after every stage
+//! verify:                               # the transaction's checks, once, after the last stage
 //!   - check: {kind: cloudwatch-alarms, prefix: "api-"}
 //! ```
 //!

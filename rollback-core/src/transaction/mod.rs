@@ -476,7 +476,8 @@ impl TransactionBuilder {
         &self.name
     }
 
-    /// The transaction-level checks, run after every stage.
+    /// The transaction-level checks, run once after the last stage (and after the temporary
+    /// steps are put back).
     pub fn checks(&self) -> &[Check] {
         &self.checks
     }
@@ -519,7 +520,9 @@ impl TransactionBuilder {
         self
     }
 
-    /// Adds a transaction-level check, run after every stage.
+    /// Adds a transaction-level check, run once after the last stage (and after the
+    /// temporary steps are put back): a check that must hold while they are in place belongs
+    /// on a step.
     pub fn verify(mut self, check: impl Into<Check>) -> Self {
         self.checks.push(check.into());
         self
