@@ -101,6 +101,86 @@ enum Command {
         /// The target's name.
         name: String,
     },
+    /// Recent transactions in the journal folder, newest first: id, when, name, who, how it
+    /// ended, why.
+    List {
+        #[command(flatten)]
+        journals: JournalArgs,
+    },
+    /// Where a run is: its report rebuilt from its journal.
+    Status {
+        /// A transaction id (or its first characters) or a journal file.
+        run: String,
+        #[command(flatten)]
+        journals: JournalArgs,
+    },
+    /// Finishes a run whose process died or was interrupted, from its journal, without
+    /// applying anything twice (a run that ended is shown as it was).
+    Resume {
+        /// A transaction id (or its first characters) or a journal file.
+        run: String,
+        #[command(flatten)]
+        journals: JournalArgs,
+    },
+}
+
+/// Where journals are.
+#[derive(Debug, Args)]
+struct JournalArgs {
+    /// The journal folder (else ROLLBACK_JOURNAL_DIR, else .rollback/journal).
+    #[arg(long)]
+    journal_dir: Option<PathBuf>,
+}
+
+impl JournalArgs {
+    fn dir(&self) -> PathBuf {
+        self.journal_dir
+            .clone()
+            .unwrap_or_else(rollback_core::journal::default_dir)
+    }
+
+    /// The journal of `run`: a file, or the one transaction in the folder whose id starts
+    /// with it.
+    fn find(&self, run: &str) -> Result<PathBuf, Failure> {
+        let as_path = Path::new(run);
+        if as_path.is_file() {
+            return Ok(as_path.to_path_buf());
+        }
+        let dir = self.dir();
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            Failure::Message(format!(
+                "{run:?} is not a file, and the journal folder {} cannot be read ({e}); give the journal's path or --journal-dir",
+                dir.display()
+            ))
+        })?;
+        let mut found = Vec::new();
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "jsonl") {
+                continue;
+            }
+            let Ok(records) = rollback_core::journal::read_journal(&path) else {
+                continue;
+            };
+            if rollback_core::journal::summarize(&records)
+                .iter()
+                .any(|t| t.id.starts_with(run))
+            {
+                found.push(path);
+            }
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(Failure::Message(format!(
+                "no transaction {run:?} in {}; `rollback list` shows the ones there",
+                dir.display()
+            ))),
+            n => Err(Failure::Message(format!(
+                "{n} transactions in {} start with {run:?}; give more of the id",
+                dir.display()
+            ))),
+        }
+    }
 }
 
 /// An exit code and what to print on the way out.
@@ -194,6 +274,9 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::Plan { file, reason, out } => plan(&file, reason, out.as_deref(), output).await,
         Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
         Command::History { kind, name } => history(&kind, &name, output).await,
+        Command::List { journals } => list(&journals, output),
+        Command::Status { run, journals } => status(&journals.find(&run)?, output),
+        Command::Resume { run, journals } => resume(&journals.find(&run)?, output).await,
     }
 }
 
@@ -310,16 +393,20 @@ async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Outpu
         }),
     };
     let tx = b.build()?;
-    let report = tx.run().await?;
-    match output {
-        Output::Json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
-        Output::Human => println!("{report}"),
-    }
-    Ok(if report.outcome == Outcome::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let report = tokio::select! {
+        report = tx.run() => report?,
+        _ = tokio::signal::ctrl_c() => {
+            // The run is dropped where it was: its journal says how far it got, and its
+            // leases lapse after their time to live. Nothing is put back on a keypress.
+            eprintln!(
+                "interrupted: the run stopped; its journal is {}.\nFinish it with: rollback resume {}",
+                tx.journal_path().display(),
+                tx.id()
+            );
+            return Ok(ExitCode::from(130));
+        }
+    };
+    Ok(print_report(&report, output))
 }
 
 async fn history(kind: &str, name: &str, output: Output) -> Outcome2 {
@@ -335,6 +422,61 @@ async fn history(kind: &str, name: &str, output: Output) -> Outcome2 {
         Output::Human => print!("{}", show::history(&target.id(), &current, &revisions)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn list(journals: &JournalArgs, output: Output) -> Outcome2 {
+    let dir = journals.dir();
+    let runs = if dir.exists() {
+        rollback_core::journal::list_dir(&dir)?
+    } else {
+        Vec::new()
+    };
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&runs).unwrap_or_default()),
+        Output::Human => print!("{}", show::runs(&dir, &runs)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &Report, output: Output) -> ExitCode {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(report).unwrap_or_default()),
+        Output::Human => println!("{report}"),
+    }
+    if report.outcome == Outcome::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn status(journal: &Path, output: Output) -> Outcome2 {
+    match rollback_core::report_from_journal(journal) {
+        Ok(report) => Ok(print_report(&report, output)),
+        Err(e) => Err(Failure::Message(format!(
+            "{e}: finish it with `rollback resume {}`",
+            journal.display()
+        ))),
+    }
+}
+
+async fn resume(journal: &Path, output: Output) -> Outcome2 {
+    let opts = rollback_core::ResumeOptions {
+        registry: registry(),
+        ..rollback_core::ResumeOptions::default()
+    };
+    let opts = match output {
+        Output::Json => opts.on_event(|e: &Event| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+        }),
+        Output::Human => opts.on_event(|e: &Event| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{}", show::event_line(e));
+        }),
+    };
+    let report = rollback_core::resume_with(journal, opts).await?;
+    Ok(print_report(&report, output))
 }
 
 /// Asks on the terminal; only `yes` applies.

@@ -145,14 +145,56 @@ pub(crate) fn history(target: &TargetId, current: &Revision, revisions: &[Revisi
             r.description.clone().unwrap_or_default(),
         ]);
     }
-    let widths: Vec<usize> = (0..4)
+    format!(
+        "{target} ({} revisions, * in use)\n{}",
+        revisions.len(),
+        table(&rows)
+    )
+}
+
+/// Recent transactions as a table, newest first.
+pub(crate) fn runs(
+    dir: &std::path::Path,
+    runs: &[rollback_core::journal::TransactionSummary],
+) -> String {
+    if runs.is_empty() {
+        return format!("no transactions in {}\n", dir.display());
+    }
+    let mut rows = vec![[
+        "ID".to_string(),
+        "STARTED".to_string(),
+        "OUTCOME".to_string(),
+        "WHO".to_string(),
+        "NAME".to_string(),
+        "REASON".to_string(),
+    ]];
+    for r in runs {
+        rows.push([
+            r.id.chars().take(8).collect(),
+            r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            match (r.outcome, r.dry_run) {
+                (_, true) => "dry run".to_string(),
+                (Some(o), _) => o.to_string(),
+                (None, _) => "not ended".to_string(),
+            },
+            r.who.clone(),
+            r.name.clone(),
+            r.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    table(&rows)
+}
+
+/// Rows as columns, the last one unpadded.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
-    let mut s = format!("{target} ({} revisions, * in use)\n", revisions.len());
+    let mut s = String::new();
     for r in rows {
         let mut line = String::new();
         for (i, cell) in r.iter().enumerate() {
-            if i < 4 {
+            if i + 1 < N {
                 let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
             } else {
                 line.push_str(cell);

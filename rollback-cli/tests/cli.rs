@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
+
 use common::{example, rollback, text};
 use rollback_testkit::{gained, AwsEmulator};
 use serde_json::{json, Value};
@@ -221,4 +223,116 @@ fn lint_rejects_broken_files_with_line_and_column() {
         assert!(err.contains(want), "{what}: want {want:?} in:\n{err}");
         assert!(err.contains("broken.yaml"), "{what}: names the file: {err}");
     }
+}
+
+/// Ctrl-C during the wait stops the run where it is (nothing put back) and names the
+/// command that finishes it; `list` and `status` show it unfinished; `resume` finishes it
+/// without applying again.
+#[tokio::test]
+async fn an_interrupted_apply_is_listed_and_finished_by_resume() {
+    use std::io::{BufRead, BufReader};
+    let emu = AwsEmulator::start().await.unwrap();
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/api";
+    emu.seed(json!({"ecs": [{
+        "cluster": "prod", "service": "api", "family": "api", "desired_count": 1,
+        "revisions": [{"image": format!("{ecr}:1.8.0")}, {"image": format!("{ecr}:1.9.0")}],
+        "current": 2
+    }]}))
+    .await
+    .unwrap();
+    // The service converges 3 s after each deployment: the run is still waiting when
+    // interrupted, and the resumed run waits for the real convergence.
+    emu.set_ecs_convergence(std::time::Duration::from_secs(3))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api.yaml");
+    std::fs::write(
+        &file,
+        "name: api back\nsteps:\n  - target: {kind: ecs-service, cluster: prod, service: api}\n    timeout: 2m\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let before = emu.calls().await.unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollback"))
+        .args(["apply", f, "--yes", "--reason", "1.9.0 is bad"])
+        .current_dir(dir.path())
+        .env("ROLLBACK_JOURNAL_DIR", dir.path().join("journal"))
+        .env("ROLLBACK_LOCK_DIR", dir.path().join("locks"))
+        .env("ROLLBACK_KNOWN_GOOD_DIR", dir.path().join("known-good"))
+        .envs(emu.child_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let waiting = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("waiting up to"));
+    assert!(waiting.is_some(), "the run reached its wait");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let hint = rest
+        .iter()
+        .find(|l| l.contains("rollback resume"))
+        .expect("the command to finish it");
+    let id = hint.rsplit(' ').next().unwrap().to_string();
+    assert_eq!(
+        gained(&before, &emu.calls().await.unwrap())["UpdateService"],
+        1
+    );
+
+    let listed = rollback(Some(&emu), dir.path(), &["list", "-o", "json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed[0]["outcome"], Value::Null, "not ended: {listed}");
+    let short = &id[..8];
+    let unfinished = rollback(Some(&emu), dir.path(), &["status", short]);
+    assert_eq!(unfinished.status.code(), Some(1));
+    assert!(
+        text(&unfinished.stderr).contains("rollback resume"),
+        "{}",
+        text(&unfinished.stderr)
+    );
+
+    let resumed = rollback(Some(&emu), dir.path(), &["resume", short]);
+    assert!(
+        resumed.status.success(),
+        "{}{}",
+        text(&resumed.stdout),
+        text(&resumed.stderr)
+    );
+    assert!(
+        text(&resumed.stdout).contains("succeeded"),
+        "{}",
+        text(&resumed.stdout)
+    );
+    assert_eq!(
+        gained(&before, &emu.calls().await.unwrap())["UpdateService"],
+        1,
+        "not applied twice"
+    );
+    let done = rollback(Some(&emu), dir.path(), &["status", short]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let human = rollback(Some(&emu), dir.path(), &["list"]);
+    assert!(
+        text(&human.stdout).contains("succeeded"),
+        "{}",
+        text(&human.stdout)
+    );
+    let missing = rollback(Some(&emu), dir.path(), &["resume", "ffffffff"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("rollback list"),
+        "{}",
+        text(&missing.stderr)
+    );
 }
