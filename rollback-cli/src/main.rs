@@ -81,6 +81,8 @@ enum Command {
     },
     /// Shows the plan, asks for confirmation (or `--yes`), runs it with live progress and
     /// prints the report. Exit 0 when it succeeded (or nothing was to do), 1 otherwise.
+    /// FILE may be a plan saved by `plan --out`: it is applied only if every target is still
+    /// where the plan found it.
     Apply {
         #[command(flatten)]
         file: FileArgs,
@@ -326,7 +328,7 @@ async fn plan(
     if let Some(out) = out {
         let saved = serde_json::json!({
             "format": "rollback-plan/1",
-            "runbook": file.file,
+            "runbook": std::path::absolute(&file.file).unwrap_or_else(|_| file.file.clone()),
             "vars": file.vars,
             "plan": plan,
         });
@@ -351,7 +353,78 @@ async fn plan(
     })
 }
 
+/// A plan `rollback plan --out` saved: the runbook and variables it was made from, and
+/// the plan.
+struct SavedPlan {
+    file: FileArgs,
+    plan: Report,
+}
+
+/// `path` as a saved plan, if it is one (a runbook file is not).
+fn saved_plan(path: &Path) -> Result<Option<SavedPlan>, Failure> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(None);
+    };
+    if v.get("format").and_then(|f| f.as_str()) != Some("rollback-plan/1") {
+        return Ok(None);
+    }
+    let bad = |what: &str| {
+        Failure::Message(format!(
+            "{}: a saved plan without {what}; make it again with `rollback plan FILE --out {}`",
+            path.display(),
+            path.display()
+        ))
+    };
+    let runbook = v["runbook"].as_str().ok_or_else(|| bad("its runbook"))?;
+    let vars = serde_json::from_value(v["vars"].clone()).map_err(|_| bad("its variables"))?;
+    let plan = serde_json::from_value(v["plan"].clone()).map_err(|_| bad("a plan"))?;
+    Ok(Some(SavedPlan {
+        file: FileArgs {
+            file: PathBuf::from(runbook),
+            vars,
+        },
+        plan,
+    }))
+}
+
+/// Where the targets moved since the plan was saved: one line each.
+fn stale(saved: &Report, now: &Report) -> Vec<String> {
+    let id = |r: &Option<rollback_core::Revision>| r.as_ref().map(|r| r.id.clone());
+    let mut out = Vec::new();
+    if saved.steps.len() != now.steps.len() {
+        out.push(format!(
+            "the runbook now has {} step(s), the plan {}",
+            now.steps.len(),
+            saved.steps.len()
+        ));
+        return out;
+    }
+    for (a, b) in saved.steps.iter().zip(&now.steps) {
+        if a.target != b.target {
+            out.push(format!(
+                "step {}: the plan has {}, the runbook now {}",
+                a.step, a.target, b.target
+            ));
+        } else if id(&a.from) != id(&b.from) || id(&a.to) != id(&b.to) {
+            out.push(format!(
+                "{}: planned {} -> {}, now {} -> {}",
+                a.target,
+                id(&a.from).unwrap_or_default(),
+                id(&a.to).unwrap_or_default(),
+                id(&b.from).unwrap_or_default(),
+                id(&b.to).unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
 async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Output) -> Outcome2 {
+    let saved = saved_plan(&file.file)?;
+    let file = saved.as_ref().map_or(file, |s| &s.file);
     let (_, b) = file.load().await?;
     let b = with_reason(b, reason);
     if b.reason_text().is_none_or(|r| r.trim().is_empty()) {
@@ -369,6 +442,16 @@ async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Outpu
     }
     let checks = show::check_names(&b);
     let plan = b.clone().build()?.dry_run().await?;
+    if let Some(saved) = &saved {
+        let conflicts = stale(&saved.plan, &plan);
+        if !conflicts.is_empty() {
+            return Err(Failure::Message(format!(
+                "the saved plan is stale, nothing was changed: the targets are no longer where it found them:\n  {}\nReview a new plan: rollback plan {}",
+                conflicts.join("\n  "),
+                file.file.display()
+            )));
+        }
+    }
     if output == Output::Human {
         print!("{}", show::plan(&plan, &checks));
     }
@@ -382,16 +465,7 @@ async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Outpu
         println!("Not applied: nothing was changed.");
         return Ok(ExitCode::FAILURE);
     }
-    let b = match output {
-        Output::Json => b.on_event(|e: &Event| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
-        }),
-        Output::Human => b.on_event(|e: &Event| {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", show::event_line(e));
-        }),
-    };
+    let b = b.on_event(event_sink(output));
     let tx = b.build()?;
     let report = tokio::select! {
         report = tx.run() => report?,
@@ -465,18 +539,23 @@ async fn resume(journal: &Path, output: Output) -> Outcome2 {
         registry: registry(),
         ..rollback_core::ResumeOptions::default()
     };
-    let opts = match output {
-        Output::Json => opts.on_event(|e: &Event| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
-        }),
-        Output::Human => opts.on_event(|e: &Event| {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", show::event_line(e));
-        }),
-    };
+    let opts = opts.on_event(event_sink(output));
     let report = rollback_core::resume_with(journal, opts).await?;
     Ok(print_report(&report, output))
+}
+
+/// Where events go: JSON lines on stdout, or a timestamped line each on stderr.
+fn event_sink(output: Output) -> impl Fn(&Event) + Send + Sync + 'static {
+    move |e: &Event| match output {
+        Output::Json => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+        }
+        Output::Human => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{}", show::event_line(e));
+        }
+    }
 }
 
 /// Asks on the terminal; only `yes` applies.

@@ -183,6 +183,57 @@ async fn a_target_already_where_the_file_asks_plans_nothing_and_exits_0() {
             .unwrap();
     assert_eq!(saved["format"], "rollback-plan/1");
     assert_eq!(saved["plan"]["steps"][0]["to"]["id"], "1");
+
+    // Someone moves the alias after the plan was saved: the saved plan is stale and
+    // applying it changes nothing.
+    let moved = rollback(
+        Some(&emu),
+        dir.path(),
+        &[
+            "apply",
+            f,
+            "--var",
+            "VERSION=2",
+            "--yes",
+            "--reason",
+            "someone else",
+        ],
+    );
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
+    let before = emu.calls().await.unwrap();
+    let stale = rollback(
+        Some(&emu),
+        dir.path(),
+        &["apply", "plan.json", "--yes", "--reason", "r"],
+    );
+    assert_eq!(stale.status.code(), Some(1));
+    let err = text(&stale.stderr);
+    assert!(
+        err.contains("stale") && err.contains("planned 3 -> 1, now 2 -> 1"),
+        "{err}"
+    );
+    assert_eq!(
+        alias_version(&before, &emu.calls().await.unwrap()),
+        0,
+        "nothing changed"
+    );
+    // A fresh plan applies: the alias goes where it said.
+    let again = rollback(
+        Some(&emu),
+        dir.path(),
+        &["plan", f, "--var", "VERSION=1", "--out", "plan.json"],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    let applied = rollback(
+        Some(&emu),
+        dir.path(),
+        &["apply", "plan.json", "--yes", "--reason", "r", "-o", "json"],
+    );
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let report: Value =
+        serde_json::from_str(text(&applied.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["steps"][0]["to"]["id"], "1", "{report}");
+    assert_eq!(alias_version(&before, &emu.calls().await.unwrap()), 1);
 }
 
 /// Broken files: each refused by `lint` (offline: no emulator, no credentials) with the
