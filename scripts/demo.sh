@@ -4,7 +4,8 @@
 # emulated AWS and the Kubernetes simulator with a bad release on a Lambda alias, three
 # ECS services, a secret and a Kubernetes Deployment (examples/incident_env.rs), then
 # reviews and runs examples/runbooks/incident.yaml: `rollback plan`, `rollback apply
-# --yes`, and `rollback history` of one service to show where it is now.
+# --yes`, `rollback report` (the incident report, Markdown, from the journal) and
+# `rollback history` of one service to show where it is now.
 # The same incident through the library: `cargo run -p rollback-examples --example incident`.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -42,3 +43,7 @@ echo "\$ rollback apply $runbook --yes"
 echo
 echo "\$ rollback history ecs-service agentauri-production/api-gateway-v2"
 "$bin/rollback" history ecs-service agentauri-production/api-gateway-v2
+echo
+id="$("$bin/rollback" list -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
+echo "\$ rollback report ${id:0:8}"
+"$bin/rollback" report "${id:0:8}"

@@ -44,6 +44,12 @@ struct Global {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     Human,
     Json,
@@ -115,6 +121,18 @@ enum Command {
         run: String,
         #[command(flatten)]
         journals: JournalArgs,
+    },
+    /// The incident report of a finished run, from its journal: what happened, why, who,
+    /// the timeline, each target's revisions and diff, the checks and their evidence, the
+    /// time to recover, what needs a person, and sections to fill in.
+    Report {
+        /// A transaction id (or its first characters) or a journal file.
+        run: String,
+        #[command(flatten)]
+        journals: JournalArgs,
+        /// Markdown (for the ticket) or JSON.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+        format: ReportFormat,
     },
     /// Finishes a run whose process died or was interrupted, from its journal, without
     /// applying anything twice (a run that ended is shown as it was).
@@ -278,6 +296,11 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::History { kind, name } => history(&kind, &name, output).await,
         Command::List { journals } => list(&journals, output),
         Command::Status { run, journals } => status(&journals.find(&run)?, output),
+        Command::Report {
+            run,
+            journals,
+            format,
+        } => report(&journals.find(&run)?, format),
         Command::Resume { run, journals } => resume(&journals.find(&run)?, output).await,
     }
 }
@@ -532,6 +555,20 @@ fn status(journal: &Path, output: Output) -> Outcome2 {
             journal.display()
         ))),
     }
+}
+
+fn report(journal: &Path, format: ReportFormat) -> Outcome2 {
+    let incident = rollback_core::incident::incident_report(journal).map_err(|e| {
+        Failure::Message(format!(
+            "{e}: finish it with `rollback resume {}` first",
+            journal.display()
+        ))
+    })?;
+    match format {
+        ReportFormat::Markdown => print!("{}", incident.markdown()),
+        ReportFormat::Json => println!("{}", serde_json::to_string(&incident).unwrap_or_default()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn resume(journal: &Path, output: Output) -> Outcome2 {

@@ -144,6 +144,35 @@ async fn runbook_000_is_linted_planned_and_applied_through_the_binary() {
         .unwrap()
         .next()
         .is_some());
+    // The incident report, from the journal.
+    let id = report["transaction"].as_str().unwrap();
+    let md = rollback(Some(&emu), dir.path(), &["report", &id[..8]]);
+    let md = text(&md.stdout);
+    for want in [
+        "# Incident report: lambda-mcp-rollback-prod",
+        "| Outcome | **succeeded** |",
+        "bug in release 3",
+        &format!("**lambda-alias/{FUNCTION}:live**: 3 -> 2 (succeeded)"),
+        "check GET",
+        "## Timeline (UTC, from the journal)",
+        &format!("applied lambda-alias/{FUNCTION}:live"),
+        "## Root cause",
+        "## Action items",
+    ] {
+        assert!(md.contains(want), "want {want:?} in:\n{md}");
+    }
+    let json = rollback(Some(&emu), dir.path(), &["report", id, "--format", "json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let whats: Vec<&str> = json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["what"].as_str())
+        .collect();
+    assert_eq!(whats.first(), Some(&"begin"), "{whats:?}");
+    for want in ["intent", "applied", "stable", "checked", "end"] {
+        assert!(whats.contains(&want), "{want} in {whats:?}");
+    }
 }
 
 #[tokio::test]

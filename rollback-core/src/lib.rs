@@ -78,6 +78,7 @@ pub mod error;
 pub mod events;
 #[cfg(feature = "testing")]
 pub mod fake;
+pub mod incident;
 pub mod journal;
 pub mod known_good;
 pub mod lock;
