@@ -488,7 +488,16 @@ async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Outpu
         println!("Not applied: nothing was changed.");
         return Ok(ExitCode::FAILURE);
     }
-    let b = b.on_event(event_sink(output));
+    // On a terminal: spinners and bars; otherwise plain lines (or JSON).
+    let live =
+        (output == Output::Human && std::io::stderr().is_terminal()).then(|| show::Live::new(&b));
+    let b = match &live {
+        Some(live) => {
+            let live = live.clone();
+            b.on_event(move |e: &Event| live.event(e))
+        }
+        None => b.on_event(event_sink(output)),
+    };
     let tx = b.build()?;
     let report = tokio::select! {
         report = tx.run() => report?,
@@ -503,6 +512,9 @@ async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Outpu
             return Ok(ExitCode::from(130));
         }
     };
+    if let Some(live) = &live {
+        live.done();
+    }
     Ok(print_report(&report, output))
 }
 

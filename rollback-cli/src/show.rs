@@ -205,3 +205,96 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     }
     s
 }
+
+/// Live progress on a terminal: a spinner line per step with the backend's own words
+/// (kubectl's rollout messages, ECS task counts) and its elapsed time, a bar per stage,
+/// and the transaction's own events printed above them.
+#[derive(Clone)]
+pub(crate) struct Live {
+    bars: indicatif::MultiProgress,
+    steps: Vec<indicatif::ProgressBar>,
+    stage_of: Vec<usize>,
+    stages: Vec<indicatif::ProgressBar>,
+}
+
+impl Live {
+    pub(crate) fn new(b: &TransactionBuilder) -> Live {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+        let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let step_style =
+            ProgressStyle::with_template("    {spinner} {prefix}: {wide_msg} {elapsed:>4}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let stage_style =
+            ProgressStyle::with_template("  {prefix} [{bar:24}] {pos}/{len} step(s) {elapsed:>4}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+        let (mut steps, mut stage_of, mut stages) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, stage) in b.stages().enumerate() {
+            let bar = bars.add(ProgressBar::new(stage.len() as u64));
+            bar.set_style(stage_style.clone());
+            bar.set_prefix(format!("stage {}", i + 1));
+            stages.push(bar);
+            for step in stage {
+                let s = bars.add(ProgressBar::new_spinner());
+                s.set_style(step_style.clone());
+                s.set_prefix(step.target().id().to_string());
+                s.set_message("waiting for its stage");
+                steps.push(s);
+                stage_of.push(i);
+            }
+        }
+        Live {
+            bars,
+            steps,
+            stage_of,
+            stages,
+        }
+    }
+
+    pub(crate) fn event(&self, e: &Event) {
+        use rollback_core::EventKind as K;
+        let Some(i) = e.step.filter(|&i| i < self.steps.len()) else {
+            let _ = self.bars.println(event_line(e));
+            return;
+        };
+        let bar = &self.steps[i];
+        match e.kind {
+            K::StepStarted | K::Applied | K::Waiting | K::Retrying | K::Stable => {
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar.set_message(e.message.clone());
+            }
+            // A step's check passing is `verified` too ("pods ready: ... passed"): the step
+            // is done at its own ("verified at 7").
+            K::Verified if !e.message.starts_with("verified at") => {
+                bar.set_message(e.message.clone());
+            }
+            K::Verified | K::Skipped | K::Reverted => self.finish(i, format!("ok: {}", e.message)),
+            K::Failed | K::CheckFailed => self.finish(i, format!("FAILED: {}", e.message)),
+            K::Compensating | K::Reverting => {
+                bar.reset_elapsed();
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar.set_message(e.message.clone());
+            }
+            K::Compensated => bar.finish_with_message(format!("put back: {}", e.message)),
+            _ => bar.set_message(e.message.clone()),
+        }
+    }
+
+    /// Step `i` is done: its line keeps `message`, its stage counts it (once).
+    fn finish(&self, i: usize, message: String) {
+        let bar = &self.steps[i];
+        if !bar.is_finished() {
+            self.stages[self.stage_of[i]].inc(1);
+        }
+        bar.finish_with_message(message);
+    }
+
+    /// Stops every spinner (the lines stay on the screen).
+    pub(crate) fn done(&self) {
+        for b in self.steps.iter().chain(&self.stages) {
+            if !b.is_finished() {
+                b.abandon();
+            }
+        }
+    }
+}

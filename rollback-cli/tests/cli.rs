@@ -416,3 +416,45 @@ async fn an_interrupted_apply_is_listed_and_finished_by_resume() {
         text(&missing.stderr)
     );
 }
+
+/// On a real terminal (a pseudo-terminal from `script`), `apply` draws a spinner line per
+/// step and a bar per stage, and ends with the report.
+#[tokio::test]
+async fn apply_on_a_terminal_shows_live_step_lines_and_the_summary() {
+    let emu = incident().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("000-lambda-alias.yaml");
+    let cmd = format!(
+        "{} apply {} --var ENV=prod --var HEALTH_URL={} --yes --reason 'bug in release 3'",
+        env!("CARGO_BIN_EXE_rollback"),
+        file.display(),
+        emu.health_url()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .current_dir(dir.path())
+        .env("ROLLBACK_JOURNAL_DIR", dir.path().join("journal"))
+        .env("ROLLBACK_LOCK_DIR", dir.path().join("locks"))
+        .env("ROLLBACK_KNOWN_GOOD_DIR", dir.path().join("known-good"))
+        .env("TERM", "xterm")
+        .envs(emu.child_env())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("util-linux's `script` gives the pseudo-terminal: {e}"));
+    let screen = text(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // The stage bar, the step's line finished with its last words, the report.
+    assert!(screen.contains("stage 1 ["), "{screen}");
+    assert!(screen.contains("1/1 step(s)"), "{screen}");
+    assert!(
+        !screen.contains("2/1 step(s)"),
+        "a step counts once: {screen}"
+    );
+    assert!(
+        screen.contains(&format!("lambda-alias/{FUNCTION}:live: ok: verified at 2")),
+        "{screen}"
+    );
+    assert!(screen.contains(": succeeded in"), "{screen}");
+    // A terminal, not a log: no timestamped event lines.
+    assert!(!screen.contains(" applied      lambda-alias"), "{screen}");
+}
