@@ -109,6 +109,13 @@ enum Command {
         /// The target's name.
         name: String,
     },
+    /// Prints the JSON Schema of runbook files (shipped as rollback-cli/runbook.schema.json,
+    /// for editors: `# yaml-language-server: $schema=...`).
+    Schema {
+        /// JSON (the schema) or Markdown (the runbook-file reference made from it).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+    },
     /// Recent transactions in the journal folder, newest first: id, when, name, who, how it
     /// ended, why.
     List {
@@ -295,6 +302,19 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
         Command::History { kind, name } => history(&kind, &name, output).await,
         Command::List { journals } => list(&journals, output),
+        Command::Schema { format } => {
+            let schema = Runbook::schema(&registry());
+            match format {
+                ReportFormat::Json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&schema).unwrap_or_default()
+                    )
+                }
+                ReportFormat::Markdown => print!("{}", show::reference(&schema)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { run, journals } => status(&journals.find(&run)?, output),
         Command::Report {
             run,

@@ -298,3 +298,88 @@ impl Live {
         }
     }
 }
+
+/// The runbook-file reference, from the JSON Schema: the file's keys, then each part's.
+pub(crate) fn reference(schema: &Value) -> String {
+    let mut s = String::from(
+        "# Runbook files: reference\n\nGenerated from the JSON Schema (`rollback schema`, \
+         shipped as `runbook.schema.json`) by `rollback schema --format markdown`; \
+         `rollback lint FILE` checks a file against it and against the kinds.\n",
+    );
+    let mut part = |name: &str, def: &Value| {
+        let _ = write!(s, "\n## {name}\n\n");
+        if let Some(d) = def["description"].as_str() {
+            let _ = writeln!(s, "{}\n", d.replace('\n', " "));
+        }
+        if let Some(variants) = def["oneOf"].as_array() {
+            for v in variants {
+                let what = v["const"]
+                    .as_str()
+                    .map(|c| format!("`{c}`"))
+                    .or_else(|| {
+                        v["enum"].as_array().map(|e| {
+                            e.iter()
+                                .map(|x| format!("`{}`", x.as_str().unwrap_or("")))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                    })
+                    .or_else(|| {
+                        v["properties"]
+                            .as_object()
+                            .and_then(|p| p.keys().next().map(|k| format!("`{{{k}: ...}}`")))
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "- {what}: {}",
+                    v["description"].as_str().unwrap_or("").replace('\n', " ")
+                );
+            }
+        }
+        let Some(props) = def["properties"].as_object() else {
+            return;
+        };
+        let required: Vec<&str> = def["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let _ = writeln!(s, "| key | | what |\n| --- | --- | --- |");
+        for (k, p) in props {
+            let refs: Vec<String> = std::iter::once(p)
+                .chain(p["anyOf"].as_array().into_iter().flatten())
+                .chain(std::iter::once(&p["items"]))
+                .filter_map(|x| x["$ref"].as_str())
+                .map(|r| {
+                    format!(
+                        "[{0}](#{1})",
+                        r.trim_start_matches("#/$defs/"),
+                        r.trim_start_matches("#/$defs/").to_lowercase()
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "| `{k}` | {}{} | {} |",
+                if required.contains(&k.as_str()) {
+                    "required"
+                } else {
+                    ""
+                },
+                if refs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", refs.join(", "))
+                },
+                p["description"].as_str().unwrap_or("").replace('\n', " ")
+            );
+        }
+    };
+    part("The file", schema);
+    if let Some(defs) = schema["$defs"].as_object() {
+        for (name, def) in defs {
+            part(name, def);
+        }
+    }
+    s
+}

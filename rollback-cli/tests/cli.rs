@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{example, rollback, text};
@@ -457,4 +458,42 @@ async fn apply_on_a_terminal_shows_live_step_lines_and_the_summary() {
     assert!(screen.contains(": succeeded in"), "{screen}");
     // A terminal, not a log: no timestamped event lines.
     assert!(!screen.contains(" applied      lambda-alias"), "{screen}");
+}
+
+/// `runbook.schema.json` and `RUNBOOK.md` beside the crate are what `rollback schema`
+/// generates from the types now (regenerate: `rollback schema > rollback-cli/runbook.schema.json`
+/// and `rollback schema --format markdown > rollback-cli/RUNBOOK.md`).
+#[test]
+fn the_shipped_schema_and_reference_are_the_generated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (args, file) in [
+        (&["schema"][..], "runbook.schema.json"),
+        (&["schema", "--format", "markdown"][..], "RUNBOOK.md"),
+    ] {
+        let out = rollback(None, dir.path(), args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let shipped = std::fs::read_to_string(crate_dir.join(file)).unwrap();
+        assert!(
+            text(&out.stdout) == shipped,
+            "rollback-cli/{file} is out of date: regenerate it with `rollback {}`",
+            args.join(" ")
+        );
+    }
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate_dir.join("runbook.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are refused"
+    );
+    assert_eq!(schema["required"], json!(["name"]));
+    let kinds = schema["$defs"]["KindAndParams"]["properties"]["kind"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        kinds.contains("lambda-alias") && kinds.contains("k8s-pods-ready"),
+        "{kinds}"
+    );
 }

@@ -55,7 +55,7 @@
 //! | `process` | yes | `verify::CommandCheck` | tokio's `process`, `io-util`, `net` |
 //! | `testing` | no | test doubles: `FakeTarget` (module `fake`: in memory, or shared between processes through a state file, with its file locking), the `conformance` suite, and its kind `memory` in `Registry::with_builtins()` (so journals of fake targets resume; the kind keeps the name journals have carried) | nothing |
 //! | `mock` | no | module `mock`: mockall mocks of `RollbackTarget` and `Verifier` | mockall |
-//! | `runbook` | no | module `runbook`: runbook files (a transaction as YAML) loaded with line and column, variables, checked against a `Registry`'s kinds | serde-saphyr |
+//! | `runbook` | no | module `runbook`: runbook files (a transaction as YAML) loaded with line and column, variables, checked against a `Registry`'s kinds, and their JSON Schema | serde-saphyr, schemars |
 //!
 //! [`verify::VerifierSpec`] has no variant for a check whose feature is off, so a spec or
 //! journal naming that check does not deserialize in such a build. The test doubles are features of this

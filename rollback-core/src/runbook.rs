@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
@@ -169,115 +170,230 @@ impl Problems {
     }
 }
 
-/// The file as written (after variables), checked for shape but not yet against kinds.
-#[derive(Debug, Deserialize)]
+/// A runbook file: a rollback transaction as data (`rollback lint` checks it offline).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "rollback runbook")]
 struct File {
+    /// What is being rolled back (the transaction's name, in journals and reports).
+    #[schemars(with = "String")]
     name: Spanned<String>,
+    /// Why (a run needs one: here or `--reason`).
     #[serde(default)]
     reason: Option<String>,
+    /// On failure: `compensate` (put applied targets back, the default) or `halt` (leave
+    /// them for a person).
     #[serde(default)]
+    #[schemars(with = "Option<PolicyName>")]
     policy: Option<Spanned<String>>,
+    /// Steps of a stage run at most this many at once (default 16).
     #[serde(default)]
+    #[schemars(with = "Option<usize>", range(min = 1))]
     concurrency: Option<Spanned<usize>>,
+    /// The journal file, relative to the runbook (default: `$ROLLBACK_JOURNAL_DIR` or
+    /// `.rollback/journal`).
     #[serde(default)]
     journal: Option<PathBuf>,
+    /// Where leases are kept: `{kind: file, dir: ...}` (one machine, the default),
+    /// `{kind: dynamodb, table: ...}`, `{kind: kubernetes-lease, namespace: ...}`.
     #[serde(default)]
+    #[schemars(with = "Option<KindAndParams>")]
     locks: Option<Spanned<BTreeMap<String, Value>>>,
+    /// Lease time to live (`60s`, `5m`).
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     lease_ttl: Option<Spanned<String>>,
+    /// The steps of one stage (or give `stages`).
     #[serde(default)]
     steps: Vec<StepEntry>,
+    /// Stages, run one after another; the steps of a stage run at once.
     #[serde(default)]
     stages: Vec<StageEntry>,
+    /// The transaction's own checks, run once after the last stage.
     #[serde(default)]
     verify: Vec<CheckEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `compensate` or `halt`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // the schema's
+enum PolicyName {
+    /// Put applied targets back, in reverse order.
+    Compensate,
+    /// Leave everything for a person.
+    Halt,
+}
+
+/// A duration: `500ms`, `30s`, `5m`, `1h`, `1h30m`, or a number of seconds.
+#[derive(JsonSchema)]
+#[schemars(transparent)]
+#[allow(dead_code)] // the schema's
+struct DurationText(
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$|^[0-9]+(\.[0-9]+)?$"))] String,
+);
+
+/// A kind and its parameters: `{kind: ecs-service, cluster: prod, service: api}`.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // the schema's
+struct KindAndParams {
+    /// The kind.
+    kind: String,
+    #[serde(flatten)]
+    params: BTreeMap<String, Value>,
+}
+
+/// A stage: steps run at once.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StageEntry {
+    /// A label for whoever reads the file.
     #[serde(default)]
     #[allow(dead_code)] // a label for the reader of the file
     name: Option<String>,
+    /// The stage's steps.
     steps: Vec<StepEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One target moved to one revision, then checked.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StepEntry {
+    /// The target: its kind and the kind's parameters (`{kind: lambda-alias, function:
+    /// f, alias: live}`).
+    #[schemars(with = "KindAndParams")]
     target: Spanned<BTreeMap<String, Value>>,
+    /// The revision: `previous` (the default), `last_known_good`, `{exact: ID}`,
+    /// `{steps_back: N}`, `{image_tag: TAG}`.
     #[serde(default)]
+    #[schemars(with = "Option<SelectorText>")]
     to: Option<Spanned<Value>>,
+    /// Put back once every stage is done (a freeze, services stopped during a restore).
     #[serde(default)]
     temporary: bool,
+    /// A target already at the revision is skipped instead of refused.
     #[serde(default)]
     allow_current: bool,
+    /// How long to wait for the target to be stable (default 10m).
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     timeout: Option<Spanned<String>>,
+    /// Checks run once the target is stable.
     #[serde(default)]
     verify: Vec<CheckEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Which revision a step moves its target to.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // the schema's
+enum SelectorText {
+    /// The revision before the one in use.
+    Previous,
+    /// The newest revision a past run verified healthy.
+    LastKnownGood,
+    /// A revision by its id.
+    Exact(Value),
+    /// N revisions before the one in use.
+    StepsBack(u32),
+    /// The newest revision whose images carry this tag.
+    ImageTag(String),
+}
+
+/// One check: `http`, `command` or a backend's `check`, with an optional policy.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckEntry {
+    /// An HTTP request that must answer as expected.
     #[serde(default)]
+    #[schemars(with = "Option<HttpEntry>")]
     http: Option<Spanned<HttpEntry>>,
+    /// A program that must exit 0.
     #[serde(default)]
+    #[schemars(with = "Option<CommandEntry>")]
     command: Option<Spanned<CommandEntry>>,
+    /// A backend's check: `{kind: cloudwatch-alarms, prefix: ...}`, `{kind:
+    /// k8s-pods-ready, namespace: ..., deployment: ..., min: 3}`.
     #[serde(default)]
+    #[schemars(with = "Option<KindAndParams>")]
     check: Option<Spanned<BTreeMap<String, Value>>>,
+    /// Attempts, interval, consecutive passes, deadline.
     #[serde(default)]
+    #[schemars(with = "Option<PolicyEntry>")]
     policy: Option<Spanned<PolicyEntry>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// An HTTP check.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
 struct HttpEntry {
+    /// The absolute http:// or https:// URL.
     url: String,
+    /// The method (default GET).
     #[serde(default)]
     method: Option<String>,
+    /// The status it must answer (default 200).
     #[serde(default)]
     status: Option<u16>,
+    /// Text the body must contain.
     #[serde(default)]
     body_contains: Option<String>,
+    /// A JSON pointer (`/healthy`) that must exist in the body.
     #[serde(default)]
     json_pointer: Option<String>,
+    /// The value at `json_pointer`.
     #[serde(default)]
     json_value: Option<Value>,
+    /// The slowest answer that passes.
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     max_latency: Option<String>,
+    /// How long to wait for an answer (default 10s).
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     timeout: Option<String>,
+    /// Request headers.
     #[serde(default)]
     headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A command check: passes when the program exits 0.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(not(feature = "process"), allow(dead_code))]
 struct CommandEntry {
+    /// The program and its arguments.
     argv: Vec<String>,
+    /// Extra environment variables.
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// The working directory (default: where `rollback` runs).
     #[serde(default)]
     cwd: Option<PathBuf>,
+    /// How long it may run (default 60s).
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     timeout: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// How a check is run.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PolicyEntry {
+    /// Attempts at most (default 10).
     #[serde(default)]
     attempts: Option<u32>,
+    /// Time between attempts (default 2s).
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     interval: Option<String>,
+    /// Consecutive passes needed (default 1).
     #[serde(default)]
     consecutive: Option<u32>,
+    /// All attempts within (default 2m).
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     deadline: Option<String>,
 }
 
@@ -508,6 +624,22 @@ impl Runbook {
             dir: dir.to_path_buf(),
             body,
         })
+    }
+
+    /// The JSON Schema of runbook files (draft 2020-12), for editors and CI; target, check
+    /// and lock kinds are listed from `registry`, their parameters are each kind's own.
+    pub fn schema(registry: &Registry) -> Value {
+        let mut schema = serde_json::to_value(schemars::schema_for!(File)).unwrap_or_default();
+        let kinds = |ks: Vec<String>| Value::from(ks);
+        if let Some(defs) = schema.pointer_mut("/$defs/KindAndParams/properties/kind") {
+            defs["description"] = Value::from(format!(
+                "The kind. Targets: {}. Checks: {}.",
+                registry.target_kinds().join(", "),
+                registry.check_kinds().join(", ")
+            ));
+            defs["examples"] = kinds(registry.target_kinds());
+        }
+        schema
     }
 
     /// The transaction's name.
