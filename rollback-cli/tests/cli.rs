@@ -321,9 +321,9 @@ async fn an_interrupted_apply_is_listed_and_finished_by_resume() {
     }]}))
     .await
     .unwrap();
-    // The service converges 3 s after each deployment: the run is still waiting when
+    // The service converges 6 s after each deployment: the run is still waiting when
     // interrupted, and the resumed run waits for the real convergence.
-    emu.set_ecs_convergence(std::time::Duration::from_secs(3))
+    emu.set_ecs_convergence(std::time::Duration::from_secs(6))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -78,6 +78,9 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
     .unwrap();
     let m = manifest.to_str().unwrap();
     kubectl(&kubeconfig, &["create", "-f", m, "--validate=false"]);
+    // The controller sees each template before the next (as a real cluster would, given
+    // time): revision 1's ReplicaSet now, revision 2's after `set image`.
+    sim.step(1).await.unwrap();
     kubectl(
         &kubeconfig,
         &[
@@ -89,6 +92,7 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
             "production",
         ],
     );
+    sim.step(1).await.unwrap();
     let history = kubectl(
         &kubeconfig,
         &[
