@@ -32,7 +32,9 @@ pub enum EventKind {
     Waiting,
     /// The target is stable at the revision.
     Stable,
-    /// A check passed.
+    /// A check passed (a step's when the event has a step).
+    CheckPassed,
+    /// A step is done: applied, stable and its checks passed.
     Verified,
     /// A check attempt failed (more attempts may follow).
     CheckFailed,
@@ -48,6 +50,9 @@ pub enum EventKind {
     Reverted,
     /// An on-failure action ran.
     Action,
+    /// The run stopped on request ([`crate::Interrupt`]) before it finished; its journal
+    /// holds where.
+    Interrupted,
     /// The transaction finished; the message is the outcome.
     Finished,
 }

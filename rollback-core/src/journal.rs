@@ -257,6 +257,12 @@ pub enum Entry {
         /// How long the whole run took.
         duration_ms: u64,
     },
+    /// The run stopped on request ([`crate::Interrupt`]) before it ended: steps not yet
+    /// started were left alone, nothing was put back. A resume goes on from here.
+    Interrupted {
+        /// How long the run had taken.
+        duration_ms: u64,
+    },
     /// The leases were given back after the end (a journal that ended without this record
     /// may still hold leases; [`crate::resume`] releases them).
     Released {
@@ -311,7 +317,7 @@ impl Entry {
                 if !passed {
                     return None;
                 }
-                EventKind::Verified
+                EventKind::CheckPassed
             }
             Entry::StepVerified { .. } => EventKind::Verified,
             Entry::RevertIntent { .. } => EventKind::Reverting,
@@ -322,6 +328,7 @@ impl Entry {
             Entry::CompensateIntent { .. } => EventKind::Compensating,
             Entry::Compensated { .. } => EventKind::Compensated,
             Entry::Action { .. } => EventKind::Action,
+            Entry::Interrupted { .. } => EventKind::Interrupted,
             Entry::End { .. } => EventKind::Finished,
         })
     }
@@ -571,8 +578,10 @@ fn journal_err(path: &Path, what: &str, e: std::io::Error) -> Error {
 
 /// The journal format this version writes: `major.minor`. A minor version adds what older
 /// readers may ignore; a major version changes what records mean, and readers of an older
-/// major refuse it ([`read_journal`]).
-pub const FORMAT: &str = "1.1";
+/// major refuse it ([`read_journal`]); records of a kind a reader does not know are skipped
+/// (readers before 1.2 refuse them). 1.1 recorded the format and the lock manager; 1.2
+/// added `interrupted`.
+pub const FORMAT: &str = "1.2";
 
 fn format_before_versions() -> String {
     "1.0".into()
@@ -764,6 +773,10 @@ pub fn parse_records(source: &str, bytes: &[u8]) -> Result<Vec<Record>> {
             Err(e) if i + 1 == last && e.is_eof() && line.starts_with(b"{") => {
                 tracing::warn!(journal = %source, "ignoring a torn last journal line");
             }
+            // A record a newer minor format added: ours have not changed, so it is skipped.
+            Err(e) if e.to_string().starts_with("unknown variant") => {
+                tracing::warn!(journal = %source, line = i + 1, "skipping a record this version does not know ({e})");
+            }
             Err(e) => {
                 let what = if std::str::from_utf8(line).is_err() {
                     "is not text".to_string()
@@ -813,7 +826,8 @@ pub struct TransactionSummary {
     pub who: String,
     /// When it began.
     pub started_at: DateTime<Utc>,
-    /// How it ended; `None` while it runs, or if its process died (resume it).
+    /// How it ended (`interrupted`: stopped on request, resume it); `None` while it runs,
+    /// or if its process died (resume it).
     pub outcome: Option<crate::transaction::Outcome>,
     /// Whether it was a dry run.
     pub dry_run: bool,
@@ -843,6 +857,13 @@ pub fn summarize(records: &[Record]) -> Vec<TransactionSummary> {
             Entry::End { outcome, .. } => {
                 if let Some(s) = out.iter_mut().rev().find(|s| s.id == r.transaction) {
                     s.outcome = Some(*outcome);
+                }
+            }
+            // Stopped on request until a resume goes on.
+            Entry::Interrupted { .. } | Entry::Resumed { .. } => {
+                if let Some(s) = out.iter_mut().rev().find(|s| s.id == r.transaction) {
+                    s.outcome = matches!(r.entry, Entry::Interrupted { .. })
+                        .then_some(crate::Outcome::Interrupted);
                 }
             }
             _ => {}

@@ -114,9 +114,9 @@ pub use target::{
     ApplyOutcome, Progress, Registry, RollbackTarget, Stability, TargetId, TargetSpec,
 };
 pub use transaction::{
-    action_fn, report_from_journal, resume, resume_from_store, resume_with, Attention,
-    FailureAction, FailurePolicy, Outcome, Report, ResumeOptions, Step, StepReport, StepStatus,
-    Transaction, TransactionBuilder,
+    action_fn, report_from_journal, report_so_far, resume, resume_from_store, resume_with,
+    Attention, FailureAction, FailurePolicy, Interrupt, Outcome, Report, ResumeOptions, Step,
+    StepReport, StepStatus, Transaction, TransactionBuilder,
 };
 pub use verify::{Check, CheckOutcome, Policy, Verifier, VerifierExt};
 

@@ -55,6 +55,8 @@ pub(crate) struct Ctx {
     pub known_good: Arc<dyn crate::known_good::KnownGoodStore>,
     pub started_at: DateTime<Utc>,
     pub start: Instant,
+    /// Asked to stop: no step, revert or check starts after it.
+    pub interrupt: super::Interrupt,
 }
 
 /// The `tracing` target of every engine module's logs and spans: the engine was one module
@@ -124,6 +126,14 @@ impl Ctx {
         msg: impl Into<String>,
     ) {
         self.emitter.emit(kind, step, target, msg)
+    }
+
+    /// What needs a person so far.
+    pub(crate) fn attention_so_far(&self) -> Vec<super::Attention> {
+        match self.attention.lock() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     pub(crate) fn attention(&self, target: Option<&TargetId>, message: impl Into<String>) {

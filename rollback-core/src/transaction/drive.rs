@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::compensate::after_failure;
 use super::context::{ms, Ctx, StepRun, LOG_TARGET};
-use super::report::finish;
+use super::report::{finish, stopped};
 use super::transition::Phase;
 use super::Report;
 use crate::error::{Error, ErrorKind, ErrorRecord, Result};
@@ -42,14 +42,25 @@ async fn drive_limited(
     if failure.is_none() {
         failure = run_stages(ctx, steps).await;
     }
+    // Asked to stop: nothing more starts, nothing is put back on the request alone (a
+    // failure seen meanwhile is journaled, and a resume compensates it).
+    if ctx.interrupt.is_interrupted() {
+        return stopped(ctx, steps, failure).await;
+    }
     // A lease lost while the steps waited or verified fails the run: someone else may be
     // changing its targets, so its verdicts say nothing.
     failure = failure.or_else(|| ctx.fence.lost().map(|e| e.record()));
     if failure.is_none() {
         failure = revert_temporaries(ctx, steps).await;
     }
+    if ctx.interrupt.is_interrupted() {
+        return stopped(ctx, steps, failure).await;
+    }
     if failure.is_none() {
         failure = run_transaction_checks(ctx, &mut verdicts).await;
+    }
+    if failure.is_none() && ctx.interrupt.is_interrupted() {
+        return stopped(ctx, steps, None).await;
     }
     let actions = match &failure {
         Some(err) => after_failure(ctx, steps, err).await,
@@ -67,6 +78,9 @@ async fn run_stages(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRecord> {
     let stop = AtomicBool::new(false);
     let last_stage = steps.iter().map(|s| s.stage).max().unwrap_or(0);
     for stage in 0..=last_stage {
+        if ctx.interrupt.is_interrupted() {
+            return None;
+        }
         let runs: futures::stream::FuturesUnordered<_> = steps
             .iter_mut()
             .filter(|s| s.stage == stage)
@@ -83,7 +97,10 @@ async fn run_stages(ctx: &Ctx, steps: &mut [StepRun]) -> Option<ErrorRecord> {
 /// The transaction's own checks, in order, until one fails (recorded as `checks_failed`).
 async fn run_transaction_checks(ctx: &Ctx, verdicts: &mut Vec<Verdict>) -> Option<ErrorRecord> {
     for check in &ctx.checks {
-        let v = run_check(ctx, None, check).await;
+        let v = tokio::select! {
+            v = run_check(ctx, None, check) => v,
+            () = ctx.interrupt.interrupted() => return None,
+        };
         verdicts.push(v.clone());
         if !v.passed {
             let e = v.into_result("transaction").err().map(|e| e.record());
@@ -120,6 +137,10 @@ async fn run_step(ctx: &Ctx, s: &mut StepRun, stop: &AtomicBool) {
         None
     };
     if stop.load(Ordering::SeqCst) && s.state.phase == Phase::Pending {
+        return;
+    }
+    // Asked to stop: a step yet to apply is left alone (one in flight finishes its apply).
+    if ctx.interrupt.is_interrupted() && matches!(s.state.phase, Phase::Pending | Phase::Intent) {
         return;
     }
     let span = tracing::info_span!(target: LOG_TARGET, "step", transaction = %ctx.id, step = s.index, target = %s.id, from = %change.from.id, to = %change.to.id);
@@ -212,10 +233,11 @@ async fn advance<P>(
         );
         let progress = waiting_progress(ctx, s);
         let t0 = Instant::now();
-        s.target
-            .wait_stable(&change.to, s.timeout, &progress)
-            .await
-            .map_err(keep(s))?;
+        // Waiting is no call to finish: a stop request ends it (the step stays applied).
+        tokio::select! {
+            r = s.target.wait_stable(&change.to, s.timeout, &progress) => r.map_err(keep(s))?,
+            () = ctx.interrupt.interrupted() => return Ok(()),
+        }
         let stable = Entry::Stable {
             step: s.index,
             target: s.id.clone(),
@@ -227,7 +249,10 @@ async fn advance<P>(
     }
     if s.state.phase == Phase::Stable {
         for check in s.checks.clone() {
-            let v = run_check(ctx, Some(s), &check).await;
+            let v = tokio::select! {
+                v = run_check(ctx, Some(&mut *s), &check) => v,
+                () = ctx.interrupt.interrupted() => return Ok(()),
+            };
             v.into_result(&s.id.to_string()).map_err(keep(s))?;
         }
         let verified = Entry::StepVerified {

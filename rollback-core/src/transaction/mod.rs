@@ -69,13 +69,17 @@ mod compensate;
 mod context;
 mod drive;
 mod engine;
+mod interrupt;
 mod leases;
 mod preflight;
 mod report;
 mod resume;
 mod transition;
 
-pub use resume::{report_from_journal, resume, resume_from_store, resume_with, ResumeOptions};
+pub use interrupt::Interrupt;
+pub use resume::{
+    report_from_journal, report_so_far, resume, resume_from_store, resume_with, ResumeOptions,
+};
 
 /// What to do when a step or check fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -101,6 +105,11 @@ pub enum Outcome {
     Compensated,
     /// Something failed and not everything is back; see the report's `needs_attention`.
     Failed,
+    /// Stopped before it finished: on request ([`Interrupt`]), or (in
+    /// [`report_so_far`]) a journal with no end, whose process died or still runs. Nothing
+    /// was put back; [`resume_with`] finishes the run, or puts back what it changed
+    /// ([`ResumeOptions::put_back`]).
+    Interrupted,
 }
 
 impl fmt::Display for Outcome {
@@ -110,6 +119,7 @@ impl fmt::Display for Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Compensated => "compensated",
             Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
         })
     }
 }
@@ -423,6 +433,14 @@ impl fmt::Display for Report {
             let mark = if a.ok { "ok" } else { "FAILED" };
             writeln!(f, "  on-failure {} {mark}: {}", a.name, a.message)?;
         }
+        // What ended it, unless a step's error or a failed check above says it.
+        if let Some(e) = &self.error {
+            let said = self.steps.iter().any(|s| s.error.as_ref() == Some(e))
+                || self.checks.iter().any(|v| !v.passed);
+            if !said {
+                writeln!(f, "  ended by: {e}")?;
+            }
+        }
         for a in &self.needs_attention {
             writeln!(f, "  NEEDS ATTENTION: {a}")?;
         }
@@ -459,6 +477,7 @@ pub struct TransactionBuilder {
     pub(crate) compensation_retry: CompensationRetry,
     pub(crate) sinks: Vec<EventSink>,
     pub(crate) holder: Option<String>,
+    pub(crate) interrupt: Interrupt,
 }
 
 impl fmt::Debug for TransactionBuilder {
@@ -622,6 +641,15 @@ impl TransactionBuilder {
         self
     }
 
+    /// Stops the run when `interrupt` is asked to (Ctrl-C): no step starts after that, calls
+    /// in flight finish, nothing is put back, and the journal holds where it stopped (see
+    /// [`Interrupt`]). The run has one of its own otherwise
+    /// ([`Transaction::interrupt_handle`]).
+    pub fn interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
+    }
+
     /// The transaction, ready to run. Only shape is checked here; targets are checked in
     /// preflight.
     pub fn build(self) -> Result<Transaction> {
@@ -665,6 +693,7 @@ impl Transaction {
             compensation_retry: CompensationRetry::default(),
             sinks: Vec::new(),
             holder: None,
+            interrupt: Interrupt::new(),
         }
     }
 
@@ -678,6 +707,12 @@ impl Transaction {
     /// [`crate::resume`] takes if the process dies mid-run.
     pub fn journal_path(&self) -> &std::path::Path {
         &self.journal
+    }
+
+    /// What stops this transaction's run on request (for a signal handler): see
+    /// [`Interrupt`].
+    pub fn interrupt_handle(&self) -> Interrupt {
+        self.b.interrupt.clone()
     }
 
     /// Preflight only: the plan, with nothing changed. Errors are those a real run would

@@ -101,6 +101,7 @@ pub(crate) async fn preflight(
         known_good: b.known_good.clone(),
         started_at: Utc::now(),
         start: Instant::now(),
+        interrupt: b.interrupt.clone(),
     };
     ctx.record(
         None,

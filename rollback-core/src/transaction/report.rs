@@ -93,10 +93,7 @@ pub(crate) async fn finish(
     if outcome == Outcome::Succeeded {
         record_known_good(ctx, steps, &checks).await;
     }
-    let needs_attention = match ctx.attention.lock() {
-        Ok(v) => v.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
+    let needs_attention = ctx.attention_so_far();
     let duration = ctx.start.elapsed();
     ctx.note(
         None,
@@ -123,6 +120,62 @@ pub(crate) async fn finish(
             .collect(),
         checks,
         actions,
+        needs_attention,
+        error: failure,
+        journal_path: ctx.journal.path().to_path_buf(),
+        started_at: ctx.started_at,
+        duration,
+    }
+}
+
+/// A run stopped on request ([`super::Interrupt`]): the `interrupted` record (no `end`: a
+/// resume goes on from here) and a report saying what is left.
+pub(crate) async fn stopped(
+    ctx: &Ctx,
+    steps: &mut [StepRun],
+    failure: Option<ErrorRecord>,
+) -> Report {
+    let changed = steps
+        .iter()
+        .filter(|s| s.state.maybe_applied && !s.state.phase.is_back())
+        .count();
+    let unfinished = steps
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.state.phase,
+                Phase::Verified | Phase::Skipped | Phase::Reverted | Phase::Compensated
+            )
+        })
+        .count();
+    ctx.attention(
+        None,
+        format!(
+            "the run was stopped on request with {unfinished} step(s) unfinished and {changed} target(s) changed; nothing was put back. Resume it to finish (or to put back what it changed) from its journal {}",
+            ctx.journal.path().display()
+        ),
+    );
+    let needs_attention = ctx.attention_so_far();
+    let duration = ctx.start.elapsed();
+    ctx.note(
+        None,
+        Entry::Interrupted {
+            duration_ms: ms(duration),
+        },
+        format!("stopped on request after {duration:.1?}: {unfinished} step(s) unfinished"),
+    )
+    .await;
+    Report {
+        transaction: ctx.id.clone(),
+        name: ctx.name.clone(),
+        reason: ctx.reason.clone(),
+        outcome: Outcome::Interrupted,
+        steps: steps
+            .iter()
+            .map(|s| s.state.report((s.index, s.stage, &s.id), false, s.duration))
+            .collect(),
+        checks: Vec::new(),
+        actions: Vec::new(),
         needs_attention,
         error: failure,
         journal_path: ctx.journal.path().to_path_buf(),

@@ -66,6 +66,13 @@ pub struct ResumeOptions {
     /// Where the resumed run records what it verified if it succeeds (default:
     /// [`FileKnownGood::from_env`](crate::FileKnownGood::from_env)).
     pub known_good: Arc<dyn crate::KnownGoodStore>,
+    /// Instead of finishing the run, put back every target it changed (newest stage first,
+    /// as compensation does, whatever the run's failure policy) and end it `compensated`:
+    /// what a person asks for after stopping a run that should not go on. Refused for a run
+    /// that already ended.
+    pub put_back: bool,
+    /// Stops the resumed run on request, as [`crate::TransactionBuilder::interrupt`] does.
+    pub interrupt: super::Interrupt,
 }
 
 impl Default for ResumeOptions {
@@ -82,6 +89,8 @@ impl Default for ResumeOptions {
             lease_ttl: Duration::from_secs(300),
             known_good: Arc::new(crate::FileKnownGood::from_env()),
             journal_store: None,
+            put_back: false,
+            interrupt: super::Interrupt::new(),
         }
     }
 }
@@ -108,6 +117,19 @@ impl ResumeOptions {
             Some(store) => w.with_store(store.clone()),
             None => w,
         })
+    }
+
+    /// Puts back what the run changed instead of finishing it (see
+    /// [`put_back`](Self::put_back)).
+    pub fn put_back(mut self) -> Self {
+        self.put_back = true;
+        self
+    }
+
+    /// Stops the resumed run when `interrupt` is asked to (see [`super::Interrupt`]).
+    pub fn interrupt(mut self, interrupt: super::Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
     }
 
     /// Uses `locks` instead of the lock manager the journal names.
@@ -206,6 +228,8 @@ struct Replay {
     tx_verdicts: Vec<Verdict>,
     actions: Vec<ActionReport>,
     end: Option<(Outcome, Option<ErrorRecord>, Vec<Attention>, u64)>,
+    /// Stopped on request (and not resumed since): how long it had run.
+    interrupted: Option<u64>,
     started_at: chrono::DateTime<Utc>,
 }
 
@@ -262,6 +286,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         tx_verdicts: Vec::new(),
         actions: Vec::new(),
         end: None,
+        interrupted: None,
         started_at: first.at,
     };
     let n = r.steps.len();
@@ -332,6 +357,8 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
                 r.released = false;
             }
             Entry::Released { .. } => r.released = true,
+            Entry::Interrupted { duration_ms } => r.interrupted = Some(*duration_ms),
+            Entry::Resumed { .. } => r.interrupted = None,
             Entry::Begin { .. } => {
                 return Err(bad(path, format!("record {} is a second begin", rec.seq)))
             }
@@ -353,11 +380,54 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
 pub fn report_from_journal(journal: impl AsRef<Path>) -> Result<Report> {
     let path = journal.as_ref();
     let r = replay(path, &read_journal(path)?)?;
-    let (outcome, error, needs_attention, duration_ms) = r
+    let end = r
         .end
         .clone()
         .ok_or_else(|| bad(path, "has not ended; resume it to finish the run"))?;
-    Ok(Report {
+    Ok(replayed_report(path, &r, end))
+}
+
+/// Where the run recorded in `journal` is: its report if it ended, else the report so
+/// far, [`Outcome::Interrupted`] with each step as far as it got (stopped on request, or
+/// its process died, or it still runs: [`Report::needs_attention`] says which the journal
+/// tells).
+pub fn report_so_far(journal: impl AsRef<Path>) -> Result<Report> {
+    let path = journal.as_ref();
+    let r = replay(path, &read_journal(path)?)?;
+    let why = match r.interrupted {
+        Some(_) => {
+            "it was stopped on request; resume it to finish it or to put back what it changed"
+        }
+        None => "it has not ended: its process died, or it is still running; if it died, resume it",
+    };
+    let end = r.end.clone().unwrap_or_else(|| {
+        let attention = Attention {
+            target: None,
+            message: why.to_string(),
+        };
+        let failure = r.failure.clone();
+        (
+            Outcome::Interrupted,
+            failure,
+            vec![attention],
+            r.interrupted.unwrap_or(0),
+        )
+    });
+    Ok(replayed_report(path, &r, end))
+}
+
+/// The report a replayed journal tells, with how it ended.
+fn replayed_report(
+    path: &Path,
+    r: &Replay,
+    (outcome, error, needs_attention, duration_ms): (
+        Outcome,
+        Option<ErrorRecord>,
+        Vec<Attention>,
+        u64,
+    ),
+) -> Report {
+    Report {
         transaction: r.transaction.clone(),
         name: r.name.clone(),
         reason: r.reason.clone(),
@@ -380,7 +450,7 @@ pub fn report_from_journal(journal: impl AsRef<Path>) -> Result<Report> {
         journal_path: path.to_path_buf(),
         started_at: r.started_at,
         duration: Duration::from_millis(duration_ms),
-    })
+    }
 }
 
 /// Finishes the run recorded in `journal`: a step whose intent was journaled but not its
@@ -397,6 +467,15 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
     let records = read_journal(path)?;
     let r = replay(path, &records)?;
     let holder = Holder::current(&r.transaction).with_journal(path);
+    if let (true, Some((outcome, ..))) = (opts.put_back, &r.end) {
+        return Err(Error::invalid(
+            format!("transaction {:?}", r.name),
+            format!(
+                "it already ended ({outcome}), so there is no run to put back; to undo what it did, run a new rollback (its journal: {})",
+                path.display()
+            ),
+        ));
+    }
     if r.end.is_some() {
         if !r.locked.is_empty() && !r.released {
             release_leftovers(path, &r, &holder, &opts).await?;
@@ -426,6 +505,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         known_good: opts.known_good.clone(),
         started_at: r.started_at,
         start: Instant::now(),
+        interrupt: opts.interrupt.clone(),
     };
     ctx.record(
         None,
@@ -525,7 +605,23 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
     let leases = acquire_all(locks.as_ref(), &ids, &holder, opts.lease_ttl).await?;
     ctx.fence.arm(locks.clone(), leases, opts.lease_ttl);
     let renewer = spawn_renewal(ctx.fence.clone());
-    let mut report = drive(&ctx, &mut steps, r.failure.clone()).await;
+    // Putting back on request: compensation, whatever the run's policy, from where the
+    // journal says each step got (a failure journaled before keeps its own words).
+    let failure = match (opts.put_back, r.failure.clone()) {
+        (false, f) => f,
+        (true, Some(f)) => Some(f),
+        (true, None) => Some(
+            Error::invalid(
+                format!("transaction {:?}", r.name),
+                format!("put back on request by {}", holder.name),
+            )
+            .record(),
+        ),
+    };
+    if opts.put_back {
+        ctx.policy = FailurePolicy::Compensate;
+    }
+    let mut report = drive(&ctx, &mut steps, failure).await;
     drop(renewer);
     ctx.release(locks.as_ref()).await;
     // Actions that ran before the crash belong in the report too.

@@ -437,9 +437,9 @@ class Event:
     @property
     def kind(self) -> str:
         """``started``, ``planned``, ``locked``, ``step_started``, ``skipped``,
-        ``applied``, ``retrying``, ``waiting``, ``stable``, ``verified``, ``check_failed``,
-        ``failed``, ``compensating``, ``compensated``, ``reverting``, ``reverted``,
-        ``action`` or ``finished``."""
+        ``applied``, ``retrying``, ``waiting``, ``stable``, ``check_passed``, ``verified``
+        (a step is done), ``check_failed``, ``failed``, ``compensating``, ``compensated``,
+        ``reverting``, ``reverted``, ``action``, ``interrupted`` or ``finished``."""
     @property
     def target(self) -> str | None:
         """The target (``kind/name``), if about one."""
@@ -513,7 +513,8 @@ class Report:
     @property
     def outcome(self) -> str:
         """``planned`` (dry run), ``succeeded``, ``compensated`` (something failed and
-        everything applied is back) or ``failed`` (see :attr:`needs_attention`)."""
+        everything applied is back), ``failed`` (see :attr:`needs_attention`) or
+        ``interrupted`` (stopped before it finished; resume it)."""
     @property
     def transaction(self) -> str:
         """The transaction id (in the journal and every event)."""

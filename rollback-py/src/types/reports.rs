@@ -22,8 +22,9 @@ pub(crate) struct PyEvent {
 #[pymethods]
 impl PyEvent {
     /// What happened: `started`, `planned`, `locked`, `step_started`, `skipped`, `applied`,
-    /// `retrying`, `waiting`, `stable`, `verified`, `check_failed`, `failed`,
-    /// `compensating`, `compensated`, `reverting`, `reverted`, `action`, `finished`.
+    /// `retrying`, `waiting`, `stable`, `check_passed`, `verified` (a step is done),
+    /// `check_failed`, `failed`, `compensating`, `compensated`, `reverting`, `reverted`,
+    /// `action`, `interrupted`, `finished`.
     #[getter]
     fn kind(&self) -> String {
         self.inner.kind.to_string()
