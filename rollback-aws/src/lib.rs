@@ -73,6 +73,7 @@ pub mod rds;
 mod s3;
 mod sdk;
 pub mod secrets;
+pub mod stores;
 mod target;
 
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};
@@ -115,6 +116,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<PipelineTransition>(registry, &cache);
     DynamoDbLocks::register(registry, &cache);
     AlarmCheck::register(registry, &cache);
+    stores::register(registry, &cache);
 }
 
 /// A registry that knows the core kinds and this crate's.

@@ -7,11 +7,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use rollback_core::runbook::{Runbook, Vars};
 use rollback_core::{Error, Event, Outcome, Registry, Report, StepStatus, TransactionBuilder};
 
+mod meta;
 mod show;
+mod term;
 
 /// Deployment rollbacks as reviewed, verified, compensable transactions.
 #[derive(Debug, Parser)]
@@ -38,6 +40,20 @@ struct Global {
     /// kubeconfig file (else KUBECONFIG, ~/.kube/config).
     #[arg(long, global = true)]
     kubeconfig: Option<PathBuf>,
+    /// kubeconfig context for Kubernetes targets and checks that name none (else
+    /// ROLLBACK_KUBE_CONTEXT, the kubeconfig's current context).
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Namespace for Kubernetes targets and checks that give none, and `history` names
+    /// without one (else ROLLBACK_KUBE_NAMESPACE; without either, they must give one).
+    #[arg(long, short = 'n', global = true)]
+    namespace: Option<String>,
+    /// Colour the statuses: on a terminal unless NO_COLOR is set (auto), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = term::Color::Auto)]
+    color: term::Color,
+    /// Logs on stderr: -v info, -vv debug, -vvv trace (RUST_LOG, when set, is the filter).
+    #[arg(long, short = 'v', global = true, action = ArgAction::Count)]
+    verbose: u8,
     /// Output: for people, or JSON (one document; `apply` streams events as JSON lines).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Human)]
     output: Output,
@@ -122,7 +138,8 @@ enum Command {
         #[command(flatten)]
         journals: JournalArgs,
     },
-    /// Where a run is: its report rebuilt from its journal.
+    /// Where a run is, step by step, from its journal: ended, stopped on request, or not
+    /// ended (its process died or still runs), with how to go on.
     Status {
         /// A transaction id (or its first characters) or a journal file.
         run: String,
@@ -142,12 +159,17 @@ enum Command {
         format: ReportFormat,
     },
     /// Finishes a run whose process died or was interrupted, from its journal, without
-    /// applying anything twice (a run that ended is shown as it was).
+    /// applying anything twice (a run that ended is shown as it was); or, with
+    /// `--put-back`, puts back every target it changed instead.
     Resume {
         /// A transaction id (or its first characters) or a journal file.
         run: String,
         #[command(flatten)]
         journals: JournalArgs,
+        /// Put back what the run changed (newest stage first, whatever its failure policy)
+        /// instead of finishing it. Refused for a run that ended.
+        #[arg(long)]
+        put_back: bool,
     },
 }
 
@@ -157,6 +179,46 @@ struct JournalArgs {
     /// The journal folder (else ROLLBACK_JOURNAL_DIR, else .rollback/journal).
     #[arg(long)]
     journal_dir: Option<PathBuf>,
+    /// The team's journal store instead, as a runbook's `journal_store` keeps it:
+    /// s3://BUCKET/PREFIX (else ROLLBACK_JOURNAL_STORE). A run read from it is copied
+    /// under the journal folder's `store/`.
+    #[arg(
+        long,
+        env = "ROLLBACK_JOURNAL_STORE",
+        value_name = "s3://BUCKET/PREFIX"
+    )]
+    journal_store: Option<String>,
+}
+
+/// A run's journal: a file, or a transaction in the team's store (copied to `local`).
+enum Found {
+    File(PathBuf),
+    Store {
+        store: std::sync::Arc<dyn rollback_core::journal::JournalStore>,
+        id: String,
+        local: PathBuf,
+    },
+}
+
+impl Found {
+    /// The journal file: the store's records copied to the local one first.
+    async fn file(&self) -> Result<PathBuf, Failure> {
+        match self {
+            Found::File(path) => Ok(path.clone()),
+            Found::Store { store, id, local } => {
+                let bytes = store.read(id).await?;
+                if let Some(dir) = local.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Failure::Message(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                std::fs::write(local, bytes).map_err(|e| {
+                    Failure::Message(format!("cannot write {}: {e}", local.display()))
+                })?;
+                Ok(local.clone())
+            }
+        }
+    }
 }
 
 impl JournalArgs {
@@ -166,13 +228,64 @@ impl JournalArgs {
             .unwrap_or_else(rollback_core::journal::default_dir)
     }
 
-    /// The journal of `run`: a file, or the one transaction in the folder whose id starts
-    /// with it.
-    fn find(&self, run: &str) -> Result<PathBuf, Failure> {
+    /// The team's journal store, if one is given.
+    async fn store(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn rollback_core::journal::JournalStore>>, Failure> {
+        let Some(url) = &self.journal_store else {
+            return Ok(None);
+        };
+        let (bucket, prefix) = url
+            .strip_prefix("s3://")
+            .map(|rest| rest.split_once('/').unwrap_or((rest, "")))
+            .filter(|(bucket, _)| !bucket.is_empty())
+            .ok_or_else(|| {
+                Failure::Message(format!(
+                    "journal store {url:?}: write it as s3://BUCKET/PREFIX (the bucket and prefix a runbook's journal_store names)"
+                ))
+            })?;
+        let spec = rollback_core::StoreSpec {
+            kind: "s3".into(),
+            params: serde_json::json!({"bucket": bucket, "prefix": prefix}),
+        };
+        Ok(Some(registry().build_journal_store(&spec).await?))
+    }
+
+    /// The journal of `run`: a file, or the one transaction whose id starts with it in the
+    /// store (if given) or the folder.
+    async fn find(&self, run: &str) -> Result<Found, Failure> {
         let as_path = Path::new(run);
         if as_path.is_file() {
-            return Ok(as_path.to_path_buf());
+            return Ok(Found::File(as_path.to_path_buf()));
         }
+        if let Some(store) = self.store().await? {
+            let mut ids: Vec<String> = store
+                .transactions()
+                .await?
+                .into_iter()
+                .filter(|id| id.starts_with(run))
+                .collect();
+            return match ids.len() {
+                1 => {
+                    let id = ids.remove(0);
+                    let local = self.dir().join("store").join(format!("{id}.jsonl"));
+                    Ok(Found::Store { store, id, local })
+                }
+                0 => Err(Failure::Message(format!(
+                    "no transaction {run:?} in {}; `rollback list --journal-store ...` shows the ones there",
+                    store.describe()
+                ))),
+                n => Err(Failure::Message(format!(
+                    "{n} transactions in {} start with {run:?}; give more of the id",
+                    store.describe()
+                ))),
+            };
+        }
+        self.find_in_dir(run).map(Found::File)
+    }
+
+    /// The journal in the folder of the one transaction whose id starts with `run`.
+    fn find_in_dir(&self, run: &str) -> Result<PathBuf, Failure> {
         let dir = self.dir();
         let entries = std::fs::read_dir(&dir).map_err(|e| {
             Failure::Message(format!(
@@ -227,7 +340,15 @@ impl From<Error> for Failure {
 type Outcome2 = Result<ExitCode, Failure>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = meta::command().get_matches();
+    if let Some(code) = meta::run(&matches) {
+        return code;
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    term::init(cli.global.color, cli.global.verbose);
     cli.global.apply_to_environment();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -266,6 +387,9 @@ impl Global {
         if let Some(k) = &self.kubeconfig {
             std::env::set_var("KUBECONFIG", k);
         }
+        // What rollback-k8s's registry fills in for targets and checks that leave it out.
+        set(rollback_k8s::client::CONTEXT_VAR, &self.context);
+        set(rollback_k8s::client::NAMESPACE_VAR, &self.namespace);
     }
 }
 
@@ -301,7 +425,7 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::Plan { file, reason, out } => plan(&file, reason, out.as_deref(), output).await,
         Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
         Command::History { kind, name } => history(&kind, &name, output).await,
-        Command::List { journals } => list(&journals, output),
+        Command::List { journals } => list(&journals, output).await,
         Command::Schema { format } => {
             let schema = Runbook::schema(&registry());
             match format {
@@ -315,13 +439,19 @@ async fn run(cli: Cli) -> Outcome2 {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { run, journals } => status(&journals.find(&run)?, output),
+        Command::Status { run, journals } => {
+            status(&journals.find(&run).await?.file().await?, output)
+        }
         Command::Report {
             run,
             journals,
             format,
-        } => report(&journals.find(&run)?, format),
-        Command::Resume { run, journals } => resume(&journals.find(&run)?, output).await,
+        } => report(&journals.find(&run).await?.file().await?, format),
+        Command::Resume {
+            run,
+            journals,
+            put_back,
+        } => resume(journals.find(&run).await?, put_back, output).await,
     }
 }
 
@@ -518,24 +648,83 @@ async fn apply(file: &FileArgs, reason: Option<String>, yes: bool, output: Outpu
         }
         None => b.on_event(event_sink(output)),
     };
-    let tx = b.build()?;
-    let report = tokio::select! {
-        report = tx.run() => report?,
-        _ = tokio::signal::ctrl_c() => {
-            // The run is dropped where it was: its journal says how far it got, and its
-            // leases lapse after their time to live. Nothing is put back on a keypress.
-            eprintln!(
-                "interrupted: the run stopped; its journal is {}.\nFinish it with: rollback resume {}",
-                tx.journal_path().display(),
-                tx.id()
-            );
-            return Ok(ExitCode::from(130));
-        }
-    };
+    let interrupt = rollback_core::Interrupt::new();
+    let tx = b.interrupt(interrupt.clone()).build()?;
+    let finish = Unfinished::of(tx.id(), tx.journal_path());
+    let report = until_stopped(tx.run(), &interrupt, &finish).await;
     if let Some(live) = &live {
         live.done();
     }
-    Ok(print_report(&report, output))
+    finish.after(report?, output)
+}
+
+/// How to finish a run that stopped, or put back what it changed: the commands printed
+/// when it is interrupted.
+struct Unfinished {
+    /// What `rollback resume` takes: the id when the journal is in the default folder, else
+    /// its path.
+    run: String,
+}
+
+impl Unfinished {
+    fn of(id: &str, journal: &Path) -> Unfinished {
+        let in_default = journal.parent().is_some_and(|d| {
+            std::path::absolute(d).ok()
+                == std::path::absolute(rollback_core::journal::default_dir()).ok()
+        });
+        Unfinished {
+            run: if in_default {
+                id.chars().take(8).collect()
+            } else {
+                journal.display().to_string()
+            },
+        }
+    }
+
+    fn print(&self) {
+        eprintln!(
+            "Finish it with:              rollback resume {0}\nOr put back what it changed: rollback resume {0} --put-back",
+            self.run
+        );
+    }
+
+    /// The report printed, and for a run stopped on request how to go on (exit 130, as
+    /// shells report an interrupt).
+    fn after(&self, report: Report, output: Output) -> Outcome2 {
+        let code = print_report(&report, output);
+        if report.outcome == Outcome::Interrupted {
+            self.print();
+            return Ok(ExitCode::from(130));
+        }
+        Ok(code)
+    }
+}
+
+/// Runs `run` to its end; the first Ctrl-C asks it to stop (nothing new starts, calls in
+/// flight finish and are journaled, nothing is put back) and it is awaited still; a second
+/// exits at once, printing how to finish.
+async fn until_stopped(
+    run: impl std::future::Future<Output = Result<Report, Error>>,
+    interrupt: &rollback_core::Interrupt,
+    finish: &Unfinished,
+) -> Result<Report, Failure> {
+    tokio::pin!(run);
+    tokio::select! {
+        report = &mut run => return Ok(report?),
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    interrupt.interrupt();
+    eprintln!(
+        "stopping: no step starts now, the calls in flight finish and are journaled, nothing is put back (Ctrl-C again to exit at once)"
+    );
+    tokio::select! {
+        report = &mut run => Ok(report?),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("stopped at once: the journal says how far the run got; its leases lapse after their time to live.");
+            finish.print();
+            std::process::exit(130);
+        }
+    }
 }
 
 async fn history(kind: &str, name: &str, output: Output) -> Outcome2 {
@@ -553,12 +742,21 @@ async fn history(kind: &str, name: &str, output: Output) -> Outcome2 {
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(journals: &JournalArgs, output: Output) -> Outcome2 {
-    let dir = journals.dir();
-    let runs = if dir.exists() {
-        rollback_core::journal::list_dir(&dir)?
-    } else {
-        Vec::new()
+async fn list(journals: &JournalArgs, output: Output) -> Outcome2 {
+    let (dir, runs) = match journals.store().await? {
+        Some(store) => (
+            PathBuf::from(store.describe()),
+            rollback_core::journal::list_store(store.as_ref()).await?,
+        ),
+        None => {
+            let dir = journals.dir();
+            let runs = if dir.exists() {
+                rollback_core::journal::list_dir(&dir)?
+            } else {
+                Vec::new()
+            };
+            (dir, runs)
+        }
     };
     match output {
         Output::Json => println!("{}", serde_json::to_string(&runs).unwrap_or_default()),
@@ -580,13 +778,15 @@ fn print_report(report: &Report, output: Output) -> ExitCode {
 }
 
 fn status(journal: &Path, output: Output) -> Outcome2 {
-    match rollback_core::report_from_journal(journal) {
-        Ok(report) => Ok(print_report(&report, output)),
-        Err(e) => Err(Failure::Message(format!(
-            "{e}: finish it with `rollback resume {}`",
-            journal.display()
-        ))),
+    let report = rollback_core::report_so_far(journal)?;
+    let code = print_report(&report, output);
+    if report.outcome == Outcome::Interrupted && output == Output::Human {
+        Unfinished {
+            run: journal.display().to_string(),
+        }
+        .print();
     }
+    Ok(code)
 }
 
 fn report(journal: &Path, format: ReportFormat) -> Outcome2 {
@@ -603,14 +803,34 @@ fn report(journal: &Path, format: ReportFormat) -> Outcome2 {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn resume(journal: &Path, output: Output) -> Outcome2 {
+async fn resume(found: Found, put_back: bool, output: Output) -> Outcome2 {
+    let interrupt = rollback_core::Interrupt::new();
     let opts = rollback_core::ResumeOptions {
         registry: registry(),
+        put_back,
+        interrupt: interrupt.clone(),
         ..rollback_core::ResumeOptions::default()
     };
     let opts = opts.on_event(event_sink(output));
-    let report = rollback_core::resume_with(journal, opts).await?;
-    Ok(print_report(&report, output))
+    let (finish, report) = match found {
+        Found::File(journal) => {
+            let finish = Unfinished {
+                run: journal.display().to_string(),
+            };
+            let run = rollback_core::resume_with(&journal, opts);
+            let report = until_stopped(run, &interrupt, &finish).await;
+            (finish, report)
+        }
+        // Finished from the store (the run's machine may be gone): every new record is
+        // written to the copy and the store.
+        Found::Store { store, id, local } => {
+            let finish = Unfinished { run: id.clone() };
+            let run = rollback_core::resume_from_store(store, &id, &local, opts);
+            let report = until_stopped(run, &interrupt, &finish).await;
+            (finish, report)
+        }
+    };
+    finish.after(report?, output)
 }
 
 /// Where events go: JSON lines on stdout, or a timestamped line each on stderr.

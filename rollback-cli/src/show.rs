@@ -7,6 +7,8 @@ use rollback_core::{
 };
 use serde_json::{Map, Value};
 
+use crate::term::{outcome_tone, paint, Tone};
+
 /// The checks that will run, per step (in step order) and for the transaction.
 pub(crate) struct CheckNames {
     steps: Vec<Vec<String>>,
@@ -41,9 +43,17 @@ pub(crate) fn plan(plan: &Report, checks: &CheckNames) -> String {
             r.as_ref().map_or("?".to_string(), |r| r.id.clone())
         };
         let what = match step.status {
-            StepStatus::Planned => format!("{} -> {}", id(&step.from), id(&step.to)),
-            StepStatus::Skipped => format!("already at {}: nothing to do", id(&step.from)),
-            other => format!("{other}"),
+            StepStatus::Planned => paint(
+                format!("{} -> {}", id(&step.from), id(&step.to)),
+                Tone::Change,
+                false,
+            ),
+            StepStatus::Skipped => paint(
+                format!("already at {}: nothing to do", id(&step.from)),
+                Tone::Good,
+                false,
+            ),
+            other => paint(other, Tone::Bad, false),
         };
         let _ = writeln!(s, "    {}: {what}", step.target);
         if let Some(origin) = &step.origin {
@@ -72,12 +82,33 @@ pub(crate) fn plan(plan: &Report, checks: &CheckNames) -> String {
     s
 }
 
-/// A progress line for a log: time, what happened, where.
+/// A progress line for a log (stderr): time, what happened, where.
 pub(crate) fn event_line(e: &Event) -> String {
     let at = e.at.format("%H:%M:%S%.3f");
+    let kind = match event_tone(e) {
+        Some(tone) => paint(format!("{:<12}", e.kind.to_string()), tone, true),
+        None => format!("{:<12}", e.kind.to_string()),
+    };
     match &e.target {
-        Some(t) => format!("{at} {:<12} {t}: {}", e.kind.to_string(), e.message),
-        None => format!("{at} {:<12} {}", e.kind.to_string(), e.message),
+        Some(t) => format!("{at} {kind} {t}: {}", e.message),
+        None => format!("{at} {kind} {}", e.message),
+    }
+}
+
+/// The colour of an event that says how something went; `None` for the steps between.
+fn event_tone(e: &Event) -> Option<Tone> {
+    use rollback_core::EventKind as K;
+    match e.kind {
+        K::Verified | K::Stable | K::CheckPassed | K::Skipped => Some(Tone::Good),
+        K::Failed | K::CheckFailed => Some(Tone::Bad),
+        K::Applied
+        | K::Compensating
+        | K::Compensated
+        | K::Reverting
+        | K::Reverted
+        | K::Interrupted
+        | K::Action => Some(Tone::Change),
+        _ => None,
     }
 }
 
@@ -107,7 +138,17 @@ pub(crate) fn spec_of(kind: &str, name: &str) -> Result<TargetSpec, String> {
             "ecs-service" | "ecs-desired-count" => split('/', "cluster", "service")?,
             "pipeline-transition" => split('/', "pipeline", "stage")?,
             "secret-version" => Map::from_iter([("secret_id".to_string(), Value::from(name))]),
-            k if k.starts_with("k8s-") => split('/', "namespace", "name")?,
+            // A name without its namespace takes the default one (`--namespace`), which
+            // the registry fills in; without a default it must be written in.
+            k if k.starts_with("k8s-")
+                && !name.contains('/')
+                && rollback_k8s::K8sDefaults::from_env().namespace.is_some() =>
+            {
+                Map::from_iter([("name".to_string(), Value::from(name))])
+            }
+            k if k.starts_with("k8s-") => split('/', "namespace", "name").map_err(|e| {
+                format!("{e} (or give the namespace with --namespace)")
+            })?,
             _ => {
                 return Err(format!(
                     "{kind}: give its parameters as key=value,key=value (the names a runbook's target takes)"
@@ -132,7 +173,11 @@ pub(crate) fn history(target: &TargetId, current: &Revision, revisions: &[Revisi
     ]];
     for r in revisions {
         rows.push([
-            if r.id == current.id { "*" } else { "" }.to_string(),
+            if r.id == current.id {
+                paint("*", Tone::Good, false)
+            } else {
+                String::new()
+            },
             r.id.clone(),
             r.created_at
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -164,6 +209,7 @@ pub(crate) fn runs(
         "ID".to_string(),
         "STARTED".to_string(),
         "OUTCOME".to_string(),
+        "TOOK".to_string(),
         "WHO".to_string(),
         "NAME".to_string(),
         "REASON".to_string(),
@@ -173,10 +219,14 @@ pub(crate) fn runs(
             r.id.chars().take(8).collect(),
             r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             match (r.outcome, r.dry_run) {
-                (_, true) => "dry run".to_string(),
-                (Some(o), _) => o.to_string(),
-                (None, _) => "not ended".to_string(),
+                (_, true) => paint("dry run", Tone::Quiet, false),
+                (Some(o), _) => paint(o, outcome_tone(o), false),
+                (None, _) => paint("not ended", Tone::Change, false),
             },
+            r.duration_ms.map_or_else(
+                || "-".into(),
+                |ms| format!("{:.1?}", std::time::Duration::from_millis(ms)),
+            ),
             r.who.clone(),
             r.name.clone(),
             r.reason.clone().unwrap_or_default(),
@@ -185,17 +235,20 @@ pub(crate) fn runs(
     table(&rows)
 }
 
-/// Rows as columns, the last one unpadded.
+/// Rows as columns, the last one unpadded; cells may be coloured (their escapes take no
+/// room).
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let width = |cell: &str| console::measure_text_width(cell);
     let widths: Vec<usize> = (0..N)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| rows.iter().map(|r| width(&r[i])).max().unwrap_or(0))
         .collect();
     let mut s = String::new();
     for r in rows {
         let mut line = String::new();
         for (i, cell) in r.iter().enumerate() {
             if i + 1 < N {
-                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+                let pad = widths[i].saturating_sub(width(cell));
+                let _ = write!(line, "{cell}{:pad$}  ", "");
             } else {
                 line.push_str(cell);
             }
@@ -263,19 +316,25 @@ impl Live {
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
                 bar.set_message(e.message.clone());
             }
-            // A step's check passing is `verified` too ("pods ready: ... passed"): the step
-            // is done at its own ("verified at 7").
-            K::Verified if !e.message.starts_with("verified at") => {
-                bar.set_message(e.message.clone());
-            }
-            K::Verified | K::Skipped | K::Reverted => self.finish(i, format!("ok: {}", e.message)),
-            K::Failed | K::CheckFailed => self.finish(i, format!("FAILED: {}", e.message)),
+            K::CheckPassed => bar.set_message(e.message.clone()),
+            K::Verified | K::Skipped | K::Reverted => self.finish(
+                i,
+                format!("{}: {}", paint("ok", Tone::Good, true), e.message),
+            ),
+            K::Failed | K::CheckFailed => self.finish(
+                i,
+                format!("{}: {}", paint("FAILED", Tone::Bad, true), e.message),
+            ),
             K::Compensating | K::Reverting => {
                 bar.reset_elapsed();
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
                 bar.set_message(e.message.clone());
             }
-            K::Compensated => bar.finish_with_message(format!("put back: {}", e.message)),
+            K::Compensated => bar.finish_with_message(format!(
+                "{}: {}",
+                paint("put back", Tone::Change, true),
+                e.message
+            )),
             _ => bar.set_message(e.message.clone()),
         }
     }

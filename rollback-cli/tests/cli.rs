@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{example, rollback, text};
+use common::{command, example, has_escapes, plain, rollback, text};
 use rollback_testkit::{gained, AwsEmulator};
 use serde_json::{json, Value};
 
@@ -306,12 +306,10 @@ fn lint_rejects_broken_files_with_line_and_column() {
     }
 }
 
-/// Ctrl-C during the wait stops the run where it is (nothing put back) and names the
-/// command that finishes it; `list` and `status` show it unfinished; `resume` finishes it
-/// without applying again.
-#[tokio::test]
-async fn an_interrupted_apply_is_listed_and_finished_by_resume() {
-    use std::io::{BufRead, BufReader};
+/// An ECS service `prod/api` at 1.9.0 (revision 2, bad) with 1.8.0 before it, converging 6 s
+/// after each deployment (a run is still waiting when interrupted), and a runbook rolling it
+/// back (`check` adds a step check).
+async fn slow_service(dir: &Path, check: &str) -> (AwsEmulator, std::path::PathBuf) {
     let emu = AwsEmulator::start().await.unwrap();
     let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/api";
     emu.seed(json!({"ecs": [{
@@ -321,65 +319,140 @@ async fn an_interrupted_apply_is_listed_and_finished_by_resume() {
     }]}))
     .await
     .unwrap();
-    // The service converges 6 s after each deployment: the run is still waiting when
-    // interrupted, and the resumed run waits for the real convergence.
     emu.set_ecs_convergence(std::time::Duration::from_secs(6))
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("api.yaml");
+    let file = dir.join("api.yaml");
     std::fs::write(
         &file,
-        "name: api back\nsteps:\n  - target: {kind: ecs-service, cluster: prod, service: api}\n    timeout: 2m\n",
+        format!("name: api back\nsteps:\n  - target: {{kind: ecs-service, cluster: prod, service: api}}\n    timeout: 2m\n{check}"),
     )
     .unwrap();
-    let f = file.to_str().unwrap();
-    let before = emu.calls().await.unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollback"))
-        .args(["apply", f, "--yes", "--reason", "1.9.0 is bad"])
-        .current_dir(dir.path())
-        .env("ROLLBACK_JOURNAL_DIR", dir.path().join("journal"))
-        .env("ROLLBACK_LOCK_DIR", dir.path().join("locks"))
-        .env("ROLLBACK_KNOWN_GOOD_DIR", dir.path().join("known-good"))
-        .envs(emu.child_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let waiting = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|l| l.contains("waiting up to"));
-    assert!(waiting.is_some(), "the run reached its wait");
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{rest:?}");
-    let hint = rest
+    (emu, file)
+}
+
+/// `rollback apply FILE --yes` running in the background, its stderr read line by line.
+struct Running {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+impl Running {
+    fn apply(emu: &AwsEmulator, dir: &Path, file: &Path) -> Running {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rollback"))
+            .args([
+                "apply",
+                file.to_str().unwrap(),
+                "--yes",
+                "--reason",
+                "1.9.0 is bad",
+            ])
+            .current_dir(dir)
+            .env("ROLLBACK_JOURNAL_DIR", dir.join("journal"))
+            .env("ROLLBACK_LOCK_DIR", dir.join("locks"))
+            .env("ROLLBACK_KNOWN_GOOD_DIR", dir.join("known-good"))
+            .envs(emu.child_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        Running { child, lines }
+    }
+
+    /// Reads stderr until a line containing `what` (panics if the run ends first).
+    fn until(&mut self, what: &str) -> String {
+        let found = self
+            .lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find(|l| l.contains(what));
+        found.unwrap_or_else(|| panic!("the run ended before printing {what:?}"))
+    }
+
+    fn ctrl_c(&self) {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// The rest of stderr and the exit code.
+    fn finish(mut self) -> (Vec<String>, Option<i32>) {
+        let rest: Vec<String> = self.lines.by_ref().map(Result::unwrap).collect();
+        (rest, self.child.wait().unwrap().code())
+    }
+}
+
+/// The records of the one journal in `dir`/journal.
+fn only_journal(dir: &Path) -> String {
+    let mut files = std::fs::read_dir(dir.join("journal")).unwrap();
+    let journal = files.next().unwrap().unwrap().path();
+    assert!(files.next().is_none(), "one journal");
+    std::fs::read_to_string(journal).unwrap()
+}
+
+/// The transaction id in the printed `rollback resume ID` line.
+fn resume_id(lines: &[String]) -> String {
+    let hint = lines
         .iter()
-        .find(|l| l.contains("rollback resume"))
-        .expect("the command to finish it");
-    let id = hint.rsplit(' ').next().unwrap().to_string();
-    assert_eq!(
-        gained(&before, &emu.calls().await.unwrap())["UpdateService"],
-        1
+        .find(|l| l.contains("Finish it with:") && l.contains("rollback resume"))
+        .unwrap_or_else(|| panic!("the command to finish it in {lines:?}"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("rollback resume") && l.ends_with("--put-back")),
+        "and the one to put back: {lines:?}"
+    );
+    hint.rsplit(' ').next().unwrap().to_string()
+}
+
+/// Ctrl-C during the wait stops the run where it is: the apply journaled, nothing put back,
+/// exit 130 with the commands that finish it or put it back; `list` and `status` show it
+/// interrupted; `resume` finishes it without applying again.
+#[tokio::test]
+async fn an_interrupted_apply_is_listed_and_finished_by_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emu, file) = slow_service(dir.path(), "").await;
+    let before = emu.calls().await.unwrap();
+    let mut run = Running::apply(&emu, dir.path(), &file);
+    run.until("waiting up to");
+    run.ctrl_c();
+    let (rest, code) = run.finish();
+    assert_eq!(code, Some(130), "{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("stopping:")), "{rest:?}");
+    let id = resume_id(&rest);
+    let calls = gained(&before, &emu.calls().await.unwrap());
+    assert_eq!(calls["UpdateService"], 1, "{calls:?}");
+    let records = only_journal(dir.path());
+    assert!(records.contains(r#""record":"interrupted""#), "{records}");
+    assert!(!records.contains(r#""record":"end""#), "{records}");
+    assert!(
+        !records.contains(r#""record":"compensate_intent""#),
+        "nothing put back: {records}"
     );
 
     let listed = rollback(Some(&emu), dir.path(), &["list", "-o", "json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
-    assert_eq!(listed[0]["outcome"], Value::Null, "not ended: {listed}");
-    let short = &id[..8];
+    assert!(
+        listed[0]["id"].as_str().unwrap().starts_with(&id),
+        "{listed}"
+    );
+    assert_eq!(listed[0]["outcome"], "interrupted", "{listed}");
+    let short = id.as_str();
     let unfinished = rollback(Some(&emu), dir.path(), &["status", short]);
     assert_eq!(unfinished.status.code(), Some(1));
+    let out = text(&unfinished.stdout);
+    assert!(out.contains("interrupted"), "{out}");
     assert!(
-        text(&unfinished.stderr).contains("rollback resume"),
+        out.contains("ecs-service/prod/api: api:2 -> api:1: applied"),
+        "step by step: {out}"
+    );
+    assert!(
+        text(&unfinished.stderr).contains("--put-back"),
         "{}",
         text(&unfinished.stderr)
     );
@@ -438,12 +511,16 @@ async fn apply_on_a_terminal_shows_live_step_lines_and_the_summary() {
         .env("ROLLBACK_LOCK_DIR", dir.path().join("locks"))
         .env("ROLLBACK_KNOWN_GOOD_DIR", dir.path().join("known-good"))
         .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
         .envs(emu.child_env())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("util-linux's `script` gives the pseudo-terminal: {e}"));
-    let screen = text(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let raw = text(&out.stdout);
+    assert!(out.status.success(), "{raw}");
+    // A terminal: the statuses are coloured (green "ok"); the words are read without it.
+    assert!(raw.contains("\x1b[32mok\x1b[0m"), "{raw:?}");
+    let screen = plain(&raw);
     // The stage bar, the step's line finished with its last words, the report.
     assert!(screen.contains("stage 1 ["), "{screen}");
     assert!(screen.contains("1/1 step(s)"), "{screen}");
@@ -496,4 +573,346 @@ fn the_shipped_schema_and_reference_are_the_generated_ones() {
         kinds.contains("lambda-alias") && kinds.contains("k8s-pods-ready"),
         "{kinds}"
     );
+}
+
+/// After Ctrl-C, `rollback resume ID --put-back` puts the service back where the run found
+/// it; a second put-back of the ended run is refused, calling nothing.
+#[tokio::test]
+async fn an_interrupted_apply_is_put_back_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emu, file) = slow_service(dir.path(), "").await;
+    let before = emu.calls().await.unwrap();
+    let mut run = Running::apply(&emu, dir.path(), &file);
+    run.until("waiting up to");
+    run.ctrl_c();
+    let (rest, code) = run.finish();
+    assert_eq!(code, Some(130), "{rest:?}");
+    let id = resume_id(&rest);
+    let back = rollback(Some(&emu), dir.path(), &["resume", &id, "--put-back"]);
+    let out = text(&back.stdout);
+    assert_eq!(back.status.code(), Some(1), "{out}{}", text(&back.stderr));
+    assert!(out.contains("compensated"), "{out}");
+    assert!(out.contains("put back on request"), "{out}");
+    let calls = gained(&before, &emu.calls().await.unwrap());
+    assert_eq!(
+        calls["UpdateService"], 2,
+        "applied, then put back: {calls:?}"
+    );
+    let history = rollback(
+        Some(&emu),
+        dir.path(),
+        &["history", "ecs-service", "prod/api", "-o", "json"],
+    );
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(
+        history["current"], "api:2",
+        "back at 1.9.0's revision: {history}"
+    );
+
+    let again = rollback(Some(&emu), dir.path(), &["resume", &id, "--put-back"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("already ended"),
+        "{}",
+        text(&again.stderr)
+    );
+    let calls = gained(&before, &emu.calls().await.unwrap());
+    assert_eq!(calls["UpdateService"], 2, "nothing more sent: {calls:?}");
+}
+
+/// The first Ctrl-C does not stop a compensation under way (it is the call a run must
+/// finish); a second exits at once, printing how to finish, without an end record.
+#[tokio::test]
+async fn a_second_ctrl_c_exits_at_once_during_compensation() {
+    let dir = tempfile::tempdir().unwrap();
+    let check =
+        "    verify:\n      - command: {argv: [\"false\"]}\n        policy: {attempts: 1}\n";
+    let (emu, file) = slow_service(dir.path(), check).await;
+    let mut run = Running::apply(&emu, dir.path(), &file);
+    run.until("compensating");
+    run.ctrl_c();
+    run.until("stopping:");
+    run.ctrl_c();
+    let (rest, code) = run.finish();
+    assert_eq!(code, Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.starts_with("stopped at once")),
+        "{rest:?}"
+    );
+    resume_id(&rest);
+    let records = only_journal(dir.path());
+    assert!(
+        records.contains(r#""record":"compensate_intent""#),
+        "{records}"
+    );
+    assert!(!records.contains(r#""record":"end""#), "{records}");
+}
+
+/// `--color`: none into a pipe by default, and none with NO_COLOR set (to anything but
+/// nothing); `--color always` colours the statuses whatever NO_COLOR says, and `never`
+/// never. `-v` starts the library's logs on stderr, and RUST_LOG, when set, is their filter.
+#[tokio::test]
+async fn colour_and_logs_follow_the_flags_and_the_environment() {
+    let emu = incident().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("000-lambda-alias.yaml");
+    let health = format!("HEALTH_URL={}", emu.health_url());
+    let plan = |flags: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["plan", file.to_str().unwrap(), "--var", "ENV=prod"];
+        args.extend(["--var", &health]);
+        args.extend(flags);
+        let out = command(Some(&emu), dir.path(), &args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let want = format!("lambda-alias/{FUNCTION}:live: 3 -> 2");
+
+    let (piped, logs) = plan(&[], &[]);
+    assert!(!has_escapes(&piped), "{piped:?}");
+    assert!(piped.contains(&want), "{piped}");
+    assert!(logs.is_empty(), "no logs without -v: {logs}");
+    let (always, _) = plan(&["--color", "always"], &[]);
+    assert!(has_escapes(&always), "{always:?}");
+    assert!(
+        always.contains("\x1b[33m3 -> 2\x1b[0m"),
+        "the change in yellow: {always:?}"
+    );
+    assert_eq!(plain(&always), piped, "the same words");
+    let (no_color, _) = plan(&[], &[("NO_COLOR", "1")]);
+    assert!(!has_escapes(&no_color), "{no_color:?}");
+    let (empty, _) = plan(&["--color", "always"], &[("NO_COLOR", "")]);
+    assert!(has_escapes(&empty), "{empty:?}");
+    let (forced, _) = plan(&["--color", "always"], &[("NO_COLOR", "1")]);
+    assert!(has_escapes(&forced), "--color always wins: {forced:?}");
+    let (never, _) = plan(&["--color", "never"], &[]);
+    assert!(!has_escapes(&never), "{never:?}");
+
+    let (out, logs) = plan(&["-v"], &[]);
+    assert_eq!(out, piped, "logs go to stderr only");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("rollback_core")),
+        "{logs}"
+    );
+    assert!(!has_escapes(&logs), "no colour into a pipe: {logs:?}");
+    let (_, logs) = plan(&["-v"], &[("RUST_LOG", "off")]);
+    assert!(logs.is_empty(), "RUST_LOG wins over -v: {logs}");
+    let (_, logs) = plan(&[], &[("RUST_LOG", "rollback_core=info")]);
+    assert!(
+        logs.contains(" INFO "),
+        "RUST_LOG alone starts them: {logs}"
+    );
+    let (_, logs) = plan(&["-v"], &[("RUST_LOG", "rollback_core=nonsense")]);
+    assert!(
+        logs.starts_with("warning: RUST_LOG=") && logs.contains(" INFO "),
+        "a bad RUST_LOG is named and -v used: {logs}"
+    );
+}
+
+/// Shell completions and the man page, made from the command line's definition, offline.
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = rollback(None, dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("apply") && bash.contains("--yes"), "{bash}");
+    assert!(
+        bash.contains("complete -F"),
+        "a bash completion script: {bash}"
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let script = run(&["completions", shell]);
+        assert!(script.contains("namespace"), "{shell}: {script}");
+    }
+    let bad = rollback(None, dir.path(), &["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2), "clap's usage error");
+    assert!(text(&bad.stderr).contains("bash"), "{}", text(&bad.stderr));
+
+    // The page starts with .TH, after clap_mangen's definition of the apostrophe.
+    let first = |page: &str| -> String {
+        page.lines()
+            .find(|l| !l.starts_with(".ie") && !l.starts_with(".el"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let man = run(&["man"]);
+    assert!(first(&man).starts_with(".TH rollback 1"), "{man}");
+    assert!(
+        man.contains("apply") && man.contains("\\-\\-kubeconfig"),
+        "{man}"
+    );
+    let apply = run(&["man", "apply"]);
+    assert!(first(&apply).starts_with(".TH rollback-apply 1"), "{apply}");
+    assert!(apply.contains("\\-\\-yes"), "{apply}");
+    let missing = rollback(None, dir.path(), &["man", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("give one of: lint, plan, apply"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+/// A runbook naming the team's stores keeps its journal in S3 (listed, reported and found
+/// from another folder, as on another machine) and what it verified in DynamoDB; stores of
+/// unknown kinds or without their parameters are lint errors with their place.
+#[tokio::test]
+async fn team_stores_named_in_the_runbook_hold_the_journal_and_the_known_good_revision() {
+    use rollback_aws::{Aws, DynamoDbKnownGood, S3Journals};
+    use rollback_core::KnownGoodStore;
+    let emu = incident().await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
+    S3Journals::create_bucket(&aws, "team-rollback", "journals")
+        .await
+        .unwrap();
+    let known_good = DynamoDbKnownGood::create_table(&aws, "known-good")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("team.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: lambda back\nreason: release 3 is bad\n\
+             journal_store: {{kind: s3, bucket: team-rollback, prefix: journals}}\n\
+             known_good: {{kind: dynamodb, table: known-good}}\n\
+             steps:\n  - target: {{kind: lambda-alias, function: {FUNCTION}, alias: live}}\n\
+             \x20   verify:\n      - http: {{url: \"{}\"}}\n",
+            emu.health_url()
+        ),
+    )
+    .unwrap();
+    let applied = rollback(
+        Some(&emu),
+        dir.path(),
+        &["apply", file.to_str().unwrap(), "--yes"],
+    );
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+
+    // Another machine: an empty folder, the store named.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let store = ["--journal-store", "s3://team-rollback/journals"];
+    let listed = rollback(
+        Some(&emu),
+        elsewhere.path(),
+        &[&["list", "-o", "json"][..], &store].concat(),
+    );
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["outcome"], "succeeded", "{listed}");
+    assert!(listed[0]["duration_ms"].is_u64(), "{listed}");
+    let id = listed[0]["id"].as_str().unwrap()[..8].to_string();
+    let report = rollback(
+        Some(&emu),
+        elsewhere.path(),
+        &[&["report", id.as_str()][..], &store].concat(),
+    );
+    assert!(report.status.success(), "{}", text(&report.stderr));
+    assert!(
+        text(&report.stdout).contains("release 3 is bad"),
+        "{}",
+        text(&report.stdout)
+    );
+    let missing = rollback(
+        Some(&emu),
+        elsewhere.path(),
+        &[&["status", "ffffffff"][..], &store].concat(),
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("s3://team-rollback"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    let target = rollback_core::TargetId::new("lambda-alias", format!("{FUNCTION}:live"));
+    let good = known_good.latest(&target).await.unwrap().expect("recorded");
+    assert_eq!(good.revision, "2");
+
+    // Bad stores: each named at its line, nothing called.
+    for (store, want) in [
+        (
+            "journal_store: {kind: nfs, path: /x}",
+            "no journal store kind \"nfs\" (known: s3)",
+        ),
+        ("known_good: {kind: s3}", "takes bucket"),
+        ("known_good: {table: t}", "known-good stores need a kind"),
+    ] {
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            format!("name: x\n{store}\nsteps:\n  - target: {{kind: lambda-alias, function: f, alias: live}}\n"),
+        )
+        .unwrap();
+        let out = rollback(Some(&emu), dir.path(), &["lint", bad.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(want) && err.contains("bad.yaml:2:"),
+            "{want}: {err}"
+        );
+    }
+}
+
+/// A run interrupted on one machine is finished on another from the team's journal store:
+/// `rollback resume ID --journal-store s3://...` in an empty folder, applying nothing twice.
+#[tokio::test]
+async fn an_interrupted_run_is_resumed_from_the_journal_store_elsewhere() {
+    use rollback_aws::{Aws, S3Journals};
+    let dir = tempfile::tempdir().unwrap();
+    let store = "journal_store: {kind: s3, bucket: team-rollback, prefix: journals}\n";
+    let (emu, file) = slow_service(dir.path(), store).await;
+    let aws = Aws::from_sdk_config(&emu.sdk_config().await);
+    S3Journals::create_bucket(&aws, "team-rollback", "journals")
+        .await
+        .unwrap();
+    let before = emu.calls().await.unwrap();
+    let mut run = Running::apply(&emu, dir.path(), &file);
+    run.until("waiting up to");
+    run.ctrl_c();
+    let (rest, code) = run.finish();
+    assert_eq!(code, Some(130), "{rest:?}");
+    let id = resume_id(&rest);
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let resumed = rollback(
+        Some(&emu),
+        elsewhere.path(),
+        &[
+            "resume",
+            &id,
+            "--journal-store",
+            "s3://team-rollback/journals",
+        ],
+    );
+    assert!(
+        resumed.status.success(),
+        "{}{}",
+        text(&resumed.stdout),
+        text(&resumed.stderr)
+    );
+    let calls = gained(&before, &emu.calls().await.unwrap());
+    assert_eq!(calls["UpdateService"], 1, "not applied twice: {calls:?}");
+    // The store has the whole run now: its end is there for everyone.
+    let listed = rollback(
+        Some(&emu),
+        dir.path(),
+        &[
+            "list",
+            "-o",
+            "json",
+            "--journal-store",
+            "s3://team-rollback/journals",
+        ],
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["outcome"], "succeeded", "{listed}");
 }

@@ -3,15 +3,17 @@
 //! would make, verified by the pods being Ready.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::text;
 use rollback_testkit::k8s::K8sSimulator;
 use serde_json::Value;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+const GOOD: &str = "registry.example.com/agentauri/frontend:1.8.0";
+const BAD: &str = "registry.example.com/agentauri/frontend:1.9.0";
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     let out = Command::new("kubectl")
@@ -28,16 +30,9 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
 }
 
 fn rollback(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollback"))
-        .args(args)
+    common::command(None, dir, args)
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .current_dir(dir)
-        .env("ROLLBACK_JOURNAL_DIR", dir.join("journal"))
-        .env("ROLLBACK_LOCK_DIR", dir.join("locks"))
-        .env("ROLLBACK_KNOWN_GOOD_DIR", dir.join("known-good"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null())
         .output()
         .unwrap()
 }
@@ -46,19 +41,13 @@ fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/runbooks/004-kubernetes-undo.yaml")
 }
 
-#[tokio::test]
-async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
-    let sim = K8sSimulator::start()
-        .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let (good, bad) = (
-        "registry.example.com/agentauri/frontend:1.8.0",
-        "registry.example.com/agentauri/frontend:1.9.0",
-    );
+/// The incident, set up with the real kubectl on the simulator `kubeconfig` points at:
+/// Deployment production/frontend at revision 2 (BAD, whose pods never become Ready),
+/// revision 1 running GOOD.
+async fn incident(sim: &K8sSimulator, dir: &Path, kubeconfig: &Path) {
+    let (good, bad) = (GOOD, BAD);
     sim.fail_image(bad).await.unwrap();
-    let manifest = dir.path().join("frontend.json");
+    let manifest = dir.join("frontend.json");
     std::fs::write(
         &manifest,
         serde_json::json!({
@@ -77,12 +66,12 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
     )
     .unwrap();
     let m = manifest.to_str().unwrap();
-    kubectl(&kubeconfig, &["create", "-f", m, "--validate=false"]);
+    kubectl(kubeconfig, &["create", "-f", m, "--validate=false"]);
     // The controller sees each template before the next (as a real cluster would, given
     // time): revision 1's ReplicaSet now, revision 2's after `set image`.
     sim.step(1).await.unwrap();
     kubectl(
-        &kubeconfig,
+        kubeconfig,
         &[
             "set",
             "image",
@@ -94,7 +83,7 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
     );
     sim.step(1).await.unwrap();
     let history = kubectl(
-        &kubeconfig,
+        kubeconfig,
         &[
             "rollout",
             "history",
@@ -104,6 +93,17 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
         ],
     );
     assert!(history.contains('2'), "{history}");
+}
+
+#[tokio::test]
+async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
+    let sim = K8sSimulator::start()
+        .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    incident(&sim, dir.path(), &kubeconfig).await;
+    let (good, bad) = (GOOD, BAD);
 
     // The image column kubectl's history lacks (kubernetes#54932), the one in use marked.
     let h = rollback(
@@ -232,5 +232,140 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
     assert!(
         sim.mutations().await.unwrap() > writes,
         "the run wrote to the cluster"
+    );
+}
+
+/// `--namespace` (`-n`, ROLLBACK_KUBE_NAMESPACE) is the namespace of targets, checks and
+/// history names that give none, and `--context` the kubeconfig context of those that name
+/// none; the journal records both, so a resume goes to the same place. Without a namespace
+/// anywhere, each entry is refused saying how to give one.
+#[tokio::test]
+async fn namespace_and_context_flags_fill_in_what_the_runbook_leaves_out() {
+    let sim = K8sSimulator::start()
+        .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    incident(&sim, dir.path(), &kubeconfig).await;
+    // The simulator's context, and a current one that gives no client (its cluster is not
+    // in the file): only `--context rollback-sim` reaches the simulator.
+    let two = dir.path().join("two-contexts");
+    let yaml = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(yaml.contains("current-context: rollback-sim"), "{yaml}");
+    let yaml = yaml
+        .replace("current-context: rollback-sim", "current-context: elsewhere")
+        .replace(
+            "contexts:\n",
+            "contexts:\n- name: elsewhere\n  context:\n    cluster: not-in-this-file\n    user: rollback-sim\n",
+        );
+    std::fs::write(&two, yaml).unwrap();
+    let run = |args: &[&str]| rollback(dir.path(), &two, args);
+
+    let h = run(&[
+        "history",
+        "k8s-deployment",
+        "frontend",
+        "--namespace",
+        "production",
+        "--context",
+        "rollback-sim",
+    ]);
+    let table = text(&h.stdout);
+    assert!(h.status.success(), "{}", text(&h.stderr));
+    assert!(
+        table.starts_with("k8s-deployment/production/frontend (2 revisions"),
+        "{table}"
+    );
+    let elsewhere = run(&["history", "k8s-deployment", "frontend", "-n", "production"]);
+    assert_eq!(
+        elsewhere.status.code(),
+        Some(1),
+        "the current context is used"
+    );
+    let no_namespace = run(&["history", "k8s-deployment", "frontend"]);
+    assert_eq!(no_namespace.status.code(), Some(1));
+    let err = text(&no_namespace.stderr);
+    assert!(
+        err.contains("namespace/name") && err.contains("--namespace"),
+        "{err}"
+    );
+
+    let file = dir.path().join("undo.yaml");
+    std::fs::write(
+        &file,
+        "name: undo\nsteps:\n  - target: {kind: k8s-deployment, name: frontend}\n    to: previous\n    timeout: 2m\n    verify:\n      - check: {kind: k8s-pods-ready, deployment: frontend, min: 3}\n        policy: {attempts: 120, interval: 250ms, deadline: 60s}\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let lint = run(&["lint", f]);
+    assert_eq!(lint.status.code(), Some(1));
+    let err = text(&lint.stderr);
+    assert_eq!(
+        err.matches("no namespace").count(),
+        2,
+        "the target and the check: {err}"
+    );
+    assert!(
+        err.contains(":3:") && err.contains(":7:") && err.contains("ROLLBACK_KUBE_NAMESPACE"),
+        "{err}"
+    );
+    let plan = common::command(None, dir.path(), &["plan", f, "-o", "json"])
+        .args([
+            "--kubeconfig",
+            two.to_str().unwrap(),
+            "--context",
+            "rollback-sim",
+        ])
+        .env("ROLLBACK_KUBE_NAMESPACE", "production")
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["steps"][0]["target"]["name"], "production/frontend");
+    assert_eq!(plan["steps"][0]["from"]["id"], "2", "{plan}");
+    assert_eq!(plan["steps"][0]["to"]["id"], "1", "{plan}");
+
+    let applied = run(&[
+        "apply",
+        f,
+        "-n",
+        "production",
+        "--context",
+        "rollback-sim",
+        "--yes",
+        "--reason",
+        "1.9.0 crash-loops",
+        "-o",
+        "json",
+    ]);
+    let out = text(&applied.stdout);
+    assert!(applied.status.success(), "{out}{}", text(&applied.stderr));
+    let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["outcome"], "succeeded", "{report}");
+    let image = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "deployment/frontend",
+            "-n",
+            "production",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+    );
+    assert_eq!(image, GOOD);
+    // What a resume rebuilds the target from.
+    let journal = dir
+        .path()
+        .join("journal")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap();
+    let journal = std::fs::read_to_string(journal.unwrap().path()).unwrap();
+    assert!(
+        journal.contains(r#""namespace":"production""#)
+            && journal.contains(r#""context":"rollback-sim""#),
+        "{journal}"
     );
 }

@@ -831,6 +831,9 @@ pub struct TransactionSummary {
     pub outcome: Option<crate::transaction::Outcome>,
     /// Whether it was a dry run.
     pub dry_run: bool,
+    /// How long it took, once it ended (or stopped on request).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
 }
 
 /// The summary of every transaction in `records` (a journal file may hold several), in
@@ -853,17 +856,27 @@ pub fn summarize(records: &[Record]) -> Vec<TransactionSummary> {
                 started_at: r.at,
                 outcome: None,
                 dry_run: *dry_run,
+                duration_ms: None,
             }),
-            Entry::End { outcome, .. } => {
+            Entry::End {
+                outcome,
+                duration_ms,
+                ..
+            } => {
                 if let Some(s) = out.iter_mut().rev().find(|s| s.id == r.transaction) {
                     s.outcome = Some(*outcome);
+                    s.duration_ms = Some(*duration_ms);
                 }
             }
             // Stopped on request until a resume goes on.
             Entry::Interrupted { .. } | Entry::Resumed { .. } => {
                 if let Some(s) = out.iter_mut().rev().find(|s| s.id == r.transaction) {
-                    s.outcome = matches!(r.entry, Entry::Interrupted { .. })
-                        .then_some(crate::Outcome::Interrupted);
+                    (s.outcome, s.duration_ms) = match r.entry {
+                        Entry::Interrupted { duration_ms } => {
+                            (Some(crate::Outcome::Interrupted), Some(duration_ms))
+                        }
+                        _ => (None, None),
+                    };
                 }
             }
             _ => {}

@@ -111,7 +111,7 @@ pub type InMemoryTarget = FakeTarget;
 pub use revision::{Change, Diff, DiffBuilder, DiffEntry, DiffSection, Revision};
 pub use selector::Selector;
 pub use target::{
-    ApplyOutcome, Progress, Registry, RollbackTarget, Stability, TargetId, TargetSpec,
+    ApplyOutcome, Progress, Registry, RollbackTarget, Stability, StoreSpec, TargetId, TargetSpec,
 };
 pub use transaction::{
     action_fn, report_from_journal, report_so_far, resume, resume_from_store, resume_with,

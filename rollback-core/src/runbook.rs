@@ -199,6 +199,18 @@ struct File {
     #[serde(default)]
     #[schemars(with = "Option<KindAndParams>")]
     locks: Option<Spanned<BTreeMap<String, Value>>>,
+    /// Where the journal is also kept, for the team (read by `rollback list --journal-store`
+    /// and resumed from another machine): `{kind: s3, bucket: ..., prefix: ...}`. The local
+    /// journal file is written as well.
+    #[serde(default)]
+    #[schemars(with = "Option<KindAndParams>")]
+    journal_store: Option<Spanned<BTreeMap<String, Value>>>,
+    /// Where a successful run records what it verified, for `to: last_known_good`:
+    /// `{kind: file, dir: ...}` (one machine, the default: `$ROLLBACK_KNOWN_GOOD_DIR`),
+    /// `{kind: dynamodb, table: ...}`, `{kind: s3, bucket: ..., prefix: ...}`.
+    #[serde(default)]
+    #[schemars(with = "Option<KindAndParams>")]
+    known_good: Option<Spanned<BTreeMap<String, Value>>>,
     /// Lease time to live (`60s`, `5m`).
     #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
@@ -525,6 +537,26 @@ impl Lint {
         });
     }
 
+    /// `{kind: ..., params...}` as a [`LockSpec`] / [`crate::StoreSpec`]; without a kind,
+    /// the problem `no_kind` says.
+    fn store_spec(
+        &mut self,
+        entry: &Spanned<BTreeMap<String, Value>>,
+        no_kind: impl FnOnce() -> String,
+    ) -> Option<LockSpec> {
+        let mut params = entry.value.clone();
+        match params.remove("kind") {
+            Some(Value::String(kind)) => Some(LockSpec {
+                kind,
+                params: Value::Object(params.into_iter().collect()),
+            }),
+            _ => {
+                self.add(at(entry), no_kind());
+                None
+            }
+        }
+    }
+
     fn duration(&mut self, s: &Spanned<String>) -> Option<Duration> {
         parse_duration(&s.value)
             .map_err(|e| self.add(at(s), e))
@@ -716,23 +748,37 @@ impl File {
         if let Some(t) = self.lease_ttl.as_ref().and_then(|t| lint.duration(t)) {
             b = b.lease_ttl(t);
         }
+        let kinds = |what: &str, known: Vec<String>| {
+            format!("{what} need a kind: one of {}", known.join(", "))
+        };
         if let Some(locks) = &self.locks {
-            let mut params = locks.value.clone();
-            match params.remove("kind") {
-                Some(Value::String(kind)) => {
-                    let spec = LockSpec {
-                        kind,
-                        params: Value::Object(params.into_iter().collect()),
-                    };
-                    match registry.build_locks(&spec).await {
-                        Ok(l) => b = b.locks(l),
-                        Err(e) => lint.add(at(locks), e.to_string()),
-                    }
+            if let Some(spec) = lint.store_spec(locks, || {
+                "locks need a kind: file (with dir), dynamodb (with table), kubernetes-lease (with namespace)".into()
+            }) {
+                match registry.build_locks(&spec).await {
+                    Ok(l) => b = b.locks(l),
+                    Err(e) => lint.add(at(locks), e.to_string()),
                 }
-                _ => lint.add(
-                    at(locks),
-                    "locks need a kind: file (with dir), dynamodb (with table), kubernetes-lease (with namespace)",
-                ),
+            }
+        }
+        if let Some(js) = &self.journal_store {
+            if let Some(spec) = lint.store_spec(js, || {
+                kinds("journal stores", registry.journal_store_kinds())
+            }) {
+                match registry.build_journal_store(&spec).await {
+                    Ok(store) => b = b.journal_store(store),
+                    Err(e) => lint.add(at(js), e.to_string()),
+                }
+            }
+        }
+        if let Some(kg) = &self.known_good {
+            if let Some(spec) = lint.store_spec(kg, || {
+                kinds("known-good stores", registry.known_good_kinds())
+            }) {
+                match registry.build_known_good(&spec).await {
+                    Ok(store) => b = b.known_good(store),
+                    Err(e) => lint.add(at(kg), e.to_string()),
+                }
             }
         }
         if !self.steps.is_empty() && !self.stages.is_empty() {

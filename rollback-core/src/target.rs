@@ -245,6 +245,50 @@ type CheckFactory = Arc<
         + Sync,
 >;
 
+/// A shared store as data, the way a runbook file names one (`{kind: s3, bucket: ...,
+/// prefix: ...}`): its kind and the kind's parameters. The same shape as a [`LockSpec`].
+pub type StoreSpec = LockSpec;
+
+type StoreFactory<T> = Arc<dyn Fn(StoreSpec) -> BoxFuture<'static, Result<T>> + Send + Sync>;
+
+/// Factories of one family of stores, by kind.
+#[derive(Clone)]
+struct StoreKinds<T> {
+    /// What they are, in errors: "journal store".
+    what: &'static str,
+    factories: HashMap<String, StoreFactory<T>>,
+}
+
+impl<T> StoreKinds<T> {
+    fn new(what: &'static str) -> Self {
+        StoreKinds {
+            what,
+            factories: HashMap::new(),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.factories.keys().cloned().collect();
+        kinds.sort();
+        kinds
+    }
+
+    async fn build(&self, spec: &StoreSpec) -> Result<T> {
+        match self.factories.get(&spec.kind) {
+            Some(factory) => factory(spec.clone()).await,
+            None => Err(Error::invalid(
+                self.what,
+                format!(
+                    "no {} kind {:?} (known: {}); register the backend's kinds in the Registry",
+                    self.what,
+                    spec.kind,
+                    self.names().join(", ")
+                ),
+            )),
+        }
+    }
+}
+
 /// Rebuilds targets from their [`TargetSpec`]s: how [`crate::resume`] finds the targets of a
 /// journal, and how a runbook file names them.
 ///
@@ -252,12 +296,43 @@ type CheckFactory = Arc<
 /// registered too (a fake target in a test, say) and take precedence. Lock kinds are
 /// registered the same way ([`register_locks`](Self::register_locks)), so that a resume
 /// rebuilds the lock manager a journal names; file leases ([`FileLocks`]) are always known.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
     factories: HashMap<String, Factory>,
     instances: HashMap<TargetId, Arc<dyn RollbackTarget>>,
     lock_kinds: HashMap<String, LockFactory>,
     check_kinds: HashMap<String, CheckFactory>,
+    journal_stores: StoreKinds<Arc<dyn crate::journal::JournalStore>>,
+    known_good_stores: StoreKinds<Arc<dyn crate::known_good::KnownGoodStore>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        let mut r = Registry {
+            factories: HashMap::new(),
+            instances: HashMap::new(),
+            lock_kinds: HashMap::new(),
+            check_kinds: HashMap::new(),
+            journal_stores: StoreKinds::new("journal store"),
+            known_good_stores: StoreKinds::new("known-good store"),
+        };
+        // A folder of files: the one-machine default, always known.
+        r.register_known_good("file", |spec: StoreSpec| async move {
+            let dir = spec
+                .params
+                .get("dir")
+                .and_then(|d| d.as_str())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "known-good store",
+                        "a file known-good store needs a dir (its folder)",
+                    )
+                })?;
+            Ok(Arc::new(crate::known_good::FileKnownGood::new(dir))
+                as Arc<dyn crate::known_good::KnownGoodStore>)
+        });
+        r
+    }
 }
 
 impl fmt::Debug for Registry {
@@ -269,6 +344,8 @@ impl fmt::Debug for Registry {
             .field("instances", &self.instances.keys().collect::<Vec<_>>())
             .field("lock_kinds", &self.lock_kind_names())
             .field("check_kinds", &self.check_kinds())
+            .field("journal_stores", &self.journal_stores.names())
+            .field("known_good_stores", &self.known_good_stores.names())
             .finish()
     }
 }
@@ -388,6 +465,66 @@ impl Registry {
                 ),
             )),
         }
+    }
+
+    /// Registers a factory for a journal store kind that a runbook file names
+    /// (`journal_store: {kind: s3, bucket: ...}`).
+    pub fn register_journal_store<F, Fut>(
+        &mut self,
+        kind: impl Into<String>,
+        factory: F,
+    ) -> &mut Self
+    where
+        F: Fn(StoreSpec) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn crate::journal::JournalStore>>>
+            + Send
+            + 'static,
+    {
+        self.journal_stores
+            .factories
+            .insert(kind.into(), Arc::new(move |spec| Box::pin(factory(spec))));
+        self
+    }
+
+    /// The journal store a [`StoreSpec`] describes.
+    pub async fn build_journal_store(
+        &self,
+        spec: &StoreSpec,
+    ) -> Result<Arc<dyn crate::journal::JournalStore>> {
+        self.journal_stores.build(spec).await
+    }
+
+    /// The journal store kinds registered, sorted.
+    pub fn journal_store_kinds(&self) -> Vec<String> {
+        self.journal_stores.names()
+    }
+
+    /// Registers a factory for a known-good store kind that a runbook file names
+    /// (`known_good: {kind: dynamodb, table: ...}`); `file` (with `dir`) is always known.
+    pub fn register_known_good<F, Fut>(&mut self, kind: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(StoreSpec) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn crate::known_good::KnownGoodStore>>>
+            + Send
+            + 'static,
+    {
+        self.known_good_stores
+            .factories
+            .insert(kind.into(), Arc::new(move |spec| Box::pin(factory(spec))));
+        self
+    }
+
+    /// The known-good store a [`StoreSpec`] describes.
+    pub async fn build_known_good(
+        &self,
+        spec: &StoreSpec,
+    ) -> Result<Arc<dyn crate::known_good::KnownGoodStore>> {
+        self.known_good_stores.build(spec).await
+    }
+
+    /// The known-good store kinds registered, sorted.
+    pub fn known_good_kinds(&self) -> Vec<String> {
+        self.known_good_stores.names()
     }
 
     fn lock_kind_names(&self) -> Vec<String> {

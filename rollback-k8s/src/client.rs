@@ -107,6 +107,73 @@ impl K8sConfig {
     }
 }
 
+/// What a runbook entry or a history name may leave out, filled in when [`register`]'s
+/// registry builds a target or a `k8s-pods-ready` check: the kubeconfig context and the
+/// namespace. [`register`] reads them from [`CONTEXT_VAR`] and [`NAMESPACE_VAR`] (what the
+/// command line's `--context` and `--namespace` set). What the entry gives wins, and what
+/// is filled in is recorded in the target's spec, so a resumed run goes to the same place.
+///
+/// [`register`]: crate::register
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct K8sDefaults {
+    /// The context for targets and checks whose `k8s` settings name neither a context nor
+    /// a URL; `None`: the kubeconfig's current context.
+    pub context: Option<String>,
+    /// The namespace for targets and checks that give none; `None`: they must give one.
+    pub namespace: Option<String>,
+}
+
+/// The environment variable naming the default kubeconfig context ([`K8sDefaults`]).
+pub const CONTEXT_VAR: &str = "ROLLBACK_KUBE_CONTEXT";
+/// The environment variable naming the default namespace ([`K8sDefaults`]).
+pub const NAMESPACE_VAR: &str = "ROLLBACK_KUBE_NAMESPACE";
+
+impl K8sDefaults {
+    /// [`CONTEXT_VAR`] and [`NAMESPACE_VAR`]; unset or empty is no default.
+    pub fn from_env() -> K8sDefaults {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        K8sDefaults {
+            context: var(CONTEXT_VAR),
+            namespace: var(NAMESPACE_VAR),
+        }
+    }
+
+    /// `params` of a `kind` target or check with what they leave out filled in; a
+    /// namespace neither they nor the defaults give is refused, saying how to give one.
+    pub(crate) fn fill(&self, kind: &str, params: serde_json::Value) -> Result<serde_json::Value> {
+        use serde_json::Value;
+        let Value::Object(mut map) = params else {
+            return Ok(params);
+        };
+        if map.get("namespace").is_none_or(Value::is_null) {
+            let Some(namespace) = &self.namespace else {
+                return Err(Error::invalid(
+                    kind,
+                    format!(
+                        "no namespace: give it one (namespace: ...), or a default one with `rollback --namespace` or {NAMESPACE_VAR}"
+                    ),
+                ));
+            };
+            map.insert("namespace".into(), Value::from(namespace.as_str()));
+        }
+        if let Some(context) = &self.context {
+            let k8s = map
+                .entry("k8s")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if k8s.is_null() {
+                *k8s = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(k8s) = k8s {
+                let set = |k: &str| k8s.get(k).is_some_and(|v| !v.is_null());
+                if !set("context") && !set("url") {
+                    k8s.insert("context".into(), Value::from(context.as_str()));
+                }
+            }
+        }
+        Ok(Value::Object(map))
+    }
+}
+
 /// A Kubernetes client and the configuration it came from; cheap to clone, shared by the
 /// targets made from it.
 #[derive(Clone)]

@@ -185,7 +185,7 @@ pub mod status;
 pub mod undo;
 pub mod workload;
 
-pub use client::{K8s, K8sConfig};
+pub use client::{K8s, K8sConfig, K8sDefaults};
 pub use lease::LeaseLocks;
 pub use pods::PodsReady;
 pub use recovery::{Replicas, Restart, Scalable, RESTARTED_AT_ANNOTATION};
@@ -210,29 +210,43 @@ pub use undo::{
 /// target (and the lock manager) on the configuration its spec recorded: each
 /// configuration is loaded once and its client shared by every target (and check) that
 /// recorded it.
+///
+/// Targets and checks that give no namespace, or no context, get the defaults of the
+/// environment ([`K8sDefaults::from_env`]: `ROLLBACK_KUBE_NAMESPACE`,
+/// `ROLLBACK_KUBE_CONTEXT`), read now.
 pub fn register(r: &mut rollback_core::Registry) {
-    register_on(r, &client::Clients::resolved());
+    register_defaults(r, K8sDefaults::from_env());
+}
+
+/// [`register`] with these defaults instead of the environment's.
+pub fn register_defaults(r: &mut rollback_core::Registry, defaults: K8sDefaults) {
+    register_on(r, &client::Clients::resolved(), &defaults);
 }
 
 /// [`register`] with every target rebuilt on `k8s`, whatever configuration the journal
 /// recorded: a client you built yourself ([`K8s::from_client`]), or one loaded before the
-/// resume. Nothing is loaded from the specs.
+/// resume. Nothing is loaded from the specs. A namespace a target leaves out is
+/// `ROLLBACK_KUBE_NAMESPACE`'s; the context is the client's.
 pub fn register_with(r: &mut rollback_core::Registry, k8s: K8s) {
-    register_on(r, &client::Clients::Given(k8s));
+    let defaults = K8sDefaults {
+        context: None,
+        ..K8sDefaults::from_env()
+    };
+    register_on(r, &client::Clients::Given(k8s), &defaults);
 }
 
-fn register_on(r: &mut rollback_core::Registry, clients: &client::Clients) {
+fn register_on(r: &mut rollback_core::Registry, clients: &client::Clients, defaults: &K8sDefaults) {
     use k8s_openapi::api::apps::v1 as apps;
-    workload::register_kind::<apps::Deployment>(r, clients);
-    workload::register_kind::<apps::StatefulSet>(r, clients);
-    workload::register_kind::<apps::DaemonSet>(r, clients);
-    recovery::register_replicas::<apps::Deployment>(r, clients);
-    recovery::register_replicas::<apps::StatefulSet>(r, clients);
-    recovery::register_restart::<apps::Deployment>(r, clients);
-    recovery::register_restart::<apps::StatefulSet>(r, clients);
-    recovery::register_restart::<apps::DaemonSet>(r, clients);
+    workload::register_kind::<apps::Deployment>(r, clients, defaults);
+    workload::register_kind::<apps::StatefulSet>(r, clients, defaults);
+    workload::register_kind::<apps::DaemonSet>(r, clients, defaults);
+    recovery::register_replicas::<apps::Deployment>(r, clients, defaults);
+    recovery::register_replicas::<apps::StatefulSet>(r, clients, defaults);
+    recovery::register_restart::<apps::Deployment>(r, clients, defaults);
+    recovery::register_restart::<apps::StatefulSet>(r, clients, defaults);
+    recovery::register_restart::<apps::DaemonSet>(r, clients, defaults);
     lease::register_locks(r, clients);
-    pods::register_check(r, clients);
+    pods::register_check(r, clients, defaults);
 }
 
 /// A registry with the core's and this crate's kinds ([`register`]).

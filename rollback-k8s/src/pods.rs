@@ -419,11 +419,16 @@ impl Verifier for PodsReady {
     }
 }
 
-/// Registers check kind `k8s-pods-ready`, as a runbook file names it: `namespace` and one of
+/// Registers check kind `k8s-pods-ready`, as a runbook file names it: `namespace` (else the
+/// registry's default, [`K8sDefaults`](crate::K8sDefaults)) and one of
 /// `deployment`, `statefulset`, `daemonset` (that workload's own pods) or `selector`
 /// (`app=frontend`); `min` pods at least (default 1); optional `k8s` settings (context,
 /// kubeconfig). Built offline: nothing is read before the check runs.
-pub(crate) fn register_check(r: &mut rollback_core::Registry, clients: &crate::client::Clients) {
+pub(crate) fn register_check(
+    r: &mut rollback_core::Registry,
+    clients: &crate::client::Clients,
+    defaults: &crate::client::K8sDefaults,
+) {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Params {
@@ -444,12 +449,13 @@ pub(crate) fn register_check(r: &mut rollback_core::Registry, clients: &crate::c
     fn one() -> usize {
         1
     }
-    let clients = clients.clone();
+    let (clients, defaults) = (clients.clone(), defaults.clone());
     r.register_check("k8s-pods-ready", move |params| {
         let clients = clients.clone();
+        let params = defaults.fill("k8s-pods-ready", params);
         async move {
             let what = "k8s-pods-ready";
-            let p: Params = serde_json::from_value(params).map_err(|e| {
+            let p: Params = serde_json::from_value(params?).map_err(|e| {
                 Error::invalid(
                     what,
                     format!("{e}; give namespace and one of deployment, statefulset, daemonset or selector"),

@@ -31,7 +31,7 @@ use rollback_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::client::{Clients, K8sConfig};
+use crate::client::{Clients, K8sConfig, K8sDefaults};
 use crate::pods::{PodsReady, PodsReadyParams};
 use crate::status::{RolloutStatus, StatusErrorKind};
 use crate::workload::{watch_until, Workload, WorkloadKind};
@@ -667,12 +667,17 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
     }
 }
 
-pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry, clients: &Clients) {
-    let clients = clients.clone();
+pub(crate) fn register_replicas<W: Scalable>(
+    r: &mut Registry,
+    clients: &Clients,
+    defaults: &K8sDefaults,
+) {
+    let (clients, defaults) = (clients.clone(), defaults.clone());
     r.register(W::REPLICAS_KIND, move |spec: TargetSpec| {
         let clients = clients.clone();
+        let params = defaults.fill(W::REPLICAS_KIND, spec.params);
         async move {
-            let p: ReplicasParams = spec.params()?;
+            let p: ReplicasParams = TargetSpec::new(W::REPLICAS_KIND, params?).params()?;
             let k8s = clients
                 .for_target(&p.k8s, W::REPLICAS_KIND, &p.namespace, &p.name)
                 .await?;
@@ -689,12 +694,18 @@ pub(crate) fn register_replicas<W: Scalable>(r: &mut Registry, clients: &Clients
     });
 }
 
-pub(crate) fn register_restart<W: WorkloadKind>(r: &mut Registry, clients: &Clients) {
-    let clients = clients.clone();
+pub(crate) fn register_restart<W: WorkloadKind>(
+    r: &mut Registry,
+    clients: &Clients,
+    defaults: &K8sDefaults,
+) {
+    let (clients, defaults) = (clients.clone(), defaults.clone());
     r.register(restart_kind::<W>(), move |spec: TargetSpec| {
         let clients = clients.clone();
+        let params = defaults.fill(&restart_kind::<W>(), spec.params);
         async move {
-            let p: crate::workload::Params = spec.params()?;
+            let p: crate::workload::Params =
+                TargetSpec::new(restart_kind::<W>(), params?).params()?;
             let k8s = clients
                 .for_target(&p.k8s, &restart_kind::<W>(), &p.namespace, &p.name)
                 .await?;

@@ -44,7 +44,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{check_name, kube_error, watch_problem, Clients, K8s, K8sConfig, NameRule, Op};
+use crate::client::{
+    check_name, kube_error, watch_problem, Clients, K8s, K8sConfig, K8sDefaults, NameRule, Op,
+};
 use crate::history::{
     controlled_replica_sets, controlled_revisions, controller_revision_history,
     controller_revision_rollback_target, deployment_history, deployment_rollback_target,
@@ -940,12 +942,17 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
     }
 }
 
-pub(crate) fn register_kind<W: WorkloadKind>(r: &mut Registry, clients: &Clients) {
-    let clients = clients.clone();
+pub(crate) fn register_kind<W: WorkloadKind>(
+    r: &mut Registry,
+    clients: &Clients,
+    defaults: &K8sDefaults,
+) {
+    let (clients, defaults) = (clients.clone(), defaults.clone());
     r.register(W::KIND, move |spec: TargetSpec| {
         let clients = clients.clone();
+        let params = defaults.fill(W::KIND, spec.params);
         async move {
-            let p: Params = spec.params()?;
+            let p: Params = TargetSpec::new(W::KIND, params?).params()?;
             let k8s = clients
                 .for_target(&p.k8s, W::KIND, &p.namespace, &p.name)
                 .await?;

@@ -135,3 +135,126 @@ async fn register_with_rebuilds_every_target_on_the_client_given() {
         assert_eq!(rebuilt.spec(), t.spec(), "records the client given");
     }
 }
+
+/// What a target or check leaves out, the registry's defaults fill in (`rollback
+/// --namespace` and `--context` set them, through `ROLLBACK_KUBE_NAMESPACE` and
+/// `ROLLBACK_KUBE_CONTEXT`), and its spec records them; what it gives wins. No default and
+/// no namespace is refused, saying how to give one. Nothing here calls an API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defaults_fill_in_the_namespace_and_context_a_target_leaves_out() {
+    use rollback_core::{TargetId, TargetSpec};
+    use rollback_k8s::K8sDefaults;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    // Two contexts on one (unreached) server; the current one is "a".
+    let server = "http://127.0.0.1:9";
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}}}\n\
+             contexts:\n- name: a\n  context: {{cluster: c, user: u}}\n- name: b\n  context: {{cluster: c, user: u}}\n\
+             current-context: a\nusers:\n- name: u\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let with = |defaults: K8sDefaults| {
+        let mut r = Registry::with_builtins();
+        rollback_k8s::register_defaults(&mut r, defaults);
+        r
+    };
+    let id = TargetId::new("k8s-deployment", "(runbook)");
+    let spec = |params: serde_json::Value| TargetSpec {
+        kind: "k8s-deployment".into(),
+        params,
+    };
+    let kc = kubeconfig.to_str().unwrap();
+    let defaults = K8sDefaults {
+        context: Some("b".into()),
+        namespace: Some("production".into()),
+    };
+
+    let t = with(defaults.clone())
+        .build(
+            &id,
+            &spec(json!({"name": "frontend", "k8s": {"kubeconfig": kc}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.id().to_string(), "k8s-deployment/production/frontend");
+    assert_eq!(t.spec().params["namespace"], "production");
+    assert_eq!(t.spec().params["k8s"]["context"], "b", "{:?}", t.spec());
+
+    // What the entry gives wins; a URL takes no context.
+    let t = with(defaults.clone())
+        .build(
+            &id,
+            &spec(json!({"namespace": "staging", "name": "frontend", "k8s": {"kubeconfig": kc, "context": "a"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.id().to_string(), "k8s-deployment/staging/frontend");
+    assert_eq!(t.spec().params["k8s"]["context"], "a");
+    let t = with(defaults.clone())
+        .build(
+            &id,
+            &spec(json!({"name": "frontend", "k8s": {"url": server}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.spec().params["k8s"].get("context"),
+        None,
+        "{:?}",
+        t.spec()
+    );
+
+    // The default context is used: one the kubeconfig lacks is refused by name.
+    let err = with(K8sDefaults {
+        context: Some("nope".into()),
+        ..defaults.clone()
+    })
+    .build(
+        &id,
+        &spec(json!({"name": "frontend", "k8s": {"kubeconfig": kc}})),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no context \"nope\""), "{err}");
+
+    // Checks too.
+    let check = with(defaults.clone())
+        .build_check(
+            "k8s-pods-ready",
+            json!({"deployment": "frontend", "k8s": {"url": server}}),
+        )
+        .await
+        .unwrap();
+    assert!(check.name().ends_with(" in production"), "{}", check.name());
+
+    // No namespace and no default: a clear error, for targets and checks alike.
+    for err in [
+        with(K8sDefaults::default())
+            .build(
+                &id,
+                &spec(json!({"name": "frontend", "k8s": {"url": server}})),
+            )
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        with(K8sDefaults::default())
+            .build_check(
+                "k8s-pods-ready",
+                json!({"deployment": "frontend", "k8s": {"url": server}}),
+            )
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("no namespace") && msg.contains("ROLLBACK_KUBE_NAMESPACE"),
+            "{msg}"
+        );
+    }
+}
