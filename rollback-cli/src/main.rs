@@ -412,8 +412,12 @@ impl FileArgs {
 
     /// The runbook, checked against the kinds: its transaction's builder.
     async fn load(&self) -> Result<(Runbook, TransactionBuilder), Failure> {
+        self.load_on(&registry()).await
+    }
+
+    async fn load_on(&self, registry: &Registry) -> Result<(Runbook, TransactionBuilder), Failure> {
         let runbook = Runbook::load(&self.file, &self.vars()?)?;
-        let b = runbook.build(&registry()).await?;
+        let b = runbook.build(registry).await?;
         Ok((runbook, b))
     }
 }
@@ -456,7 +460,12 @@ async fn run(cli: Cli) -> Outcome2 {
 }
 
 async fn lint(file: &FileArgs, output: Output) -> Outcome2 {
-    let (runbook, b) = file.load().await?;
+    // Offline: the file is checked, not the cluster (no kubeconfig is read; AWS clients
+    // are built without calls).
+    let mut registry = Registry::new();
+    rollback_aws::register(&mut registry);
+    rollback_k8s::register_offline(&mut registry);
+    let (runbook, b) = file.load_on(&registry).await?;
     let steps: usize = b.stages().map(<[_]>::len).sum();
     let stages = b.stages().count();
     match output {

@@ -306,6 +306,58 @@ fn lint_rejects_broken_files_with_line_and_column() {
     }
 }
 
+/// Every example runbook passes `lint` on a machine with no cloud configuration at all:
+/// no kubeconfig (the Kubernetes ones included), no AWS region, credentials or profile.
+#[test]
+fn lint_needs_no_kubeconfig_and_no_aws_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        "ENV=prod",
+        "HEALTH_URL=http://app/health",
+        "GOOD_TAG=1.8.0",
+        "SNAPSHOT=snap",
+        "SERVICE=api",
+        "SECRET=db",
+        "BASE_URL=http://app",
+        "CLUSTER=prod",
+        "PIPELINE=deploy",
+        "NAMESPACE=production",
+    ];
+    let mut files: Vec<_> = std::fs::read_dir(common::repo().join("examples/runbooks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 9, "{files:?}");
+    for file in &files {
+        let mut args = vec!["lint", file.to_str().unwrap()];
+        for v in &vars {
+            args.extend(["--var", v]);
+        }
+        let mut c = common::command(None, dir.path(), &args);
+        c.env("HOME", dir.path())
+            .env_remove("AWS_EC2_METADATA_DISABLED");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k == "KUBECONFIG" {
+                c.env_remove(k);
+            }
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(": ok: "),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
 /// An ECS service `prod/api` at 1.9.0 (revision 2, bad) with 1.8.0 before it, converging 6 s
 /// after each deployment (a run is still waiting when interrupted), and a runbook rolling it
 /// back (`check` adds a step check).

@@ -253,7 +253,12 @@ pub(crate) enum Clients {
     Given(K8s),
     /// Each recorded configuration loaded once.
     Resolved(Arc<tokio::sync::Mutex<HashMap<K8sConfig, K8s>>>),
+    /// No cluster: every target on a client whose calls go nowhere ([`crate::register_offline`]).
+    Offline,
 }
+
+/// Where [`Clients::Offline`]'s client points: a name that never resolves (RFC 2606).
+const OFFLINE_URL: &str = "http://offline.invalid";
 
 impl Clients {
     /// Each recorded configuration loaded once.
@@ -265,6 +270,17 @@ impl Clients {
     pub(crate) async fn load(&self, config: &K8sConfig) -> Result<K8s> {
         match self {
             Clients::Given(k8s) => Ok(k8s.clone()),
+            Clients::Offline => {
+                if let Some(url) = &config.url {
+                    server_url(url)?;
+                }
+                K8sConfig {
+                    url: Some(OFFLINE_URL.into()),
+                    ..K8sConfig::default()
+                }
+                .load()
+                .await
+            }
             Clients::Resolved(cache) => {
                 let mut cache = cache.lock().await;
                 match cache.get(config) {

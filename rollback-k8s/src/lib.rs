@@ -235,6 +235,15 @@ pub fn register_with(r: &mut rollback_core::Registry, k8s: K8s) {
     register_on(r, &client::Clients::Given(k8s), &defaults);
 }
 
+/// [`register`] for checking runbook files on a machine that reaches no cluster
+/// (`rollback lint`): every target, lock manager and check is built from its parameters,
+/// so each parameter is checked as [`register`] checks it, but on a client that talks to
+/// no API server; nothing is read from a kubeconfig, and any call the targets make fails.
+/// Use it to validate, never to run.
+pub fn register_offline(r: &mut rollback_core::Registry) {
+    register_on(r, &client::Clients::Offline, &K8sDefaults::from_env());
+}
+
 fn register_on(r: &mut rollback_core::Registry, clients: &client::Clients, defaults: &K8sDefaults) {
     use k8s_openapi::api::apps::v1 as apps;
     workload::register_kind::<apps::Deployment>(r, clients, defaults);
