@@ -48,21 +48,98 @@ use crate::arn::{self, Arn};
 use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, all_pages_refused, chrono_time, MAX_PAGES};
-use crate::target::{self, aws_target, debug_as_target, AwsTarget};
+use crate::target::{self, aws_target};
 
 mod poll;
+mod restart;
 
 use poll::Poller;
+pub(crate) use restart::{restart_stability, restarted_since};
+
+/// A target that is one aspect of an ECS service (its desired count, its restart): the
+/// struct (the service and the id), its [`AwsTarget`] on the service's names, `Debug`, the
+/// `EcsService` method that makes it, `new`, and the name getters.
+macro_rules! service_aspect {
+    ($(#[$attr:meta])* $t:ident, $kind:expr, $method:ident, $method_doc:literal, $new_doc:literal) => {
+        $(#[$attr])*
+        #[derive(Clone)]
+        pub struct $t {
+            svc: EcsService,
+            id: TargetId,
+        }
+
+        crate::target::debug_as_target!($t);
+
+        impl crate::target::AwsTarget for $t {
+            const KIND: &'static str = $kind;
+            type Params = Params;
+
+            fn params(&self) -> Params {
+                self.svc.names()
+            }
+
+            fn aws(&self) -> &AwsConfig {
+                &self.svc.aws
+            }
+
+            fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+                Self::new(aws, p.cluster, p.service)
+            }
+        }
+
+        impl EcsService {
+            #[doc = $method_doc]
+            pub fn $method(&self) -> $t {
+                $t {
+                    id: TargetId::new($kind, self.id.name.clone()),
+                    svc: self.clone(),
+                }
+            }
+        }
+
+        impl $t {
+            #[doc = $new_doc]
+            pub fn new(
+                aws: &Aws,
+                cluster: impl Into<String>,
+                service: impl Into<String>,
+            ) -> Result<Self> {
+                Ok(EcsService::new(aws, cluster, service)?.$method())
+            }
+
+            /// The cluster name.
+            pub fn cluster(&self) -> &str {
+                self.svc.cluster()
+            }
+
+            /// The service name.
+            pub fn service(&self) -> &str {
+                self.svc.service()
+            }
+        }
+    };
+}
+pub use restart::{EcsRestart, RESTART_KIND};
+use service_aspect;
 
 /// The target kind.
 pub const KIND: &str = "ecs-service";
 
-/// An [`EcsService`] or [`EcsDesiredCount`] as data (what the journal records, beside the
-/// AWS settings).
-#[derive(Debug, Serialize, Deserialize)]
+/// An [`EcsDesiredCount`] or [`EcsRestart`] (or a secret's consumer) as data (what the
+/// journal records, beside the AWS settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Params {
+    pub(crate) cluster: String,
+    pub(crate) service: String,
+}
+
+/// An [`EcsService`] as data: its names and whether its rollback forces a new deployment.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ServiceParams {
     cluster: String,
     service: String,
+    #[serde(default)]
+    force_new_deployment: bool,
 }
 
 /// One container of a task definition, with environment values (kept only to compute the
@@ -91,11 +168,19 @@ pub struct EcsService {
     poller: Arc<Poller>,
     id: TargetId,
     cache: Arc<Mutex<HashMap<String, TaskDef>>>,
+    force_new_deployment: bool,
 }
 
-aws_target!(EcsService, KIND, Params { cluster, service }, |aws, p| {
-    Self::new(aws, p.cluster, p.service)
-});
+aws_target!(
+    EcsService,
+    KIND,
+    ServiceParams {
+        cluster,
+        service,
+        force_new_deployment
+    },
+    |aws, p| Ok(Self::new(aws, p.cluster, p.service)?.force_new_deployment(p.force_new_deployment))
+);
 
 /// `family:14` from `family:14`, `arn:aws:ecs:...:task-definition/family:14`; `None` if
 /// there is no revision number.
@@ -224,7 +309,31 @@ impl EcsService {
             poller,
             id,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            force_new_deployment: false,
         })
+    }
+
+    /// Whether the rollback (and its compensation) also forces a new deployment, as
+    /// runbook 002's `aws ecs update-service --task-definition ... --force-new-deployment`
+    /// does: every task is replaced, so tasks re-read their secrets and re-pull an image
+    /// tag that was pushed again, even when the task definition did not change. A
+    /// restart on its own is [`EcsService::restart`].
+    pub fn force_new_deployment(mut self, force: bool) -> Self {
+        self.force_new_deployment = force;
+        self
+    }
+
+    /// Whether the rollback forces a new deployment ([`force_new_deployment`](Self::force_new_deployment)).
+    pub fn forces_new_deployment(&self) -> bool {
+        self.force_new_deployment
+    }
+
+    /// Its names as data (a secret consumer's or a sibling target's parameters).
+    pub(crate) fn names(&self) -> Params {
+        Params {
+            cluster: self.cluster.clone(),
+            service: self.service.clone(),
+        }
     }
 
     /// A service target configured from the standard AWS environment.
@@ -555,6 +664,7 @@ impl EcsService {
             diff: diff(from, to_def),
             precondition: None,
             origin: None,
+            since: None,
         }
     }
 }
@@ -884,6 +994,7 @@ impl RollbackTarget for EcsService {
             .cluster(&self.cluster)
             .service(&self.service)
             .task_definition(&change.to.id)
+            .force_new_deployment(self.force_new_deployment)
             .send()
             .await
             .map_err(|e| sdk_error(&self.id, "UpdateService", e))?;
@@ -926,64 +1037,22 @@ impl RollbackTarget for EcsService {
 /// The target kind of [`EcsDesiredCount`].
 pub const DESIRED_COUNT_KIND: &str = "ecs-desired-count";
 
-/// An ECS service's desired count as a target: stop a service (`Exact("0")`) for the length
-/// of a database restore and start it again with a new deployment, so its tasks read the
-/// connection secret anew (runbook 001, "Option 2", steps 1 and 6). Usually a
-/// [temporary](rollback_core::Step::temporary) step: put back to the captured count once
-/// the stages are done.
-///
-/// Revisions are counts (`"0"`, `"2"`); only `Exact` selects one.
-#[derive(Clone)]
-pub struct EcsDesiredCount {
-    svc: EcsService,
-    id: TargetId,
-}
-
-debug_as_target!(EcsDesiredCount);
-
-impl AwsTarget for EcsDesiredCount {
-    const KIND: &'static str = DESIRED_COUNT_KIND;
-    type Params = Params;
-
-    fn params(&self) -> Params {
-        self.svc.params()
-    }
-
-    fn aws(&self) -> &AwsConfig {
-        &self.svc.aws
-    }
-
-    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        Self::new(aws, p.cluster, p.service)
-    }
-}
-
-impl EcsService {
-    /// This service's desired count as a target.
-    pub fn desired_count(&self) -> EcsDesiredCount {
-        EcsDesiredCount {
-            id: TargetId::new(DESIRED_COUNT_KIND, self.id.name.clone()),
-            svc: self.clone(),
-        }
-    }
-}
+service_aspect!(
+    /// An ECS service's desired count as a target: stop a service (`Exact("0")`) for the length
+    /// of a database restore and start it again with a new deployment, so its tasks read the
+    /// connection secret anew (runbook 001, "Option 2", steps 1 and 6). Usually a
+    /// [temporary](rollback_core::Step::temporary) step: put back to the captured count once
+    /// the stages are done.
+    ///
+    /// Revisions are counts (`"0"`, `"2"`); only `Exact` selects one.
+    EcsDesiredCount,
+    DESIRED_COUNT_KIND,
+    desired_count,
+    "This service's desired count as a target.",
+    "The desired count of `cluster/service`."
+);
 
 impl EcsDesiredCount {
-    /// The desired count of `cluster/service`.
-    pub fn new(aws: &Aws, cluster: impl Into<String>, service: impl Into<String>) -> Result<Self> {
-        Ok(EcsService::new(aws, cluster, service)?.desired_count())
-    }
-
-    /// The cluster name.
-    pub fn cluster(&self) -> &str {
-        self.svc.cluster()
-    }
-
-    /// The service name.
-    pub fn service(&self) -> &str {
-        self.svc.service()
-    }
-
     fn count(&self, svc: &Service) -> Revision {
         let n = svc.desired_count();
         Revision::new(n.to_string()).description(format!("{n} task(s) desired"))

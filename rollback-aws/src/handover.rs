@@ -346,6 +346,7 @@ impl RollbackTarget for ConnectionHandover {
             diff: d.build(),
             precondition: None,
             origin: None,
+            since: None,
         })
     }
 

@@ -5,8 +5,9 @@
 //! | target | revision | rollback |
 //! | --- | --- | --- |
 //! | [`LambdaAlias`] | published version (`"7"`) | one UpdateAlias to the version, canary weights cleared, with the alias RevisionId read in preflight |
-//! | [`EcsService`] | task-definition revision (`"family:14"`) | UpdateService(taskDefinition), wait for the ServicesStable rules, fail fast on a FAILED rollout |
-//! | [`SecretVersion`] | version id | UpdateSecretVersionStage(AWSCURRENT); never reads a secret value |
+//! | [`EcsService`] | task-definition revision (`"family:14"`) | UpdateService(taskDefinition), optionally with forceNewDeployment; wait for the ServicesStable rules, fail fast on a FAILED rollout |
+//! | [`EcsRestart`] | the PRIMARY deployment (`"ecs-svc/..."`) | UpdateService(forceNewDeployment) (`--force-new-deployment` as a step); never made twice on resume |
+//! | [`SecretVersion`] | version id | UpdateSecretVersionStage(AWSCURRENT), then a new deployment of each consumer ECS service, waited for; never reads a secret value |
 //! | [`RdsInstance`] | `live`, then DB snapshots; or a point in time | restore to a NEW instance (the original is never touched); DBInstanceAvailable |
 //! | [`ConnectionHandover`] | the secret's AWSCURRENT version | a new secret version pointing at the restored instance; compensation moves AWSCURRENT back |
 //! | [`EcsDesiredCount`] | the desired count (`"2"`) | UpdateService(desiredCount), a new deployment when scaling up from 0 |
@@ -79,7 +80,7 @@ mod target;
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};
 pub use codepipeline::PipelineTransition;
 pub use config::{Aws, AwsCache, AwsConfig};
-pub use ecs::{EcsDesiredCount, EcsService};
+pub use ecs::{EcsDesiredCount, EcsRestart, EcsService};
 pub use handover::ConnectionHandover;
 pub use journals::S3Journals;
 pub use known_good::{DynamoDbKnownGood, S3KnownGood};
@@ -110,6 +111,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<LambdaAlias>(registry, &cache);
     target::register::<EcsService>(registry, &cache);
     target::register::<EcsDesiredCount>(registry, &cache);
+    target::register::<EcsRestart>(registry, &cache);
     target::register::<SecretVersion>(registry, &cache);
     target::register::<RdsInstance>(registry, &cache);
     target::register::<ConnectionHandover>(registry, &cache);

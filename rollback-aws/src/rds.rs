@@ -611,6 +611,7 @@ impl RollbackTarget for RdsInstance {
             diff: d.build(),
             precondition: None,
             origin: None,
+            since: None,
         })
     }
 

@@ -11,10 +11,23 @@
 //! journal or `Debug` output.
 //!
 //! Moving `AWSCURRENT` is atomic, and Secrets Manager moves `AWSPREVIOUS` to the version
-//! it came from, so a second rollback undoes the first. Consumers that read the secret at
-//! start-up (ECS tasks with `secrets` in their task definition) keep the old value until
-//! they restart: follow this step with a forced new deployment of those services (the ECS
-//! target's restart step), as runbook 001 does with `--force-new-deployment`.
+//! it came from, so a second rollback undoes the first.
+//!
+//! ## Consumers
+//!
+//! Services that read the secret at start-up (ECS tasks with `secrets` in their task
+//! definition) keep the old value until they restart, so a secret rolled back alone changes
+//! nothing they do. Name them with [`SecretVersion::consumers`]: once `AWSCURRENT` has
+//! moved, each gets a new deployment (UpdateService with forceNewDeployment, as runbook 001
+//! does by hand), and the step is stable when the secret is and every consumer runs its
+//! new deployment to the end (botocore's `ServicesStable`: one deployment, every task
+//! running; a FAILED rollout fails the step, and the transaction puts the secret back).
+//! Putting the secret back (compensation, or a temporary step's end) restarts them again,
+//! so none keeps the rolled-back value. The plan lists the consumers it restarts.
+//!
+//! A resumed run does not restart a consumer twice: a consumer whose PRIMARY deployment
+//! was created after the run journaled its intent ([`Change::since`]) was restarted by the
+//! run that crashed. (That compares ECS's clock with this machine's: keep it synchronised.)
 //!
 //! ```no_run
 //! use rollback_aws::{Aws, SecretVersion};
@@ -29,20 +42,23 @@
 //! # Ok(()) }
 //! ```
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::SecretVersionsListEntry;
 use chrono::{DateTime, Utc};
 use rollback_core::{
-    ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Result, Revision,
-    RollbackTarget, Selector, Stability, TargetId, TargetSpec,
+    ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Progress, Result,
+    Revision, RollbackTarget, Selector, Stability, TargetId, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::arn;
 use crate::config::{Aws, AwsConfig};
+use crate::ecs::EcsService;
 use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, chrono_time};
-use crate::target::{self, aws_target};
+use crate::target::{self, debug_as_target, AwsTarget};
 
 /// The kind of [`SecretVersion`] targets: `"secret-version"`.
 pub const KIND: &str = "secret-version";
@@ -61,6 +77,9 @@ pub const STAGES_FACT: &str = "stages";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Params {
     secret_id: String,
+    /// The ECS services restarted after `AWSCURRENT` moves.
+    #[serde(default)]
+    consumers: Vec<crate::ecs::Params>,
 }
 
 /// A Secrets Manager secret whose revisions are its labelled versions.
@@ -74,11 +93,37 @@ pub struct SecretVersion {
     aws: AwsConfig,
     client: aws_sdk_secretsmanager::Client,
     id: TargetId,
+    consumers: Vec<EcsService>,
+    /// The settings the consumers are made with.
+    shared: Aws,
 }
 
-aws_target!(SecretVersion, KIND, Params { secret_id }, |aws, p| {
-    Self::new(aws, p.secret_id)
-});
+debug_as_target!(SecretVersion);
+
+impl AwsTarget for SecretVersion {
+    const KIND: &'static str = KIND;
+    type Params = Params;
+
+    fn params(&self) -> Params {
+        Params {
+            secret_id: self.secret_id.clone(),
+            consumers: self.consumers.iter().map(EcsService::names).collect(),
+        }
+    }
+
+    fn aws(&self) -> &AwsConfig {
+        &self.aws
+    }
+
+    fn from_params(aws: &Aws, p: Params) -> Result<Self> {
+        let consumers: Vec<(String, String)> = p
+            .consumers
+            .into_iter()
+            .map(|c| (c.cluster, c.service))
+            .collect();
+        Self::new(aws, p.secret_id)?.consumers(consumers)
+    }
+}
 
 impl SecretVersion {
     /// The secret `secret_id` (a name or ARN), with the given AWS settings.
@@ -101,7 +146,114 @@ impl SecretVersion {
             aws: aws.config().clone(),
             client: aws.client(aws_sdk_secretsmanager::Client::new),
             id,
+            consumers: Vec::new(),
+            shared: aws.clone(),
         })
+    }
+
+    /// The ECS services (`(cluster, service)`) that read this secret when their tasks
+    /// start: each gets a new deployment once `AWSCURRENT` has moved, and again when it is
+    /// put back (see the module docs). Names are checked here, before anything is sent; a
+    /// service named twice is refused.
+    pub fn consumers<C, S>(mut self, services: impl IntoIterator<Item = (C, S)>) -> Result<Self>
+    where
+        C: Into<String>,
+        S: Into<String>,
+    {
+        let mut consumers: Vec<EcsService> = Vec::new();
+        for (cluster, service) in services {
+            let svc = EcsService::new(&self.shared, cluster, service).map_err(|e| {
+                Error::invalid(self.target(), format!("consumer: {e}")).with_source(e)
+            })?;
+            if consumers.iter().any(|c| c.names() == svc.names()) {
+                return Err(Error::invalid(
+                    self.target(),
+                    format!(
+                        "consumer {}/{} is named twice; name each service once",
+                        svc.cluster(),
+                        svc.service()
+                    ),
+                ));
+            }
+            consumers.push(svc);
+        }
+        self.consumers = consumers;
+        Ok(self)
+    }
+
+    /// The consumer services ([`consumers`](Self::consumers)).
+    pub fn consumer_services(&self) -> &[EcsService] {
+        &self.consumers
+    }
+
+    /// A new deployment of each consumer not restarted since `since` (all of them without
+    /// a time), one at a time; how many were restarted.
+    async fn restart_consumers(&self, since: Option<DateTime<Utc>>) -> Result<usize> {
+        let mut restarted = 0;
+        for c in &self.consumers {
+            if let Some(since) = since {
+                let svc = c.describe().await.map_err(|e| self.consumer_error(c, e))?;
+                if crate::ecs::restarted_since(&svc, since) {
+                    tracing::debug!(target = %self.id, consumer = %c.id(), "already restarted since the intent");
+                    continue;
+                }
+            }
+            c.force_restart(&self.id)
+                .await
+                .map_err(|e| self.consumer_error(c, e))?;
+            restarted += 1;
+        }
+        Ok(restarted)
+    }
+
+    /// An error restarting consumer `c`, once `AWSCURRENT` may have moved: always a
+    /// backend error (retryable as the cause is), never one of the kinds that tell the
+    /// engine nothing was changed, so a failure here is compensated.
+    fn consumer_error(&self, c: &EcsService, e: Error) -> Error {
+        let message = format!(
+            "could not restart consumer {}/{} ({e}); AWSCURRENT has moved, so the run puts it back or a resume finishes it",
+            c.cluster(),
+            c.service()
+        );
+        let retryable = e.is_retryable();
+        Error::backend(self.target(), message, retryable).with_source(e)
+    }
+
+    /// Preflight's check of the consumers: each exists (described once), so a wrong name
+    /// is refused before anything changes.
+    async fn check_consumers(&self) -> Result<()> {
+        for c in &self.consumers {
+            c.describe().await.map_err(|e| {
+                let kind = e.kind();
+                let message = format!("consumer {}/{}: {e}", c.cluster(), c.service());
+                match kind {
+                    ErrorKind::NotFound => Error::invalid(
+                        self.target(),
+                        format!("{message}; name the ECS services that read this secret"),
+                    ),
+                    _ => Error::backend(self.target(), message, e.is_retryable()),
+                }
+                .with_source(e)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The plan's lines for the consumers: each restarted.
+    fn consumer_diff(&self, change: &mut Change) {
+        if self.consumers.is_empty() {
+            return;
+        }
+        let mut d = DiffBuilder::default();
+        for c in &self.consumers {
+            d.entry(
+                DiffSection::Fact,
+                &format!("consumer {}/{}", c.cluster(), c.service()),
+                None,
+                Some("new deployment".to_string()),
+            );
+        }
+        change.diff.entries.extend(d.build().entries);
     }
 
     /// The secret with settings from the standard AWS environment.
@@ -225,7 +377,10 @@ impl RollbackTarget for SecretVersion {
     /// unknown version fails here, before anything changes.
     async fn plan(&self, to: &Revision) -> Result<Change> {
         let history = self.versions().await?;
-        self.change_in(&history, &to.id)
+        let mut change = self.change_in(&history, &to.id)?;
+        self.check_consumers().await?;
+        self.consumer_diff(&mut change);
+        Ok(change)
     }
 
     /// Current, selected and the change from one listing.
@@ -235,13 +390,88 @@ impl RollbackTarget for SecretVersion {
         }
         let history = self.versions().await?;
         let to = self.select(&history, selector)?;
-        self.change_in(&history, &to.id)
+        let mut change = self.change_in(&history, &to.id)?;
+        self.check_consumers().await?;
+        if !change.is_noop() {
+            self.consumer_diff(&mut change);
+        }
+        Ok(change)
     }
 
     /// Moves `AWSCURRENT` to `change.to` with `RemoveFromVersionId` set to the version
     /// holding it now. Secrets Manager has no revision token, but that parameter acts as
     /// one: it is refused if the label moved since the listing, and that is a conflict.
+    /// Then restarts the consumers not restarted since [`Change::since`].
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
+        let moved = self.move_label(change).await?;
+        let restarted = self.restart_consumers(change.since).await?;
+        Ok(if restarted > 0 {
+            ApplyOutcome::Applied
+        } else {
+            moved
+        })
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        let history = self.versions().await?;
+        let label = stage_stability(&history, &revision.id);
+        if label != Stability::Stable {
+            return Ok(label);
+        }
+        for c in &self.consumers {
+            let svc = c.describe().await?;
+            match crate::ecs::restart_stability(&svc, None) {
+                Stability::Stable => {}
+                Stability::Waiting(m) => {
+                    return Ok(Stability::Waiting(format!(
+                        "consumer {}/{}: {m}",
+                        c.cluster(),
+                        c.service()
+                    )))
+                }
+                Stability::Failed(m) => {
+                    return Ok(Stability::Failed(format!(
+                        "consumer {}/{}: {m}",
+                        c.cluster(),
+                        c.service()
+                    )))
+                }
+            }
+        }
+        Ok(Stability::Stable)
+    }
+
+    /// The label at once (one listing), then every consumer's new deployment, all waited
+    /// for together within `timeout` on the ECS poller's grid.
+    async fn wait_stable(
+        &self,
+        revision: &Revision,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<()> {
+        let t0 = tokio::time::Instant::now();
+        match stage_stability(&self.versions().await?, &revision.id) {
+            Stability::Stable => {}
+            Stability::Failed(m) | Stability::Waiting(m) => {
+                return Err(Error::rollout_failed(self.target(), m))
+            }
+        }
+        let left = timeout.saturating_sub(t0.elapsed());
+        let waits = self.consumers.iter().map(|c| {
+            let progress = Progress::new({
+                let (progress, name) =
+                    (progress.clone(), format!("{}/{}", c.cluster(), c.service()));
+                move |m: &str| progress.report(&format!("consumer {name}: {m}"))
+            });
+            async move { c.wait_restarted(&self.id, left, &progress).await }
+        });
+        futures::future::try_join_all(waits).await?;
+        Ok(())
+    }
+}
+
+impl SecretVersion {
+    async fn move_label(&self, change: &Change) -> Result<ApplyOutcome> {
         let to = &change.to.id;
         let history = self.versions().await?;
         let holder = self.current_in(&history)?;
@@ -283,11 +513,6 @@ impl RollbackTarget for SecretVersion {
             }
             Err(e) => Err(e),
         }
-    }
-
-    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
-        let history = self.versions().await?;
-        Ok(stage_stability(&history, &revision.id))
     }
 }
 

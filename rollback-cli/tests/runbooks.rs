@@ -378,8 +378,13 @@ async fn runbook_001_secret_moves_awscurrent_back_without_showing_a_value() {
     const OLD: &str = "jwt-old-Qm4Zr8Tx2Lw6";
     const NEW: &str = "jwt-new-Hv7Kc3Np9Ys1";
     let emu = emulator().await;
+    let consumers = &SERVICES_001[..2];
+    let ecs: Vec<Value> = consumers
+        .iter()
+        .map(|s| service(CLUSTER_001, s, s, &["1.9.0"], 2))
+        .collect();
     let seeded = emu
-        .seed(json!({"secrets": [{"name": SECRET, "values": [OLD, NEW]}]}))
+        .seed(json!({"secrets": [{"name": SECRET, "values": [OLD, NEW]}], "ecs": ecs}))
         .await
         .unwrap();
     let versions: Vec<String> = seeded["secrets"][0]["version_ids"]
@@ -415,6 +420,16 @@ async fn runbook_001_secret_moves_awscurrent_back_without_showing_a_value() {
         gained(&before, &after)
     );
     assert_eq!(made(&before, &after, "GetSecretValue"), 0, "no value read");
+    assert_eq!(
+        made(&before, &after, "UpdateService"),
+        2,
+        "a new deployment of each consumer"
+    );
+    assert!(
+        plan.to_string()
+            .contains(&format!("consumer {CLUSTER_001}/{}", consumers[0])),
+        "the plan lists the consumers: {plan}"
+    );
     // Read back with DescribeSecret: AWSCURRENT on the old version, AWSPREVIOUS on the new.
     let aws = aws(&emu).await;
     let secret = rollback_aws::SecretVersion::new(&aws, SECRET).unwrap();

@@ -137,6 +137,14 @@ pub struct Change {
     /// verified by transaction ... at ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// When the run first journaled its intent to make this change (its `intent`, or the
+    /// `compensate_intent` / `revert_intent` of a change put back), set by the engine on
+    /// the change it passes to [`apply`](crate::RollbackTarget::apply); `None` outside a
+    /// run. A target whose apply makes several calls compares what it finds with this to
+    /// tell the calls a crashed run already made (a deployment created since) from those it
+    /// still has to make, so a resumed run does not make them twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl Change {
@@ -150,6 +158,7 @@ impl Change {
             diff,
             precondition: None,
             origin: None,
+            since: None,
         }
     }
 
@@ -162,6 +171,7 @@ impl Change {
             diff: self.diff.reverse(),
             precondition: None,
             origin: None,
+            since: None,
         }
     }
 

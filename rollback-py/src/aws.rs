@@ -8,8 +8,8 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use rollback_aws::{
     AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
-    EcsDesiredCount, EcsService, LambdaAlias, PipelineTransition, RdsInstance, S3Journals,
-    S3KnownGood, SecretVersion,
+    EcsDesiredCount, EcsRestart, EcsService, LambdaAlias, PipelineTransition, RdsInstance,
+    S3Journals, S3KnownGood, SecretVersion,
 };
 use rollback_core::{Progress, RollbackTarget};
 
@@ -168,23 +168,81 @@ aws_target! {
     }
 }
 
-aws_target! {
-    /// An ECS service: revisions are its family's task-definition revisions (`"family:14"`);
-    /// a rollback is UpdateService(taskDefinition), stable by the ServicesStable rules, and a
-    /// FAILED rollout (circuit breaker) fails at once.
-    PyEcsService("EcsService") = EcsService::new(cluster, service);
-    getters {
-        /// The cluster.
-        cluster => cluster,
-        /// The service.
-        service => service,
+/// An ECS service: revisions are its family's task-definition revisions (`"family:14"`);
+/// a rollback is UpdateService(taskDefinition), with `force_new_deployment=True` also
+/// forceNewDeployment; stable by the ServicesStable rules, and a FAILED rollout (circuit
+/// breaker) fails at once.
+#[pyclass(module = "rollback.aws", name = "EcsService", extends = PyTarget, frozen)]
+pub(crate) struct PyEcsService {
+    inner: EcsService,
+}
+
+#[pymethods]
+impl PyEcsService {
+    #[new]
+    #[pyo3(signature = (cluster, service, *, force_new_deployment = false, config = None))]
+    fn new(
+        py: Python<'_>,
+        cluster: &str,
+        service: &str,
+        force_new_deployment: bool,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let t = EcsService::new(&aws, cluster, service)
+            .map_err(py_err)?
+            .force_new_deployment(force_new_deployment);
+        Ok(target(t.clone()).add_subclass(PyEcsService { inner: t }))
+    }
+
+    /// The cluster.
+    #[getter]
+    fn cluster(&self) -> String {
+        self.inner.cluster().to_string()
+    }
+
+    /// The service.
+    #[getter]
+    fn service(&self) -> String {
+        self.inner.service().to_string()
+    }
+
+    /// Whether the rollback also forces a new deployment.
+    #[getter]
+    fn force_new_deployment(&self) -> bool {
+        self.inner.forces_new_deployment()
     }
 
     /// This service's desired count as a target (stop it with `Exact("0")`, usually as a
     /// temporary step).
     fn desired_count(&self, py: Python<'_>) -> PyResult<Py<PyEcsDesiredCount>> {
         let t = self.inner.desired_count();
-        Py::new(py, target(t.clone()).add_subclass(PyEcsDesiredCount { inner: t }))
+        Py::new(
+            py,
+            target(t.clone()).add_subclass(PyEcsDesiredCount { inner: t }),
+        )
+    }
+
+    /// This service's forced new deployment as a target (`--force-new-deployment`).
+    fn restart(&self, py: Python<'_>) -> PyResult<Py<PyEcsRestart>> {
+        let t = self.inner.restart();
+        Py::new(
+            py,
+            target(t.clone()).add_subclass(PyEcsRestart { inner: t }),
+        )
+    }
+}
+
+aws_target! {
+    /// An ECS service's forced new deployment as a target: the revision in use is the
+    /// PRIMARY deployment; `Previous` asks for a new deployment (`after:<id>`), waited for
+    /// to the end; never made twice on resume; cannot be undone.
+    PyEcsRestart("EcsRestart") = EcsRestart::new(cluster, service);
+    getters {
+        /// The cluster.
+        cluster => cluster,
+        /// The service.
+        service => service,
     }
 }
 
@@ -200,13 +258,46 @@ aws_target! {
     }
 }
 
-aws_target! {
-    /// A Secrets Manager secret: revisions are version ids; a rollback moves AWSCURRENT to the
-    /// version. Never reads a secret value.
-    PySecretVersion("SecretVersion") = SecretVersion::new(secret_id);
-    getters {
-        /// The secret's name or ARN.
-        secret_id => secret_id,
+/// A Secrets Manager secret: revisions are version ids; a rollback moves AWSCURRENT to the
+/// version, then gives each consumer ECS service (`consumers=[(cluster, service), ...]`) a
+/// new deployment and waits for it; putting it back restarts them again. Never reads a
+/// secret value.
+#[pyclass(module = "rollback.aws", name = "SecretVersion", extends = PyTarget, frozen)]
+pub(crate) struct PySecretVersion {
+    inner: SecretVersion,
+}
+
+#[pymethods]
+impl PySecretVersion {
+    #[new]
+    #[pyo3(signature = (secret_id, *, consumers = None, config = None))]
+    fn new(
+        py: Python<'_>,
+        secret_id: &str,
+        consumers: Option<Vec<(String, String)>>,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let t = SecretVersion::new(&aws, secret_id)
+            .and_then(|t| t.consumers(consumers.unwrap_or_default()))
+            .map_err(py_err)?;
+        Ok(target(t.clone()).add_subclass(PySecretVersion { inner: t }))
+    }
+
+    /// The secret's name or ARN.
+    #[getter]
+    fn secret_id(&self) -> String {
+        self.inner.secret_id().to_string()
+    }
+
+    /// The consumer services, `(cluster, service)`.
+    #[getter]
+    fn consumers(&self) -> Vec<(String, String)> {
+        self.inner
+            .consumer_services()
+            .iter()
+            .map(|c| (c.cluster().to_string(), c.service().to_string()))
+            .collect()
     }
 }
 

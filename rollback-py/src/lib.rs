@@ -53,6 +53,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aws::PyLambdaAlias>()?;
     m.add_class::<aws::PyEcsService>()?;
     m.add_class::<aws::PyEcsDesiredCount>()?;
+    m.add_class::<aws::PyEcsRestart>()?;
     m.add_class::<aws::PySecretVersion>()?;
     m.add_class::<aws::PyRdsInstance>()?;
     m.add_class::<aws::PyConnectionHandover>()?;

@@ -21,6 +21,7 @@ from rollback.aws import (
     AwsConfig,
     ConnectionHandover,
     EcsDesiredCount,
+    EcsRestart,
     EcsService,
     LambdaAlias,
     PipelineTransition,
@@ -275,6 +276,36 @@ def test_secret_rollback_never_shows_the_value(emu: EmulatorHandle) -> None:
     shown += repr(secret) + repr(secret.history()) + str(secret.plan(rollback.Previous()))
     assert "jwt-signing-key" not in shown
     assert emu.count("GetSecretValue") == 0
+
+
+def test_secret_consumers_are_restarted_and_a_restart_step(emu: EmulatorHandle) -> None:
+    seeded = emu.seed({"secrets": [{"name": SECRET, "values": ["jwt-signing-key-2026-10", "jwt-signing-key-2026-11"]}]})
+    versions = seeded["secrets"][0]["version_ids"]
+    seed_services(emu, ["1.8.0", "1.9.0"])
+    consumers = [(CLUSTER, s) for s, _ in SERVICES[:2]]
+    secret = SecretVersion(SECRET, consumers=consumers)
+    assert secret.consumers == consumers
+    plan = secret.plan(rollback.Previous())
+    assert f"consumer {CLUSTER}/api-gateway-v2" in str(plan), str(plan)
+    before = emu.count("UpdateService")
+    report = rollback.Transaction("secret and consumers", reason="r").add(secret, rollback.Previous(), timeout=60).run()
+    assert report.outcome == "succeeded", str(report)
+    assert secret.current().id == versions[0]
+    assert emu.count("UpdateService") - before == 2
+    with pytest.raises(rollback.InvalidInputError, match="named twice"):
+        SecretVersion(SECRET, consumers=[consumers[0], consumers[0]])
+
+    svc = EcsService(CLUSTER, SERVICES[2][0], force_new_deployment=True)
+    assert svc.force_new_deployment and not EcsService(CLUSTER, SERVICES[2][0]).force_new_deployment
+    restart = svc.restart()
+    assert isinstance(restart, EcsRestart) and restart.service == SERVICES[2][0]
+    deployment = restart.current().id
+    report = rollback.Transaction("restart", reason="r").add(restart, rollback.Previous(), timeout=60).run()
+    assert report.outcome == "succeeded", str(report)
+    to = report.steps[0].to_revision
+    assert to is not None and to.id == f"after:{deployment}"
+    assert restart.current().id != deployment
+    assert emu.count("UpdateService") - before == 3
 
 
 # -- RDS -----------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ impl Ctx {
         message: impl Into<String>,
     ) -> Result<()> {
         let record = self.journal.append(entry).await?;
-        self.announce(step, &record.entry, message.into());
+        self.announce(step, &record.entry, record.at, message.into());
         Ok(())
     }
 
@@ -97,16 +97,23 @@ impl Ctx {
         if let Err(e) = self.journal.append(entry.clone()).await {
             tracing::error!(target: LOG_TARGET, transaction = %self.id, error = %e, record = %entry.name(), "could not write a journal record");
         }
-        self.announce(step, &entry, message.into());
+        self.announce(step, &entry, chrono::Utc::now(), message.into());
     }
 
-    fn announce(&self, step: Option<&mut StepRun>, entry: &Entry, message: String) {
+    fn announce(
+        &self,
+        step: Option<&mut StepRun>,
+        entry: &Entry,
+        at: chrono::DateTime<chrono::Utc>,
+        message: String,
+    ) {
         match step {
             Some(s) => {
                 if let Some(kind) = entry.event_kind() {
                     self.emit(kind, Some(s.index), Some(&s.id), message);
                 }
                 s.state.apply(entry);
+                s.state.stamp(entry, at);
             }
             None => {
                 if let Some(kind) = entry.event_kind() {

@@ -191,6 +191,10 @@ async fn advance<P>(
     if s.state.phase == Phase::Intent {
         let t0 = Instant::now();
         let target = s.target.clone();
+        let change = &Change {
+            since: s.state.intent_at,
+            ..change.clone()
+        };
         let outcome = ctx
             .retry(Some(s.index), &s.id, || target.apply(change))
             .await
@@ -390,6 +394,10 @@ pub(crate) async fn put_back(ctx: &Ctx, s: &StepRun, back: &Change) -> Result<Ap
     let on_retry = |n, e: &Error, d| ctx.retrying(Some(s.index), &s.id, n, e, d);
     let target = s.target.clone();
     ctx.fence.check(&s.id).await?;
+    let back = &Change {
+        since: s.state.back_at,
+        ..back.clone()
+    };
     let apply = || async {
         let _place = ctx.calls.acquire().await;
         target.apply(back).await

@@ -365,7 +365,9 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
             // A step's transition: its state moves as it did in the run.
             other => {
                 if let Some(i) = other.step() {
-                    r.steps[step(i)?].state.apply(other);
+                    let state = &mut r.steps[step(i)?].state;
+                    state.apply(other);
+                    state.stamp(other, rec.at);
                 }
                 if let Entry::StepFailed { error, .. } = other {
                     r.failure.get_or_insert_with(|| error.clone());

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::{StepReport, StepStatus};
 use crate::error::ErrorRecord;
 use crate::journal::Entry;
@@ -67,6 +69,11 @@ pub(crate) struct StepState {
     pub error: Option<ErrorRecord>,
     /// The verdicts of its checks (`checked` records of the step).
     pub verdicts: Vec<Verdict>,
+    /// When its `intent` was journaled ([`Change::since`] of its apply).
+    pub intent_at: Option<DateTime<Utc>>,
+    /// When its last `compensate_intent` or `revert_intent` was journaled ([`Change::since`]
+    /// of the change putting it back).
+    pub back_at: Option<DateTime<Utc>>,
 }
 
 impl StepState {
@@ -87,6 +94,18 @@ impl StepState {
             }
         }
         Some(())
+    }
+
+    /// Notes when a record about this step was written: the times its changes are passed
+    /// as [`Change::since`].
+    pub(crate) fn stamp(&mut self, entry: &Entry, at: DateTime<Utc>) {
+        match entry {
+            Entry::Intent { .. } => self.intent_at = Some(at),
+            Entry::CompensateIntent { .. } | Entry::RevertIntent { .. } => {
+                self.back_at = Some(at);
+            }
+            _ => {}
+        }
     }
 
     /// Moves the state through one record about this step; records about something else

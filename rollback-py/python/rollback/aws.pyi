@@ -18,6 +18,7 @@ __all__ = [
     "LambdaAlias",
     "EcsService",
     "EcsDesiredCount",
+    "EcsRestart",
     "SecretVersion",
     "RdsInstance",
     "ConnectionHandover",
@@ -65,16 +66,41 @@ class LambdaAlias(Target):
 class EcsService(Target):
     """An ECS service. Revisions are its family's task-definition revisions
     (``"family:14"``; ``Exact`` also takes ``"14"`` and the ARN); a rollback is
-    UpdateService(taskDefinition), stable by the ServicesStable rules; a FAILED rollout
-    (circuit breaker) fails at once."""
+    UpdateService(taskDefinition) (with ``force_new_deployment=True`` also
+    forceNewDeployment, as ``aws ecs update-service --force-new-deployment``), stable by the
+    ServicesStable rules; a FAILED rollout (circuit breaker) fails at once."""
+
+    def __new__(
+        cls,
+        cluster: str,
+        service: str,
+        *,
+        force_new_deployment: bool = False,
+        config: AwsConfig | None = None,
+    ) -> Self: ...
+    @property
+    def cluster(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def force_new_deployment(self) -> bool: ...
+    def desired_count(self) -> EcsDesiredCount:
+        """This service's desired count as a target."""
+    def restart(self) -> EcsRestart:
+        """This service's forced new deployment as a target."""
+
+@final
+class EcsRestart(Target):
+    """An ECS service's forced new deployment. The revision in use is the PRIMARY
+    deployment (its id, creation time and task definition); ``Previous`` asks for a new
+    deployment (revision ``after:<id>``), waited for to the end. A resumed run does not
+    restart twice; a restart cannot be undone (putting it back sends nothing)."""
 
     def __new__(cls, cluster: str, service: str, *, config: AwsConfig | None = None) -> Self: ...
     @property
     def cluster(self) -> str: ...
     @property
     def service(self) -> str: ...
-    def desired_count(self) -> EcsDesiredCount:
-        """This service's desired count as a target."""
 
 @final
 class EcsDesiredCount(Target):
@@ -91,11 +117,22 @@ class EcsDesiredCount(Target):
 @final
 class SecretVersion(Target):
     """A Secrets Manager secret. Revisions are version ids; a rollback moves AWSCURRENT to
-    the version (and AWSPREVIOUS to the one that had it). Never reads a secret value."""
+    the version (and AWSPREVIOUS to the one that had it), then gives each consumer ECS
+    service a new deployment and waits for it; putting the secret back restarts them
+    again, so none keeps the rolled-back value. Never reads a secret value."""
 
-    def __new__(cls, secret_id: str, *, config: AwsConfig | None = None) -> Self: ...
+    def __new__(
+        cls,
+        secret_id: str,
+        *,
+        consumers: list[tuple[str, str]] | None = None,
+        config: AwsConfig | None = None,
+    ) -> Self: ...
     @property
     def secret_id(self) -> str: ...
+    @property
+    def consumers(self) -> list[tuple[str, str]]:
+        """The consumer services, ``(cluster, service)``."""
 
 @final
 class RdsInstance(Target):
