@@ -50,6 +50,7 @@ use crate::error::{check_name, sdk_error};
 use crate::sdk::{all_pages, all_pages_refused, chrono_time, MAX_PAGES};
 use crate::target::{self, aws_target};
 
+mod images;
 mod poll;
 mod restart;
 
@@ -140,6 +141,12 @@ pub(crate) struct ServiceParams {
     service: String,
     #[serde(default)]
     force_new_deployment: bool,
+    #[serde(default = "yes")]
+    check_images: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One container of a task definition, with environment values (kept only to compute the
@@ -169,6 +176,8 @@ pub struct EcsService {
     id: TargetId,
     cache: Arc<Mutex<HashMap<String, TaskDef>>>,
     force_new_deployment: bool,
+    check_images: bool,
+    ecr: aws_sdk_ecr::Client,
 }
 
 aws_target!(
@@ -177,9 +186,12 @@ aws_target!(
     ServiceParams {
         cluster,
         service,
-        force_new_deployment
+        force_new_deployment,
+        check_images
     },
-    |aws, p| Ok(Self::new(aws, p.cluster, p.service)?.force_new_deployment(p.force_new_deployment))
+    |aws, p| Ok(Self::new(aws, p.cluster, p.service)?
+        .force_new_deployment(p.force_new_deployment)
+        .check_images(p.check_images))
 );
 
 /// `family:14` from `family:14`, `arn:aws:ecs:...:task-definition/family:14`; `None` if
@@ -310,6 +322,8 @@ impl EcsService {
             id,
             cache: Arc::new(Mutex::new(HashMap::new())),
             force_new_deployment: false,
+            check_images: true,
+            ecr: aws.client(aws_sdk_ecr::Client::new),
         })
     }
 
@@ -951,7 +965,10 @@ impl RollbackTarget for EcsService {
             ));
         }
         let to = self.task_def(&family, picked).await?;
-        Ok(self.change(&from, to.revision.clone(), &to))
+        let digests = self.confirm_images(&to).await?;
+        let mut change = self.change(&from, to.revision.clone(), &to);
+        change.diff.entries.extend(digests.entries);
+        Ok(change)
     }
 
     /// The image and environment diff between the two revisions, per container, with the
@@ -970,7 +987,10 @@ impl RollbackTarget for EcsService {
         };
         let from = self.task_def(&family, rev).await?;
         let to_def = self.task_def(&tf, tr).await?;
-        Ok(self.change(&from, to, &to_def))
+        let digests = self.confirm_images(&to_def).await?;
+        let mut change = self.change(&from, to, &to_def);
+        change.diff.entries.extend(digests.entries);
+        Ok(change)
     }
 
     /// UpdateService(taskDefinition), after re-reading the service: ECS has no

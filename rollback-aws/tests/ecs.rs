@@ -508,8 +508,8 @@ async fn previous_rollback(
 }
 
 #[tokio::test]
-async fn a_previous_rollback_costs_six_calls_before_waiting_however_many_revisions_the_family_has()
-{
+async fn a_previous_rollback_costs_seven_calls_before_waiting_however_many_revisions_the_family_has(
+) {
     let e = env(services()).await;
     e.emu
         .seed(json!({"ecs": [family(CLUSTER, "many", 120, 120)]}))
@@ -518,7 +518,7 @@ async fn a_previous_rollback_costs_six_calls_before_waiting_however_many_revisio
     for (service, revisions) in [("api-gateway-v2", 3), ("many", 120)] {
         let (ops, waits) = previous_rollback(&e, CLUSTER, service).await;
         // Preflight: DescribeServices, one ListTaskDefinitions page (DESC), the two task
-        // definitions compared. Apply: DescribeServices again (ECS has no precondition: the
+        // definitions compared, the chosen one's ECR image confirmed. Apply: DescribeServices again (ECS has no precondition: the
         // re-read refuses a concurrent change), UpdateService. Then the wait's looks, one
         // service each here.
         let w = waits.len() as u64;
@@ -528,6 +528,7 @@ async fn a_previous_rollback_costs_six_calls_before_waiting_however_many_revisio
                 ("DescribeServices", 2 + w),
                 ("ListTaskDefinitions", 1),
                 ("DescribeTaskDefinition", 2),
+                ("DescribeImages", 1),
                 ("UpdateService", 1),
             ]),
             "{service} ({revisions} revisions); waits {waits:?}"
@@ -585,6 +586,7 @@ async fn twenty_five_services_converging_together_share_their_looks_ten_per_call
             ("DescribeServices", r + w),
             ("ListTaskDefinitions", N),
             ("DescribeTaskDefinition", 2 * N),
+            ("DescribeImages", N),
             ("UpdateService", N),
         ]),
         "waits {waits:?}"
@@ -642,14 +644,22 @@ async fn exact_describes_one_revision_and_image_tag_stops_at_the_first_match() {
         (
             Selector::exact("1"),
             "1",
-            &[("DescribeServices", 1), ("DescribeTaskDefinition", 2)],
+            &[
+                ("DescribeServices", 1),
+                ("DescribeTaskDefinition", 2),
+                ("DescribeImages", 1),
+            ],
         ),
         (
             Selector::exact(format!(
                 "arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:2"
             )),
             "2",
-            &[("DescribeServices", 1), ("DescribeTaskDefinition", 2)],
+            &[
+                ("DescribeServices", 1),
+                ("DescribeTaskDefinition", 2),
+                ("DescribeImages", 1),
+            ],
         ),
         // The one in use: nothing to describe but it.
         (
@@ -665,6 +675,7 @@ async fn exact_describes_one_revision_and_image_tag_stops_at_the_first_match() {
                 ("DescribeServices", 1),
                 ("ListTaskDefinitions", 1),
                 ("DescribeTaskDefinition", 2),
+                ("DescribeImages", 1),
             ],
         ),
         (
@@ -674,6 +685,7 @@ async fn exact_describes_one_revision_and_image_tag_stops_at_the_first_match() {
                 ("DescribeServices", 1),
                 ("ListTaskDefinitions", 1),
                 ("DescribeTaskDefinition", 3),
+                ("DescribeImages", 1),
             ],
         ),
         (
@@ -683,6 +695,7 @@ async fn exact_describes_one_revision_and_image_tag_stops_at_the_first_match() {
                 ("DescribeServices", 1),
                 ("ListTaskDefinitions", 1),
                 ("DescribeTaskDefinition", 2),
+                ("DescribeImages", 1),
             ],
         ),
     ];
@@ -763,7 +776,8 @@ async fn prepare_is_current_resolve_and_plan_in_one_with_the_one_in_use_deregist
             counts(&[
                 ("DescribeServices", 1),
                 ("ListTaskDefinitions", 1),
-                ("DescribeTaskDefinition", 2)
+                ("DescribeTaskDefinition", 2),
+                ("DescribeImages", 1)
             ])
         );
         let fresh = e.service("api-gateway-v2");
@@ -789,4 +803,55 @@ async fn prepare_is_current_resolve_and_plan_in_one_with_the_one_in_use_deregist
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("INACTIVE"), "{err}");
+}
+
+/// Runbook 003 step 2: a revision whose ECR image was deleted is refused in preflight,
+/// naming the image, before anything changes; the plan of a good one shows the digest.
+#[tokio::test]
+async fn a_revision_whose_ecr_image_is_gone_is_refused_before_anything_changes() {
+    let image = |tag: &str| format!("{ECR}/gone-api:{tag}");
+    let e = env(json!([{
+        "cluster": CLUSTER, "service": "gone-api", "family": "gone-api", "desired_count": 1,
+        "revisions": [
+            {"image": image("1.7.0")},
+            {"image": image("1.8.0"), "image_missing": true},
+            {"image": image("1.9.0")}
+        ],
+        "current": 3
+    }]))
+    .await;
+    let svc = e.service("gone-api");
+    let err = e
+        .tx("gone")
+        .step(Step::new(arc(&svc), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&image("1.8.0")) && text.contains("no longer in ECR"),
+        "names the image: {text}"
+    );
+    assert!(text.contains("ecs-service/"), "names the target: {text}");
+    assert_eq!(e.update_calls().await, 0, "nothing changed");
+
+    // Two back is still there: planned with its digest.
+    let change = svc.prepare(&Selector::StepsBack(2)).await.unwrap();
+    let digest = change
+        .diff
+        .entries
+        .iter()
+        .find(|d| d.key == "digest")
+        .and_then(|d| d.to.clone())
+        .unwrap_or_else(|| panic!("no digest in {:?}", change.diff));
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    // The check can be turned off (a role without ecr:DescribeImages): the plan goes on.
+    let unchecked = e.service("gone-api").check_images(false);
+    let change = unchecked.prepare(&Selector::Previous).await.unwrap();
+    assert_eq!(change.to.id, "gone-api:2");
+    assert_eq!(unchecked.spec().params["check_images"], json!(false));
 }

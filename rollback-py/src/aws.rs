@@ -171,7 +171,8 @@ aws_target! {
 /// An ECS service: revisions are its family's task-definition revisions (`"family:14"`);
 /// a rollback is UpdateService(taskDefinition), with `force_new_deployment=True` also
 /// forceNewDeployment; stable by the ServicesStable rules, and a FAILED rollout (circuit
-/// breaker) fails at once.
+/// breaker) fails at once. The plan confirms the chosen revision's ECR images still exist
+/// (`check_images=False` to skip) and shows their digests.
 #[pyclass(module = "rollback.aws", name = "EcsService", extends = PyTarget, frozen)]
 pub(crate) struct PyEcsService {
     inner: EcsService,
@@ -180,18 +181,20 @@ pub(crate) struct PyEcsService {
 #[pymethods]
 impl PyEcsService {
     #[new]
-    #[pyo3(signature = (cluster, service, *, force_new_deployment = false, config = None))]
+    #[pyo3(signature = (cluster, service, *, force_new_deployment = false, check_images = true, config = None))]
     fn new(
         py: Python<'_>,
         cluster: &str,
         service: &str,
         force_new_deployment: bool,
+        check_images: bool,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let aws = aws_for(py, config)?;
         let t = EcsService::new(&aws, cluster, service)
             .map_err(py_err)?
-            .force_new_deployment(force_new_deployment);
+            .force_new_deployment(force_new_deployment)
+            .check_images(check_images);
         Ok(target(t.clone()).add_subclass(PyEcsService { inner: t }))
     }
 

@@ -68,7 +68,9 @@ class EcsService(Target):
     (``"family:14"``; ``Exact`` also takes ``"14"`` and the ARN); a rollback is
     UpdateService(taskDefinition) (with ``force_new_deployment=True`` also
     forceNewDeployment, as ``aws ecs update-service --force-new-deployment``), stable by the
-    ServicesStable rules; a FAILED rollout (circuit breaker) fails at once."""
+    ServicesStable rules; a FAILED rollout (circuit breaker) fails at once. The plan
+    confirms that the chosen revision's ECR images still exist (a deleted image refuses it,
+    naming the image; ``check_images=False`` skips that) and shows their digests."""
 
     def __new__(
         cls,
@@ -76,6 +78,7 @@ class EcsService(Target):
         service: str,
         *,
         force_new_deployment: bool = False,
+        check_images: bool = True,
         config: AwsConfig | None = None,
     ) -> Self: ...
     @property

@@ -28,13 +28,14 @@ TARGET_PREFIX_SERVICE = {
     "GraniteServiceVersion20100801": "cloudwatch",
     "CodePipeline_20150709": "codepipeline",
     "DynamoDB_20120810": "dynamodb",
+    "AmazonEC2ContainerRegistry_V20150921": "ecr",
 }
 
 # SigV4 signing names that differ from the botocore service name.
 SIGNING_NAME_SERVICE = {"monitoring": "cloudwatch"}
 
 # Services whose operation names are accepted by the fault API (validation of typos).
-KNOWN_SERVICES = ("ecs", "lambda", "secretsmanager", "iam", "sts", "rds", "cloudwatch", "codepipeline", "ec2", "dynamodb")
+KNOWN_SERVICES = ("ecs", "lambda", "secretsmanager", "iam", "sts", "rds", "cloudwatch", "codepipeline", "ec2", "dynamodb", "ecr")
 
 # Smithy RPC v2 CBOR: POST /service/{ServiceShape}/operation/{Operation}
 CBOR_PATH = re.compile(r"^/service/([^/]+)/operation/([^/]+)/?$")

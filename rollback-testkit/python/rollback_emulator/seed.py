@@ -15,9 +15,11 @@ the id the spec gives (``sg-0abc``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import ipaddress
 import json
+import re
 import threading
 import zipfile
 from typing import Any
@@ -68,7 +70,7 @@ def _make_clients(endpoint: str, region: str) -> dict[str, Any]:
     )
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
     out = {}
-    for name in ("lambda", "ecs", "secretsmanager", "iam", "rds", "ec2", "cloudwatch", "codepipeline"):
+    for name in ("lambda", "ecs", "secretsmanager", "iam", "rds", "ec2", "cloudwatch", "codepipeline", "ecr"):
         client = session.client(name, endpoint_url=endpoint, config=config)
 
         def mark_internal(request: Any, **_: Any) -> None:
@@ -396,6 +398,40 @@ def _seed_lambda(fn: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# moto's account: the one images are put into.
+MOTO_ACCOUNT = "123456789012"
+# An image in this emulator's ECR: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>.
+ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+):([^:@/]+)$")
+
+
+def _push_image(image: str, c: dict[str, Any]) -> None:
+    """Puts an ECR image named in a task definition into the emulator's ECR (the repository
+    made when missing), so that checks of the image find it; other images are left alone."""
+    m = ECR_IMAGE.match(image)
+    if not m:
+        return
+    account, region, repo, tag = m.groups()
+    ecr = c["ecr"]
+    if account != MOTO_ACCOUNT or region != ecr.meta.region_name:
+        return
+    try:
+        ecr.create_repository(repositoryName=repo)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": "sha256:" + hashlib.sha256(image.encode()).hexdigest()},
+            "layers": [],
+        }
+    )
+    try:
+        ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=tag)
+    except ecr.exceptions.ImageAlreadyExistsException:
+        pass
+
+
 def _seed_ecs(svc: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     ecs = c["ecs"]
     if not ecs.describe_clusters(clusters=[svc["cluster"]])["clusters"]:
@@ -413,6 +449,9 @@ def _seed_ecs(svc: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
             container["portMappings"] = [{"containerPort": int(rev["port"]), "protocol": "tcp"}]
         if rev.get("secrets"):
             container["secrets"] = rev["secrets"]
+        if not rev.get("image_missing"):
+            for image in [rev["image"]] + [x.get("image", "") for x in rev.get("containers", [])]:
+                _push_image(image, c)
         td = ecs.register_task_definition(
             family=family,
             containerDefinitions=[container] + list(rev.get("containers", [])),

@@ -6,7 +6,7 @@ import json
 import urllib.request
 
 import pytest
-from conftest import CLUSTER, FAMILY, FUNCTION, SECRET, SERVICE, SPEC, describe
+from conftest import CLUSTER, FAMILY, FUNCTION, SECRET, SERVICE, SPEC, _client, describe
 
 from rollback_emulator import EmulatorControlError
 
@@ -50,6 +50,29 @@ def test_seeded_ecs(seeded, ecs):
     assert [c["name"] for c in td3["containerDefinitions"]] == [SERVICE, "sidecar"]
     active = ecs.list_task_definitions(familyPrefix=FAMILY)["taskDefinitionArns"]
     assert [a.rsplit(":", 1)[1] for a in active] == ["2", "3"]
+
+
+def test_seeded_ecs_images_are_in_ecr_unless_missing(emu):
+    ecr_url = "123456789012.dkr.ecr.us-east-1.amazonaws.com/gone"
+    emu.seed(
+        {
+            "ecs": [
+                {
+                    "cluster": CLUSTER,
+                    "service": "gone",
+                    "family": "gone",
+                    "revisions": [{"image": f"{ecr_url}:1"}, {"image": f"{ecr_url}:2", "image_missing": True}, {"image": "nginx:1.25"}],
+                }
+            ]
+        }
+    )
+    ecr = _client(emu, "ecr")
+    found = ecr.describe_images(repositoryName="gone", imageIds=[{"imageTag": "1"}])["imageDetails"]
+    assert [d["imageTags"] for d in found] == [["1"]] and found[0]["imageDigest"].startswith("sha256:")
+    with pytest.raises(ecr.exceptions.ImageNotFoundException):
+        ecr.describe_images(repositoryName="gone", imageIds=[{"imageTag": "2"}])
+    assert [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]] == ["gone"]
+    assert emu.calls()["operations"].get("DescribeImages") == 2
 
 
 def test_seeded_secret(seeded, sm):
