@@ -176,7 +176,12 @@
 //!   scale-up killed after its first step and resumed; `tests/clients.rs`: errors keep
 //!   their source, and where rebuilt targets get their client; `tests/leases.rs`:
 //!   [`LeaseLocks`] passes the lock conformance suite, locks a transaction, fences a run
-//!   whose lease was taken over, and lets one of two racing clients win);
+//!   whose lease was taken over, and lets one of two racing clients win;
+//!   `tests/manifest.rs`: [`Manifest`] as runbook 004's maintenance mode around the
+//!   frontend's undo, set up and checked with the real kubectl: put back after the
+//!   stages and by compensation, bad objects refused before anything changes, a stopped
+//!   run resumed from its journal in a fresh registry, the runbook file, a change made
+//!   during maintenance not overwritten, the conformance suite);
 //! - a real cluster: the same scenarios with
 //!   `KUBECONFIG=... cargo test -p rollback-k8s --test scenarios -- --ignored`.
 

@@ -188,6 +188,8 @@ enum Goal<'a> {
     Manifest,
     /// As it was: this content, or absent.
     Was(Option<&'a Value>),
+    /// A revision this manifest did not make (no snapshot of its objects): never there.
+    Unknown,
 }
 
 /// A manifest's parameters as data (what a journal and a runbook file hold).
@@ -371,6 +373,7 @@ impl Manifest {
             (Goal::Was(None), live) => live.is_none(),
             (Goal::Was(Some(was)), Some(live)) => content(live) == *was,
             (Goal::Was(Some(_)), None) => false,
+            (Goal::Unknown, _) => false,
         }
     }
 
@@ -466,11 +469,11 @@ impl Manifest {
         }
     }
 
-    fn goal<'a>(revision: &Revision, snapshot: &'a [Option<Value>], i: usize) -> Goal<'a> {
-        if revision.id == APPLIED {
-            Goal::Manifest
-        } else {
-            Goal::Was(snapshot.get(i).and_then(Option::as_ref))
+    fn goal<'a>(revision: &Revision, snapshot: Option<&'a [Option<Value>]>, i: usize) -> Goal<'a> {
+        match snapshot {
+            _ if revision.id == APPLIED => Goal::Manifest,
+            Some(snapshot) => Goal::Was(snapshot.get(i).and_then(Option::as_ref)),
+            None => Goal::Unknown,
         }
     }
 
@@ -581,6 +584,7 @@ impl Manifest {
             let content = match goal {
                 Goal::Manifest => Some(&o.body),
                 Goal::Was(was) => was,
+                Goal::Unknown => return Err(self.changed(o, live.as_ref())),
             };
             let result = match (content, &live) {
                 (Some(body), None) => self
@@ -944,14 +948,16 @@ impl RollbackTarget for Manifest {
     /// else a conflict and nothing is sent), then moved: to the manifest in its order,
     /// back in the reverse order.
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
-        let from_snapshot = self.goals(&change.from)?;
+        // A `from` this manifest did not make is never where the objects are: a conflict
+        // unless they already are at `to`. A `to` it did not make cannot be moved to.
+        let from_snapshot = self.goals(&change.from).ok();
         let to_snapshot = self.goals(&change.to)?;
         let live = self.read_all().await?;
         let goals: Vec<(Goal<'_>, Goal<'_>)> = (0..self.objects.len())
             .map(|i| {
                 (
-                    Self::goal(&change.from, &from_snapshot, i),
-                    Self::goal(&change.to, &to_snapshot, i),
+                    Self::goal(&change.from, from_snapshot.as_deref(), i),
+                    Self::goal(&change.to, Some(&to_snapshot), i),
                 )
             })
             .collect();
@@ -991,7 +997,7 @@ impl RollbackTarget for Manifest {
         let live = self.read_all().await?;
         let mut waiting = None;
         for (i, (o, l)) in self.objects.iter().zip(&live).enumerate() {
-            let goal = Self::goal(revision, &snapshot, i);
+            let goal = Self::goal(revision, Some(&snapshot), i);
             if !self.at(o, l.as_ref(), goal) {
                 if matches!(goal, Goal::Was(None)) {
                     waiting.get_or_insert(format!("waiting for {} to be deleted", o.shown()));

@@ -669,3 +669,88 @@ async fn kubectl_sees_config_maps_and_services_as_on_a_real_api_server() {
         "Error from server (NotFound): configmaps \"frontend-flags\" not found"
     );
 }
+
+/// The contract every target keeps (history, selectors, planning changes nothing, apply and
+/// its idempotence, conflicts, waits, and the target left as it was found).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_passes_the_conformance_suite() {
+    let env = Env::start().await;
+    let before = env.before().await;
+    let fixture = rollback_core::conformance::Fixture {
+        stable_timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    };
+    rollback_core::conformance::assert_conformance(&env.maintenance(), &fixture).await;
+    env.assert_put_back(&before).await;
+}
+
+/// Someone changes an object of the manifest while maintenance is on: the put-back refuses
+/// to overwrite their change (a conflict, reported for a person) and, as every object is
+/// checked before any is written, writes nothing: a person decides what maintenance off
+/// means now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_during_maintenance_is_not_overwritten_by_the_put_back() {
+    let env = Env::start().await;
+    let kubeconfig = env.kubeconfig.clone();
+    let meddle = Check::new(check_fn(
+        "someone edits the maintenance page's flag",
+        move || {
+            let kubeconfig = kubeconfig.clone();
+            async move {
+                let out = kubectl_out(
+                    &kubeconfig,
+                    &[
+                        "patch",
+                        "configmap",
+                        "maintenance-mode",
+                        "-n",
+                        NS,
+                        "--type=merge",
+                        "-p",
+                        r#"{"data":{"message":"Back at 15:00."}}"#,
+                    ],
+                )
+                .await;
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Ok(CheckOutcome::pass("edited"))
+            }
+        },
+    ))
+    .policy(Policy::once());
+    let report = env
+        .recovery("meddled", meddle)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Failed, "{report}");
+    assert_eq!(
+        report.steps[0].status,
+        StepStatus::CompensationFailed,
+        "{report}"
+    );
+    let error = report.steps[0].error.as_ref().unwrap();
+    assert_eq!(error.kind, ErrorKind::Conflict, "{report}");
+    assert!(
+        error
+            .message
+            .contains("ConfigMap production/maintenance-mode changed by someone else"),
+        "{}",
+        error.message
+    );
+    assert!(!report.needs_attention.is_empty(), "{report}");
+    // Their change stays; nothing of the manifest was written back over it.
+    let flag = env.get("configmap", "maintenance-mode").await.unwrap();
+    assert_eq!(flag["data"]["message"], "Back at 15:00.");
+    let service = env.get("service", "frontend").await.unwrap();
+    assert_eq!(
+        service["spec"]["selector"],
+        json!({"app": "maintenance"}),
+        "checked before anything is written"
+    );
+}
