@@ -52,7 +52,11 @@
 //! manifest's fields). Values of secret-looking keys (a ConfigMap key `api_token`, an
 //! environment variable `DB_PASSWORD`) are shown as `<redacted>`. Kind `Secret` is refused:
 //! the journal holds the previous content of every object of the manifest, which must
-//! never be a secret value; roll secrets back with their own target.
+//! never be a secret value; roll secrets back with their own target. ConfigMaps, Services
+//! and Deployments are not secret in Kubernetes' model (anyone who may `kubectl get` them
+//! reads them whole), and their content is journaled as the cluster stores it: keep
+//! secret values in Secrets and refer to them (`valueFrom.secretKeyRef`), so that the
+//! journal holds the reference only.
 //!
 //! # Bad input
 //!
@@ -546,14 +550,14 @@ impl Manifest {
         let written = match live {
             None => self
                 .api(o)
-                .create(&params, &dynamic(&o.body)?)
+                .create(&params, &dynamic(&self.id, &o.body)?)
                 .await
                 .map_err(|e| self.err("create", o, e))?,
             Some(live) => {
                 let mut body = o.body.clone();
                 body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
                 self.api(o)
-                    .replace(&o.name, &params, &dynamic(&body)?)
+                    .replace(&o.name, &params, &dynamic(&self.id, &body)?)
                     .await
                     .map_err(|e| self.err("update", o, e))?
             }
@@ -589,7 +593,7 @@ impl Manifest {
             let result = match (content, &live) {
                 (Some(body), None) => self
                     .api(o)
-                    .create(&PostParams::default(), &dynamic(body)?)
+                    .create(&PostParams::default(), &dynamic(&self.id, body)?)
                     .await
                     .map(|_| ())
                     .map_err(|e| ("create", e)),
@@ -597,7 +601,7 @@ impl Manifest {
                     let mut body = body.clone();
                     body["metadata"]["resourceVersion"] = l["metadata"]["resourceVersion"].clone();
                     self.api(o)
-                        .replace(&o.name, &PostParams::default(), &dynamic(&body)?)
+                        .replace(&o.name, &PostParams::default(), &dynamic(&self.id, &body)?)
                         .await
                         .map(|_| ())
                         .map_err(|e| ("update", e))
@@ -795,10 +799,10 @@ fn empty(v: &Value) -> bool {
 }
 
 /// A JSON object as the dynamic object kube-rs sends.
-fn dynamic(v: &Value) -> Result<DynamicObject> {
+fn dynamic(id: &TargetId, v: &Value) -> Result<DynamicObject> {
     serde_json::from_value(v.clone()).map_err(|e| {
         Error::invalid(
-            "k8s-manifest",
+            id.to_string(),
             format!("an object of the manifest is not a Kubernetes object: {e}"),
         )
     })
