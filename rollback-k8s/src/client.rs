@@ -453,6 +453,23 @@ impl Op {
         }
     }
 
+    /// `verb` on the object `name` of a kind known only at run time (`configmap`,
+    /// `configmaps`) in `namespace`.
+    pub(crate) fn named(
+        verb: &'static str,
+        (kind, plural): (&str, &str),
+        namespace: &str,
+        name: &str,
+    ) -> Op {
+        Op {
+            verb,
+            kind: kind.to_string(),
+            plural: plural.to_string(),
+            namespace: namespace.to_string(),
+            name: Some(name.to_string()),
+        }
+    }
+
     /// `kubectl get ...` for the object or collection: what a person runs to look.
     fn kubectl_get(&self) -> String {
         match &self.name {

@@ -29,6 +29,10 @@
 //! - Runbook 004's recovery steps: [`Replicas`] (scale to zero and back, gradual scale-up
 //!   with a check between) and [`Restart`] (`kubectl rollout restart`).
 //! - [`PodsReady`]: the pods matching a selector are Ready.
+//! - [`Manifest`] (kind `k8s-manifest`): runbook 004's maintenance mode, a set of
+//!   ConfigMaps, Services and Deployments applied as one (temporary) step and put back as
+//!   they were: replaced objects get their previous content again (recorded in the
+//!   journal), created ones are deleted.
 //!
 //! # Gradual scale-up and resume
 //!
@@ -172,13 +176,19 @@
 //!   scale-up killed after its first step and resumed; `tests/clients.rs`: errors keep
 //!   their source, and where rebuilt targets get their client; `tests/leases.rs`:
 //!   [`LeaseLocks`] passes the lock conformance suite, locks a transaction, fences a run
-//!   whose lease was taken over, and lets one of two racing clients win);
+//!   whose lease was taken over, and lets one of two racing clients win;
+//!   `tests/manifest.rs`: [`Manifest`] as runbook 004's maintenance mode around the
+//!   frontend's undo, set up and checked with the real kubectl: put back after the
+//!   stages and by compensation, bad objects refused before anything changes, a stopped
+//!   run resumed from its journal in a fresh registry, the runbook file, a change made
+//!   during maintenance not overwritten, the conformance suite);
 //! - a real cluster: the same scenarios with
 //!   `KUBECONFIG=... cargo test -p rollback-k8s --test scenarios -- --ignored`.
 
 pub mod client;
 pub mod history;
 pub mod lease;
+pub mod manifest;
 pub mod pods;
 pub mod recovery;
 pub mod status;
@@ -187,6 +197,7 @@ pub mod workload;
 
 pub use client::{K8s, K8sConfig, K8sDefaults};
 pub use lease::LeaseLocks;
+pub use manifest::Manifest;
 pub use pods::PodsReady;
 pub use recovery::{Replicas, Restart, Scalable, RESTARTED_AT_ANNOTATION};
 pub use workload::{DaemonSet, Deployment, StatefulSet, Workload, WorkloadKind, UNRECORDED};
@@ -205,7 +216,7 @@ pub use undo::{
 };
 
 /// Registers this crate's target kinds (`k8s-deployment`, `k8s-statefulset`,
-/// `k8s-daemonset`, their `-replicas` and `-restart` kinds) and its lock kind
+/// `k8s-daemonset`, their `-replicas` and `-restart` kinds, `k8s-manifest`) and its lock kind
 /// (`kubernetes-lease`, [`LeaseLocks`]) so that a journal naming them can be resumed, each
 /// target (and the lock manager) on the configuration its spec recorded: each
 /// configuration is loaded once and its client shared by every target (and check) that
@@ -254,6 +265,7 @@ fn register_on(r: &mut rollback_core::Registry, clients: &client::Clients, defau
     recovery::register_restart::<apps::Deployment>(r, clients, defaults);
     recovery::register_restart::<apps::StatefulSet>(r, clients, defaults);
     recovery::register_restart::<apps::DaemonSet>(r, clients, defaults);
+    manifest::register(r, clients, defaults);
     lease::register_locks(r, clients);
     pods::register_check(r, clients, defaults);
 }

@@ -10,6 +10,11 @@
 //!   merge / strategic merge patch, `status` and `scale` subresources, watch (with
 //!   `resourceVersion`, `timeoutSeconds`, bookmarks, `sendInitialEvents`, 410 for a
 //!   compacted resourceVersion);
+//! - core/v1 `configmaps` and `services` (what `rollback_k8s::Manifest` and `kubectl
+//!   apply -f` use): the same verbs (no `scale`; a Service's `status`), a Service's defaults and a
+//!   cluster IP allocated on create and kept by an update that leaves it out, the API
+//!   server's validation of both (a subset), a Service's ports merged by `port` in a
+//!   strategic merge patch;
 //! - coordination.k8s.io/v1 `leases` (what a lock store uses): the same verbs, a create
 //!   of an existing name 409 `AlreadyExists`, an update with a stale resourceVersion 409
 //!   `Conflict` and one without it 422 (Leases allow no unconditional update), a PUT to a

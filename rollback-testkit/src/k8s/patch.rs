@@ -5,9 +5,9 @@
 //! - `application/strategic-merge-patch+json`: merge-patch semantics plus the directives
 //!   `"$patch": "replace"` / `"$patch": "delete"` on maps, `{"$patch": "replace"}` and
 //!   `{"$patch": "delete", key}` elements in lists, and lists of the pod API merged by their
-//!   merge key (containers by `name`, ports by `containerPort`, ...). Other lists are
-//!   replaced wholesale. `$setElementOrder`, `$retainKeys` and `$deleteFromPrimitiveList`
-//!   are ignored.
+//!   merge key (containers by `name`, a container's ports by `containerPort`, a Service's
+//!   ports by `port`, ...). Other lists are replaced wholesale. `$setElementOrder`,
+//!   `$retainKeys` and `$deleteFromPrimitiveList` are ignored.
 
 use serde_json::{Map, Value};
 
@@ -107,6 +107,23 @@ fn merge_key(field: &str) -> Option<&'static str> {
     })
 }
 
+/// The merge key of the list field `field` whose patch elements are `items`: a Service's
+/// `ports` (elements with `port` and no `containerPort`) merge by `port`, a container's by
+/// `containerPort`.
+fn list_merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
+    let key = merge_key(field)?;
+    let service_ports = field == "ports"
+        && items
+            .iter()
+            .filter(|e| directive(e).is_none() || e.get("port").is_some())
+            .all(|e| e.get("port").is_some() && e.get("containerPort").is_none());
+    Some(if service_ports && !items.is_empty() {
+        "port"
+    } else {
+        key
+    })
+}
+
 fn directive(v: &Value) -> Option<&str> {
     v.get("$patch").and_then(Value::as_str)
 }
@@ -163,7 +180,7 @@ pub(crate) fn strategic_merge(doc: &mut Value, patch: &Value) {
             Value::Object(_) => {
                 strategic_merge(d.entry(k.clone()).or_insert(Value::Null), v);
             }
-            Value::Array(items) => match (merge_key(k), d.get_mut(k)) {
+            Value::Array(items) => match (list_merge_key(k, items), d.get_mut(k)) {
                 (Some(key), Some(Value::Array(existing))) => merge_list(existing, items, key),
                 _ => {
                     d.insert(k.clone(), strip_directives(v));
@@ -256,6 +273,25 @@ mod tests {
             &json!({"args": ["c"], "labels": {"$patch": "delete"}}),
         );
         assert_eq!(d, json!({"args": ["c"]}));
+    }
+
+    #[test]
+    fn service_ports_merge_by_port() {
+        let mut d = json!({"spec": {"ports": [
+            {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+            {"name": "https", "port": 443, "protocol": "TCP"}
+        ], "selector": {"app": "web"}}});
+        strategic_merge(
+            &mut d,
+            &json!({"spec": {"$setElementOrder/ports": [{"port": 80}, {"port": 443}], "ports": [{"port": 80, "targetPort": 9090}], "selector": {"app": "maintenance"}}}),
+        );
+        assert_eq!(
+            d,
+            json!({"spec": {"ports": [
+                {"name": "http", "port": 80, "targetPort": 9090, "protocol": "TCP"},
+                {"name": "https", "port": 443, "protocol": "TCP"}
+            ], "selector": {"app": "maintenance"}}})
+        );
     }
 
     #[test]

@@ -15,10 +15,12 @@ pub(crate) enum Kind {
     ControllerRevision,
     Pod,
     Lease,
+    ConfigMap,
+    Service,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 7] = [
+    pub(crate) const ALL: [Kind; 9] = [
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::StatefulSet,
@@ -26,6 +28,8 @@ impl Kind {
         Kind::ControllerRevision,
         Kind::Pod,
         Kind::Lease,
+        Kind::ConfigMap,
+        Kind::Service,
     ];
 
     /// The API groups served under `/apis` (the core group `""` is served under `/api`).
@@ -41,6 +45,8 @@ impl Kind {
             Kind::ControllerRevision => "controllerrevisions",
             Kind::Pod => "pods",
             Kind::Lease => "leases",
+            Kind::ConfigMap => "configmaps",
+            Kind::Service => "services",
         }
     }
 
@@ -54,6 +60,8 @@ impl Kind {
             Kind::ControllerRevision => "controllerrevision",
             Kind::Pod => "pod",
             Kind::Lease => "lease",
+            Kind::ConfigMap => "configmap",
+            Kind::Service => "service",
         }
     }
 
@@ -67,13 +75,15 @@ impl Kind {
             Kind::ControllerRevision => "ControllerRevision",
             Kind::Pod => "Pod",
             Kind::Lease => "Lease",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Service => "Service",
         }
     }
 
     /// The API group (`""` for core).
     pub(crate) fn group(self) -> &'static str {
         match self {
-            Kind::Pod => "",
+            Kind::Pod | Kind::ConfigMap | Kind::Service => "",
             Kind::Lease => COORDINATION,
             _ => "apps",
         }
@@ -82,7 +92,7 @@ impl Kind {
     /// The `apiVersion` field.
     pub(crate) fn api_version(self) -> &'static str {
         match self {
-            Kind::Pod => "v1",
+            Kind::Pod | Kind::ConfigMap | Kind::Service => "v1",
             Kind::Lease => "coordination.k8s.io/v1",
             _ => "apps/v1",
         }
@@ -108,12 +118,18 @@ impl Kind {
 
     /// Whether the resource has a `spec` whose changes bump `metadata.generation`.
     pub(crate) fn has_generation(self) -> bool {
-        !matches!(self, Kind::ControllerRevision | Kind::Pod | Kind::Lease)
+        !matches!(
+            self,
+            Kind::ControllerRevision | Kind::Pod | Kind::Lease | Kind::ConfigMap | Kind::Service
+        )
     }
 
     /// Whether the resource has a `status` subresource.
     pub(crate) fn has_status(self) -> bool {
-        !matches!(self, Kind::ControllerRevision | Kind::Lease)
+        !matches!(
+            self,
+            Kind::ControllerRevision | Kind::Lease | Kind::ConfigMap
+        )
     }
 
     /// Whether an update (PUT, or a patch) must carry the stored `metadata.resourceVersion`
@@ -146,6 +162,8 @@ impl Kind {
             Kind::DaemonSet => &["ds"],
             Kind::ControllerRevision | Kind::Lease => &[],
             Kind::Pod => &["po"],
+            Kind::ConfigMap => &["cm"],
+            Kind::Service => &["svc"],
         }
     }
 
@@ -313,10 +331,84 @@ pub(crate) fn apply_defaults(kind: Kind, obj: &mut Value) {
                 [("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
             );
         }
-        Kind::ControllerRevision | Kind::Lease => {}
+        Kind::ControllerRevision | Kind::Lease | Kind::ConfigMap => {}
         Kind::Pod => {
             let status = object_at(obj, "status");
             default_field(status, "phase", json!("Pending"));
+        }
+        Kind::Service => default_service(obj),
+    }
+}
+
+/// A Service's defaults as the API server sets them: `type: ClusterIP`, `sessionAffinity:
+/// None`, `internalTrafficPolicy: Cluster`, single-stack IPv4 (for ClusterIP, NodePort
+/// and LoadBalancer Services), and per port `protocol: TCP` and `targetPort` = `port`. The
+/// cluster IP itself is allocated on create ([`allocate_cluster_ip`]).
+fn default_service(obj: &mut Value) {
+    let spec = object_at(obj, "spec");
+    default_field(spec, "type", json!("ClusterIP"));
+    default_field(spec, "sessionAffinity", json!("None"));
+    let external = spec["type"] == json!("ExternalName");
+    if !external {
+        default_field(spec, "internalTrafficPolicy", json!("Cluster"));
+        default_field(spec, "ipFamilies", json!(["IPv4"]));
+        default_field(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            default_field(port, "protocol", json!("TCP"));
+            let number = port.get("port").cloned().unwrap_or(Value::Null);
+            if !number.is_null() {
+                default_field(port, "targetPort", number);
+            }
+        }
+    }
+}
+
+/// Gives a new Service (not headless, not ExternalName) a free cluster IP from
+/// 10.96.0.0/16 when it asks for none, as the API server's allocator does; `used` are the
+/// cluster IPs of the Services stored.
+pub(crate) fn allocate_cluster_ip<'a>(obj: &mut Value, used: impl Iterator<Item = &'a str>) {
+    let spec = &obj["spec"];
+    if spec["type"] == json!("ExternalName") {
+        return;
+    }
+    if let Some(ip) = spec["clusterIP"].as_str().filter(|ip| !ip.is_empty()) {
+        if obj["spec"]["clusterIPs"].is_null() {
+            obj["spec"]["clusterIPs"] = json!([ip]);
+        }
+        return;
+    }
+    let used: std::collections::BTreeSet<&str> = used.collect();
+    let ip = (10u32..65_534)
+        .map(|n| format!("10.96.{}.{}", n / 256, n % 256))
+        .find(|ip| !used.contains(ip.as_str()))
+        .unwrap_or_else(|| "10.96.255.254".to_string());
+    obj["spec"]["clusterIP"] = json!(ip);
+    obj["spec"]["clusterIPs"] = json!([ip]);
+}
+
+/// A Service update keeps what the server allocated when the new object leaves it out
+/// (the API server's `patchAllocatedValues`: a PUT without `clusterIP` keeps the old one,
+/// and the node ports of ports that keep their port).
+pub(crate) fn keep_allocated_service_values(new: &mut Value, old: &Value) {
+    for field in ["clusterIP", "clusterIPs"] {
+        let unset = new["spec"][field].is_null() || new["spec"][field] == json!("");
+        if unset && !old["spec"][field].is_null() && new["spec"]["type"] != json!("ExternalName") {
+            new["spec"][field] = old["spec"][field].clone();
+        }
+    }
+    let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    if let Some(Value::Array(ports)) = new["spec"].get_mut("ports") {
+        for port in ports.iter_mut() {
+            if !port["nodePort"].is_null() {
+                continue;
+            }
+            if let Some(old) = old_ports.iter().find(|o| o["port"] == port["port"]) {
+                if !old["nodePort"].is_null() {
+                    port["nodePort"] = old["nodePort"].clone();
+                }
+            }
         }
     }
 }
@@ -411,6 +503,155 @@ pub(crate) fn validate(kind: Kind, obj: &Value, old: Option<&Value>) -> Result<(
             }
         }
         Kind::Lease => validate_lease_spec(&obj["spec"], name)?,
+        Kind::ConfigMap => validate_config_map(obj, old, name)?,
+        Kind::Service => validate_service(obj, old, name)?,
+    }
+    Ok(())
+}
+
+/// A ConfigMap by the API server's `ValidateConfigMap`: keys of `[-._a-zA-Z0-9]` (at most
+/// 253 characters, not `.` or `..`), string values, no key in both `data` and
+/// `binaryData`, and nothing of an `immutable: true` ConfigMap changed.
+fn validate_config_map(obj: &Value, old: Option<&Value>, name: &str) -> Result<(), ApiError> {
+    let invalid = |field: &str, detail: String| {
+        ApiError::invalid(Kind::ConfigMap, name, &format!("{field}: {detail}"), field)
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for field in ["data", "binaryData"] {
+        match &obj[field] {
+            Value::Null => {}
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let ok_key = !key.is_empty()
+                        && key.len() <= 253
+                        && key != "."
+                        && key != ".."
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    if !ok_key {
+                        return Err(invalid(
+                            &format!("{field}[{key}]"),
+                            format!("Invalid value: \"{key}\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
+                        ));
+                    }
+                    if !value.is_string() {
+                        return Err(ApiError::bad_request(format!(
+                            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal {} into Go struct field ConfigMap.{field} of type string",
+                            json_type(value)
+                        )));
+                    }
+                    if !seen.insert(key.clone()) {
+                        return Err(invalid(
+                            &format!("data[{key}]"),
+                            format!("Invalid value: \"{key}\": duplicate of key present in binaryData"),
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal {} into Go struct field ConfigMap.{field} of type map[string]string",
+                    json_type(other)
+                )))
+            }
+        }
+    }
+    if let Some(old) = old.filter(|o| o["immutable"] == json!(true)) {
+        if old["data"] != obj["data"] || old["binaryData"] != obj["binaryData"] {
+            return Err(invalid(
+                "data",
+                "Forbidden: field is immutable when `immutable` is set".into(),
+            ));
+        }
+        if obj["immutable"] != json!(true) {
+            return Err(invalid(
+                "immutable",
+                "Forbidden: field is immutable when `immutable` is set".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Go's name for a JSON value's type, as decoding errors give it.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A Service by part of the API server's `ValidateService`: a known type, ports (required
+/// unless headless or ExternalName) from 1 to 65535 with a known protocol, names on every
+/// port when there are several, string selector values, and a cluster IP that does not
+/// change on update.
+fn validate_service(obj: &Value, old: Option<&Value>, name: &str) -> Result<(), ApiError> {
+    let invalid = |field: &str, detail: String| {
+        ApiError::invalid(Kind::Service, name, &format!("{field}: {detail}"), field)
+    };
+    let spec = &obj["spec"];
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+    if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(&kind) {
+        return Err(invalid(
+            "spec.type",
+            format!("Unsupported value: \"{kind}\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""),
+        ));
+    }
+    let headless = spec["clusterIP"] == json!("None");
+    let ports = spec["ports"].as_array().cloned().unwrap_or_default();
+    if ports.is_empty() && !headless && kind != "ExternalName" {
+        return Err(invalid("spec.ports", "Required value".into()));
+    }
+    for (i, port) in ports.iter().enumerate() {
+        match port["port"].as_i64() {
+            Some(p) if (1..=65535).contains(&p) => {}
+            Some(p) => {
+                return Err(invalid(
+                    &format!("spec.ports[{i}].port"),
+                    format!("Invalid value: {p}: must be between 1 and 65535, inclusive"),
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    &format!("spec.ports[{i}].port"),
+                    "Required value".into(),
+                ))
+            }
+        }
+        let protocol = port["protocol"].as_str().unwrap_or("TCP");
+        if !["TCP", "UDP", "SCTP"].contains(&protocol) {
+            return Err(invalid(
+                &format!("spec.ports[{i}].protocol"),
+                format!("Unsupported value: \"{protocol}\": supported values: \"SCTP\", \"TCP\", \"UDP\""),
+            ));
+        }
+        if ports.len() > 1 && port["name"].as_str().is_none_or(str::is_empty) {
+            return Err(invalid(
+                &format!("spec.ports[{i}].name"),
+                "Required value".into(),
+            ));
+        }
+    }
+    if let Some(selector) = spec["selector"].as_object() {
+        if let Some((k, _)) = selector.iter().find(|(_, v)| !v.is_string()) {
+            return Err(ApiError::bad_request(format!(
+                "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal the value of selector {k} into Go struct field ServiceSpec.spec.selector of type string"
+            )));
+        }
+    }
+    if let Some(old) = old {
+        let (was, now) = (&old["spec"]["clusterIP"], &spec["clusterIP"]);
+        if !was.is_null() && was != now {
+            return Err(invalid(
+                "spec.clusterIPs[0]",
+                format!("Invalid value: {now}: may not change once set"),
+            ));
+        }
     }
     Ok(())
 }

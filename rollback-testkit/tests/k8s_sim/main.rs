@@ -5,6 +5,7 @@
 
 mod common;
 mod control;
+mod core_objects;
 mod deployments;
 mod leases;
 mod objects;

@@ -65,9 +65,10 @@ pub(super) fn object(
     Ok(json_response(200, &deleted_answer(kind, &deleted)))
 }
 
-/// What DELETE answers: pods return the object, the apps resources a Success Status.
+/// What DELETE answers: pods and Services return the object (a Service's registry sets
+/// `ReturnDeletedObject`), the other resources a Success Status.
 fn deleted_answer(kind: Kind, deleted: &Value) -> Value {
-    if kind == Kind::Pod {
+    if matches!(kind, Kind::Pod | Kind::Service) {
         return deleted.clone();
     }
     let mut details =

@@ -229,6 +229,24 @@ mod tests {
         );
         assert!(parse_route("/apis/apps/v1/namespaces/ns/leases").is_none());
         assert!(matches!(
+            parse_route("/api/v1/namespaces/ns/configmaps/flags"),
+            Some(Route::Object {
+                kind: Kind::ConfigMap,
+                sub: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_route("/api/v1/namespaces/ns/services/web/status"),
+            Some(Route::Object {
+                kind: Kind::Service,
+                sub: Some(Sub::Status),
+                ..
+            })
+        ));
+        assert!(parse_route("/api/v1/namespaces/ns/configmaps/flags/status").is_none());
+        assert!(parse_route("/apis/apps/v1/namespaces/ns/services").is_none());
+        assert!(matches!(
             parse_route("/apis/coordination.k8s.io/v1"),
             Some(Route::Resources("coordination.k8s.io"))
         ));

@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 use super::super::errors::ApiError;
 use super::super::hash::random_suffix;
 use super::super::patch::{self, PatchType};
-use super::super::resources::{apply_defaults, name_of, namespace_of, uid_of, validate, Kind};
+use super::super::resources::{
+    allocate_cluster_ip, apply_defaults, keep_allocated_service_values, name_of, namespace_of,
+    uid_of, validate, Kind,
+};
 use super::super::state::{Sim, State};
 use super::http::{json_response, Req, Resp};
 use super::read::{get_stored, scale_of};
@@ -115,10 +118,18 @@ fn insert_new(
     }
     match kind {
         Kind::Pod => obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        Kind::Service => obj["status"] = json!({"loadBalancer": {}}),
         k if k.has_status() => obj["status"] = json!({}),
         _ => {}
     }
     prepare(kind, &mut obj, None)?;
+    if kind == Kind::Service {
+        let used = st
+            .store
+            .list(Kind::Service, None)
+            .filter_map(|s| s["spec"]["clusterIP"].as_str());
+        allocate_cluster_ip(&mut obj, used);
+    }
     if st.store.get(kind, ns, name_of(&obj)).is_some() {
         return Err(ApiError::already_exists(kind, name_of(&obj)));
     }
@@ -202,6 +213,9 @@ fn write_main(
     if let Some(m) = new["metadata"].as_object_mut() {
         m.remove("managedFields");
     }
+    if kind == Kind::Service {
+        keep_allocated_service_values(&mut new, stored);
+    }
     prepare(kind, &mut new, Some(stored))?;
     Ok(store(st, req, kind, stored, new))
 }
@@ -260,7 +274,14 @@ pub(super) fn replace(
     name: &str,
     sub: Option<Sub>,
 ) -> Result<Resp, ApiError> {
-    let body = req.json_body()?;
+    let mut body = req.json_body()?;
+    // As the API server does, a body without a namespace is in the URL's.
+    if body.is_object() && namespace_of(&body).is_empty() {
+        if !body["metadata"].is_object() {
+            body["metadata"] = json!({});
+        }
+        body["metadata"]["namespace"] = json!(ns);
+    }
     if sub.is_none() && kind.creates_on_update() && st.store.get(kind, ns, name).is_none() {
         // A PUT to a name that does not exist creates it (the resourceVersion in the body,
         // if any, is dropped as a create drops it).
