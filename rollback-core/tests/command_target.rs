@@ -703,3 +703,39 @@ fn uuid_like() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     N.fetch_add(1, Ordering::Relaxed).to_string()
 }
+
+#[tokio::test]
+async fn the_terraform_recipe_target_passes_the_conformance_suite() {
+    use rollback_core::conformance::{assert_conformance, Fixture};
+    let tf = TfRepo::new(&[("v1", false), ("v2", false), ("v3", false)]);
+    let canary = "tok-canary-51f0e2";
+    let t = tf
+        .target()
+        .secret_env("TF_TOKEN_app", canary)
+        .build()
+        .unwrap();
+    let fixture = Fixture {
+        unknown_revision: "0000deadbeef".into(),
+        secret_canary: Some(canary.into()),
+        stable_timeout: Duration::from_secs(60),
+        may_mutate: true,
+    };
+    let report = rollback_core::conformance::run(&t, &fixture).await;
+    assert!(report.is_ok(), "{report:#?}");
+    for check in [
+        "apply",
+        "apply_again",
+        "apply_stale_conflict",
+        "restore",
+        "no_secret_leaks",
+    ] {
+        assert!(
+            report.passed.iter().any(|p| p == check),
+            "{check} did not run: {report:#?}"
+        );
+    }
+    assert_conformance(&t, &fixture).await;
+    assert_eq!(tf.version(), "v3", "the suite put the target back");
+    assert_eq!(tf.applied_commit(), tf.commits[2]);
+    assert_eq!(tf.worktrees(), 1);
+}
