@@ -104,10 +104,10 @@
 //! missing name, `current`, `history` or `apply`; an empty argv or program; a NUL byte; an
 //! env key the OS cannot hold or that this module sets; a zero timeout; a `cwd` that is
 //! not a directory (a relative one is taken from this process's directory and kept
-//! absolute, so a resume elsewhere runs in the same place); a `secret_env` name that is not
-//! set. Preflight (before the first command runs) refuses a program that cannot be found:
-//! a program with a `/` is taken from `cwd`, others are looked up on `PATH` (`env`'s
-//! `PATH` if it sets one).
+//! absolute, so a resume elsewhere runs in the same place). Preflight (before the first
+//! command runs) refuses a `secret_env` name that is not set, and a program that cannot
+//! be found: a program with a `/` is taken from `cwd`, others are looked up on `PATH`
+//! (`env`'s `PATH` if it sets one).
 //!
 //! # Secrets
 //!
@@ -205,6 +205,9 @@ pub struct CommandTarget {
     stable: Option<Vec<String>>,
     env: BTreeMap<String, String>,
     secret_env: BTreeMap<String, String>,
+    /// `secret_env` names a spec gave that this process's environment does not set: the
+    /// target refuses to run any command until they are set.
+    missing_secrets: Vec<String>,
     cwd: Option<PathBuf>,
     timeout: Duration,
 }
@@ -220,6 +223,7 @@ pub struct CommandTargetBuilder {
     stable: Option<Vec<String>>,
     env: BTreeMap<String, String>,
     secret_env: BTreeMap<String, String>,
+    missing_secrets: Vec<String>,
     cwd: Option<PathBuf>,
     timeout: Option<Duration>,
 }
@@ -408,6 +412,7 @@ impl CommandTargetBuilder {
             stable: self.stable,
             env: self.env,
             secret_env: self.secret_env,
+            missing_secrets: self.missing_secrets,
             cwd,
             timeout,
         })
@@ -466,7 +471,9 @@ impl CommandTarget {
     }
 
     /// The target a spec of kind `command` describes, each `secret_env` value taken from
-    /// this process's environment. Unknown parameters are refused.
+    /// this process's environment (one that is not set there is refused when a command is
+    /// about to run, so a runbook file lints without its secrets). Unknown parameters are
+    /// refused.
     pub fn from_spec(spec: &TargetSpec) -> Result<CommandTarget> {
         let p: Params = spec.params()?;
         let target = TargetId::new(KIND, &p.name).to_string();
@@ -505,15 +512,8 @@ impl CommandTarget {
         for key in p.secret_env {
             match std::env::var(&key) {
                 Ok(value) => b = b.secret_env(key, value),
-                Err(_) => {
-                    return Err(Error::invalid(
-                        target,
-                        format!(
-                            "secret_env {key} is not set in this process's environment; \
-                             export it before running (its value is never written down)"
-                        ),
-                    ))
-                }
+                // Refused when the target is about to run (a runbook lints without secrets).
+                Err(_) => b.missing_secrets.push(key),
             }
         }
         b.build()
@@ -597,8 +597,23 @@ impl CommandTarget {
         Err(not_found("on PATH".into()))
     }
 
+    /// Refuses to run while a `secret_env` value is missing.
+    fn check_secrets(&self) -> Result<()> {
+        match self.missing_secrets.first() {
+            None => Ok(()),
+            Some(key) => Err(Error::invalid(
+                self.target(),
+                format!(
+                    "secret_env {key} is not set in this process's environment; export it \
+                     before running (its value is never written down)"
+                ),
+            )),
+        }
+    }
+
     /// Preflight's check that every command can be started; runs nothing.
     fn check_programs(&self) -> Result<()> {
+        self.check_secrets()?;
         for op in Op::ALL {
             if let Some(a) = self.argv(op) {
                 if let Some(p) = a.first() {
@@ -611,6 +626,7 @@ impl CommandTarget {
 
     /// Runs one command: its stdout on success; a typed error otherwise.
     async fn run(&self, op: Op, vars: &[(&str, String)], stdin: Option<Value>) -> Result<String> {
+        self.check_secrets()?;
         let Some(argv) = self.argv(op) else {
             return Err(Error::invalid(
                 self.target(),
@@ -1125,6 +1141,7 @@ impl fmt::Debug for CommandTarget {
                 "secret_env_keys",
                 &self.secret_env.keys().collect::<Vec<_>>(),
             )
+            .field("missing_secret_env", &self.missing_secrets)
             .field("cwd", &self.cwd)
             .field("timeout", &self.timeout)
             .finish()
@@ -1149,7 +1166,12 @@ impl RollbackTarget for CommandTarget {
                 apply: self.apply.clone(),
                 stable: self.stable.clone(),
                 env: self.env.clone(),
-                secret_env: self.secret_env.keys().cloned().collect(),
+                secret_env: self
+                    .secret_env
+                    .keys()
+                    .chain(&self.missing_secrets)
+                    .cloned()
+                    .collect(),
                 cwd: self.cwd.clone(),
                 timeout: Some(Value::String(format_duration(self.timeout))),
             },
@@ -1476,12 +1498,32 @@ mod tests {
         );
 
         // Rebuilt: the secret comes from the environment, refused while it is not there.
-        let e = CommandTarget::from_spec(&spec).unwrap_err();
+        let missing = CommandTarget::from_spec(&spec).unwrap();
+        assert_eq!(missing.spec(), spec, "the name is kept");
+        let e = missing.current().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(
             e.to_string()
                 .contains("secret_env PATH_SECRET_FOR_TEST is not set"),
             "{e}"
         );
+        // Set in the environment (HOME is), the value is passed and taken out of output.
+        let mut params = spec.params.clone();
+        params["secret_env"] = serde_json::json!(["HOME"]);
+        params["current"] = serde_json::json!([
+            "sh",
+            "-c",
+            r#"echo "{\"id\": \"1\", \"description\": \"home is $HOME\"}""#
+        ]);
+        let home = CommandTarget::from_spec(&TargetSpec {
+            kind: KIND.into(),
+            params,
+        })
+        .unwrap();
+        let r = home.current().await.unwrap();
+        assert_eq!(r.description.as_deref(), Some("home is <redacted>"));
+        assert!(!format!("{home:?}{:?}", home.spec()).contains(&std::env::var("HOME").unwrap()));
+
         let mut params = spec.params.clone();
         params["secret_env"] = serde_json::json!([]);
         let spec = TargetSpec {
