@@ -739,3 +739,89 @@ async fn the_terraform_recipe_target_passes_the_conformance_suite() {
     assert_eq!(tf.applied_commit(), tf.commits[2]);
     assert_eq!(tf.worktrees(), 1);
 }
+
+/// The recipe with the real `terraform`, where one is installed (it is not on CI): the
+/// built-in `terraform_data` resource needs no provider download, and a local backend at an
+/// absolute path stands for the remote backend the recipe needs.
+#[tokio::test]
+async fn the_terraform_recipe_with_real_terraform_when_it_is_installed() {
+    let on_path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("terraform").is_file());
+    if !on_path {
+        eprintln!("skipped: no terraform on PATH (the stand-in tests cover the recipe)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let state = dir.path().join("terraform.tfstate");
+    std::fs::create_dir_all(repo.join("infra")).unwrap();
+    git(&repo, &["init", "-q"]);
+    let mut commits = Vec::new();
+    for version in ["v1", "v2"] {
+        let config = format!(
+            "terraform {{\n  backend \"local\" {{\n    path = {:?}\n  }}\n}}\n\nresource \"terraform_data\" \"app\" {{\n  input = \"{version}\"\n}}\n",
+            state.display().to_string()
+        );
+        std::fs::write(repo.join("infra/main.tf"), config).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", &format!("infra {version}")]);
+        commits.push(git(&repo, &["rev-parse", "--short=12", "HEAD"]));
+    }
+    let script = recipe("terraform/rollback-terraform");
+    let applied = dir.path().join("applied");
+    let t = CommandTarget::builder("infra")
+        .current([script.as_str(), "current"])
+        .history([script.as_str(), "history"])
+        .plan([script.as_str(), "plan"])
+        .apply([script.as_str(), "apply"])
+        .stable([script.as_str(), "stable"])
+        .cwd(&repo)
+        .env("ROLLBACK_TF_DIR", "infra")
+        .env("ROLLBACK_TF_APPLIED", applied.display().to_string())
+        .env("TMPDIR", dir.path().display().to_string())
+        .env("TF_IN_AUTOMATION", "1")
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    // The deploy of v2, made the usual way, then recorded.
+    let deploy = |args: &[&str]| {
+        let out = Command::new("terraform")
+            .args(args)
+            .current_dir(repo.join("infra"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    deploy(&["init", "-input=false", "-no-color"]);
+    deploy(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let out = Command::new(&script)
+        .args(["record", "HEAD"])
+        .current_dir(&repo)
+        .env("ROLLBACK_TF_DIR", "infra")
+        .env("ROLLBACK_TF_APPLIED", &applied)
+        .status()
+        .unwrap();
+    assert!(out.success());
+
+    let report = Transaction::builder("terraform back")
+        .reason("v2 broke it")
+        .journal(dir.path().join("journal.jsonl"))
+        .locks(Arc::new(FileLocks::new(dir.path().join("locks"))))
+        .known_good(Arc::new(FileKnownGood::new(dir.path().join("known-good"))))
+        .step(Step::new(Arc::new(t.clone()), Selector::Previous))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    let diff = report.steps[0].diff.to_string();
+    assert!(diff.contains(r#"~ input = "v2" -> "v1""#), "{diff}");
+    let tfstate = read(&state);
+    assert!(tfstate.contains(r#""value": "v1""#), "{tfstate}");
+    assert_eq!(t.current().await.unwrap().id, commits[0]);
+}
