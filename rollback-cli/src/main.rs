@@ -393,9 +393,11 @@ impl Global {
     }
 }
 
-/// Every kind the command line knows: rollback-aws's and rollback-k8s's.
+/// Every kind the command line knows: rollback-aws's and rollback-k8s's, and the core's
+/// `command` (targets driven by the user's own commands).
 fn registry() -> Registry {
     let mut r = Registry::new();
+    rollback_core::command_target::register(&mut r);
     rollback_aws::register(&mut r);
     rollback_k8s::register(&mut r);
     r
@@ -463,6 +465,7 @@ async fn lint(file: &FileArgs, output: Output) -> Outcome2 {
     // Offline: the file is checked, not the cluster (no kubeconfig is read; AWS clients
     // are built without calls).
     let mut registry = Registry::new();
+    rollback_core::command_target::register(&mut registry);
     rollback_aws::register(&mut registry);
     rollback_k8s::register_offline(&mut registry);
     let (runbook, b) = file.load_on(&registry).await?;

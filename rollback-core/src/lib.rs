@@ -52,7 +52,7 @@
 //! | feature | default | brings | pulls in |
 //! | --- | --- | --- | --- |
 //! | `http` | yes | `verify::HttpCheck`, `metrics::PrometheusSource` | reqwest (rustls) |
-//! | `process` | yes | `verify::CommandCheck` | tokio's `process`, `io-util`, `net` |
+//! | `process` | yes | `verify::CommandCheck`, and `command_target::CommandTarget` (a target driven by the user's own commands, kind `command` in `Registry::with_builtins()`) | tokio's `process`, `io-util`, `net` |
 //! | `testing` | no | test doubles: `FakeTarget` (module `fake`: in memory, or shared between processes through a state file, with its file locking), the `conformance` suite, and its kind `memory` in `Registry::with_builtins()` (so journals of fake targets resume; the kind keeps the name journals have carried) | nothing |
 //! | `mock` | no | module `mock`: mockall mocks of `RollbackTarget` and `Verifier` | mockall |
 //! | `runbook` | no | module `runbook`: runbook files (a transaction as YAML) loaded with line and column, variables, checked against a `Registry`'s kinds, and their JSON Schema | serde-saphyr, schemars |
@@ -72,8 +72,12 @@
 //! rollback-core = { version = "0.1", features = ["testing", "mock"] }
 //! ```
 
+#[cfg(feature = "process")]
+pub mod command_target;
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(any(feature = "runbook", feature = "process"))]
+mod duration;
 pub mod error;
 pub mod events;
 #[cfg(feature = "testing")]
@@ -87,6 +91,8 @@ pub mod metrics;
 pub mod mock;
 #[cfg(feature = "http")]
 mod net;
+#[cfg(feature = "process")]
+mod process;
 pub mod redact;
 pub mod revision;
 #[cfg(feature = "runbook")]
@@ -108,6 +114,8 @@ pub use lock::{FileLocks, Holder, Lease, LockManager};
 #[cfg(feature = "testing")]
 #[deprecated(note = "renamed FakeTarget")]
 pub type InMemoryTarget = FakeTarget;
+#[cfg(feature = "process")]
+pub use command_target::CommandTarget;
 pub use revision::{Change, Diff, DiffBuilder, DiffEntry, DiffSection, Revision};
 pub use selector::Selector;
 pub use target::{

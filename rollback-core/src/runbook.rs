@@ -481,43 +481,7 @@ fn substitute(text: &str, vars: &Vars) -> std::result::Result<String, Vec<Proble
     }
 }
 
-/// A duration as runbooks write it: `500ms`, `30s`, `5m`, `1h`, `1h30m`, or a number of
-/// seconds.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let t = text.trim();
-    let bad = || {
-        format!("{text:?} is not a duration: write 500ms, 30s, 5m, 1h or 1h30m (a bare number is seconds)")
-    };
-    if let Ok(secs) = t.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs))
-            .ok_or_else(bad);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        let unit_end = rest[digits..]
-            .find(|c: char| c.is_ascii_digit())
-            .map_or(rest.len(), |i| digits + i);
-        let unit = match &rest[digits..unit_end] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(n * unit);
-        rest = &rest[unit_end..];
-    }
-    Ok(total)
-}
+pub use crate::duration::parse_duration;
 
 fn at<T>(s: &Spanned<T>) -> (u64, u64) {
     (s.referenced.line(), s.referenced.column())

@@ -356,8 +356,9 @@ impl Registry {
         Self::default()
     }
 
-    /// A registry that knows this crate's own kinds: the fake target's (`memory`),
-    /// with the `testing` feature; none without it.
+    /// A registry that knows this crate's own kinds: [`CommandTarget`](crate::CommandTarget)'s
+    /// (`command`), with the `process` feature, and the fake target's (`memory`), with the
+    /// `testing` feature; none without them.
     pub fn with_builtins() -> Self {
         let mut r = Self::new();
         r.register_builtins();
@@ -365,6 +366,8 @@ impl Registry {
     }
 
     fn register_builtins(&mut self) {
+        #[cfg(feature = "process")]
+        crate::command_target::register(self);
         #[cfg(feature = "testing")]
         crate::fake::register(self);
     }

@@ -1,34 +1,27 @@
 //! [`CommandCheck`]: runs a program (a smoke test script, say) and passes on exit status 0.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize, Serializer};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::process::Command;
 
 use super::redacted::{redacted_placeholders, serialize_redacted};
 use super::{CheckOutcome, Verifier, VerifierSpec};
 use crate::error::{Error, Result};
-use crate::redact::scrub;
+use crate::process::{describe, kill, millis, read_lines, Tail, OUTPUT_GRACE};
 use crate::revision::{is_secret_key, REDACTED};
 
 /// The target named in errors about a command check.
 const TARGET: &str = "command-check";
-/// How many non-empty output lines the evidence keeps.
-const TAIL_LINES: usize = 3;
-/// At most this many characters of output in the evidence.
-const TAIL_CHARS: usize = 300;
-/// How long output is still read after the program exits (a background child it started
-/// may keep the pipes open).
-const OUTPUT_GRACE: Duration = Duration::from_millis(250);
 
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
@@ -362,16 +355,7 @@ impl Verifier for CommandCheck {
                 &tail,
             )),
             Err(_) => {
-                let killed = match child.start_kill() {
-                    Ok(()) => {
-                        // Reap it; a kill that is not honoured within the grace is reported.
-                        match tokio::time::timeout(OUTPUT_GRACE, child.wait()).await {
-                            Ok(_) => "killed".to_string(),
-                            Err(_) => "kill sent".to_string(),
-                        }
-                    }
-                    Err(e) => format!("could not kill it: {e}"),
-                };
+                let killed = kill(&mut child).await;
                 CheckOutcome::fail(with_output(
                     format!(
                         "{name}: timeout: still running after {} ({killed})",
@@ -396,56 +380,6 @@ impl Verifier for CommandCheck {
     }
 }
 
-/// The last few non-empty output lines, each already scrubbed of the check's secrets and
-/// cut to [`TAIL_CHARS`].
-struct Tail {
-    lines: VecDeque<String>,
-    secrets: Vec<String>,
-}
-
-impl Tail {
-    fn new(secrets: &[&str]) -> Self {
-        Tail {
-            lines: VecDeque::new(),
-            secrets: secrets.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn push(&mut self, line: &str) {
-        // Scrubbed whole, before any cut, so no part of a secret is kept.
-        let line = scrub(line, &self.secrets);
-        let line = line.trim();
-        if line.is_empty() {
-            return;
-        }
-        if self.lines.len() == TAIL_LINES {
-            self.lines.pop_front();
-        }
-        self.lines
-            .push_back(line.chars().take(TAIL_CHARS).collect());
-    }
-
-    /// The lines joined by ` | `, keeping the last [`TAIL_CHARS`] characters.
-    fn render(&self) -> Option<String> {
-        if self.lines.is_empty() {
-            return None;
-        }
-        let joined = self
-            .lines
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" | ");
-        let count = joined.chars().count();
-        Some(if count > TAIL_CHARS {
-            let kept: String = joined.chars().skip(count - TAIL_CHARS).collect();
-            format!("...{kept}")
-        } else {
-            joined
-        })
-    }
-}
-
 /// Points the program's stdout and stderr at one pipe, as `2>&1` does, so that their lines
 /// keep their order; returns its read end. Where that is not possible, the two are piped
 /// separately (and read as they come) and `None` is returned.
@@ -466,48 +400,11 @@ fn merge_output(cmd: &mut Command) -> Option<Pin<Box<dyn AsyncRead + Send>>> {
     None
 }
 
-/// Reads `pipe` to its end, line by line (lossy UTF-8), into `tail`.
-async fn read_lines(pipe: impl AsyncRead + Unpin, tail: &Mutex<Tail>) {
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf);
-                if let Ok(mut tail) = tail.lock() {
-                    tail.push(&line);
-                }
-            }
-        }
-    }
-}
-
 fn with_output(evidence: String, tail: &Mutex<Tail>) -> String {
     match tail.lock().ok().and_then(|t| t.render()) {
         Some(output) => format!("{evidence}; output: {output}"),
         None => evidence,
     }
-}
-
-/// `exit 3`, or `killed by signal 9` on Unix.
-fn describe(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exit {code}");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return format!("killed by signal {signal}");
-        }
-    }
-    format!("ended with {status}")
-}
-
-fn millis(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
 }
 
 fn serialize_all_redacted<S: Serializer>(
