@@ -721,9 +721,12 @@ async fn until_stopped(
     finish: &Unfinished,
 ) -> Result<Report, Failure> {
     tokio::pin!(run);
+    // One listener for the whole run, made before anything is printed: a second Ctrl-C
+    // that comes right after "stopping:" is not lost between two listeners.
+    let mut ctrl_c = CtrlC::new()?;
     tokio::select! {
         report = &mut run => return Ok(report?),
-        _ = tokio::signal::ctrl_c() => {}
+        () = ctrl_c.next() => {}
     }
     interrupt.interrupt();
     eprintln!(
@@ -731,10 +734,40 @@ async fn until_stopped(
     );
     tokio::select! {
         report = &mut run => Ok(report?),
-        _ = tokio::signal::ctrl_c() => {
+        () = ctrl_c.next() => {
             eprintln!("stopped at once: the journal says how far the run got; its leases lapse after their time to live.");
             finish.print();
             std::process::exit(130);
+        }
+    }
+}
+
+/// Ctrl-C presses (SIGINT), each seen once, none lost between two waits.
+struct CtrlC {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl CtrlC {
+    fn new() -> Result<Self, Failure> {
+        #[cfg(unix)]
+        {
+            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| Failure::Message(format!("cannot listen for Ctrl-C: {e}")))?;
+            Ok(CtrlC { signal })
+        }
+        #[cfg(not(unix))]
+        Ok(CtrlC {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
