@@ -433,3 +433,53 @@ impl PyLeaseLocks {
         Ok(crate::stores::PyLocks::init(Arc::new(locks)).add_subclass(PyLeaseLocks))
     }
 }
+
+/// A set of Kubernetes objects (ConfigMaps, Services, Deployments) applied as one target,
+/// usually a temporary step (runbook 004's maintenance mode): `Previous()` applies
+/// `objects` (created, or replaced), and putting it back restores each object as it was
+/// (deleting the ones it created). Secrets are refused. Each object is a dict with
+/// `apiVersion`, `kind` and `metadata.name`; a missing namespace is `namespace`'s.
+#[pyclass(module = "rollback.k8s", name = "Manifest", extends = PyTarget, frozen)]
+pub(crate) struct PyManifest {
+    inner: rollback_k8s::Manifest,
+}
+
+#[pymethods]
+impl PyManifest {
+    #[new]
+    #[pyo3(signature = (name, objects, namespace="default", *, config=None))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        objects: &Bound<'_, PyAny>,
+        namespace: &str,
+        config: Option<&Bound<'_, PyK8sConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let text: String = py
+            .import("json")?
+            .call_method1("dumps", (objects,))?
+            .extract()?;
+        let target = format!("k8s-manifest/{namespace}/{name}");
+        let objects: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
+            crate::errors::invalid(
+                &target,
+                format!("objects must be a list of Kubernetes objects (dicts): {e}"),
+            )
+        })?;
+        let k8s = k8s_for(py, config)?;
+        let m = rollback_k8s::Manifest::new(&k8s, namespace, name, objects).map_err(py_err)?;
+        Ok(PyTarget::init(Arc::new(m.clone())).add_subclass(PyManifest { inner: m }))
+    }
+
+    /// The manifest's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Its namespace.
+    #[getter]
+    fn namespace(&self) -> &str {
+        self.inner.namespace()
+    }
+}

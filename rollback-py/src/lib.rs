@@ -40,6 +40,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<check::PyCheck>()?;
     m.add_class::<check::PyHttpCheck>()?;
     m.add_class::<check::PyCommandCheck>()?;
+    m.add_class::<target::PyCommandTarget>()?;
     m.add_class::<transaction::PyTransaction>()?;
     m.add_class::<stores::PyLocks>()?;
     m.add_class::<stores::PyKnownGoodStore>()?;
@@ -73,6 +74,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<k8s::PyPodsReady>()?;
     m.add_class::<k8s::PyRolloutStatus>()?;
     m.add_class::<k8s::PyLeaseLocks>()?;
+    m.add_class::<k8s::PyManifest>()?;
     m.add_function(wrap_pyfunction!(k8s::rollout_status, m)?)?;
     Ok(())
 }

@@ -301,3 +301,63 @@ pub(crate) fn target_of(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn RollbackTarg
     }
     Ok(Arc::new(PythonTarget::new(obj)?))
 }
+
+/// A target driven by your own commands (`rollback_core::command_target`): `current`,
+/// `history`, `apply` and optionally `plan` and `stable`, each a program and its arguments
+/// (no shell), speaking the documented JSON contract on stdout. `env` values are shown in
+/// specs and journals, `secret_env` values never (only their names).
+#[pyclass(module = "rollback", name = "CommandTarget", extends = PyTarget, frozen)]
+pub(crate) struct PyCommandTarget {
+    name: String,
+}
+
+#[pymethods]
+impl PyCommandTarget {
+    #[new]
+    #[pyo3(signature = (name, *, current, history, apply, plan=None, stable=None, env=None, secret_env=None, cwd=None, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &str,
+        current: Vec<String>,
+        history: Vec<String>,
+        apply: Vec<String>,
+        plan: Option<Vec<String>>,
+        stable: Option<Vec<String>>,
+        env: Option<std::collections::BTreeMap<String, String>>,
+        secret_env: Option<std::collections::BTreeMap<String, String>>,
+        cwd: Option<std::path::PathBuf>,
+        timeout: Option<crate::types::Seconds>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let mut b = rollback_core::CommandTarget::builder(name)
+            .current(current)
+            .history(history)
+            .apply(apply);
+        if let Some(p) = plan {
+            b = b.plan(p);
+        }
+        if let Some(s) = stable {
+            b = b.stable(s);
+        }
+        for (k, v) in env.unwrap_or_default() {
+            b = b.env(k, v);
+        }
+        for (k, v) in secret_env.unwrap_or_default() {
+            b = b.secret_env(k, v);
+        }
+        if let Some(dir) = cwd {
+            b = b.cwd(dir);
+        }
+        let what = format!("command/{name}");
+        if let Some(t) = crate::types::Seconds::get_opt(timeout, &what, "timeout")? {
+            b = b.timeout(t);
+        }
+        let t = b.build().map_err(crate::errors::py_err)?;
+        Ok(PyTarget::init(Arc::new(t)).add_subclass(PyCommandTarget { name: name.into() }))
+    }
+
+    /// The target's name (its id is `command/<name>`).
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

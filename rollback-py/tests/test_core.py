@@ -683,3 +683,56 @@ def test_last_known_good_picks_what_a_checked_run_verified(tmp_path: Path) -> No
     assert step.origin is not None and "health" in step.origin and "last known good" in step.origin
     assert repr(rollback.LastKnownGood()) == "LastKnownGood()"
     assert rollback.LastKnownGood() == rollback.LastKnownGood()
+
+
+def test_command_target_runs_the_users_commands(tmp_path: Path) -> None:
+    """A target from your own commands (the JSON contract): rolled back, verified by its
+    stable command, and a failing command raises a typed error without its secret."""
+    state = tmp_path / "state"
+    state.write_text("v2")
+    script = tmp_path / "deployer.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "state = os.environ['STATE']\n"
+        "op = sys.argv[1]\n"
+        "if op == 'current':\n"
+        "    print(json.dumps({'id': open(state).read()}))\n"
+        "elif op == 'history':\n"
+        "    print(json.dumps([{'id': 'v2'}, {'id': 'v1'}]))\n"
+        "elif op == 'apply':\n"
+        "    open(state, 'w').write(os.environ['ROLLBACK_TO_ID'])\n"
+        "elif op == 'stable':\n"
+        "    print(json.dumps({'state': 'stable'}))\n"
+        "elif op == 'fail':\n"
+        "    print('password=' + os.environ['TOKEN'], file=sys.stderr)\n"
+        "    sys.exit(3)\n"
+    )
+    py = [sys.executable, str(script)]
+    target = rollback.CommandTarget(
+        "infra",
+        current=[*py, "current"],
+        history=[*py, "history"],
+        apply=[*py, "apply"],
+        stable=[*py, "stable"],
+        env={"STATE": str(state)},
+        timeout=30,
+    )
+    assert target.name == "infra" and target.target_id == "command/infra"
+    assert [r.id for r in target.history()] == ["v2", "v1"]
+    report = rollback.Transaction("infra back", reason="r").add(target, rollback.Previous()).run()
+    assert report.outcome == "succeeded", str(report)
+    assert state.read_text() == "v1"
+
+    failing = rollback.CommandTarget(
+        "broken",
+        current=[*py, "fail"],
+        history=[*py, "history"],
+        apply=[*py, "apply"],
+        env={"STATE": str(state)},
+        secret_env={"TOKEN": "hunter2-token"},
+    )
+    with pytest.raises(rollback.RollbackError) as err:
+        failing.current()
+    assert "hunter2-token" not in str(err.value) and "command/broken" in str(err.value)
+    with pytest.raises(rollback.InvalidInputError):
+        rollback.CommandTarget("x", current=[], history=[*py, "history"], apply=[*py, "apply"])

@@ -252,3 +252,36 @@ def test_bad_input_raises_typed_errors_with_the_simulator_unchanged(sim: K8sSim,
     with pytest.raises(rollback.InvalidInputError):
         Deployment("frontend", NS, config=K8sConfig(kubeconfig="/nonexistent/kubeconfig"))
     assert d.current().images == ["web:2"]
+
+
+def test_manifest_as_a_temporary_maintenance_step(sim: K8sSim, k8s_config: K8sConfig) -> None:
+    core = f"/api/v1/namespaces/{NS}"
+    sim.request("POST", f"{core}/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags"}, "data": {"maintenance": "off"}})
+    maintenance = rollback.k8s.Manifest(
+        "maintenance",
+        [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags"}, "data": {"maintenance": "on"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "maintenance-page"}, "data": {"index.html": "back soon"}},
+        ],
+        namespace=NS,
+        config=k8s_config,
+    )
+    assert (maintenance.name, maintenance.namespace) == ("maintenance", NS)
+    seen: list[str] = []
+
+    def during() -> bool:
+        flags = sim.request("GET", f"{core}/configmaps/flags")
+        page = sim.request("GET", f"{core}/configmaps/maintenance-page")
+        seen.append(f"{flags['data']['maintenance']} {page['data']['index.html']}")
+        return True
+
+    tx = rollback.Transaction("maintenance around the fix", reason="r")
+    tx.add(maintenance, rollback.Previous(), temporary=True, timeout=30, verify=during)
+    report = tx.run()
+    assert report.outcome == "succeeded", str(report)
+    assert seen and seen[0] == "on back soon", seen
+    assert sim.request("GET", f"{core}/configmaps/flags")["data"] == {"maintenance": "off"}
+    names = [c["metadata"]["name"] for c in sim.request("GET", f"{core}/configmaps")["items"]]
+    assert "maintenance-page" not in names, names
+    with pytest.raises(rollback.InvalidInputError, match="Secret"):
+        rollback.k8s.Manifest("bad", [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}], namespace=NS, config=k8s_config)

@@ -70,6 +70,7 @@ __all__ = [
     "Check",
     "HttpCheck",
     "CommandCheck",
+    "CommandTarget",
     "Transaction",
     "resume",
     "resume_async",
@@ -426,6 +427,35 @@ class CommandCheck(Check):
     ) -> Self: ...
     @property
     def argv(self) -> list[str]: ...
+
+@final
+class CommandTarget(Target):
+    """A target driven by your own commands, for what the library has no backend for
+    (Terraform, down-migrations, a GitLab rollback job): ``current``, ``history`` and
+    ``apply`` (and optionally ``plan`` and ``stable``) are each a program and its arguments,
+    run directly (no shell), speaking the JSON contract documented in
+    ``rollback_core::command_target`` (``current`` prints one revision object, ``history``
+    an array newest first, ``stable`` ``{"state": "stable"|"progressing"|"failed"}``; the
+    chosen revision is in ``ROLLBACK_TO_ID``). Exit 75 is a retryable failure, any other
+    non-zero exit a failure; quoted output is scrubbed of secret values. Recipes:
+    ``examples/recipes/terraform`` and ``examples/recipes/alembic``."""
+
+    def __new__(
+        cls,
+        name: str,
+        *,
+        current: Sequence[str],
+        history: Sequence[str],
+        apply: Sequence[str],
+        plan: Sequence[str] | None = None,
+        stable: Sequence[str] | None = None,
+        env: dict[str, str] | None = None,
+        secret_env: dict[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        timeout: Seconds | None = None,
+    ) -> Self: ...
+    @property
+    def name(self) -> str: ...
 
 # -- events and reports ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from ._rollback import (
     Deployment,
     K8sConfig,
     LeaseLocks,
+    Manifest,
     PodsReady,
     Replicas,
     Restart,
@@ -32,4 +33,5 @@ __all__ = [
     "RolloutStatus",
     "rollout_status",
     "LeaseLocks",
+    "Manifest",
 ]

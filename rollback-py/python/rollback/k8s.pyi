@@ -25,6 +25,7 @@ __all__ = [
     "RolloutStatus",
     "rollout_status",
     "LeaseLocks",
+    "Manifest",
 ]
 
 @final
@@ -176,3 +177,25 @@ class LeaseLocks(Locks):
     update on leases there), shared by every run that can reach the cluster."""
 
     def __new__(cls, namespace: str, *, config: K8sConfig | None = None) -> Self: ...
+
+@final
+class Manifest(Target):
+    """A set of objects (ConfigMaps, Services, Deployments; Secrets are refused) applied as
+    one target, usually a temporary step (runbook 004's maintenance mode). ``Previous()``
+    applies ``objects`` (each created, or replaced); putting it back restores each object as
+    it was and deletes the ones it created, from a snapshot kept in the journal. Each object
+    is a dict with ``apiVersion``, ``kind`` and ``metadata.name``; one without a namespace
+    is in ``namespace``."""
+
+    def __new__(
+        cls,
+        name: str,
+        objects: Sequence[dict[str, Any]],
+        namespace: str = "default",
+        *,
+        config: K8sConfig | None = None,
+    ) -> Self: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
