@@ -91,6 +91,7 @@ pub mod metrics;
 pub mod mock;
 #[cfg(feature = "http")]
 mod net;
+pub mod notify;
 #[cfg(feature = "process")]
 mod process;
 pub mod redact;

@@ -224,6 +224,36 @@ struct File {
     /// The transaction's own checks, run once after the last stage.
     #[serde(default)]
     verify: Vec<CheckEntry>,
+    /// Who is told when the run starts and when it ends: `[{webhook: {url, format}}]`. A
+    /// notification that fails is reported and never fails the run.
+    #[serde(default)]
+    notify: Vec<NotifyEntry>,
+}
+
+/// One notifier.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NotifyEntry {
+    /// A webhook: Slack's incoming webhook (`format: slack`, the default: `{"text": ...}`)
+    /// or anything that takes the notice as JSON (`format: json`).
+    #[schemars(with = "WebhookEntry")]
+    webhook: Spanned<WebhookEntry>,
+}
+
+/// A webhook notifier.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+struct WebhookEntry {
+    /// The http(s) URL to post to (keep Slack's in a variable: `${SLACK_WEBHOOK}`).
+    url: String,
+    /// `slack` (default) or `json`.
+    #[serde(default)]
+    format: Option<String>,
+    /// How long a post may take (default 10s).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    timeout: Option<String>,
 }
 
 /// `compensate` or `halt`.
@@ -771,8 +801,56 @@ impl File {
                 b = b.verify(check);
             }
         }
+        for n in &self.notify {
+            if let Some(n) = webhook_of(&n.webhook, lint) {
+                b = b.notify(n);
+            }
+        }
         Some(b)
     }
+}
+
+#[cfg(feature = "http")]
+fn webhook_of(
+    w: &Spanned<WebhookEntry>,
+    lint: &mut Lint,
+) -> Option<Arc<dyn crate::notify::Notifier>> {
+    use crate::notify::{Notifier, Webhook, WebhookFormat};
+    let e = &w.value;
+    let mut hook = Webhook::new(e.url.clone());
+    match e.format.as_deref() {
+        None | Some("slack") => {}
+        Some("json") => hook = hook.format(WebhookFormat::Json),
+        Some(other) => {
+            lint.add(
+                at(w),
+                format!("webhook format {other:?}: write slack or json"),
+            );
+            return None;
+        }
+    }
+    if let Some(t) = lint.duration_in(at(w), &e.timeout) {
+        hook = hook.timeout(t);
+    }
+    match hook.validate() {
+        Ok(()) => Some(Arc::new(hook)),
+        Err(e) => {
+            lint.add(at(w), e.to_string());
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "http"))]
+fn webhook_of(
+    w: &Spanned<WebhookEntry>,
+    lint: &mut Lint,
+) -> Option<Arc<dyn crate::notify::Notifier>> {
+    lint.add(
+        at(w),
+        "webhook notifications need rollback-core's `http` feature",
+    );
+    None
 }
 
 impl StepEntry {

@@ -57,6 +57,8 @@ pub(crate) struct Ctx {
     pub start: Instant,
     /// Asked to stop: no step, revert or check starts after it.
     pub interrupt: super::Interrupt,
+    /// Told when the run starts and ends.
+    pub notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
 }
 
 /// The `tracing` target of every engine module's logs and spans: the engine was one module

@@ -79,6 +79,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
         return Err(e);
     }
     let renewer = spawn_renewal(ctx.fence.clone());
+    super::report::notify_started(&ctx, &steps).await;
     // 3-5. Apply, wait, verify; compensate or halt; report.
     let report = drive(&ctx, &mut steps, None).await;
     drop(renewer);

@@ -478,6 +478,7 @@ pub struct TransactionBuilder {
     pub(crate) sinks: Vec<EventSink>,
     pub(crate) holder: Option<String>,
     pub(crate) interrupt: Interrupt,
+    pub(crate) notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
 }
 
 impl fmt::Debug for TransactionBuilder {
@@ -560,6 +561,14 @@ impl TransactionBuilder {
     /// backend (its rate limits), not how many targets are rolled back together.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    /// Tells `notifier` when the run starts (its locks held, before the first change) and
+    /// when it ends (see [`crate::notify`]); a notification that fails is reported, never
+    /// fails the run.
+    pub fn notify(mut self, notifier: Arc<dyn crate::notify::Notifier>) -> Self {
+        self.notifiers.push(notifier);
         self
     }
 
@@ -694,6 +703,7 @@ impl Transaction {
             sinks: Vec::new(),
             holder: None,
             interrupt: Interrupt::new(),
+            notifiers: Vec::new(),
         }
     }
 

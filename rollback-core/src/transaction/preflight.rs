@@ -102,6 +102,7 @@ pub(crate) async fn preflight(
         started_at: Utc::now(),
         start: Instant::now(),
         interrupt: b.interrupt.clone(),
+        notifiers: b.notifiers.clone(),
     };
     ctx.record(
         None,
@@ -238,6 +239,10 @@ fn validate_checks(b: &TransactionBuilder) -> Result<()> {
     }
     for c in &b.checks {
         c.validate("transaction")?;
+    }
+    for n in &b.notifiers {
+        n.validate()
+            .map_err(|e| refused("transaction", &format!("notifier {:?}", n.name()), &e))?;
     }
     for a in &b.on_failure {
         a.validate().map_err(|e| {

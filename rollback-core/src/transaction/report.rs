@@ -6,6 +6,7 @@ use super::{ActionReport, FailurePolicy, Outcome, Report};
 use crate::error::ErrorRecord;
 use crate::journal::Entry;
 use crate::known_good::KnownGood;
+use crate::notify::{Notice, NoticeKind, NoticeTarget};
 use crate::verify::Verdict;
 
 /// How a run ended: planned (a dry run), succeeded, compensated (the policy put every
@@ -93,20 +94,8 @@ pub(crate) async fn finish(
     if outcome == Outcome::Succeeded {
         record_known_good(ctx, steps, &checks).await;
     }
-    let needs_attention = ctx.attention_so_far();
     let duration = ctx.start.elapsed();
-    ctx.note(
-        None,
-        Entry::End {
-            outcome,
-            error: failure.clone(),
-            needs_attention: needs_attention.clone(),
-            duration_ms: ms(duration),
-        },
-        format!("{outcome} in {duration:.1?}"),
-    )
-    .await;
-    Report {
+    let report = |needs_attention| Report {
         transaction: ctx.id.clone(),
         name: ctx.name.clone(),
         reason: ctx.reason.clone(),
@@ -118,14 +107,30 @@ pub(crate) async fn finish(
                     .report((s.index, s.stage, &s.id), dry_run, s.duration)
             })
             .collect(),
-        checks,
-        actions,
+        checks: checks.clone(),
+        actions: actions.clone(),
         needs_attention,
-        error: failure,
+        error: failure.clone(),
         journal_path: ctx.journal.path().to_path_buf(),
         started_at: ctx.started_at,
         duration,
+    };
+    if !dry_run {
+        notify_ended(ctx, &report(ctx.attention_so_far())).await;
     }
+    let needs_attention = ctx.attention_so_far();
+    ctx.note(
+        None,
+        Entry::End {
+            outcome,
+            error: failure.clone(),
+            needs_attention: needs_attention.clone(),
+            duration_ms: ms(duration),
+        },
+        format!("{outcome} in {duration:.1?}"),
+    )
+    .await;
+    report(needs_attention)
 }
 
 /// A run stopped on request ([`super::Interrupt`]): the `interrupted` record (no `end`: a
@@ -155,17 +160,8 @@ pub(crate) async fn stopped(
             ctx.journal.path().display()
         ),
     );
-    let needs_attention = ctx.attention_so_far();
     let duration = ctx.start.elapsed();
-    ctx.note(
-        None,
-        Entry::Interrupted {
-            duration_ms: ms(duration),
-        },
-        format!("stopped on request after {duration:.1?}: {unfinished} step(s) unfinished"),
-    )
-    .await;
-    Report {
+    let report = |needs_attention| Report {
         transaction: ctx.id.clone(),
         name: ctx.name.clone(),
         reason: ctx.reason.clone(),
@@ -177,9 +173,85 @@ pub(crate) async fn stopped(
         checks: Vec::new(),
         actions: Vec::new(),
         needs_attention,
-        error: failure,
+        error: failure.clone(),
         journal_path: ctx.journal.path().to_path_buf(),
         started_at: ctx.started_at,
         duration,
+    };
+    notify_ended(ctx, &report(ctx.attention_so_far())).await;
+    let needs_attention = ctx.attention_so_far();
+    ctx.note(
+        None,
+        Entry::Interrupted {
+            duration_ms: ms(duration),
+        },
+        format!("stopped on request after {duration:.1?}: {unfinished} step(s) unfinished"),
+    )
+    .await;
+    report(needs_attention)
+}
+
+/// Tells every notifier the run started: the targets it is about to change.
+pub(crate) async fn notify_started(ctx: &Ctx, steps: &[StepRun]) {
+    if ctx.notifiers.is_empty() {
+        return;
+    }
+    let notice = Notice {
+        event: NoticeKind::Started,
+        transaction: ctx.id.clone(),
+        name: ctx.name.clone(),
+        reason: ctx.reason.clone(),
+        targets: steps
+            .iter()
+            .filter(|s| s.state.phase != Phase::Skipped)
+            .map(|s| NoticeTarget {
+                target: s.id.to_string(),
+                from: s.state.change.as_ref().map(|c| c.from.id.clone()),
+                to: s.state.change.as_ref().map(|c| c.to.id.clone()),
+            })
+            .collect(),
+        outcome: None,
+        time_to_recover_ms: None,
+        needs_attention: Vec::new(),
+    };
+    send(ctx, &notice).await;
+}
+
+/// Tells every notifier how the run ended.
+async fn notify_ended(ctx: &Ctx, report: &Report) {
+    if !ctx.notifiers.is_empty() {
+        send(ctx, &Notice::ended(report)).await;
+    }
+}
+
+/// Sends `notice` to every notifier, each journaled as an action; a failure needs a person
+/// (the team was not told) and changes nothing else.
+async fn send(ctx: &Ctx, notice: &Notice) {
+    let when = match notice.event {
+        NoticeKind::Started => "start",
+        NoticeKind::Ended => "end",
+    };
+    for n in &ctx.notifiers {
+        let name = format!("notify {} ({when})", n.name());
+        let (ok, message) = match n.notify(notice).await {
+            Ok(()) => (true, "sent".to_string()),
+            Err(e) => (false, e.to_string()),
+        };
+        ctx.note(
+            None,
+            Entry::Action {
+                name: name.clone(),
+                ok,
+                message: message.clone(),
+            },
+            format!("{name}: {message}"),
+        )
+        .await;
+        if !ok {
+            ctx.attention(
+                None,
+                format!("{name} failed, so the team was not told: {message}"),
+            );
+        }
     }
 }

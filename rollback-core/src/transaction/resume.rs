@@ -73,6 +73,8 @@ pub struct ResumeOptions {
     pub put_back: bool,
     /// Stops the resumed run on request, as [`crate::TransactionBuilder::interrupt`] does.
     pub interrupt: super::Interrupt,
+    /// Told when the resumed run ends (as [`crate::TransactionBuilder::notify`]).
+    pub notify: Vec<Arc<dyn crate::notify::Notifier>>,
 }
 
 impl Default for ResumeOptions {
@@ -91,6 +93,7 @@ impl Default for ResumeOptions {
             journal_store: None,
             put_back: false,
             interrupt: super::Interrupt::new(),
+            notify: Vec::new(),
         }
     }
 }
@@ -508,6 +511,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         started_at: r.started_at,
         start: Instant::now(),
         interrupt: opts.interrupt.clone(),
+        notifiers: opts.notify.clone(),
     };
     ctx.record(
         None,
