@@ -112,7 +112,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<EcsService>(registry, &cache);
     target::register::<EcsDesiredCount>(registry, &cache);
     target::register::<EcsRestart>(registry, &cache);
-    target::register::<SecretVersion>(registry, &cache);
+    secrets::register(registry, &cache);
     target::register::<RdsInstance>(registry, &cache);
     target::register::<ConnectionHandover>(registry, &cache);
     target::register::<PipelineTransition>(registry, &cache);

@@ -29,6 +29,14 @@
 //! was created after the run journaled its intent ([`Change::since`]) was restarted by the
 //! run that crashed. (That compares ECS's clock with this machine's: keep it synchronised.)
 //!
+//! Kubernetes workloads (and any other backend's) are consumers too, given as their restart
+//! target with [`SecretVersion::consumer`]: `rollback_k8s::Deployment::restart()` is
+//! kubectl's `rollout restart`, waited for by kubectl's rules. In a runbook file, or a
+//! journal, such a consumer is its target as data (`{kind: k8s-deployment-restart,
+//! namespace, name}`), built through the registry the secret is built from, so register
+//! both crates' kinds (`rollback_aws::register`, `rollback_k8s::register`). A restart made
+//! at or after the second of the intent counts as made on resume.
+//!
 //! ```no_run
 //! use rollback_aws::{Aws, SecretVersion};
 //! use rollback_core::{RollbackTarget, Selector};
@@ -42,11 +50,12 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::SecretVersionsListEntry;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rollback_core::{
     ApplyOutcome, Change, Diff, DiffBuilder, DiffSection, Error, ErrorKind, Progress, Result,
     Revision, RollbackTarget, Selector, Stability, TargetId, TargetSpec,
@@ -77,10 +86,30 @@ pub const STAGES_FACT: &str = "stages";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Params {
     secret_id: String,
-    /// The ECS services restarted after `AWSCURRENT` moves.
+    /// The consumers restarted after `AWSCURRENT` moves.
     #[serde(default)]
-    consumers: Vec<crate::ecs::Params>,
+    consumers: Vec<ConsumerParams>,
 }
+
+/// A consumer as data: an ECS service by its names (`{cluster, service}`), or any restart
+/// target as a runbook names it (`{kind: k8s-deployment-restart, namespace, name}`), built
+/// through the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ConsumerParams {
+    /// A restart target of any backend.
+    Target {
+        kind: String,
+        #[serde(flatten)]
+        params: serde_json::Map<String, serde_json::Value>,
+    },
+    /// An ECS service.
+    Ecs(crate::ecs::Params),
+}
+
+/// The suffix of the kinds a consumer may be: restart targets (`ecs-restart`,
+/// `k8s-deployment-restart`, `k8s-statefulset-restart`, `k8s-daemonset-restart`).
+pub const RESTART_SUFFIX: &str = "-restart";
 
 /// A Secrets Manager secret whose revisions are its labelled versions.
 ///
@@ -94,6 +123,8 @@ pub struct SecretVersion {
     client: aws_sdk_secretsmanager::Client,
     id: TargetId,
     consumers: Vec<EcsService>,
+    /// Consumers of other kinds: restart targets ([`SecretVersion::consumer`]).
+    restarts: Vec<Arc<dyn RollbackTarget>>,
     /// The settings the consumers are made with.
     shared: Aws,
 }
@@ -107,7 +138,12 @@ impl AwsTarget for SecretVersion {
     fn params(&self) -> Params {
         Params {
             secret_id: self.secret_id.clone(),
-            consumers: self.consumers.iter().map(EcsService::names).collect(),
+            consumers: self
+                .consumers
+                .iter()
+                .map(|c| ConsumerParams::Ecs(c.names()))
+                .chain(self.restarts.iter().map(|t| restart_params(t.as_ref())))
+                .collect(),
         }
     }
 
@@ -115,14 +151,71 @@ impl AwsTarget for SecretVersion {
         &self.aws
     }
 
+    /// Without a registry to build them, consumers of other kinds are refused (the
+    /// registry's factory, [`register`], builds them).
     fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        let consumers: Vec<(String, String)> = p
-            .consumers
-            .into_iter()
-            .map(|c| (c.cluster, c.service))
-            .collect();
-        Self::new(aws, p.secret_id)?.consumers(consumers)
+        let mut services = Vec::new();
+        for c in p.consumers {
+            match c {
+                ConsumerParams::Ecs(c) => services.push((c.cluster, c.service)),
+                ConsumerParams::Target { kind, .. } => {
+                    return Err(Error::invalid(
+                        TargetId::new(KIND, &p.secret_id).to_string(),
+                        format!("consumer of kind {kind:?} needs a registry to be built from"),
+                    ))
+                }
+            }
+        }
+        Self::new(aws, p.secret_id)?.consumers(services)
     }
+}
+
+/// A restart target's spec as a consumer's parameters: its kind beside its own parameters.
+fn restart_params(t: &dyn RollbackTarget) -> ConsumerParams {
+    let spec = t.spec();
+    let params = match spec.params {
+        serde_json::Value::Object(m) => m,
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => serde_json::Map::from_iter([("params".to_string(), other)]),
+    };
+    ConsumerParams::Target {
+        kind: spec.kind,
+        params,
+    }
+}
+
+/// Registers kind [`KIND`]: the secret from its parameters, and its consumers of other
+/// kinds (Kubernetes workloads' restarts, say) built by the registry it is built from, so
+/// the crate that registers those kinds may register them before or after this one.
+pub(crate) fn register(registry: &mut rollback_core::Registry, cache: &crate::config::AwsCache) {
+    let cache = cache.clone();
+    registry.register_nested(KIND, move |spec: TargetSpec, registry| {
+        let cache = cache.clone();
+        async move {
+            let spec: target::Spec<Params> = spec.params()?;
+            let aws = cache.get(&spec.aws).await;
+            let (mut services, mut others) = (Vec::new(), Vec::new());
+            for c in spec.params.consumers {
+                match c {
+                    ConsumerParams::Ecs(c) => services.push((c.cluster, c.service)),
+                    ConsumerParams::Target { kind, params } => others.push(TargetSpec {
+                        kind,
+                        params: serde_json::Value::Object(params),
+                    }),
+                }
+            }
+            let mut secret =
+                SecretVersion::new(&aws, spec.params.secret_id)?.consumers(services)?;
+            for other in others {
+                let id = TargetId::new(&other.kind, format!("consumer of {}", secret.id.name));
+                let built = registry.build(&id, &other).await.map_err(|e| {
+                    Error::invalid(secret.target(), format!("consumer: {e}")).with_source(e)
+                })?;
+                secret = secret.consumer(built)?;
+            }
+            Ok(Arc::new(secret) as Arc<dyn RollbackTarget>)
+        }
+    });
 }
 
 impl SecretVersion {
@@ -147,6 +240,7 @@ impl SecretVersion {
             client: aws.client(aws_sdk_secretsmanager::Client::new),
             id,
             consumers: Vec::new(),
+            restarts: Vec::new(),
             shared: aws.clone(),
         })
     }
@@ -186,6 +280,38 @@ impl SecretVersion {
         &self.consumers
     }
 
+    /// Adds a consumer of any kind as its restart target: a Kubernetes workload's
+    /// (`rollback_k8s::Deployment::restart()`, kubectl's `rollout restart`), or any target
+    /// of a kind ending in `-restart` that restarts on `Selector::Previous` and whose current
+    /// revision carries the time of its last restart ([`Revision::created_at`]). It is
+    /// restarted and waited for with the ECS consumers, and not restarted again on resume
+    /// if it restarted at or after the second the intent was journaled. Another kind, or a
+    /// target added twice, is refused.
+    pub fn consumer(mut self, restart: Arc<dyn RollbackTarget>) -> Result<Self> {
+        let id = restart.id();
+        if !id.kind.ends_with(RESTART_SUFFIX) {
+            return Err(Error::invalid(
+                self.target(),
+                format!(
+                    "consumer {id} is not a restart target; give the workload's restart (e.g. Deployment::restart()), a target of a kind ending in {RESTART_SUFFIX:?}"
+                ),
+            ));
+        }
+        if self.restarts.iter().any(|t| t.id() == id) {
+            return Err(Error::invalid(
+                self.target(),
+                format!("consumer {id} is named twice; name each consumer once"),
+            ));
+        }
+        self.restarts.push(restart);
+        Ok(self)
+    }
+
+    /// The consumers of other kinds ([`consumer`](Self::consumer)).
+    pub fn consumer_targets(&self) -> &[Arc<dyn RollbackTarget>] {
+        &self.restarts
+    }
+
     /// A new deployment of each consumer not restarted since `since` (all of them without
     /// a time), one at a time; how many were restarted.
     async fn restart_consumers(&self, since: Option<DateTime<Utc>>) -> Result<usize> {
@@ -203,6 +329,21 @@ impl SecretVersion {
                 .map_err(|e| self.consumer_error(c, e))?;
             restarted += 1;
         }
+        for t in &self.restarts {
+            let fail = |e: Error| self.restart_error(&t.id().to_string(), e);
+            if let Some(since) = since {
+                // Restart times may be whole seconds (kubectl's annotation is).
+                let since = since.trunc_subsecs(0);
+                let last = t.current().await.map_err(fail)?.created_at;
+                if last.is_some_and(|at| at >= since) {
+                    tracing::debug!(target = %self.id, consumer = %t.id(), "already restarted since the intent");
+                    continue;
+                }
+            }
+            let change = t.prepare(&Selector::Previous).await.map_err(fail)?;
+            t.apply(&change).await.map_err(fail)?;
+            restarted += 1;
+        }
         Ok(restarted)
     }
 
@@ -210,10 +351,13 @@ impl SecretVersion {
     /// backend error (retryable as the cause is), never one of the kinds that tell the
     /// engine nothing was changed, so a failure here is compensated.
     fn consumer_error(&self, c: &EcsService, e: Error) -> Error {
+        self.restart_error(&format!("{}/{}", c.cluster(), c.service()), e)
+    }
+
+    /// [`consumer_error`](Self::consumer_error) for the consumer called `name`.
+    fn restart_error(&self, name: &str, e: Error) -> Error {
         let message = format!(
-            "could not restart consumer {}/{} ({e}); AWSCURRENT has moved, so the run puts it back or a resume finishes it",
-            c.cluster(),
-            c.service()
+            "could not restart consumer {name} ({e}); AWSCURRENT has moved, so the run puts it back or a resume finishes it"
         );
         let retryable = e.is_retryable();
         Error::backend(self.target(), message, retryable).with_source(e)
@@ -236,12 +380,27 @@ impl SecretVersion {
                 .with_source(e)
             })?;
         }
+        for t in &self.restarts {
+            // What a restart checks before it is made (the workload exists, is not paused).
+            t.resolve(&Selector::Previous).await.map_err(|e| {
+                let kind = e.kind();
+                let message = format!("consumer {}: {e}", t.id());
+                match kind {
+                    ErrorKind::NotFound | ErrorKind::InvalidInput => Error::invalid(
+                        self.target(),
+                        format!("{message}; name the workloads that read this secret"),
+                    ),
+                    _ => Error::backend(self.target(), message, e.is_retryable()),
+                }
+                .with_source(e)
+            })?;
+        }
         Ok(())
     }
 
     /// The plan's lines for the consumers: each restarted.
     fn consumer_diff(&self, change: &mut Change) {
-        if self.consumers.is_empty() {
+        if self.consumers.is_empty() && self.restarts.is_empty() {
             return;
         }
         let mut d = DiffBuilder::default();
@@ -251,6 +410,14 @@ impl SecretVersion {
                 &format!("consumer {}/{}", c.cluster(), c.service()),
                 None,
                 Some("new deployment".to_string()),
+            );
+        }
+        for t in &self.restarts {
+            d.entry(
+                DiffSection::Fact,
+                &format!("consumer {}", t.id()),
+                None,
+                Some("restarted".to_string()),
             );
         }
         change.diff.entries.extend(d.build().entries);
@@ -438,6 +605,18 @@ impl RollbackTarget for SecretVersion {
                 }
             }
         }
+        for t in &self.restarts {
+            let now = t.current().await?;
+            match t.check_stable(&now).await? {
+                Stability::Stable => {}
+                Stability::Waiting(m) => {
+                    return Ok(Stability::Waiting(format!("consumer {}: {m}", t.id())))
+                }
+                Stability::Failed(m) => {
+                    return Ok(Stability::Failed(format!("consumer {}: {m}", t.id())))
+                }
+            }
+        }
         Ok(Stability::Stable)
     }
 
@@ -465,7 +644,22 @@ impl RollbackTarget for SecretVersion {
             });
             async move { c.wait_restarted(&self.id, left, &progress).await }
         });
-        futures::future::try_join_all(waits).await?;
+        let others = self.restarts.iter().map(|t| {
+            let progress = Progress::new({
+                let (progress, name) = (progress.clone(), t.id().to_string());
+                move |m: &str| progress.report(&format!("consumer {name}: {m}"))
+            });
+            async move {
+                // The restart in use: ours, or (resumed) the one the crashed run made.
+                let now = t.current().await?;
+                t.wait_stable(&now, left, &progress).await
+            }
+        });
+        futures::future::try_join(
+            futures::future::try_join_all(waits),
+            futures::future::try_join_all(others),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -236,8 +236,11 @@ pub trait RollbackTarget: Send + Sync + fmt::Debug {
 type LockFactory =
     Arc<dyn Fn(LockSpec) -> BoxFuture<'static, Result<Arc<dyn LockManager>>> + Send + Sync>;
 
-type Factory =
-    Arc<dyn Fn(TargetSpec) -> BoxFuture<'static, Result<Arc<dyn RollbackTarget>>> + Send + Sync>;
+type Factory = Arc<
+    dyn Fn(TargetSpec, Registry) -> BoxFuture<'static, Result<Arc<dyn RollbackTarget>>>
+        + Send
+        + Sync,
+>;
 
 type CheckFactory = Arc<
     dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<Arc<dyn crate::verify::Verifier>>>
@@ -378,8 +381,26 @@ impl Registry {
         F: Fn(TargetSpec) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Arc<dyn RollbackTarget>>> + Send + 'static,
     {
-        self.factories
-            .insert(kind.into(), Arc::new(move |spec| Box::pin(factory(spec))));
+        self.factories.insert(
+            kind.into(),
+            Arc::new(move |spec, _| Box::pin(factory(spec))),
+        );
+        self
+    }
+
+    /// Registers a factory for a kind whose targets hold other targets (a secret's
+    /// consumers, which may be another backend's): the factory is given the registry the
+    /// target is built from, to build those with [`build`](Self::build), whatever crate
+    /// registered their kinds and in whatever order.
+    pub fn register_nested<F, Fut>(&mut self, kind: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(TargetSpec, Registry) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn RollbackTarget>>> + Send + 'static,
+    {
+        self.factories.insert(
+            kind.into(),
+            Arc::new(move |spec, registry| Box::pin(factory(spec, registry))),
+        );
         self
     }
 
@@ -407,7 +428,7 @@ impl Registry {
                 ),
             )
         })?;
-        factory(spec.clone()).await
+        factory(spec.clone(), self.clone()).await
     }
 
     /// Registers a factory for a lock kind (a [`LockSpec::kind`]), as backends offering

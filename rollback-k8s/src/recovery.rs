@@ -538,12 +538,17 @@ fn restarted_at<W: WorkloadKind>(object: &W) -> String {
         .unwrap_or_else(|| NEVER.to_string())
 }
 
+/// The revision of restart time `at`, whose creation time is `at` when it is one (what a
+/// secret's consumer is judged by on resume: restarted since the intent or not).
 fn restart_revision(at: &str) -> Revision {
     let r = Revision::new(at);
     if at == NEVER {
-        r.description("never restarted")
-    } else {
-        r.description(format!("restarted at {at}"))
+        return r.description("never restarted");
+    }
+    let r = r.description(format!("restarted at {at}"));
+    match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(t) => r.created_at(t.with_timezone(&Utc)),
+        Err(_) => r,
     }
 }
 
@@ -620,7 +625,17 @@ impl<W: WorkloadKind> RollbackTarget for Restart<W> {
         }
         Ok(match selector {
             Selector::Exact(at) => restart_revision(at),
-            _ => restart_revision(&Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+            _ => {
+                // kubectl writes whole seconds; a second restart within the same second (a
+                // secret's consumer restarted again by its put-back) must still change the
+                // template, so it gets milliseconds.
+                let now = Utc::now();
+                let mut at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+                if at == restarted_at(&object) {
+                    at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+                }
+                restart_revision(&at)
+            }
         })
     }
 

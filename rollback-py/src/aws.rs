@@ -5,6 +5,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rollback_aws::{
     AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
@@ -277,14 +278,41 @@ impl PySecretVersion {
     fn new(
         py: Python<'_>,
         secret_id: &str,
-        consumers: Option<Vec<(String, String)>>,
+        consumers: Option<Vec<Bound<'_, PyAny>>>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let aws = aws_for(py, config)?;
-        let t = SecretVersion::new(&aws, secret_id)
-            .and_then(|t| t.consumers(consumers.unwrap_or_default()))
+        // `(cluster, service)` for an ECS service; any other consumer is its restart target
+        // (`rollback.k8s.Deployment(...).restart()`).
+        let (mut services, mut restarts) = (Vec::new(), Vec::new());
+        for c in consumers.unwrap_or_default() {
+            match c.extract::<(String, String)>() {
+                Ok(names) => services.push(names),
+                Err(_) => restarts.push(crate::target::target_of(&c).map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "a consumer is a (cluster, service) tuple for an ECS service or a workload's restart target (rollback.k8s.Deployment(...).restart()), not {}",
+                        c.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    ))
+                })?),
+            }
+        }
+        let mut t = SecretVersion::new(&aws, secret_id)
+            .and_then(|t| t.consumers(services))
             .map_err(py_err)?;
+        for r in restarts {
+            t = t.consumer(r).map_err(py_err)?;
+        }
         Ok(target(t.clone()).add_subclass(PySecretVersion { inner: t }))
+    }
+
+    /// The ids of the consumers given as restart targets.
+    #[getter]
+    fn consumer_targets(&self) -> Vec<String> {
+        self.inner
+            .consumer_targets()
+            .iter()
+            .map(|t| t.id().to_string())
+            .collect()
     }
 
     /// The secret's name or ARN.

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import rollback
-from conftest import K8sSim
+from conftest import EmulatorHandle, K8sSim
 from helpers import wait_done
 from rollback.k8s import DaemonSet, Deployment, K8sConfig, PodsReady, StatefulSet, rollout_status
 
@@ -180,6 +180,30 @@ def test_restart_target(sim: K8sSim, k8s_config: K8sConfig) -> None:
     r = rollback.Transaction("restart", reason="r").add(restart, rollback.Previous(), timeout=60).run()
     assert r.outcome == "succeeded", str(r)
     assert restart.current().id != "never"
+
+
+def test_a_secret_restarts_the_kubernetes_workloads_that_read_it(
+    sim: K8sSim, k8s_config: K8sConfig, emu: EmulatorHandle
+) -> None:
+    from rollback.aws import SecretVersion
+
+    secret_id = "agentauri/production/jwt-secret"
+    seeded = emu.seed({"secrets": [{"name": secret_id, "values": ["jwt-key-2026-10", "jwt-key-2026-11"]}]})
+    versions = seeded["secrets"][0]["version_ids"]
+    deploy(sim, "Deployment", "deployments", "worker", ["worker:1"])
+    restart = Deployment("worker", NS, config=k8s_config).restart()
+    secret = SecretVersion(secret_id, consumers=[restart])
+    assert secret.consumer_targets == ["k8s-deployment-restart/production/worker"] and secret.consumers == []
+    assert "consumer k8s-deployment-restart/production/worker: restarted" in str(secret.plan(rollback.Previous()))
+    assert restart.current().id == "never"
+    r = rollback.Transaction("secret", reason="r").add(secret, rollback.Previous(), timeout=60).run()
+    assert r.outcome == "succeeded", str(r)
+    assert secret.current().id == versions[0]
+    assert restart.current().id != "never"
+    with pytest.raises(TypeError, match="restart target"):
+        SecretVersion(secret_id, consumers=[42])  # type: ignore[list-item]
+    with pytest.raises(rollback.InvalidInputError, match="not a restart target"):
+        SecretVersion(secret_id, consumers=[Deployment("worker", NS, config=k8s_config)])
 
 
 def test_statefulset_and_daemonset_undo(sim: K8sSim, k8s_config: K8sConfig) -> None:

@@ -121,21 +121,27 @@ class EcsDesiredCount(Target):
 class SecretVersion(Target):
     """A Secrets Manager secret. Revisions are version ids; a rollback moves AWSCURRENT to
     the version (and AWSPREVIOUS to the one that had it), then gives each consumer ECS
-    service a new deployment and waits for it; putting the secret back restarts them
-    again, so none keeps the rolled-back value. Never reads a secret value."""
+    service (``(cluster, service)``) a new deployment, and each Kubernetes workload given
+    as its restart target (``rollback.k8s.Deployment(...).restart()``) kubectl's ``rollout
+    restart``, and waits for them; putting the secret back restarts them again, so none
+    keeps the rolled-back value. Never reads a secret value."""
 
     def __new__(
         cls,
         secret_id: str,
         *,
-        consumers: list[tuple[str, str]] | None = None,
+        consumers: list[tuple[str, str] | Target] | None = None,
         config: AwsConfig | None = None,
     ) -> Self: ...
     @property
     def secret_id(self) -> str: ...
     @property
     def consumers(self) -> list[tuple[str, str]]:
-        """The consumer services, ``(cluster, service)``."""
+        """The consumer ECS services, ``(cluster, service)``."""
+    @property
+    def consumer_targets(self) -> list[str]:
+        """The ids of the consumers given as restart targets (a Kubernetes workload's
+        ``restart()``)."""
 
 @final
 class RdsInstance(Target):
