@@ -9,7 +9,7 @@
 //! are refused before anything changes.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use rollback_core::{
     RollbackTarget, Selector, Step, StepStatus, Transaction, TransactionBuilder,
 };
 use rollback_k8s::{Deployment, K8s};
-use rollback_testkit::k8s::K8sSimulator;
+use rollback_testkit::k8s::{kubectl, K8sSimulator};
 use rollback_testkit::{mutations_in, AwsEmulator};
 use serde_json::json;
 
@@ -121,6 +121,11 @@ impl Env {
             .unwrap()
     }
 
+    /// The secret back to its previous version, as a step.
+    fn step(&self) -> Step {
+        Step::new(Arc::new(self.secret()), Selector::Previous).timeout(Duration::from_secs(60))
+    }
+
     fn tx(&self, name: &str) -> TransactionBuilder {
         Transaction::builder(name)
             .reason("the rotated JWT secret broke sign-in")
@@ -175,22 +180,6 @@ impl Env {
     }
 }
 
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    let shown = format!("kubectl {}", args.join(" "));
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{shown}: cannot run kubectl: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_rolled_back_restarts_the_kubernetes_workloads_that_read_it() {
     let e = env().await;
@@ -219,7 +208,7 @@ async fn a_secret_rolled_back_restarts_the_kubernetes_workloads_that_read_it() {
 
     let report = e
         .tx("rollback")
-        .step(Step::new(Arc::new(e.secret()), Selector::Previous).timeout(Duration::from_secs(60)))
+        .step(e.step())
         .build()
         .unwrap()
         .run()
@@ -254,7 +243,7 @@ async fn a_consumer_that_fails_its_restart_puts_the_secret_back_and_restarts_aga
     e.sim.fail_image(IMAGE).await.unwrap();
     let report = e
         .tx("failing")
-        .step(Step::new(Arc::new(e.secret()), Selector::Previous).timeout(Duration::from_secs(60)))
+        .step(e.step())
         .build()
         .unwrap()
         .run()
@@ -275,7 +264,6 @@ async fn a_consumer_that_fails_its_restart_puts_the_secret_back_and_restarts_aga
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_run_does_not_restart_the_workload_twice() {
     let e = env().await;
-    let secret = Arc::new(e.secret());
     let stop = Interrupt::new();
     let on_apply = stop.clone();
     let report = e
@@ -286,7 +274,7 @@ async fn a_resumed_run_does_not_restart_the_workload_twice() {
             }
         })
         .interrupt(stop)
-        .step(Step::new(secret, Selector::Previous).timeout(Duration::from_secs(60)))
+        .step(e.step())
         .build()
         .unwrap()
         .run()

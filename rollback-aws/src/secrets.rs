@@ -154,20 +154,50 @@ impl AwsTarget for SecretVersion {
     /// Without a registry to build them, consumers of other kinds are refused (the
     /// registry's factory, [`register`], builds them).
     fn from_params(aws: &Aws, p: Params) -> Result<Self> {
-        let mut services = Vec::new();
+        let (secret, others) = Self::with_services(aws, p)?;
+        match others.first() {
+            None => Ok(secret),
+            Some(other) => Err(Error::invalid(
+                secret.target(),
+                format!(
+                    "consumer of kind {:?} needs a registry to be built from",
+                    other.kind
+                ),
+            )),
+        }
+    }
+}
+
+impl SecretVersion {
+    /// The secret of `p` with its ECS consumers, and the specs of its other consumers.
+    fn with_services(aws: &Aws, p: Params) -> Result<(Self, Vec<TargetSpec>)> {
+        let (mut services, mut others) = (Vec::new(), Vec::new());
         for c in p.consumers {
             match c {
                 ConsumerParams::Ecs(c) => services.push((c.cluster, c.service)),
-                ConsumerParams::Target { kind, .. } => {
-                    return Err(Error::invalid(
-                        TargetId::new(KIND, &p.secret_id).to_string(),
-                        format!("consumer of kind {kind:?} needs a registry to be built from"),
-                    ))
-                }
+                ConsumerParams::Target { kind, params } => others.push(TargetSpec {
+                    kind,
+                    params: serde_json::Value::Object(params),
+                }),
             }
         }
-        Self::new(aws, p.secret_id)?.consumers(services)
+        Ok((Self::new(aws, p.secret_id)?.consumers(services)?, others))
     }
+}
+
+/// A consumer's stability as the secret's, named, or `None` when it is stable.
+fn of_consumer(name: &str, s: Stability) -> Option<Stability> {
+    match s {
+        Stability::Stable => None,
+        Stability::Waiting(m) => Some(Stability::Waiting(format!("consumer {name}: {m}"))),
+        Stability::Failed(m) => Some(Stability::Failed(format!("consumer {name}: {m}"))),
+    }
+}
+
+/// `progress` with each message prefixed by consumer `name`.
+fn consumer_progress(progress: &Progress, name: String) -> Progress {
+    let progress = progress.clone();
+    Progress::new(move |m: &str| progress.report(&format!("consumer {name}: {m}")))
 }
 
 /// A restart target's spec as a consumer's parameters: its kind beside its own parameters.
@@ -175,8 +205,8 @@ fn restart_params(t: &dyn RollbackTarget) -> ConsumerParams {
     let spec = t.spec();
     let params = match spec.params {
         serde_json::Value::Object(m) => m,
-        serde_json::Value::Null => serde_json::Map::new(),
-        other => serde_json::Map::from_iter([("params".to_string(), other)]),
+        // SecretVersion::consumer takes only targets whose parameters are a map.
+        _ => serde_json::Map::new(),
     };
     ConsumerParams::Target {
         kind: spec.kind,
@@ -194,18 +224,7 @@ pub(crate) fn register(registry: &mut rollback_core::Registry, cache: &crate::co
         async move {
             let spec: target::Spec<Params> = spec.params()?;
             let aws = cache.get(&spec.aws).await;
-            let (mut services, mut others) = (Vec::new(), Vec::new());
-            for c in spec.params.consumers {
-                match c {
-                    ConsumerParams::Ecs(c) => services.push((c.cluster, c.service)),
-                    ConsumerParams::Target { kind, params } => others.push(TargetSpec {
-                        kind,
-                        params: serde_json::Value::Object(params),
-                    }),
-                }
-            }
-            let mut secret =
-                SecretVersion::new(&aws, spec.params.secret_id)?.consumers(services)?;
+            let (mut secret, others) = SecretVersion::with_services(&aws, spec.params)?;
             for other in others {
                 let id = TargetId::new(&other.kind, format!("consumer of {}", secret.id.name));
                 let built = registry.build(&id, &other).await.map_err(|e| {
@@ -297,6 +316,12 @@ impl SecretVersion {
                 ),
             ));
         }
+        if !restart.spec().params.is_object() {
+            return Err(Error::invalid(
+                self.target(),
+                format!("consumer {id}: its parameters are not a map, so a journal or runbook cannot name it"),
+            ));
+        }
         if self.restarts.iter().any(|t| t.id() == id) {
             return Err(Error::invalid(
                 self.target(),
@@ -368,34 +393,32 @@ impl SecretVersion {
     async fn check_consumers(&self) -> Result<()> {
         for c in &self.consumers {
             c.describe().await.map_err(|e| {
-                let kind = e.kind();
-                let message = format!("consumer {}/{}: {e}", c.cluster(), c.service());
-                match kind {
-                    ErrorKind::NotFound => Error::invalid(
-                        self.target(),
-                        format!("{message}; name the ECS services that read this secret"),
-                    ),
-                    _ => Error::backend(self.target(), message, e.is_retryable()),
-                }
-                .with_source(e)
+                let name = format!("{}/{}", c.cluster(), c.service());
+                self.refused_consumer(&name, "the ECS services", e)
             })?;
         }
         for t in &self.restarts {
             // What a restart checks before it is made (the workload exists, is not paused).
-            t.resolve(&Selector::Previous).await.map_err(|e| {
-                let kind = e.kind();
-                let message = format!("consumer {}: {e}", t.id());
-                match kind {
-                    ErrorKind::NotFound | ErrorKind::InvalidInput => Error::invalid(
-                        self.target(),
-                        format!("{message}; name the workloads that read this secret"),
-                    ),
-                    _ => Error::backend(self.target(), message, e.is_retryable()),
-                }
-                .with_source(e)
-            })?;
+            t.resolve(&Selector::Previous)
+                .await
+                .map_err(|e| self.refused_consumer(&t.id().to_string(), "the workloads", e))?;
         }
         Ok(())
+    }
+
+    /// Preflight's error for consumer `name`: a wrong one (not found, or refused as
+    /// invalid) is bad input telling to name `what` that read the secret; others are the
+    /// backend's.
+    fn refused_consumer(&self, name: &str, what: &str, e: Error) -> Error {
+        let message = format!("consumer {name}: {e}");
+        match e.kind() {
+            ErrorKind::NotFound | ErrorKind::InvalidInput => Error::invalid(
+                self.target(),
+                format!("{message}; name {what} that read this secret"),
+            ),
+            _ => Error::backend(self.target(), message, e.is_retryable()),
+        }
+        .with_source(e)
     }
 
     /// The plan's lines for the consumers: each restarted.
@@ -587,34 +610,15 @@ impl RollbackTarget for SecretVersion {
         }
         for c in &self.consumers {
             let svc = c.describe().await?;
-            match crate::ecs::restart_stability(&svc, None) {
-                Stability::Stable => {}
-                Stability::Waiting(m) => {
-                    return Ok(Stability::Waiting(format!(
-                        "consumer {}/{}: {m}",
-                        c.cluster(),
-                        c.service()
-                    )))
-                }
-                Stability::Failed(m) => {
-                    return Ok(Stability::Failed(format!(
-                        "consumer {}/{}: {m}",
-                        c.cluster(),
-                        c.service()
-                    )))
-                }
+            let name = format!("{}/{}", c.cluster(), c.service());
+            if let Some(s) = of_consumer(&name, crate::ecs::restart_stability(&svc, None)) {
+                return Ok(s);
             }
         }
         for t in &self.restarts {
             let now = t.current().await?;
-            match t.check_stable(&now).await? {
-                Stability::Stable => {}
-                Stability::Waiting(m) => {
-                    return Ok(Stability::Waiting(format!("consumer {}: {m}", t.id())))
-                }
-                Stability::Failed(m) => {
-                    return Ok(Stability::Failed(format!("consumer {}: {m}", t.id())))
-                }
+            if let Some(s) = of_consumer(&t.id().to_string(), t.check_stable(&now).await?) {
+                return Ok(s);
             }
         }
         Ok(Stability::Stable)
@@ -637,18 +641,11 @@ impl RollbackTarget for SecretVersion {
         }
         let left = timeout.saturating_sub(t0.elapsed());
         let waits = self.consumers.iter().map(|c| {
-            let progress = Progress::new({
-                let (progress, name) =
-                    (progress.clone(), format!("{}/{}", c.cluster(), c.service()));
-                move |m: &str| progress.report(&format!("consumer {name}: {m}"))
-            });
+            let progress = consumer_progress(progress, format!("{}/{}", c.cluster(), c.service()));
             async move { c.wait_restarted(&self.id, left, &progress).await }
         });
         let others = self.restarts.iter().map(|t| {
-            let progress = Progress::new({
-                let (progress, name) = (progress.clone(), t.id().to_string());
-                move |m: &str| progress.report(&format!("consumer {name}: {m}"))
-            });
+            let progress = consumer_progress(progress, t.id().to_string());
             async move {
                 // The restart in use: ours, or (resumed) the one the crashed run made.
                 let now = t.current().await?;

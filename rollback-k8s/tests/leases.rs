@@ -4,7 +4,7 @@
 //! the real kubectl), fencing of a run whose lease was taken over, two clients racing, the
 //! API's errors, and the lock kind rebuilt from a journal's spec.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use rollback_k8s::lease::{
     HOLDER_ANNOTATION, JOURNAL_ANNOTATION, MANAGED_BY_LABEL, TARGET_ANNOTATION,
 };
 use rollback_k8s::{K8s, LeaseLocks};
-use rollback_testkit::k8s::{Fault, K8sSimulator};
+use rollback_testkit::k8s::{kubectl, Fault, K8sSimulator};
 use serde_json::{json, Value};
 
 /// The namespace holding the leases.
@@ -85,22 +85,6 @@ impl Env {
         )
         .unwrap()
     }
-}
-
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    let shown = format!("kubectl {}", args.join(" "));
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{shown}: cannot run kubectl: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Builds and runs the transaction; its report.

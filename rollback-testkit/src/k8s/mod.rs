@@ -234,6 +234,25 @@ preferences: {{}}
     )
 }
 
+/// Runs the real `kubectl` with `kubeconfig` (one from [`K8sSimulator::write_kubeconfig`])
+/// and returns its stdout; panics, naming the command and its stderr, when kubectl is
+/// missing or fails (for tests that check the simulator as kubectl sees it).
+pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    let shown = format!("kubectl {}", args.join(" "));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap_or_else(|e| panic!("{shown}: {e}"))
+        .unwrap_or_else(|e| panic!("{shown}: cannot run kubectl: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn start_error(message: String) -> TestkitError {
     TestkitError::Control {
         call: "start the Kubernetes simulator".into(),
