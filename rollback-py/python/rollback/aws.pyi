@@ -130,7 +130,7 @@ class SecretVersion(Target):
         cls,
         secret_id: str,
         *,
-        consumers: list[tuple[str, str] | Target] | None = None,
+        consumers: Sequence[tuple[str, str] | Target] | None = None,
         config: AwsConfig | None = None,
     ) -> Self: ...
     @property
