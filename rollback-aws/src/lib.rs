@@ -12,6 +12,7 @@
 //! | [`ConnectionHandover`] | the secret's AWSCURRENT version | a new secret version pointing at the restored instance; compensation moves AWSCURRENT back |
 //! | [`EcsDesiredCount`] | the desired count (`"2"`) | UpdateService(desiredCount), a new deployment when scaling up from 0 |
 //! | [`PipelineTransition`] | `enabled` / `disabled` | Disable/EnableStageTransition (freeze the pipeline, runbook 003) |
+//! | [`CloudFormationStack`] | S3 version id of the template artifact | UpdateStack to the pinned version (runbook 003 step 3); UPDATE_COMPLETE, fails with the failing stack events |
 //!
 //! Verification from CloudWatch: [`AlarmCheck`] (no alarm matching a prefix in ALARM) and
 //! [`CloudWatchSource`] (GetMetricData for `rollback_core::metrics` threshold checks and
@@ -60,6 +61,7 @@
 //! itself (`rollback_core::wait::RetryPolicy`) and reports each retry as an event.
 
 mod arn;
+pub mod cloudformation;
 pub mod cloudwatch;
 pub mod codepipeline;
 mod config;
@@ -77,6 +79,7 @@ pub mod secrets;
 pub mod stores;
 mod target;
 
+pub use cloudformation::CloudFormationStack;
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};
 pub use codepipeline::PipelineTransition;
 pub use config::{Aws, AwsCache, AwsConfig};
@@ -116,6 +119,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<RdsInstance>(registry, &cache);
     target::register::<ConnectionHandover>(registry, &cache);
     target::register::<PipelineTransition>(registry, &cache);
+    target::register::<CloudFormationStack>(registry, &cache);
     DynamoDbLocks::register(registry, &cache);
     AlarmCheck::register(registry, &cache);
     stores::register(registry, &cache);

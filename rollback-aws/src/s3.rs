@@ -22,27 +22,33 @@ pub(crate) struct S3Folder {
 
 /// The S3 client of these settings: path-style when the endpoint is a custom one (an
 /// emulator, MinIO).
-fn s3_client(sdk: &SdkConfig) -> Client {
+pub(crate) fn s3_client(sdk: &SdkConfig) -> Client {
     let config = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(sdk.endpoint_url().is_some())
         .build();
     Client::from_conf(config)
 }
 
+/// Refuses what is not an S3 bucket name; `what` names the store or target in the error.
+pub(crate) fn check_bucket(what: &str, bucket: &str) -> Result<()> {
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'));
+    if !valid {
+        return Err(Error::invalid(
+            what,
+            format!("{bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, '.' or '-')"),
+        ));
+    }
+    Ok(())
+}
+
 impl S3Folder {
     /// Checks the bucket name (that it exists is learnt at first use) and normalises the
     /// prefix (`rollback/journals` -> `rollback/journals/`). `what` names the store in errors.
     pub(crate) fn new(aws: &Aws, what: &str, bucket: String, prefix: String) -> Result<Self> {
-        let valid = (3..=63).contains(&bucket.len())
-            && bucket
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'));
-        if !valid {
-            return Err(Error::invalid(
-                what,
-                format!("{bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, '.' or '-')"),
-            ));
-        }
+        check_bucket(what, &bucket)?;
         let mut prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() {
             prefix.push('/');

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 from . import cbor, health, operations
 from .operations import Operation
+from .patches import cloudformation as cloudformation_patch
 from .patches import cloudwatch as cloudwatch_patch
 from .patches import ecs as ecs_patch
 from .patches import rds as rds_patch
@@ -253,8 +254,9 @@ class EmulatorApp:
 
         from .patches import awslambda, codepipeline, secretsmanager
 
-        with ecs_patch.LOCK, rds_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK, cloudwatch_patch.LOCK, codepipeline.LOCK:
+        with ecs_patch.LOCK, rds_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK, cloudwatch_patch.LOCK, codepipeline.LOCK, cloudformation_patch.LOCK:
             moto_api_backend.reset()
+            cloudformation_patch.clear_failing()
             self.scheduler.reset(self.default_convergence_ms)
             self.rds_scheduler.reset(self.default_rds_delay_ms)
             self.state.reset()
@@ -471,6 +473,34 @@ class EmulatorApp:
             raise ControlError(f"no CloudWatch alarm {name!r} in {region}", status=404) from None
         return 200, {"alarm": alarm}
 
+    # -- CloudFormation -------------------------------------------------------------------
+    def cloudformation_fail(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("stack"), str) or not body["stack"]:
+            raise ControlError('body must be an object {"stack": name, "resource": logical id (optional), "reason": text (optional)}')
+        resource, reason = body.get("resource"), body.get("reason")
+        for key, value in (("resource", resource), ("reason", reason)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ControlError(f"'{key}' must be a non-empty string when given")
+        return 200, {"failing": cloudformation_patch.fail_next_update(body["stack"], resource, reason)}
+
+    def cloudformation_list_failing(self, _: Any) -> tuple[int, Any]:
+        return 200, {"failing": cloudformation_patch.failing()}
+
+    def cloudformation_clear_failing(self, _: Any) -> tuple[int, Any]:
+        cloudformation_patch.clear_failing()
+        return 200, {"failing": []}
+
+    def cloudformation_status(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("stack"), str):
+            raise ControlError('body must be an object {"stack": name, "status": a stack status}')
+        status = body.get("status")
+        if status not in cloudformation_patch.STATUSES:
+            raise ControlError(f"'status' must be a stack status such as UPDATE_IN_PROGRESS (got {status!r})")
+        try:
+            return 200, cloudformation_patch.set_status(body["stack"], status)
+        except KeyError:
+            raise ControlError(f"no CloudFormation stack {body['stack']!r}", status=404) from None
+
 
 ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
     "ping": {"GET": EmulatorApp.ping},
@@ -488,6 +518,12 @@ ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
     "rds/fail": {"POST": EmulatorApp.rds_fail, "GET": EmulatorApp.rds_list_failing, "DELETE": EmulatorApp.rds_clear_failing},
     "rds/advance": {"POST": EmulatorApp.rds_advance},
     "cloudwatch/alarm": {"POST": EmulatorApp.cloudwatch_alarm},
+    "cloudformation/fail": {
+        "POST": EmulatorApp.cloudformation_fail,
+        "GET": EmulatorApp.cloudformation_list_failing,
+        "DELETE": EmulatorApp.cloudformation_clear_failing,
+    },
+    "cloudformation/status": {"POST": EmulatorApp.cloudformation_status},
 }
 
 

@@ -1,5 +1,6 @@
 """POST /_emulator/seed: creates Lambda functions, ECS services, secrets, RDS instances with
-their snapshots, CloudWatch alarms and metrics, and CodePipeline pipelines through the AWS API.
+their snapshots, CloudWatch alarms and metrics, CodePipeline pipelines, and CloudFormation stacks with
+their templates in a versioned S3 bucket through the AWS API.
 
 The resources are made with boto3 against the emulator itself, so they go through the same
 code (and patches) as the SDK under test. Those requests carry ``INTERNAL_HEADER`` and are
@@ -47,7 +48,7 @@ PIPELINE_TRUST_POLICY = json.dumps(
 )
 DEFAULT_ENGINE_VERSIONS = {"postgres": "15.4", "mysql": "8.0.35", "mariadb": "10.11.6"}
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
-SEED_KEYS = ("lambda", "ecs", "secrets", "rds", "cloudwatch", "codepipeline")
+SEED_KEYS = ("lambda", "ecs", "secrets", "rds", "cloudwatch", "codepipeline", "cloudformation")
 
 
 _client_cache: dict[tuple[str, str], dict[str, Any]] = {}
@@ -70,7 +71,7 @@ def _make_clients(endpoint: str, region: str) -> dict[str, Any]:
     )
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
     out = {}
-    for name in ("lambda", "ecs", "secretsmanager", "iam", "rds", "ec2", "cloudwatch", "codepipeline", "ecr"):
+    for name in ("lambda", "ecs", "secretsmanager", "iam", "rds", "ec2", "cloudwatch", "codepipeline", "ecr", "cloudformation", "s3"):
         client = session.client(name, endpoint_url=endpoint, config=config)
 
         def mark_internal(request: Any, **_: Any) -> None:
@@ -213,18 +214,39 @@ def _validate_codepipeline(spec: dict[str, Any]) -> None:
             raise ControlError(f"{where}: stage names given twice")
 
 
+def _validate_cloudformation(spec: dict[str, Any]) -> None:
+    for i, st in enumerate(spec.get("cloudformation", [])):
+        where = f"cloudformation[{i}]"
+        if not isinstance(st, dict):
+            raise ControlError(f"{where} must be an object")
+        for key in ("stack", "bucket", "key"):
+            _req(st, key, str, where)
+        templates = _req(st, "templates", list, where)
+        if not templates or not all(isinstance(t, (str, dict)) for t in templates):
+            raise ControlError(f"{where}: 'templates' must be a non-empty list of templates (JSON objects or text)")
+        current = st.get("current", len(templates))
+        if not isinstance(current, int) or isinstance(current, bool) or not 1 <= current <= len(templates):
+            raise ControlError(f"{where}: 'current' must be a template number 1..{len(templates)}")
+        params = st.get("parameters", {})
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            raise ControlError(f"{where}: 'parameters' must be an object {{name: string value}}")
+        if not isinstance(st.get("versioned", True), bool):
+            raise ControlError(f"{where}: 'versioned' must be true or false")
+
+
 def _validate(spec: Any) -> None:
     if not isinstance(spec, dict):
         raise ControlError(f"seed body must be a JSON object with any of {', '.join(SEED_KEYS)}")
     unknown = set(spec) - set(SEED_KEYS) - {"region"}
     if unknown:
         raise ControlError(f"seed: unknown keys {sorted(unknown)}; expected {', '.join(SEED_KEYS)}, region")
-    for key in ("lambda", "ecs", "secrets", "rds", "codepipeline"):
+    for key in ("lambda", "ecs", "secrets", "rds", "codepipeline", "cloudformation"):
         if key in spec and not isinstance(spec[key], list):
             raise ControlError(f"seed: '{key}' must be a list")
     _validate_rds(spec)
     _validate_cloudwatch(spec)
     _validate_codepipeline(spec)
+    _validate_cloudformation(spec)
     for i, fn in enumerate(spec.get("lambda", [])):
         where = f"lambda[{i}]"
         if not isinstance(fn, dict):
@@ -306,6 +328,8 @@ def _check_absent(spec: dict[str, Any], c: dict[str, Any]) -> None:
                 "PipelineNotFoundException",
             ):
                 return False
+            if e.response["Error"]["Code"] == "ValidationError" and "does not exist" in e.response["Error"].get("Message", ""):
+                return False  # CloudFormation: "Stack with id X does not exist"
             raise
 
     for fn in spec.get("lambda", []):
@@ -350,6 +374,9 @@ def _check_absent(spec: dict[str, Any], c: dict[str, Any]) -> None:
     for pipe in spec.get("codepipeline", []):
         if exists(c["codepipeline"].get_pipeline, name=pipe["name"]):
             raise ControlError(f"seed: pipeline {pipe['name']!r} already exists; POST /_emulator/reset first")
+    for st in spec.get("cloudformation", []):
+        if exists(c["cloudformation"].describe_stacks, StackName=st["stack"]):
+            raise ControlError(f"seed: stack {st['stack']!r} already exists; POST /_emulator/reset first")
 
 
 def _role(iam: Any, name: str, trust_policy: str) -> str:
@@ -742,6 +769,38 @@ def _seed_pipeline(pipe: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     return {"name": pipe["name"], "arn": meta["pipelineArn"], "stages": list(pipe["stages"])}
 
 
+# -- CloudFormation ----------------------------------------------------------------------------
+def _template_text(template: str | dict[str, Any]) -> str:
+    return template if isinstance(template, str) else json.dumps(template, indent=2)
+
+
+def _seed_stack(st: dict[str, Any], c: dict[str, Any], region: str) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    s3, cfn = c["s3"], c["cloudformation"]
+    try:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=st["bucket"])
+        else:
+            s3.create_bucket(Bucket=st["bucket"], CreateBucketConfiguration={"LocationConstraint": region})
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise
+    if st.get("versioned", True):
+        s3.put_bucket_versioning(Bucket=st["bucket"], VersioningConfiguration={"Status": "Enabled"})
+    texts = [_template_text(t) for t in st["templates"]]
+    versions = []
+    for text in texts:
+        out = s3.put_object(Bucket=st["bucket"], Key=st["key"], Body=text.encode(), ContentType="application/json")
+        versions.append(out.get("VersionId") or "null")
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in (st.get("parameters") or {}).items()]
+    stack_id = cfn.create_stack(StackName=st["stack"], TemplateBody=texts[0], Parameters=params)["StackId"]
+    keep = [{"ParameterKey": k, "UsePreviousValue": True} for k in (st.get("parameters") or {})]
+    for text in texts[1 : st.get("current", len(texts))]:
+        cfn.update_stack(StackName=st["stack"], TemplateBody=text, Parameters=keep)
+    return {"stack": st["stack"], "stack_id": stack_id, "bucket": st["bucket"], "key": st["key"], "version_ids": versions}
+
+
 def seed(spec: Any, endpoint: str, default_region: str) -> dict[str, Any]:
     _validate(spec)
     names = [("lambda", fn["function"]) for fn in spec.get("lambda", [])]
@@ -751,6 +810,7 @@ def seed(spec: Any, endpoint: str, default_region: str) -> dict[str, Any]:
     names += [("DB instance", d["db_instance_id"].lower()) for d in spec.get("rds", [])]
     names += [("alarm", a["name"]) for a in (spec.get("cloudwatch") or {}).get("alarms", [])]
     names += [("pipeline", p["name"]) for p in spec.get("codepipeline", [])]
+    names += [("stack", st["stack"]) for st in spec.get("cloudformation", [])]
     dupes = sorted({f"{k} {n}" for k, n in names if names.count((k, n)) > 1})
     if dupes:
         raise ControlError(f"seed: names given twice: {', '.join(dupes)}")
@@ -768,4 +828,6 @@ def seed(spec: Any, endpoint: str, default_region: str) -> dict[str, Any]:
         out["cloudwatch"] = _seed_cloudwatch(spec["cloudwatch"] or {}, clients)
     if "codepipeline" in spec:
         out["codepipeline"] = [_seed_pipeline(p, clients) for p in spec["codepipeline"]]
+    if "cloudformation" in spec:
+        out["cloudformation"] = [_seed_stack(st, clients, region) for st in spec["cloudformation"]]
     return out

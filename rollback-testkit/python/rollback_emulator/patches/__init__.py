@@ -28,7 +28,7 @@ def apply_all() -> None:
                 "installed; run `bash scripts/setup-python.sh` to install the pinned version",
                 stacklevel=2,
             )
-        from . import awslambda, cloudwatch, codepipeline, ecs, rds, secretsmanager
+        from . import awslambda, cloudformation, cloudwatch, codepipeline, ecs, rds, s3, secretsmanager
 
         ecs.apply()
         awslambda.apply()
@@ -36,4 +36,6 @@ def apply_all() -> None:
         rds.apply()
         cloudwatch.apply()
         codepipeline.apply()
+        cloudformation.apply()
+        s3.apply()
         _applied = True
