@@ -11,7 +11,8 @@
 //! | [`RdsInstance`] | `live`, then DB snapshots; or a point in time | restore to a NEW instance (the original is never touched); DBInstanceAvailable |
 //! | [`ConnectionHandover`] | the secret's AWSCURRENT version | a new secret version pointing at the restored instance; compensation moves AWSCURRENT back |
 //! | [`EcsDesiredCount`] | the desired count (`"2"`) | UpdateService(desiredCount), a new deployment when scaling up from 0 |
-//! | [`PipelineTransition`] | `enabled` / `disabled` | Disable/EnableStageTransition (freeze the pipeline, runbook 003) |
+//! | [`PipelineTransition`] | `enabled` / `disabled` | Disable/EnableStageTransition (freeze the pipeline, runbook 003), optionally StopPipelineExecution of the executions in flight |
+//! | [`PipelineExecution`] | the source commit of a past successful execution | StartPipelineExecution pinned to the commit (sourceRevisions); stable when that execution Succeeded (runbook 003's re-run) |
 //!
 //! Verification from CloudWatch: [`AlarmCheck`] (no alarm matching a prefix in ALARM) and
 //! [`CloudWatchSource`] (GetMetricData for `rollback_core::metrics` threshold checks and
@@ -78,7 +79,7 @@ pub mod stores;
 mod target;
 
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};
-pub use codepipeline::PipelineTransition;
+pub use codepipeline::{PipelineExecution, PipelineTransition, StopInFlight};
 pub use config::{Aws, AwsCache, AwsConfig};
 pub use ecs::{EcsDesiredCount, EcsRestart, EcsService};
 pub use handover::ConnectionHandover;
@@ -116,6 +117,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<RdsInstance>(registry, &cache);
     target::register::<ConnectionHandover>(registry, &cache);
     target::register::<PipelineTransition>(registry, &cache);
+    target::register::<PipelineExecution>(registry, &cache);
     DynamoDbLocks::register(registry, &cache);
     AlarmCheck::register(registry, &cache);
     stores::register(registry, &cache);
