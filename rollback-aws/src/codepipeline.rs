@@ -14,10 +14,32 @@
 //!     .temporary();
 //! # Ok(()) }
 //! ```
+//!
+//! The freeze can also stop the execution in flight ([`PipelineTransition::stop_in_flight`],
+//! runbook key `stop_in_flight: finish | abandon`, default `leave`): the plan reads the
+//! pipeline's executions and names those InProgress in the change (facts `stop_in_flight`
+//! and `stops`), apply disables the transition and then sends StopPipelineExecution for each
+//! (with `abandon` as chosen and a reason). The step is stable once each is Stopped (or has
+//! ended otherwise): with `finish` that waits for its actions in progress to finish, so
+//! nothing of the bad release runs on while the rollback does; a Stopping execution is
+//! still waited for. A resumed run stops only those still InProgress (never twice), and
+//! executions started after the plan are not stopped (the transition holds them). Undoing
+//! the freeze (enable) restarts nothing.
+//!
+//! [`PipelineExecution`] (kind `pipeline-execution`, runbook 003 step 3) re-runs the pipeline
+//! for the source commit of an earlier successful execution.
+
+mod execution;
+
+use std::fmt;
+use std::str::FromStr;
 
 use async_trait::async_trait;
-use aws_sdk_codepipeline::types::StageTransitionType;
+use aws_sdk_codepipeline::types::{
+    PipelineExecutionStatus, PipelineExecutionSummary, StageTransitionType,
+};
 use aws_sdk_codepipeline::Client;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use rollback_core::{
     ApplyOutcome, Change, Error, Result, Revision, RollbackTarget, Selector, Stability, TargetId,
     TargetSpec,
@@ -28,6 +50,8 @@ use crate::config::{Aws, AwsConfig};
 use crate::error::{check_name, sdk_error};
 use crate::target::{self, aws_target};
 
+pub use execution::{PipelineExecution, EXECUTION_KIND};
+
 /// The target kind.
 pub const KIND: &str = "pipeline-transition";
 /// The revision of an open transition.
@@ -35,11 +59,71 @@ pub const ENABLED: &str = "enabled";
 /// The revision of a frozen transition.
 pub const DISABLED: &str = "disabled";
 
+/// The fact of a freeze's change naming how it stops the executions in flight.
+const STOP_FACT: &str = "stop_in_flight";
+/// The fact of a freeze's change listing the executions it stops (comma-separated ids).
+const STOPS_FACT: &str = "stops";
+/// The reason sent with StopPipelineExecution (AWS takes up to 200 characters).
+const STOP_REASON: &str = "stopped by rollback: the pipeline is frozen while a rollback runs";
+
+/// What a freeze does with the pipeline's executions in flight
+/// ([`PipelineTransition::stop_in_flight`]); runbook values `leave`, `finish`, `abandon`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopInFlight {
+    /// Leave them running (only the transition is disabled): the default.
+    #[default]
+    Leave,
+    /// StopPipelineExecution: the actions in progress finish, nothing new starts.
+    Finish,
+    /// StopPipelineExecution with `abandon`: the pipeline stops tracking its actions in
+    /// progress at once (what they were doing goes on in their own services).
+    Abandon,
+}
+
+impl StopInFlight {
+    /// Its runbook name: `leave`, `finish` or `abandon`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopInFlight::Leave => "leave",
+            StopInFlight::Finish => "finish",
+            StopInFlight::Abandon => "abandon",
+        }
+    }
+}
+
+impl fmt::Display for StopInFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StopInFlight {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "leave" => Ok(StopInFlight::Leave),
+            "finish" => Ok(StopInFlight::Finish),
+            "abandon" => Ok(StopInFlight::Abandon),
+            other => Err(Error::invalid(
+                KIND,
+                format!(
+                    "stop_in_flight {:?} is not one of leave, finish, abandon",
+                    rollback_core::redact::truncate(other, 40)
+                ),
+            )),
+        }
+    }
+}
+
 /// A [`PipelineTransition`] as data (what the journal records, beside the AWS settings).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Params {
     pipeline: String,
     stage: String,
+    #[serde(default)]
+    stop_in_flight: StopInFlight,
 }
 
 /// The inbound transition of one pipeline stage; see the [module docs](self).
@@ -47,6 +131,7 @@ pub(crate) struct Params {
 pub struct PipelineTransition {
     pipeline: String,
     stage: String,
+    stop_in_flight: StopInFlight,
     aws: AwsConfig,
     client: Client,
     id: TargetId,
@@ -55,8 +140,12 @@ pub struct PipelineTransition {
 aws_target!(
     PipelineTransition,
     KIND,
-    Params { pipeline, stage },
-    |aws, p| Self::new(aws, p.pipeline, p.stage)
+    Params {
+        pipeline,
+        stage,
+        stop_in_flight
+    },
+    |aws, p| Ok(Self::new(aws, p.pipeline, p.stage)?.stop_in_flight(p.stop_in_flight))
 );
 
 impl PipelineTransition {
@@ -68,6 +157,18 @@ impl PipelineTransition {
     /// The stage whose inbound transition this is.
     pub fn stage(&self) -> &str {
         &self.stage
+    }
+
+    /// Also stop the pipeline's executions in flight when freezing (see the [module
+    /// docs](self)); [`StopInFlight::Leave`] (the default) leaves them running.
+    pub fn stop_in_flight(mut self, mode: StopInFlight) -> Self {
+        self.stop_in_flight = mode;
+        self
+    }
+
+    /// What freezing does with the executions in flight.
+    pub fn stop_mode(&self) -> StopInFlight {
+        self.stop_in_flight
     }
 
     /// The inbound transition of `stage` in `pipeline`.
@@ -89,6 +190,7 @@ impl PipelineTransition {
         Ok(PipelineTransition {
             pipeline,
             stage,
+            stop_in_flight: StopInFlight::Leave,
             aws: aws.config().clone(),
             client: aws.client(Client::new),
             id,
@@ -167,27 +269,109 @@ impl RollbackTarget for PipelineTransition {
         self.select(&current, selector)
     }
 
-    /// One GetPipelineState serves the current state, the selected one and the change.
+    /// One GetPipelineState serves the current state, the selected one and the change; a
+    /// freeze that stops the executions in flight also reads one page of executions and
+    /// names those InProgress in the change.
     async fn prepare(&self, selector: &Selector) -> Result<Change> {
         let current = self.current().await?;
-        let to = self.select(&current, selector)?;
+        let mut to = self.select(&current, selector)?;
+        if to.id == DISABLED && self.stop_in_flight != StopInFlight::Leave {
+            let running: Vec<String> = in_flight(
+                &list_executions(&self.client, &self.id, &self.pipeline, 1).await?,
+            )
+            .map(str::to_string)
+            .collect();
+            if !running.is_empty() {
+                to = to
+                    .description(format!(
+                        "frozen: nothing enters the stage; execution(s) {} stopped ({})",
+                        running.join(", "),
+                        self.stop_in_flight
+                    ))
+                    .fact(STOP_FACT, self.stop_in_flight.as_str())
+                    .fact(STOPS_FACT, running.join(","));
+            }
+        }
         Ok(Change::new(self.id.clone(), current, to))
     }
 
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome> {
         let (enabled, _) = self.enabled().await?;
         let now = Self::revision(enabled).id;
-        if now == change.to.id {
+        let stops = planned_stops(&change.to);
+        if now == change.to.id && stops.is_none() {
             return Ok(ApplyOutcome::AlreadyCurrent);
         }
-        if now != change.from.id {
+        if now != change.from.id && now != change.to.id {
             return Err(Error::conflict(
                 self.id.to_string(),
                 change.from.id.clone(),
                 now,
             ));
         }
-        if change.to.id == DISABLED {
+        let mut sent = false;
+        if now != change.to.id {
+            self.flip(&change.to.id).await?;
+            sent = true;
+        }
+        if let Some((mode, ids)) = stops {
+            sent |= self.stop(mode, &ids).await?;
+        }
+        Ok(if sent {
+            ApplyOutcome::Applied
+        } else {
+            ApplyOutcome::AlreadyCurrent
+        })
+    }
+
+    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
+        let (enabled, reason) = self.enabled().await?;
+        let now = Self::revision(enabled).id;
+        // Disable/EnableStageTransition take effect at once: after our apply, the other
+        // state means someone else flipped it, and waiting will not flip it back.
+        if now != revision.id {
+            return Ok(Stability::Failed(format!(
+                "the transition is {now}{}, not {}; someone else changed it",
+                reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+                revision.id
+            )));
+        }
+        let Some((_, ids)) = planned_stops(revision) else {
+            return Ok(Stability::Stable);
+        };
+        let summaries = list_executions(&self.client, &self.id, &self.pipeline, 1).await?;
+        let waiting: Vec<String> = summaries
+            .iter()
+            .filter(|e| e.pipeline_execution_id().is_some_and(|i| ids.iter().any(|x| x == i)))
+            .filter(|e| {
+                matches!(
+                    e.status(),
+                    Some(PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping)
+                )
+            })
+            .map(|e| {
+                format!(
+                    "execution {} is {}",
+                    e.pipeline_execution_id().unwrap_or_default(),
+                    e.status().map(|s| s.as_str()).unwrap_or("InProgress")
+                )
+            })
+            .collect();
+        Ok(if waiting.is_empty() {
+            Stability::Stable
+        } else {
+            Stability::Waiting(format!(
+                "{} (waiting for it to be Stopped)",
+                waiting.join(", ")
+            ))
+        })
+    }
+}
+
+impl PipelineTransition {
+    /// Disables (`to` is [`DISABLED`]) or enables the transition.
+    async fn flip(&self, to: &str) -> Result<()> {
+        if to == DISABLED {
             self.client
                 .disable_stage_transition()
                 .pipeline_name(&self.pipeline)
@@ -207,22 +391,96 @@ impl RollbackTarget for PipelineTransition {
                 .await
                 .map_err(|e| sdk_error(&self.id, "EnableStageTransition", e))?;
         }
-        Ok(ApplyOutcome::Applied)
+        Ok(())
     }
 
-    async fn check_stable(&self, revision: &Revision) -> Result<Stability> {
-        let (enabled, reason) = self.enabled().await?;
-        let now = Self::revision(enabled).id;
-        // Disable/EnableStageTransition take effect at once: after our apply, the other
-        // state means someone else flipped it, and waiting will not flip it back.
-        Ok(if now == revision.id {
-            Stability::Stable
-        } else {
-            Stability::Failed(format!(
-                "the transition is {now}{}, not {}; someone else changed it",
-                reason.map(|r| format!(" ({r})")).unwrap_or_default(),
-                revision.id
-            ))
-        })
+    /// Stops the planned executions still InProgress (one page of executions read first,
+    /// so a resumed run does not stop them twice); whether any StopPipelineExecution was sent.
+    async fn stop(&self, mode: StopInFlight, ids: &[String]) -> Result<bool> {
+        let summaries = list_executions(&self.client, &self.id, &self.pipeline, 1).await?;
+        let running: Vec<&str> = in_flight(&summaries)
+            .filter(|id| ids.iter().any(|x| x == id))
+            .collect();
+        let mut sent = false;
+        for execution in running {
+            let out = self
+                .client
+                .stop_pipeline_execution()
+                .pipeline_name(&self.pipeline)
+                .pipeline_execution_id(execution)
+                .abandon(mode == StopInFlight::Abandon)
+                .reason(STOP_REASON)
+                .send()
+                .await;
+            match out {
+                Ok(_) => sent = true,
+                // Stopped or ended meanwhile: what this call was for.
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        Some(
+                            "DuplicatedStopRequestException"
+                                | "PipelineExecutionNotStoppableException"
+                        )
+                    ) =>
+                {
+                    tracing::debug!(target = %self.id, execution, "already stopped or ended");
+                }
+                Err(e) => return Err(sdk_error(&self.id, "StopPipelineExecution", e)),
+            }
+        }
+        Ok(sent)
     }
+}
+
+/// The stops a freeze's revision plans: its mode and the executions, if it has any.
+fn planned_stops(revision: &Revision) -> Option<(StopInFlight, Vec<String>)> {
+    let mode = revision.facts.get(STOP_FACT)?.parse().ok()?;
+    let ids: Vec<String> = revision
+        .facts
+        .get(STOPS_FACT)?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    (mode != StopInFlight::Leave && !ids.is_empty()).then_some((mode, ids))
+}
+
+/// The ids of the executions InProgress.
+fn in_flight(summaries: &[PipelineExecutionSummary]) -> impl Iterator<Item = &str> {
+    summaries
+        .iter()
+        .filter(|e| e.status() == Some(&PipelineExecutionStatus::InProgress))
+        .filter_map(|e| e.pipeline_execution_id())
+}
+
+/// How many executions a page of ListPipelineExecutions holds (AWS's most).
+const PAGE: i32 = 100;
+
+/// The newest executions of `pipeline`, newest first: up to `pages` pages of [`PAGE`].
+pub(crate) async fn list_executions(
+    client: &Client,
+    id: &TargetId,
+    pipeline: &str,
+    pages: usize,
+) -> Result<Vec<PipelineExecutionSummary>> {
+    let mut stream = client
+        .list_pipeline_executions()
+        .pipeline_name(pipeline)
+        .max_results(PAGE)
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    for _ in 0..pages {
+        match stream.next().await {
+            Some(page) => out.extend(
+                page.map_err(|e| sdk_error(id, "ListPipelineExecutions", e))?
+                    .pipeline_execution_summaries()
+                    .iter()
+                    .cloned(),
+            ),
+            None => break,
+        }
+    }
+    Ok(out)
 }

@@ -34,6 +34,7 @@ const NOT_FOUND: &[&str] = &[
     "DBSnapshotNotFoundFault",
     "PipelineNotFoundException",
     "StageNotFoundException",
+    "PipelineExecutionNotFoundException",
 ];
 
 const INVALID: &[&str] = &[

@@ -11,8 +11,9 @@
 //! | [`RdsInstance`] | `live`, then DB snapshots; or a point in time | restore to a NEW instance (the original is never touched); DBInstanceAvailable |
 //! | [`ConnectionHandover`] | the secret's AWSCURRENT version | a new secret version pointing at the restored instance; compensation moves AWSCURRENT back |
 //! | [`EcsDesiredCount`] | the desired count (`"2"`) | UpdateService(desiredCount), a new deployment when scaling up from 0 |
-//! | [`PipelineTransition`] | `enabled` / `disabled` | Disable/EnableStageTransition (freeze the pipeline, runbook 003) |
 //! | [`CloudFormationStack`] | S3 version id of the template artifact | UpdateStack to the pinned version (runbook 003 step 3); UPDATE_COMPLETE, fails with the failing stack events |
+//! | [`PipelineTransition`] | `enabled` / `disabled` | Disable/EnableStageTransition (freeze the pipeline, runbook 003), optionally StopPipelineExecution of the executions in flight |
+//! | [`PipelineExecution`] | the source commit of a past successful execution | StartPipelineExecution pinned to the commit (sourceRevisions); stable when that execution Succeeded (runbook 003's re-run) |
 //!
 //! Verification from CloudWatch: [`AlarmCheck`] (no alarm matching a prefix in ALARM) and
 //! [`CloudWatchSource`] (GetMetricData for `rollback_core::metrics` threshold checks and
@@ -81,7 +82,7 @@ mod target;
 
 pub use cloudformation::CloudFormationStack;
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};
-pub use codepipeline::PipelineTransition;
+pub use codepipeline::{PipelineExecution, PipelineTransition, StopInFlight};
 pub use config::{Aws, AwsCache, AwsConfig};
 pub use ecs::{EcsDesiredCount, EcsRestart, EcsService};
 pub use handover::ConnectionHandover;
@@ -120,6 +121,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<ConnectionHandover>(registry, &cache);
     target::register::<PipelineTransition>(registry, &cache);
     target::register::<CloudFormationStack>(registry, &cache);
+    target::register::<PipelineExecution>(registry, &cache);
     DynamoDbLocks::register(registry, &cache);
     AlarmCheck::register(registry, &cache);
     stores::register(registry, &cache);

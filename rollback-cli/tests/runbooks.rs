@@ -839,6 +839,34 @@ async fn runbook_003_reverts_with_the_pipeline_frozen_and_opens_it_again() {
 }
 
 #[tokio::test]
+async fn runbook_003_re_runs_the_last_good_commit() {
+    let (good, bad) = ("1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222");
+    let emu = emulator().await;
+    emu.seed(json!({"codepipeline": [{"name": "Apgms", "stages": ["Source", "Build", "Deploy"], "source": "github",
+        "executions": [{"commit": good, "summary": "1.8"}, {"commit": bad, "summary": "1.9"}]}]}))
+        .await
+        .unwrap();
+    emu.set_pipeline_delay(Duration::from_millis(300))
+        .await
+        .unwrap();
+    let health = emu.health_url();
+    let rb = Runbook::new(
+        &emu,
+        "003-pipeline-rerun.yaml",
+        &[("PIPELINE", "Apgms"), ("HEALTH_URL", &health)],
+    );
+    rb.lint(1, 1);
+    let plan = rb.plan();
+    assert_eq!(moves(&plan), [moved("Apgms", bad, good)]);
+    let before = emu.calls().await.unwrap();
+    let run = rb.apply("INC-0412 5xx after 1.9");
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let after = emu.calls().await.unwrap();
+    assert_eq!(made(&before, &after, "StartPipelineExecution"), 1);
+}
+
+#[tokio::test]
 async fn runbook_003_an_alarm_still_firing_compensates_and_the_pipeline_is_open_again() {
     let emu = emulator().await;
     seed_003(&emu, "ALARM").await;

@@ -9,8 +9,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rollback_aws::{
     AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
-    EcsDesiredCount, EcsRestart, EcsService, LambdaAlias, PipelineTransition, RdsInstance,
-    S3Journals, S3KnownGood, SecretVersion,
+    EcsDesiredCount, EcsRestart, EcsService, LambdaAlias, PipelineExecution, PipelineTransition, RdsInstance,
+    S3Journals, S3KnownGood, SecretVersion, StopInFlight,
 };
 use rollback_core::{Progress, RollbackTarget};
 
@@ -413,15 +413,89 @@ aws_target! {
     }
 }
 
-aws_target! {
-    /// The inbound transition of a CodePipeline stage: `enabled` / `disabled` (runbook 003's
-    /// freeze: `Exact("disabled")` as a temporary step).
-    PyPipelineTransition("PipelineTransition") = PipelineTransition::new(pipeline, stage);
-    getters {
-        /// The pipeline.
-        pipeline => pipeline,
-        /// The stage.
-        stage => stage,
+/// The inbound transition of a CodePipeline stage: `enabled` / `disabled` (runbook 003's
+/// freeze: `Exact("disabled")` as a temporary step); `stop_in_flight="finish"` or
+/// `"abandon"` also stops the executions in flight when freezing.
+#[pyclass(module = "rollback.aws", name = "PipelineTransition", extends = PyTarget, frozen)]
+pub(crate) struct PyPipelineTransition {
+    inner: PipelineTransition,
+}
+
+#[pymethods]
+impl PyPipelineTransition {
+    #[new]
+    #[pyo3(signature = (pipeline, stage, *, stop_in_flight = None, config = None))]
+    fn new(
+        py: Python<'_>,
+        pipeline: &str,
+        stage: &str,
+        stop_in_flight: Option<&str>,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let mut t = PipelineTransition::new(&aws, pipeline, stage).map_err(py_err)?;
+        if let Some(mode) = stop_in_flight {
+            t = t.stop_in_flight(mode.parse::<StopInFlight>().map_err(py_err)?);
+        }
+        Ok(target(t.clone()).add_subclass(PyPipelineTransition { inner: t }))
+    }
+
+    /// The pipeline.
+    #[getter]
+    fn pipeline(&self) -> String {
+        self.inner.pipeline().to_string()
+    }
+
+    /// The stage.
+    #[getter]
+    fn stage(&self) -> String {
+        self.inner.stage().to_string()
+    }
+
+    /// What freezing does with the executions in flight: `leave`, `finish` or `abandon`.
+    #[getter]
+    fn stop_in_flight(&self) -> String {
+        self.inner.stop_mode().to_string()
+    }
+}
+
+/// A pipeline re-run for an earlier commit (runbook 003 step 3): revisions are the source
+/// commits of past successful executions, newest first; a rollback starts an execution
+/// pinned to the commit (StartPipelineExecution with sourceRevisions), stable when it
+/// Succeeded.
+#[pyclass(module = "rollback.aws", name = "PipelineExecution", extends = PyTarget, frozen)]
+pub(crate) struct PyPipelineExecution {
+    inner: PipelineExecution,
+}
+
+#[pymethods]
+impl PyPipelineExecution {
+    #[new]
+    #[pyo3(signature = (pipeline, *, source_action = None, config = None))]
+    fn new(
+        py: Python<'_>,
+        pipeline: &str,
+        source_action: Option<String>,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let mut t = PipelineExecution::new(&aws, pipeline).map_err(py_err)?;
+        if let Some(a) = source_action {
+            t = t.source_action(a).map_err(py_err)?;
+        }
+        Ok(target(t.clone()).add_subclass(PyPipelineExecution { inner: t }))
+    }
+
+    /// The pipeline.
+    #[getter]
+    fn pipeline(&self) -> String {
+        self.inner.pipeline().to_string()
+    }
+
+    /// The source action pinned, when one was named.
+    #[getter]
+    fn source_action(&self) -> Option<String> {
+        self.inner.source_action_name().map(str::to_string)
     }
 }
 

@@ -24,6 +24,7 @@ from rollback.aws import (
     EcsRestart,
     EcsService,
     LambdaAlias,
+    PipelineExecution,
     PipelineTransition,
     RdsInstance,
     SecretVersion,
@@ -233,6 +234,39 @@ def test_pipeline_freeze_as_a_temporary_step(emu: EmulatorHandle) -> None:
     assert report.steps[0].status == "reverted"
     assert deploy.current().id == "enabled"
     assert emu.count("DisableStageTransition") == 1 and emu.count("EnableStageTransition") == 1
+
+
+def test_pipeline_re_run_and_freeze_that_stops_in_flight(emu: EmulatorHandle) -> None:
+    good, bad, running = "1" * 40, "2" * 40, "3" * 40
+    emu.seed(
+        {
+            "codepipeline": [
+                {
+                    "name": "Apgms",
+                    "stages": ["Source", "Build", "Deploy"],
+                    "source": "github",
+                    "executions": [{"commit": good}, {"commit": bad}, {"commit": running, "status": "InProgress"}],
+                }
+            ]
+        }
+    )
+    emu.set_pipeline_delay(200)
+    freeze = PipelineTransition("Apgms", "Deploy", stop_in_flight="abandon")
+    assert freeze.stop_in_flight == "abandon"
+    with pytest.raises(rollback.InvalidInputError):
+        PipelineTransition("Apgms", "Deploy", stop_in_flight="later")  # type: ignore[arg-type]
+    report = rollback.Transaction("freeze", reason="r").add(freeze, rollback.Exact("disabled")).run()
+    assert report.outcome == "succeeded", str(report)
+    assert emu.count("StopPipelineExecution") == 1
+    rerun = PipelineExecution("Apgms")
+    assert (rerun.pipeline, rerun.source_action) == ("Apgms", None)
+    assert [r.id for r in rerun.history()] == [bad, good]
+    report = rollback.Transaction("rerun", reason="r").add(rerun, rollback.Previous(), timeout=30).run()
+    assert report.outcome == "succeeded", str(report)
+    assert rerun.current().id == good
+    assert emu.count("StartPipelineExecution") == 1
+    with pytest.raises(rollback.NotFoundError):
+        rollback.Transaction("bad", reason="r").add(PipelineExecution("Apgms"), rollback.Exact("9" * 40)).run(dry_run=True)
 
 
 def test_interrupted_aws_run_resumes_from_its_journal(emu: EmulatorHandle, tmp_path: Path) -> None:

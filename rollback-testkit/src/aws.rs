@@ -304,6 +304,25 @@ impl AwsEmulator {
         .map(|_| ())
     }
 
+    /// Makes CodePipeline executions started for `commit` (a source revision id) end Failed.
+    pub async fn fail_pipeline_commit(&self, commit: &str) -> Result<(), TestkitError> {
+        self.control("POST", "codepipeline/fail", Some(json!({"commit": commit})))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets how long a started CodePipeline execution runs before it ends (Succeeded, or
+    /// Failed for a failing commit), and how long Stopping lasts; the default is 1 s.
+    pub async fn set_pipeline_delay(&self, delay: Duration) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "codepipeline/config",
+            Some(json!({"delay_ms": delay.as_millis() as u64})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Finishes every RDS status transition in progress now; returns how many there were.
     pub async fn advance_rds(&self) -> Result<u64, TestkitError> {
         Ok(self.control("POST", "rds/advance", None).await?["finished"]

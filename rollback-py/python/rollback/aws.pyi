@@ -8,7 +8,7 @@ AWS until the target is used.
 
 import asyncio
 from collections.abc import Sequence
-from typing import Self, final
+from typing import Literal, Self, final
 
 from . import Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
 
@@ -23,6 +23,7 @@ __all__ = [
     "RdsInstance",
     "ConnectionHandover",
     "PipelineTransition",
+    "PipelineExecution",
     "AlarmCheck",
     "DynamoDbLocks",
     "DynamoDbKnownGood",
@@ -193,13 +194,40 @@ class ConnectionHandover(Target):
 @final
 class PipelineTransition(Target):
     """The inbound transition of a CodePipeline stage: ``enabled`` / ``disabled``
-    (runbook 003's freeze: ``Exact("disabled")`` as a temporary step)."""
+    (runbook 003's freeze: ``Exact("disabled")`` as a temporary step); ``stop_in_flight``
+    ``"finish"`` or ``"abandon"`` also stops the executions in flight when freezing
+    (``"leave"``, the default, leaves them running)."""
 
-    def __new__(cls, pipeline: str, stage: str, *, config: AwsConfig | None = None) -> Self: ...
+    def __new__(
+        cls,
+        pipeline: str,
+        stage: str,
+        *,
+        stop_in_flight: Literal["leave", "finish", "abandon"] | None = None,
+        config: AwsConfig | None = None,
+    ) -> Self: ...
     @property
     def pipeline(self) -> str: ...
     @property
     def stage(self) -> str: ...
+    @property
+    def stop_in_flight(self) -> str:
+        """``leave``, ``finish`` or ``abandon``."""
+
+@final
+class PipelineExecution(Target):
+    """A pipeline re-run for an earlier commit (runbook 003 step 3): revisions are the source
+    commits of past successful executions, newest first; a rollback starts an execution
+    pinned to the commit (StartPipelineExecution with sourceRevisions), stable when it
+    Succeeded, failed when it fails, is stopped or superseded."""
+
+    def __new__(
+        cls, pipeline: str, *, source_action: str | None = None, config: AwsConfig | None = None
+    ) -> Self: ...
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def source_action(self) -> str | None: ...
 
 @final
 class AlarmCheck(Check):

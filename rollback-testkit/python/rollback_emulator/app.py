@@ -16,6 +16,7 @@ from . import cbor, health, operations
 from .operations import Operation
 from .patches import cloudformation as cloudformation_patch
 from .patches import cloudwatch as cloudwatch_patch
+from .patches import codepipeline as pipeline_patch
 from .patches import ecs as ecs_patch
 from .patches import rds as rds_patch
 from .seed import INTERNAL_HEADER, seed
@@ -244,6 +245,11 @@ class EmulatorApp:
                 "failing": self.rds_scheduler.failing(),
                 "transitions_in_progress": self.rds_scheduler.in_progress(),
             },
+            "codepipeline": {
+                "delay_ms": pipeline_patch.SCHEDULER.delay_ms,
+                "failing": sorted(pipeline_patch.SCHEDULER.failing),
+                "executions_in_progress": pipeline_patch.SCHEDULER.in_progress(),
+            },
             "faults": self.state.list_faults(),
             "bad": [m.to_json() for m in self.state.list_marks()],
             "calls": self.state.calls_json(),
@@ -257,6 +263,7 @@ class EmulatorApp:
         with ecs_patch.LOCK, rds_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK, cloudwatch_patch.LOCK, codepipeline.LOCK, cloudformation_patch.LOCK:
             moto_api_backend.reset()
             cloudformation_patch.clear_failing()
+            codepipeline.SCHEDULER.reset()
             self.scheduler.reset(self.default_convergence_ms)
             self.rds_scheduler.reset(self.default_rds_delay_ms)
             self.state.reset()
@@ -454,6 +461,36 @@ class EmulatorApp:
             self.rds_scheduler.fail_sources.clear()
         return 200, {"failing": self.rds_scheduler.failing()}
 
+    # -- CodePipeline ---------------------------------------------------------------------
+    def codepipeline_config(self, body: Any) -> tuple[int, Any]:
+        ms = _milliseconds(body, "delay_ms")
+        with pipeline_patch.LOCK:
+            pipeline_patch.SCHEDULER.delay_ms = ms
+        return 200, {"delay_ms": ms}
+
+    def get_codepipeline_config(self, _: Any) -> tuple[int, Any]:
+        return 200, {"delay_ms": pipeline_patch.SCHEDULER.delay_ms}
+
+    def codepipeline_fail(self, body: Any) -> tuple[int, Any]:
+        commit = body.get("commit") if isinstance(body, dict) else None
+        if not isinstance(commit, str) or not commit:
+            raise ControlError('body must be an object {"commit": the source revision id (commit, image digest, S3 version id) whose executions fail}')
+        with pipeline_patch.LOCK:
+            pipeline_patch.SCHEDULER.failing.add(commit)
+            return 200, {"failing": sorted(pipeline_patch.SCHEDULER.failing)}
+
+    def codepipeline_list_failing(self, _: Any) -> tuple[int, Any]:
+        with pipeline_patch.LOCK:
+            return 200, {"failing": sorted(pipeline_patch.SCHEDULER.failing)}
+
+    def codepipeline_clear_failing(self, _: Any) -> tuple[int, Any]:
+        with pipeline_patch.LOCK:
+            pipeline_patch.SCHEDULER.failing.clear()
+        return 200, {"failing": []}
+
+    def codepipeline_advance(self, _: Any) -> tuple[int, Any]:
+        return 200, {"finished": pipeline_patch.SCHEDULER.advance()}
+
     # -- CloudWatch -----------------------------------------------------------------------
     def cloudwatch_alarm(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -524,6 +561,13 @@ ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
         "DELETE": EmulatorApp.cloudformation_clear_failing,
     },
     "cloudformation/status": {"POST": EmulatorApp.cloudformation_status},
+    "codepipeline/config": {"POST": EmulatorApp.codepipeline_config, "GET": EmulatorApp.get_codepipeline_config},
+    "codepipeline/fail": {
+        "POST": EmulatorApp.codepipeline_fail,
+        "GET": EmulatorApp.codepipeline_list_failing,
+        "DELETE": EmulatorApp.codepipeline_clear_failing,
+    },
+    "codepipeline/advance": {"POST": EmulatorApp.codepipeline_advance},
 }
 
 

@@ -212,6 +212,23 @@ def _validate_codepipeline(spec: dict[str, Any]) -> None:
             raise ControlError(f"{where}: 'stages' must be a list of at least 2 stage names (AWS's minimum)")
         if len(set(stages)) != len(stages):
             raise ControlError(f"{where}: stage names given twice")
+        source = pipe.get("source", "s3")
+        if source not in SOURCES:
+            raise ControlError(f"{where}: 'source' must be one of {', '.join(SOURCES)} (got {source!r})")
+        for j, ex in enumerate(pipe.get("executions", [])):
+            w = f"{where}.executions[{j}]"
+            if not isinstance(ex, dict):
+                raise ControlError(f"{w} must be an object {{commit, status, summary, status_summary}}")
+            _req(ex, "commit", str, w)
+            status = ex.get("status", "Succeeded")
+            if status not in EXECUTION_STATUSES:
+                raise ControlError(f"{w}: 'status' must be one of {', '.join(EXECUTION_STATUSES)} (got {status!r})")
+            for key in ("summary", "status_summary"):
+                if key in ex:
+                    _req(ex, key, str, w)
+        failing = pipe.get("failing", [])
+        if not isinstance(failing, list) or not all(isinstance(f, str) and f for f in failing):
+            raise ControlError(f"{where}: 'failing' must be a list of commits whose executions fail")
 
 
 def _validate_cloudformation(spec: dict[str, Any]) -> None:
@@ -735,13 +752,44 @@ def _seed_cloudwatch(cw: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- CodePipeline -------------------------------------------------------------------------------
-def _action(stage: str, first: bool) -> dict[str, Any]:
+# The source action of a seeded pipeline, by the seed's ``source``: provider and configuration.
+SOURCES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "s3": (
+        {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+        {"S3Bucket": "rollback-emulator-source", "S3ObjectKey": "source.zip"},
+    ),
+    "github": (
+        {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+        {
+            "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/rollback-emulator",
+            "FullRepositoryId": "example/app",
+            "BranchName": "main",
+        },
+    ),
+    "codecommit": (
+        {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+        {"RepositoryName": "app", "BranchName": "main"},
+    ),
+    "ecr": (
+        {"category": "Source", "owner": "AWS", "provider": "ECR", "version": "1"},
+        {"RepositoryName": "app", "ImageTag": "latest"},
+    ),
+    # GitHub (version 1): no sourceRevisions override.
+    "github-v1": (
+        {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+        {"Owner": "example", "Repo": "app", "Branch": "main", "OAuthToken": "****"},
+    ),
+}
+EXECUTION_STATUSES = ("Cancelled", "InProgress", "Stopped", "Stopping", "Succeeded", "Superseded", "Failed")
+
+
+def _action(stage: str, first: bool, source: str = "s3") -> dict[str, Any]:
     if first:
-        type_id = {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}
+        type_id, config = SOURCES[source]
         return {
             "name": stage,
-            "actionTypeId": type_id,
-            "configuration": {"S3Bucket": "rollback-emulator-source", "S3ObjectKey": "source.zip"},
+            "actionTypeId": dict(type_id),
+            "configuration": dict(config),
             "outputArtifacts": [{"name": "SourceOutput"}],
         }
     if "build" in stage.lower():
@@ -756,7 +804,8 @@ def _action(stage: str, first: bool) -> dict[str, Any]:
 def _seed_pipeline(pipe: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     cp = c["codepipeline"]
     role_arn = _role(c["iam"], PIPELINE_ROLE, PIPELINE_TRUST_POLICY)
-    stages = [{"name": st, "actions": [_action(st, i == 0)]} for i, st in enumerate(pipe["stages"])]
+    source = pipe.get("source", "s3")
+    stages = [{"name": st, "actions": [_action(st, i == 0, source)]} for i, st in enumerate(pipe["stages"])]
     cp.create_pipeline(
         pipeline={
             "name": pipe["name"],
@@ -766,7 +815,43 @@ def _seed_pipeline(pipe: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
         }
     )
     meta = cp.get_pipeline(name=pipe["name"])["metadata"]
-    return {"name": pipe["name"], "arn": meta["pipelineArn"], "stages": list(pipe["stages"])}
+    out: dict[str, Any] = {"name": pipe["name"], "arn": meta["pipelineArn"], "stages": list(pipe["stages"])}
+    if "executions" in pipe or "failing" in pipe:
+        out["executions"] = _seed_executions(pipe, meta["pipelineArn"])
+    return out
+
+
+def _seed_executions(pipe: dict[str, Any], arn: str) -> list[dict[str, Any]]:
+    """Past executions, oldest first, a minute apart and ending a minute ago (moto has no API
+    to make them: written into the emulator's own execution records)."""
+    import time
+
+    from moto.codepipeline.models import codepipeline_backends
+
+    from .patches import codepipeline as cp_patch
+
+    _, _, _, region, account, _ = arn.split(":", 5)
+    backend = codepipeline_backends[account][region]
+    past = pipe.get("executions", [])
+    now = time.time()
+    out = []
+    with cp_patch.LOCK:
+        pipeline = backend.pipelines[pipe["name"]]
+        action = pipe["stages"][0]
+        for i, ex in enumerate(past):
+            rec = cp_patch.add_execution(
+                pipeline,
+                {action: ex["commit"]},
+                ex.get("status", "Succeeded"),
+                summary=ex.get("status_summary"),
+                trigger="Webhook",
+                started=now - 60 * (len(past) - i),
+            )
+            if ex.get("summary"):
+                rec["sourceRevisions"][0]["revisionSummary"] = ex["summary"]
+            out.append({"id": rec["pipelineExecutionId"], "commit": ex["commit"], "status": rec["status"]})
+        cp_patch.SCHEDULER.failing.update(pipe.get("failing", []))
+    return out
 
 
 # -- CloudFormation ----------------------------------------------------------------------------

@@ -115,6 +115,7 @@ class Emulator:
         from .app import EmulatorApp
         from .patches import apply_all
         from .patches.ecs import SCHEDULER
+        from .patches.codepipeline import SCHEDULER as PIPELINE_SCHEDULER
         from .patches.rds import SCHEDULER as RDS_SCHEDULER
         from .state import EmulatorState
 
@@ -126,6 +127,7 @@ class Emulator:
             dispatcher.app_instances[backend] = create_backend_app(backend)  # type: ignore[arg-type]
         SCHEDULER.reset(self.convergence_ms)
         RDS_SCHEDULER.reset(self.rds_delay_ms)
+        PIPELINE_SCHEDULER.reset()
         self.app = EmulatorApp(
             dispatcher,
             EmulatorState(),
@@ -146,6 +148,7 @@ class Emulator:
         self._thread.start()
         SCHEDULER.start()
         RDS_SCHEDULER.start()
+        PIPELINE_SCHEDULER.start()
         # Answering a request proves the server serves before anyone is told it is ready.
         with _OPENER.open(f"{self.endpoint}/_emulator/ping", timeout=30) as resp:
             json.load(resp)
@@ -153,6 +156,7 @@ class Emulator:
     def stop(self) -> None:
         global _running
         from .patches.ecs import SCHEDULER
+        from .patches.codepipeline import SCHEDULER as PIPELINE_SCHEDULER
         from .patches.rds import SCHEDULER as RDS_SCHEDULER
 
         if self._server is not None:
@@ -164,6 +168,7 @@ class Emulator:
             self._thread = None
         SCHEDULER.stop()
         RDS_SCHEDULER.stop()
+        PIPELINE_SCHEDULER.stop()
         with _running_lock:
             if _running is self:
                 _running = None
@@ -258,6 +263,15 @@ class Emulator:
         if reason is not None:
             body["reason"] = reason
         return self.control("POST", "cloudwatch/alarm", body)
+
+    def set_pipeline_delay(self, ms: int) -> Any:
+        return self.control("POST", "codepipeline/config", {"delay_ms": ms})
+
+    def fail_pipeline_commit(self, commit: str) -> Any:
+        return self.control("POST", "codepipeline/fail", {"commit": commit})
+
+    def advance_pipelines(self) -> Any:
+        return self.control("POST", "codepipeline/advance")
 
 
 class EmulatorControlError(RuntimeError):
