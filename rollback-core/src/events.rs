@@ -48,7 +48,10 @@ pub enum EventKind {
     Reverting,
     /// A temporary step's target is back at its captured revision.
     Reverted,
-    /// An on-failure action ran.
+    /// An on-failure or on-success action started (it may take a while: a cache
+    /// invalidation is waited for).
+    ActionStarted,
+    /// An on-failure or on-success action ran, or a notification was sent.
     Action,
     /// The run stopped on request ([`crate::Interrupt`]) before it finished; its journal
     /// holds where.

@@ -94,6 +94,9 @@ pub enum Entry {
         checks: Vec<CheckSpec>,
         /// The names of the on-failure actions.
         on_failure: Vec<String>,
+        /// The names of the on-success actions (absent before format 1.3).
+        #[serde(default)]
+        on_success: Vec<String>,
         /// The lock manager the run used (from [`crate::LockManager::spec`]; never
         /// credentials), so that a resume locks in the same place. Absent in older journals
         /// and for lock managers that cannot describe themselves.
@@ -237,7 +240,17 @@ pub enum Entry {
         /// The error.
         error: ErrorRecord,
     },
-    /// An on-failure action ran.
+    /// An on-failure or on-success action is about to run (written before it runs; its
+    /// outcome is the `action` record that follows). A resume runs again an action whose
+    /// intent has no outcome, and never one whose outcome is journaled.
+    ActionIntent {
+        /// Its name.
+        name: String,
+        /// Why it runs.
+        when: crate::transaction::ActionWhen,
+    },
+    /// An action ran (an on-failure or on-success action, after its `action_intent`), or a
+    /// notification was sent.
     Action {
         /// Its name.
         name: String,
@@ -327,6 +340,7 @@ impl Entry {
             | Entry::CompensationFailed { .. } => EventKind::Failed,
             Entry::CompensateIntent { .. } => EventKind::Compensating,
             Entry::Compensated { .. } => EventKind::Compensated,
+            Entry::ActionIntent { .. } => EventKind::ActionStarted,
             Entry::Action { .. } => EventKind::Action,
             Entry::Interrupted { .. } => EventKind::Interrupted,
             Entry::End { .. } => EventKind::Finished,
@@ -580,8 +594,8 @@ fn journal_err(path: &Path, what: &str, e: std::io::Error) -> Error {
 /// readers may ignore; a major version changes what records mean, and readers of an older
 /// major refuse it ([`read_journal`]); records of a kind a reader does not know are skipped
 /// (readers before 1.2 refuse them). 1.1 recorded the format and the lock manager; 1.2
-/// added `interrupted`.
-pub const FORMAT: &str = "1.2";
+/// added `interrupted`; 1.3 added `action_intent` and `begin`'s `on_success`.
+pub const FORMAT: &str = "1.3";
 
 fn format_before_versions() -> String {
     "1.0".into()

@@ -7,7 +7,8 @@ use tracing::Instrument;
 use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::drive::put_back;
 use super::transition::Phase;
-use super::{ActionReport, FailurePolicy};
+use super::actions::run_actions;
+use super::{ActionReport, ActionWhen, FailurePolicy};
 use crate::error::{ErrorKind, ErrorRecord, Result};
 use crate::journal::Entry;
 use crate::target::ApplyOutcome;
@@ -23,7 +24,10 @@ pub(crate) async fn after_failure(
         FailurePolicy::Halt => halt(ctx, steps),
     }
     tracing::warn!(target: LOG_TARGET, transaction = %ctx.id, error = %err, "transaction failed");
-    run_actions(ctx).await
+    // A stop request during them leaves the rest to a resume (the journal has them).
+    run_actions(ctx, ActionWhen::OnFailure, &ctx.on_failure)
+        .await
+        .unwrap_or_default()
 }
 
 /// Every target the policy leaves changed needs a person.
@@ -42,42 +46,6 @@ fn halt(ctx: &Ctx, steps: &[StepRun]) {
             );
         }
     }
-}
-
-/// Runs every on-failure action, recording each; none runs once the run has lost a lease
-/// (they change things too), and each is reported as not run.
-async fn run_actions(ctx: &Ctx) -> Vec<ActionReport> {
-    let mut actions = Vec::new();
-    let lost = ctx.fence.lost();
-    for a in &ctx.on_failure {
-        let name = a.name();
-        let (ok, message) = match &lost {
-            Some(e) => (false, format!("not run: {e}")),
-            None => match a.run().await {
-                Ok(m) => (true, m),
-                Err(e) => (false, e.to_string()),
-            },
-        };
-        let event = format!("{name}: {message}");
-        ctx.note(
-            None,
-            Entry::Action {
-                name: name.clone(),
-                ok,
-                message: message.clone(),
-            },
-            event,
-        )
-        .await;
-        if !ok {
-            ctx.attention(
-                None,
-                format!("on-failure action {name:?} failed: {message}"),
-            );
-        }
-        actions.push(ActionReport { name, ok, message });
-    }
-    actions
 }
 
 /// Puts every step that may have changed its target back to the captured revision, newest

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::leases::{release_all, Fence};
 use super::transition::StepState;
-use super::{Attention, FailureAction, FailurePolicy};
+use super::{AfterAction, Attention, FailurePolicy};
 use crate::error::{Error, Result};
 use crate::events::{Emitter, EventKind};
 use crate::journal::{Entry, JournalWriter};
@@ -47,7 +47,9 @@ pub(crate) struct Ctx {
     pub journal: JournalWriter,
     pub emitter: Emitter,
     pub checks: Vec<Check>,
-    pub on_failure: Vec<Arc<dyn FailureAction>>,
+    pub on_failure: Vec<Arc<dyn AfterAction>>,
+    /// Run after a success.
+    pub on_success: Vec<Arc<dyn AfterAction>>,
     pub attention: Mutex<Vec<Attention>>,
     /// The leases, checked before every change ([`Fence::check`]).
     pub fence: Arc<Fence>,

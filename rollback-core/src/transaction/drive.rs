@@ -9,11 +9,12 @@ use futures::stream::{self, StreamExt};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::actions::run_actions;
 use super::compensate::after_failure;
 use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::report::{finish, stopped};
 use super::transition::Phase;
-use super::Report;
+use super::{ActionWhen, Report};
 use crate::error::{Error, ErrorKind, ErrorRecord, Result};
 use crate::events::EventKind;
 use crate::journal::Entry;
@@ -62,11 +63,16 @@ async fn drive_limited(
     if failure.is_none() && ctx.interrupt.is_interrupted() {
         return stopped(ctx, steps, None).await;
     }
-    let actions = match &failure {
-        Some(err) => after_failure(ctx, steps, err).await,
-        None => Vec::new(),
+    let (actions, on_success) = match &failure {
+        Some(err) => (after_failure(ctx, steps, err).await, Vec::new()),
+        // Succeeded: the on-success actions; a stop request during them ends the run
+        // interrupted (a resume runs those without a journaled outcome).
+        None => match run_actions(ctx, ActionWhen::OnSuccess, &ctx.on_success).await {
+            Some(done) => (Vec::new(), done),
+            None => return stopped(ctx, steps, None).await,
+        },
     };
-    finish(ctx, steps, failure, verdicts, actions, false).await
+    finish(ctx, steps, failure, verdicts, (actions, on_success), false).await
 }
 
 /// Every stage in turn, all its steps at once, their calls at most `concurrency` at a time

@@ -71,7 +71,7 @@ pub(crate) async fn run(t: &Transaction, dry_run: bool) -> Result<Report> {
     // 1. Preflight: read only.
     let (ctx, mut steps, holder) = preflight(t, dry_run).await?;
     if dry_run {
-        return Ok(finish(&ctx, &mut steps, None, Vec::new(), Vec::new(), true).await);
+        return Ok(finish(&ctx, &mut steps, None, Vec::new(), Default::default(), true).await);
     }
     // 2. Lock every target.
     if let Err(e) = lock_all(&ctx, &b.locks, &steps, &holder, b.lease_ttl).await {

@@ -65,6 +65,7 @@ use crate::target::{RollbackTarget, TargetId};
 use crate::verify::{Check, Verdict};
 use crate::wait::{CompensationRetry, RetryPolicy};
 
+mod actions;
 mod compensate;
 mod context;
 mod drive;
@@ -143,26 +144,98 @@ impl fmt::Display for Attention {
     }
 }
 
-/// An action run after a failure, whatever the policy (scale to zero, maintenance mode).
+/// When an [`AfterAction`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionWhen {
+    /// After a failure, whatever the policy ([`TransactionBuilder::on_failure`]).
+    OnFailure,
+    /// After a run that succeeded: every step verified, the transaction's checks passed
+    /// ([`TransactionBuilder::on_success`]).
+    OnSuccess,
+}
+
+impl fmt::Display for ActionWhen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActionWhen::OnFailure => "on-failure",
+            ActionWhen::OnSuccess => "on-success",
+        })
+    }
+}
+
+/// The run an [`AfterAction`] is part of, as [`AfterAction::run_in`] is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActionRun {
+    /// The transaction id: the same for the run and every resume of it, so an action that
+    /// must not be done twice can key its request on it (a CloudFront invalidation's
+    /// CallerReference).
+    pub transaction: String,
+    /// Why it runs.
+    pub when: ActionWhen,
+}
+
+impl ActionRun {
+    /// The run of transaction `transaction`, for an action run `when`.
+    pub fn new(transaction: impl Into<String>, when: ActionWhen) -> Self {
+        ActionRun {
+            transaction: transaction.into(),
+            when,
+        }
+    }
+}
+
+/// An action run after the steps: after a failure, whatever the policy (scale to zero,
+/// maintenance mode: [`TransactionBuilder::on_failure`]), or after a success (invalidate a
+/// CDN cache, tell a status page: [`TransactionBuilder::on_success`]).
 ///
-/// Called `Action` before; renamed so that the name says one thing (the decision tree's
-/// recommendation is [`metrics::Recommendation`](crate::metrics::Recommendation)). A trait
-/// cannot have a deprecated alias, so there is none; Python's `on_failure` is unchanged.
+/// Each run of one is journaled twice, its intent before and its outcome after (an
+/// `action_intent` and an `action` record), so a resume never runs one whose outcome is
+/// journaled, and runs again one whose outcome is not (make such actions idempotent, with
+/// [`ActionRun::transaction`]). An action that fails never changes the outcome of the run:
+/// it is listed in the report's `needs_attention`, as a failed notification is
+/// ([`crate::notify`]).
+///
+/// One trait for both: what an action is does not depend on when it runs. It was
+/// [`FailureAction`] (and `Action` before that, renamed so that the name says one thing:
+/// the decision tree's recommendation is
+/// [`metrics::Recommendation`](crate::metrics::Recommendation)); that name stays, the same
+/// trait, so code implementing or holding a `FailureAction` is unchanged.
 #[async_trait]
-pub trait FailureAction: Send + Sync + fmt::Debug {
-    /// A short name for reports.
+pub trait AfterAction: Send + Sync + fmt::Debug {
+    /// A short name for reports; it names the action in the journal, so two actions of one
+    /// transaction should not share it.
     fn name(&self) -> String;
     /// Runs it; the `Ok` text goes into the report.
     async fn run(&self) -> Result<String>;
 
+    /// Runs it as part of `run`: what a transaction calls. The default is
+    /// [`run`](Self::run); an action that must not be done twice on a resume keys its
+    /// request on [`ActionRun::transaction`].
+    async fn run_in(&self, run: &ActionRun) -> Result<String> {
+        let _ = run;
+        self.run().await
+    }
+
     /// Refuses an action that cannot run, without running it; like
     /// [`Verifier::validate`](crate::verify::Verifier::validate), a transaction calls it in
-    /// preflight, so a bad on-failure action stops the run before anything changes rather
-    /// than when it is needed most. The default accepts everything.
+    /// preflight, so a bad action stops the run before anything changes rather than when it
+    /// is needed most. The default accepts everything.
     fn validate(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Reads what it needs to prove it can run (that a CloudFront distribution exists),
+    /// changing nothing: called in preflight after [`validate`](Self::validate), dry runs
+    /// included, before any target is read. The default reads nothing.
+    async fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
 }
+
+/// The earlier name of [`AfterAction`], the same trait (see there).
+pub use self::AfterAction as FailureAction;
 
 type ActionFn = dyn Fn() -> BoxFuture<'static, Result<String>> + Send + Sync;
 
@@ -180,7 +253,7 @@ impl fmt::Debug for FnAction {
 }
 
 #[async_trait]
-impl FailureAction for FnAction {
+impl AfterAction for FnAction {
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -199,8 +272,9 @@ impl FailureAction for FnAction {
     }
 }
 
-/// A [`FailureAction`] from an async closure.
-pub fn action_fn<F, Fut>(name: impl Into<String>, f: F) -> Arc<dyn FailureAction>
+/// An [`AfterAction`] from an async closure (for [`TransactionBuilder::on_failure`] or
+/// [`TransactionBuilder::on_success`]).
+pub fn action_fn<F, Fut>(name: impl Into<String>, f: F) -> Arc<dyn AfterAction>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<String>> + Send + 'static,
@@ -352,7 +426,7 @@ pub struct StepReport {
     pub duration: Duration,
 }
 
-/// What an on-failure action did.
+/// What an on-failure or on-success action did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionReport {
     /// Its name.
@@ -378,8 +452,11 @@ pub struct Report {
     pub steps: Vec<StepReport>,
     /// The transaction-level checks' verdicts.
     pub checks: Vec<Verdict>,
-    /// The on-failure actions.
+    /// The on-failure actions (and, in a report rebuilt from a journal, the notifications).
     pub actions: Vec<ActionReport>,
+    /// The on-success actions (none unless the run succeeded).
+    #[serde(default)]
+    pub on_success: Vec<ActionReport>,
     /// What a person must look at.
     pub needs_attention: Vec<Attention>,
     /// The failure that stopped the run, if any.
@@ -433,6 +510,10 @@ impl fmt::Display for Report {
             let mark = if a.ok { "ok" } else { "FAILED" };
             writeln!(f, "  on-failure {} {mark}: {}", a.name, a.message)?;
         }
+        for a in &self.on_success {
+            let mark = if a.ok { "ok" } else { "FAILED" };
+            writeln!(f, "  on-success {} {mark}: {}", a.name, a.message)?;
+        }
         // What ended it, unless a step's error or a failed check above says it.
         if let Some(e) = &self.error {
             let said = self.steps.iter().any(|s| s.error.as_ref() == Some(e))
@@ -467,7 +548,8 @@ pub struct TransactionBuilder {
     pub(crate) checks: Vec<Check>,
     pub(crate) policy: FailurePolicy,
     pub(crate) concurrency: usize,
-    pub(crate) on_failure: Vec<Arc<dyn FailureAction>>,
+    pub(crate) on_failure: Vec<Arc<dyn AfterAction>>,
+    pub(crate) on_success: Vec<Arc<dyn AfterAction>>,
     pub(crate) journal: Option<PathBuf>,
     pub(crate) locks: Arc<dyn LockManager>,
     pub(crate) known_good: Arc<dyn KnownGoodStore>,
@@ -573,8 +655,19 @@ impl TransactionBuilder {
     }
 
     /// Adds an action run after a failure, whatever the policy.
-    pub fn on_failure(mut self, action: Arc<dyn FailureAction>) -> Self {
+    pub fn on_failure(mut self, action: Arc<dyn AfterAction>) -> Self {
         self.on_failure.push(action);
+        self
+    }
+
+    /// Adds an action run after the run succeeded (every step verified, the transaction's
+    /// checks passed), in the order added: the cache invalidation after a rollback (runbook
+    /// 002), the all-clear (runbook 000). Validated in preflight like an on-failure action;
+    /// journaled before and after it runs, so a resume does not run it again; one that
+    /// fails is listed in `needs_attention` and the run stays succeeded (the targets are
+    /// where they should be; what is left is for a person).
+    pub fn on_success(mut self, action: Arc<dyn AfterAction>) -> Self {
+        self.on_success.push(action);
         self
     }
 
@@ -693,6 +786,7 @@ impl Transaction {
             policy: FailurePolicy::Compensate,
             concurrency: 16,
             on_failure: Vec::new(),
+            on_success: Vec::new(),
             journal: None,
             locks: Arc::new(FileLocks::from_env()),
             known_good: Arc::new(FileKnownGood::from_env()),

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::transition::StepState;
-use super::{Outcome, Step, Transaction, TransactionBuilder};
+use super::{ActionWhen, Outcome, Step, Transaction, TransactionBuilder};
 use crate::error::{Error, Result};
 use crate::events::{Emitter, EventKind};
 use crate::journal::{self, Entry, JournalWriter, StepSpec};
@@ -34,6 +34,7 @@ pub(crate) async fn preflight(
     // checks, policies and actions are input too, refused before any target is read.
     journal::check_path(&t.journal)?;
     validate_checks(b)?;
+    preflight_actions(b).await?;
     if !dry_run && b.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(Error::invalid(
             what,
@@ -96,6 +97,7 @@ pub(crate) async fn preflight(
         },
         checks: b.checks.clone(),
         on_failure: b.on_failure.clone(),
+        on_success: b.on_success.clone(),
         attention: Mutex::new(Vec::new()),
         fence: Default::default(),
         known_good: b.known_good.clone(),
@@ -203,6 +205,7 @@ fn begin(
         steps: specs,
         checks: b.checks.iter().map(Check::spec).collect(),
         on_failure: b.on_failure.iter().map(|a| a.name()).collect(),
+        on_success: b.on_success.iter().map(|a| a.name()).collect(),
         locks: b.locks.spec(),
     }
 }
@@ -228,8 +231,8 @@ async fn record_plan(ctx: &Ctx, steps: &mut [StepRun], planned: Entry) -> Result
 }
 
 /// Preflight's first part: every step's checks, the transaction's checks and the on-failure
-/// actions validated without being made ([`Check::validate`],
-/// [`FailureAction::validate`](super::FailureAction::validate)).
+/// and on-success actions validated without being made ([`Check::validate`],
+/// [`AfterAction::validate`](super::AfterAction::validate)).
 fn validate_checks(b: &TransactionBuilder) -> Result<()> {
     for s in b.stages.iter().flatten() {
         let target = s.target.id().to_string();
@@ -244,14 +247,45 @@ fn validate_checks(b: &TransactionBuilder) -> Result<()> {
         n.validate()
             .map_err(|e| refused("transaction", &format!("notifier {:?}", n.name()), &e))?;
     }
-    for a in &b.on_failure {
-        a.validate().map_err(|e| {
-            refused(
+    let mut names = std::collections::HashSet::new();
+    for (when, a) in actions(b) {
+        let what = format!("{when} action {:?}", a.name());
+        a.validate()
+            .map_err(|e| refused("transaction", &what, &e))?;
+        // The journal tells actions apart by name: a resume must know which one ran.
+        if !names.insert((when, a.name())) {
+            return Err(Error::invalid(
                 "transaction",
-                &format!("on-failure action {:?}", a.name()),
-                &e,
-            )
-        })?;
+                format!("{what} is given twice; give each action a name of its own"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every on-failure and on-success action, with when it runs.
+fn actions(
+    b: &TransactionBuilder,
+) -> impl Iterator<Item = (ActionWhen, &std::sync::Arc<dyn super::AfterAction>)> {
+    let failure = b.on_failure.iter().map(|a| (ActionWhen::OnFailure, a));
+    failure.chain(b.on_success.iter().map(|a| (ActionWhen::OnSuccess, a)))
+}
+
+/// Preflight's reads of the actions ([`AfterAction::preflight`](super::AfterAction::preflight):
+/// a CloudFront distribution that exists), before any target is read; nothing is changed.
+async fn preflight_actions(b: &TransactionBuilder) -> Result<()> {
+    for (when, a) in actions(b) {
+        // Throttling and transient errors are retried as any preflight read is; refused
+        // input reads as the action's, other errors (not found) keep their kind.
+        b.retry
+            .run(|| a.preflight(), |_, _, _| {})
+            .await
+            .map_err(|e| match e {
+                Error::InvalidInput { .. } => {
+                    refused("transaction", &format!("{when} action {:?}", a.name()), &e)
+                }
+                other => other,
+            })?;
     }
     Ok(())
 }

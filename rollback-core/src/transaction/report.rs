@@ -87,7 +87,7 @@ pub(crate) async fn finish(
     steps: &mut [StepRun],
     failure: Option<ErrorRecord>,
     checks: Vec<Verdict>,
-    actions: Vec<ActionReport>,
+    (actions, on_success): (Vec<ActionReport>, Vec<ActionReport>),
     dry_run: bool,
 ) -> Report {
     let outcome = outcome(ctx.policy, steps, failure.as_ref(), dry_run);
@@ -109,6 +109,7 @@ pub(crate) async fn finish(
             .collect(),
         checks: checks.clone(),
         actions: actions.clone(),
+        on_success: on_success.clone(),
         needs_attention,
         error: failure.clone(),
         journal_path: ctx.journal.path().to_path_buf(),
@@ -172,6 +173,7 @@ pub(crate) async fn stopped(
             .collect(),
         checks: Vec::new(),
         actions: Vec::new(),
+        on_success: Vec::new(),
         needs_attention,
         error: failure.clone(),
         journal_path: ctx.journal.path().to_path_buf(),

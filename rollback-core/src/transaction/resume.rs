@@ -23,7 +23,9 @@ use super::context::{Ctx, StepRun};
 use super::drive::drive;
 use super::leases::{acquire_all, release_all, spawn_renewal};
 use super::transition::{Phase, StepState};
-use super::{ActionReport, Attention, FailureAction, FailurePolicy, Outcome, Report};
+use super::{
+    ActionReport, ActionWhen, AfterAction, Attention, FailurePolicy, Outcome, Report,
+};
 use crate::error::{Error, ErrorRecord, Result};
 use crate::events::{Emitter, EventSink};
 use crate::journal::{read_journal, Entry, JournalWriter, Record, StepSpec};
@@ -51,7 +53,11 @@ pub struct ResumeOptions {
     pub checks: Vec<Check>,
     /// On-failure actions (code, so not in the journal); those named in the journal but not
     /// given here are reported as needing a person.
-    pub on_failure: Vec<Arc<dyn FailureAction>>,
+    pub on_failure: Vec<Arc<dyn AfterAction>>,
+    /// On-success actions (code, so not in the journal), run if the resumed run succeeds,
+    /// except those whose outcome the journal already holds; one named in the journal but
+    /// not given here is reported as failed (not run), needing a person.
+    pub on_success: Vec<Arc<dyn AfterAction>>,
     /// Retry policy for backend calls.
     pub retry: RetryPolicy,
     /// Retry policy for putting targets back (see
@@ -86,6 +92,7 @@ impl Default for ResumeOptions {
             step_checks: HashMap::new(),
             checks: Vec::new(),
             on_failure: Vec::new(),
+            on_success: Vec::new(),
             retry: RetryPolicy::default(),
             compensation_retry: CompensationRetry::default(),
             lease_ttl: Duration::from_secs(300),
@@ -221,6 +228,7 @@ struct Replay {
     concurrency: usize,
     checks: Vec<CheckSpec>,
     on_failure: Vec<String>,
+    on_success: Vec<String>,
     locks: Option<LockSpec>,
     /// The targets of the `locked` record, if any.
     locked: Vec<TargetId>,
@@ -230,6 +238,8 @@ struct Replay {
     failure: Option<ErrorRecord>,
     tx_verdicts: Vec<Verdict>,
     actions: Vec<ActionReport>,
+    /// The on-success actions whose outcome is journaled.
+    success_actions: Vec<ActionReport>,
     end: Option<(Outcome, Option<ErrorRecord>, Vec<Attention>, u64)>,
     /// Stopped on request (and not resumed since): how long it had run.
     interrupted: Option<u64>,
@@ -256,6 +266,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         steps,
         checks,
         on_failure,
+        on_success,
         locks,
         ..
     } = &first.entry
@@ -274,6 +285,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         concurrency: (*concurrency).max(1),
         checks: checks.clone(),
         on_failure: on_failure.clone(),
+        on_success: on_success.clone(),
         locks: locks.clone(),
         locked: Vec::new(),
         released: false,
@@ -288,11 +300,14 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         failure: None,
         tx_verdicts: Vec::new(),
         actions: Vec::new(),
+        success_actions: Vec::new(),
         end: None,
         interrupted: None,
         started_at: first.at,
     };
     let n = r.steps.len();
+    // Actions whose intent is journaled and outcome not yet: which list their outcome joins.
+    let mut intents: HashMap<String, ActionWhen> = HashMap::new();
     for rec in &records[1..] {
         if rec.transaction != r.transaction {
             return Err(bad(
@@ -337,11 +352,21 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
             Entry::ChecksFailed { error } => {
                 r.failure.get_or_insert_with(|| error.clone());
             }
-            Entry::Action { name, ok, message } => r.actions.push(ActionReport {
-                name: name.clone(),
-                ok: *ok,
-                message: message.clone(),
-            }),
+            Entry::ActionIntent { name, when } => {
+                intents.insert(name.clone(), *when);
+            }
+            Entry::Action { name, ok, message } => {
+                let report = ActionReport {
+                    name: name.clone(),
+                    ok: *ok,
+                    message: message.clone(),
+                };
+                // Without an intent: a notification, or an older journal's on-failure action.
+                match intents.remove(name) {
+                    Some(ActionWhen::OnSuccess) => r.success_actions.push(report),
+                    _ => r.actions.push(report),
+                }
+            }
             Entry::End {
                 outcome,
                 error,
@@ -450,6 +475,7 @@ fn replayed_report(
             .collect(),
         checks: r.tx_verdicts.clone(),
         actions: r.actions.clone(),
+        on_success: r.success_actions.clone(),
         needs_attention,
         error,
         journal_path: path.to_path_buf(),
@@ -505,6 +531,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         },
         checks: Vec::new(),
         on_failure: Vec::new(),
+        on_success: success_actions(&r, &opts.on_success),
         attention: Mutex::new(Vec::new()),
         fence: Default::default(),
         known_good: opts.known_good.clone(),
@@ -634,7 +661,52 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
     let mut actions = r.actions.clone();
     actions.append(&mut report.actions);
     report.actions = actions;
+    let mut on_success = r.success_actions.clone();
+    on_success.append(&mut report.on_success);
+    report.on_success = on_success;
     Ok(report)
+}
+
+/// The on-success actions a resumed run runs if it succeeds: the journal's, in their order,
+/// except those whose outcome is journaled (each the one given by that name, or, if none
+/// is, one that fails saying so); then any given that the journal does not name.
+fn success_actions(r: &Replay, given: &[Arc<dyn AfterAction>]) -> Vec<Arc<dyn AfterAction>> {
+    let ran: BTreeSet<&str> = r.success_actions.iter().map(|a| a.name.as_str()).collect();
+    let by_name = |n: &str| given.iter().find(|a| a.name() == n).cloned();
+    let mut out: Vec<Arc<dyn AfterAction>> = r
+        .on_success
+        .iter()
+        .filter(|n| !ran.contains(n.as_str()))
+        .map(|n| by_name(n).unwrap_or_else(|| Arc::new(NotGiven(n.clone()))))
+        .collect();
+    out.extend(
+        given
+            .iter()
+            .filter(|a| {
+                let n = a.name();
+                !ran.contains(n.as_str()) && !r.on_success.contains(&n)
+            })
+            .cloned(),
+    );
+    out
+}
+
+/// An on-success action the journal names that was not given to resume: it fails, so the
+/// report says a person must do it.
+#[derive(Debug)]
+struct NotGiven(String);
+
+#[async_trait::async_trait]
+impl AfterAction for NotGiven {
+    fn name(&self) -> String {
+        self.0.clone()
+    }
+    async fn run(&self) -> Result<String> {
+        Err(Error::invalid(
+            self.0.clone(),
+            "not run: the action is code, not in the journal, and was not given to resume (ResumeOptions::on_success)",
+        ))
+    }
 }
 
 /// Gives back the leases of a run that ended but died before releasing them, and journals

@@ -10,6 +10,7 @@ import threading
 import time
 import traceback
 import uuid
+from contextlib import ExitStack
 from typing import Any, Callable, Iterable
 
 from . import cbor, health, operations
@@ -258,12 +259,16 @@ class EmulatorApp:
     def reset(self, _: Any) -> tuple[int, Any]:
         from moto.moto_api._internal.models import moto_api_backend
 
-        from .patches import awslambda, codepipeline, secretsmanager
+        from .patches import awslambda, cloudfront, codepipeline, secretsmanager
 
-        with ecs_patch.LOCK, rds_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK, cloudwatch_patch.LOCK, codepipeline.LOCK, cloudformation_patch.LOCK:
+        locks = (ecs_patch.LOCK, rds_patch.LOCK, awslambda.LOCK, secretsmanager.LOCK, cloudwatch_patch.LOCK, codepipeline.LOCK)
+        with ExitStack() as held:
+            for lock in (*locks, cloudformation_patch.LOCK, cloudfront.LOCK):
+                held.enter_context(lock)
             moto_api_backend.reset()
             cloudformation_patch.clear_failing()
             codepipeline.SCHEDULER.reset()
+            cloudfront.reset()
             self.scheduler.reset(self.default_convergence_ms)
             self.rds_scheduler.reset(self.default_rds_delay_ms)
             self.state.reset()
@@ -491,6 +496,20 @@ class EmulatorApp:
     def codepipeline_advance(self, _: Any) -> tuple[int, Any]:
         return 200, {"finished": pipeline_patch.SCHEDULER.advance()}
 
+    # -- CloudFront -----------------------------------------------------------------------
+    def cloudfront_config(self, body: Any) -> tuple[int, Any]:
+        from .patches import cloudfront
+
+        ms = _milliseconds(body, "delay_ms")
+        with cloudfront.LOCK:
+            cloudfront.CONFIG["delay_ms"] = ms
+        return 200, {"delay_ms": ms}
+
+    def get_cloudfront_config(self, _: Any) -> tuple[int, Any]:
+        from .patches import cloudfront
+
+        return 200, {"delay_ms": cloudfront.CONFIG["delay_ms"]}
+
     # -- CloudWatch -----------------------------------------------------------------------
     def cloudwatch_alarm(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -568,6 +587,7 @@ ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
         "DELETE": EmulatorApp.codepipeline_clear_failing,
     },
     "codepipeline/advance": {"POST": EmulatorApp.codepipeline_advance},
+    "cloudfront/config": {"POST": EmulatorApp.cloudfront_config, "GET": EmulatorApp.get_cloudfront_config},
 }
 
 

@@ -35,7 +35,7 @@ TARGET_PREFIX_SERVICE = {
 SIGNING_NAME_SERVICE = {"monitoring": "cloudwatch"}
 
 # Services whose operation names are accepted by the fault API (validation of typos).
-KNOWN_SERVICES = ("ecs", "lambda", "secretsmanager", "iam", "sts", "rds", "cloudwatch", "codepipeline", "ec2", "dynamodb", "ecr", "cloudformation", "s3")
+KNOWN_SERVICES = ("ecs", "lambda", "secretsmanager", "iam", "sts", "rds", "cloudwatch", "codepipeline", "ec2", "dynamodb", "ecr", "cloudformation", "s3", "cloudfront")
 
 # Smithy RPC v2 CBOR: POST /service/{ServiceShape}/operation/{Operation}
 CBOR_PATH = re.compile(r"^/service/([^/]+)/operation/([^/]+)/?$")

@@ -1,6 +1,6 @@
 """POST /_emulator/seed: creates Lambda functions, ECS services, secrets, RDS instances with
-their snapshots, CloudWatch alarms and metrics, CodePipeline pipelines, and CloudFormation stacks with
-their templates in a versioned S3 bucket through the AWS API.
+their snapshots, CloudWatch alarms and metrics, CodePipeline pipelines, CloudFormation stacks with
+their templates in a versioned S3 bucket, and CloudFront distributions through the AWS API.
 
 The resources are made with boto3 against the emulator itself, so they go through the same
 code (and patches) as the SDK under test. Those requests carry ``INTERNAL_HEADER`` and are
@@ -48,7 +48,7 @@ PIPELINE_TRUST_POLICY = json.dumps(
 )
 DEFAULT_ENGINE_VERSIONS = {"postgres": "15.4", "mysql": "8.0.35", "mariadb": "10.11.6"}
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
-SEED_KEYS = ("lambda", "ecs", "secrets", "rds", "cloudwatch", "codepipeline", "cloudformation")
+SEED_KEYS = ("lambda", "ecs", "secrets", "rds", "cloudwatch", "codepipeline", "cloudformation", "cloudfront")
 
 
 _client_cache: dict[tuple[str, str], dict[str, Any]] = {}
@@ -71,7 +71,7 @@ def _make_clients(endpoint: str, region: str) -> dict[str, Any]:
     )
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
     out = {}
-    for name in ("lambda", "ecs", "secretsmanager", "iam", "rds", "ec2", "cloudwatch", "codepipeline", "ecr", "cloudformation", "s3"):
+    for name in ("lambda", "ecs", "secretsmanager", "iam", "rds", "ec2", "cloudwatch", "codepipeline", "ecr", "cloudformation", "s3", "cloudfront"):
         client = session.client(name, endpoint_url=endpoint, config=config)
 
         def mark_internal(request: Any, **_: Any) -> None:
@@ -251,16 +251,27 @@ def _validate_cloudformation(spec: dict[str, Any]) -> None:
             raise ControlError(f"{where}: 'versioned' must be true or false")
 
 
+def _validate_cloudfront(spec: dict[str, Any]) -> None:
+    for i, dist in enumerate(spec.get("cloudfront", [])):
+        where = f"cloudfront[{i}]"
+        if not isinstance(dist, dict):
+            raise ControlError(f"{where} must be an object")
+        _req(dist, "name", str, where)
+        if not isinstance(dist.get("origin", "origin.example.com"), str):
+            raise ControlError(f"{where}: 'origin' must be a domain name")
+
+
 def _validate(spec: Any) -> None:
     if not isinstance(spec, dict):
         raise ControlError(f"seed body must be a JSON object with any of {', '.join(SEED_KEYS)}")
     unknown = set(spec) - set(SEED_KEYS) - {"region"}
     if unknown:
         raise ControlError(f"seed: unknown keys {sorted(unknown)}; expected {', '.join(SEED_KEYS)}, region")
-    for key in ("lambda", "ecs", "secrets", "rds", "codepipeline", "cloudformation"):
+    for key in ("lambda", "ecs", "secrets", "rds", "codepipeline", "cloudformation", "cloudfront"):
         if key in spec and not isinstance(spec[key], list):
             raise ControlError(f"seed: '{key}' must be a list")
     _validate_rds(spec)
+    _validate_cloudfront(spec)
     _validate_cloudwatch(spec)
     _validate_codepipeline(spec)
     _validate_cloudformation(spec)
@@ -394,6 +405,12 @@ def _check_absent(spec: dict[str, Any], c: dict[str, Any]) -> None:
     for st in spec.get("cloudformation", []):
         if exists(c["cloudformation"].describe_stacks, StackName=st["stack"]):
             raise ControlError(f"seed: stack {st['stack']!r} already exists; POST /_emulator/reset first")
+    if spec.get("cloudfront"):
+        listed = c["cloudfront"].list_distributions()["DistributionList"].get("Items") or []
+        comments = {d.get("Comment") for d in listed}
+        for dist in spec["cloudfront"]:
+            if dist["name"] in comments:
+                raise ControlError(f"seed: CloudFront distribution {dist['name']!r} already exists; POST /_emulator/reset first")
 
 
 def _role(iam: Any, name: str, trust_policy: str) -> str:
@@ -886,6 +903,24 @@ def _seed_stack(st: dict[str, Any], c: dict[str, Any], region: str) -> dict[str,
     return {"stack": st["stack"], "stack_id": stack_id, "bucket": st["bucket"], "key": st["key"], "version_ids": versions}
 
 
+# -- CloudFront ---------------------------------------------------------------------------------
+def _seed_distribution(dist: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+    """A distribution named by its Comment (CloudFront ids are made by AWS), deployed."""
+    origin = dist.get("origin", "origin.example.com")
+    config = {
+        "CallerReference": f"rollback-emulator-{dist['name']}",
+        "Comment": dist["name"],
+        "Enabled": True,
+        "Origins": {
+            "Quantity": 1,
+            "Items": [{"Id": "origin", "DomainName": origin, "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only"}}],
+        },
+        "DefaultCacheBehavior": {"TargetOriginId": "origin", "ViewerProtocolPolicy": "redirect-to-https"},
+    }
+    out = c["cloudfront"].create_distribution(DistributionConfig=config)["Distribution"]
+    return {"name": dist["name"], "id": out["Id"], "arn": out["ARN"], "domain_name": out["DomainName"]}
+
+
 def seed(spec: Any, endpoint: str, default_region: str) -> dict[str, Any]:
     _validate(spec)
     names = [("lambda", fn["function"]) for fn in spec.get("lambda", [])]
@@ -896,6 +931,7 @@ def seed(spec: Any, endpoint: str, default_region: str) -> dict[str, Any]:
     names += [("alarm", a["name"]) for a in (spec.get("cloudwatch") or {}).get("alarms", [])]
     names += [("pipeline", p["name"]) for p in spec.get("codepipeline", [])]
     names += [("stack", st["stack"]) for st in spec.get("cloudformation", [])]
+    names += [("distribution", d["name"]) for d in spec.get("cloudfront", [])]
     dupes = sorted({f"{k} {n}" for k, n in names if names.count((k, n)) > 1})
     if dupes:
         raise ControlError(f"seed: names given twice: {', '.join(dupes)}")
@@ -915,4 +951,6 @@ def seed(spec: Any, endpoint: str, default_region: str) -> dict[str, Any]:
         out["codepipeline"] = [_seed_pipeline(p, clients) for p in spec["codepipeline"]]
     if "cloudformation" in spec:
         out["cloudformation"] = [_seed_stack(st, clients, region) for st in spec["cloudformation"]]
+    if "cloudfront" in spec:
+        out["cloudfront"] = [_seed_distribution(d, clients) for d in spec["cloudfront"]]
     return out

@@ -258,6 +258,10 @@ class Emulator:
     def advance_rds(self) -> Any:
         return self.control("POST", "rds/advance")
 
+    def set_cloudfront_delay(self, ms: int) -> Any:
+        """How long a CloudFront invalidation stays InProgress before it is Completed."""
+        return self.control("POST", "cloudfront/config", {"delay_ms": ms})
+
     def set_alarm(self, name: str, state: str, reason: str | None = None) -> Any:
         body: dict[str, Any] = {"name": name, "state": state}
         if reason is not None:
