@@ -124,8 +124,8 @@ pub use target::{
 };
 pub use transaction::{
     action_fn, report_from_journal, report_so_far, resume, resume_from_store, resume_with,
-    Attention, FailureAction, FailurePolicy, Interrupt, Outcome, Report, ResumeOptions, Step,
-    StepReport, StepStatus, Transaction, TransactionBuilder,
+    ActionRun, ActionWhen, AfterAction, Attention, FailureAction, FailurePolicy, Interrupt,
+    Outcome, Report, ResumeOptions, Step, StepReport, StepStatus, Transaction, TransactionBuilder,
 };
 pub use verify::{Check, CheckOutcome, Policy, Verifier, VerifierExt};
 

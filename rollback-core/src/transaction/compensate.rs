@@ -4,10 +4,10 @@
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::actions::run_actions;
 use super::context::{ms, Ctx, StepRun, LOG_TARGET};
 use super::drive::put_back;
 use super::transition::Phase;
-use super::actions::run_actions;
 use super::{ActionReport, ActionWhen, FailurePolicy};
 use crate::error::{ErrorKind, ErrorRecord, Result};
 use crate::journal::Entry;

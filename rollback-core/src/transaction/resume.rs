@@ -23,9 +23,7 @@ use super::context::{Ctx, StepRun};
 use super::drive::drive;
 use super::leases::{acquire_all, release_all, spawn_renewal};
 use super::transition::{Phase, StepState};
-use super::{
-    ActionReport, ActionWhen, AfterAction, Attention, FailurePolicy, Outcome, Report,
-};
+use super::{ActionReport, ActionWhen, AfterAction, Attention, FailurePolicy, Outcome, Report};
 use crate::error::{Error, ErrorRecord, Result};
 use crate::events::{Emitter, EventSink};
 use crate::journal::{read_journal, Entry, JournalWriter, Record, StepSpec};
