@@ -21,6 +21,8 @@ const THROTTLING: &[&str] = &[
     "SlowDown",
     "PriorRequestNotComplete",
     "EC2ThrottledException",
+    // CloudFront: more invalidations in progress than it takes; they finish by themselves.
+    "TooManyInvalidationsInProgress",
 ];
 
 const NOT_FOUND: &[&str] = &[
@@ -52,6 +54,9 @@ const INVALID: &[&str] = &[
     "InvalidRestoreFault",
     "DBInstanceAlreadyExists",
     "InvalidParameterCombination",
+    // CloudFront (REST-XML) names its errors without `Exception`.
+    "InvalidArgument",
+    "InvalidationBatchAlreadyExists",
 ];
 
 const TRANSIENT: &[&str] = &[

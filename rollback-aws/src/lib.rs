@@ -15,6 +15,9 @@
 //! | [`PipelineTransition`] | `enabled` / `disabled` | Disable/EnableStageTransition (freeze the pipeline, runbook 003), optionally StopPipelineExecution of the executions in flight |
 //! | [`PipelineExecution`] | the source commit of a past successful execution | StartPipelineExecution pinned to the commit (sourceRevisions); stable when that execution Succeeded (runbook 003's re-run) |
 //!
+//! After the run: [`CloudFrontInvalidation`], an on-success action (CreateInvalidation of
+//! some paths, idempotent per run, waited for until Completed; runbook 002).
+//!
 //! Verification from CloudWatch: [`AlarmCheck`] (no alarm matching a prefix in ALARM) and
 //! [`CloudWatchSource`] (GetMetricData for `rollback_core::metrics` threshold checks and
 //! runbook 004's decision).
@@ -63,6 +66,7 @@
 
 mod arn;
 pub mod cloudformation;
+pub mod cloudfront;
 pub mod cloudwatch;
 pub mod codepipeline;
 mod config;
@@ -81,6 +85,7 @@ pub mod stores;
 mod target;
 
 pub use cloudformation::CloudFormationStack;
+pub use cloudfront::CloudFrontInvalidation;
 pub use cloudwatch::{AlarmCheck, CloudWatchSource};
 pub use codepipeline::{PipelineExecution, PipelineTransition, StopInFlight};
 pub use config::{Aws, AwsCache, AwsConfig};
@@ -124,6 +129,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<PipelineExecution>(registry, &cache);
     DynamoDbLocks::register(registry, &cache);
     AlarmCheck::register(registry, &cache);
+    CloudFrontInvalidation::register(registry, &cache);
     stores::register(registry, &cache);
 }
 

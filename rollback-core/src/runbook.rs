@@ -228,6 +228,47 @@ struct File {
     /// notification that fails is reported and never fails the run.
     #[serde(default)]
     notify: Vec<NotifyEntry>,
+    /// Done after the run succeeded (every step verified, the checks passed), in order:
+    /// `[{cloudfront_invalidation: {distribution: E2QWRUHAPOMQZL, paths: ["/*"]}}]`. Each is
+    /// journaled, so a resume does not do it again; one that fails is reported as needing a
+    /// person and never fails the run.
+    #[serde(default)]
+    on_success: Vec<ActionEntry>,
+    /// Done after the run failed, whatever the policy (a maintenance page, scale to zero),
+    /// in order; the same kinds as `on_success`.
+    #[serde(default)]
+    on_failure: Vec<ActionEntry>,
+}
+
+/// One action after the run: `cloudfront_invalidation` or a backend's `action`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ActionEntry {
+    /// A CloudFront invalidation, waited for until Completed (needs rollback-aws's kinds):
+    /// the cache invalidation after a rollback (runbook 002).
+    #[serde(default)]
+    #[schemars(with = "Option<InvalidationEntry>")]
+    cloudfront_invalidation: Option<Spanned<InvalidationEntry>>,
+    /// A backend's action: `{kind: cloudfront-invalidation, distribution: ..., paths: [...]}`.
+    #[serde(default)]
+    #[schemars(with = "Option<KindAndParams>")]
+    action: Option<Spanned<BTreeMap<String, Value>>>,
+}
+
+/// A CloudFront invalidation.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct InvalidationEntry {
+    /// The distribution's id (`E2QWRUHAPOMQZL`, not its domain name).
+    distribution: String,
+    /// The paths, each from the root: `/*`, `/index.html`, `/assets/*` (at most 3000, 15
+    /// of them wildcards).
+    #[schemars(length(min = 1, max = 3000))]
+    paths: Vec<String>,
+    /// How long it is waited for (default 20m).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    timeout: Option<String>,
 }
 
 /// One notifier.
@@ -659,9 +700,10 @@ impl Runbook {
         let kinds = |ks: Vec<String>| Value::from(ks);
         if let Some(defs) = schema.pointer_mut("/$defs/KindAndParams/properties/kind") {
             defs["description"] = Value::from(format!(
-                "The kind. Targets: {}. Checks: {}.",
+                "The kind. Targets: {}. Checks: {}. Actions: {}.",
                 registry.target_kinds().join(", "),
-                registry.check_kinds().join(", ")
+                registry.check_kinds().join(", "),
+                registry.action_kinds().join(", ")
             ));
             defs["examples"] = kinds(registry.target_kinds());
         }
@@ -806,7 +848,77 @@ impl File {
                 b = b.notify(n);
             }
         }
+        for a in &self.on_success {
+            if let Some(a) = a.build(registry, lint).await {
+                b = b.on_success(a);
+            }
+        }
+        for a in &self.on_failure {
+            if let Some(a) = a.build(registry, lint).await {
+                b = b.on_failure(a);
+            }
+        }
         Some(b)
+    }
+}
+
+impl ActionEntry {
+    /// The action, built by its kind's factory in `registry` (offline).
+    async fn build(
+        &self,
+        registry: &Registry,
+        lint: &mut Lint,
+    ) -> Option<Arc<dyn crate::transaction::AfterAction>> {
+        let (place, kind, params) = match (&self.cloudfront_invalidation, &self.action) {
+            (Some(c), None) => {
+                let e = &c.value;
+                let mut params = serde_json::json!({
+                    "distribution": e.distribution,
+                    "paths": e.paths,
+                });
+                if let Some(t) = lint.duration_in(at(c), &e.timeout) {
+                    params["timeout_ms"] = Value::from(t.as_millis() as u64);
+                }
+                (at(c), "cloudfront-invalidation".to_string(), params)
+            }
+            (None, Some(k)) => {
+                let mut params = k.value.clone();
+                match params.remove("kind") {
+                    Some(Value::String(kind)) => {
+                        (at(k), kind, Value::Object(params.into_iter().collect()))
+                    }
+                    _ => {
+                        lint.add(
+                            at(k),
+                            format!(
+                                "the action needs a kind (one of: {})",
+                                registry.action_kinds().join(", ")
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+            (Some(c), Some(_)) => {
+                lint.add(at(c), "give one of cloudfront_invalidation or action per entry, not both");
+                return None;
+            }
+            (None, None) => {
+                // An empty entry has no position of its own: the enclosing list reports it.
+                lint.add(
+                    (0, 0),
+                    "an on_success/on_failure entry needs cloudfront_invalidation: {...} or action: {kind: ...}",
+                );
+                return None;
+            }
+        };
+        match registry.build_action(&kind, params).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                lint.add(place, e.to_string());
+                None
+            }
+        }
     }
 }
 

@@ -242,6 +242,12 @@ type Factory = Arc<
         + Sync,
 >;
 
+type ActionFactory = Arc<
+    dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<Arc<dyn crate::transaction::AfterAction>>>
+        + Send
+        + Sync,
+>;
+
 type CheckFactory = Arc<
     dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<Arc<dyn crate::verify::Verifier>>>
         + Send
@@ -305,6 +311,7 @@ pub struct Registry {
     instances: HashMap<TargetId, Arc<dyn RollbackTarget>>,
     lock_kinds: HashMap<String, LockFactory>,
     check_kinds: HashMap<String, CheckFactory>,
+    action_kinds: HashMap<String, ActionFactory>,
     journal_stores: StoreKinds<Arc<dyn crate::journal::JournalStore>>,
     known_good_stores: StoreKinds<Arc<dyn crate::known_good::KnownGoodStore>>,
 }
@@ -316,6 +323,7 @@ impl Default for Registry {
             instances: HashMap::new(),
             lock_kinds: HashMap::new(),
             check_kinds: HashMap::new(),
+            action_kinds: HashMap::new(),
             journal_stores: StoreKinds::new("journal store"),
             known_good_stores: StoreKinds::new("known-good store"),
         };
@@ -347,6 +355,7 @@ impl fmt::Debug for Registry {
             .field("instances", &self.instances.keys().collect::<Vec<_>>())
             .field("lock_kinds", &self.lock_kind_names())
             .field("check_kinds", &self.check_kinds())
+            .field("action_kinds", &self.action_kinds())
             .field("journal_stores", &self.journal_stores.names())
             .field("known_good_stores", &self.known_good_stores.names())
             .finish()
@@ -486,6 +495,49 @@ impl Registry {
                 format!(
                     "no check kind {kind:?} (known: {}); register the backend's check kinds in the Registry",
                     self.check_kinds().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Registers a factory for an action kind that a runbook file names under `on_success:`
+    /// or `on_failure:` (`{action: {kind: cloudfront-invalidation, distribution: ...}}`):
+    /// the parameters, as data, to an [`AfterAction`](crate::transaction::AfterAction).
+    /// Factories build offline (what an action reads is read in preflight).
+    pub fn register_action<F, Fut>(&mut self, kind: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn crate::transaction::AfterAction>>>
+            + Send
+            + 'static,
+    {
+        self.action_kinds.insert(
+            kind.into(),
+            Arc::new(move |params| Box::pin(factory(params))),
+        );
+        self
+    }
+
+    /// The action kinds registered, sorted.
+    pub fn action_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.action_kinds.keys().cloned().collect();
+        kinds.sort();
+        kinds
+    }
+
+    /// The action of a registered action kind, from its parameters.
+    pub async fn build_action(
+        &self,
+        kind: &str,
+        params: serde_json::Value,
+    ) -> Result<Arc<dyn crate::transaction::AfterAction>> {
+        match self.action_kinds.get(kind) {
+            Some(factory) => factory(params).await,
+            None => Err(Error::invalid(
+                "action",
+                format!(
+                    "no action kind {kind:?} (known: {}); register the backend's action kinds in the Registry (rollback_aws::register)",
+                    self.action_kinds().join(", ")
                 ),
             )),
         }

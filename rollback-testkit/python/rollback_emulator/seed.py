@@ -406,8 +406,10 @@ def _check_absent(spec: dict[str, Any], c: dict[str, Any]) -> None:
         if exists(c["cloudformation"].describe_stacks, StackName=st["stack"]):
             raise ControlError(f"seed: stack {st['stack']!r} already exists; POST /_emulator/reset first")
     if spec.get("cloudfront"):
-        listed = c["cloudfront"].list_distributions()["DistributionList"].get("Items") or []
-        comments = {d.get("Comment") for d in listed}
+        cf = c["cloudfront"]
+        listed = cf.list_distributions()["DistributionList"].get("Items") or []
+        # The summaries moto lists carry no Comment: each distribution's config does.
+        comments = {cf.get_distribution_config(Id=d["Id"])["DistributionConfig"].get("Comment") for d in listed}
         for dist in spec["cloudfront"]:
             if dist["name"] in comments:
                 raise ControlError(f"seed: CloudFront distribution {dist['name']!r} already exists; POST /_emulator/reset first")

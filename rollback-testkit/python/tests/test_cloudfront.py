@@ -60,7 +60,7 @@ def test_caller_reference_is_idempotent(dist, cf, emu):
     with pytest.raises(botocore.exceptions.ClientError) as err:
         cf.create_invalidation(DistributionId=dist["id"], InvalidationBatch=batch("run-1", "/other"))
     assert err.value.response["Error"]["Code"] == "InvalidationBatchAlreadyExists"
-    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     calls = emu.calls()["by_service"]["cloudfront"]
     assert calls == {"CreateInvalidation": 3, "ListInvalidations": 1}
 

@@ -9,7 +9,7 @@ CallerReference was used before, and takes any path. Here, as AWS:
   it inside the call). The status is computed when read, so no scheduler thread is needed;
 * a CreateInvalidation whose CallerReference was used before on the distribution returns
   that invalidation (no new one) if its paths are the same, and is
-  ``InvalidationBatchAlreadyExists`` (HTTP 409) if they are not;
+  ``InvalidationBatchAlreadyExists`` (HTTP 400) if they are not;
 * every path must start with ``/`` (else ``InvalidArgument``, HTTP 400), and a batch holds
   1..3000 paths (AWS's limit of paths in progress per distribution; ``TooManyInvalidationsInProgress``
   past it is not emulated).
@@ -34,8 +34,8 @@ _orig: dict[str, Any] = {}
 
 
 class InvalidationBatchAlreadyExists(CloudFrontException):
-    code = 409
-
+    # Not in botocore's model (AWS documents it on CallerReference), so its HTTP status is the
+    # serializer's default, 400.
     def __init__(self, caller_ref: str):
         super().__init__(
             "InvalidationBatchAlreadyExists",
@@ -44,8 +44,6 @@ class InvalidationBatchAlreadyExists(CloudFrontException):
 
 
 class InvalidArgument(CloudFrontException):
-    code = 400
-
     def __init__(self, message: str):
         super().__init__("InvalidArgument", message)
 
