@@ -154,7 +154,8 @@ impl CloudFrontInvalidation {
 
     /// Refuses an id or paths CloudFront would refuse, saying what to pass.
     fn check(&self) -> Result<()> {
-        let expected = "the distribution's id, e.g. `E2QWRUHAPOMQZL` (aws cloudfront list-distributions)";
+        let expected =
+            "the distribution's id, e.g. `E2QWRUHAPOMQZL` (aws cloudfront list-distributions)";
         check_name(&self.id, "distribution", &self.distribution, expected)?;
         if !self.distribution.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(Error::invalid(
@@ -303,7 +304,9 @@ impl AfterAction for CloudFrontInvalidation {
     async fn run_in(&self, run: &ActionRun) -> Result<String> {
         // Idempotent by its CallerReference, so throttling (TooManyInvalidationsInProgress
         // included) and transient errors are retried.
-        let id = RetryPolicy::default().run(|| self.create(run), |_, _, _| {}).await?;
+        let id = RetryPolicy::default()
+            .run(|| self.create(run), |_, _, _| {})
+            .await?;
         self.completed(&id).await?;
         Ok(format!(
             "invalidation {id} of {} path(s) Completed",

@@ -840,7 +840,10 @@ async fn runbook_003_reverts_with_the_pipeline_frozen_and_opens_it_again() {
 
 #[tokio::test]
 async fn runbook_003_re_runs_the_last_good_commit() {
-    let (good, bad) = ("1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222");
+    let (good, bad) = (
+        "1111111111111111111111111111111111111111",
+        "2222222222222222222222222222222222222222",
+    );
     let emu = emulator().await;
     emu.seed(json!({"codepipeline": [{"name": "Apgms", "stages": ["Source", "Build", "Deploy"], "source": "github",
         "executions": [{"commit": good, "summary": "1.8"}, {"commit": bad, "summary": "1.9"}]}]}))

@@ -269,6 +269,10 @@ struct InvalidationEntry {
     #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     timeout: Option<String>,
+    /// AWS settings, as a target's (`{region, endpoint_url, profile}`; default: the
+    /// environment's).
+    #[serde(default)]
+    aws: Option<BTreeMap<String, Value>>,
 }
 
 /// One notifier.
@@ -879,6 +883,9 @@ impl ActionEntry {
                 if let Some(t) = lint.duration_in(at(c), &e.timeout) {
                     params["timeout_ms"] = Value::from(t.as_millis() as u64);
                 }
+                if let Some(aws) = &e.aws {
+                    params["aws"] = Value::Object(aws.clone().into_iter().collect());
+                }
                 (at(c), "cloudfront-invalidation".to_string(), params)
             }
             (None, Some(k)) => {
@@ -900,7 +907,10 @@ impl ActionEntry {
                 }
             }
             (Some(c), Some(_)) => {
-                lint.add(at(c), "give one of cloudfront_invalidation or action per entry, not both");
+                lint.add(
+                    at(c),
+                    "give one of cloudfront_invalidation or action per entry, not both",
+                );
                 return None;
             }
             (None, None) => {

@@ -243,7 +243,9 @@ type Factory = Arc<
 >;
 
 type ActionFactory = Arc<
-    dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<Arc<dyn crate::transaction::AfterAction>>>
+    dyn Fn(
+            serde_json::Value,
+        ) -> BoxFuture<'static, Result<Arc<dyn crate::transaction::AfterAction>>>
         + Send
         + Sync,
 >;

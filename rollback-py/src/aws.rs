@@ -9,8 +9,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rollback_aws::{
     AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
-    EcsDesiredCount, EcsRestart, EcsService, LambdaAlias, PipelineExecution, PipelineTransition, RdsInstance,
-    S3Journals, S3KnownGood, SecretVersion, StopInFlight,
+    EcsDesiredCount, EcsRestart, EcsService, LambdaAlias, PipelineExecution, PipelineTransition,
+    RdsInstance, S3Journals, S3KnownGood, SecretVersion, StopInFlight,
 };
 use rollback_core::{Progress, RollbackTarget};
 
