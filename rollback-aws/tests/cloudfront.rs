@@ -41,13 +41,9 @@ async fn env(delay_ms: u64) -> Env {
         .await
         .unwrap();
     let distribution = seeded["cloudfront"][0]["id"].as_str().unwrap().to_string();
-    emu.control(
-        "POST",
-        "cloudfront/config",
-        Some(json!({ "delay_ms": delay_ms })),
-    )
-    .await
-    .unwrap();
+    emu.set_cloudfront_delay(Duration::from_millis(delay_ms))
+        .await
+        .unwrap();
     let aws = Aws::from_sdk_config(&emu.sdk_config().await);
     Env {
         emu,

@@ -276,6 +276,18 @@ impl AwsEmulator {
         .map(|_| ())
     }
 
+    /// Sets how long CloudFront invalidations created from now on stay `InProgress` before
+    /// they are `Completed`; zero completes them inside CreateInvalidation. The default is 1 s.
+    pub async fn set_cloudfront_delay(&self, delay: Duration) -> Result<(), TestkitError> {
+        self.control(
+            "POST",
+            "cloudfront/config",
+            Some(json!({"delay_ms": delay.as_millis() as u64})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Makes restores from a DB snapshot end in `status` (`incompatible-restore`,
     /// `incompatible-parameters` or `failed`) instead of `available`.
     pub async fn fail_restore(&self, snapshot: &str, status: &str) -> Result<(), TestkitError> {
