@@ -322,6 +322,7 @@ fn lint_needs_no_kubeconfig_and_no_aws_configuration() {
         "CLUSTER=prod",
         "PIPELINE=deploy",
         "NAMESPACE=production",
+        "DISTRIBUTION=E2QWRUHAPOMQZL",
     ];
     let mut files: Vec<_> = std::fs::read_dir(common::repo().join("examples/runbooks"))
         .unwrap()

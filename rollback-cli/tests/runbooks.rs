@@ -916,3 +916,79 @@ async fn runbook_003_an_alarm_still_firing_compensates_and_the_pipeline_is_open_
         ("apgms-api:2".into(), 2)
     );
 }
+
+#[tokio::test]
+async fn runbook_002_the_cache_is_invalidated_once_after_the_lambda_rollback() {
+    let emu = emulator().await;
+    let function = "agentcore-mcp-s3-tools-prod";
+    let seeded = emu
+        .seed(json!({
+            "lambda": [{"function": function, "alias": "live", "versions": ["1.4.0", "1.5.0"], "alias_version": "2"}],
+            "cloudfront": [{"name": "mcp", "origin": "mcp.example.com"}],
+        }))
+        .await
+        .unwrap();
+    let distribution = seeded["cloudfront"][0]["id"].as_str().unwrap().to_string();
+    emu.set_cloudfront_delay(Duration::from_millis(500))
+        .await
+        .unwrap();
+    emu.mark_bad("lambda", &format!("{function}:live"), "2")
+        .await
+        .unwrap();
+    let health = emu.health_url();
+    let rb = Runbook::new(
+        &emu,
+        "002-cache-invalidation.yaml",
+        &[
+            ("ENV", "prod"),
+            ("HEALTH_URL", &health),
+            ("DISTRIBUTION", &distribution),
+        ],
+    );
+    rb.lint(1, 1);
+    let before = emu.calls().await.unwrap();
+    rb.plan();
+    let planned = emu.calls().await.unwrap();
+    assert_eq!(made(&before, &planned, "GetDistribution"), 1, "read in preflight");
+    assert_eq!(made(&before, &planned, "CreateInvalidation"), 0);
+
+    let run = rb.apply("MCP tool bug in 1.5.0");
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let done = &run.report["on_success"][0];
+    assert_eq!(done["ok"], true, "{}", run.report);
+    assert!(
+        done["message"].as_str().unwrap().ends_with("of 1 path(s) Completed"),
+        "{done}"
+    );
+    assert!(
+        run.events.iter().any(|e| e["kind"] == "action_started"),
+        "{:#?}",
+        run.events
+    );
+    let after = emu.calls().await.unwrap();
+    assert_eq!(made(&planned, &after, "CreateInvalidation"), 1);
+    assert!(made(&planned, &after, "GetInvalidation") >= 2, "waited");
+
+    // The same runbook pointing at a distribution that does not exist is refused in
+    // preflight: exit 1, nothing changed.
+    let wrong = Runbook::new(
+        &emu,
+        "002-cache-invalidation.yaml",
+        &[
+            ("ENV", "prod"),
+            ("HEALTH_URL", &health),
+            ("DISTRIBUTION", "E0000000000000"),
+        ],
+    );
+    let out = wrong.run(&["plan", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("E0000000000000"),
+        "{}",
+        text(&out.stderr)
+    );
+    let end = emu.calls().await.unwrap();
+    assert_eq!(made(&after, &end, "UpdateAlias"), 0);
+    assert_eq!(made(&after, &end, "CreateInvalidation"), 0);
+}

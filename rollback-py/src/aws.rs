@@ -8,12 +8,13 @@ use std::time::Duration;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rollback_aws::{
-    AlarmCheck, Aws, AwsCache, AwsConfig, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
+    AlarmCheck, Aws, AwsCache, AwsConfig, CloudFrontInvalidation, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
     EcsDesiredCount, EcsRestart, EcsService, LambdaAlias, PipelineExecution, PipelineTransition,
     RdsInstance, S3Journals, S3KnownGood, SecretVersion, StopInFlight,
 };
 use rollback_core::{Progress, RollbackTarget};
 
+use crate::action::PyActionBase;
 use crate::check::PyCheck;
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
@@ -532,6 +533,49 @@ impl PyAlarmCheck {
             (None, Some(n)) => AlarmCheck::names(&aws_for(py, config)?, n).map_err(py_err)?,
         };
         Ok(PyCheck::init(check, policy).add_subclass(PyAlarmCheck {}))
+    }
+}
+
+/// The cache invalidation after a rollback: a CloudFront invalidation of `paths` (`"/*"`,
+/// `"/index.html"`) of the distribution whose id is `distribution`, given to
+/// `Transaction.on_success`. Preflight checks the paths and reads the distribution
+/// (GetDistribution); after the run succeeded, CreateInvalidation (idempotent per run: a
+/// resume gets the same invalidation back), waited for until Completed (at most `timeout`,
+/// default 20 minutes).
+#[pyclass(module = "rollback.aws", name = "CloudFrontInvalidation", extends = PyActionBase, frozen)]
+pub(crate) struct PyCloudFrontInvalidation {
+    inner: CloudFrontInvalidation,
+}
+
+#[pymethods]
+impl PyCloudFrontInvalidation {
+    #[new]
+    #[pyo3(signature = (distribution, paths, *, timeout=None, config=None))]
+    fn new(
+        py: Python<'_>,
+        distribution: String,
+        paths: Vec<String>,
+        timeout: Option<Seconds>,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let mut a = CloudFrontInvalidation::new(&aws, distribution, paths).map_err(py_err)?;
+        if let Some(t) = Seconds::get_opt(timeout, rollback_aws::cloudfront::KIND, "timeout")? {
+            a = a.timeout(t);
+        }
+        Ok(PyActionBase::init(Arc::new(a.clone())).add_subclass(PyCloudFrontInvalidation { inner: a }))
+    }
+
+    /// The distribution's id.
+    #[getter]
+    fn distribution(&self) -> String {
+        self.inner.distribution().to_string()
+    }
+
+    /// The paths invalidated.
+    #[getter]
+    fn paths(&self) -> Vec<String> {
+        self.inner.paths().to_vec()
     }
 }
 

@@ -377,7 +377,7 @@ impl PyCommandCheck {
     }
 }
 
-/// A Python callable as an on-failure action; what it returns (a str, or None) goes into
+/// A Python callable as an on-failure or on-success action; what it returns (a str, or None) goes into
 /// the report.
 pub(crate) struct PyAction {
     func: Arc<Py<PyAny>>,
@@ -393,10 +393,11 @@ impl fmt::Debug for PyAction {
 }
 
 impl PyAction {
-    pub(crate) fn new(func: &Bound<'_, PyAny>, name: Option<String>) -> PyResult<Self> {
+    /// The action of callable `func`, given to `when` (`on_failure`, `on_success`).
+    pub(crate) fn new(func: &Bound<'_, PyAny>, name: Option<String>, when: &str) -> PyResult<Self> {
         if !func.is_callable() {
             return Err(PyTypeError::new_err(format!(
-                "an on-failure action is a callable; {} is not callable",
+                "{when} takes a callable or a rollback.Action; {} is neither",
                 type_name(func)
             )));
         }

@@ -16,6 +16,7 @@
 //! - a `Transaction` is a description built into a fresh Rust transaction per run
 //!   ([`transaction`]).
 
+mod action;
 mod aws;
 mod check;
 mod errors;
@@ -42,6 +43,8 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<check::PyCommandCheck>()?;
     m.add_class::<target::PyCommandTarget>()?;
     m.add_class::<transaction::PyTransaction>()?;
+    m.add_class::<action::PyActionBase>()?;
+    m.add_class::<action::PyWebhook>()?;
     m.add_class::<stores::PyLocks>()?;
     m.add_class::<stores::PyKnownGoodStore>()?;
     m.add_class::<stores::PyJournalStore>()?;
@@ -61,6 +64,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aws::PyPipelineTransition>()?;
     m.add_class::<aws::PyPipelineExecution>()?;
     m.add_class::<aws::PyAlarmCheck>()?;
+    m.add_class::<aws::PyCloudFrontInvalidation>()?;
     m.add_class::<aws::PyDynamoDbLocks>()?;
     m.add_class::<aws::PyDynamoDbKnownGood>()?;
     m.add_class::<aws::PyS3KnownGood>()?;

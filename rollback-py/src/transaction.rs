@@ -21,7 +21,8 @@ use rollback_core::{
     Transaction, TransactionBuilder,
 };
 
-use crate::check::{check_of, PyAction};
+use crate::action::{action_of, PyWebhook};
+use crate::check::check_of;
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
 use crate::stores::{journal_store_of, StoreArgs};
@@ -311,15 +312,43 @@ impl PyTransaction {
     }
 
     /// Adds an action run after a failure, whatever the policy (scale to zero,
-    /// maintenance mode): a callable whose return value (a str, or None) is reported.
+    /// maintenance mode): a callable whose return value (a str, or None) is reported, or a
+    /// `rollback.Action`.
     #[pyo3(signature = (action, *, name=None))]
     fn on_failure<'py>(
         mut slf: PyRefMut<'py, Self>,
         action: &Bound<'py, PyAny>,
         name: Option<String>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        let a = PyAction::new(action, name)?;
-        slf.update(|b| b.on_failure(Arc::new(a)));
+        let a = action_of(action, name, "on_failure")?;
+        slf.update(|b| b.on_failure(a));
+        Ok(slf)
+    }
+
+    /// Adds an action run after the run succeeded (every step verified, the checks
+    /// passed), in the order added: a `rollback.Action` (`rollback.aws.CloudFrontInvalidation`)
+    /// or a callable whose return value (a str, or None) is reported. Each is journaled
+    /// before and after it runs, so a resume does not run it again; one that fails is in
+    /// the report's `needs_attention` and the run stays succeeded.
+    #[pyo3(signature = (action, *, name=None))]
+    fn on_success<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        action: &Bound<'py, PyAny>,
+        name: Option<String>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let a = action_of(action, name, "on_success")?;
+        slf.update(|b| b.on_success(a));
+        Ok(slf)
+    }
+
+    /// Adds a notifier (`rollback.Webhook`), told when the run starts and how it ended; a
+    /// notification that fails is in `needs_attention` and never fails the run.
+    fn notify<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        notifier: &Bound<'py, PyWebhook>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let hook = Arc::new(notifier.get().inner.clone());
+        slf.update(|b| b.notify(hook));
         Ok(slf)
     }
 

@@ -33,6 +33,7 @@ from ._errors import (
     VerificationError,
 )
 from ._rollback import (
+    Action,
     ActionReport,
     Change,
     Check,
@@ -55,6 +56,7 @@ from ._rollback import (
     Target,
     Transaction,
     Verdict,
+    Webhook,
     JournalStore,
     KnownGoodStore,
     Locks,
@@ -103,6 +105,8 @@ __all__ = [
     "CommandCheck",
     "CommandTarget",
     "Transaction",
+    "Action",
+    "Webhook",
     "resume",
     "resume_async",
     # shared state

@@ -18,7 +18,7 @@ import datetime
 import os
 import pathlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol, Self, TypeAlias, final
+from typing import Any, Literal, Protocol, Self, TypeAlias, final
 
 from typing_extensions import disjoint_base
 
@@ -72,6 +72,8 @@ __all__ = [
     "CommandCheck",
     "CommandTarget",
     "Transaction",
+    "Action",
+    "Webhook",
     "resume",
     "resume_async",
     "Locks",
@@ -527,7 +529,7 @@ class StepReport:
 
 @final
 class ActionReport:
-    """What an on-failure action did."""
+    """What an on-failure or on-success action did."""
 
     @property
     def name(self) -> str: ...
@@ -562,6 +564,9 @@ class Report:
     def actions(self) -> list[ActionReport]:
         """The on-failure actions."""
     @property
+    def on_success(self) -> list[ActionReport]:
+        """The on-success actions (none unless the run succeeded)."""
+    @property
     def needs_attention(self) -> list[str]:
         """What a person must look at."""
     @property
@@ -574,6 +579,37 @@ class Report:
     def started_at(self) -> datetime.datetime: ...
     @property
     def duration(self) -> datetime.timedelta: ...
+
+# -- after the run ---------------------------------------------------------------------------
+
+@disjoint_base
+class Action:
+    """An action run after the steps, for :meth:`Transaction.on_success` or
+    :meth:`Transaction.on_failure`: :class:`rollback.aws.CloudFrontInvalidation` is one (a
+    plain callable works too)."""
+
+    @property
+    def name(self) -> str:
+        """Its name in reports and the journal."""
+
+@final
+class Webhook:
+    """Posts a notice when a run starts (its leases held) and when it ends (outcome,
+    targets, reason, time to recover, what needs a person) to an http(s) URL:
+    ``format="slack"`` (the default) posts ``{"text": ...}`` as Slack's incoming webhooks
+    take it, ``format="json"`` the notice as JSON; ``timeout`` bounds each post (default
+    10 s). The URL is a secret of sorts: reports, errors and ``repr()`` show its host only.
+    A bad URL or format raises :class:`InvalidInputError`."""
+
+    def __new__(
+        cls, url: str, *, format: Literal["slack", "json"] = "slack", timeout: Seconds | None = None
+    ) -> Self: ...
+    @property
+    def format(self) -> str:
+        """``"slack"`` or ``"json"``."""
+    @property
+    def name(self) -> str:
+        """``webhook <host>``."""
 
 # -- transactions ---------------------------------------------------------------------------
 
@@ -631,9 +667,21 @@ class Transaction:
         """Starts a new stage: its steps run after every step before."""
     def verify(self, check: CheckLike) -> Transaction:
         """Adds a transaction-level check, run after every stage."""
-    def on_failure(self, action: Callable[[], object], *, name: str | None = None) -> Transaction:
+    def on_failure(self, action: Action | Callable[[], object], *, name: str | None = None) -> Transaction:
         """Adds an action run after a failure whatever the policy (scale to zero,
-        maintenance mode); what it returns (a str, or None) goes into the report."""
+        maintenance mode): an :class:`Action`, or a callable whose return value (a str, or
+        None) goes into the report (``name`` names a callable; default its own name)."""
+    def on_success(self, action: Action | Callable[[], object], *, name: str | None = None) -> Transaction:
+        """Adds an action run after the run succeeded (every step verified, the checks
+        passed), in the order added: an :class:`Action`
+        (:class:`rollback.aws.CloudFrontInvalidation`), or a callable whose return value (a
+        str, or None) goes into the report. Each is journaled before and after it runs, so
+        a resume does not run it again; one that fails is listed in
+        :attr:`Report.needs_attention` and the run stays succeeded."""
+    def notify(self, notifier: Webhook) -> Transaction:
+        """Adds a notifier, told when the run starts (its leases held) and how it ended; a
+        notification that fails is listed in :attr:`Report.needs_attention` and never fails
+        the run."""
     def __len__(self) -> int:
         """How many steps."""
     def run(self, dry_run: bool = False, on_event: Callable[[Event], object] | None = None) -> Report:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._rollback import (
     AlarmCheck,
     AwsConfig,
+    CloudFrontInvalidation,
     ConnectionHandover,
     DynamoDbKnownGood,
     DynamoDbLocks,
@@ -37,6 +38,7 @@ __all__ = [
     "PipelineTransition",
     "PipelineExecution",
     "AlarmCheck",
+    "CloudFrontInvalidation",
     "DynamoDbLocks",
     "DynamoDbKnownGood",
     "S3Journals",

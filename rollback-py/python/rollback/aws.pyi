@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Literal, Self, final
 
-from . import Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
+from . import Action, Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
 
 # Mirrors aws.py's list, as a stub must; stubtest (tests/test_typing.py) keeps them equal.
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "PipelineTransition",
     "PipelineExecution",
     "AlarmCheck",
+    "CloudFrontInvalidation",
     "DynamoDbLocks",
     "DynamoDbKnownGood",
     "S3Journals",
@@ -242,6 +243,33 @@ class AlarmCheck(Check):
         config: AwsConfig | None = None,
         policy: Policy | None = None,
     ) -> Self: ...
+
+@final
+class CloudFrontInvalidation(Action):
+    """The cache invalidation after a rollback (runbook 002), for
+    :meth:`rollback.Transaction.on_success`: a CloudFront invalidation of ``paths``
+    (``"/*"``, ``"/index.html"``) of the distribution whose id is ``distribution``
+    (``E2QWRUHAPOMQZL``, not its domain name). The id and paths are checked at once (each
+    path starts with ``/``, a ``*`` only at its end; at most 3000 paths, 15 wildcards);
+    preflight reads the distribution (GetDistribution), so a wrong id stops the run before
+    anything changes. After the run succeeded it sends CreateInvalidation, idempotent per
+    run (a resume gets the same invalidation back), and waits until it is Completed (at
+    most ``timeout``, default 20 minutes)."""
+
+    def __new__(
+        cls,
+        distribution: str,
+        paths: Sequence[str],
+        *,
+        timeout: Seconds | None = None,
+        config: AwsConfig | None = None,
+    ) -> Self: ...
+    @property
+    def distribution(self) -> str:
+        """The distribution's id."""
+    @property
+    def paths(self) -> list[str]:
+        """The paths invalidated."""
 
 @final
 class DynamoDbLocks(Locks):

@@ -257,6 +257,12 @@ impl PyReport {
         self.inner.actions.iter().map(action).collect()
     }
 
+    /// The on-success actions (none unless the run succeeded).
+    #[getter]
+    fn on_success(&self) -> Vec<PyActionReport> {
+        self.inner.on_success.iter().map(action).collect()
+    }
+
     /// What a person must look at.
     #[getter]
     fn needs_attention(&self) -> Vec<String> {
