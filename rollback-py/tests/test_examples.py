@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, EmulatorHandle, K8sSim
 
 EXAMPLES = ROOT / "examples" / "python"
-AWS_EXAMPLES = ["lambda_alias", "canary_reset", "ecs_services", "database_restore", "secret_rollback"]
+AWS_EXAMPLES = ["lambda_alias", "canary_reset", "ecs_services", "database_restore", "secret_rollback", "cache_invalidation"]
 
 
 def run(script: str, *args: str, timeout: float = 300) -> str:
@@ -36,6 +36,9 @@ def test_aws_example(script: str, emu: EmulatorHandle) -> None:
     out = run(script, "--endpoint", emu.endpoint)
     assert "[finished]" in out and "succeeded" in out
     assert "jwt-signing-key" not in out and "jwt-value-" not in out and "pw-9c4f1e7a2b" not in out
+    if script == "cache_invalidation":
+        assert "CreateInvalidation 1" in out and "[#incidents] rollback succeeded" in out, out
+        assert "XXXXXXXX" not in out
 
 
 def test_an_example_starts_its_own_emulator(emulator_session: EmulatorHandle) -> None:
