@@ -19,6 +19,9 @@
 //! The action then waits (bounded, [`CloudFrontInvalidation::timeout`], 20 minutes by
 //! default) until GetInvalidation says `Completed`, and reports the invalidation id.
 //!
+//! The journal records its parameters ([`AfterAction::spec`]), so a resume (`rollback
+//! resume` included) rebuilds it from a registry that knows this crate's kinds.
+//!
 //! Runbook files name it under `on_success:` as
 //! `cloudfront_invalidation: {distribution: E2QWRUHAPOMQZL, paths: ["/*"]}` (registry
 //! action kind `cloudfront-invalidation`).
@@ -30,7 +33,7 @@ use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 use aws_sdk_cloudfront::Client;
 use rollback_core::transaction::{ActionRun, AfterAction};
 use rollback_core::wait::{poll_until, PollSchedule, RetryPolicy};
-use rollback_core::{Error, Progress, Registry, Result, Stability, TargetId};
+use rollback_core::{Error, Progress, Registry, Result, Stability, TargetId, TargetSpec};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -316,6 +319,20 @@ impl AfterAction for CloudFrontInvalidation {
 
     fn validate(&self) -> Result<()> {
         self.check()
+    }
+
+    /// Its parameters and AWS settings (never credentials), so that a resume rebuilds it
+    /// from the journal (`rollback resume`).
+    fn spec(&self) -> Option<TargetSpec> {
+        Some(TargetSpec::new(
+            KIND,
+            serde_json::json!({
+                "distribution": self.distribution,
+                "paths": self.paths,
+                "timeout_ms": self.timeout.as_millis() as u64,
+                "aws": self.aws,
+            }),
+        ))
     }
 
     async fn preflight(&self) -> Result<()> {

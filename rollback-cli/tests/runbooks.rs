@@ -949,7 +949,11 @@ async fn runbook_002_the_cache_is_invalidated_once_after_the_lambda_rollback() {
     let before = emu.calls().await.unwrap();
     rb.plan();
     let planned = emu.calls().await.unwrap();
-    assert_eq!(made(&before, &planned, "GetDistribution"), 1, "read in preflight");
+    assert_eq!(
+        made(&before, &planned, "GetDistribution"),
+        1,
+        "read in preflight"
+    );
     assert_eq!(made(&before, &planned, "CreateInvalidation"), 0);
 
     let run = rb.apply("MCP tool bug in 1.5.0");
@@ -958,7 +962,10 @@ async fn runbook_002_the_cache_is_invalidated_once_after_the_lambda_rollback() {
     let done = &run.report["on_success"][0];
     assert_eq!(done["ok"], true, "{}", run.report);
     assert!(
-        done["message"].as_str().unwrap().ends_with("of 1 path(s) Completed"),
+        done["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("of 1 path(s) Completed"),
         "{done}"
     );
     assert!(

@@ -134,6 +134,13 @@ impl IncidentReport {
                 let _ = writeln!(s, "- {}: {}", v.name, verdict(v));
             }
         }
+        if !r.on_success.is_empty() {
+            let _ = writeln!(s, "\n## After the rollback\n");
+            for a in &r.on_success {
+                let mark = if a.ok { "done" } else { "FAILED" };
+                let _ = writeln!(s, "- {} ({mark}): {}", a.name, a.message);
+            }
+        }
         if !r.needs_attention.is_empty() || r.error.is_some() {
             let _ = writeln!(s, "\n## Needs a person\n");
             if let Some(e) = &r.error {

@@ -8,6 +8,7 @@
 //! (a named pipe would block, `/dev/zero` never ends). Reads are bounded: a journal larger
 //! than [`MAX_JOURNAL_BYTES`] or with a line longer than [`MAX_LINE_BYTES`] is refused.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -97,6 +98,12 @@ pub enum Entry {
         /// The names of the on-success actions (absent before format 1.3).
         #[serde(default)]
         on_success: Vec<String>,
+        /// How a resume rebuilds the actions that can describe themselves
+        /// ([`AfterAction::spec`](crate::transaction::AfterAction::spec): a registered
+        /// action kind and its parameters, never secrets), by name: those run on failure,
+        /// then those run on success. Absent before format 1.3 and when none can.
+        #[serde(default, skip_serializing_if = "ActionSpecs::is_empty")]
+        action_specs: ActionSpecs,
         /// The lock manager the run used (from [`crate::LockManager::spec`]; never
         /// credentials), so that a resume locks in the same place. Absent in older journals
         /// and for lock managers that cannot describe themselves.
@@ -590,11 +597,31 @@ fn journal_err(path: &Path, what: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// The specs of a run's self-describing actions, by name ([`Entry::Begin`]'s
+/// `action_specs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionSpecs {
+    /// The on-failure actions'.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_failure: BTreeMap<String, TargetSpec>,
+    /// The on-success actions'.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_success: BTreeMap<String, TargetSpec>,
+}
+
+impl ActionSpecs {
+    /// No spec at all.
+    pub fn is_empty(&self) -> bool {
+        self.on_failure.is_empty() && self.on_success.is_empty()
+    }
+}
+
 /// The journal format this version writes: `major.minor`. A minor version adds what older
 /// readers may ignore; a major version changes what records mean, and readers of an older
 /// major refuse it ([`read_journal`]); records of a kind a reader does not know are skipped
 /// (readers before 1.2 refuse them). 1.1 recorded the format and the lock manager; 1.2
-/// added `interrupted`; 1.3 added `action_intent` and `begin`'s `on_success`.
+/// added `interrupted`; 1.3 added `action_intent` and `begin`'s `on_success` and
+/// `action_specs`.
 pub const FORMAT: &str = "1.3";
 
 fn format_before_versions() -> String {

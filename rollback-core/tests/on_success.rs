@@ -121,6 +121,15 @@ async fn on_success_actions_run_after_a_success_in_order_and_are_journaled() {
     assert_eq!(on_success, &["purge cache", "all clear"]);
     let rebuilt = rollback_core::report_from_journal(dir.path().join("j.jsonl")).unwrap();
     assert_eq!(rebuilt.on_success, report.on_success);
+    // The incident report says what was done after the rollback.
+    let incident = rollback_core::incident::incident_report(dir.path().join("j.jsonl")).unwrap();
+    let text = incident.markdown();
+    assert!(
+        text.contains(
+            "## After the rollback\n\n- purge cache (done): done\n- all clear (done): done"
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -351,4 +360,75 @@ async fn bad_on_success_actions_are_refused_before_anything_changes() {
         ("2".into(), 0),
         "nothing changed"
     );
+}
+
+/// An action that describes itself (kind `stuck-once`): the first run of it stops the run
+/// and never ends; a rebuilt one counts its runs in `REBUILT_RUNS`.
+#[derive(Debug)]
+struct Describes {
+    interrupt: Option<Interrupt>,
+}
+
+static REBUILT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[async_trait]
+impl AfterAction for Describes {
+    fn name(&self) -> String {
+        "page the team".into()
+    }
+    async fn run(&self) -> Result<String> {
+        match &self.interrupt {
+            Some(i) => {
+                i.interrupt();
+                std::future::pending::<()>().await;
+                unreachable!()
+            }
+            None => {
+                REBUILT_RUNS.fetch_add(1, Ordering::SeqCst);
+                Ok("paged".into())
+            }
+        }
+    }
+    fn spec(&self) -> Option<rollback_core::TargetSpec> {
+        Some(rollback_core::TargetSpec::new(
+            "stuck-once",
+            serde_json::json!({"channel": "#incidents"}),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_resume_rebuilds_an_action_the_journal_describes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = target(dir.path());
+    let interrupt = Interrupt::new();
+    let tx = tx(dir.path(), &t)
+        .on_success(Arc::new(Describes {
+            interrupt: Some(interrupt.clone()),
+        }))
+        .interrupt(interrupt)
+        .build()
+        .unwrap();
+    let journal = tx.journal_path().to_path_buf();
+    assert_eq!(tx.run().await.unwrap().outcome, Outcome::Interrupted);
+    let records = read_journal(&journal).unwrap();
+    let Entry::Begin { action_specs, .. } = &records[0].entry else {
+        panic!("{:?}", records[0].entry)
+    };
+    assert_eq!(action_specs.on_success["page the team"].kind, "stuck-once");
+
+    let mut registry = Registry::with_builtins();
+    registry.register_action("stuck-once", |params| async move {
+        assert_eq!(params["channel"], "#incidents");
+        Ok(Arc::new(Describes { interrupt: None }) as Arc<dyn AfterAction>)
+    });
+    let opts = ResumeOptions {
+        registry,
+        ..Default::default()
+    };
+    let report = rollback_core::resume_with(&journal, opts).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
+    assert_eq!(REBUILT_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(report.on_success[0].message, "paged");
+    assert!(report.needs_attention.is_empty(), "{report}");
 }

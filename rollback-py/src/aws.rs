@@ -8,9 +8,10 @@ use std::time::Duration;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rollback_aws::{
-    AlarmCheck, Aws, AwsCache, AwsConfig, CloudFrontInvalidation, ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks,
-    EcsDesiredCount, EcsRestart, EcsService, LambdaAlias, PipelineExecution, PipelineTransition,
-    RdsInstance, S3Journals, S3KnownGood, SecretVersion, StopInFlight,
+    AlarmCheck, Aws, AwsCache, AwsConfig, CloudFrontInvalidation, ConnectionHandover,
+    DynamoDbKnownGood, DynamoDbLocks, EcsDesiredCount, EcsRestart, EcsService, LambdaAlias,
+    PipelineExecution, PipelineTransition, RdsInstance, S3Journals, S3KnownGood, SecretVersion,
+    StopInFlight,
 };
 use rollback_core::{Progress, RollbackTarget};
 
@@ -563,7 +564,8 @@ impl PyCloudFrontInvalidation {
         if let Some(t) = Seconds::get_opt(timeout, rollback_aws::cloudfront::KIND, "timeout")? {
             a = a.timeout(t);
         }
-        Ok(PyActionBase::init(Arc::new(a.clone())).add_subclass(PyCloudFrontInvalidation { inner: a }))
+        Ok(PyActionBase::init(Arc::new(a.clone()))
+            .add_subclass(PyCloudFrontInvalidation { inner: a }))
     }
 
     /// The distribution's id.

@@ -232,6 +232,15 @@ pub trait AfterAction: Send + Sync + fmt::Debug {
     async fn preflight(&self) -> Result<()> {
         Ok(())
     }
+
+    /// How a resume rebuilds it from the journal: a kind registered with
+    /// [`Registry::register_action`](crate::Registry::register_action) and its parameters
+    /// (names, never secrets), recorded in the journal's `begin`. `None` (the default): it
+    /// is code, so a resume runs it only if given it again ([`ResumeOptions::on_success`],
+    /// [`ResumeOptions::on_failure`]).
+    fn spec(&self) -> Option<crate::target::TargetSpec> {
+        None
+    }
 }
 
 /// The earlier name of [`AfterAction`], the same trait (see there).

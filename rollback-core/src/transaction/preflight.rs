@@ -206,8 +206,22 @@ fn begin(
         checks: b.checks.iter().map(Check::spec).collect(),
         on_failure: b.on_failure.iter().map(|a| a.name()).collect(),
         on_success: b.on_success.iter().map(|a| a.name()).collect(),
+        action_specs: journal::ActionSpecs {
+            on_failure: specs_of(&b.on_failure),
+            on_success: specs_of(&b.on_success),
+        },
         locks: b.locks.spec(),
     }
+}
+
+/// The specs of the actions that describe themselves, by name.
+fn specs_of(
+    actions: &[std::sync::Arc<dyn super::AfterAction>],
+) -> std::collections::BTreeMap<String, crate::target::TargetSpec> {
+    actions
+        .iter()
+        .filter_map(|a| Some((a.name(), a.spec()?)))
+        .collect()
 }
 
 /// Records the `planned` transition of every step: the journal line, one `planned` event

@@ -227,6 +227,7 @@ struct Replay {
     checks: Vec<CheckSpec>,
     on_failure: Vec<String>,
     on_success: Vec<String>,
+    action_specs: crate::journal::ActionSpecs,
     locks: Option<LockSpec>,
     /// The targets of the `locked` record, if any.
     locked: Vec<TargetId>,
@@ -265,6 +266,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         checks,
         on_failure,
         on_success,
+        action_specs,
         locks,
         ..
     } = &first.entry
@@ -284,6 +286,7 @@ fn replay(path: &Path, records: &[Record]) -> Result<Replay> {
         checks: checks.clone(),
         on_failure: on_failure.clone(),
         on_success: on_success.clone(),
+        action_specs: action_specs.clone(),
         locks: locks.clone(),
         locked: Vec::new(),
         released: false,
@@ -529,7 +532,7 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
         },
         checks: Vec::new(),
         on_failure: Vec::new(),
-        on_success: success_actions(&r, &opts.on_success),
+        on_success: success_actions(&r, &opts.on_success, &opts.registry).await,
         attention: Mutex::new(Vec::new()),
         fence: Default::default(),
         known_good: opts.known_good.clone(),
@@ -612,12 +615,28 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
             .filter(|a| !ran.contains(a.name().as_str()))
             .cloned()
             .collect();
+        // Those not given that the journal describes are rebuilt from it.
+        let mut rebuilt = BTreeSet::new();
+        for name in r
+            .on_failure
+            .iter()
+            .filter(|n| !ran.contains(n.as_str()) && !given.contains(*n))
+        {
+            if let Some(spec) = r.action_specs.on_failure.get(name) {
+                if let Ok(a) = opts
+                    .registry
+                    .build_action(&spec.kind, spec.params.clone())
+                    .await
+                {
+                    ctx.on_failure.push(a);
+                    rebuilt.insert(name.clone());
+                }
+            }
+        }
         if r.failure.is_some() {
-            for name in r
-                .on_failure
-                .iter()
-                .filter(|n| !ran.contains(n.as_str()) && !given.contains(*n))
-            {
+            for name in r.on_failure.iter().filter(|n| {
+                !ran.contains(n.as_str()) && !given.contains(*n) && !rebuilt.contains(*n)
+            }) {
                 ctx.attention.lock().map(|mut v| {
                     v.push(Attention {
                         target: None,
@@ -666,17 +685,33 @@ pub async fn resume_with(journal: impl AsRef<Path>, opts: ResumeOptions) -> Resu
 }
 
 /// The on-success actions a resumed run runs if it succeeds: the journal's, in their order,
-/// except those whose outcome is journaled (each the one given by that name, or, if none
-/// is, one that fails saying so); then any given that the journal does not name.
-fn success_actions(r: &Replay, given: &[Arc<dyn AfterAction>]) -> Vec<Arc<dyn AfterAction>> {
+/// except those whose outcome is journaled (each the one given by that name, else the one
+/// the journal's spec rebuilds with `registry`, else one that fails saying so); then any
+/// given that the journal does not name.
+async fn success_actions(
+    r: &Replay,
+    given: &[Arc<dyn AfterAction>],
+    registry: &crate::target::Registry,
+) -> Vec<Arc<dyn AfterAction>> {
     let ran: BTreeSet<&str> = r.success_actions.iter().map(|a| a.name.as_str()).collect();
-    let by_name = |n: &str| given.iter().find(|a| a.name() == n).cloned();
-    let mut out: Vec<Arc<dyn AfterAction>> = r
-        .on_success
-        .iter()
-        .filter(|n| !ran.contains(n.as_str()))
-        .map(|n| by_name(n).unwrap_or_else(|| Arc::new(NotGiven(n.clone()))))
-        .collect();
+    let mut out: Vec<Arc<dyn AfterAction>> = Vec::new();
+    for n in r.on_success.iter().filter(|n| !ran.contains(n.as_str())) {
+        if let Some(a) = given.iter().find(|a| a.name() == *n) {
+            out.push(a.clone());
+            continue;
+        }
+        let why = match r.action_specs.on_success.get(n) {
+            Some(spec) => match registry.build_action(&spec.kind, spec.params.clone()).await {
+                Ok(a) => {
+                    out.push(a);
+                    continue;
+                }
+                Err(e) => format!("not run: the journal's spec could not be rebuilt ({e})"),
+            },
+            None => "not run: the action is code, not in the journal, and was not given to resume (ResumeOptions::on_success)".to_string(),
+        };
+        out.push(Arc::new(NotGiven(n.clone(), why)));
+    }
     out.extend(
         given
             .iter()
@@ -689,10 +724,10 @@ fn success_actions(r: &Replay, given: &[Arc<dyn AfterAction>]) -> Vec<Arc<dyn Af
     out
 }
 
-/// An on-success action the journal names that was not given to resume: it fails, so the
-/// report says a person must do it.
+/// An on-success action the journal names that resume was not given and could not rebuild:
+/// it fails saying why, so the report says a person must do it.
 #[derive(Debug)]
-struct NotGiven(String);
+struct NotGiven(String, String);
 
 #[async_trait::async_trait]
 impl AfterAction for NotGiven {
@@ -700,10 +735,7 @@ impl AfterAction for NotGiven {
         self.0.clone()
     }
     async fn run(&self) -> Result<String> {
-        Err(Error::invalid(
-            self.0.clone(),
-            "not run: the action is code, not in the journal, and was not given to resume (ResumeOptions::on_success)",
-        ))
+        Err(Error::invalid(self.0.clone(), self.1.clone()))
     }
 }
 
