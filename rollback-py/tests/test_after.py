@@ -81,10 +81,15 @@ def invalidations(emu: EmulatorHandle, distribution: str) -> list[dict[str, Any]
 def test_on_success_runs_after_a_success_only_and_is_reported(emu: EmulatorHandle, tmp_path: Path) -> None:
     seed(emu)
     ran: list[str] = []
+
+    def all_clear() -> str:
+        ran.append("all clear")
+        return "status page green"
+
     report = (
         rollback.Transaction("storefront back", reason="release 2 serves 5xx", journal=tmp_path / "ok.jsonl")
         .add(LambdaAlias(FN, "live"), rollback.Previous())
-        .on_success(lambda: ran.append("all clear") or "status page green", name="all clear")
+        .on_success(all_clear, name="all clear")
         .on_failure(lambda: ran.append("maintenance"), name="maintenance page")
         .run()
     )
@@ -93,7 +98,7 @@ def test_on_success_runs_after_a_success_only_and_is_reported(emu: EmulatorHandl
     assert [(a.name, a.ok, a.message) for a in report.on_success] == [("all clear", True, "status page green")]
     assert report.actions == []
     assert "on-success all clear ok: status page green" in str(report)
-    kinds = [json.loads(line)["kind"] for line in (tmp_path / "ok.jsonl").read_text().splitlines()]
+    kinds = [json.loads(line)["record"] for line in (tmp_path / "ok.jsonl").read_text().splitlines()]
     assert kinds.count("action_intent") == 1 and kinds.count("action") == 1
 
     def broken() -> str:
@@ -102,13 +107,13 @@ def test_on_success_runs_after_a_success_only_and_is_reported(emu: EmulatorHandl
     report = (
         rollback.Transaction("storefront forward", reason="test", journal=tmp_path / "fail.jsonl")
         .add(LambdaAlias(FN, "live"), rollback.Exact("2"))
-        .on_success(broken)
+        .on_success(broken, name="status page")
         .run()
     )
     assert report.outcome == "succeeded", str(report)
     assert not report.on_success[0].ok
     assert "status page API is down" in report.on_success[0].message
-    assert any("on-success action \"broken\" failed" in n for n in report.needs_attention), report.needs_attention
+    assert any("on-success action \"status page\" failed" in n for n in report.needs_attention), report.needs_attention
 
 
 def test_cloudfront_invalidation_after_the_rollback(emu: EmulatorHandle) -> None:
@@ -139,7 +144,7 @@ def test_bad_invalidations_are_refused_before_anything_changes(emu: EmulatorHand
     with pytest.raises(rollback.InvalidInputError, match="not a distribution id"):
         CloudFrontInvalidation("d111.cloudfront.net", ["/*"])
     with pytest.raises(TypeError):
-        CloudFrontInvalidation("E2QWRUHAPOMQZL", "/*")  # type: ignore[arg-type]  # a str is not a list of paths
+        CloudFrontInvalidation("E2QWRUHAPOMQZL", "/*")  # a str is not a list of paths
     missing = CloudFrontInvalidation("E0000000000000", ["/*"])
     tx = rollback.Transaction("storefront back", reason="test").add(LambdaAlias(FN, "live"), rollback.Previous()).on_success(missing)
     for dry_run in (True, False):

@@ -23,3 +23,5 @@ DaemonSet("agent").replicas()  # error: DaemonSets have no replica count
 x: int = alias.current()  # error: a Revision
 rollback.Policy(interval="2s")  # error: seconds or a timedelta
 rollback.Exact(7.5)  # error: ids are str (or int)
+rollback.Webhook("https://hooks.example.com/x", format="xml")  # error: slack or json
+rollback.Transaction("t").on_success("purge")  # error: a callable or an Action

@@ -12,6 +12,7 @@ import rollback
 from rollback.aws import (
     AlarmCheck,
     AwsConfig,
+    CloudFrontInvalidation,
     ConnectionHandover,
     EcsDesiredCount,
     EcsService,
@@ -112,7 +113,13 @@ def blocking() -> None:
         .add(restart, rollback.Previous())
         .verify(named)
         .on_failure(lambda: "maintenance on", name="maintenance")
+        .on_success(CloudFrontInvalidation("E2QWRUHAPOMQZL", ["/*"], timeout=600, config=AwsConfig(region="us-east-1")))
+        .on_success(lambda: None, name="all clear")
+        .notify(rollback.Webhook("https://hooks.slack.com/services/T/B/X", format="json", timeout=datetime.timedelta(seconds=5)))
     )
+    purge: rollback.Action = CloudFrontInvalidation("E2QWRUHAPOMQZL", ("/index.html", "/assets/*"))
+    assert_type(purge.name, str)
+    assert_type(CloudFrontInvalidation("E1", ["/*"]).paths, list[str])
     events: list[rollback.Event] = []
     report = tx.run(dry_run=True, on_event=events.append)
     assert_type(report.outcome, str)
@@ -122,6 +129,7 @@ def blocking() -> None:
         assert_type(step.error, str | None)
         print(step.target, step.status, step.diff, [v.evidence for v in step.verdicts])
     print(report.journal_path, report.needs_attention, [a.ok for a in report.actions], [e.kind for e in events])
+    assert_type(report.on_success, list[rollback.ActionReport])
     again = rollback.resume(report.journal_path, targets=[Custom()], on_event=print)
     assert_type(again, rollback.Report)
     try:
