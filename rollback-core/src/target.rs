@@ -242,25 +242,62 @@ type Factory = Arc<
         + Sync,
 >;
 
-type ActionFactory = Arc<
-    dyn Fn(
-            serde_json::Value,
-        ) -> BoxFuture<'static, Result<Arc<dyn crate::transaction::AfterAction>>>
-        + Send
-        + Sync,
->;
-
-type CheckFactory = Arc<
-    dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<Arc<dyn crate::verify::Verifier>>>
-        + Send
-        + Sync,
->;
-
 /// A shared store as data, the way a runbook file names one (`{kind: s3, bucket: ...,
 /// prefix: ...}`): its kind and the kind's parameters. The same shape as a [`LockSpec`].
 pub type StoreSpec = LockSpec;
 
 type StoreFactory<T> = Arc<dyn Fn(StoreSpec) -> BoxFuture<'static, Result<T>> + Send + Sync>;
+
+type ValueFactory<T> =
+    Arc<dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<T>> + Send + Sync>;
+
+/// Factories of one family of things a runbook names by kind with parameters as data
+/// (checks, actions), by kind.
+#[derive(Clone)]
+struct ValueKinds<T> {
+    /// What they are, in errors: "check".
+    what: &'static str,
+    factories: HashMap<String, ValueFactory<T>>,
+}
+
+impl<T> ValueKinds<T> {
+    fn new(what: &'static str) -> Self {
+        ValueKinds {
+            what,
+            factories: HashMap::new(),
+        }
+    }
+
+    fn insert<F, Fut>(&mut self, kind: String, factory: F)
+    where
+        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        self.factories
+            .insert(kind, Arc::new(move |params| Box::pin(factory(params))));
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.factories.keys().cloned().collect();
+        kinds.sort();
+        kinds
+    }
+
+    async fn build(&self, kind: &str, params: serde_json::Value) -> Result<T> {
+        match self.factories.get(kind) {
+            Some(factory) => factory(params).await,
+            None => Err(Error::invalid(
+                self.what,
+                format!(
+                    "no {} kind {kind:?} (known: {}); register the backend's {} kinds in the Registry",
+                    self.what,
+                    self.names().join(", "),
+                    self.what
+                ),
+            )),
+        }
+    }
+}
 
 /// Factories of one family of stores, by kind.
 #[derive(Clone)]
@@ -312,8 +349,8 @@ pub struct Registry {
     factories: HashMap<String, Factory>,
     instances: HashMap<TargetId, Arc<dyn RollbackTarget>>,
     lock_kinds: HashMap<String, LockFactory>,
-    check_kinds: HashMap<String, CheckFactory>,
-    action_kinds: HashMap<String, ActionFactory>,
+    check_kinds: ValueKinds<Arc<dyn crate::verify::Verifier>>,
+    action_kinds: ValueKinds<Arc<dyn crate::transaction::AfterAction>>,
     journal_stores: StoreKinds<Arc<dyn crate::journal::JournalStore>>,
     known_good_stores: StoreKinds<Arc<dyn crate::known_good::KnownGoodStore>>,
 }
@@ -324,8 +361,8 @@ impl Default for Registry {
             factories: HashMap::new(),
             instances: HashMap::new(),
             lock_kinds: HashMap::new(),
-            check_kinds: HashMap::new(),
-            action_kinds: HashMap::new(),
+            check_kinds: ValueKinds::new("check"),
+            action_kinds: ValueKinds::new("action"),
             journal_stores: StoreKinds::new("journal store"),
             known_good_stores: StoreKinds::new("known-good store"),
         };
@@ -470,18 +507,13 @@ impl Registry {
         Fut:
             std::future::Future<Output = Result<Arc<dyn crate::verify::Verifier>>> + Send + 'static,
     {
-        self.check_kinds.insert(
-            kind.into(),
-            Arc::new(move |params| Box::pin(factory(params))),
-        );
+        self.check_kinds.insert(kind.into(), factory);
         self
     }
 
     /// The check kinds registered, sorted.
     pub fn check_kinds(&self) -> Vec<String> {
-        let mut kinds: Vec<String> = self.check_kinds.keys().cloned().collect();
-        kinds.sort();
-        kinds
+        self.check_kinds.names()
     }
 
     /// The verifier of a registered check kind, from its parameters.
@@ -490,16 +522,7 @@ impl Registry {
         kind: &str,
         params: serde_json::Value,
     ) -> Result<Arc<dyn crate::verify::Verifier>> {
-        match self.check_kinds.get(kind) {
-            Some(factory) => factory(params).await,
-            None => Err(Error::invalid(
-                "check",
-                format!(
-                    "no check kind {kind:?} (known: {}); register the backend's check kinds in the Registry",
-                    self.check_kinds().join(", ")
-                ),
-            )),
-        }
+        self.check_kinds.build(kind, params).await
     }
 
     /// Registers a factory for an action kind that a runbook file names under `on_success:`
@@ -513,18 +536,13 @@ impl Registry {
             + Send
             + 'static,
     {
-        self.action_kinds.insert(
-            kind.into(),
-            Arc::new(move |params| Box::pin(factory(params))),
-        );
+        self.action_kinds.insert(kind.into(), factory);
         self
     }
 
     /// The action kinds registered, sorted.
     pub fn action_kinds(&self) -> Vec<String> {
-        let mut kinds: Vec<String> = self.action_kinds.keys().cloned().collect();
-        kinds.sort();
-        kinds
+        self.action_kinds.names()
     }
 
     /// The action of a registered action kind, from its parameters.
@@ -533,16 +551,7 @@ impl Registry {
         kind: &str,
         params: serde_json::Value,
     ) -> Result<Arc<dyn crate::transaction::AfterAction>> {
-        match self.action_kinds.get(kind) {
-            Some(factory) => factory(params).await,
-            None => Err(Error::invalid(
-                "action",
-                format!(
-                    "no action kind {kind:?} (known: {}); register the backend's action kinds in the Registry (rollback_aws::register)",
-                    self.action_kinds().join(", ")
-                ),
-            )),
-        }
+        self.action_kinds.build(kind, params).await
     }
 
     /// Registers a factory for a journal store kind that a runbook file names

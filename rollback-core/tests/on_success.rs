@@ -34,6 +34,11 @@ fn tx(dir: &Path, t: &FakeTarget) -> TransactionBuilder {
         .step(Step::new(Arc::new(t.clone()), Selector::Previous))
 }
 
+/// Runs the transaction; its report.
+async fn run(b: TransactionBuilder) -> rollback_core::Report {
+    b.build().unwrap().run().await.unwrap()
+}
+
 /// An action counting its runs, answering `ok` (or failing when `ok` is false).
 fn counted(name: &str, ok: bool) -> (Arc<dyn AfterAction>, Arc<AtomicUsize>) {
     let runs = Arc::new(AtomicUsize::new(0));
@@ -72,15 +77,11 @@ async fn on_success_actions_run_after_a_success_in_order_and_are_journaled() {
     let (purge, purged) = counted("purge cache", true);
     let (all_clear, cleared) = counted("all clear", true);
     let (failure, failed) = counted("maintenance page", true);
-    let report = tx(dir.path(), &t)
+    let report = run(tx(dir.path(), &t)
         .on_success(purge)
         .on_success(all_clear)
-        .on_failure(failure)
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+        .on_failure(failure))
+    .await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     assert_eq!(t.current_id(), "1");
     assert_eq!(purged.load(Ordering::SeqCst), 1);
@@ -138,15 +139,11 @@ async fn on_success_actions_do_not_run_after_a_failure() {
     let t = target(dir.path());
     let (purge, purged) = counted("purge cache", true);
     let (failure, failed) = counted("maintenance page", true);
-    let report = tx(dir.path(), &t)
+    let report = run(tx(dir.path(), &t)
         .verify(Check::new(check_bool("error rate", || async { false })).policy(Policy::once()))
         .on_success(purge)
-        .on_failure(failure)
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+        .on_failure(failure))
+    .await;
     assert_eq!(report.outcome, Outcome::Compensated, "{report}");
     assert_eq!(t.current_id(), "2", "put back");
     assert_eq!(purged.load(Ordering::SeqCst), 0);
@@ -167,14 +164,7 @@ async fn a_failing_on_success_action_needs_a_person_and_the_run_stays_succeeded(
     let t = target(dir.path());
     let (purge, purged) = counted("purge cache", false);
     let (all_clear, cleared) = counted("all clear", true);
-    let report = tx(dir.path(), &t)
-        .on_success(purge)
-        .on_success(all_clear)
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+    let report = run(tx(dir.path(), &t).on_success(purge).on_success(all_clear)).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     assert_eq!(t.current_id(), "1", "not put back");
     assert_eq!(purged.load(Ordering::SeqCst), 1);

@@ -57,16 +57,7 @@ pub(crate) async fn run_actions(
                 }
             }
         };
-        ctx.note(
-            None,
-            Entry::Action {
-                name: name.clone(),
-                ok,
-                message: message.clone(),
-            },
-            format!("{name}: {message}"),
-        )
-        .await;
+        ctx.note_action(&name, ok, &message).await;
         if !ok {
             let hint = match when {
                 ActionWhen::OnFailure => "",

@@ -104,6 +104,17 @@ impl Ctx {
         self.announce(step, &entry, chrono::Utc::now(), message.into());
     }
 
+    /// Journals what an action did or whether a notification went out (an `action`
+    /// record, and its event).
+    pub(crate) async fn note_action(&self, name: &str, ok: bool, message: &str) {
+        let entry = Entry::Action {
+            name: name.to_string(),
+            ok,
+            message: message.to_string(),
+        };
+        self.note(None, entry, format!("{name}: {message}")).await;
+    }
+
     fn announce(
         &self,
         step: Option<&mut StepRun>,

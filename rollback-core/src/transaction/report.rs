@@ -239,16 +239,7 @@ async fn send(ctx: &Ctx, notice: &Notice) {
             Ok(()) => (true, "sent".to_string()),
             Err(e) => (false, e.to_string()),
         };
-        ctx.note(
-            None,
-            Entry::Action {
-                name: name.clone(),
-                ok,
-                message: message.clone(),
-            },
-            format!("{name}: {message}"),
-        )
-        .await;
+        ctx.note_action(&name, ok, &message).await;
         if !ok {
             ctx.attention(
                 None,
