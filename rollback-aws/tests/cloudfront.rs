@@ -302,12 +302,13 @@ async fn a_runbook_names_the_invalidation_under_on_success() {
     let env = env(0).await;
     // The emulator's settings, as a runbook would name another region or endpoint.
     let aws = serde_json::to_string(env.aws.config()).unwrap();
+    let locks = env.dir.path().join("locks").display().to_string();
     let text = format!(
         r#"
 name: storefront back
 reason: release 2 serves 5xx
 journal: runbook.jsonl
-locks: {{kind: file, dir: locks}}
+locks: {{kind: file, dir: "{locks}"}}
 steps:
   - target: {{kind: lambda-alias, function: {FUNCTION}, alias: {ALIAS}, aws: {aws}}}
 on_success:
