@@ -276,11 +276,10 @@ impl RollbackTarget for PipelineTransition {
         let current = self.current().await?;
         let mut to = self.select(&current, selector)?;
         if to.id == DISABLED && self.stop_in_flight != StopInFlight::Leave {
-            let running: Vec<String> = in_flight(
-                &list_executions(&self.client, &self.id, &self.pipeline, 1).await?,
-            )
-            .map(str::to_string)
-            .collect();
+            let running: Vec<String> =
+                in_flight(&list_executions(&self.client, &self.id, &self.pipeline, 1).await?)
+                    .map(str::to_string)
+                    .collect();
             if !running.is_empty() {
                 to = to
                     .description(format!(
@@ -342,7 +341,10 @@ impl RollbackTarget for PipelineTransition {
         let summaries = list_executions(&self.client, &self.id, &self.pipeline, 1).await?;
         let waiting: Vec<String> = summaries
             .iter()
-            .filter(|e| e.pipeline_execution_id().is_some_and(|i| ids.iter().any(|x| x == i)))
+            .filter(|e| {
+                e.pipeline_execution_id()
+                    .is_some_and(|i| ids.iter().any(|x| x == i))
+            })
             .filter(|e| {
                 matches!(
                     e.status(),

@@ -111,7 +111,11 @@ async fn previous_re_runs_the_commit_before_the_bad_one() {
     let history = t.history().await.unwrap();
     let ids: Vec<&str> = history.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, [BAD, GOOD, OLDER]);
-    assert!(history[1].description.as_deref().unwrap().contains("release 1.8"));
+    assert!(history[1]
+        .description
+        .as_deref()
+        .unwrap()
+        .contains("release 1.8"));
     let before = env.emu.calls().await.unwrap();
     let tx = env.tx("rerun", vec![Step::new(Arc::new(t), Selector::Previous)]);
     let plan = tx.dry_run().await.unwrap();
@@ -156,22 +160,33 @@ async fn a_failing_execution_is_compensated_by_re_running_the_original_commit() 
     let report = tx.run().await.unwrap();
     assert_eq!(report.outcome, Outcome::Compensated, "{report}");
     let text = report.to_string();
-    assert!(text.contains("ended Failed: Deploy action failed"), "{text}");
+    assert!(
+        text.contains("ended Failed: Deploy action failed"),
+        "{text}"
+    );
     let ex = env.executions().await;
     // Newest first: the original commit re-run by compensation, then the failed execution.
     assert_eq!(ex[0].0, BAD);
     assert_eq!(ex[0].1, "Succeeded");
     assert_eq!(ex[0].2, "StartPipelineExecution");
     assert_eq!((ex[1].0.as_str(), ex[1].1.as_str()), (GOOD, "Failed"));
-    assert_eq!(env.emu.call_count("StartPipelineExecution").await.unwrap(), 2);
+    assert_eq!(
+        env.emu.call_count("StartPipelineExecution").await.unwrap(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_refused_in_preflight_and_nothing_starts() {
-    let env = env(json!([{"commit": "4444444444444444444444444444444444444444", "status": "Failed"}])).await;
+    let env =
+        env(json!([{"commit": "4444444444444444444444444444444444444444", "status": "Failed"}]))
+            .await;
     let unknown = PipelineExecution::new(&env.aws, "Nope").unwrap();
     let e = env
-        .tx("unknown", vec![Step::new(Arc::new(unknown), Selector::Previous)])
+        .tx(
+            "unknown",
+            vec![Step::new(Arc::new(unknown), Selector::Previous)],
+        )
         .run()
         .await
         .unwrap_err();
@@ -193,7 +208,10 @@ async fn bad_input_is_refused_in_preflight_and_nothing_starts() {
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     let msg = e.to_string();
     assert!(msg.contains("among the successful executions"), "{msg}");
-    assert!(msg.contains(GOOD) && msg.contains(OLDER), "names what exists: {msg}");
+    assert!(
+        msg.contains(GOOD) && msg.contains(OLDER),
+        "names what exists: {msg}"
+    );
 
     // A short prefix is fine when it is unique.
     let to = env
@@ -207,7 +225,10 @@ async fn bad_input_is_refused_in_preflight_and_nothing_starts() {
     let named = env.target().source_action("Checkout").unwrap();
     let e = named.prepare(&Selector::Previous).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(e.to_string().contains("Source (CodeStarSourceConnection)"), "{e}");
+    assert!(
+        e.to_string().contains("Source (CodeStarSourceConnection)"),
+        "{e}"
+    );
     env.emu
         .seed(json!({"codepipeline": [{"name": "Legacy", "stages": ["Source", "Deploy"], "source": "github-v1",
             "executions": [{"commit": OLDER}, {"commit": GOOD}]}]}))
@@ -215,19 +236,31 @@ async fn bad_input_is_refused_in_preflight_and_nothing_starts() {
         .unwrap();
     let legacy = PipelineExecution::new(&env.aws, "Legacy").unwrap();
     let e = env
-        .tx("legacy", vec![Step::new(Arc::new(legacy), Selector::Previous)])
+        .tx(
+            "legacy",
+            vec![Step::new(Arc::new(legacy), Selector::Previous)],
+        )
         .dry_run()
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-    assert!(e.to_string().contains("takes no sourceRevisions override"), "{e}");
+    assert!(
+        e.to_string().contains("takes no sourceRevisions override"),
+        "{e}"
+    );
     assert!(PipelineExecution::new(&env.aws, " ").is_err());
-    assert_eq!(env.emu.call_count("StartPipelineExecution").await.unwrap(), 0);
+    assert_eq!(
+        env.emu.call_count("StartPipelineExecution").await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_freeze_stops_the_execution_in_flight_and_opening_restarts_nothing() {
-    let env = env(json!([{"commit": "5555555555555555555555555555555555555555", "status": "InProgress"}])).await;
+    let env = env(
+        json!([{"commit": "5555555555555555555555555555555555555555", "status": "InProgress"}]),
+    )
+    .await;
     let in_flight = env.seeded["codepipeline"][0]["executions"][3]["id"]
         .as_str()
         .unwrap()
@@ -249,7 +282,10 @@ async fn the_freeze_stops_the_execution_in_flight_and_opening_restarts_nothing()
     let report = tx.run().await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report}");
     let got = gained(&before, &env.emu.calls().await.unwrap());
-    assert_eq!(count_in(&env.emu.calls().await.unwrap(), "StopPipelineExecution"), 1);
+    assert_eq!(
+        count_in(&env.emu.calls().await.unwrap(), "StopPipelineExecution"),
+        1
+    );
     assert_eq!(got["DisableStageTransition"], 1);
     assert_eq!(got["EnableStageTransition"], 1);
     assert!(!got.contains_key("StartPipelineExecution"), "{got:?}");
@@ -262,7 +298,10 @@ async fn the_freeze_stops_the_execution_in_flight_and_opening_restarts_nothing()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resumed_apply_does_not_start_a_second_execution_nor_stop_twice() {
-    let env = env(json!([{"commit": "5555555555555555555555555555555555555555", "status": "InProgress"}])).await;
+    let env = env(
+        json!([{"commit": "5555555555555555555555555555555555555555", "status": "InProgress"}]),
+    )
+    .await;
     env.emu
         .set_pipeline_delay(Duration::from_secs(60))
         .await
@@ -280,7 +319,10 @@ async fn a_resumed_apply_does_not_start_a_second_execution_nor_stop_twice() {
         resumed.apply(&change).await.unwrap(),
         ApplyOutcome::AlreadyCurrent
     );
-    assert_eq!(env.emu.call_count("StartPipelineExecution").await.unwrap(), 1);
+    assert_eq!(
+        env.emu.call_count("StartPipelineExecution").await.unwrap(),
+        1
+    );
     let waiting = resumed.check_stable(&change.to).await.unwrap();
     assert!(
         matches!(&waiting, rollback_core::Stability::Waiting(m) if m.contains("InProgress")),

@@ -60,6 +60,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aws::PyConnectionHandover>()?;
     m.add_class::<aws::PyPipelineTransition>()?;
     m.add_class::<aws::PyPipelineExecution>()?;
+    m.add_class::<aws::PyCloudFormationStack>()?;
     m.add_class::<aws::PyAlarmCheck>()?;
     m.add_class::<aws::PyDynamoDbLocks>()?;
     m.add_class::<aws::PyDynamoDbKnownGood>()?;

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, EmulatorHandle, K8sSim
 
 EXAMPLES = ROOT / "examples" / "python"
-AWS_EXAMPLES = ["lambda_alias", "canary_reset", "ecs_services", "database_restore", "secret_rollback"]
+AWS_EXAMPLES = ["lambda_alias", "canary_reset", "ecs_services", "database_restore", "secret_rollback", "apgms_stack"]
 
 
 def run(script: str, *args: str, timeout: float = 300) -> str:

@@ -308,7 +308,10 @@ impl PipelineExecution {
             return Ok(r.clone());
         }
         let by_prefix: Vec<&Revision> = if want.chars().count() >= 7 {
-            revisions.iter().filter(|r| r.id.starts_with(want.as_str())).collect()
+            revisions
+                .iter()
+                .filter(|r| r.id.starts_with(want.as_str()))
+                .collect()
         } else {
             Vec::new()
         };

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._rollback import (
     AlarmCheck,
     AwsConfig,
+    CloudFormationStack,
     ConnectionHandover,
     DynamoDbKnownGood,
     DynamoDbLocks,
@@ -36,6 +37,7 @@ __all__ = [
     "ConnectionHandover",
     "PipelineTransition",
     "PipelineExecution",
+    "CloudFormationStack",
     "AlarmCheck",
     "DynamoDbLocks",
     "DynamoDbKnownGood",

@@ -24,6 +24,7 @@ __all__ = [
     "ConnectionHandover",
     "PipelineTransition",
     "PipelineExecution",
+    "CloudFormationStack",
     "AlarmCheck",
     "DynamoDbLocks",
     "DynamoDbKnownGood",
@@ -228,6 +229,31 @@ class PipelineExecution(Target):
     def pipeline(self) -> str: ...
     @property
     def source_action(self) -> str | None: ...
+
+@final
+class CloudFormationStack(Target):
+    """A CloudFormation stack rolled back to an earlier version of its template artifact in a
+    versioned S3 bucket (runbook 003 step 3): revisions are the S3 versions of ``template``
+    (``s3://bucket/key``), newest first; a rollback is UpdateStack pinned to the version,
+    stable on UPDATE_COMPLETE, failed with the failing stack events when CloudFormation
+    rolls it back."""
+
+    def __new__(
+        cls,
+        stack: str,
+        template: str,
+        *,
+        keep_parameters: Sequence[str] | None = None,
+        capabilities: Sequence[
+            Literal["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+        ]
+        | None = None,
+        config: AwsConfig | None = None,
+    ) -> Self: ...
+    @property
+    def stack(self) -> str: ...
+    @property
+    def template(self) -> str: ...
 
 @final
 class AlarmCheck(Check):
