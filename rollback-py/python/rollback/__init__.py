@@ -10,7 +10,7 @@ change (a dry run stops there), lock, apply, wait until stable, verify (:class:`
 journaled; :func:`resume` finishes one whose process died.
 
 Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
-returns an awaitable. What the library logs goes to :mod:`logging` under the logger
+returns a coroutine. What the library logs goes to :mod:`logging` under the logger
 ``rollback`` (children by Rust module, e.g. ``rollback.core.transaction.engine``); ``RUST_LOG``
 narrows or widens which Rust events are passed on.
 """

@@ -9,15 +9,14 @@ and on failure put everything back. Every run is journaled; :func:`resume` finis
 whose process died.
 
 Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
-returns an awaitable run on the library's runtime. What the library logs goes to
+returns a coroutine run on the library's runtime. What the library logs goes to
 :mod:`logging` under the logger ``rollback`` (children by Rust module; see the README).
 """
 
-import asyncio
 import datetime
 import os
 import pathlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol, Self, TypeAlias, final
 
 from typing_extensions import disjoint_base
@@ -266,16 +265,16 @@ class Target:
         """The kind: ``lambda-alias``, ``ecs-service``, ``k8s-deployment``..."""
     def current(self) -> Revision:
         """The revision in use now."""
-    def current_async(self) -> asyncio.Future[Revision]:
+    def current_async(self) -> Coroutine[object, None, Revision]:
         """:meth:`current`, awaitable."""
     def history(self) -> list[Revision]:
         """Every revision one can roll back to, newest first, including the one in use."""
-    def history_async(self) -> asyncio.Future[list[Revision]]:
+    def history_async(self) -> Coroutine[object, None, list[Revision]]:
         """:meth:`history`, awaitable."""
     def plan(self, selector: Selector) -> Change:
         """The change ``selector`` asks for, with its diff; changes nothing. Raises
         :class:`NotFoundError` (no such revision), :class:`InvalidInputError`..."""
-    def plan_async(self, selector: Selector) -> asyncio.Future[Change]:
+    def plan_async(self, selector: Selector) -> Coroutine[object, None, Change]:
         """:meth:`plan`, awaitable."""
 
 class CustomTarget(Protocol):
@@ -374,7 +373,7 @@ class Check:
         """The same check under another policy."""
     def run(self) -> Verdict:
         """Runs the check under its policy now."""
-    def run_async(self) -> asyncio.Future[Verdict]:
+    def run_async(self) -> Coroutine[object, None, Verdict]:
         """:meth:`run`, awaitable."""
 
 CheckLike: TypeAlias = Check | Callable[[], object]
@@ -644,7 +643,7 @@ class Transaction:
         (the KeyboardInterrupt's note says how to resume it)."""
     def run_async(
         self, dry_run: bool = False, on_event: Callable[[Event], object] | None = None
-    ) -> asyncio.Future[Report]:
+    ) -> Coroutine[object, None, Report]:
         """:meth:`run`, awaitable; ``on_event`` is called on the caller's event loop.
         Cancelling the awaitable stops the run as Ctrl-C does."""
 
@@ -677,7 +676,7 @@ def resume_async(
     known_good_dir: str | os.PathLike[str] | None = None,
     known_good: KnownGoodStore | None = None,
     journal_store: JournalStore | None = None,
-) -> asyncio.Future[Report]:
+) -> Coroutine[object, None, Report]:
     """:func:`resume`, awaitable."""
 
 # -- shared state ---------------------------------------------------------------------------
@@ -724,5 +723,5 @@ def resume_from_store_async(
     locks_dir: str | os.PathLike[str] | None = None,
     known_good: KnownGoodStore | None = None,
     known_good_dir: str | os.PathLike[str] | None = None,
-) -> asyncio.Future[Report]:
+) -> Coroutine[object, None, Report]:
     """:func:`resume_from_store`, awaitable."""

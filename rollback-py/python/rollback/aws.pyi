@@ -6,8 +6,7 @@ Constructors check names at once (:class:`rollback.InvalidInputError`) and send 
 AWS until the target is used.
 """
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Literal, Self, final
 
 from . import Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
@@ -169,11 +168,11 @@ class RdsInstance(Target):
     def snapshot(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> Revision:
         """Snapshots the instance as ``name`` (default ``pre-migration-<time>``; runbook
         001's "Before Running Migrations") and waits until it is available."""
-    def snapshot_async(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> asyncio.Future[Revision]:
+    def snapshot_async(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> Coroutine[object, None, Revision]:
         """:meth:`snapshot`, awaitable."""
     def restored_endpoint(self) -> tuple[str, int] | None:
         """The restored instance's ``(host, port)``, once it has one."""
-    def restored_endpoint_async(self) -> asyncio.Future[tuple[str, int] | None]:
+    def restored_endpoint_async(self) -> Coroutine[object, None, tuple[str, int] | None]:
         """:meth:`restored_endpoint`, awaitable."""
 
 @final
