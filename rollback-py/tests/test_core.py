@@ -621,6 +621,29 @@ def test_async_calls_are_coroutines_that_need_no_loop_until_awaited() -> None:
     assert (first.at, second.at) == ("1", "1")
 
 
+def test_coroutines_under_anyio_on_asyncio() -> None:
+    import anyio  # in rollback-py/requirements-dev.txt
+
+    targets = [MemoryTarget(f"svc{i}", ["1", "2"], "2", converge=1) for i in range(3)]
+    reports: list[rollback.Report] = []
+
+    async def one(t: MemoryTarget) -> None:
+        reports.append(await rollback.Transaction(t.name, reason="r").add(t, rollback.Previous()).run_async())
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for t in targets:
+                tg.start_soon(one, t)
+        with anyio.move_on_after(0.2) as scope:  # anyio's cancellation reaches the run too
+            stuck = MemoryTarget("stuck", ["1", "2"], "2", converge=10**9)
+            await rollback.Transaction("stuck", reason="r").add(stuck, rollback.Previous()).run_async()
+        assert scope.cancelled_caught
+
+    anyio.run(main, backend="asyncio")
+    assert sorted(r.outcome for r in reports) == ["succeeded"] * 3
+    assert all(t.at == "1" for t in targets)
+
+
 def test_wait_for_timeout_cancels_the_run_and_its_lease_renewal(tmp_path: Path) -> None:
     api = MemoryTarget("api", ["1", "2"], "2", converge=10**9)  # never stable
     journal = tmp_path / "cancelled.jsonl"
