@@ -370,13 +370,12 @@ impl PyTransaction {
 fn interrupted(py: Python<'_>, e: PyErr, journal: Option<&PathBuf>) -> PyErr {
     if let Some(path) = journal {
         if e.is_instance_of::<PyKeyboardInterrupt>(py) && path.exists() {
-            let _ = e.add_note(
-                py,
-                format!(
-                    "rollback: the run was interrupted; finish it with rollback.resume({:?})",
-                    path.display().to_string()
-                ),
+            // BaseException.add_note (Python 3.11+; on older ones the error goes without it).
+            let note = format!(
+                "rollback: the run was interrupted; finish it with rollback.resume({:?})",
+                path.display().to_string()
             );
+            let _ = e.value(py).call_method1("add_note", (note,));
         }
     }
     e

@@ -17,9 +17,9 @@ import datetime
 import os
 import pathlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, Protocol, Self, TypeAlias, final
+from typing import Any, Protocol, final
 
-from typing_extensions import disjoint_base
+from typing_extensions import Self, TypeAlias, disjoint_base
 
 from . import aws as aws
 from . import k8s as k8s

@@ -7,7 +7,9 @@ AWS until the target is used.
 """
 
 from collections.abc import Coroutine, Sequence
-from typing import Literal, Self, final
+from typing import Literal, final
+
+from typing_extensions import Self
 
 from . import Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
 
