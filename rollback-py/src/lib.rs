@@ -24,6 +24,7 @@ mod logging;
 mod runtime;
 mod stores;
 mod target;
+mod testing;
 mod transaction;
 mod types;
 
@@ -49,6 +50,11 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transaction::resume_from_store_async, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume_async, m)?)?;
+    // testing
+    m.add_class::<testing::PyInMemoryTarget>()?;
+    m.add_class::<testing::PyConformanceReport>()?;
+    m.add_function(wrap_pyfunction!(testing::conformance, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::conformance_async, m)?)?;
     // aws
     m.add_class::<aws::PyAwsConfig>()?;
     m.add_class::<aws::PyLambdaAlias>()?;
