@@ -221,6 +221,15 @@ fn fixture(
 /// has the kind `python` (a resume is given the object again), whatever its `kind` says.
 const PYTHON_SPEC: &str = "identity: spec().kind is \"python\"";
 
+/// The suite's run on `target`, checked and ready to be awaited.
+fn suite(
+    target: &Bound<'_, PyAny>,
+    fixture: Fixture,
+) -> PyResult<impl std::future::Future<Output = PyResult<PyConformanceReport>> + Send + 'static> {
+    let python_class = !target.is_instance_of::<PyTarget>();
+    Ok(conformance_of(target_of(target)?, fixture, python_class))
+}
+
 async fn conformance_of(
     target: Arc<dyn RollbackTarget>,
     fixture: Fixture,
@@ -255,9 +264,7 @@ pub(crate) fn conformance(
     may_mutate: bool,
 ) -> PyResult<PyConformanceReport> {
     let fixture = fixture(unknown_revision, secret_canary, stable_timeout, may_mutate)?;
-    let python_class = !target.is_instance_of::<PyTarget>();
-    let target = target_of(target)?;
-    block_on(py, conformance_of(target, fixture, python_class))
+    block_on(py, suite(target, fixture)?)
 }
 
 /// :func:`conformance`, awaitable.
@@ -272,7 +279,5 @@ pub(crate) fn conformance_async<'py>(
     may_mutate: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let fixture = fixture(unknown_revision, secret_canary, stable_timeout, may_mutate)?;
-    let python_class = !target.is_instance_of::<PyTarget>();
-    let target = target_of(target)?;
-    awaitable(py, conformance_of(target, fixture, python_class))
+    awaitable(py, suite(target, fixture)?)
 }
