@@ -43,6 +43,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<check::PyCommandCheck>()?;
     m.add_class::<target::PyCommandTarget>()?;
     m.add_class::<transaction::PyTransaction>()?;
+    m.add_class::<transaction::PyRunbook>()?;
     m.add_class::<stores::PyLocks>()?;
     m.add_class::<stores::PyKnownGoodStore>()?;
     m.add_class::<stores::PyJournalStore>()?;

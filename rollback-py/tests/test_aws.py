@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import rollback
-from conftest import EmulatorHandle
+from conftest import ROOT, EmulatorHandle
 from rollback.aws import (
     AlarmCheck,
     AwsConfig,
@@ -717,3 +717,29 @@ def test_an_interrupted_run_is_resumed_from_s3_with_the_team_stores(emu: Emulato
     assert seen[0] in (plan.steps[0].origin or ""), str(plan)
     with pytest.raises(rollback.InvalidInputError, match="not both"):
         rollback.resume(tmp_path / "runner.jsonl", known_good=known_good, known_good_dir=tmp_path)
+
+
+def test_runbook_file_loaded_as_a_transaction(emu: EmulatorHandle, tmp_path: Path) -> None:
+    fn = "agentcore-mcp-s3-tools-prod"
+    emu.seed({"lambda": [{"function": fn, "alias": "live", "versions": ["1.4.0", "1.5.0"], "alias_version": "2"}]})
+    emu.mark_bad("lambda", f"{fn}:live", "2")
+    runbook = ROOT / "examples" / "runbooks" / "000-lambda-alias.yaml"
+    health = f"{emu.endpoint}/_emulator/health"
+    tx = rollback.Runbook.load(runbook, vars={"ENV": "prod", "HEALTH_URL": health}, reason="INC-7: MCP tool bug in 1.5.0")
+    assert repr(tx) == '<Transaction "lambda-mcp-rollback-prod": 1 step(s) in 1 stage(s)>'
+    plan = tx.run(dry_run=True)
+    assert plan.outcome == "planned" and plan.steps[0].to_revision is not None and plan.steps[0].to_revision.id == "1"
+    assert emu.count("UpdateAlias") == 0
+    report = tx.run()
+    assert report.outcome == "succeeded", str(report)
+    assert emu.count("UpdateAlias") == 1
+    # Unset variables and bad keys: every problem at once, with its line, nothing called.
+    with pytest.raises(rollback.InvalidInputError, match="HEALTH_URL") as unset:
+        rollback.Runbook.load(runbook, vars={"ENV": "prod"}, environment=False)
+    assert ":14:" in str(unset.value) or "line 14" in str(unset.value), str(unset.value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - target: {kind: lambda-alias, function: f, alias: live, colour: blue}\n    to: previous\n")
+    with pytest.raises(rollback.InvalidInputError, match="colour"):
+        rollback.Runbook.load(bad)
+    with pytest.raises(rollback.InvalidInputError, match="cannot read"):
+        rollback.Runbook.load(tmp_path / "missing.yaml")

@@ -49,6 +49,7 @@ from ._rollback import (
     Previous,
     Report,
     Revision,
+    Runbook,
     Selector,
     StepReport,
     StepsBack,
@@ -103,6 +104,7 @@ __all__ = [
     "CommandCheck",
     "CommandTarget",
     "Transaction",
+    "Runbook",
     "resume",
     "resume_async",
     # shared state

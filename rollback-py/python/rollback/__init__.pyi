@@ -16,7 +16,7 @@ returns a coroutine run on the library's runtime. What the library logs goes to
 import datetime
 import os
 import pathlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol, final
 
 from typing_extensions import Self, TypeAlias, disjoint_base
@@ -71,6 +71,7 @@ __all__ = [
     "CommandCheck",
     "CommandTarget",
     "Transaction",
+    "Runbook",
     "resume",
     "resume_async",
     "Locks",
@@ -665,6 +666,24 @@ def resume(
     store) unless ``locks_dir`` or ``locks`` is given; ``journal_store`` writes the new
     records there too; a success is recorded in ``known_good`` / ``known_good_dir``
     (default: the local folder)."""
+
+@final
+class Runbook:
+    """Runbook files (``rollback plan|apply FILE``) from Python."""
+
+    @staticmethod
+    def load(
+        path: str | os.PathLike[str],
+        *,
+        vars: Mapping[str, str] | None = None,
+        reason: str | None = None,
+        environment: bool = True,
+    ) -> Transaction:
+        """The transaction the runbook file at ``path`` describes, its ``${NAME}``s filled
+        from ``vars`` (then, unless ``environment=False``, from the environment). Every
+        problem is reported at once with its line and column (``InvalidInputError``);
+        nothing is called. ``reason`` (a real run needs one) replaces the file's. The file's
+        ``locks:`` is the run's lock manager."""
 
 def resume_async(
     journal_path: str | os.PathLike[str],
