@@ -545,6 +545,27 @@ impl PyCloudFormationStack {
     }
 }
 
+/// CloudWatch GetMetricData as a metric source for `rollback.metrics.Threshold` and
+/// `decide`; a query is `Namespace MetricName Stat [Dimension=Value ...]`, e.g.
+/// `AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum LoadBalancer=app/api/1234`.
+#[pyclass(module = "rollback.aws", name = "CloudWatchSource", extends = crate::metrics::PyMetricSource, frozen)]
+pub(crate) struct PyCloudWatchSource {}
+
+#[pymethods]
+impl PyCloudWatchSource {
+    #[new]
+    #[pyo3(signature = (*, config = None))]
+    fn new(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAwsConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(py, config)?;
+        let source = rollback_aws::CloudWatchSource::new(&aws);
+        Ok(crate::metrics::PyMetricSource::init(Arc::new(source))
+            .add_subclass(PyCloudWatchSource {}))
+    }
+}
+
 /// Passes when no CloudWatch alarm whose name starts with `prefix` (or in `names`) is in
 /// ALARM; the evidence names every alarm in ALARM with its reason.
 #[pyclass(module = "rollback.aws", name = "AlarmCheck", extends = PyCheck, frozen)]

@@ -21,6 +21,7 @@ mod check;
 mod errors;
 mod k8s;
 mod logging;
+mod metrics;
 mod runtime;
 mod stores;
 mod target;
@@ -51,6 +52,17 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transaction::resume_from_store_async, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume_async, m)?)?;
+    // metrics
+    m.add_class::<metrics::PyMetricSource>()?;
+    m.add_class::<metrics::PyPrometheusSource>()?;
+    m.add_class::<metrics::PyStaticSource>()?;
+    m.add_class::<metrics::PySeries>()?;
+    m.add_class::<metrics::PyThreshold>()?;
+    m.add_class::<metrics::PyDecisionPolicy>()?;
+    m.add_class::<metrics::PyDecision>()?;
+    m.add_function(wrap_pyfunction!(metrics::decide, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::decide_async, m)?)?;
+    m.add_class::<aws::PyCloudWatchSource>()?;
     // testing
     m.add_class::<testing::PyInMemoryTarget>()?;
     m.add_class::<testing::PyConformanceReport>()?;

@@ -66,7 +66,7 @@ from ._rollback import (
 )
 from ._typing import CheckLike, CustomTarget, Seconds, TargetLike  # noqa: E402
 
-from . import aws, k8s  # noqa: E402  (submodules use the names above)
+from . import aws, k8s, metrics  # noqa: E402  (submodules use the names above)
 
 __version__: str = _rollback.__version__
 
@@ -75,6 +75,7 @@ __all__ = [
     "__version__",
     "aws",
     "k8s",
+    "metrics",
     # selectors
     "Selector",
     "Previous",

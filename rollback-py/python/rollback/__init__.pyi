@@ -23,6 +23,7 @@ from typing_extensions import Self, TypeAlias, disjoint_base
 
 from . import aws as aws
 from . import k8s as k8s
+from . import metrics as metrics
 from ._errors import BackendError as BackendError
 from ._errors import ConflictError as ConflictError
 from ._errors import InvalidInputError as InvalidInputError
@@ -42,6 +43,7 @@ __all__ = [
     "__version__",
     "aws",
     "k8s",
+    "metrics",
     # selectors
     "Selector",
     "Previous",

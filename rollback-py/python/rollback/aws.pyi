@@ -11,6 +11,7 @@ from typing import Literal, final
 
 from typing_extensions import Self
 
+from .metrics import MetricSource
 from . import Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
 
 # Mirrors aws.py's list, as a stub must; stubtest (tests/test_typing.py) keeps them equal.
@@ -27,6 +28,7 @@ __all__ = [
     "PipelineExecution",
     "CloudFormationStack",
     "AlarmCheck",
+    "CloudWatchSource",
     "DynamoDbLocks",
     "DynamoDbKnownGood",
     "S3Journals",
@@ -255,6 +257,13 @@ class CloudFormationStack(Target):
     def stack(self) -> str: ...
     @property
     def template(self) -> str: ...
+
+@final
+class CloudWatchSource(MetricSource):
+    """CloudWatch GetMetricData as a metric source for ``rollback.metrics``; a query is
+    ``Namespace MetricName Stat [Dimension=Value ...]``."""
+
+    def __new__(cls, *, config: AwsConfig | None = None) -> Self: ...
 
 @final
 class AlarmCheck(Check):
