@@ -83,6 +83,9 @@ need_rollback_py() {
   fi
   echo "building the rollback Python package (maturin develop, debug) into $VENV" >&2
   rm -f "$built"
+  # The module is abi3 (`_rollback.abi3.so`); a version-specific one left by an older build
+  # would be imported before it.
+  rm -f "$ROOT"/rollback-py/python/rollback/_rollback.cpython-*.so
   (cd "$ROOT/rollback-py" && VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --quiet) || return 1
   "$VENV/bin/python" -c "import rollback._rollback" || return 1
   echo "$inputs" > "$built"

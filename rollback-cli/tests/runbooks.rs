@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{example, rollback, text};
 use rollback_aws::{Aws, EcsService, PipelineTransition};
 use rollback_core::RollbackTarget;
-use rollback_testkit::{gained, AwsEmulator};
+use rollback_testkit::{gained, mutations_in, AwsEmulator};
 use serde_json::{json, Value};
 
 const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -189,6 +189,13 @@ impl<'a> Runbook<'a> {
             stdout,
         }
     }
+    /// [`Runbook::apply`] that must succeed (exit 0, outcome `succeeded`).
+    fn apply_ok(&self, reason: &str) -> Applied {
+        let run = self.apply(reason);
+        assert_eq!(run.code, Some(0), "{}", run.stdout);
+        assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+        run
+    }
 }
 
 /// `(target name, from, to)` of each step of a report, in step order.
@@ -255,9 +262,7 @@ async fn runbook_001_one_service_goes_back_to_its_previous_task_definition() {
     );
     assert!(!emu.healthy().await.unwrap());
 
-    let run = rb.apply("5xx after the 1.9.0 deploy");
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let run = rb.apply_ok("5xx after the 1.9.0 deploy");
     assert_eq!(run.statuses(), ["succeeded"]);
     assert!(
         run.report["steps"][0]["verdicts"][0]["passed"] == true,
@@ -348,9 +353,7 @@ async fn runbook_001_all_services_go_to_the_known_good_tag_not_the_previous_revi
         0
     );
 
-    let run = rb.apply("back to abc123 after the failed release");
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let run = rb.apply_ok("back to abc123 after the failed release");
     assert_eq!(run.statuses(), ["succeeded"; 3]);
     assert_eq!(run.report["checks"][0]["passed"], true, "{}", run.report);
     let after = emu.calls().await.unwrap();
@@ -409,9 +412,7 @@ async fn runbook_001_secret_moves_awscurrent_back_without_showing_a_value() {
     let plan = rb.plan();
     assert_eq!(moves(&plan), [moved(SECRET, &versions[1], &versions[0])]);
 
-    let run = rb.apply("bad JWT secret rotation");
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let run = rb.apply_ok("bad JWT secret rotation");
     let after = emu.calls().await.unwrap();
     assert_eq!(
         made(&before, &after, "UpdateSecretVersionStage"),
@@ -539,9 +540,7 @@ async fn runbook_001_database_restore_stops_writes_restores_hands_over_and_resta
         assert_eq!(made(&before, &planned, op), 0, "{op} in a plan");
     }
 
-    let run = rb.apply("migration 20251228000001 broke queries");
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let run = rb.apply_ok("migration 20251228000001 broke queries");
     // The stops were temporary: put back once the stages were done.
     assert_eq!(
         run.statuses(),
@@ -662,9 +661,7 @@ async fn runbook_002_service_back_canary_out_and_the_smoke_test_passes() {
         ]
     );
 
-    let run = rb.apply("5xx from release 42");
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let run = rb.apply_ok("5xx from release 42");
     assert_eq!(run.statuses(), ["succeeded", "succeeded"]);
     let smoke = &run.report["checks"][0];
     assert_eq!(smoke["passed"], true, "{}", run.report);
@@ -805,9 +802,7 @@ async fn runbook_003_reverts_with_the_pipeline_frozen_and_opens_it_again() {
     let planned = emu.calls().await.unwrap();
     assert_eq!(made(&before, &planned, "DisableStageTransition"), 0);
 
-    let run = rb.apply("INC-0412 5xx after pipeline execution 3f9c");
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    let run = rb.apply_ok("INC-0412 5xx after pipeline execution 3f9c");
     assert_eq!(run.statuses(), ["reverted", "succeeded"]);
     // Frozen before the service moved, opened again after it was verified, and the alarms
     // looked at last (billing-estimate, in ALARM, is not the application's).
@@ -862,9 +857,7 @@ async fn runbook_003_re_runs_the_last_good_commit() {
     let plan = rb.plan();
     assert_eq!(moves(&plan), [moved("Apgms", bad, good)]);
     let before = emu.calls().await.unwrap();
-    let run = rb.apply("INC-0412 5xx after 1.9");
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.report["outcome"], "succeeded", "{}", run.report);
+    rb.apply_ok("INC-0412 5xx after 1.9");
     let after = emu.calls().await.unwrap();
     assert_eq!(made(&before, &after, "StartPipelineExecution"), 1);
 }
@@ -998,4 +991,96 @@ async fn runbook_002_the_cache_is_invalidated_once_after_the_lambda_rollback() {
     let end = emu.calls().await.unwrap();
     assert_eq!(made(&after, &end, "UpdateAlias"), 0);
     assert_eq!(made(&after, &end, "CreateInvalidation"), 0);
+}
+
+#[tokio::test]
+async fn runbook_003_cloudformation_previous_template_with_the_pipeline_frozen() {
+    let emu = emulator().await;
+    let template = |visibility: u32| {
+        json!({"Parameters": {"Stage": {"Type": "String", "Default": "prod"}},
+               "Resources": {"Jobs": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": visibility}}}})
+    };
+    let seeded = emu
+        .seed(json!({
+            "codepipeline": [{"name": "Apgms", "stages": ["Source", "Build", "Deploy"], "source": "github",
+                "executions": [{"commit": "1".repeat(40)}, {"commit": "2".repeat(40), "status": "InProgress"}]}],
+            "cloudformation": [{"stack": "apgms-prod", "bucket": "apgms-templates", "key": "prod/template.json",
+                "versioned": true, "templates": [template(30), template(60), template(5)],
+                "parameters": {"Stage": "prod"}}]
+        }))
+        .await
+        .unwrap();
+    let versions: Vec<String> = seeded["cloudformation"][0]["version_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let rb = Runbook::new(
+        &emu,
+        "003-cloudformation.yaml",
+        &[
+            ("PIPELINE", "Apgms"),
+            ("STACK", "apgms-prod"),
+            ("TEMPLATE", "s3://apgms-templates/prod/template.json"),
+        ],
+    );
+    rb.lint(2, 2);
+    let before = emu.calls().await.unwrap();
+    let plan = rb.plan();
+    assert_eq!(
+        moves(&plan),
+        [
+            moved("Apgms/Deploy", "enabled", "disabled"),
+            moved("apgms-prod", &versions[2], &versions[1]),
+        ]
+    );
+    assert_eq!(
+        mutations_in(&emu.calls().await.unwrap()),
+        mutations_in(&before)
+    );
+
+    // An update CloudFormation rolls back: failed with the resource's reason, compensated
+    // (the stack stays on its version, the pipeline is open again).
+    emu.control(
+        "POST",
+        "cloudformation/fail",
+        Some(json!({"stack": "apgms-prod", "resource": "Jobs", "reason": "VisibilityTimeout is out of range"})),
+    )
+    .await
+    .unwrap();
+    let failed = rb.apply("INC-0412 jobs redelivered since 1.9");
+    assert_eq!(failed.code, Some(1), "{}", failed.stdout);
+    assert_eq!(failed.report["outcome"], "compensated", "{}", failed.report);
+    assert!(
+        failed.report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("VisibilityTimeout is out of range"),
+        "{}",
+        failed.report
+    );
+    let aws = aws(&emu).await;
+    assert_eq!(transition(&aws).await, "enabled");
+
+    rb.apply_ok("INC-0412 jobs redelivered since 1.9");
+    let after = emu.calls().await.unwrap();
+    // The failed update and its rollback by CloudFormation, then the successful one; the
+    // in-flight execution stopped by the first freeze only.
+    assert_eq!(
+        made(&before, &after, "UpdateStack"),
+        2,
+        "{:?}",
+        gained(&before, &after)
+    );
+    assert_eq!(made(&before, &after, "StopPipelineExecution"), 1);
+    assert_eq!(made(&before, &after, "DisableStageTransition"), 2);
+    assert_eq!(transition(&aws).await, "enabled");
+    let stack = rollback_aws::CloudFormationStack::new(
+        &aws,
+        "apgms-prod",
+        "s3://apgms-templates/prod/template.json",
+    )
+    .unwrap();
+    assert_eq!(stack.current().await.unwrap().id, versions[1]);
 }

@@ -53,6 +53,9 @@ pub enum FailureKind {
     Transient,
     /// [`Error::Backend`] with `retryable: false` ("400 Bad Request").
     Permanent,
+    /// [`Error::Conflict`]: someone else changed the target meanwhile (not retried; a
+    /// compensation finds the target where it is).
+    Conflict,
 }
 
 impl FailureKind {
@@ -72,6 +75,11 @@ impl FailureKind {
                 target,
                 format!("400 Bad Request (injected) while applying revision {to}"),
                 false,
+            ),
+            FailureKind::Conflict => Error::conflict(
+                target,
+                format!("the revision before {to}"),
+                "a change made by someone else (injected)",
             ),
         }
     }

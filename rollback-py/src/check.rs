@@ -172,7 +172,7 @@ fn outcome(name: &str, value: &Bound<'_, PyAny>) -> PyResult<CheckOutcome> {
             let passed = t.get_item(0)?.is_truthy()?;
             let evidence = t.get_item(1)?;
             let evidence = match evidence.cast::<PyString>() {
-                Ok(s) => s.to_str()?.to_string(),
+                Ok(s) => s.to_cow()?.into_owned(),
                 Err(_) => evidence.str()?.to_string(),
             };
             return Ok(CheckOutcome {

@@ -22,9 +22,11 @@ mod check;
 mod errors;
 mod k8s;
 mod logging;
+mod metrics;
 mod runtime;
 mod stores;
 mod target;
+mod testing;
 mod transaction;
 mod types;
 
@@ -45,6 +47,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transaction::PyTransaction>()?;
     m.add_class::<action::PyActionBase>()?;
     m.add_class::<action::PyWebhook>()?;
+    m.add_class::<transaction::PyRunbook>()?;
     m.add_class::<stores::PyLocks>()?;
     m.add_class::<stores::PyKnownGoodStore>()?;
     m.add_class::<stores::PyJournalStore>()?;
@@ -52,6 +55,22 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transaction::resume_from_store_async, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume, m)?)?;
     m.add_function(wrap_pyfunction!(transaction::resume_async, m)?)?;
+    // metrics
+    m.add_class::<metrics::PyMetricSource>()?;
+    m.add_class::<metrics::PyPrometheusSource>()?;
+    m.add_class::<metrics::PyStaticSource>()?;
+    m.add_class::<metrics::PySeries>()?;
+    m.add_class::<metrics::PyThreshold>()?;
+    m.add_class::<metrics::PyDecisionPolicy>()?;
+    m.add_class::<metrics::PyDecision>()?;
+    m.add_function(wrap_pyfunction!(metrics::decide, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::decide_async, m)?)?;
+    m.add_class::<aws::PyCloudWatchSource>()?;
+    // testing
+    m.add_class::<testing::PyInMemoryTarget>()?;
+    m.add_class::<testing::PyConformanceReport>()?;
+    m.add_function(wrap_pyfunction!(testing::conformance, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::conformance_async, m)?)?;
     // aws
     m.add_class::<aws::PyAwsConfig>()?;
     m.add_class::<aws::PyLambdaAlias>()?;
@@ -63,6 +82,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aws::PyConnectionHandover>()?;
     m.add_class::<aws::PyPipelineTransition>()?;
     m.add_class::<aws::PyPipelineExecution>()?;
+    m.add_class::<aws::PyCloudFormationStack>()?;
     m.add_class::<aws::PyAlarmCheck>()?;
     m.add_class::<aws::PyCloudFrontInvalidation>()?;
     m.add_class::<aws::PyDynamoDbLocks>()?;

@@ -3,19 +3,24 @@
 //! - Blocking calls ([`block_on`]) release the GIL, run the work as a task on the shared
 //!   multi-thread tokio runtime and look at Python's signals every 50 ms while they wait,
 //!   so Ctrl-C interrupts them (the task is aborted).
-//! - Async calls ([`awaitable`]) return an asyncio awaitable for the same work, through
-//!   pyo3-async-runtimes; the caller's event loop is remembered for the task (a task-local),
-//!   so Python coroutines given to the library (async checks, async custom targets) run on
-//!   that loop.
+//! - Async calls ([`awaitable`]) return a real coroutine (`rollback._aio.coroutine`, an
+//!   `async def`): creating it needs no event loop and starts nothing; awaiting it starts the
+//!   work on the runtime through pyo3-async-runtimes, whose asyncio future drops the Rust
+//!   future when cancelled (and with it the lease renewal). The awaiting event loop is
+//!   remembered for the task (a task-local), so Python coroutines given to the library
+//!   (async checks, async custom targets) run on that loop.
 //! - Python code the library calls (checks, custom targets, actions) runs on the runtime's
 //!   blocking threads ([`call_python`]), never on a worker that drives other tasks.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::call::PyCallArgs;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::TaskLocals;
 
 tokio::task_local! {
@@ -72,16 +77,53 @@ where
     result
 }
 
-/// An asyncio awaitable for `fut`, run on the runtime; Python coroutines the work calls run
-/// on the caller's event loop.
+/// The work of one `*_async` call, boxed until its coroutine is awaited.
+type Work = Pin<Box<dyn Future<Output = PyResult<Py<PyAny>>> + Send>>;
+
+/// What `rollback._aio.coroutine` awaits: called once, on the awaiting event loop, it starts
+/// the work and returns its asyncio future.
+#[pyclass(module = "rollback._rollback", name = "_Pending", frozen)]
+pub(crate) struct Pending {
+    work: Mutex<Option<Work>>,
+}
+
+#[pymethods]
+impl Pending {
+    fn __call__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let work = self
+            .work
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("rollback: internal error (a poisoned lock)"))?
+            .take()
+            .ok_or_else(|| {
+                PyRuntimeError::new_err("rollback: this coroutine was already awaited")
+            })?;
+        let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
+        pyo3_async_runtimes::tokio::future_into_py(py, EVENT_LOOP.scope(locals, work))
+    }
+}
+
+/// A coroutine for `fut`: nothing runs until it is awaited; then `fut` runs on the runtime
+/// and Python coroutines the work calls run on the awaiting event loop.
 pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     crate::logging::refresh(py);
-    let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
-    pyo3_async_runtimes::tokio::future_into_py(py, EVENT_LOOP.scope(locals, fut))
+    let work: Work = Box::pin(async move {
+        let value = fut.await?;
+        Python::attach(|py| value.into_bound_py_any(py).map(Bound::unbind))
+    });
+    let pending = Bound::new(
+        py,
+        Pending {
+            work: Mutex::new(Some(work)),
+        },
+    )?;
+    py.import("rollback._aio")?
+        .getattr("coroutine")?
+        .call1((pending,))
 }
 
 /// Calls Python from async code: `f` runs on a blocking thread with the GIL. When it

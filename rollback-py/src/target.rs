@@ -281,7 +281,7 @@ impl RollbackTarget for PythonTarget {
                 return Ok(Stability::Stable);
             }
             if let Ok(s) = value.cast::<pyo3::types::PyString>() {
-                return Ok(Stability::Waiting(s.to_str()?.to_string()));
+                return Ok(Stability::Waiting(s.to_cow()?.into_owned()));
             }
             Ok(if value.is_truthy()? {
                 Stability::Stable

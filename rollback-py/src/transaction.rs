@@ -36,6 +36,8 @@ pub(crate) struct PyTransaction {
     builder: TransactionBuilder,
     /// `None`: `FileLocks::from_env()`, read when the run starts.
     locks: Option<Arc<dyn LockManager>>,
+    /// The builder's own lock manager is kept (a runbook file's `locks:`).
+    own_locks: bool,
 }
 
 /// An event sink as the builder takes it.
@@ -92,7 +94,11 @@ impl PyTransaction {
 
     /// A copy of the description with the run's lock manager and event sink.
     fn builder(&self, locks: Arc<dyn LockManager>, sink: Option<Sink>) -> TransactionBuilder {
-        let b = self.builder.clone().locks(locks);
+        let b = if self.own_locks && self.locks.is_none() {
+            self.builder.clone()
+        } else {
+            self.builder.clone().locks(locks)
+        };
         match sink {
             Some(sink) => b.on_event(sink),
             None => b,
@@ -218,6 +224,7 @@ impl PyTransaction {
         Ok(PyTransaction {
             builder: b,
             locks: stores.locks,
+            own_locks: false,
         })
     }
 
@@ -399,13 +406,12 @@ impl PyTransaction {
 fn interrupted(py: Python<'_>, e: PyErr, journal: Option<&PathBuf>) -> PyErr {
     if let Some(path) = journal {
         if e.is_instance_of::<PyKeyboardInterrupt>(py) && path.exists() {
-            let _ = e.add_note(
-                py,
-                format!(
-                    "rollback: the run was interrupted; finish it with rollback.resume({:?})",
-                    path.display().to_string()
-                ),
+            // BaseException.add_note (Python 3.11+; on older ones the error goes without it).
+            let note = format!(
+                "rollback: the run was interrupted; finish it with rollback.resume({:?})",
+                path.display().to_string()
             );
+            let _ = e.value(py).call_method1("add_note", (note,));
         }
     }
     e
@@ -621,4 +627,47 @@ pub(crate) fn resume_from_store_async<'py>(
     };
     let fut = prepare_resume(py, source, targets, on_event, stores, true)?;
     awaitable(py, fut)
+}
+
+/// Runbook files from Python: `rollback.Runbook.load(path, vars=...)` is the `Transaction`
+/// the file describes, as `rollback plan|apply FILE --var ...` would run it.
+#[pyclass(module = "rollback", name = "Runbook", frozen)]
+pub(crate) struct PyRunbook {}
+
+#[pymethods]
+impl PyRunbook {
+    /// The transaction of the runbook file at `path`, its `${NAME}`s filled from `vars`
+    /// (then, unless `environment=False`, from the environment). Every problem (unknown
+    /// keys or kinds, wrong types, unset variables, bad parameters) is reported at once,
+    /// with its line and column, as `InvalidInputError`; nothing is called. `reason` (why
+    /// you are rolling back; a real run needs one) replaces the file's.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, vars = None, reason = None, environment = true))]
+    fn load(
+        py: Python<'_>,
+        path: PathBuf,
+        vars: Option<std::collections::BTreeMap<String, String>>,
+        reason: Option<String>,
+        environment: bool,
+    ) -> PyResult<PyTransaction> {
+        let mut v = rollback_core::runbook::Vars::new();
+        if !environment {
+            v = v.without_environment();
+        }
+        for (name, value) in vars.unwrap_or_default() {
+            v = v.set(name, value);
+        }
+        let runbook = rollback_core::runbook::Runbook::load(&path, &v).map_err(py_err)?;
+        let mut builder = block_on(py, async move {
+            runbook.build(&registry(&[])).await.map_err(py_err)
+        })?;
+        if let Some(r) = reason {
+            builder = builder.reason(r);
+        }
+        Ok(PyTransaction {
+            builder,
+            locks: None,
+            own_locks: true,
+        })
+    }
 }

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 import rollback
-from conftest import EmulatorHandle
+from conftest import ROOT, EmulatorHandle
 from rollback.aws import (
     AlarmCheck,
     AwsConfig,
+    CloudFormationStack,
     ConnectionHandover,
     EcsDesiredCount,
     EcsRestart,
@@ -267,6 +268,61 @@ def test_pipeline_re_run_and_freeze_that_stops_in_flight(emu: EmulatorHandle) ->
     assert emu.count("StartPipelineExecution") == 1
     with pytest.raises(rollback.NotFoundError):
         rollback.Transaction("bad", reason="r").add(PipelineExecution("Apgms"), rollback.Exact("9" * 40)).run(dry_run=True)
+
+
+def cfn_template(timeout: int) -> dict[str, Any]:
+    return {
+        "Parameters": {"Stage": {"Type": "String", "Default": "staging"}},
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": timeout}}},
+    }
+
+
+def test_cloudformation_stack_to_the_previous_template_and_a_failed_update_compensated(emu: EmulatorHandle) -> None:
+    seeded = emu.seed(
+        {
+            "cloudformation": [
+                {
+                    "stack": "apgms-staging",
+                    "bucket": "apgms-templates",
+                    "key": "staging/template.json",
+                    "versioned": True,
+                    "templates": [cfn_template(30), cfn_template(60), cfn_template(90)],
+                    "parameters": {"Stage": "staging"},
+                }
+            ]
+        }
+    )
+    first, second, third = seeded["cloudformation"][0]["version_ids"]
+    stack = CloudFormationStack("apgms-staging", "s3://apgms-templates/staging/template.json", capabilities=["CAPABILITY_IAM"])
+    assert (stack.stack, stack.template) == ("apgms-staging", "s3://apgms-templates/staging/template.json")
+    assert stack.current().id == third
+    plan = rollback.Transaction("cfn", reason="r").add(stack, rollback.Previous()).run(dry_run=True)
+    assert '"VisibilityTimeout": 60' in str(plan) and '"VisibilityTimeout": 90' in str(plan), str(plan)
+    assert emu.count("UpdateStack") == 0
+
+    report = rollback.Transaction("cfn", reason="r").add(stack, rollback.Previous(), timeout=60).run()
+    assert report.outcome == "succeeded", str(report)
+    assert stack.current().id == second
+    assert emu.count("UpdateStack") == 1
+
+    # The next update is one CloudFormation rolls back: failed with the resource's reason,
+    # and compensation puts the stack back on the version it was at.
+    emu.control("POST", "cloudformation/fail", {"stack": "apgms-staging", "resource": "Queue", "reason": "VisibilityTimeout is out of range"})
+    failed = rollback.Transaction("cfn-fails", reason="r").add(stack, rollback.Exact(first), timeout=60).run()
+    assert failed.outcome == "compensated", str(failed)
+    assert "VisibilityTimeout is out of range" in str(failed), str(failed)
+    assert stack.current().id == second
+
+    with pytest.raises(rollback.InvalidInputError, match="s3://BUCKET/KEY"):
+        CloudFormationStack("apgms-staging", "https://example.com/template.json")
+    with pytest.raises(rollback.InvalidInputError, match="capability"):
+        CloudFormationStack("apgms-staging", "s3://apgms-templates/t.json", capabilities=["CAPABILITY_ROOT"])  # type: ignore[list-item]
+    mutations = emu.mutations()
+    with pytest.raises(rollback.NotFoundError):
+        rollback.Transaction("missing", reason="r").add(
+            CloudFormationStack("no-such-stack", "s3://apgms-templates/staging/template.json"), rollback.Previous()
+        ).run(dry_run=True)
+    assert emu.mutations() == mutations
 
 
 def test_interrupted_aws_run_resumes_from_its_journal(emu: EmulatorHandle, tmp_path: Path) -> None:
@@ -661,3 +717,29 @@ def test_an_interrupted_run_is_resumed_from_s3_with_the_team_stores(emu: Emulato
     assert seen[0] in (plan.steps[0].origin or ""), str(plan)
     with pytest.raises(rollback.InvalidInputError, match="not both"):
         rollback.resume(tmp_path / "runner.jsonl", known_good=known_good, known_good_dir=tmp_path)
+
+
+def test_runbook_file_loaded_as_a_transaction(emu: EmulatorHandle, tmp_path: Path) -> None:
+    fn = "agentcore-mcp-s3-tools-prod"
+    emu.seed({"lambda": [{"function": fn, "alias": "live", "versions": ["1.4.0", "1.5.0"], "alias_version": "2"}]})
+    emu.mark_bad("lambda", f"{fn}:live", "2")
+    runbook = ROOT / "examples" / "runbooks" / "000-lambda-alias.yaml"
+    health = f"{emu.endpoint}/_emulator/health"
+    tx = rollback.Runbook.load(runbook, vars={"ENV": "prod", "HEALTH_URL": health}, reason="INC-7: MCP tool bug in 1.5.0")
+    assert repr(tx) == '<Transaction "lambda-mcp-rollback-prod": 1 step(s) in 1 stage(s)>'
+    plan = tx.run(dry_run=True)
+    assert plan.outcome == "planned" and plan.steps[0].to_revision is not None and plan.steps[0].to_revision.id == "1"
+    assert emu.count("UpdateAlias") == 0
+    report = tx.run()
+    assert report.outcome == "succeeded", str(report)
+    assert emu.count("UpdateAlias") == 1
+    # Unset variables and bad keys: every problem at once, with its line, nothing called.
+    with pytest.raises(rollback.InvalidInputError, match="HEALTH_URL") as unset:
+        rollback.Runbook.load(runbook, vars={"ENV": "prod"}, environment=False)
+    assert ":14:" in str(unset.value) or "line 14" in str(unset.value), str(unset.value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - target: {kind: lambda-alias, function: f, alias: live, colour: blue}\n    to: previous\n")
+    with pytest.raises(rollback.InvalidInputError, match="colour"):
+        rollback.Runbook.load(bad)
+    with pytest.raises(rollback.InvalidInputError, match="cannot read"):
+        rollback.Runbook.load(tmp_path / "missing.yaml")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import datetime
+import inspect
 import json
 import pickle
 import sys
@@ -593,23 +594,96 @@ def test_async_errors_raise_in_the_awaiting_coroutine() -> None:
         asyncio.run(main())
 
 
-def test_cancelling_run_async_stops_the_run(tmp_path: Path) -> None:
-    api = MemoryTarget("api", ["1", "2"], "2", converge=10**9)
-    journal = tmp_path / "cancelled.jsonl"
+def test_async_calls_are_coroutines_that_need_no_loop_until_awaited() -> None:
+    api = MemoryTarget("api", ["1", "2"], "2")
+    tx = rollback.Transaction("t", reason="r").add(api, rollback.Previous())
+    # Made outside any event loop (the first line of every asyncio tutorial), nothing runs yet.
+    pending = tx.run_async()
+    assert inspect.iscoroutine(pending) and api.calls == []
+    report = asyncio.run(pending)
+    assert report.outcome == "succeeded" and api.at == "1"
+    # A coroutine never awaited starts nothing.
+    other = MemoryTarget("other", ["1", "2"], "2")
+    never = rollback.Transaction("never", reason="r").add(other, rollback.Previous()).run_async()
+    never.close()
+    assert other.calls == [] and other.at == "2"
+    # Every *_async twin is one; a coroutine is awaited once.
+    first, second = MemoryTarget("a", ["1", "2"], "2"), MemoryTarget("b", ["1", "2"], "2")
+    check = rollback.Check(lambda: True).run_async()
+    assert inspect.iscoroutine(check)
+    check.close()
+
+    async def main() -> list[rollback.Report]:
+        coros = [rollback.Transaction(f"g{i}", reason="r").add(t, rollback.Previous()).run_async() for i, t in enumerate((first, second))]
+        return list(await asyncio.gather(*coros))
+
+    assert [r.outcome for r in asyncio.run(main())] == ["succeeded", "succeeded"]
+    assert (first.at, second.at) == ("1", "1")
+
+
+def test_coroutines_under_anyio_on_asyncio() -> None:
+    import anyio  # in rollback-py/requirements-dev.txt
+
+    targets = [MemoryTarget(f"svc{i}", ["1", "2"], "2", converge=1) for i in range(3)]
+    reports: list[rollback.Report] = []
+
+    async def one(t: MemoryTarget) -> None:
+        reports.append(await rollback.Transaction(t.name, reason="r").add(t, rollback.Previous()).run_async())
 
     async def main() -> None:
-        task = asyncio.ensure_future(
-            rollback.Transaction("t", reason="r", journal=journal).add(api, rollback.Previous()).run_async()
-        )
-        await asyncio.sleep(0.5)
+        async with anyio.create_task_group() as tg:
+            for t in targets:
+                tg.start_soon(one, t)
+        with anyio.move_on_after(0.2) as scope:  # anyio's cancellation reaches the run too
+            stuck = MemoryTarget("stuck", ["1", "2"], "2", converge=10**9)
+            await rollback.Transaction("stuck", reason="r").add(stuck, rollback.Previous()).run_async()
+        assert scope.cancelled_caught
+
+    anyio.run(main, backend="asyncio")
+    assert sorted(r.outcome for r in reports) == ["succeeded"] * 3
+    assert all(t.at == "1" for t in targets)
+
+
+def test_wait_for_timeout_cancels_the_run_and_its_lease_renewal(tmp_path: Path) -> None:
+    api = MemoryTarget("api", ["1", "2"], "2", converge=10**9)  # never stable
+    journal = tmp_path / "cancelled.jsonl"
+    locks = tmp_path / "locks"
+
+    async def main() -> None:
+        waiting = asyncio.Event()
+
+        def on_event(e: rollback.Event) -> None:
+            if e.kind == "waiting":
+                waiting.set()
+
+        run = rollback.Transaction("t", reason="r", journal=journal, locks_dir=locks, lease_ttl=1).add(api, rollback.Previous(), timeout=600)
+        task = asyncio.ensure_future(run.run_async(on_event=on_event))
+        await waiting.wait()  # applied, waiting for stability
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        # asyncio.wait_for: the same through a timeout.
+        other = MemoryTarget("other", ["1", "2"], "2", converge=10**9)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(rollback.Transaction("w", reason="r", locks_dir=locks).add(other, rollback.Previous()).run_async(), timeout=0.5)
+        assert other.applied == [("2", "1")]
 
     asyncio.run(main())
+    assert api.applied == [("2", "1")]
+    # The lease is no longer renewed: once its TTL has passed another transaction takes it
+    # (polled, bounded); had the cancelled run gone on renewing, it would stay locked.
     api.converge = 0
     api._pending = 0
-    assert rollback.resume(journal, targets=[api]).outcome == "succeeded"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            report = rollback.Transaction("next", reason="r", locks_dir=locks, lease_ttl=1).add(api, rollback.Exact("2")).run()
+            break
+        except rollback.LockedError:
+            assert time.monotonic() < deadline, "the cancelled run's lease is still renewed"
+            time.sleep(0.1)  # the poll's interval
+    assert report.outcome == "succeeded" and api.at == "2"
+    assert journal.exists()  # the cancelled run is journaled, to be resumed
 
 
 def test_event_callback_errors_do_not_stop_the_run() -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, EmulatorHandle, K8sSim
 
 EXAMPLES = ROOT / "examples" / "python"
-AWS_EXAMPLES = ["lambda_alias", "canary_reset", "ecs_services", "database_restore", "secret_rollback", "cache_invalidation"]
+AWS_EXAMPLES = ["lambda_alias", "canary_reset", "ecs_services", "database_restore", "secret_rollback", "apgms_stack", "cache_invalidation"]
 
 
 def run(script: str, *args: str, timeout: float = 300) -> str:
@@ -54,6 +54,22 @@ def test_k8s_example(k8s_sim: K8sSim) -> None:
     assert "maintenance page on for backend-rust" in out
 
 
+def test_the_users_own_pytest_suite_passes() -> None:
+    # examples/python/test_my_pipeline.py, run as its user runs it: pytest, with the fixtures
+    # from the package's plugin and nothing else.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLBACK_", "AWS_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_my_pipeline.py")],
+        cwd=EXAMPLES,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "6 passed" in proc.stdout, proc.stdout[-2000:]
+
+
 def test_every_example_is_tested() -> None:
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"emulators"}
-    assert scripts == set(AWS_EXAMPLES) | {"k8s_undo"}
+    assert scripts == set(AWS_EXAMPLES) | {"k8s_undo", "test_my_pipeline"}

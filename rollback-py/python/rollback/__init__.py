@@ -10,7 +10,7 @@ change (a dry run stops there), lock, apply, wait until stable, verify (:class:`
 journaled; :func:`resume` finishes one whose process died.
 
 Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
-returns an awaitable. What the library logs goes to :mod:`logging` under the logger
+returns a coroutine. What the library logs goes to :mod:`logging` under the logger
 ``rollback`` (children by Rust module, e.g. ``rollback.core.transaction.engine``); ``RUST_LOG``
 narrows or widens which Rust events are passed on.
 """
@@ -50,6 +50,7 @@ from ._rollback import (
     Previous,
     Report,
     Revision,
+    Runbook,
     Selector,
     StepReport,
     StepsBack,
@@ -67,7 +68,7 @@ from ._rollback import (
 )
 from ._typing import CheckLike, CustomTarget, Seconds, TargetLike  # noqa: E402
 
-from . import aws, k8s  # noqa: E402  (submodules use the names above)
+from . import aws, k8s, metrics  # noqa: E402  (submodules use the names above)
 
 __version__: str = _rollback.__version__
 
@@ -76,6 +77,7 @@ __all__ = [
     "__version__",
     "aws",
     "k8s",
+    "metrics",
     # selectors
     "Selector",
     "Previous",
@@ -107,6 +109,7 @@ __all__ = [
     "Transaction",
     "Action",
     "Webhook",
+    "Runbook",
     "resume",
     "resume_async",
     # shared state

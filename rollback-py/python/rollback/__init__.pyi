@@ -9,21 +9,21 @@ and on failure put everything back. Every run is journaled; :func:`resume` finis
 whose process died.
 
 Blocking calls release the GIL and stop on Ctrl-C; every one has an ``*_async`` twin that
-returns an awaitable run on the library's runtime. What the library logs goes to
+returns a coroutine run on the library's runtime. What the library logs goes to
 :mod:`logging` under the logger ``rollback`` (children by Rust module; see the README).
 """
 
-import asyncio
 import datetime
 import os
 import pathlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal, Protocol, Self, TypeAlias, final
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol, final
 
-from typing_extensions import disjoint_base
+from typing_extensions import Self, TypeAlias, disjoint_base
 
 from . import aws as aws
 from . import k8s as k8s
+from . import metrics as metrics
 from ._errors import BackendError as BackendError
 from ._errors import ConflictError as ConflictError
 from ._errors import InvalidInputError as InvalidInputError
@@ -43,6 +43,7 @@ __all__ = [
     "__version__",
     "aws",
     "k8s",
+    "metrics",
     # selectors
     "Selector",
     "Previous",
@@ -74,6 +75,7 @@ __all__ = [
     "Transaction",
     "Action",
     "Webhook",
+    "Runbook",
     "resume",
     "resume_async",
     "Locks",
@@ -268,16 +270,16 @@ class Target:
         """The kind: ``lambda-alias``, ``ecs-service``, ``k8s-deployment``..."""
     def current(self) -> Revision:
         """The revision in use now."""
-    def current_async(self) -> asyncio.Future[Revision]:
+    def current_async(self) -> Coroutine[object, None, Revision]:
         """:meth:`current`, awaitable."""
     def history(self) -> list[Revision]:
         """Every revision one can roll back to, newest first, including the one in use."""
-    def history_async(self) -> asyncio.Future[list[Revision]]:
+    def history_async(self) -> Coroutine[object, None, list[Revision]]:
         """:meth:`history`, awaitable."""
     def plan(self, selector: Selector) -> Change:
         """The change ``selector`` asks for, with its diff; changes nothing. Raises
         :class:`NotFoundError` (no such revision), :class:`InvalidInputError`..."""
-    def plan_async(self, selector: Selector) -> asyncio.Future[Change]:
+    def plan_async(self, selector: Selector) -> Coroutine[object, None, Change]:
         """:meth:`plan`, awaitable."""
 
 class CustomTarget(Protocol):
@@ -376,7 +378,7 @@ class Check:
         """The same check under another policy."""
     def run(self) -> Verdict:
         """Runs the check under its policy now."""
-    def run_async(self) -> asyncio.Future[Verdict]:
+    def run_async(self) -> Coroutine[object, None, Verdict]:
         """:meth:`run`, awaitable."""
 
 CheckLike: TypeAlias = Check | Callable[[], object]
@@ -692,7 +694,7 @@ class Transaction:
         (the KeyboardInterrupt's note says how to resume it)."""
     def run_async(
         self, dry_run: bool = False, on_event: Callable[[Event], object] | None = None
-    ) -> asyncio.Future[Report]:
+    ) -> Coroutine[object, None, Report]:
         """:meth:`run`, awaitable; ``on_event`` is called on the caller's event loop.
         Cancelling the awaitable stops the run as Ctrl-C does."""
 
@@ -715,6 +717,24 @@ def resume(
     records there too; a success is recorded in ``known_good`` / ``known_good_dir``
     (default: the local folder)."""
 
+@final
+class Runbook:
+    """Runbook files (``rollback plan|apply FILE``) from Python."""
+
+    @staticmethod
+    def load(
+        path: str | os.PathLike[str],
+        *,
+        vars: Mapping[str, str] | None = None,
+        reason: str | None = None,
+        environment: bool = True,
+    ) -> Transaction:
+        """The transaction the runbook file at ``path`` describes, its ``${NAME}``s filled
+        from ``vars`` (then, unless ``environment=False``, from the environment). Every
+        problem is reported at once with its line and column (``InvalidInputError``);
+        nothing is called. ``reason`` (a real run needs one) replaces the file's. The file's
+        ``locks:`` is the run's lock manager."""
+
 def resume_async(
     journal_path: str | os.PathLike[str],
     *,
@@ -725,7 +745,7 @@ def resume_async(
     known_good_dir: str | os.PathLike[str] | None = None,
     known_good: KnownGoodStore | None = None,
     journal_store: JournalStore | None = None,
-) -> asyncio.Future[Report]:
+) -> Coroutine[object, None, Report]:
     """:func:`resume`, awaitable."""
 
 # -- shared state ---------------------------------------------------------------------------
@@ -772,5 +792,5 @@ def resume_from_store_async(
     locks_dir: str | os.PathLike[str] | None = None,
     known_good: KnownGoodStore | None = None,
     known_good_dir: str | os.PathLike[str] | None = None,
-) -> asyncio.Future[Report]:
+) -> Coroutine[object, None, Report]:
     """:func:`resume_from_store`, awaitable."""

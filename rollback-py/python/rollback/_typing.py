@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol, TypeAlias, Union
+from typing import TYPE_CHECKING, Protocol, Union
+
+if TYPE_CHECKING:  # typing.TypeAlias is Python 3.10+; annotations are not evaluated here
+    from typing import TypeAlias
 
 from . import Change, Check, Revision, Target  # bound by rollback/__init__ before this import
 

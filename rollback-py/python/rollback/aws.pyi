@@ -6,10 +6,12 @@ Constructors check names at once (:class:`rollback.InvalidInputError`) and send 
 AWS until the target is used.
 """
 
-import asyncio
-from collections.abc import Sequence
-from typing import Literal, Self, final
+from collections.abc import Coroutine, Sequence
+from typing import Literal, final
 
+from typing_extensions import Self
+
+from .metrics import MetricSource
 from . import Action, Check, JournalStore, KnownGoodStore, Locks, Policy, Revision, Seconds, Target
 
 # Mirrors aws.py's list, as a stub must; stubtest (tests/test_typing.py) keeps them equal.
@@ -24,8 +26,10 @@ __all__ = [
     "ConnectionHandover",
     "PipelineTransition",
     "PipelineExecution",
+    "CloudFormationStack",
     "AlarmCheck",
     "CloudFrontInvalidation",
+    "CloudWatchSource",
     "DynamoDbLocks",
     "DynamoDbKnownGood",
     "S3Journals",
@@ -169,11 +173,11 @@ class RdsInstance(Target):
     def snapshot(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> Revision:
         """Snapshots the instance as ``name`` (default ``pre-migration-<time>``; runbook
         001's "Before Running Migrations") and waits until it is available."""
-    def snapshot_async(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> asyncio.Future[Revision]:
+    def snapshot_async(self, name: str | None = None, *, timeout: Seconds = 1800.0) -> Coroutine[object, None, Revision]:
         """:meth:`snapshot`, awaitable."""
     def restored_endpoint(self) -> tuple[str, int] | None:
         """The restored instance's ``(host, port)``, once it has one."""
-    def restored_endpoint_async(self) -> asyncio.Future[tuple[str, int] | None]:
+    def restored_endpoint_async(self) -> Coroutine[object, None, tuple[str, int] | None]:
         """:meth:`restored_endpoint`, awaitable."""
 
 @final
@@ -229,6 +233,38 @@ class PipelineExecution(Target):
     def pipeline(self) -> str: ...
     @property
     def source_action(self) -> str | None: ...
+
+@final
+class CloudFormationStack(Target):
+    """A CloudFormation stack rolled back to an earlier version of its template artifact in a
+    versioned S3 bucket (runbook 003 step 3): revisions are the S3 versions of ``template``
+    (``s3://bucket/key``), newest first; a rollback is UpdateStack pinned to the version,
+    stable on UPDATE_COMPLETE, failed with the failing stack events when CloudFormation
+    rolls it back."""
+
+    def __new__(
+        cls,
+        stack: str,
+        template: str,
+        *,
+        keep_parameters: Sequence[str] | None = None,
+        capabilities: Sequence[
+            Literal["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+        ]
+        | None = None,
+        config: AwsConfig | None = None,
+    ) -> Self: ...
+    @property
+    def stack(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+
+@final
+class CloudWatchSource(MetricSource):
+    """CloudWatch GetMetricData as a metric source for ``rollback.metrics``; a query is
+    ``Namespace MetricName Stat [Dimension=Value ...]``."""
+
+    def __new__(cls, *, config: AwsConfig | None = None) -> Self: ...
 
 @final
 class AlarmCheck(Check):

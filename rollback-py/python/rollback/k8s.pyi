@@ -9,7 +9,9 @@ account), or from ``config=K8sConfig(...)``.
 import os
 import pathlib
 from collections.abc import Sequence
-from typing import Any, Self, final
+from typing import Any, final
+
+from typing_extensions import Self
 
 from . import Check, CheckLike, Locks, Policy, Seconds, Target
 

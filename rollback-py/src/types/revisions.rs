@@ -101,9 +101,9 @@ pub(crate) fn revision_of(obj: &Bound<'_, PyAny>) -> PyResult<Revision> {
         return Ok(r.get().inner.clone());
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        let id = s.to_str()?;
+        let id = s.to_cow()?;
         if !id.is_empty() {
-            return Ok(Revision::new(id));
+            return Ok(Revision::new(id.as_ref()));
         }
     }
     Err(PyTypeError::new_err(format!(

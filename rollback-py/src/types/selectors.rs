@@ -84,7 +84,7 @@ impl PyExact {
     #[new]
     fn new(id: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
         let id = if let Ok(s) = id.cast::<PyString>() {
-            s.to_str()?.to_string()
+            s.to_cow()?.into_owned()
         } else if id.is_instance_of::<PyInt>() {
             // A version or a count as a number: Exact(7) is Exact("7").
             let n: i64 = id.extract::<Int>()?.get("selector", "Exact({})", 0)?;
