@@ -9,10 +9,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rollback_aws::{
     AlarmCheck, Aws, AwsCache, AwsConfig, CloudFormationStack, CloudFrontInvalidation,
-    ConnectionHandover,
-    DynamoDbKnownGood, DynamoDbLocks, EcsDesiredCount, EcsRestart, EcsService, LambdaAlias,
-    PipelineExecution, PipelineTransition, RdsInstance, S3Journals, S3KnownGood, SecretVersion,
-    StopInFlight,
+    ConnectionHandover, DynamoDbKnownGood, DynamoDbLocks, EcsDesiredCount, EcsRestart, EcsService,
+    LambdaAlias, PipelineExecution, PipelineTransition, RdsInstance, S3Journals, S3KnownGood,
+    SecretVersion, StopInFlight,
 };
 use rollback_core::{Progress, RollbackTarget};
 
