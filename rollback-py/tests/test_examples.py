@@ -54,6 +54,12 @@ def test_k8s_example(k8s_sim: K8sSim) -> None:
     assert "maintenance page on for backend-rust" in out
 
 
+def test_terraform_example_with_the_stand_in() -> None:
+    out = run("terraform_rollback")
+    assert "the infrastructure runs 1.8 | terraform apply calls: 1 | worktrees left: 0" in out
+    assert 'version = "1.9" -> "1.8"' in out  # the plan shows terraform plan's output
+
+
 def test_the_users_own_pytest_suite_passes() -> None:
     # examples/python/test_my_pipeline.py, run as its user runs it: pytest, with the fixtures
     # from the package's plugin and nothing else.
@@ -72,4 +78,4 @@ def test_the_users_own_pytest_suite_passes() -> None:
 
 def test_every_example_is_tested() -> None:
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"emulators"}
-    assert scripts == set(AWS_EXAMPLES) | {"k8s_undo", "test_my_pipeline"}
+    assert scripts == set(AWS_EXAMPLES) | {"k8s_undo", "test_my_pipeline", "terraform_rollback"}
