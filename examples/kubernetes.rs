@@ -5,9 +5,11 @@
 //! 2. "Method 1": `kubectl rollout undo` with its verification (pods ready), as one reviewed,
 //!    journaled transaction;
 //! 3. `kubectl rollout undo --to-revision=N`, planned (dry run) and shown as a diff;
-//! 4. "Failed Rollback Recovery": scale to zero, re-deploy the last known good version, scale
-//!    up gradually (1, verify health, then 3), as one transaction that puts everything back if
-//!    a step fails.
+//! 4. "Failed Rollback Recovery": maintenance mode on (step 2: a maintenance page Deployment,
+//!    the `frontend` Service sent to it, a flag ConfigMap, as one temporary `Manifest` step),
+//!    scale to zero, re-deploy the last known good version, scale up gradually (1, verify
+//!    health, then 3), maintenance off (what it created is deleted), as one transaction
+//!    that puts everything back if a step fails.
 //!
 //! Run: `cargo run -p rollback-examples --example kubernetes` (needs nothing but Rust).
 
@@ -19,8 +21,10 @@ use rollback_core::{Check, Outcome, RollbackTarget, Selector, Step, Transaction}
 use rollback_examples::{
     expect_outcome, init_logging, journal_path, k8s_deployment, locks, progress_printer,
 };
-use rollback_k8s::{K8s, PodsReady};
+use rollback_k8s::manifest::APPLIED;
+use rollback_k8s::{K8s, Manifest, PodsReady};
 use rollback_testkit::k8s::K8sSimulator;
+use serde_json::json;
 
 const GOOD_OLD: &str = "registry.example.com/frontend:2.3.0";
 const GOOD: &str = "registry.example.com/frontend:2.4.0";
@@ -93,7 +97,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("{plan}");
 
-    println!("\n== Failed Rollback Recovery: scale to 0, re-deploy the last known good, scale up 1 -> verify -> 3");
+    println!("\n== Failed Rollback Recovery: maintenance on, scale to 0, re-deploy the last known good, scale up 1 -> verify -> 3, maintenance off");
+    let maintenance = Manifest::new(
+        &k8s,
+        "production",
+        "maintenance",
+        vec![
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "maintenance-mode"},
+                   "data": {"enabled": "true", "message": "Back shortly."}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "maintenance-page", "labels": {"app": "maintenance"}},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "maintenance"}},
+                            "template": {"metadata": {"labels": {"app": "maintenance"}},
+                                         "spec": {"containers": [{"name": "page", "image": "registry.example.com/maintenance:1"}]}}}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "frontend"},
+                   "spec": {"selector": {"app": "maintenance"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+        ],
+    )?;
     let replicas = frontend
         .replicas()
         .gradual([1])
@@ -104,6 +124,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .journal(journal_path("k8s-recovery"))
         .locks(locks())
         .on_event(progress_printer(start))
+        .step(Step::new(Arc::new(maintenance.clone()), Selector::exact(APPLIED)).temporary())
+        .stage()
         .step(Step::new(Arc::new(replicas.clone()), Selector::Exact("0".into())).temporary())
         .stage()
         .step(Step::new(
@@ -116,6 +138,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("\n{report}");
     expect_outcome(&report, Outcome::Succeeded)?;
+    let after = maintenance.current().await?;
+    println!(
+        "== maintenance: {} (what it created is gone again)",
+        after.id
+    );
+    if after.id == APPLIED {
+        return Err("maintenance mode was left on".into());
+    }
     let now = frontend.current().await?;
     println!(
         "\n== frontend runs {} (revision {}) with {} replicas; API writes: {}",
