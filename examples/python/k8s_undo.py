@@ -10,9 +10,11 @@ their pods are Ready.
 
 Part 2: the next incident's rollback goes to a revision that is broken too (its image never
 becomes Ready): the transaction notices, puts ``backend-rust`` back where it was and runs the
-on-failure action (maintenance mode). Then the runbook's recovery: scale to zero and
-re-deploy the last known good revision (``--to-revision``), then scale up gradually, one
-replica first and the health check before the rest.
+on-failure action. Then the runbook's recovery: maintenance mode on (step 2, a ``Manifest``
+applied as a temporary step: a maintenance-page ConfigMap and the ``backend-rust`` Service
+sent to a maintenance Deployment), scale to zero and re-deploy the last known good revision
+(``--to-revision``), maintenance off again (what it created is deleted); then scale up
+gradually, one replica first and the health check before the rest.
 
 Run: ``.venv/bin/python examples/python/k8s_undo.py [--kubeconfig PATH]``
 """
@@ -24,7 +26,7 @@ from typing import Any
 
 import rollback
 from emulators import Kubernetes, arguments, expect, kubernetes, progress
-from rollback.k8s import Deployment, PodsReady, rollout_status
+from rollback.k8s import Deployment, Manifest, PodsReady, rollout_status
 
 NS = "production"
 APPS = f"/apis/apps/v1/namespaces/{NS}/deployments"
@@ -99,14 +101,45 @@ def main() -> int:
         print("\n== failed rollback recovery: scale to zero, re-deploy the last known good, scale up gradually")
         known_good = next(r for r in rust.history() if r.images == ["registry.example.com/backend-rust:2.4.0"])
         replicas = rust.replicas(gradual=[1], between=PodsReady(rust, policy=PODS))
+        maintenance = Manifest(
+            "maintenance",
+            [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "maintenance-mode"}, "data": {"enabled": "true"}},
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "maintenance-page", "labels": {"app": "maintenance"}},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": "maintenance"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "maintenance"}},
+                            "spec": {"containers": [{"name": "page", "image": "registry.example.com/maintenance:1"}]},
+                        },
+                    },
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "backend-rust"},
+                    "spec": {"selector": {"app": "maintenance"}, "ports": [{"port": 80, "targetPort": 8080}]},
+                },
+            ],
+            NS,
+        )
         stop = (
             rollback.Transaction("backend-rust: stop and re-deploy 2.4.0", reason="INC-4420: recovery")
+            .add(maintenance, rollback.Previous(), temporary=True)
+            .stage()
             .add(replicas, rollback.Exact("0"), timeout=60)
             .stage()
             .add(rust, rollback.Exact(known_good.id), timeout=60)
             .run(on_event=progress(start))
         )
         print(f"\n{stop}")
+        print(f"== maintenance mode: {maintenance.current().id} (off again: what it created is gone)")
+        if maintenance.current().id == "applied":
+            return 1
         up = (
             rollback.Transaction("backend-rust: scale up gradually", reason="INC-4420: recovery")
             .add(replicas, rollback.Exact("2"), verify=PodsReady(rust, min=2, policy=PODS), timeout=120)

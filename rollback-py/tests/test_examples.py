@@ -52,6 +52,7 @@ def test_k8s_example(k8s_sim: K8sSim) -> None:
     out = run("k8s_undo", "--kubeconfig", str(k8s_sim.kubeconfig))
     assert 'deployment "frontend" successfully rolled out' in out
     assert "maintenance page on for backend-rust" in out
+    assert "== maintenance mode: before (off again" in out
 
 
 def test_terraform_example_with_the_stand_in() -> None:
