@@ -13,6 +13,11 @@
 //! health check (step 4). The example fails if a `JWT_SECRET` value is in the plan or the
 //! journal.
 //!
+//! Then runbook 003 step 2, "confirm the previous image still exists in ECR": the `reports`
+//! service's previous revision runs an image deleted from ECR, so `Previous` is refused in
+//! preflight, naming the image, before anything changes; two back is still there, and goes
+//! out with `--force-new-deployment` (runbook 002 Option 1), its plan showing the digest.
+//!
 //! Run: `cargo run -p rollback-examples --example ecs_services`
 
 use std::sync::Arc;
@@ -91,6 +96,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     if std::fs::read_to_string(&report.journal_path)?.contains("jwt-value-") {
         return Err("a JWT_SECRET value is in the journal".into());
+    }
+    expect_outcome(&report, Outcome::Succeeded)?;
+
+    println!("\n== runbook 003 step 2: is the previous image still in ECR?");
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/reports";
+    emu.seed(json!({"ecs": [{"cluster": CLUSTER, "service": "reports", "family": "reports", "desired_count": 1,
+        "revisions": [{"image": format!("{ecr}:1.7.0")},
+                      {"image": format!("{ecr}:1.8.0"), "image_missing": true},
+                      {"image": format!("{ecr}:1.9.0")}]}]}))
+    .await?;
+    let before = emu.call_count("UpdateService").await?;
+    let reports = EcsService::new(&aws, CLUSTER, "reports")?.force_new_deployment(true);
+    let refused = Transaction::builder("reports: back one revision")
+        .reason("INC-2078: reports 1.9.0 times out")
+        .journal(journal_path("ecs-reports-refused"))
+        .locks(locks())
+        .step(Step::new(Arc::new(reports.clone()), Selector::Previous))
+        .build()?
+        .run()
+        .await;
+    match &refused {
+        Err(e) => println!("refused before any change: {e}"),
+        Ok(r) => return Err(format!("a revision without its image was not refused: {r}").into()),
+    }
+    let report = Transaction::builder("reports: back two revisions, forced new deployment")
+        .reason("INC-2078: reports 1.9.0 times out; 1.8.0's image is gone")
+        .journal(journal_path("ecs-reports"))
+        .locks(locks())
+        .step(
+            Step::new(Arc::new(reports), Selector::StepsBack(2)).timeout(Duration::from_secs(120)),
+        )
+        .on_event(progress_printer(Instant::now()))
+        .build()?
+        .run()
+        .await?;
+    println!("\n{report}");
+    let updates = emu.call_count("UpdateService").await? - before;
+    println!("== UpdateService calls for reports: {updates} (none for the refused run)");
+    if updates != 1 {
+        return Err(format!("expected 1 UpdateService, saw {updates}").into());
     }
     expect_outcome(&report, Outcome::Succeeded)
 }

@@ -10,6 +10,11 @@ showing each service's image and environment diff (``JWT_SECRET`` redacted), the
 every service to be stable and runs the health check. The script fails if a ``JWT_SECRET``
 value shows anywhere.
 
+Then runbook 003 step 2, "confirm the previous image still exists in ECR": the ``reports``
+service's previous revision runs an image deleted from ECR, so ``Previous()`` is refused
+before anything changes, naming the image; two back goes out with
+``force_new_deployment=True`` (runbook 002 Option 1), its plan showing the digest.
+
 Run: ``.venv/bin/python examples/python/ecs_services.py [--endpoint URL]``
 """
 
@@ -62,6 +67,39 @@ def main() -> int:
         print(f"\n== outcome: {report.outcome} | health: {emu.health()} | journal: {report.journal_path}")
         if "jwt-value-" in Path(report.journal_path).read_text():
             print("a JWT_SECRET value is in the journal")
+            return 1
+        if expect(report, "succeeded"):
+            return 1
+
+        print("\n== runbook 003 step 2: is the previous image still in ECR?")
+        ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/reports"
+        emu.seed(
+            {
+                "ecs": [
+                    {
+                        "cluster": CLUSTER,
+                        "service": "reports",
+                        "family": "reports",
+                        "desired_count": 1,
+                        "revisions": [{"image": f"{ecr}:1.7.0"}, {"image": f"{ecr}:1.8.0", "image_missing": True}, {"image": f"{ecr}:1.9.0"}],
+                    }
+                ]
+            }
+        )
+        before = emu.calls()["operations"].get("UpdateService", 0)
+        reports = EcsService(CLUSTER, "reports", force_new_deployment=True)
+        try:
+            rollback.Transaction("reports: back one revision", reason="INC-2078: reports 1.9.0 times out").add(reports, rollback.Previous()).run()
+            print("a revision without its image was not refused")
+            return 1
+        except rollback.NotFoundError as e:
+            print(f"refused before any change: {e}")
+        forced = rollback.Transaction("reports: back two revisions, forced new deployment", reason="INC-2078: 1.8.0's image is gone")
+        report = forced.add(reports, rollback.StepsBack(2), timeout=120).run(on_event=progress(time.monotonic()))
+        print(f"\n{report}")
+        updates = emu.calls()["operations"].get("UpdateService", 0) - before
+        print(f"== UpdateService calls for reports: {updates} (none for the refused run)")
+        if updates != 1:
             return 1
         return expect(report, "succeeded")
 
