@@ -323,6 +323,8 @@ fn lint_needs_no_kubeconfig_and_no_aws_configuration() {
         "PIPELINE=deploy",
         "NAMESPACE=production",
         "DISTRIBUTION=E2QWRUHAPOMQZL",
+        "STACK=apgms-prod",
+        "TEMPLATE=s3://apgms-templates/prod/template.json",
     ];
     let mut files: Vec<_> = std::fs::read_dir(common::repo().join("examples/runbooks"))
         .unwrap()
