@@ -2,7 +2,7 @@
 //!
 //! - Blocking calls ([`block_on`]) release the GIL, run the work as a task on the shared
 //!   multi-thread tokio runtime and look at Python's signals every 50 ms while they wait,
-//!   so Ctrl-C interrupts them (the task is aborted).
+//!   so Ctrl-C interrupts them (the task is aborted, and waited for until it has stopped).
 //! - Async calls ([`awaitable`]) return a real coroutine (`rollback._aio.coroutine`, an
 //!   `async def`): creating it needs no event loop and starts nothing; awaiting it starts the
 //!   work on the runtime through pyo3-async-runtimes, whose asyncio future drops the Rust
@@ -45,36 +45,41 @@ fn join_error(e: tokio::task::JoinError) -> PyErr {
     }
 }
 
+/// How long an interrupted blocking call waits for its task to stop before it raises.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs `fut` on the runtime with the GIL released, and waits for it; Ctrl-C (any pending
-/// signal whose handler raises) aborts the task and raises here.
+/// signal whose handler raises) aborts the task and raises here once the task has stopped
+/// (at its next await, within [`STOP_GRACE`]): a run interrupted has made its last change
+/// and journal entry when this raises, so a resume started at once does not race it.
 pub(crate) fn block_on<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: Send + 'static,
 {
     crate::logging::refresh(py);
-    let task = runtime().spawn(fut);
-    let abort = task.abort_handle();
-    let result = py.detach(move || {
+    let mut task = runtime().spawn(fut);
+    py.detach(move || {
         runtime().block_on(async move {
-            let mut task = task;
             let mut tick = tokio::time::interval(SIGNAL_CHECK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            let signal = loop {
                 tokio::select! {
                     biased;
                     joined = &mut task => return joined.map_err(join_error)?,
                     _ = tick.tick() => {
-                        Python::attach(|py| py.check_signals())?;
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            break e;
+                        }
                     }
                 }
-            }
+            };
+            task.abort();
+            // Whether it stopped, finished or is stuck past the grace, the signal is raised.
+            let _ = tokio::time::timeout(STOP_GRACE, &mut task).await;
+            Err(signal)
         })
-    });
-    if result.is_err() {
-        abort.abort();
-    }
-    result
+    })
 }
 
 /// The work of one `*_async` call, boxed until its coroutine is awaited.
