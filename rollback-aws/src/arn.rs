@@ -118,20 +118,20 @@ pub(crate) fn check_same_place(
     Ok(())
 }
 
-/// Refuses `given` (a target's own name given as an ARN) when its region is not the region
-/// the client sends to: AWS would look in the wrong region or fail with a confusing answer.
+/// Refuses a target's own name given as an ARN of region `given` when that is not the
+/// region the client sends to: AWS would look in the wrong region or fail with a confusing
+/// answer.
 pub(crate) fn check_region(
     target: &TargetId,
     what: &str,
-    given: &Arn<'_>,
+    given: &str,
     region: Option<&str>,
 ) -> Result<()> {
     match region {
-        Some(r) if !given.region.is_empty() && given.region != r => Err(Error::invalid(
+        Some(r) if !given.is_empty() && given != r => Err(Error::invalid(
             target.to_string(),
             format!(
-                "the {what} ARN is in region {} but the client is configured for {r}; set the region to {} (AwsConfig::region or AWS_REGION) or give the name",
-                given.region, given.region
+                "the {what} ARN is in region {given} but the client is configured for {r}; set the region to {given} (AwsConfig::region or AWS_REGION) or give the name"
             ),
         )),
         _ => Ok(()),

@@ -110,10 +110,8 @@ pub struct CloudFormationStack {
     bucket: String,
     key: String,
     aws: AwsConfig,
-    region: Option<String>,
-    endpoint: Option<String>,
-    client: Client,
-    s3: aws_sdk_s3::Client,
+    client: crate::config::LazyClient<Client>,
+    s3: crate::config::LazyClient<aws_sdk_s3::Client>,
     id: TargetId,
 }
 
@@ -165,7 +163,6 @@ impl CloudFormationStack {
             )
         })?;
         check_bucket(&id.to_string(), &bucket)?;
-        let sdk = aws.sdk_config();
         Ok(CloudFormationStack {
             stack,
             template,
@@ -174,10 +171,8 @@ impl CloudFormationStack {
             bucket,
             key,
             aws: aws.config().clone(),
-            region: sdk.region().map(|r| r.as_ref().to_string()),
-            endpoint: sdk.endpoint_url().map(str::to_string),
-            client: aws.client(Client::new),
-            s3: aws.client(s3_client),
+            client: aws.lazy_client(Client::new),
+            s3: aws.lazy_client(s3_client),
             id,
         })
     }
@@ -233,6 +228,8 @@ impl CloudFormationStack {
     async fn describe(&self) -> Result<StackState> {
         let out = self
             .client
+            .get()
+            .await?
             .describe_stacks()
             .stack_name(&self.stack)
             .send()
@@ -277,6 +274,8 @@ impl CloudFormationStack {
     async fn live_template(&self) -> Result<String> {
         let out = self
             .client
+            .get()
+            .await?
             .get_template()
             .stack_name(&self.stack)
             .template_stage(TemplateStage::Original)
@@ -289,6 +288,8 @@ impl CloudFormationStack {
     async fn check_versioned(&self) -> Result<()> {
         let out = self
             .s3
+            .get()
+            .await?
             .get_bucket_versioning()
             .bucket(&self.bucket)
             .send()
@@ -314,6 +315,8 @@ impl CloudFormationStack {
         for _ in 0..MAX_PAGES {
             let page = self
                 .s3
+                .get()
+                .await?
                 .list_object_versions()
                 .bucket(&self.bucket)
                 .prefix(&self.key)
@@ -360,6 +363,8 @@ impl CloudFormationStack {
     async fn version_body(&self, version: &str) -> Result<String> {
         let out = self
             .s3
+            .get()
+            .await?
             .get_object()
             .bucket(&self.bucket)
             .key(&self.key)
@@ -512,10 +517,11 @@ impl CloudFormationStack {
 
     /// `https://BUCKET.s3.REGION.amazonaws.com/KEY?versionId=V`, or path-style on a custom
     /// endpoint.
-    fn template_url(&self, version: &str) -> String {
+    async fn template_url(&self, version: &str) -> String {
         let key = encode(&self.key, true);
         let v = encode(version, false);
-        match &self.endpoint {
+        let sdk = self.s3.aws().sdk_config().await;
+        match sdk.endpoint_url() {
             Some(e) => format!(
                 "{}/{}/{key}?versionId={v}",
                 e.trim_end_matches('/'),
@@ -524,7 +530,7 @@ impl CloudFormationStack {
             None => format!(
                 "https://{}.s3.{}.amazonaws.com/{key}?versionId={v}",
                 self.bucket,
-                self.region.as_deref().unwrap_or("us-east-1")
+                sdk.region().map(|r| r.as_ref()).unwrap_or("us-east-1")
             ),
         }
     }
@@ -557,8 +563,10 @@ impl CloudFormationStack {
     /// The `*_FAILED` resource events of the latest update, oldest first, as one sentence.
     async fn failures(&self) -> String {
         let mut failed: Vec<String> = Vec::new();
-        let mut pages = self
-            .client
+        let Ok(client) = self.client.get().await else {
+            return "no resource event could be read".into();
+        };
+        let mut pages = client
             .describe_stack_events()
             .stack_name(&self.stack)
             .into_paginator()
@@ -685,6 +693,8 @@ impl RollbackTarget for CloudFormationStack {
             .collect();
         let mut update = self
             .client
+            .get()
+            .await?
             .update_stack()
             .stack_name(&self.stack)
             .set_parameters(Some(params))
@@ -696,7 +706,7 @@ impl RollbackTarget for CloudFormationStack {
             ));
         update = match change.to.facts.get(BODY_FACT) {
             Some(body) => update.template_body(body),
-            None => update.template_url(self.template_url(&change.to.id)),
+            None => update.template_url(self.template_url(&change.to.id).await),
         };
         match update.send().await {
             Ok(_) => Ok(ApplyOutcome::Applied),

@@ -61,7 +61,7 @@ pub struct CloudFrontInvalidation {
     paths: Vec<String>,
     timeout: Duration,
     aws: AwsConfig,
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     id: TargetId,
 }
 
@@ -105,7 +105,7 @@ impl CloudFrontInvalidation {
             paths: paths.into_iter().map(Into::into).collect(),
             timeout: DEFAULT_TIMEOUT,
             aws: aws.config().clone(),
-            client: aws.client(Client::new),
+            client: aws.lazy_client(Client::new),
         };
         action.check()?;
         Ok(action)
@@ -236,6 +236,8 @@ impl CloudFrontInvalidation {
             .map_err(|e| Error::invalid(self.target(), e.to_string()))?;
         let out = self
             .client
+            .get()
+            .await?
             .create_invalidation()
             .distribution_id(&self.distribution)
             .invalidation_batch(batch)
@@ -266,6 +268,8 @@ impl CloudFrontInvalidation {
             || async {
                 let out = self
                     .client
+                    .get()
+                    .await?
                     .get_invalidation()
                     .distribution_id(&self.distribution)
                     .id(id)
@@ -337,6 +341,8 @@ impl AfterAction for CloudFrontInvalidation {
 
     async fn preflight(&self) -> Result<()> {
         self.client
+            .get()
+            .await?
             .get_distribution()
             .id(&self.distribution)
             .send()

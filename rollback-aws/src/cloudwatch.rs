@@ -32,7 +32,7 @@ enum Alarms {
 pub struct AlarmCheck {
     alarms: Alarms,
     aws: AwsConfig,
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     id: TargetId,
 }
 
@@ -107,14 +107,19 @@ impl AlarmCheck {
         AlarmCheck {
             alarms,
             aws: aws.config().clone(),
-            client: aws.client(Client::new),
+            client: aws.lazy_client(Client::new),
             id: TargetId::new("cloudwatch-alarms", name),
         }
     }
 
     /// The alarms in ALARM now: (name, reason).
     pub async fn in_alarm(&self) -> Result<Vec<(String, String)>> {
-        let req = self.client.describe_alarms().state_value(StateValue::Alarm);
+        let req = self
+            .client
+            .get()
+            .await?
+            .describe_alarms()
+            .state_value(StateValue::Alarm);
         let req = match &self.alarms {
             Alarms::Prefix(p) if !p.is_empty() => req.alarm_name_prefix(p),
             Alarms::Prefix(_) => req,
@@ -297,7 +302,7 @@ impl MetricQuery {
 #[derive(Clone)]
 pub struct CloudWatchSource {
     aws: AwsConfig,
-    client: Client,
+    client: crate::config::LazyClient<Client>,
 }
 
 impl fmt::Debug for CloudWatchSource {
@@ -313,7 +318,7 @@ impl CloudWatchSource {
     pub fn new(aws: &Aws) -> Self {
         CloudWatchSource {
             aws: aws.config().clone(),
-            client: aws.client(Client::new),
+            client: aws.lazy_client(Client::new),
         }
     }
 
@@ -373,6 +378,8 @@ impl MetricSource for CloudWatchSource {
             .build();
         let pages = self
             .client
+            .get()
+            .await?
             .get_metric_data()
             .metric_data_queries(data_query)
             .start_time(smithy_time(start))

@@ -133,7 +133,7 @@ pub struct PipelineTransition {
     stage: String,
     stop_in_flight: StopInFlight,
     aws: AwsConfig,
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     id: TargetId,
 }
 
@@ -192,7 +192,7 @@ impl PipelineTransition {
             stage,
             stop_in_flight: StopInFlight::Leave,
             aws: aws.config().clone(),
-            client: aws.client(Client::new),
+            client: aws.lazy_client(Client::new),
             id,
         })
     }
@@ -200,6 +200,8 @@ impl PipelineTransition {
     async fn enabled(&self) -> Result<(bool, Option<String>)> {
         let out = self
             .client
+            .get()
+            .await?
             .get_pipeline_state()
             .name(&self.pipeline)
             .send()
@@ -276,10 +278,11 @@ impl RollbackTarget for PipelineTransition {
         let current = self.current().await?;
         let mut to = self.select(&current, selector)?;
         if to.id == DISABLED && self.stop_in_flight != StopInFlight::Leave {
-            let running: Vec<String> =
-                in_flight(&list_executions(&self.client, &self.id, &self.pipeline, 1).await?)
-                    .map(str::to_string)
-                    .collect();
+            let running: Vec<String> = in_flight(
+                &list_executions(&self.client.get().await?, &self.id, &self.pipeline, 1).await?,
+            )
+            .map(str::to_string)
+            .collect();
             if !running.is_empty() {
                 to = to
                     .description(format!(
@@ -338,7 +341,8 @@ impl RollbackTarget for PipelineTransition {
         let Some((_, ids)) = planned_stops(revision) else {
             return Ok(Stability::Stable);
         };
-        let summaries = list_executions(&self.client, &self.id, &self.pipeline, 1).await?;
+        let summaries =
+            list_executions(&self.client.get().await?, &self.id, &self.pipeline, 1).await?;
         let waiting: Vec<String> = summaries
             .iter()
             .filter(|e| {
@@ -375,6 +379,8 @@ impl PipelineTransition {
     async fn flip(&self, to: &str) -> Result<()> {
         if to == DISABLED {
             self.client
+                .get()
+                .await?
                 .disable_stage_transition()
                 .pipeline_name(&self.pipeline)
                 .stage_name(&self.stage)
@@ -385,6 +391,8 @@ impl PipelineTransition {
                 .map_err(|e| sdk_error(&self.id, "DisableStageTransition", e))?;
         } else {
             self.client
+                .get()
+                .await?
                 .enable_stage_transition()
                 .pipeline_name(&self.pipeline)
                 .stage_name(&self.stage)
@@ -399,7 +407,8 @@ impl PipelineTransition {
     /// Stops the planned executions still InProgress (one page of executions read first,
     /// so a resumed run does not stop them twice); whether any StopPipelineExecution was sent.
     async fn stop(&self, mode: StopInFlight, ids: &[String]) -> Result<bool> {
-        let summaries = list_executions(&self.client, &self.id, &self.pipeline, 1).await?;
+        let summaries =
+            list_executions(&self.client.get().await?, &self.id, &self.pipeline, 1).await?;
         let running: Vec<&str> = in_flight(&summaries)
             .filter(|id| ids.iter().any(|x| x == id))
             .collect();
@@ -407,6 +416,8 @@ impl PipelineTransition {
         for execution in running {
             let out = self
                 .client
+                .get()
+                .await?
                 .stop_pipeline_execution()
                 .pipeline_name(&self.pipeline)
                 .pipeline_execution_id(execution)

@@ -171,13 +171,13 @@ pub struct EcsService {
     cluster: String,
     service: String,
     aws: AwsConfig,
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     poller: Arc<Poller>,
     id: TargetId,
     cache: Arc<Mutex<HashMap<String, TaskDef>>>,
     force_new_deployment: bool,
     check_images: bool,
-    ecr: aws_sdk_ecr::Client,
+    ecr: crate::config::LazyClient<aws_sdk_ecr::Client>,
 }
 
 aws_target!(
@@ -311,8 +311,8 @@ impl EcsService {
             &service,
             &format!("the service's name, {example}"),
         )?;
-        let client = aws.client(Client::new);
-        let poller = aws.shared(|_| Poller::new(client.clone()));
+        let client = aws.lazy_client(Client::new);
+        let poller = aws.shared(|| Poller::new(client.clone()));
         Ok(EcsService {
             cluster,
             service,
@@ -323,7 +323,7 @@ impl EcsService {
             cache: Arc::new(Mutex::new(HashMap::new())),
             force_new_deployment: false,
             check_images: true,
-            ecr: aws.client(aws_sdk_ecr::Client::new),
+            ecr: aws.lazy_client(aws_sdk_ecr::Client::new),
         })
     }
 
@@ -355,9 +355,10 @@ impl EcsService {
         Self::new(&Aws::from_env().await, cluster, service)
     }
 
-    /// The SDK client, for calls of your own.
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The SDK client, for calls of your own (the AWS settings resolved first if they
+    /// are not yet).
+    pub async fn client(&self) -> Result<Client> {
+        self.client.get().await
     }
 
     /// The cluster name.
@@ -408,6 +409,8 @@ impl EcsService {
         }
         let out = self
             .client
+            .get()
+            .await?
             .describe_task_definition()
             .task_definition(&key)
             .send()
@@ -451,6 +454,8 @@ impl EcsService {
     async fn active_revisions(&self, family: &str) -> Result<Vec<u32>> {
         let pages = self
             .client
+            .get()
+            .await?
             .list_task_definitions()
             .family_prefix(family)
             .status(TaskDefinitionStatus::Active)
@@ -559,7 +564,7 @@ impl EcsService {
                 if n == 0 {
                     return Err(self.no_pick(selector, family, &[], current));
                 }
-                let mut walk = Walk::new(self, family, current);
+                let mut walk = Walk::new(self, &self.client.get().await?, family, current);
                 let (mut seen, mut older) = (Vec::new(), 0u32);
                 loop {
                     match walk.next().await? {
@@ -584,7 +589,7 @@ impl EcsService {
                 if tag.is_empty() {
                     return Err(self.no_pick(selector, family, &[], current));
                 }
-                let mut walk = Walk::new(self, family, current);
+                let mut walk = Walk::new(self, &self.client.get().await?, family, current);
                 let mut seen = Vec::new();
                 loop {
                     match walk.next().await? {
@@ -849,9 +854,8 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn new(target: &'a EcsService, family: &'a str, current: u32) -> Self {
-        let pages = target
-            .client
+    fn new(target: &'a EcsService, client: &Client, family: &'a str, current: u32) -> Self {
+        let pages = client
             .list_task_definitions()
             .family_prefix(family)
             .status(TaskDefinitionStatus::Active)
@@ -1010,6 +1014,8 @@ impl RollbackTarget for EcsService {
             ));
         }
         self.client
+            .get()
+            .await?
             .update_service()
             .cluster(&self.cluster)
             .service(&self.service)
@@ -1142,6 +1148,8 @@ impl RollbackTarget for EcsDesiredCount {
         })?;
         self.svc
             .client
+            .get()
+            .await?
             .update_service()
             .cluster(&self.svc.cluster)
             .service(&self.svc.service)

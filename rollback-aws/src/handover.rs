@@ -45,8 +45,8 @@ pub struct ConnectionHandover {
     secret_id: String,
     db_instance_id: String,
     aws: AwsConfig,
-    secrets: Client,
-    rds: RdsClient,
+    secrets: crate::config::LazyClient<Client>,
+    rds: crate::config::LazyClient<RdsClient>,
     id: TargetId,
 }
 
@@ -166,14 +166,20 @@ impl ConnectionHandover {
             &db_instance_id,
             "the restored instance's identifier (RdsInstance::restore_identifier)",
         )?;
-        crate::secrets::check_secret_arn(&id, &secret_id, aws)?;
-        crate::rds::check_instance_arn(&id, &db_instance_id, aws)?;
+        let secret_region = crate::secrets::check_secret_arn(&id, &secret_id)?;
+        let (_, db_region) = crate::rds::check_instance_arn(&id, &db_instance_id)?;
+        let secrets = aws
+            .lazy_client(Client::new)
+            .pinned(&id, "secret", secret_region)?;
+        let rds = aws
+            .lazy_client(RdsClient::new)
+            .pinned(&id, "DB instance", db_region)?;
         Ok(ConnectionHandover {
             secret_id,
             db_instance_id,
             aws: aws.config().clone(),
-            secrets: aws.client(Client::new),
-            rds: aws.client(RdsClient::new),
+            secrets,
+            rds,
             id,
         })
     }
@@ -203,6 +209,8 @@ impl ConnectionHandover {
     async fn stages(&self) -> Result<Vec<(String, Vec<String>)>> {
         let pages = self
             .secrets
+            .get()
+            .await?
             .list_secret_version_ids()
             .secret_id(&self.secret_id)
             .into_paginator()
@@ -234,6 +242,8 @@ impl ConnectionHandover {
     async fn value(&self) -> Result<String> {
         let out = self
             .secrets
+            .get()
+            .await?
             .get_secret_value()
             .secret_id(&self.secret_id)
             .version_stage(AWSCURRENT)
@@ -250,7 +260,8 @@ impl ConnectionHandover {
 
     /// The instance's endpoint once it is available.
     async fn endpoint(&self) -> Result<Option<(String, i32)>> {
-        let instance = describe_db_instance(&self.rds, &self.id, &self.db_instance_id).await?;
+        let instance =
+            describe_db_instance(&self.rds.get().await?, &self.id, &self.db_instance_id).await?;
         Ok(instance.and_then(|i| {
             if i.db_instance_status() != Some("available") {
                 return None;
@@ -375,6 +386,8 @@ impl RollbackTarget for ConnectionHandover {
             let (new_value, _) = rewrite_endpoint(&value, &host, port)
                 .map_err(|why| Error::invalid(self.id.to_string(), why))?;
             self.secrets
+                .get()
+                .await?
                 .put_secret_value()
                 .secret_id(&self.secret_id)
                 .client_request_token(token)
@@ -393,6 +406,8 @@ impl RollbackTarget for ConnectionHandover {
             return Err(Error::conflict(self.id.to_string(), written, current));
         }
         self.secrets
+            .get()
+            .await?
             .update_secret_version_stage()
             .secret_id(&self.secret_id)
             .version_stage(AWSCURRENT)

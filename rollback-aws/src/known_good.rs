@@ -34,7 +34,7 @@ use crate::Aws;
 /// Verified-good records in a DynamoDB table.
 #[derive(Clone)]
 pub struct DynamoDbKnownGood {
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     table: String,
 }
 
@@ -50,7 +50,7 @@ impl DynamoDbKnownGood {
     /// Records in `table` (its name checked here; that it exists, at first use).
     pub fn new(aws: &Aws, table: impl Into<String>) -> Result<Self> {
         Ok(DynamoDbKnownGood {
-            client: aws.client(Client::new),
+            client: aws.lazy_client(Client::new),
             table: table_name("known-good", table.into())?,
         })
     }
@@ -59,7 +59,7 @@ impl DynamoDbKnownGood {
     /// waits until it is active.
     pub async fn create_table(aws: &Aws, table: impl Into<String>) -> Result<Self> {
         let store = Self::new(aws, table)?;
-        create_keyed_table(&store.client, &store.table).await?;
+        create_keyed_table(&store.client.get().await?, &store.table).await?;
         Ok(store)
     }
 }
@@ -91,6 +91,8 @@ impl KnownGoodStore for DynamoDbKnownGood {
     async fn record(&self, good: &KnownGood) -> Result<()> {
         let out = self
             .client
+            .get()
+            .await?
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item(good)))
@@ -117,7 +119,14 @@ impl KnownGoodStore for DynamoDbKnownGood {
     }
 
     async fn latest(&self, target: &TargetId) -> Result<Option<KnownGood>> {
-        let Some(a) = read_item(&self.client, &self.table, "known-good", target, target).await?
+        let Some(a) = read_item(
+            &self.client.get().await?,
+            &self.table,
+            "known-good",
+            target,
+            target,
+        )
+        .await?
         else {
             return Ok(None);
         };

@@ -80,7 +80,7 @@ pub struct LambdaAlias {
     function: String,
     alias: String,
     aws: AwsConfig,
-    client: aws_sdk_lambda::Client,
+    client: crate::config::LazyClient<aws_sdk_lambda::Client>,
     id: TargetId,
     /// Versions seen `Active` by this target, and when: a wait for one of them needs only
     /// the alias read (a version's state rarely changes within a rollback).
@@ -125,6 +125,7 @@ impl LambdaAlias {
             &alias,
             "the alias that serves traffic, e.g. `live`",
         )?;
+        let mut arn_region = None;
         if arn::is_arn(&function) {
             let instead = "the function's name or its ARN without a qualifier (arn:aws:lambda:REGION:ACCOUNT:function:NAME), and the alias separately";
             let (given, name) = arn::parse_as(
@@ -141,14 +142,17 @@ impl LambdaAlias {
                     format!("the function ARN {function:?} carries a qualifier; give {instead}"),
                 ));
             }
-            let region = aws.sdk_config().region().map(|r| r.as_ref().to_string());
-            arn::check_region(&id, "function", &given, region.as_deref())?;
+            arn_region = Some(given.region.to_string());
         }
         Ok(LambdaAlias {
             function,
             alias,
             aws: aws.config().clone(),
-            client: aws.client(aws_sdk_lambda::Client::new),
+            client: aws.lazy_client(aws_sdk_lambda::Client::new).pinned(
+                &id,
+                "function",
+                arn_region.as_deref(),
+            )?,
             id,
             active: Arc::default(),
         })
@@ -160,9 +164,10 @@ impl LambdaAlias {
         Self::new(&aws, function, alias)
     }
 
-    /// The Lambda client, for calls of your own.
-    pub fn client(&self) -> &aws_sdk_lambda::Client {
-        &self.client
+    /// The Lambda client, for calls of your own (the AWS settings resolved first if they
+    /// are not yet).
+    pub async fn client(&self) -> Result<aws_sdk_lambda::Client> {
+        self.client.get().await
     }
 
     /// The function name or ARN.
@@ -182,6 +187,8 @@ impl LambdaAlias {
     async fn alias_state(&self) -> Result<AliasState> {
         let out = self
             .client
+            .get()
+            .await?
             .get_alias()
             .function_name(&self.function)
             .name(&self.alias)
@@ -274,6 +281,8 @@ impl LambdaAlias {
     async fn configuration(&self, version: &str) -> Result<(Revision, Stability)> {
         let out = self
             .client
+            .get()
+            .await?
             .get_function_configuration()
             .function_name(&self.function)
             .qualifier(version)
@@ -347,6 +356,8 @@ impl LambdaAlias {
         let stop_at_current = matches!(selector, Selector::Previous | Selector::StepsBack(_));
         let mut pages = self
             .client
+            .get()
+            .await?
             .list_versions_by_function()
             .function_name(&self.function)
             .into_paginator()
@@ -424,6 +435,8 @@ impl LambdaAlias {
             .build();
         let out = self
             .client
+            .get()
+            .await?
             .update_alias()
             .function_name(&self.function)
             .name(&self.alias)
@@ -486,6 +499,8 @@ impl RollbackTarget for LambdaAlias {
     async fn history(&self) -> Result<Vec<Revision>> {
         let pages = self
             .client
+            .get()
+            .await?
             .list_versions_by_function()
             .function_name(&self.function)
             .into_paginator()

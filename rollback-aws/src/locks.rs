@@ -56,7 +56,7 @@ const RACES: usize = 8;
 /// Leases in a DynamoDB table (see the [module docs](self) for its schema and calls).
 #[derive(Clone)]
 pub struct DynamoDbLocks {
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     table: String,
     aws: AwsConfig,
 }
@@ -87,7 +87,7 @@ impl DynamoDbLocks {
     pub fn new(aws: &Aws, table: impl Into<String>) -> Result<Self> {
         let table = table_name("locks", table.into())?;
         Ok(DynamoDbLocks {
-            client: aws.client(Client::new),
+            client: aws.lazy_client(Client::new),
             table,
             aws: aws.config().clone(),
         })
@@ -102,7 +102,7 @@ impl DynamoDbLocks {
     /// waits until it is active.
     pub async fn create_table(aws: &Aws, table: impl Into<String>) -> Result<Self> {
         let locks = Self::new(aws, table)?;
-        create_keyed_table(&locks.client, &locks.table).await?;
+        create_keyed_table(&locks.client.get().await?, &locks.table).await?;
         Ok(locks)
     }
 
@@ -154,7 +154,7 @@ impl DynamoDbLocks {
 
     async fn read(&self, target: &TargetId) -> Result<Option<Item>> {
         let item = read_item(
-            &self.client,
+            &self.client.get().await?,
             &self.table,
             "lock",
             target,
@@ -169,6 +169,8 @@ impl DynamoDbLocks {
     async fn write(&self, lease: &Lease, seen: Option<&Item>) -> Result<bool> {
         let mut put = self
             .client
+            .get()
+            .await?
             .put_item()
             .table_name(&self.table)
             .set_item(Some(attributes(lease)));
@@ -457,6 +459,8 @@ impl LockManager for DynamoDbLocks {
         };
         let out = self
             .client
+            .get()
+            .await?
             .update_item()
             .table_name(&self.table)
             .key("target", AttributeValue::S(lease.target.to_string()))
@@ -483,6 +487,8 @@ impl LockManager for DynamoDbLocks {
     async fn release(&self, lease: &Lease) -> Result<()> {
         let out = self
             .client
+            .get()
+            .await?
             .update_item()
             .table_name(&self.table)
             .key("target", AttributeValue::S(lease.target.to_string()))

@@ -55,7 +55,7 @@ pub struct RdsInstance {
     db_instance_id: String,
     restore_as: String,
     aws: AwsConfig,
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     id: TargetId,
 }
 
@@ -156,14 +156,14 @@ pub(crate) fn check_identifier(
 }
 
 /// An instance given by ARN must be an RDS DB instance's (`arn:aws:rds:REGION:ACCOUNT:db:NAME`)
-/// in the region the client sends to; its name is returned (the name itself otherwise).
+/// (its region is checked against the client's by [`LazyClient::pinned`]); its name and
+/// region are returned (the name itself and `None` otherwise).
 pub(crate) fn check_instance_arn<'a>(
     target: &TargetId,
     instance: &'a str,
-    aws: &Aws,
-) -> Result<&'a str> {
+) -> Result<(&'a str, Option<&'a str>)> {
     if !arn::is_arn(instance) {
-        return Ok(instance);
+        return Ok((instance, None));
     }
     let (given, name) = arn::parse_as(
         target,
@@ -173,9 +173,7 @@ pub(crate) fn check_instance_arn<'a>(
         "db:",
         "the DB instance identifier or its ARN (arn:aws:rds:REGION:ACCOUNT:db:NAME)",
     )?;
-    let region = aws.sdk_config().region().map(|r| r.as_ref().to_string());
-    arn::check_region(target, "DB instance", &given, region.as_deref())?;
-    Ok(name)
+    Ok((name, Some(given.region)))
 }
 
 /// The DB instance `identifier` as RDS describes it, or `None` if it does not exist.
@@ -215,7 +213,10 @@ impl RdsInstance {
             &db_instance_id,
             "the DB instance identifier, e.g. `agentauri-production`",
         )?;
-        let name = check_instance_arn(&id, &db_instance_id, aws)?;
+        let (name, region) = check_instance_arn(&id, &db_instance_id)?;
+        let client = aws
+            .lazy_client(Client::new)
+            .pinned(&id, "DB instance", region)?;
         // The default must itself be a valid identifier: the original's name is cut so that
         // the suffix fits in 63 characters.
         let suffix = format!("-rollback-{}", Utc::now().format("%Y%m%d-%H%M%S"));
@@ -226,7 +227,7 @@ impl RdsInstance {
             db_instance_id,
             restore_as,
             aws: aws.config().clone(),
-            client: aws.client(Client::new),
+            client,
             id,
         })
     }
@@ -271,13 +272,14 @@ impl RdsInstance {
         &self.db_instance_id
     }
 
-    /// The SDK client, for calls of your own.
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The SDK client, for calls of your own (the AWS settings resolved first if they
+    /// are not yet).
+    pub async fn client(&self) -> Result<Client> {
+        self.client.get().await
     }
 
     async fn describe_instance(&self, identifier: &str) -> Result<Option<DbInstance>> {
-        describe_db_instance(&self.client, &self.id, identifier).await
+        describe_db_instance(&self.client.get().await?, &self.id, identifier).await
     }
 
     async fn source(&self) -> Result<DbInstance> {
@@ -306,6 +308,8 @@ impl RdsInstance {
     async fn snapshots(&self) -> Result<Vec<Revision>> {
         let pages = self
             .client
+            .get()
+            .await?
             .describe_db_snapshots()
             .db_instance_identifier(&self.db_instance_id)
             .into_paginator()
@@ -410,6 +414,8 @@ impl RdsInstance {
         )?;
         check_identifier(&self.id, "DB snapshot", &name, MAX_SNAPSHOT_ID)?;
         self.client
+            .get()
+            .await?
             .create_db_snapshot()
             .db_instance_identifier(&self.db_instance_id)
             .db_snapshot_identifier(&name)
@@ -426,6 +432,8 @@ impl RdsInstance {
             || async {
                 let out = self
                     .client
+                    .get()
+                    .await?
                     .describe_db_snapshots()
                     .db_snapshot_identifier(&name)
                     .send()
@@ -454,6 +462,8 @@ impl RdsInstance {
         .await?;
         let out = self
             .client
+            .get()
+            .await?
             .describe_db_snapshots()
             .db_snapshot_identifier(&name)
             .send()
@@ -657,6 +667,8 @@ impl RollbackTarget for RdsInstance {
         if change.to.facts.get("type").map(String::as_str) == Some("point-in-time") {
             let mut req = self
                 .client
+                .get()
+                .await?
                 .restore_db_instance_to_point_in_time()
                 .source_db_instance_identifier(&self.db_instance_id)
                 .target_db_instance_identifier(&self.restore_as)
@@ -683,6 +695,8 @@ impl RollbackTarget for RdsInstance {
                 .map_err(|e| sdk_error(&self.id, "RestoreDBInstanceToPointInTime", e))?;
         } else {
             self.client
+                .get()
+                .await?
                 .restore_db_instance_from_db_snapshot()
                 .db_instance_identifier(&self.restore_as)
                 .db_snapshot_identifier(&change.to.id)

@@ -15,7 +15,7 @@ use crate::Aws;
 /// `bucket` under `prefix` (`""` or `a/b/`), with its client.
 #[derive(Clone)]
 pub(crate) struct S3Folder {
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     pub(crate) bucket: String,
     pub(crate) prefix: String,
 }
@@ -54,7 +54,7 @@ impl S3Folder {
             prefix.push('/');
         }
         Ok(S3Folder {
-            client: aws.client(s3_client),
+            client: aws.lazy_client(s3_client),
             bucket,
             prefix,
         })
@@ -65,7 +65,13 @@ impl S3Folder {
     /// in another account is an error that says so.
     pub(crate) async fn create_bucket(&self, about: &TargetId) -> Result<()> {
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-        let region = self.client.config().region().map(|r| r.to_string());
+        let region = self
+            .client
+            .get()
+            .await?
+            .config()
+            .region()
+            .map(|r| r.to_string());
         let config = region.filter(|r| r != "us-east-1").map(|r| {
             CreateBucketConfiguration::builder()
                 .location_constraint(BucketLocationConstraint::from(r.as_str()))
@@ -73,6 +79,8 @@ impl S3Folder {
         });
         let out = self
             .client
+            .get()
+            .await?
             .create_bucket()
             .bucket(&self.bucket)
             .set_create_bucket_configuration(config)
@@ -100,6 +108,8 @@ impl S3Folder {
     ) -> Result<bool> {
         let out = self
             .client
+            .get()
+            .await?
             .put_object()
             .bucket(&self.bucket)
             .key(format!("{}{key}", self.prefix))
@@ -124,6 +134,8 @@ impl S3Folder {
     pub(crate) async fn get(&self, key: &str, about: &TargetId) -> Result<Vec<u8>> {
         let out = self
             .client
+            .get()
+            .await?
             .get_object()
             .bucket(&self.bucket)
             .key(key)
@@ -155,6 +167,8 @@ impl S3Folder {
         loop {
             let out = self
                 .client
+                .get()
+                .await?
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(format!("{}{under}", self.prefix))

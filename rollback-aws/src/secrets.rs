@@ -120,7 +120,7 @@ pub const RESTART_SUFFIX: &str = "-restart";
 pub struct SecretVersion {
     secret_id: String,
     aws: AwsConfig,
-    client: aws_sdk_secretsmanager::Client,
+    client: crate::config::LazyClient<aws_sdk_secretsmanager::Client>,
     id: TargetId,
     consumers: Vec<EcsService>,
     /// Consumers of other kinds: restart targets ([`SecretVersion::consumer`]).
@@ -252,11 +252,14 @@ impl SecretVersion {
             &secret_id,
             "the secret's name or ARN, e.g. `production/api/jwt-secret`",
         )?;
-        check_secret_arn(&id, &secret_id, aws)?;
+        let region = check_secret_arn(&id, &secret_id)?;
+        let client = aws
+            .lazy_client(aws_sdk_secretsmanager::Client::new)
+            .pinned(&id, "secret", region)?;
         Ok(SecretVersion {
             secret_id,
             aws: aws.config().clone(),
-            client: aws.client(aws_sdk_secretsmanager::Client::new),
+            client,
             id,
             consumers: Vec::new(),
             restarts: Vec::new(),
@@ -452,9 +455,10 @@ impl SecretVersion {
         Self::new(&aws, secret_id)
     }
 
-    /// The Secrets Manager client, for calls of your own.
-    pub fn client(&self) -> &aws_sdk_secretsmanager::Client {
-        &self.client
+    /// The Secrets Manager client, for calls of your own (the AWS settings resolved first if they
+    /// are not yet).
+    pub async fn client(&self) -> Result<aws_sdk_secretsmanager::Client> {
+        self.client.get().await
     }
 
     /// The secret's name or ARN.
@@ -470,6 +474,8 @@ impl SecretVersion {
     async fn versions(&self) -> Result<Vec<Revision>> {
         let pages = self
             .client
+            .get()
+            .await?
             .list_secret_version_ids()
             .secret_id(&self.secret_id)
             .include_deprecated(false)
@@ -680,6 +686,8 @@ impl SecretVersion {
         self.revision_in(&history, to)?;
         let sent = self
             .client
+            .get()
+            .await?
             .update_secret_version_stage()
             .secret_id(&self.secret_id)
             .version_stage(AWSCURRENT)
@@ -794,9 +802,9 @@ fn stage_stability(history: &[Revision], version: &str) -> Stability {
 
 /// A secret given by ARN must be a Secrets Manager secret's, in the region the client sends
 /// to (another account's is allowed: cross-account secrets are named by their full ARN).
-pub(crate) fn check_secret_arn(id: &TargetId, secret_id: &str, aws: &Aws) -> Result<()> {
+pub(crate) fn check_secret_arn<'a>(id: &TargetId, secret_id: &'a str) -> Result<Option<&'a str>> {
     if !arn::is_arn(secret_id) {
-        return Ok(());
+        return Ok(None);
     }
     let (given, _) = arn::parse_as(
         id,
@@ -806,8 +814,7 @@ pub(crate) fn check_secret_arn(id: &TargetId, secret_id: &str, aws: &Aws) -> Res
         "secret:",
         "the secret's name or its ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx)",
     )?;
-    let region = aws.sdk_config().region().map(|r| r.as_ref().to_string());
-    arn::check_region(id, "secret", &given, region.as_deref())
+    Ok(Some(given.region))
 }
 
 /// A version is chosen by its version id; an ARN there (the secret's, or anything else's)

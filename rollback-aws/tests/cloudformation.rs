@@ -73,7 +73,7 @@ impl Env {
     }
 
     async fn live_timeout(&self) -> String {
-        let client = aws_sdk_cloudformation::Client::new(self.aws.sdk_config());
+        let client = aws_sdk_cloudformation::Client::new(self.aws.sdk_config().await);
         let out = client
             .get_template()
             .stack_name(STACK)
@@ -85,7 +85,7 @@ impl Env {
     }
 
     async fn status(&self) -> String {
-        let client = aws_sdk_cloudformation::Client::new(self.aws.sdk_config());
+        let client = aws_sdk_cloudformation::Client::new(self.aws.sdk_config().await);
         let out = client
             .describe_stacks()
             .stack_name(STACK)

@@ -72,7 +72,7 @@ impl Env {
 
     /// The distribution's invalidations, as (id, status).
     async fn invalidations(&self) -> Vec<(String, String)> {
-        let client = aws_sdk_cloudfront::Client::new(self.aws.sdk_config());
+        let client = aws_sdk_cloudfront::Client::new(self.aws.sdk_config().await);
         let list = client
             .list_invalidations()
             .distribution_id(&self.distribution)
@@ -182,7 +182,7 @@ async fn a_resume_of_a_run_stopped_during_the_wait_makes_no_second_invalidation(
     let journal = tx.journal_path().to_path_buf();
     // Stop the run once the invalidation has been asked for (its intent journaled, then
     // CreateInvalidation seen by CloudFront): the action is waiting for it to complete.
-    let client = aws_sdk_cloudfront::Client::new(env.aws.sdk_config());
+    let client = aws_sdk_cloudfront::Client::new(env.aws.sdk_config().await);
     let distribution = env.distribution.clone();
     let asker = tokio::spawn(async move {
         while let Some(e) = events.recv().await {

@@ -305,6 +305,8 @@ async fn a_service_changed_between_preflight_and_apply_is_a_conflict() {
     let plan = api.plan(&to).await.unwrap();
     // Someone else deploys revision 1 meanwhile.
     api.client()
+        .await
+        .unwrap()
         .update_service()
         .cluster(CLUSTER)
         .service("api-gateway-v2")
@@ -758,6 +760,8 @@ async fn prepare_is_current_resolve_and_plan_in_one_with_the_one_in_use_deregist
     // ACTIVE one; with that one deregistered too, the one before.
     for (deregistered, previous) in [(3, 2), (2, 1)] {
         api.client()
+            .await
+            .unwrap()
             .deregister_task_definition()
             .task_definition(format!("{family}:{deregistered}"))
             .send()

@@ -552,7 +552,7 @@ async fn lambda_apply_is_one_call_and_a_concurrent_move_fails_the_wait_at_once()
     assert_eq!(e.calls("GetAlias").await - before[0], 1);
 
     // Someone else moves the alias before our wait.
-    let other = aws_sdk_lambda::Client::new(e.aws.sdk_config());
+    let other = aws_sdk_lambda::Client::new(e.aws.sdk_config().await);
     other
         .update_alias()
         .function_name(FUNCTION)
@@ -574,7 +574,7 @@ async fn every_other_target_fails_its_wait_at_once_after_a_concurrent_change() {
         .await
         .unwrap();
     ecs.apply(&change).await.unwrap();
-    let other = aws_sdk_ecs::Client::new(e.aws.sdk_config());
+    let other = aws_sdk_ecs::Client::new(e.aws.sdk_config().await);
     other
         .update_service()
         .cluster(CLUSTER)
@@ -610,7 +610,7 @@ async fn every_other_target_fails_its_wait_at_once_after_a_concurrent_change() {
         .unwrap();
     assert_eq!(change.to.id, e.versions[1]);
     secret.apply(&change).await.unwrap();
-    aws_sdk_secretsmanager::Client::new(e.aws.sdk_config())
+    aws_sdk_secretsmanager::Client::new(e.aws.sdk_config().await)
         .update_secret_version_stage()
         .secret_id(SECRET)
         .version_stage("AWSCURRENT")
@@ -628,7 +628,7 @@ async fn every_other_target_fails_its_wait_at_once_after_a_concurrent_change() {
         .await
         .unwrap();
     freeze.apply(&change).await.unwrap();
-    aws_sdk_codepipeline::Client::new(e.aws.sdk_config())
+    aws_sdk_codepipeline::Client::new(e.aws.sdk_config().await)
         .enable_stage_transition()
         .pipeline_name("Orders")
         .stage_name("Deploy")
@@ -653,7 +653,7 @@ async fn every_other_target_fails_its_wait_at_once_after_a_concurrent_change() {
         handover.apply(&change).await.unwrap(),
         ApplyOutcome::Applied
     );
-    aws_sdk_secretsmanager::Client::new(e.aws.sdk_config())
+    aws_sdk_secretsmanager::Client::new(e.aws.sdk_config().await)
         .put_secret_value()
         .secret_id(DB_SECRET)
         .secret_string("postgres://app:pw-1234@elsewhere.internal:5432/orders")

@@ -64,6 +64,8 @@ async fn env(routing: Option<Value>) -> Env {
 async fn read_alias(t: &LambdaAlias) -> (String, HashMap<String, f64>, String) {
     let out = t
         .client()
+        .await
+        .unwrap()
         .get_alias()
         .function_name(t.function())
         .name(t.alias())
@@ -304,6 +306,8 @@ async fn a_version_change_after_the_plan_is_a_conflict() {
     let change = e.target.plan(&previous).await.unwrap();
     e.target
         .client()
+        .await
+        .unwrap()
         .update_alias()
         .function_name(FUNCTION)
         .name(ALIAS)
@@ -341,6 +345,8 @@ async fn a_revision_id_change_after_the_plan_is_a_conflict() {
     );
     e.target
         .client()
+        .await
+        .unwrap()
         .update_alias()
         .function_name(FUNCTION)
         .name(ALIAS)
@@ -364,7 +370,7 @@ async fn a_revision_id_change_after_the_plan_is_a_conflict() {
 #[tokio::test]
 async fn a_transaction_stops_on_a_concurrent_change() {
     let e = env(None).await;
-    let client = e.target.client().clone();
+    let client = e.target.client().await.unwrap().clone();
     let interloper = rollback_core::verify::check_bool("someone deploys", move || {
         let client = client.clone();
         async move {

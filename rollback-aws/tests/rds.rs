@@ -63,6 +63,8 @@ async fn env(json_secret: bool) -> Env {
     let host = RdsInstance::new(&aws, DB)
         .unwrap()
         .client()
+        .await
+        .unwrap()
         .describe_db_instances()
         .db_instance_identifier(DB)
         .send()
@@ -133,7 +135,7 @@ impl Env {
     }
 
     async fn secret_value(&self) -> String {
-        aws_sdk_secretsmanager::Client::new(self.aws.sdk_config())
+        aws_sdk_secretsmanager::Client::new(self.aws.sdk_config().await)
             .get_secret_value()
             .secret_id(SECRET)
             .send()
@@ -241,6 +243,8 @@ async fn option_2_restores_hands_over_and_restarts_in_one_transaction() {
     let rds = e.rds();
     let out = rds
         .client()
+        .await
+        .unwrap()
         .describe_db_instances()
         .db_instance_identifier("agentauri-production-rollback")
         .send()
@@ -252,6 +256,8 @@ async fn option_2_restores_hands_over_and_restarts_in_one_transaction() {
     let host = restored.endpoint().unwrap().address().unwrap().to_string();
     let original = rds
         .client()
+        .await
+        .unwrap()
         .describe_db_instances()
         .db_instance_identifier(DB)
         .send()

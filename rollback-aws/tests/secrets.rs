@@ -68,6 +68,8 @@ async fn env(values: &[&str]) -> Env {
 async fn stages(t: &SecretVersion) -> HashMap<String, Vec<String>> {
     let out = t
         .client()
+        .await
+        .unwrap()
         .describe_secret()
         .secret_id(SECRET)
         .send()
@@ -91,6 +93,8 @@ fn holder(stages: &HashMap<String, Vec<String>>, stage: &str) -> Option<String> 
 /// The value consumers get now (what an ECS task reads at start-up).
 async fn value(t: &SecretVersion) -> String {
     t.client()
+        .await
+        .unwrap()
         .get_secret_value()
         .secret_id(SECRET)
         .send()
@@ -275,6 +279,8 @@ async fn a_label_move_after_the_plan_is_a_conflict() {
     let change = e.target.plan(&previous).await.unwrap();
     e.target
         .client()
+        .await
+        .unwrap()
         .update_secret_version_stage()
         .secret_id(SECRET)
         .version_stage("AWSCURRENT")

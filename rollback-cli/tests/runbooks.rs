@@ -436,6 +436,8 @@ async fn runbook_001_secret_moves_awscurrent_back_without_showing_a_value() {
     let secret = rollback_aws::SecretVersion::new(&aws, SECRET).unwrap();
     let described = secret
         .client()
+        .await
+        .unwrap()
         .describe_secret()
         .secret_id(SECRET)
         .send()
@@ -577,6 +579,8 @@ async fn runbook_001_database_restore_stops_writes_restores_hands_over_and_resta
     let value = rollback_aws::SecretVersion::new(&aws, SECRET)
         .unwrap()
         .client()
+        .await
+        .unwrap()
         .get_secret_value()
         .secret_id(SECRET)
         .send()

@@ -82,11 +82,48 @@ impl PyAwsConfig {
         self.config.profile.clone()
     }
 
+    /// The standard AWS environment's settings, resolved now and checked (a region, and
+    /// credentials the chain yields): what a person calls to see a configuration problem
+    /// before anything else. Targets made later with no `config` (or this one) use them.
+    #[staticmethod]
+    fn from_env(py: Python<'_>) -> PyResult<Self> {
+        let c = PyAwsConfig {
+            config: AwsConfig::default(),
+        };
+        c.resolve(py)?;
+        Ok(c)
+    }
+
+    /// Resolves these settings now and checks them (a region, and credentials the chain
+    /// yields); returns them. Targets never need it: they resolve their settings, once per
+    /// process, at their first call.
+    fn load(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<Py<Self>> {
+        slf.resolve(py)?;
+        Ok(slf.into())
+    }
+
+    /// `load` as a coroutine, for an event loop.
+    fn load_async<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let aws = loaded().lazy(&slf.config);
+        let me: Py<Self> = slf.into();
+        awaitable(py, async move {
+            aws.ensure_ready().await.map_err(py_err)?;
+            Ok(me)
+        })
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "AwsConfig(region={:?}, endpoint_url={:?}, profile={:?})",
             self.config.region, self.config.endpoint_url, self.config.profile
         )
+    }
+}
+
+impl PyAwsConfig {
+    fn resolve(&self, py: Python<'_>) -> PyResult<()> {
+        let aws = loaded().lazy(&self.config);
+        block_on(py, async move { aws.ensure_ready().await.map_err(py_err) })
     }
 }
 
@@ -99,11 +136,11 @@ pub(crate) fn loaded() -> AwsCache {
     LOADED.get_or_init(AwsCache::new).clone()
 }
 
-/// The loaded settings for `config` (or the environment's).
-pub(crate) fn aws_for(py: Python<'_>, config: Option<&Bound<'_, PyAwsConfig>>) -> PyResult<Aws> {
+/// The settings for `config` (or the environment's), never blocking: the process's one
+/// `Aws` for them, resolved at its first use (or already, by `AwsConfig.load`).
+pub(crate) fn aws_for(config: Option<&Bound<'_, PyAwsConfig>>) -> PyResult<Aws> {
     let config = config.map(|c| c.get().config.clone()).unwrap_or_default();
-    let cache = loaded();
-    block_on(py, async move { Ok(cache.get(&config).await) })
+    Ok(loaded().lazy(&config))
 }
 
 fn target(t: impl RollbackTarget + 'static) -> PyClassInitializer<PyTarget> {
@@ -132,12 +169,11 @@ macro_rules! aws_target {
             #[new]
             #[pyo3(signature = ($($arg,)* * $(, $kw = None)*, config = None))]
             fn new(
-                py: Python<'_>,
                 $($arg: &str,)*
                 $($kw: Option<String>,)*
                 config: Option<&Bound<'_, PyAwsConfig>>,
             ) -> PyResult<PyClassInitializer<Self>> {
-                let aws = aws_for(py, config)?;
+                let aws = aws_for(config)?;
                 let t = $rust::new(&aws, $($arg),*).map_err(py_err)?;
                 $(let t = match $kw {
                     Some(v) => t.$option(v).map_err(py_err)?,
@@ -186,14 +222,13 @@ impl PyEcsService {
     #[new]
     #[pyo3(signature = (cluster, service, *, force_new_deployment = false, check_images = true, config = None))]
     fn new(
-        py: Python<'_>,
         cluster: &str,
         service: &str,
         force_new_deployment: bool,
         check_images: bool,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let t = EcsService::new(&aws, cluster, service)
             .map_err(py_err)?
             .force_new_deployment(force_new_deployment)
@@ -278,12 +313,11 @@ impl PySecretVersion {
     #[new]
     #[pyo3(signature = (secret_id, *, consumers = None, config = None))]
     fn new(
-        py: Python<'_>,
         secret_id: &str,
         consumers: Option<Vec<Bound<'_, PyAny>>>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         // `(cluster, service)` for an ECS service; any other consumer is its restart target
         // (`rollback.k8s.Deployment(...).restart()`).
         let (mut services, mut restarts) = (Vec::new(), Vec::new());
@@ -428,13 +462,12 @@ impl PyPipelineTransition {
     #[new]
     #[pyo3(signature = (pipeline, stage, *, stop_in_flight = None, config = None))]
     fn new(
-        py: Python<'_>,
         pipeline: &str,
         stage: &str,
         stop_in_flight: Option<&str>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let mut t = PipelineTransition::new(&aws, pipeline, stage).map_err(py_err)?;
         if let Some(mode) = stop_in_flight {
             t = t.stop_in_flight(mode.parse::<StopInFlight>().map_err(py_err)?);
@@ -475,12 +508,11 @@ impl PyPipelineExecution {
     #[new]
     #[pyo3(signature = (pipeline, *, source_action = None, config = None))]
     fn new(
-        py: Python<'_>,
         pipeline: &str,
         source_action: Option<String>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let mut t = PipelineExecution::new(&aws, pipeline).map_err(py_err)?;
         if let Some(a) = source_action {
             t = t.source_action(a).map_err(py_err)?;
@@ -515,14 +547,13 @@ impl PyCloudFormationStack {
     #[new]
     #[pyo3(signature = (stack, template, *, keep_parameters = None, capabilities = None, config = None))]
     fn new(
-        py: Python<'_>,
         stack: &str,
         template: &str,
         keep_parameters: Option<Vec<String>>,
         capabilities: Option<Vec<String>>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let mut t = CloudFormationStack::new(&aws, stack, template).map_err(py_err)?;
         if let Some(names) = keep_parameters {
             t = t.keep_parameters(names).map_err(py_err)?;
@@ -556,11 +587,8 @@ pub(crate) struct PyCloudWatchSource {}
 impl PyCloudWatchSource {
     #[new]
     #[pyo3(signature = (*, config = None))]
-    fn new(
-        py: Python<'_>,
-        config: Option<&Bound<'_, PyAwsConfig>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+    fn new(config: Option<&Bound<'_, PyAwsConfig>>) -> PyResult<PyClassInitializer<Self>> {
+        let aws = aws_for(config)?;
         let source = rollback_aws::CloudWatchSource::new(&aws);
         Ok(crate::metrics::PyMetricSource::init(Arc::new(source))
             .add_subclass(PyCloudWatchSource {}))
@@ -577,7 +605,6 @@ impl PyAlarmCheck {
     #[new]
     #[pyo3(signature = (prefix=None, *, names=None, config=None, policy=None))]
     fn new(
-        py: Python<'_>,
         prefix: Option<String>,
         names: Option<Vec<String>>,
         config: Option<&Bound<'_, PyAwsConfig>>,
@@ -596,8 +623,8 @@ impl PyAlarmCheck {
                     "give prefix=\"...\" (alarms whose names start with it) or names=[...]",
                 ))
             }
-            (Some(p), None) => AlarmCheck::prefix(&aws_for(py, config)?, p),
-            (None, Some(n)) => AlarmCheck::names(&aws_for(py, config)?, n).map_err(py_err)?,
+            (Some(p), None) => AlarmCheck::prefix(&aws_for(config)?, p),
+            (None, Some(n)) => AlarmCheck::names(&aws_for(config)?, n).map_err(py_err)?,
         };
         Ok(PyCheck::init(check, policy).add_subclass(PyAlarmCheck {}))
     }
@@ -619,13 +646,12 @@ impl PyCloudFrontInvalidation {
     #[new]
     #[pyo3(signature = (distribution, paths, *, timeout=None, config=None))]
     fn new(
-        py: Python<'_>,
         distribution: String,
         paths: Vec<String>,
         timeout: Option<Seconds>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let mut a = CloudFrontInvalidation::new(&aws, distribution, paths).map_err(py_err)?;
         if let Some(t) = Seconds::get_opt(timeout, rollback_aws::cloudfront::KIND, "timeout")? {
             a = a.timeout(t);
@@ -683,7 +709,7 @@ impl PyDynamoDbLocks {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let named = table.clone();
         let locks = new_or_create(
             py,
@@ -711,7 +737,7 @@ impl PyDynamoDbKnownGood {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let named = table.clone();
         let store = new_or_create(
             py,
@@ -740,7 +766,7 @@ impl PyS3KnownGood {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let prefix = prefix.unwrap_or_default();
         let (named, under) = (bucket.clone(), prefix.clone());
         let store = new_or_create(
@@ -771,7 +797,7 @@ impl PyS3Journals {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(py, config)?;
+        let aws = aws_for(config)?;
         let prefix = prefix.unwrap_or_default();
         let (named, under) = (bucket.clone(), prefix.clone());
         let store = new_or_create(

@@ -152,6 +152,43 @@ def test_explicit_config_and_the_environment(emu: EmulatorHandle, monkeypatch: p
         AwsConfig(region=" ")
 
 
+
+def test_constructors_resolve_nothing_and_load_checks_up_front(emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    emu.seed({"lambda": [{"function": FN, "alias": "live", "versions": ["a", "b"], "alias_version": "2"}]})
+    # No credentials anywhere (a profile that does not exist): making targets inside an
+    # event loop neither fails nor blocks (nothing is resolved); the first call, and load(),
+    # say what is wrong.
+    keys = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    for k in keys:
+        monkeypatch.delenv(k)
+    broken = AwsConfig(profile="no-such-profile")
+
+    async def make() -> list[LambdaAlias]:
+        return [LambdaAlias(f"fn-{i}", "live", config=broken) for i in range(200)]
+
+    made = asyncio.run(make())
+    assert len(made) == 200
+    with pytest.raises(rollback.InvalidInputError, match="credentials") as e:
+        broken.load()
+    assert "profile" in str(e.value), str(e.value)
+    with pytest.raises(rollback.InvalidInputError, match="credentials"):
+        asyncio.run(broken.load_async())
+    with pytest.raises(rollback.RollbackError):
+        made[0].current()
+    assert emu.count("GetAlias") == 0  # refused before anything was sent
+    for k, v in keys.items():
+        monkeypatch.setenv(k, v)
+    # The environment's settings, resolved and checked up front, then used by targets.
+    cfg = AwsConfig.from_env()
+    assert repr(cfg) == "AwsConfig(region=None, endpoint_url=None, profile=None)"
+    assert LambdaAlias(FN, "live").current().id == "2"
+    assert asyncio.run(AwsConfig(region="us-east-1").load_async()).region == "us-east-1"
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # the emulator's server sets it
+    with pytest.raises(rollback.InvalidInputError, match="AWS_REGION"):
+        AwsConfig.from_env()
+
+
 # -- ECS ---------------------------------------------------------------------------------------
 
 

@@ -38,6 +38,21 @@ SMOKE = textwrap.dedent(
 )
 
 
+def smoke_env(tmp_path: Path, emu: EmulatorHandle) -> dict[str, str]:
+    """Nothing of the developer's environment but PATH: the emulator, and state in tmp_path."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "AWS_ENDPOINT_URL": emu.endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "ROLLBACK_LOCK_DIR": str(tmp_path / "locks"),
+        "ROLLBACK_JOURNAL_DIR": str(tmp_path / "journal"),
+    }
+
+
 def test_the_abi3_wheel_installs_into_a_new_virtualenv_and_runs(tmp_path: Path, emu: EmulatorHandle) -> None:
     out = tmp_path / "dist"
     # The debug profile shares the workspace's target/ with `maturin develop`; a release wheel
@@ -77,18 +92,37 @@ def test_the_abi3_wheel_installs_into_a_new_virtualenv_and_runs(tmp_path: Path, 
     assert {line.split("==")[0] for line in listed.split()} <= {"rollback", "pip", "setuptools"}, listed
 
     emu.seed({"lambda": [{"function": "smoke-fn", "alias": "live", "versions": ["1.0", "1.1"], "alias_version": "2"}]})
-    run_env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "AWS_ENDPOINT_URL": emu.endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "ROLLBACK_LOCK_DIR": str(tmp_path / "locks"),
-        "ROLLBACK_JOURNAL_DIR": str(tmp_path / "journal"),
-    }
+    run_env = smoke_env(tmp_path, emu)
     smoke = subprocess.run([str(python), "-c", SMOKE], cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=300)
     assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
     assert "smoke ok" in smoke.stdout and str(venv) in smoke.stdout, smoke.stdout
+    assert emu.count("UpdateAlias") == 1
+
+
+def test_pip_install_of_the_source_folder_works(tmp_path: Path, emu: EmulatorHandle) -> None:
+    """`pip install ./rollback-py`, as the README says, through maturin's PEP 517 backend. The dev
+    profile (MATURIN_PEP517_ARGS) shares the workspace's debug build with `maturin develop`; the
+    default release profile is the same build, only slower."""
+    into = tmp_path / "site"
+    env = dict(
+        os.environ,
+        CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")),
+        MATURIN_PEP517_ARGS="--profile dev",
+    )
+    pip = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-build-isolation",
+            "--no-deps", "--target", str(into), str(ROOT / "rollback-py"),
+        ],
+        env=env, capture_output=True, text=True, timeout=3000,
+    )
+    assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-4000:]
+    assert (into / "rollback" / "py.typed").exists() and list((into / "rollback").glob("_rollback*.so"))
+
+    emu.seed({"lambda": [{"function": "smoke-fn", "alias": "live", "versions": ["1.0", "1.1"], "alias_version": "2"}]})
+    run_env = dict(smoke_env(tmp_path, emu), PYTHONPATH=str(into))
+    base = getattr(sys, "_base_executable", sys.executable)
+    smoke = subprocess.run([base, "-c", SMOKE], cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=300)
+    assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
+    assert f"smoke ok {into}" in smoke.stdout, smoke.stdout
     assert emu.count("UpdateAlias") == 1

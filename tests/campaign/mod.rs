@@ -114,9 +114,9 @@ impl Reader {
     pub async fn new(endpoint: &str) -> Reader {
         let aws = Aws::from_sdk_config(&rollback_testkit::emulator_sdk_config(endpoint).await);
         Reader {
-            lambda: aws_sdk_lambda::Client::new(aws.sdk_config()),
-            ecs: aws_sdk_ecs::Client::new(aws.sdk_config()),
-            secrets: aws_sdk_secretsmanager::Client::new(aws.sdk_config()),
+            lambda: aws_sdk_lambda::Client::new(aws.sdk_config().await),
+            ecs: aws_sdk_ecs::Client::new(aws.sdk_config().await),
+            secrets: aws_sdk_secretsmanager::Client::new(aws.sdk_config().await),
         }
     }
 

@@ -80,7 +80,7 @@ pub struct PipelineExecution {
     pipeline: String,
     source_action: Option<String>,
     aws: AwsConfig,
-    client: Client,
+    client: crate::config::LazyClient<Client>,
     id: TargetId,
     /// Commit -> the execution apply started (or found started) for it, which the wait
     /// watches.
@@ -124,7 +124,7 @@ impl PipelineExecution {
             pipeline,
             source_action: None,
             aws: aws.config().clone(),
-            client: aws.client(Client::new),
+            client: aws.lazy_client(Client::new),
             id,
             started: Arc::default(),
         })
@@ -158,6 +158,8 @@ impl PipelineExecution {
     async fn source(&self) -> Result<Source> {
         let out = self
             .client
+            .get()
+            .await?
             .get_pipeline()
             .name(&self.pipeline)
             .send()
@@ -266,9 +268,10 @@ impl PipelineExecution {
 
     /// The source, the revisions and the newest executions, in two calls.
     async fn read(&self) -> Result<(Source, Vec<Revision>, Vec<PipelineExecutionSummary>)> {
+        let client = self.client.get().await?;
         let (source, summaries) = futures::try_join!(
             self.source(),
-            list_executions(&self.client, &self.id, &self.pipeline, HISTORY_PAGES)
+            list_executions(&client, &self.id, &self.pipeline, HISTORY_PAGES)
         )?;
         let revisions = self.revisions(&source, &summaries);
         if revisions.is_empty() {
@@ -436,7 +439,8 @@ impl RollbackTarget for PipelineExecution {
             },
             _ => self.source().await?,
         };
-        let summaries = list_executions(&self.client, &self.id, &self.pipeline, 1).await?;
+        let summaries =
+            list_executions(&self.client.get().await?, &self.id, &self.pipeline, 1).await?;
         let pinned = |e: &&PipelineExecutionSummary| {
             source_revision(e, &source.action).is_some_and(|(r, _)| r == commit)
         };
@@ -486,6 +490,8 @@ impl RollbackTarget for PipelineExecution {
             })?;
         let out = self
             .client
+            .get()
+            .await?
             .start_pipeline_execution()
             .name(&self.pipeline)
             .source_revisions(pin)
@@ -505,6 +511,8 @@ impl RollbackTarget for PipelineExecution {
         if let Some(execution) = self.remembered(commit) {
             let out = self
                 .client
+                .get()
+                .await?
                 .get_pipeline_execution()
                 .pipeline_name(&self.pipeline)
                 .pipeline_execution_id(&execution)
@@ -523,7 +531,8 @@ impl RollbackTarget for PipelineExecution {
             Some(a) => a.clone(),
             None => self.source().await?.action,
         };
-        let summaries = list_executions(&self.client, &self.id, &self.pipeline, 1).await?;
+        let summaries =
+            list_executions(&self.client.get().await?, &self.id, &self.pipeline, 1).await?;
         let found = summaries
             .iter()
             .find(|e| source_revision(e, &action).is_some_and(|(r, _)| r == commit));

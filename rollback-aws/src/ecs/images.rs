@@ -87,7 +87,13 @@ impl EcsService {
         if !self.check_images {
             return Ok(d.build());
         }
-        let region = self.ecr.config().region().map(|r| r.as_ref().to_string());
+        let region = self
+            .ecr
+            .get()
+            .await?
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_string());
         let mut repos: BTreeMap<(String, String), Vec<Wanted>> = BTreeMap::new();
         for c in &def.containers {
             let Some(img) = parse_ecr(&c.image) else {
@@ -136,6 +142,8 @@ impl EcsService {
             .collect();
         let sent = self
             .ecr
+            .get()
+            .await?
             .describe_images()
             .registry_id(registry)
             .repository_name(repository)

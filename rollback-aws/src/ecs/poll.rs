@@ -30,6 +30,7 @@ use rollback_core::wait::{limited, PollSchedule};
 use rollback_core::{Error, ErrorKind, Progress, Result, Stability, TargetId};
 use tokio::time::Instant;
 
+use crate::config::LazyClient;
 use crate::error::sdk_error;
 
 /// The most services one DescribeServices call takes.
@@ -100,11 +101,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Poller {
     /// The poller of `client`, on the stability schedule with a first look 250 ms in.
-    pub(crate) fn new(client: Client) -> Self {
+    pub(crate) fn new(client: LazyClient<Client>) -> Self {
         let describe: Describe = Arc::new(move |cluster: String, names: Vec<String>| {
             let client = client.clone();
             async move {
                 client
+                    .get()
+                    .await?
                     .describe_services()
                     .cluster(&cluster)
                     .set_services(Some(names))

@@ -76,6 +76,8 @@ impl EcsService {
     /// Forces a new deployment (UpdateService with forceNewDeployment, nothing else).
     pub(crate) async fn force_restart(&self, id: &TargetId) -> Result<()> {
         self.client
+            .get()
+            .await?
             .update_service()
             .cluster(&self.cluster)
             .service(&self.service)

@@ -39,8 +39,10 @@ __all__ = [
 @final
 class AwsConfig:
     """AWS settings; unset fields come from the standard AWS environment. Credentials are
-    never part of it (nor of journals). Targets made with one ``AwsConfig`` share its
-    loaded settings."""
+    never part of it (nor of journals). Making a target resolves nothing and never blocks:
+    the settings are resolved at the first call a target makes, once per process for all
+    targets made with the same ``AwsConfig`` (``load()`` / ``from_env()`` resolve and check
+    them up front)."""
 
     def __new__(
         cls,
@@ -54,6 +56,15 @@ class AwsConfig:
     def endpoint_url(self) -> str | None: ...
     @property
     def profile(self) -> str | None: ...
+    @staticmethod
+    def from_env() -> AwsConfig:
+        """The standard AWS environment's settings, resolved now and checked (a region, and
+        credentials the chain yields); raises ``InvalidInputError`` saying what is missing."""
+    def load(self) -> AwsConfig:
+        """Resolves these settings now and checks them; returns them. Targets never need it:
+        they resolve their settings, once per process, at their first call."""
+    def load_async(self) -> Coroutine[object, None, AwsConfig]:
+        """``load`` as a coroutine, for an event loop."""
 
 @final
 class LambdaAlias(Target):
