@@ -162,6 +162,14 @@ impl Verifier for AlarmCheck {
         format!("no CloudWatch alarm {} in ALARM", self.id.name)
     }
 
+    /// DescribeAlarms, which IAM grants on no particular alarm.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(vec![rollback_core::Permission::aws(
+            "cloudwatch:DescribeAlarms",
+            "*",
+        )])
+    }
+
     /// DescribeAlarms' own limits (at most 100 names, names and prefix of at most 255
     /// characters), which it would refuse only when the check first runs, after the
     /// rollback. Calls nothing.

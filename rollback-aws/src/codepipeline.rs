@@ -252,6 +252,32 @@ impl RollbackTarget for PipelineTransition {
         self.id.clone()
     }
 
+    /// The pipeline's state read and the stage's inbound transition disabled and enabled;
+    /// unless in-flight executions are left, those listed and stopped.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let pipeline = self.client.arn("codepipeline", &self.pipeline);
+        let stage = format!("{pipeline}/{}", self.stage);
+        let mut p =
+            rollback_core::Permission::aws_all(&["codepipeline:GetPipelineState"], &pipeline);
+        p.extend(rollback_core::Permission::aws_all(
+            &[
+                "codepipeline:DisableStageTransition",
+                "codepipeline:EnableStageTransition",
+            ],
+            &stage,
+        ));
+        if !matches!(self.stop_in_flight, StopInFlight::Leave) {
+            p.extend(rollback_core::Permission::aws_all(
+                &[
+                    "codepipeline:ListPipelineExecutions",
+                    "codepipeline:StopPipelineExecution",
+                ],
+                &pipeline,
+            ));
+        }
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

@@ -301,6 +301,12 @@ impl<C: Clone + Send + Sync + 'static> LazyClient<C> {
         &self.aws
     }
 
+    /// The ARN of `resource` of `service` in the region this client sends to (`*` when it
+    /// is not known yet), account `*`: for `permissions`.
+    pub(crate) fn arn(&self, service: &str, resource: &str) -> String {
+        rollback_core::permission::aws_arn(service, self.aws.known_region().as_deref(), resource)
+    }
+
     /// The client; an error only when the target was given an ARN of another region.
     pub(crate) async fn get(&self) -> Result<C> {
         if let Some(pin) = &self.pin {

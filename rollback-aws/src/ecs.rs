@@ -909,10 +909,54 @@ impl<'a> Walk<'a> {
     }
 }
 
+impl EcsService {
+    /// The service's ARN (account `*`).
+    fn service_arn(&self) -> String {
+        let cluster = self
+            .cluster
+            .rsplit_once("cluster/")
+            .map_or(self.cluster.as_str(), |(_, name)| name);
+        self.client
+            .arn("ecs", &format!("service/{cluster}/{}", self.service))
+    }
+
+    /// What a new deployment of the service (a secret's consumer restarted) needs: the
+    /// service described and updated.
+    pub(crate) fn restart_permissions(&self) -> Vec<rollback_core::Permission> {
+        rollback_core::Permission::aws_all(
+            &["ecs:DescribeServices", "ecs:UpdateService"],
+            &self.service_arn(),
+        )
+    }
+
+    /// What [`RollbackTarget::permissions`] says.
+    fn ecs_permissions(&self) -> Vec<rollback_core::Permission> {
+        let mut p = self.restart_permissions();
+        p.extend(rollback_core::Permission::aws_all(
+            &["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"],
+            "*",
+        ));
+        if self.check_images {
+            p.push(rollback_core::Permission::aws(
+                "ecr:DescribeImages",
+                self.ecr.arn("ecr", "repository/*"),
+            ));
+        }
+        p
+    }
+}
+
 #[async_trait]
 impl RollbackTarget for EcsService {
     fn id(&self) -> TargetId {
         self.id.clone()
+    }
+
+    /// The service read and updated; task definitions read (IAM takes no resource for
+    /// them); with the image check, the images described in any ECR repository (the
+    /// repositories are known only from the task definitions).
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(self.ecs_permissions())
     }
 
     fn spec(&self) -> TargetSpec {

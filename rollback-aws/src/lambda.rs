@@ -476,6 +476,28 @@ impl RollbackTarget for LambdaAlias {
         self.id.clone()
     }
 
+    /// The alias read and moved, the versions read: on the function and its qualified ARNs.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let function = if arn::is_arn(&self.function) {
+            self.function.clone()
+        } else {
+            self.client
+                .arn("lambda", &format!("function:{}", self.function))
+        };
+        let mut p =
+            rollback_core::Permission::aws_all(&["lambda:ListVersionsByFunction"], &function);
+        let qualified = format!("{function}:*");
+        p.extend(rollback_core::Permission::aws_all(
+            &[
+                "lambda:GetAlias",
+                "lambda:UpdateAlias",
+                "lambda:GetFunctionConfiguration",
+            ],
+            &qualified,
+        ));
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

@@ -416,6 +416,22 @@ fn attributes(l: &Lease) -> HashMap<String, AttributeValue> {
 
 #[async_trait]
 impl LockManager for DynamoDbLocks {
+    /// Items of the table read and written conditionally (and the table made, by
+    /// `create_table`, which a run does not call).
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let table = self
+            .client
+            .arn("dynamodb", &format!("table/{}", self.table));
+        Some(rollback_core::Permission::aws_all(
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+            &table,
+        ))
+    }
+
     fn spec(&self) -> Option<LockSpec> {
         let params = Params {
             table: self.table.clone(),

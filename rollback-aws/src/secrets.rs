@@ -546,6 +546,34 @@ impl RollbackTarget for SecretVersion {
         self.id.clone()
     }
 
+    /// The secret's versions listed and its staging labels moved (never its value); and
+    /// what its consumers need to be restarted.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let secret = if arn::is_arn(&self.secret_id) {
+            self.secret_id.clone()
+        } else {
+            // Secret ARNs end in `-` and six random characters.
+            self.client.arn(
+                "secretsmanager",
+                &format!("secret:{}-??????", self.secret_id),
+            )
+        };
+        let mut p = rollback_core::Permission::aws_all(
+            &[
+                "secretsmanager:ListSecretVersionIds",
+                "secretsmanager:UpdateSecretVersionStage",
+            ],
+            &secret,
+        );
+        for c in &self.consumers {
+            p.extend(c.restart_permissions());
+        }
+        for r in &self.restarts {
+            p.extend(r.permissions()?);
+        }
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

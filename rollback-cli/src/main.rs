@@ -66,6 +66,13 @@ enum ReportFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyFormat {
+    Iam,
+    Rbac,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     Human,
     Json,
@@ -131,6 +138,31 @@ enum Command {
         /// JSON (the schema) or Markdown (the runbook-file reference made from it).
         #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
         format: ReportFormat,
+    },
+    /// The least privilege the runbook needs: the AWS IAM policy (each action its targets,
+    /// checks, stores and actions call, on the resources it names) and the Kubernetes RBAC
+    /// Roles (verbs per resource, by name where RBAC allows), as JSON ready to apply
+    /// (`aws iam put-role-policy --policy-document file://...`, `kubectl apply -f`). Offline:
+    /// nothing is called. Parts that do not declare their permissions (a command target, a
+    /// command check) are named on stderr; `--strict` makes them an error (exit 1).
+    Policy {
+        #[command(flatten)]
+        file: FileArgs,
+        /// The AWS account (12 digits) of the resources, else `*` in their ARNs.
+        #[arg(long)]
+        account: Option<String>,
+        /// The region of resources the runbook does not pin to one, else `*`.
+        #[arg(long, env = "AWS_REGION")]
+        region: Option<String>,
+        /// Which document: the IAM policy, the RBAC Roles (a v1 List), or both (one JSON object).
+        #[arg(long, value_enum, default_value_t = PolicyFormat::Iam)]
+        format: PolicyFormat,
+        /// The name of the RBAC Roles.
+        #[arg(long, default_value = "rollback")]
+        role: String,
+        /// Exit 1 when a part of the runbook does not declare its permissions.
+        #[arg(long)]
+        strict: bool,
     },
     /// Recent transactions in the journal folder, newest first: id, when, name, who, how it
     /// ended, why.
@@ -432,6 +464,17 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
         Command::History { kind, name } => history(&kind, &name, output).await,
         Command::List { journals } => list(&journals, output).await,
+        Command::Policy {
+            file,
+            account,
+            region,
+            format,
+            role,
+            strict,
+        } => {
+            let scope = (account.as_deref(), region.as_deref());
+            policy(&file, scope, format, &role, strict).await
+        }
         Command::Schema { format } => {
             let schema = Runbook::schema(&registry());
             match format {
@@ -461,14 +504,19 @@ async fn run(cli: Cli) -> Outcome2 {
     }
 }
 
-async fn lint(file: &FileArgs, output: Output) -> Outcome2 {
-    // Offline: the file is checked, not the cluster (no kubeconfig is read; AWS clients
-    // are built without calls).
+/// The kinds, built without a call: no kubeconfig is read, AWS settings are resolved at
+/// a target's first call (which these never make).
+fn offline_registry() -> Registry {
     let mut registry = Registry::new();
     rollback_core::command_target::register(&mut registry);
     rollback_aws::register(&mut registry);
     rollback_k8s::register_offline(&mut registry);
-    let (runbook, b) = file.load_on(&registry).await?;
+    registry
+}
+
+async fn lint(file: &FileArgs, output: Output) -> Outcome2 {
+    // Offline: the file is checked, not the cluster.
+    let (runbook, b) = file.load_on(&offline_registry()).await?;
     let steps: usize = b.stages().map(<[_]>::len).sum();
     let stages = b.stages().count();
     match output {
@@ -481,6 +529,46 @@ async fn lint(file: &FileArgs, output: Output) -> Outcome2 {
             file.file.display(),
             runbook.name()
         ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn policy(
+    file: &FileArgs,
+    (account, region): (Option<&str>, Option<&str>),
+    format: PolicyFormat,
+    role: &str,
+    strict: bool,
+) -> Outcome2 {
+    if let Some(a) = account.filter(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(Failure::Message(format!(
+            "--account {a:?} is not an AWS account id; give its 12 digits"
+        )));
+    }
+    let (_, b) = file.load_on(&offline_registry()).await?;
+    let needs = b.permissions();
+    let iam = needs.iam_policy(account, region);
+    let rbac =
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": needs.rbac_roles(role)});
+    let doc = match format {
+        PolicyFormat::Iam => iam,
+        PolicyFormat::Rbac => rbac,
+        PolicyFormat::Both => {
+            serde_json::json!({"iam": iam, "rbac": rbac, "undeclared": needs.undeclared})
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    for part in &needs.undeclared {
+        eprintln!(
+            "rollback: {part} does not declare its permissions; the policy does not cover it"
+        );
+    }
+    if strict && !needs.undeclared.is_empty() {
+        return Err(Failure::Message(format!(
+            "{} part(s) of {} do not declare their permissions (named above); give them by hand or drop --strict",
+            needs.undeclared.len(),
+            file.file.display()
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }

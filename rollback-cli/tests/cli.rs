@@ -309,7 +309,7 @@ fn lint_rejects_broken_files_with_line_and_column() {
 /// Every example runbook passes `lint` on a machine with no cloud configuration at all:
 /// no kubeconfig (the Kubernetes ones included), no AWS region, credentials or profile.
 #[test]
-fn lint_needs_no_kubeconfig_and_no_aws_configuration() {
+fn lint_and_policy_need_no_kubeconfig_and_no_aws_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let vars = [
         "ENV=prod",
@@ -333,8 +333,9 @@ fn lint_needs_no_kubeconfig_and_no_aws_configuration() {
         .collect();
     files.sort();
     assert!(files.len() >= 9, "{files:?}");
-    for file in &files {
-        let mut args = vec!["lint", file.to_str().unwrap()];
+    let offline = |cmd: &[&str], file: &Path| {
+        let mut args = cmd.to_vec();
+        args.push(file.to_str().unwrap());
         for v in &vars {
             args.extend(["--var", v]);
         }
@@ -346,7 +347,11 @@ fn lint_needs_no_kubeconfig_and_no_aws_configuration() {
                 c.env_remove(k);
             }
         }
-        let out = c.output().unwrap();
+        c.output().unwrap()
+    };
+    let mut policies = std::collections::BTreeMap::new();
+    for file in &files {
+        let out = offline(&["lint"], file);
         assert!(
             out.status.success(),
             "{}: {}",
@@ -358,7 +363,56 @@ fn lint_needs_no_kubeconfig_and_no_aws_configuration() {
             "{}",
             text(&out.stdout)
         );
+        // The least privilege is generated offline too.
+        let out = offline(&["policy", "--format", "both"], file);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            text(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["iam"]["Version"], "2012-10-17", "{doc}");
+        let name = file.file_stem().unwrap().to_str().unwrap().to_string();
+        policies.insert(name, (doc, text(&out.stderr)));
     }
+    // A Deployment undo: a Role in its namespace, get and patch narrowed to the object.
+    let (undo, _) = &policies["004-kubernetes-undo"];
+    let role = &undo["rbac"]["items"][0];
+    assert_eq!(role["metadata"]["namespace"], "production", "{undo}");
+    let named = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"][0] == "deployments" && r.get("resourceNames").is_some())
+        .unwrap_or_else(|| panic!("{role}"));
+    assert_eq!(named["verbs"], json!(["get", "patch"]));
+    assert!(
+        undo["iam"]["Statement"].as_array().unwrap().is_empty(),
+        "{undo}"
+    );
+    // A part that does not declare its permissions is named, and --strict refuses.
+    let (maintenance, stderr) = &policies["004-maintenance"];
+    assert!(
+        maintenance["undeclared"]
+            .to_string()
+            .contains("k8s-manifest"),
+        "{maintenance}"
+    );
+    assert!(
+        stderr.contains("does not declare its permissions"),
+        "{stderr}"
+    );
+    let file = common::repo().join("examples/runbooks/004-maintenance.yaml");
+    let strict = offline(&["policy", "--strict"], &file);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stderr));
+    let bad = offline(&["policy", "--account", "12"], &file);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("12 digits"),
+        "{}",
+        text(&bad.stderr)
+    );
 }
 
 /// An ECS service `prod/api` at 1.9.0 (revision 2, bad) with 1.8.0 before it, converging 6 s

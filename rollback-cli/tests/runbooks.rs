@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
@@ -189,6 +190,53 @@ impl<'a> Runbook<'a> {
             stdout,
         }
     }
+    /// The IAM actions of `rollback policy` for the runbook.
+    fn policy_actions(&self) -> BTreeSet<String> {
+        let out = self.run(&["policy", "--format", "iam", "--strict"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|st| st["Action"].as_array().unwrap().clone())
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The runbook's generated IAM policy is exact for the calls made between `before` and
+    /// `after`: every call's action is in it, and each of its actions was called (but
+    /// `spare`, actions of paths this run did not take).
+    fn assert_policy_exact(&self, before: &Value, after: &Value, spare: &[&str]) {
+        let policy = self.policy_actions();
+        let mut called = BTreeSet::new();
+        for (service, ops) in after["by_service"].as_object().unwrap() {
+            let prefix = match service.as_str() {
+                "monitoring" => "cloudwatch",
+                s => s,
+            };
+            for (op, n) in ops.as_object().unwrap() {
+                let was = before["by_service"][service][op].as_u64().unwrap_or(0);
+                if n.as_u64().unwrap() > was {
+                    called.insert(format!("{prefix}:{op}"));
+                }
+            }
+        }
+        let missing: Vec<_> = called.difference(&policy).collect();
+        assert!(
+            missing.is_empty(),
+            "called but not in the policy: {missing:?} (policy {policy:?})"
+        );
+        let unused: Vec<_> = policy
+            .difference(&called)
+            .filter(|a| !spare.contains(&a.as_str()))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "in the policy but never called: {unused:?} (called {called:?})"
+        );
+    }
+
     /// [`Runbook::apply`] that must succeed (exit 0, outcome `succeeded`).
     fn apply_ok(&self, reason: &str) -> Applied {
         let run = self.apply(reason);
@@ -283,6 +331,7 @@ async fn runbook_001_one_service_goes_back_to_its_previous_task_definition() {
         (format!("{family}:2"), 2)
     );
     assert!(emu.healthy().await.unwrap());
+    rb.assert_policy_exact(&before, &after, &[]);
 }
 
 #[tokio::test]
@@ -461,6 +510,7 @@ async fn runbook_001_secret_moves_awscurrent_back_without_showing_a_value() {
             "{v} leaked"
         );
     }
+    rb.assert_policy_exact(&before, &after, &[]);
 }
 
 #[tokio::test]
@@ -835,6 +885,8 @@ async fn runbook_003_reverts_with_the_pipeline_frozen_and_opens_it_again() {
         ("apgms-api:1".into(), 2)
     );
     assert!(emu.healthy().await.unwrap());
+    // No execution was in flight to stop.
+    rb.assert_policy_exact(&before, &after, &["codepipeline:StopPipelineExecution"]);
 }
 
 #[tokio::test]

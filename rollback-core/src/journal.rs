@@ -581,6 +581,13 @@ pub trait JournalStore: Send + Sync + std::fmt::Debug {
     /// Where it is, for people (`s3://bucket/prefix`).
     fn describe(&self) -> String;
 
+    /// The cloud permissions its calls need ([`Permission`](crate::permission::Permission)),
+    /// for `rollback policy`; `None` (the default) when it does not say, and then a policy
+    /// generated for a run that holds it says it is incomplete.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        None
+    }
+
     /// Writes records `from`.. of `transaction` (JSON lines) as one object, only if no
     /// object for `from` exists: `Ok(false)` when one does (another writer got there first).
     async fn put(&self, transaction: &str, from: u64, lines: &[u8]) -> Result<bool>;

@@ -64,6 +64,13 @@ pub trait KnownGoodStore: Send + Sync + fmt::Debug {
     /// `DynamoDB table rollback-known-good`).
     fn describe(&self) -> String;
 
+    /// The cloud permissions its calls need ([`Permission`](crate::permission::Permission)),
+    /// for `rollback policy`; `None` (the default) when it does not say, and then a policy
+    /// generated for a run that holds it says it is incomplete.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        None
+    }
+
     /// Keeps `good` unless the store holds a newer record for its target.
     async fn record(&self, good: &KnownGood) -> Result<()>;
 
@@ -107,6 +114,10 @@ impl FileKnownGood {
 
 #[async_trait]
 impl KnownGoodStore for FileKnownGood {
+    /// Local files: no cloud permission.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        Some(Vec::new())
+    }
     fn describe(&self) -> String {
         format!("folder {}", self.dir.display())
     }

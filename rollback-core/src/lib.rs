@@ -92,6 +92,7 @@ pub mod mock;
 #[cfg(feature = "http")]
 mod net;
 pub mod notify;
+pub mod permission;
 #[cfg(feature = "process")]
 mod process;
 pub mod redact;
@@ -117,6 +118,7 @@ pub use lock::{FileLocks, Holder, Lease, LockManager};
 pub type InMemoryTarget = FakeTarget;
 #[cfg(feature = "process")]
 pub use command_target::CommandTarget;
+pub use permission::{Permission, Permissions};
 pub use revision::{Change, Diff, DiffBuilder, DiffEntry, DiffSection, Revision};
 pub use selector::Selector;
 pub use target::{

@@ -211,6 +211,13 @@ pub trait LockManager: Send + Sync + fmt::Debug {
         None
     }
 
+    /// The cloud permissions its calls need ([`Permission`](crate::permission::Permission)),
+    /// for `rollback policy`; `None` (the default) when it does not say, and then a policy
+    /// generated for a run that holds it says it is incomplete.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        None
+    }
+
     /// Takes the lease on `target` for `ttl`. Fails at once with [`Error::Locked`] naming the
     /// holder when another transaction holds an unexpired lease; takes over an expired one
     /// (with a greater [`Lease::token`]); gives the same transaction its own lease again
@@ -402,6 +409,10 @@ pub fn file_stem(target: &TargetId) -> String {
 
 #[async_trait]
 impl LockManager for FileLocks {
+    /// Local files: no cloud permission.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        Some(Vec::new())
+    }
     fn spec(&self) -> Option<LockSpec> {
         let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
         Some(LockSpec {

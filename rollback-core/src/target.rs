@@ -144,6 +144,13 @@ pub trait RollbackTarget: Send + Sync + fmt::Debug {
     /// The target as data, for journals and runbook files.
     fn spec(&self) -> TargetSpec;
 
+    /// The cloud permissions its calls need ([`Permission`](crate::permission::Permission)),
+    /// for `rollback policy`; `None` (the default) when it does not say, and then a policy
+    /// generated for a run that holds it says it is incomplete.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        None
+    }
+
     /// The revision in use now.
     async fn current(&self) -> Result<Revision>;
 

@@ -446,6 +446,18 @@ fn locked(lease: &Lease) -> Error {
 
 #[async_trait]
 impl LockManager for LeaseLocks {
+    /// Leases read, made and replaced in the namespace (one per target: their names are
+    /// made from the targets, so not narrowed).
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(rollback_core::Permission::kubernetes(
+            "coordination.k8s.io",
+            "leases",
+            &["get", "create", "update"],
+            &self.namespace,
+            None,
+        ))
+    }
+
     fn spec(&self) -> Option<LockSpec> {
         let params = Params {
             namespace: self.namespace.clone(),

@@ -373,6 +373,28 @@ impl Verifier for PodsReady {
         format!("pods ready: {} in {}", self.selector_name(), self.namespace)
     }
 
+    /// The pods listed; for a workload's own selector, the workload read by name.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let mut p =
+            rollback_core::Permission::kubernetes("", "pods", &["list"], &self.namespace, None);
+        if let Source::Workload { of, .. } = &self.source {
+            let plural = match of.kind.as_str() {
+                "k8s-deployment" => "deployments",
+                "k8s-statefulset" => "statefulsets",
+                "k8s-daemonset" => "daemonsets",
+                _ => return None,
+            };
+            p.extend(rollback_core::Permission::kubernetes(
+                "apps",
+                plural,
+                &["get"],
+                &self.namespace,
+                Some(&of.name),
+            ));
+        }
+        Some(p)
+    }
+
     /// The namespace and a given label selector, as the API server would take them; a
     /// workload's own selector is read when the check runs. Calls nothing.
     fn validate(&self) -> Result<()> {

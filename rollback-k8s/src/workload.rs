@@ -783,6 +783,36 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
         self.id.clone()
     }
 
+    /// The object read and patched (by name), watched while it rolls out (a watch lists,
+    /// which RBAC does not narrow by name), and its history listed.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let (group, plural) = (W::group(&()), W::plural(&()));
+        let ns = &self.namespace;
+        let mut p = rollback_core::Permission::kubernetes(
+            &group,
+            &plural,
+            &["get", "patch"],
+            ns,
+            Some(&self.name),
+        );
+        p.extend(rollback_core::Permission::kubernetes(
+            &group,
+            &plural,
+            &["list", "watch"],
+            ns,
+            None,
+        ));
+        let (hg, hp) = (W::History::group(&()), W::History::plural(&()));
+        p.extend(rollback_core::Permission::kubernetes(
+            &hg,
+            &hp,
+            &["list"],
+            ns,
+            None,
+        ));
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         TargetSpec::new(
             W::KIND,

@@ -183,6 +183,13 @@ pub trait MetricSource: Send + Sync + fmt::Debug {
     /// A short name for errors and evidence (`prometheus/http://prometheus:9090`).
     fn name(&self) -> String;
 
+    /// The cloud permissions its queries need (see
+    /// [`RollbackTarget::permissions`](crate::RollbackTarget::permissions)); `None` (the
+    /// default) when it does not say.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        None
+    }
+
     /// The series of `query` evaluated from `start` to `end` (both included) every `step`.
     async fn range(
         &self,
@@ -293,6 +300,9 @@ impl StaticSource {
 
 #[async_trait]
 impl MetricSource for StaticSource {
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        Some(Vec::new())
+    }
     fn name(&self) -> String {
         self.name.clone()
     }

@@ -496,6 +496,10 @@ mod source {
 
     #[async_trait]
     impl MetricSource for PrometheusSource {
+        /// Plain HTTP: no cloud permission.
+        fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+            Some(Vec::new())
+        }
         /// `prometheus/<base_url>`.
         fn name(&self) -> String {
             self.target()

@@ -132,6 +132,9 @@ fn values(st: &BreachStats) -> String {
 
 #[async_trait]
 impl Verifier for ThresholdCheck {
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        self.source.permissions()
+    }
     /// `<query> > 0.05 for 5m`.
     fn name(&self) -> String {
         format!(

@@ -210,6 +210,13 @@ pub trait AfterAction: Send + Sync + fmt::Debug {
     /// Runs it; the `Ok` text goes into the report.
     async fn run(&self) -> Result<String>;
 
+    /// The cloud permissions its calls need ([`Permission`](crate::permission::Permission)),
+    /// for `rollback policy`; `None` (the default) when it does not say, and then a policy
+    /// generated for a run that holds it says it is incomplete.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        None
+    }
+
     /// Runs it as part of `run`: what a transaction calls. The default is
     /// [`run`](Self::run); an action that must not be done twice on a resume keys its
     /// request on [`ActionRun::transaction`].
@@ -591,6 +598,44 @@ impl TransactionBuilder {
     /// steps are put back).
     pub fn checks(&self) -> &[Check] {
         &self.checks
+    }
+
+    /// The cloud permissions a run of this transaction needs (its targets, checks, lock,
+    /// journal and known-good stores, actions), for `rollback policy`; the parts that do not
+    /// declare theirs are listed as such.
+    pub fn permissions(&self) -> crate::permission::Permissions {
+        let mut p = crate::permission::Permissions::default();
+        let checks = |p: &mut crate::permission::Permissions, checks: &[Check]| {
+            for c in checks {
+                p.add(
+                    format!("check {}", c.verifier.name()),
+                    c.verifier.permissions(),
+                );
+            }
+        };
+        for step in self.stages.iter().flatten() {
+            p.add(
+                format!("target {}", step.target.id()),
+                step.target.permissions(),
+            );
+            checks(&mut p, &step.checks);
+        }
+        checks(&mut p, &self.checks);
+        p.add(format!("locks {:?}", self.locks), self.locks.permissions());
+        p.add(
+            format!("known-good store {}", self.known_good.describe()),
+            self.known_good.permissions(),
+        );
+        if let Some(store) = &self.journal_store {
+            p.add(
+                format!("journal store {}", store.describe()),
+                store.permissions(),
+            );
+        }
+        for a in self.on_failure.iter().chain(&self.on_success) {
+            p.add(format!("action {}", a.name()), a.permissions());
+        }
+        p
     }
 
     /// The reason given with [`reason`](Self::reason), if any.

@@ -374,6 +374,10 @@ fn no_authority(url: &str) -> bool {
 
 #[async_trait]
 impl Verifier for HttpCheck {
+    /// A plain HTTP request: no cloud permission.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        Some(Vec::new())
+    }
     /// `GET <url>`, with the check's method.
     fn name(&self) -> String {
         format!(

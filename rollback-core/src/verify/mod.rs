@@ -135,6 +135,13 @@ pub trait Verifier: Send + Sync + fmt::Debug {
     /// Makes the check once.
     async fn check(&self) -> Result<CheckOutcome>;
 
+    /// The cloud permissions its calls need ([`Permission`](crate::permission::Permission)),
+    /// for `rollback policy`; `None` (the default) when it does not say, and then a policy
+    /// generated for a run that holds it says it is incomplete.
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        None
+    }
+
     /// The check as data; [`VerifierSpec::Opaque`] unless the type can be rebuilt.
     fn spec(&self) -> VerifierSpec {
         VerifierSpec::Opaque { name: self.name() }
@@ -167,6 +174,9 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     fn validate(&self) -> Result<()> {
         (**self).validate()
     }
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        (**self).permissions()
+    }
 }
 
 async fn outcome_of(v: &dyn Verifier) -> CheckOutcome {
@@ -182,6 +192,11 @@ pub struct And(pub Arc<dyn Verifier>, pub Arc<dyn Verifier>);
 
 #[async_trait]
 impl Verifier for And {
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        let mut all = self.0.permissions()?;
+        all.extend(self.1.permissions()?);
+        Some(all)
+    }
     fn name(&self) -> String {
         format!("({} and {})", self.0.name(), self.1.name())
     }
@@ -214,6 +229,11 @@ pub struct Or(pub Arc<dyn Verifier>, pub Arc<dyn Verifier>);
 
 #[async_trait]
 impl Verifier for Or {
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        let mut all = self.0.permissions()?;
+        all.extend(self.1.permissions()?);
+        Some(all)
+    }
     fn name(&self) -> String {
         format!("({} or {})", self.0.name(), self.1.name())
     }
@@ -246,6 +266,9 @@ pub struct Not(pub Arc<dyn Verifier>);
 
 #[async_trait]
 impl Verifier for Not {
+    fn permissions(&self) -> Option<Vec<crate::permission::Permission>> {
+        self.0.permissions()
+    }
     fn name(&self) -> String {
         format!("not {}", self.0.name())
     }
