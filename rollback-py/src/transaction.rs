@@ -392,6 +392,38 @@ impl PyTransaction {
         awaitable(py, fut)
     }
 
+    /// The least privilege a run of this transaction needs (what `rollback policy` prints):
+    /// `{"iam": <IAM policy document>, "rbac": [<Role>, ...], "undeclared": [<part>, ...]}`,
+    /// the parts in `undeclared` (a Python target, a command check) not covered. `account`
+    /// (12 digits) and `region` fill in the ARNs' unknown fields. Calls nothing.
+    #[pyo3(signature = (*, account=None, region=None, role="rollback"))]
+    fn permissions<'py>(
+        &self,
+        py: Python<'py>,
+        account: Option<&str>,
+        region: Option<&str>,
+        role: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(a) = account.filter(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(
+                "transaction",
+                format!("account={a:?} is not an AWS account id; give its 12 digits"),
+            ));
+        }
+        let locks = match &self.locks {
+            Some(l) => l.clone(),
+            None => Arc::new(FileLocks::from_env()),
+        };
+        let needs = self.builder(locks, None).permissions();
+        let doc = serde_json::json!({
+            "iam": needs.iam_policy(account, region),
+            "rbac": needs.rbac_roles(role),
+            "undeclared": needs.undeclared,
+        });
+        py.import("json")?.call_method1("loads", (doc.to_string(),))
+    }
+
     fn __repr__(&self) -> String {
         let steps = self.__len__();
         let stages = self.builder.stages().count();

@@ -692,6 +692,13 @@ class Transaction:
         locked target (:class:`LockedError`); any later failure is in the report's outcome.
         ``on_event`` gets every event, in order. Releases the GIL; Ctrl-C stops the run
         (the KeyboardInterrupt's note says how to resume it)."""
+    def permissions(
+        self, *, account: str | None = None, region: str | None = None, role: str = "rollback"
+    ) -> dict[str, Any]:
+        """The least privilege a run needs, as ``rollback policy`` prints it:
+        ``{"iam": <IAM policy>, "rbac": [<Role>, ...], "undeclared": [<part>, ...]}``; the
+        parts in ``undeclared`` (a Python target, a command check) are not covered. Calls
+        nothing."""
     def run_async(
         self, dry_run: bool = False, on_event: Callable[[Event], object] | None = None
     ) -> Coroutine[object, None, Report]:
