@@ -611,6 +611,35 @@ impl RollbackTarget for CloudFormationStack {
         self.id.clone()
     }
 
+    /// The stack described (its events too), its template read and updated; the template
+    /// artifact's bucket versioning and versions read. UpdateStack also needs whatever the
+    /// template's resources need (or a service role): not known from the runbook, and
+    /// so not in the policy.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let stack = self
+            .client
+            .arn("cloudformation", &format!("stack/{}/*", self.stack));
+        let mut p = rollback_core::Permission::aws_all(
+            &[
+                "cloudformation:DescribeStacks",
+                "cloudformation:DescribeStackEvents",
+                "cloudformation:GetTemplate",
+                "cloudformation:UpdateStack",
+            ],
+            &stack,
+        );
+        let bucket = format!("arn:aws:s3:::{}", self.bucket);
+        p.extend(rollback_core::Permission::aws_all(
+            &["s3:GetBucketVersioning", "s3:ListBucketVersions"],
+            &bucket,
+        ));
+        p.push(rollback_core::Permission::aws(
+            "s3:GetObjectVersion",
+            format!("{bucket}/{}", self.key),
+        ));
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

@@ -290,6 +290,19 @@ impl CloudFrontInvalidation {
 
 #[async_trait]
 impl AfterAction for CloudFrontInvalidation {
+    /// The distribution read, an invalidation made and read until it completes.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let distribution = format!("arn:aws:cloudfront::*:distribution/{}", self.distribution);
+        Some(rollback_core::Permission::aws_all(
+            &[
+                "cloudfront:GetDistribution",
+                "cloudfront:CreateInvalidation",
+                "cloudfront:GetInvalidation",
+            ],
+            &distribution,
+        ))
+    }
+
     fn name(&self) -> String {
         format!(
             "invalidate CloudFront {} {}",

@@ -352,6 +352,14 @@ impl MetricSource for CloudWatchSource {
         self.target().to_string()
     }
 
+    /// GetMetricData, which IAM grants on no particular metric.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(vec![rollback_core::Permission::aws(
+            "cloudwatch:GetMetricData",
+            "*",
+        )])
+    }
+
     async fn range(
         &self,
         query: &str,

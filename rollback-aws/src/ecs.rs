@@ -1135,6 +1135,11 @@ impl RollbackTarget for EcsDesiredCount {
         self.id.clone()
     }
 
+    /// The service described and its desired count updated.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(self.svc.restart_permissions())
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

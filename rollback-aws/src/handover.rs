@@ -283,6 +283,36 @@ impl RollbackTarget for ConnectionHandover {
         self.id.clone()
     }
 
+    /// The secret's versions listed, its value read and a new version written and
+    /// labelled; the restored instance described (for its endpoint).
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let secret = if crate::arn::is_arn(&self.secret_id) {
+            self.secret_id.clone()
+        } else {
+            self.secrets.arn(
+                "secretsmanager",
+                &format!("secret:{}-??????", self.secret_id),
+            )
+        };
+        let name = crate::rds::check_instance_arn(&self.id, &self.db_instance_id)
+            .ok()?
+            .0;
+        let mut p = rollback_core::Permission::aws_all(
+            &[
+                "secretsmanager:ListSecretVersionIds",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage",
+            ],
+            &secret,
+        );
+        p.push(rollback_core::Permission::aws(
+            "rds:DescribeDBInstances",
+            self.rds.arn("rds", &format!("db:{name}")),
+        ));
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

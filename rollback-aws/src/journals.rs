@@ -65,6 +65,11 @@ impl S3Journals {
 
 #[async_trait]
 impl JournalStore for S3Journals {
+    /// Objects under the prefix read, written and listed.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(self.folder.permissions())
+    }
+
     fn describe(&self) -> String {
         self.folder.describe()
     }

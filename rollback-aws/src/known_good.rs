@@ -84,6 +84,17 @@ fn item(good: &KnownGood) -> HashMap<String, AttributeValue> {
 
 #[async_trait]
 impl KnownGoodStore for DynamoDbKnownGood {
+    /// Items read and written (conditionally) in the table.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let table = self
+            .client
+            .arn("dynamodb", &format!("table/{}", self.table));
+        Some(rollback_core::Permission::aws_all(
+            &["dynamodb:GetItem", "dynamodb:PutItem"],
+            &table,
+        ))
+    }
+
     fn describe(&self) -> String {
         format!("DynamoDB table {}", self.table)
     }
@@ -202,6 +213,11 @@ impl S3KnownGood {
 
 #[async_trait]
 impl KnownGoodStore for S3KnownGood {
+    /// Objects under the prefix read, written and listed.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(self.folder.permissions())
+    }
+
     fn describe(&self) -> String {
         self.folder.describe()
     }

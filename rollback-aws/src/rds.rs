@@ -519,6 +519,46 @@ impl RollbackTarget for RdsInstance {
         self.id.clone()
     }
 
+    /// The instance and its snapshots described, a snapshot taken before a restore, and
+    /// the restore (from a snapshot or to a point in time) to the new instance, with the
+    /// copied tags (RDS checks `rds:AddTagsToResource` on a restore that tags).
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let name = check_instance_arn(&self.id, &self.db_instance_id).ok()?.0;
+        let db = self.client.arn("rds", &format!("db:{name}"));
+        let restored = self.client.arn("rds", &format!("db:{}", self.restore_as));
+        let snapshots = self.client.arn("rds", "snapshot:*");
+        let mut p = rollback_core::Permission::aws_all(&["rds:DescribeDBInstances"], &db);
+        p.extend(rollback_core::Permission::aws_all(
+            &["rds:DescribeDBInstances"],
+            &restored,
+        ));
+        p.extend(rollback_core::Permission::aws_all(
+            &["rds:DescribeDBSnapshots", "rds:CreateDBSnapshot"],
+            &db,
+        ));
+        p.extend(rollback_core::Permission::aws_all(
+            &[
+                "rds:DescribeDBSnapshots",
+                "rds:CreateDBSnapshot",
+                "rds:RestoreDBInstanceFromDBSnapshot",
+            ],
+            &snapshots,
+        ));
+        p.extend(rollback_core::Permission::aws_all(
+            &["rds:RestoreDBInstanceToPointInTime"],
+            &db,
+        ));
+        p.extend(rollback_core::Permission::aws_all(
+            &[
+                "rds:RestoreDBInstanceFromDBSnapshot",
+                "rds:RestoreDBInstanceToPointInTime",
+                "rds:AddTagsToResource",
+            ],
+            &restored,
+        ));
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

@@ -20,6 +20,17 @@ pub(crate) struct S3Folder {
     pub(crate) prefix: String,
 }
 
+impl S3Folder {
+    /// Objects under the prefix read and written, the bucket listed under the prefix.
+    pub(crate) fn permissions(&self) -> Vec<rollback_core::Permission> {
+        let bucket = format!("arn:aws:s3:::{}", self.bucket);
+        let objects = format!("{bucket}/{}*", self.prefix);
+        let mut p = rollback_core::Permission::aws_all(&["s3:GetObject", "s3:PutObject"], &objects);
+        p.push(rollback_core::Permission::aws("s3:ListBucket", bucket));
+        p
+    }
+}
+
 /// The S3 client of these settings: path-style when the endpoint is a custom one (an
 /// emulator, MinIO).
 pub(crate) fn s3_client(sdk: &SdkConfig) -> Client {

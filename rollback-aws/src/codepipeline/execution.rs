@@ -395,6 +395,20 @@ impl RollbackTarget for PipelineExecution {
         self.id.clone()
     }
 
+    /// The pipeline and its executions read, one started pinned to a commit.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let pipeline = self.client.arn("codepipeline", &self.pipeline);
+        Some(rollback_core::Permission::aws_all(
+            &[
+                "codepipeline:GetPipeline",
+                "codepipeline:ListPipelineExecutions",
+                "codepipeline:GetPipelineExecution",
+                "codepipeline:StartPipelineExecution",
+            ],
+            &pipeline,
+        ))
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }

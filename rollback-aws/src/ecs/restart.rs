@@ -192,6 +192,11 @@ impl RollbackTarget for EcsRestart {
         self.id.clone()
     }
 
+    /// The service described and given a new deployment.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(self.svc.restart_permissions())
+    }
+
     fn spec(&self) -> TargetSpec {
         target::spec(self)
     }
