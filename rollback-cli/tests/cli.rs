@@ -391,19 +391,28 @@ fn lint_and_policy_need_no_kubeconfig_and_no_aws_configuration() {
         undo["iam"]["Statement"].as_array().unwrap().is_empty(),
         "{undo}"
     );
-    // A part that does not declare its permissions is named, and --strict refuses.
-    let (maintenance, stderr) = &policies["004-maintenance"];
+    // A part that does not declare its permissions (runbook 002's smoke test, a command
+    // check) is named, and --strict refuses.
+    let (canary, stderr) = &policies["002-ecs-canary"];
     assert!(
-        maintenance["undeclared"]
-            .to_string()
-            .contains("k8s-manifest"),
-        "{maintenance}"
+        canary["undeclared"].to_string().contains("smoke_test.sh"),
+        "{canary}"
     );
     assert!(
         stderr.contains("does not declare its permissions"),
         "{stderr}"
     );
-    let file = common::repo().join("examples/runbooks/004-maintenance.yaml");
+    // Runbook 004's maintenance objects: each by name (create cannot be narrowed).
+    let (maintenance, _) = &policies["004-maintenance"];
+    assert!(
+        maintenance["undeclared"].as_array().unwrap().is_empty(),
+        "{maintenance}"
+    );
+    assert!(
+        maintenance["rbac"].to_string().contains("frontend-flags"),
+        "{maintenance}"
+    );
+    let file = common::repo().join("examples/runbooks/002-ecs-canary.yaml");
     let strict = offline(&["policy", "--strict"], &file);
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stderr));
     let bad = offline(&["policy", "--account", "12"], &file);

@@ -37,6 +37,91 @@ fn rollback(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The RBAC attributes of an API call: (namespace, group, resource, verb, name).
+fn attributes(call: &Value) -> Option<(String, String, String, String, Option<String>)> {
+    let path = call["path"].as_str()?;
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let ["namespaces", ns, resource, tail @ ..] = rest else {
+        return None;
+    };
+    let name = tail.first().map(|n| n.to_string());
+    let query = call["query"].as_str().unwrap_or("");
+    let verb = match (call["method"].as_str()?, &name) {
+        ("GET", Some(_)) => "get",
+        ("GET", None) if query.contains("watch=true") || query.contains("watch=1") => "watch",
+        ("GET", None) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        _ => return None,
+    };
+    Some((
+        ns.to_string(),
+        group.to_string(),
+        resource.to_string(),
+        verb.into(),
+        name,
+    ))
+}
+
+/// Every namespaced call is allowed by a rule of the Role of its namespace, and every verb
+/// of every rule was used by a call: the Roles are sufficient and minimal for the calls.
+fn assert_rbac_exact(roles: &Value, calls: &Value) {
+    let mut used = std::collections::BTreeSet::new();
+    for call in calls.as_array().unwrap() {
+        let Some((ns, group, resource, verb, name)) = attributes(call) else {
+            continue;
+        };
+        let role = roles["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metadata"]["namespace"] == ns.as_str())
+            .unwrap_or_else(|| panic!("no Role in {ns} for {call}"));
+        let allowed = role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .find(|(_, r)| {
+                r["apiGroups"][0] == group.as_str()
+                    && r["resources"][0] == resource.as_str()
+                    && r["verbs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|v| v == verb.as_str())
+                    && r.get("resourceNames").is_none_or(|names| {
+                        name.as_ref().is_some_and(|n| {
+                            names.as_array().unwrap().iter().any(|x| x == n.as_str())
+                        })
+                    })
+            });
+        let (i, _) = allowed.unwrap_or_else(|| {
+            panic!("{verb} {group}/{resource} {name:?} in {ns} is not allowed by {role:#}")
+        });
+        used.insert((ns, i, verb));
+    }
+    for role in roles["items"].as_array().unwrap() {
+        let ns = role["metadata"]["namespace"].as_str().unwrap().to_string();
+        for (i, rule) in role["rules"].as_array().unwrap().iter().enumerate() {
+            for verb in rule["verbs"].as_array().unwrap() {
+                let verb = verb.as_str().unwrap().to_string();
+                assert!(
+                    used.contains(&(ns.clone(), i, verb.clone())),
+                    "{verb} of {rule} is never used"
+                );
+            }
+        }
+    }
+}
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/runbooks/004-kubernetes-undo.yaml")
 }
@@ -147,6 +232,7 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
 
     let file = example();
     let f = file.to_str().unwrap();
+    sim.reset_calls().await.unwrap();
     let lint = rollback(
         dir.path(),
         &kubeconfig,
@@ -180,6 +266,23 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
     let out = text(&applied.stdout);
     assert!(applied.status.success(), "{out}{}", text(&applied.stderr));
     assert!(out.contains("succeeded"), "{out}");
+    // The Role `rollback policy` generates is exact for what the plan and the run called.
+    let calls = sim.calls().await.unwrap();
+    let roles = rollback(
+        dir.path(),
+        &kubeconfig,
+        &[
+            "policy",
+            f,
+            "--var",
+            "NAMESPACE=production",
+            "--format",
+            "rbac",
+        ],
+    );
+    assert!(roles.status.success(), "{}", text(&roles.stderr));
+    let roles: Value = serde_json::from_slice(&roles.stdout).unwrap();
+    assert_rbac_exact(&roles, &calls);
     // The progress lines (no terminal: plain, timestamped) carry the rollout's own words.
     let progress = text(&applied.stderr);
     assert!(

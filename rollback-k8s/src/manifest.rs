@@ -907,6 +907,23 @@ impl RollbackTarget for Manifest {
         self.id.clone()
     }
 
+    /// Each object read, made, replaced and deleted (by name, but for create, which RBAC
+    /// does not narrow).
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let mut p = Vec::new();
+        for o in &self.objects {
+            let r = o.kind.resource();
+            p.extend(rollback_core::Permission::kubernetes(
+                &r.group,
+                &r.plural,
+                &["get", "create", "update", "delete"],
+                &o.namespace,
+                Some(&o.name),
+            ));
+        }
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         TargetSpec::new(
             KIND,

@@ -372,6 +372,16 @@ impl<W: Scalable> RollbackTarget for Replicas<W> {
         self.id.clone()
     }
 
+    /// The workload read, scaled (patched) and watched; and what the check between the
+    /// steps of a gradual scale-up needs.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        let mut p = self.workload.object_permissions();
+        if let Some(between) = &self.between {
+            p.extend(between.verifier.as_ref()?.permissions()?);
+        }
+        Some(p)
+    }
+
     fn spec(&self) -> TargetSpec {
         TargetSpec::new(
             W::REPLICAS_KIND,
@@ -575,6 +585,11 @@ impl<W: WorkloadKind> Restart<W> {
 impl<W: WorkloadKind> RollbackTarget for Restart<W> {
     fn id(&self) -> TargetId {
         self.id.clone()
+    }
+
+    /// The workload read, restarted (patched) and watched.
+    fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
+        Some(self.workload.object_permissions())
     }
 
     fn spec(&self) -> TargetSpec {

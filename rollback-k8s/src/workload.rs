@@ -461,6 +461,28 @@ impl<W: WorkloadKind> Workload<W> {
         kube_error(&self.id, &self.op(verb), e)
     }
 
+    /// The object read and patched (by name) and watched (a watch lists, which RBAC does
+    /// not narrow by name): what every target on a workload needs.
+    pub(crate) fn object_permissions(&self) -> Vec<rollback_core::Permission> {
+        let (group, plural) = (W::group(&()), W::plural(&()));
+        let ns = &self.namespace;
+        let mut p = rollback_core::Permission::kubernetes(
+            &group,
+            &plural,
+            &["get", "patch"],
+            ns,
+            Some(&self.name),
+        );
+        p.extend(rollback_core::Permission::kubernetes(
+            &group,
+            &plural,
+            &["list", "watch"],
+            ns,
+            None,
+        ));
+        p
+    }
+
     /// Reads the object.
     pub(crate) async fn object(&self) -> Result<W> {
         self.api()
@@ -786,22 +808,8 @@ impl<W: WorkloadKind> RollbackTarget for Workload<W> {
     /// The object read and patched (by name), watched while it rolls out (a watch lists,
     /// which RBAC does not narrow by name), and its history listed.
     fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
-        let (group, plural) = (W::group(&()), W::plural(&()));
+        let mut p = self.object_permissions();
         let ns = &self.namespace;
-        let mut p = rollback_core::Permission::kubernetes(
-            &group,
-            &plural,
-            &["get", "patch"],
-            ns,
-            Some(&self.name),
-        );
-        p.extend(rollback_core::Permission::kubernetes(
-            &group,
-            &plural,
-            &["list", "watch"],
-            ns,
-            None,
-        ));
         let (hg, hp) = (W::History::group(&()), W::History::plural(&()));
         p.extend(rollback_core::Permission::kubernetes(
             &hg,
