@@ -225,11 +225,19 @@ fn service_error(
         "AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied"
     ) || status == Some(403)
     {
-        return Error::backend(
-            target,
-            format!("{message}; check the credentials and the IAM permissions for {op}"),
-            false,
-        );
+        let said = detail.as_str();
+        if code == "UnrecognizedClientException" {
+            return Error::backend(
+                target,
+                format!("{message}; check the credentials (AWS does not know their key)"),
+                false,
+            );
+        }
+        let action = after(said, "perform: ")
+            .or_else(|| iam_action(op).map(str::to_string))
+            .unwrap_or_else(|| op.to_string());
+        let resource = after(said, "on resource: ").unwrap_or_else(|| target.to_string());
+        return Error::permission_denied(target, action, resource);
     }
     let todo = if status.is_some_and(|s| (200..300).contains(&s)) {
         "a success the SDK cannot read: check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies)"
@@ -237,6 +245,71 @@ fn service_error(
         "the error's source has AWS's full answer"
     };
     Error::backend(target, format!("{message}; {todo}"), false)
+}
+
+/// The word after `marker` in an AWS message (`... perform: lambda:UpdateAlias on ...`).
+fn after(said: &str, marker: &str) -> Option<String> {
+    let rest = &said[said.find(marker)? + marker.len()..];
+    let word: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ',')
+        .collect();
+    let word = word.trim_end_matches(['.', ';']);
+    (!word.is_empty()).then(|| word.to_string())
+}
+
+/// The IAM action of an operation this crate calls, for a denial whose message does not
+/// name it.
+pub(crate) fn iam_action(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "GetAlias" => "lambda:GetAlias",
+        "UpdateAlias" => "lambda:UpdateAlias",
+        "GetFunctionConfiguration" => "lambda:GetFunctionConfiguration",
+        "ListVersionsByFunction" => "lambda:ListVersionsByFunction",
+        "DescribeServices" => "ecs:DescribeServices",
+        "UpdateService" => "ecs:UpdateService",
+        "DescribeTaskDefinition" => "ecs:DescribeTaskDefinition",
+        "ListTaskDefinitions" => "ecs:ListTaskDefinitions",
+        "DescribeImages" => "ecr:DescribeImages",
+        "ListSecretVersionIds" => "secretsmanager:ListSecretVersionIds",
+        "UpdateSecretVersionStage" => "secretsmanager:UpdateSecretVersionStage",
+        "GetSecretValue" => "secretsmanager:GetSecretValue",
+        "PutSecretValue" => "secretsmanager:PutSecretValue",
+        "DescribeDBInstances" => "rds:DescribeDBInstances",
+        "DescribeDBSnapshots" => "rds:DescribeDBSnapshots",
+        "CreateDBSnapshot" => "rds:CreateDBSnapshot",
+        "RestoreDBInstanceFromDBSnapshot" => "rds:RestoreDBInstanceFromDBSnapshot",
+        "RestoreDBInstanceToPointInTime" => "rds:RestoreDBInstanceToPointInTime",
+        "GetPipelineState" => "codepipeline:GetPipelineState",
+        "DisableStageTransition" => "codepipeline:DisableStageTransition",
+        "EnableStageTransition" => "codepipeline:EnableStageTransition",
+        "ListPipelineExecutions" => "codepipeline:ListPipelineExecutions",
+        "StopPipelineExecution" => "codepipeline:StopPipelineExecution",
+        "GetPipeline" => "codepipeline:GetPipeline",
+        "GetPipelineExecution" => "codepipeline:GetPipelineExecution",
+        "StartPipelineExecution" => "codepipeline:StartPipelineExecution",
+        "DescribeAlarms" => "cloudwatch:DescribeAlarms",
+        "GetMetricData" => "cloudwatch:GetMetricData",
+        "DescribeStacks" => "cloudformation:DescribeStacks",
+        "DescribeStackEvents" => "cloudformation:DescribeStackEvents",
+        "GetTemplate" => "cloudformation:GetTemplate",
+        "UpdateStack" => "cloudformation:UpdateStack",
+        "GetDistribution" => "cloudfront:GetDistribution",
+        "CreateInvalidation" => "cloudfront:CreateInvalidation",
+        "GetInvalidation" => "cloudfront:GetInvalidation",
+        "GetItem" => "dynamodb:GetItem",
+        "PutItem" => "dynamodb:PutItem",
+        "UpdateItem" => "dynamodb:UpdateItem",
+        "DescribeTable" => "dynamodb:DescribeTable",
+        "CreateTable" => "dynamodb:CreateTable",
+        "GetObject" => "s3:GetObject",
+        "PutObject" => "s3:PutObject",
+        "ListObjectsV2" => "s3:ListBucket",
+        "ListObjectVersions" => "s3:ListBucketVersions",
+        "GetBucketVersioning" => "s3:GetBucketVersioning",
+        "CreateBucket" => "s3:CreateBucket",
+        _ => return None,
+    })
 }
 
 /// The innermost cause of an error (`Connection refused (os error 111)`), cut short: what a
@@ -264,4 +337,49 @@ pub(crate) fn check_name(id: &TargetId, what: &str, value: &str, expected: &str)
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollback_core::ErrorKind;
+
+    #[test]
+    fn a_denial_names_the_action_and_resource_and_points_at_rollback_policy() {
+        let said = "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: lambda:UpdateAlias on resource: arn:aws:lambda:us-east-1:123456789012:function:f:live because no identity-based policy allows the lambda:UpdateAlias action";
+        let e = service_error(
+            "lambda-alias/f:live",
+            "UpdateAlias",
+            Some(403),
+            Some("HTTP 403".into()),
+            Some("AccessDeniedException"),
+            Some(said.into()),
+            None,
+        );
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(
+                "lambda:UpdateAlias on arn:aws:lambda:us-east-1:123456789012:function:f:live"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("rollback policy"), "{text}");
+        assert_eq!(e.record().fields["action"], "lambda:UpdateAlias");
+        // Without the words, the action comes from the operation and the resource is the target.
+        let e = service_error(
+            "ecs-service/c/s",
+            "UpdateService",
+            Some(403),
+            None,
+            Some("AccessDenied"),
+            None,
+            None,
+        );
+        assert!(
+            e.to_string()
+                .contains("ecs:UpdateService on ecs-service/c/s"),
+            "{e}"
+        );
+    }
 }

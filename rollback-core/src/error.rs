@@ -150,6 +150,21 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// The backend refused a call for want of a permission (AWS AccessDenied, Kubernetes
+    /// 403 Forbidden).
+    #[error("{target}: permission denied: {action} on {resource}; grant it (`rollback policy` prints every permission the runbook needs)")]
+    PermissionDenied {
+        /// The target (`kind/name`).
+        target: String,
+        /// The permission missing: an IAM action (`lambda:UpdateAlias`) or an RBAC verb
+        /// and resource (`patch deployments.apps`).
+        action: String,
+        /// The resource it was denied on (an ARN, `namespace/name`), as far as known.
+        resource: String,
+        /// The backend's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The journal could not be written or read.
     #[error("journal {path}: {message}")]
     Journal {
@@ -185,7 +200,8 @@ impl Error {
             | Error::Timeout { target, .. }
             | Error::RolloutFailed { target, .. }
             | Error::VerificationFailed { target, .. }
-            | Error::Backend { target, .. } => target,
+            | Error::Backend { target, .. }
+            | Error::PermissionDenied { target, .. } => target,
             Error::Journal { path, .. } => path,
         }
     }
@@ -203,6 +219,7 @@ impl Error {
             Error::RolloutFailed { .. } => ErrorKind::RolloutFailed,
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::Journal { .. } => ErrorKind::Journal,
         }
     }
@@ -338,6 +355,20 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::PermissionDenied`].
+    pub fn permission_denied(
+        target: impl Into<String>,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> Self {
+        Error::PermissionDenied {
+            target: target.into(),
+            action: action.into(),
+            resource: resource.into(),
+            source: None,
+        }
+    }
+
     /// Shorthand for [`Error::Journal`] without a source.
     pub fn journal(path: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Journal {
@@ -366,6 +397,7 @@ impl Error {
             | Error::RolloutFailed { source, .. }
             | Error::VerificationFailed { source, .. }
             | Error::Backend { source, .. }
+            | Error::PermissionDenied { source, .. }
             | Error::Journal { source, .. } => source,
         }
     }
@@ -393,6 +425,9 @@ impl Error {
                 ("expires_at", expires_at.to_rfc3339()),
             ],
             Error::LeaseLost { reason, .. } => vec![("reason", reason.clone())],
+            Error::PermissionDenied {
+                action, resource, ..
+            } => vec![("action", action.clone()), ("resource", resource.clone())],
             Error::Throttled {
                 message,
                 retry_after,
@@ -467,6 +502,9 @@ impl Error {
                 Error::verification_failed(target, recorded("check"), text("evidence"))
             }
             ErrorKind::Journal => Error::journal(target, text("message")),
+            ErrorKind::PermissionDenied => {
+                Error::permission_denied(target, text("action"), recorded("resource"))
+            }
             ErrorKind::Backend => Error::backend(target, text("message"), record.retryable),
         };
         e.with_source(Recorded(record.message.clone()))
@@ -512,6 +550,8 @@ pub enum ErrorKind {
     Backend,
     /// See [`Error::Journal`].
     Journal,
+    /// See [`Error::PermissionDenied`].
+    PermissionDenied,
 }
 
 /// An error as plain data: what journals, reports and events carry.
@@ -596,6 +636,11 @@ mod tests {
             Error::verification_failed("transaction", "health", "HTTP 503"),
             Error::backend("secret/db", "HTTP 500", true),
             Error::journal("/tmp/j.jsonl", "disk full"),
+            Error::permission_denied(
+                "lambda-alias/f:live",
+                "lambda:UpdateAlias",
+                "arn:aws:lambda:us-east-1:123456789012:function:f:live",
+            ),
         ]
     }
 

@@ -39,6 +39,7 @@ pub(crate) fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::VerificationFailed => "verification_failed",
         ErrorKind::Backend => "backend",
         ErrorKind::Journal => "journal",
+        ErrorKind::PermissionDenied => "permission_denied",
         _ => "error",
     }
 }
@@ -56,6 +57,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::VerificationFailed => "VerificationError",
         ErrorKind::Backend => "BackendError",
         ErrorKind::Journal => "JournalError",
+        ErrorKind::PermissionDenied => "PermissionDeniedError",
         _ => "RollbackError",
     }
 }

@@ -789,14 +789,15 @@ def test_the_least_privilege_of_a_transaction() -> None:
     tx.add(LambdaAlias(FN, "live"), rollback.Previous(), verify=[AlarmCheck("agentauri")])
     tx.add(EcsService(CLUSTER, "api-gateway-v2"), rollback.Previous())
     tx.add(MemoryTarget("mine", ["1", "2"], "2"), rollback.Previous())
-    needs = tx.permissions(account="123456789012", region="eu-west-1")
+    # The region: the resolved settings' when a call was made, else the one given here.
+    needs = tx.permissions(account="123456789012", region="us-east-1")
     by_action: dict[str, list[str]] = {}
     for st in needs["iam"]["Statement"]:
         for a in st["Action"]:
             by_action.setdefault(a, []).extend(st["Resource"])
-    assert by_action["lambda:UpdateAlias"] == [f"arn:aws:lambda:eu-west-1:123456789012:function:{FN}:*"]
-    assert by_action["ecs:UpdateService"] == [f"arn:aws:ecs:eu-west-1:123456789012:service/{CLUSTER}/api-gateway-v2"]
-    assert by_action["dynamodb:UpdateItem"] == ["arn:aws:dynamodb:eu-west-1:123456789012:table/rollback-locks"]
+    assert by_action["lambda:UpdateAlias"] == [f"arn:aws:lambda:us-east-1:123456789012:function:{FN}:*"]
+    assert by_action["ecs:UpdateService"] == [f"arn:aws:ecs:us-east-1:123456789012:service/{CLUSTER}/api-gateway-v2"]
+    assert by_action["dynamodb:UpdateItem"] == ["arn:aws:dynamodb:us-east-1:123456789012:table/rollback-locks"]
     assert by_action["cloudwatch:DescribeAlarms"] == ["*"]
     assert needs["rbac"] == []
     assert needs["undeclared"] == ["target memory-py/mine"], needs["undeclared"]

@@ -23,6 +23,7 @@ from ._errors import (
     ConflictError,
     InvalidInputError,
     JournalError,
+    PermissionDeniedError,
     LeaseLostError,
     LockedError,
     NotFoundError,

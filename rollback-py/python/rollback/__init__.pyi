@@ -28,6 +28,7 @@ from ._errors import BackendError as BackendError
 from ._errors import ConflictError as ConflictError
 from ._errors import InvalidInputError as InvalidInputError
 from ._errors import JournalError as JournalError
+from ._errors import PermissionDeniedError as PermissionDeniedError
 from ._errors import LeaseLostError as LeaseLostError
 from ._errors import LockedError as LockedError
 from ._errors import NotFoundError as NotFoundError
@@ -96,6 +97,7 @@ __all__ = [
     "RolloutError",
     "BackendError",
     "JournalError",
+    "PermissionDeniedError",
 ]
 
 __version__: str

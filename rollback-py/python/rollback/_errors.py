@@ -19,6 +19,7 @@ __all__ = [
     "RolloutError",
     "BackendError",
     "JournalError",
+    "PermissionDeniedError",
 ]
 
 
@@ -118,3 +119,11 @@ class JournalError(RollbackError):
     """The journal could not be written or read."""
 
     default_kind = "journal"
+
+
+class PermissionDeniedError(RollbackError):
+    """The backend refused a call for want of a permission (AWS AccessDenied, Kubernetes 403);
+    the message names the action and resource. ``Transaction.permissions()`` (``rollback
+    policy``) gives every permission a run needs."""
+
+    default_kind = "permission_denied"
