@@ -237,7 +237,11 @@ fn service_error(
             .or_else(|| iam_action(op).map(str::to_string))
             .unwrap_or_else(|| op.to_string());
         let resource = after(said, "on resource: ").unwrap_or_else(|| target.to_string());
-        return Error::permission_denied(target, action, resource);
+        let hint = format!(
+            "grant {action} to the credentials in use (`rollback policy` prints every permission a runbook needs); AWS says: {}",
+            excerpt(said, 300)
+        );
+        return Error::permission_denied(target, action, resource, hint);
     }
     let todo = if status.is_some_and(|s| (200..300).contains(&s)) {
         "a success the SDK cannot read: check that the endpoint is AWS (AWS_ENDPOINT_URL, proxies)"

@@ -152,7 +152,7 @@ pub enum Error {
     },
     /// The backend refused a call for want of a permission (AWS AccessDenied, Kubernetes
     /// 403 Forbidden).
-    #[error("{target}: permission denied: {action} on {resource}; grant it (`rollback policy` prints every permission the runbook needs)")]
+    #[error("{target}: permission denied: {action} on {resource}; {hint}")]
     PermissionDenied {
         /// The target (`kind/name`).
         target: String,
@@ -161,6 +161,9 @@ pub enum Error {
         action: String,
         /// The resource it was denied on (an ARN, `namespace/name`), as far as known.
         resource: String,
+        /// What to do: the backend's words and how to grant it (`rollback policy` prints
+        /// every permission a runbook needs).
+        hint: String,
         /// The backend's own error.
         #[source]
         source: Option<BoxError>,
@@ -360,11 +363,13 @@ impl Error {
         target: impl Into<String>,
         action: impl Into<String>,
         resource: impl Into<String>,
+        hint: impl Into<String>,
     ) -> Self {
         Error::PermissionDenied {
             target: target.into(),
             action: action.into(),
             resource: resource.into(),
+            hint: hint.into(),
             source: None,
         }
     }
@@ -426,8 +431,15 @@ impl Error {
             ],
             Error::LeaseLost { reason, .. } => vec![("reason", reason.clone())],
             Error::PermissionDenied {
-                action, resource, ..
-            } => vec![("action", action.clone()), ("resource", resource.clone())],
+                action,
+                resource,
+                hint,
+                ..
+            } => vec![
+                ("action", action.clone()),
+                ("resource", resource.clone()),
+                ("hint", hint.clone()),
+            ],
             Error::Throttled {
                 message,
                 retry_after,
@@ -502,9 +514,12 @@ impl Error {
                 Error::verification_failed(target, recorded("check"), text("evidence"))
             }
             ErrorKind::Journal => Error::journal(target, text("message")),
-            ErrorKind::PermissionDenied => {
-                Error::permission_denied(target, text("action"), recorded("resource"))
-            }
+            ErrorKind::PermissionDenied => Error::permission_denied(
+                target,
+                text("action"),
+                recorded("resource"),
+                recorded("hint"),
+            ),
             ErrorKind::Backend => Error::backend(target, text("message"), record.retryable),
         };
         e.with_source(Recorded(record.message.clone()))
@@ -640,6 +655,7 @@ mod tests {
                 "lambda-alias/f:live",
                 "lambda:UpdateAlias",
                 "arn:aws:lambda:us-east-1:123456789012:function:f:live",
+                "grant it",
             ),
         ]
     }

@@ -604,13 +604,17 @@ pub(crate) fn kube_error(target: &TargetId, op: &Op, e: kube::Error) -> Error {
             ),
             false,
         ),
-        403 => Error::backend(
+        403 => Error::permission_denied(
             id,
+            format!("{} {}", op.verb, op.plural),
+            match &op.name {
+                Some(name) => format!("{}/{name}", op.namespace),
+                None => format!("namespace {}", op.namespace),
+            },
             format!(
-                "{op} answered {what}. The credentials in use may not {} {} in namespace {}: check the RBAC rules (kubectl auth can-i {} {} -n {})",
-                op.verb, op.plural, op.namespace, op.verb, op.plural, op.namespace
+                "{op} answered {what}. Check the RBAC rules (kubectl auth can-i {} {} -n {}); `rollback policy --format rbac` prints the Role a runbook needs",
+                op.verb, op.plural, op.namespace
             ),
-            false,
         ),
         400 | 422 => Error::invalid(
             id,

@@ -168,13 +168,14 @@ impl LeaseLocks {
         let op = Op::of::<KubeLease>(verb, &self.namespace, Some(name));
         let ns = &self.namespace;
         match &e {
-            kube::Error::Api(status) if status.code == 403 => Error::backend(
+            kube::Error::Api(status) if status.code == 403 => Error::permission_denied(
                 target.to_string(),
+                format!("{verb} leases.coordination.k8s.io"),
+                format!("{ns}/{name}"),
                 format!(
-                    "{op} answered {}. Kubernetes leases need get, create and update on leases (API group coordination.k8s.io) in namespace {ns}: a Role with those verbs, bound to the kubeconfig context's user or the pod's service account (kubectl auth can-i update leases.coordination.k8s.io -n {ns})",
+                    "{op} answered {}. Kubernetes leases need get, create and update on leases (API group coordination.k8s.io) in namespace {ns}: a Role with those verbs, bound to the kubeconfig context's user or the pod's service account (kubectl auth can-i update leases.coordination.k8s.io -n {ns}; `rollback policy --format rbac` prints it)",
                     describe_status(status)
                 ),
-                false,
             )
             .with_source(e),
             kube::Error::Api(status) if status.code == 404 && verb == "create" => Error::not_found(

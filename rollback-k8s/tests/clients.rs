@@ -27,7 +27,7 @@ async fn api_errors_keep_the_kube_error_as_their_source() {
         (400, ErrorKind::InvalidInput),
         (422, ErrorKind::InvalidInput),
         (401, ErrorKind::Backend),
-        (403, ErrorKind::Backend),
+        (403, ErrorKind::PermissionDenied),
         (500, ErrorKind::Backend),
     ] {
         sim.inject(Fault::new(Some("GET"), "/deployments/frontend", code))

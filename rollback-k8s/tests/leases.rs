@@ -343,7 +343,7 @@ async fn api_errors_become_the_transactions_error_kinds() {
 
     env.sim.inject(fault("GET", 403)).await.unwrap();
     let e = locks.acquire(&t, &alice, TTL).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     assert!(!e.is_retryable(), "{e}");
     let text = e.to_string();
     for needed in [
@@ -351,6 +351,8 @@ async fn api_errors_become_the_transactions_error_kinds() {
         "coordination.k8s.io",
         "namespace rollback",
         "kubectl auth can-i",
+        "permission denied: get leases.coordination.k8s.io",
+        "rollback policy",
     ] {
         assert!(text.contains(needed), "{needed:?} in {text}");
     }

@@ -289,7 +289,7 @@ async fn api_errors_become_typed_errors_naming_the_target() {
         (429, "TooManyRequests", ErrorKind::Throttled, true),
         (500, "InternalError", ErrorKind::Backend, true),
         (503, "ServiceUnavailable", ErrorKind::Backend, true),
-        (403, "Forbidden", ErrorKind::Backend, false),
+        (403, "Forbidden", ErrorKind::PermissionDenied, false),
     ] {
         let (k8s, _) = fake(move |_| {
             status(
@@ -470,7 +470,7 @@ async fn kube_errors_are_short_readable_and_free_of_secrets() {
         ),
         (
             (403, "application/json", forbidden),
-            ErrorKind::Backend,
+            ErrorKind::PermissionDenied,
             false,
             &[
                 "get deployment production/frontend",
@@ -774,7 +774,7 @@ async fn a_forbidden_watch_fails_the_wait_at_once() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.to_string().contains("HTTP 403 (Forbidden)"), "{err}");
     assert!(
         err.to_string()

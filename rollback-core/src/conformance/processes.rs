@@ -85,7 +85,9 @@ pub async fn contender(locks: Arc<dyn LockManager>) {
             .ok();
         Ok(CheckOutcome::pass("released by the parent"))
     });
-    let dir = std::env::temp_dir().join(format!("rollback-contender-{}", std::process::id()));
+    // A fresh folder per contender: a pid is reused, and a folder an earlier run left with it
+    // holds that run's journal.
+    let dir = std::env::temp_dir().join(format!("rollback-contender-{}", uuid::Uuid::new_v4()));
     let run = Transaction::builder("contender")
         .reason("two processes, one target")
         .journal(dir.join("journal.jsonl"))
