@@ -185,8 +185,7 @@ impl Aws {
         C: Clone + Send + Sync + 'static,
     {
         let sdk = self.sdk_config().await;
-        let client = self.shared(|| tokio::sync::OnceCell::<C>::new());
-        client.get_or_init(|| async { new(sdk) }).await.clone()
+        (*self.shared(|| new(sdk))).clone()
     }
 
     /// A handle on one service's client that builds it at its first use.

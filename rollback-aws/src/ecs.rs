@@ -928,22 +928,6 @@ impl EcsService {
             &self.service_arn(),
         )
     }
-
-    /// What [`RollbackTarget::permissions`] says.
-    fn ecs_permissions(&self) -> Vec<rollback_core::Permission> {
-        let mut p = self.restart_permissions();
-        p.extend(rollback_core::Permission::aws_all(
-            &["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"],
-            "*",
-        ));
-        if self.check_images {
-            p.push(rollback_core::Permission::aws(
-                "ecr:DescribeImages",
-                self.ecr.arn("ecr", "repository/*"),
-            ));
-        }
-        p
-    }
 }
 
 #[async_trait]
@@ -956,7 +940,18 @@ impl RollbackTarget for EcsService {
     /// them); with the image check, the images described in any ECR repository (the
     /// repositories are known only from the task definitions).
     fn permissions(&self) -> Option<Vec<rollback_core::Permission>> {
-        Some(self.ecs_permissions())
+        let mut p = self.restart_permissions();
+        p.extend(rollback_core::Permission::aws_all(
+            &["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"],
+            "*",
+        ));
+        if self.check_images {
+            p.push(rollback_core::Permission::aws(
+                "ecr:DescribeImages",
+                self.ecr.arn("ecr", "repository/*"),
+            ));
+        }
+        Some(p)
     }
 
     fn spec(&self) -> TargetSpec {

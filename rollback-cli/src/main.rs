@@ -540,10 +540,8 @@ async fn policy(
     role: &str,
     strict: bool,
 ) -> Outcome2 {
-    if let Some(a) = account.filter(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(Failure::Message(format!(
-            "--account {a:?} is not an AWS account id; give its 12 digits"
-        )));
+    if let Some(a) = account {
+        rollback_core::permission::check_account("--account", a)?;
     }
     let (_, b) = file.load_on(&offline_registry()).await?;
     let needs = b.permissions();

@@ -228,6 +228,19 @@ fn completed(resource: &str, account: Option<&str>, region: Option<&str>) -> Str
     )
 }
 
+/// Refuses an AWS account id that is not 12 digits (what [`Permissions::iam_policy`]
+/// writes into ARNs), naming `what` gave it.
+pub fn check_account(what: &str, account: &str) -> crate::Result<()> {
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(
+            "policy",
+            format!("{what} {account:?} is not an AWS account id; give its 12 digits"),
+        ))
+    }
+}
+
 /// The ARN of an AWS resource in `region` (`*` when it is not known), account `*`.
 pub fn aws_arn(service: &str, region: Option<&str>, resource: &str) -> String {
     format!("arn:aws:{service}:{}:*:{resource}", region.unwrap_or("*"))

@@ -138,9 +138,9 @@ pub(crate) fn loaded() -> AwsCache {
 
 /// The settings for `config` (or the environment's), never blocking: the process's one
 /// `Aws` for them, resolved at its first use (or already, by `AwsConfig.load`).
-pub(crate) fn aws_for(config: Option<&Bound<'_, PyAwsConfig>>) -> PyResult<Aws> {
+pub(crate) fn aws_for(config: Option<&Bound<'_, PyAwsConfig>>) -> Aws {
     let config = config.map(|c| c.get().config.clone()).unwrap_or_default();
-    Ok(loaded().lazy(&config))
+    loaded().lazy(&config)
 }
 
 fn target(t: impl RollbackTarget + 'static) -> PyClassInitializer<PyTarget> {
@@ -173,7 +173,7 @@ macro_rules! aws_target {
                 $($kw: Option<String>,)*
                 config: Option<&Bound<'_, PyAwsConfig>>,
             ) -> PyResult<PyClassInitializer<Self>> {
-                let aws = aws_for(config)?;
+                let aws = aws_for(config);
                 let t = $rust::new(&aws, $($arg),*).map_err(py_err)?;
                 $(let t = match $kw {
                     Some(v) => t.$option(v).map_err(py_err)?,
@@ -228,7 +228,7 @@ impl PyEcsService {
         check_images: bool,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let t = EcsService::new(&aws, cluster, service)
             .map_err(py_err)?
             .force_new_deployment(force_new_deployment)
@@ -317,7 +317,7 @@ impl PySecretVersion {
         consumers: Option<Vec<Bound<'_, PyAny>>>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         // `(cluster, service)` for an ECS service; any other consumer is its restart target
         // (`rollback.k8s.Deployment(...).restart()`).
         let (mut services, mut restarts) = (Vec::new(), Vec::new());
@@ -467,7 +467,7 @@ impl PyPipelineTransition {
         stop_in_flight: Option<&str>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let mut t = PipelineTransition::new(&aws, pipeline, stage).map_err(py_err)?;
         if let Some(mode) = stop_in_flight {
             t = t.stop_in_flight(mode.parse::<StopInFlight>().map_err(py_err)?);
@@ -512,7 +512,7 @@ impl PyPipelineExecution {
         source_action: Option<String>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let mut t = PipelineExecution::new(&aws, pipeline).map_err(py_err)?;
         if let Some(a) = source_action {
             t = t.source_action(a).map_err(py_err)?;
@@ -553,7 +553,7 @@ impl PyCloudFormationStack {
         capabilities: Option<Vec<String>>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let mut t = CloudFormationStack::new(&aws, stack, template).map_err(py_err)?;
         if let Some(names) = keep_parameters {
             t = t.keep_parameters(names).map_err(py_err)?;
@@ -588,7 +588,7 @@ impl PyCloudWatchSource {
     #[new]
     #[pyo3(signature = (*, config = None))]
     fn new(config: Option<&Bound<'_, PyAwsConfig>>) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let source = rollback_aws::CloudWatchSource::new(&aws);
         Ok(crate::metrics::PyMetricSource::init(Arc::new(source))
             .add_subclass(PyCloudWatchSource {}))
@@ -623,8 +623,8 @@ impl PyAlarmCheck {
                     "give prefix=\"...\" (alarms whose names start with it) or names=[...]",
                 ))
             }
-            (Some(p), None) => AlarmCheck::prefix(&aws_for(config)?, p),
-            (None, Some(n)) => AlarmCheck::names(&aws_for(config)?, n).map_err(py_err)?,
+            (Some(p), None) => AlarmCheck::prefix(&aws_for(config), p),
+            (None, Some(n)) => AlarmCheck::names(&aws_for(config), n).map_err(py_err)?,
         };
         Ok(PyCheck::init(check, policy).add_subclass(PyAlarmCheck {}))
     }
@@ -651,7 +651,7 @@ impl PyCloudFrontInvalidation {
         timeout: Option<Seconds>,
         config: Option<&Bound<'_, PyAwsConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let mut a = CloudFrontInvalidation::new(&aws, distribution, paths).map_err(py_err)?;
         if let Some(t) = Seconds::get_opt(timeout, rollback_aws::cloudfront::KIND, "timeout")? {
             a = a.timeout(t);
@@ -709,7 +709,7 @@ impl PyDynamoDbLocks {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let named = table.clone();
         let locks = new_or_create(
             py,
@@ -737,7 +737,7 @@ impl PyDynamoDbKnownGood {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let named = table.clone();
         let store = new_or_create(
             py,
@@ -766,7 +766,7 @@ impl PyS3KnownGood {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let prefix = prefix.unwrap_or_default();
         let (named, under) = (bucket.clone(), prefix.clone());
         let store = new_or_create(
@@ -797,7 +797,7 @@ impl PyS3Journals {
         config: Option<&Bound<'_, PyAwsConfig>>,
         create: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let aws = aws_for(config)?;
+        let aws = aws_for(config);
         let prefix = prefix.unwrap_or_default();
         let (named, under) = (bucket.clone(), prefix.clone());
         let store = new_or_create(

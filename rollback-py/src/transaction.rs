@@ -92,6 +92,14 @@ impl PyTransaction {
         self.builder = f(self.builder.clone());
     }
 
+    /// The lock manager a run uses: the one given, else `FileLocks::from_env()` (read now).
+    fn run_locks(&self) -> Arc<dyn LockManager> {
+        match &self.locks {
+            Some(l) => l.clone(),
+            None => Arc::new(FileLocks::from_env()),
+        }
+    }
+
     /// A copy of the description with the run's lock manager and event sink.
     fn builder(&self, locks: Arc<dyn LockManager>, sink: Option<Sink>) -> TransactionBuilder {
         let b = if self.own_locks && self.locks.is_none() {
@@ -130,11 +138,7 @@ impl PyTransaction {
         };
         // A run dropped on Ctrl-C or an asyncio cancellation stops renewing its leases
         // (they lapse after their time to live) and is resumed from its journal.
-        let locks = match &self.locks {
-            Some(l) => l.clone(),
-            None => Arc::new(FileLocks::from_env()),
-        };
-        let b = self.builder(locks, sink);
+        let b = self.builder(self.run_locks(), sink);
         let tx = b.build().map_err(|e| crate::errors::to_py(py, &e))?;
         let journal = (!dry_run).then(|| tx.journal_path().to_path_buf());
         let fut = async move {
@@ -404,18 +408,10 @@ impl PyTransaction {
         region: Option<&str>,
         role: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(a) = account.filter(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(invalid(
-                "transaction",
-                format!("account={a:?} is not an AWS account id; give its 12 digits"),
-            ));
+        if let Some(a) = account {
+            rollback_core::permission::check_account("account=", a).map_err(py_err)?;
         }
-        let locks = match &self.locks {
-            Some(l) => l.clone(),
-            None => Arc::new(FileLocks::from_env()),
-        };
-        let needs = self.builder(locks, None).permissions();
+        let needs = self.builder(self.run_locks(), None).permissions();
         let doc = serde_json::json!({
             "iam": needs.iam_policy(account, region),
             "rbac": needs.rbac_roles(role),
