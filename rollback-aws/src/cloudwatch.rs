@@ -322,6 +322,33 @@ impl fmt::Debug for CloudWatchSource {
 }
 
 impl CloudWatchSource {
+    /// Registers the `cloudwatch` metric source kind of runbook files' `watch:`
+    /// (`{kind: cloudwatch}`, with optional `aws` settings), built with `cache`'s AWS
+    /// settings.
+    pub fn register(registry: &mut rollback_core::Registry, cache: &crate::AwsCache) {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Params {
+            #[serde(default)]
+            aws: crate::AwsConfig,
+        }
+        let cache = cache.clone();
+        registry.register_metric_source("cloudwatch", move |params| {
+            let cache = cache.clone();
+            async move {
+                let p: Params = serde_json::from_value(params).map_err(|e| {
+                    Error::invalid(
+                        "cloudwatch source",
+                        format!("{e}; a cloudwatch source takes only aws: {{region, endpoint_url, profile}}"),
+                    )
+                })?;
+                let aws = cache.get(&p.aws).await;
+                Ok(std::sync::Arc::new(Self::new(&aws))
+                    as std::sync::Arc<dyn rollback_core::metrics::MetricSource>)
+            }
+        });
+    }
+
     /// A source in the account and region of `aws`.
     pub fn new(aws: &Aws) -> Self {
         CloudWatchSource {

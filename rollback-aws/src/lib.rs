@@ -129,6 +129,7 @@ pub fn register_with(registry: &mut Registry, aws: impl Into<AwsCache>) {
     target::register::<PipelineExecution>(registry, &cache);
     DynamoDbLocks::register(registry, &cache);
     AlarmCheck::register(registry, &cache);
+    CloudWatchSource::register(registry, &cache);
     CloudFrontInvalidation::register(registry, &cache);
     stores::register(registry, &cache);
 }

@@ -14,6 +14,7 @@ use rollback_core::{Error, Event, Outcome, Registry, Report, StepStatus, Transac
 mod meta;
 mod show;
 mod term;
+mod watch;
 
 /// Deployment rollbacks as reviewed, verified, compensable transactions.
 #[derive(Debug, Parser)]
@@ -163,6 +164,36 @@ enum Command {
         /// Exit 1 when a part of the runbook does not declare its permissions.
         #[arg(long)]
         strict: bool,
+    },
+    /// Watches the runbook's metrics (its `watch:` section) and runs the runbook when runbook
+    /// 004's decision tree says so: at once for "roll back immediately"; for "roll back
+    /// within 10 minutes" (the SLO at risk) after that grace, if the decision still says so
+    /// then. Never twice in one incident, never within the cooldown, never on missing data
+    /// unless the file says `no_data: act`. Every decision goes to the decision log (JSON
+    /// lines) with its evidence. Runs until SIGTERM or Ctrl-C (a rollback under way is
+    /// finished first), or `--max-decisions`.
+    Watch {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Decide and report what would be done; never act.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after this many decisions (1: decide once, as from cron).
+        #[arg(long, value_name = "N")]
+        max_decisions: Option<u64>,
+        /// Time between decisions (overrides the file's `interval`).
+        #[arg(long, value_name = "DURATION")]
+        interval: Option<String>,
+        /// The decision log, JSON lines (else the file's `log`, else
+        /// .rollback/watch/NAME.jsonl).
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Keeps the last decision in this file (JSON, replaced whole), for a supervisor.
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+        /// Serves the last decision as JSON over HTTP on this address (127.0.0.1:9464).
+        #[arg(long, value_name = "HOST:PORT")]
+        status_addr: Option<String>,
     },
     /// Recent transactions in the journal folder, newest first: id, when, name, who, how it
     /// ended, why.
@@ -464,6 +495,25 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
         Command::History { kind, name } => history(&kind, &name, output).await,
         Command::List { journals } => list(&journals, output).await,
+        Command::Watch {
+            file,
+            dry_run,
+            max_decisions,
+            interval,
+            log,
+            status_file,
+            status_addr,
+        } => {
+            let opts = watch::Options {
+                dry_run,
+                max_decisions,
+                interval,
+                log,
+                status_file,
+                status_addr,
+            };
+            watch::watch(file, opts, output).await
+        }
         Command::Policy {
             file,
             account,

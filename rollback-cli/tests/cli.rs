@@ -325,6 +325,7 @@ fn lint_and_policy_need_no_kubeconfig_and_no_aws_configuration() {
         "DISTRIBUTION=E2QWRUHAPOMQZL",
         "STACK=apgms-prod",
         "TEMPLATE=s3://apgms-templates/prod/template.json",
+        "PROMETHEUS_URL=http://prometheus:9090",
     ];
     let mut files: Vec<_> = std::fs::read_dir(common::repo().join("examples/runbooks"))
         .unwrap()

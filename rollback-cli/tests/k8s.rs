@@ -122,6 +122,51 @@ fn assert_rbac_exact(roles: &Value, calls: &Value) {
     }
 }
 
+/// A simulator, a folder for the test and a kubeconfig in it for the simulator.
+fn cluster() -> (K8sSimulator, tempfile::TempDir, PathBuf) {
+    let sim = K8sSimulator::start()
+        .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    (sim, dir, kubeconfig)
+}
+
+/// The image of production/frontend's template, as kubectl reads it.
+fn frontend_image(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "deployment/frontend",
+            "-n",
+            "production",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+    )
+}
+
+/// The revisions `kubectl rollout history` lists for production/frontend.
+fn frontend_revisions(kubeconfig: &Path) -> Vec<String> {
+    let history = kubectl(
+        kubeconfig,
+        &[
+            "rollout",
+            "history",
+            "deployment/frontend",
+            "-n",
+            "production",
+        ],
+    );
+    history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .map(str::to_string)
+        .collect()
+}
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/runbooks/004-kubernetes-undo.yaml")
 }
@@ -182,11 +227,7 @@ async fn incident(sim: &K8sSimulator, dir: &Path, kubeconfig: &Path) {
 
 #[tokio::test]
 async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
-    let sim = K8sSimulator::start()
-        .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let (sim, dir, kubeconfig) = cluster();
     incident(&sim, dir.path(), &kubeconfig).await;
     let (good, bad) = (GOOD, BAD);
 
@@ -292,34 +333,9 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
         "{progress}"
     );
     // What kubectl sees: the template of revision 1, now revision 3, as `rollout undo` makes.
-    let image = kubectl(
-        &kubeconfig,
-        &[
-            "get",
-            "deployment/frontend",
-            "-n",
-            "production",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
-        ],
-    );
+    let image = frontend_image(&kubeconfig);
     assert_eq!(image, good);
-    let history = kubectl(
-        &kubeconfig,
-        &[
-            "rollout",
-            "history",
-            "deployment/frontend",
-            "-n",
-            "production",
-        ],
-    );
-    let revisions: Vec<&str> = history
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| w.parse::<u32>().is_ok())
-        .collect();
-    assert_eq!(revisions, ["2", "3"], "{history}");
+    assert_eq!(frontend_revisions(&kubeconfig), ["2", "3"]);
     let status = kubectl(
         &kubeconfig,
         &[
@@ -344,11 +360,7 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
 /// anywhere, each entry is refused saying how to give one.
 #[tokio::test]
 async fn namespace_and_context_flags_fill_in_what_the_runbook_leaves_out() {
-    let sim = K8sSimulator::start()
-        .unwrap_or_else(|e| panic!("the Kubernetes API simulator did not start: {e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let (sim, dir, kubeconfig) = cluster();
     incident(&sim, dir.path(), &kubeconfig).await;
     // The simulator's context, and a current one that gives no client (its cluster is not
     // in the file): only `--context rollback-sim` reaches the simulator.
@@ -445,17 +457,7 @@ async fn namespace_and_context_flags_fill_in_what_the_runbook_leaves_out() {
     assert!(applied.status.success(), "{out}{}", text(&applied.stderr));
     let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(report["outcome"], "succeeded", "{report}");
-    let image = kubectl(
-        &kubeconfig,
-        &[
-            "get",
-            "deployment/frontend",
-            "-n",
-            "production",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
-        ],
-    );
+    let image = frontend_image(&kubeconfig);
     assert_eq!(image, GOOD);
     // What a resume rebuilds the target from.
     let journal = dir
@@ -471,4 +473,289 @@ async fn namespace_and_context_flags_fill_in_what_the_runbook_leaves_out() {
             && journal.contains(r#""context":"rollback-sim""#),
         "{journal}"
     );
+}
+
+/// The query the example's `watch:` names under `key`.
+fn watch_query(file: &Path, key: &str) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} in {}", file.display()));
+    line.trim_matches('\'').to_string()
+}
+
+/// `rollback watch` on runbook 004's watch file, over a Prometheus API scripted to cross
+/// the thresholds, rolling back the simulator's Deployment.
+fn watch_cli(
+    sim_dir: &Path,
+    kubeconfig: &Path,
+    prom: &rollback_testkit::prometheus::ScriptedPrometheus,
+    extra: &[&str],
+) -> (Output, Vec<Value>) {
+    let file = common::example("004-watch.yaml");
+    let url = format!("PROMETHEUS_URL={}", prom.base_url());
+    let mut args = vec![
+        "watch",
+        file.to_str().unwrap(),
+        "--var",
+        "NAMESPACE=production",
+        "--var",
+        &url,
+        "--interval",
+        "10ms",
+        "-o",
+        "json",
+    ];
+    args.extend(extra);
+    let out = rollback(sim_dir, kubeconfig, &args);
+    let records = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (out, records)
+}
+
+fn verdicts(records: &[Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn watch_rolls_back_once_when_the_error_rate_crosses_runbook_004s_threshold() {
+    use rollback_testkit::prometheus::{Answer, ScriptedPrometheus};
+    let (sim, dir, kubeconfig) = cluster();
+    incident(&sim, dir.path(), &kubeconfig).await;
+
+    let file = common::example("004-watch.yaml");
+    let (err, p95) = (
+        watch_query(&file, "error_rate"),
+        watch_query(&file, "p95_latency_seconds"),
+    );
+    use Answer::{NoData, Value as V};
+    // Healthy; 9 % errors for the whole window (act); still (same incident); healthy
+    // (closed); 9 % again (a new incident, in the cooldown); the metrics gone (held).
+    let prom = ScriptedPrometheus::start([
+        (
+            err.clone(),
+            vec![V(0.01), V(0.09), V(0.09), V(0.01), V(0.09), NoData],
+        ),
+        (
+            p95.clone(),
+            vec![V(0.3), V(0.3), V(0.3), V(0.3), V(0.3), NoData],
+        ),
+    ])
+    .unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let status = dir.path().join("status.json");
+    let writes = sim.mutations().await.unwrap();
+    let (out, records) = watch_cli(
+        dir.path(),
+        &kubeconfig,
+        &prom,
+        &[
+            "--max-decisions",
+            "6",
+            "--log",
+            log.to_str().unwrap(),
+            "--status-file",
+            status.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        verdicts(&records),
+        [
+            "healthy",
+            "acted",
+            "already_acted",
+            "healthy",
+            "cooldown",
+            "no_data"
+        ],
+        "{records:#?}"
+    );
+    // Each look asked each query once.
+    assert_eq!((prom.served(&err), prom.served(&p95)), (6, 6));
+    let acted = &records[1];
+    assert_eq!(acted["outcome"], "succeeded", "{acted:#}");
+    assert_eq!(acted["evidence"][0]["signal"], "error_rate");
+    assert_eq!(acted["evidence"][0]["worst"], 0.09);
+    assert_eq!(acted["evidence"][0]["threshold"], 0.05);
+    assert!(
+        acted["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("error rate above 5% for 5m"),
+        "{acted:#}"
+    );
+    assert_eq!(records[4]["incident"], 2);
+    assert_eq!(records[5]["no_data"], true);
+    // The log holds every record, the status file the last.
+    let logged: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged, records);
+    let last: Value = serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+    assert_eq!(last, records[5]);
+
+    // One undo, as kubectl's own: revision 1's template is now revision 3, and nothing more.
+    let image = frontend_image(&kubeconfig);
+    assert_eq!(image, GOOD);
+    assert_eq!(frontend_revisions(&kubeconfig), ["2", "3"]);
+    assert!(sim.mutations().await.unwrap() > writes);
+    // One transaction in the journal, with the decision as its reason.
+    let list = rollback(dir.path(), &kubeconfig, &["list", "-o", "json"]);
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let runs = list.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{list:#}");
+    assert_eq!(runs[0]["id"], acted["transaction"], "{list:#}");
+    assert!(
+        runs[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rollback watch: roll back immediately"),
+        "{list:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_dry_run_decides_and_changes_nothing() {
+    use rollback_testkit::prometheus::{Answer, ScriptedPrometheus};
+    let (sim, dir, kubeconfig) = cluster();
+    incident(&sim, dir.path(), &kubeconfig).await;
+    let file = common::example("004-watch.yaml");
+    let prom = ScriptedPrometheus::start([
+        (watch_query(&file, "error_rate"), vec![Answer::Value(0.2)]),
+        (
+            watch_query(&file, "p95_latency_seconds"),
+            vec![Answer::Unavailable],
+        ),
+    ])
+    .unwrap();
+    let writes = sim.mutations().await.unwrap();
+    let (out, records) = watch_cli(
+        dir.path(),
+        &kubeconfig,
+        &prom,
+        &["--max-decisions", "2", "--dry-run"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A failing latency query fails the look: no data, held, even with 20 % errors.
+    assert_eq!(verdicts(&records), ["no_data", "no_data"], "{records:#?}");
+    assert!(
+        records[0]["source_error"].as_str().unwrap().contains("503"),
+        "{records:#?}"
+    );
+    assert_eq!(sim.mutations().await.unwrap(), writes);
+    // The default log, under .rollback/watch/.
+    let log = dir.path().join(".rollback/watch/frontend-watch.jsonl");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+
+    let prom = ScriptedPrometheus::start([
+        (watch_query(&file, "error_rate"), vec![Answer::Value(0.2)]),
+        (
+            watch_query(&file, "p95_latency_seconds"),
+            vec![Answer::Value(0.3)],
+        ),
+    ])
+    .unwrap();
+    let (out, records) = watch_cli(
+        dir.path(),
+        &kubeconfig,
+        &prom,
+        &["--max-decisions", "2", "--dry-run"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(verdicts(&records), ["would_act", "already_acted"]);
+    assert!(records.iter().all(|r| r["dry_run"] == true));
+    assert_eq!(
+        sim.mutations().await.unwrap(),
+        writes,
+        "a dry run changed something"
+    );
+}
+
+#[tokio::test]
+async fn watch_serves_its_last_decision_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    use rollback_testkit::prometheus::{Answer, ScriptedPrometheus};
+    let (_sim, dir, kubeconfig) = cluster();
+    let file = common::example("004-watch.yaml");
+    let prom = ScriptedPrometheus::start([
+        (watch_query(&file, "error_rate"), vec![Answer::Value(0.01)]),
+        (
+            watch_query(&file, "p95_latency_seconds"),
+            vec![Answer::Value(0.3)],
+        ),
+    ])
+    .unwrap();
+    let url = format!("PROMETHEUS_URL={}", prom.base_url());
+    let mut child = common::command(
+        None,
+        dir.path(),
+        &[
+            "watch",
+            file.to_str().unwrap(),
+            "--var",
+            "NAMESPACE=production",
+            "--var",
+            &url,
+            "--interval",
+            "1h",
+            "--status-addr",
+            "127.0.0.1:0",
+            "-o",
+            "json",
+        ],
+    )
+    .arg("--kubeconfig")
+    .arg(&kubeconfig)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("status on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("no status address: {line:?}"))
+        .to_string();
+    // The first decision is made at once (the next in an hour).
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["verdict"], "healthy", "{first:#}");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /status HTTP/1.1\r\nHost: watch\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body, first);
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM should end the watch cleanly: {status:?}"
+    );
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "no decision after SIGTERM");
 }

@@ -76,7 +76,7 @@
 pub mod command_target;
 #[cfg(feature = "testing")]
 pub mod conformance;
-#[cfg(any(feature = "runbook", feature = "process"))]
+#[cfg(any(feature = "runbook", feature = "process", feature = "http"))]
 mod duration;
 pub mod error;
 pub mod events;
@@ -104,6 +104,7 @@ pub mod target;
 pub mod transaction;
 pub mod verify;
 pub mod wait;
+pub mod watch;
 
 pub use error::{Error, ErrorKind, ErrorRecord, Result};
 pub use events::{Event, EventKind};

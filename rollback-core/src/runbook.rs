@@ -238,6 +238,88 @@ struct File {
     /// in order; the same kinds as `on_success`.
     #[serde(default)]
     on_failure: Vec<ActionEntry>,
+    /// What `rollback watch` watches, and how it decides to run this runbook (runbook
+    /// 004's decision tree): `{source: {kind: prometheus, url: ...}, error_rate: QUERY,
+    /// p95_latency_seconds: QUERY}`.
+    #[serde(default)]
+    #[schemars(with = "Option<WatchEntry>")]
+    watch: Option<Spanned<WatchEntry>>,
+}
+
+/// The watch: a metric source, the decision's queries, thresholds and pacing.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct WatchEntry {
+    /// Where the series come from: `{kind: prometheus, url: http://prometheus:9090,
+    /// bearer_token_env: PROM_TOKEN}`, `{kind: cloudwatch, region: ...}`.
+    #[schemars(with = "KindAndParams")]
+    source: BTreeMap<String, Value>,
+    /// The error rate as a fraction (0.05 is 5 %), in the source's language.
+    error_rate: String,
+    /// The p95 latency in seconds.
+    p95_latency_seconds: String,
+    /// The SLO burn rate (1: the budget is used up exactly at the period's end); optional.
+    #[serde(default)]
+    slo_burn_rate: Option<String>,
+    /// The range queries' step (default 30s).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    step: Option<String>,
+    /// The decision's thresholds (default: runbook 004's "When to Rollback").
+    #[serde(default)]
+    thresholds: Option<ThresholdsEntry>,
+    /// Time between decisions (default 30s).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    interval: Option<String>,
+    /// After a rollback, none for this long (default 30m).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    cooldown: Option<String>,
+    /// When the source fails or a signal has no data: `hold` (do nothing, the default) or
+    /// `act` (as if a rollback were called for).
+    #[serde(default)]
+    #[schemars(with = "Option<NoDataName>")]
+    no_data: Option<String>,
+    /// The decision log (JSON lines), relative to the runbook (default: `rollback watch
+    /// --log`, else `.rollback/watch/NAME.jsonl`).
+    #[serde(default)]
+    log: Option<PathBuf>,
+}
+
+/// Runbook 004's thresholds.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ThresholdsEntry {
+    /// Roll back now when the error rate stays above this fraction (default 0.05).
+    #[serde(default)]
+    error_rate_above: Option<f64>,
+    /// Roll back now when p95 latency stays above this (default 2s).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    latency_p95_above: Option<String>,
+    /// How long a breach must last (default 5m).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    sustained_for: Option<String>,
+    /// The SLO is at risk when the burn rate stays above this (default 1).
+    #[serde(default)]
+    slo_burn_rate_above: Option<f64>,
+    /// How soon to roll back when the SLO is at risk (default 10m).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    rollback_within: Option<String>,
+}
+
+/// `hold` or `act`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // the schema's
+enum NoDataName {
+    /// Do nothing; an open incident stays open.
+    Hold,
+    /// Act as if a rollback were called for.
+    Act,
 }
 
 /// One action after the run: `cloudfront_invalidation` or a backend's `action`.
@@ -697,6 +779,34 @@ impl Runbook {
         })
     }
 
+    /// The runbook's `watch:` as a [`Watch`](crate::watch::Watch), with its source built
+    /// by `registry` (offline); [`Error::InvalidInput`] with every problem when the section
+    /// is wrong, or when there is none.
+    pub async fn watch(&self, registry: &Registry) -> Result<crate::watch::Watch> {
+        let mut lint = Lint {
+            problems: Vec::new(),
+        };
+        let watch = match &self.body.watch {
+            Some(w) => w.value.build(at(w), registry, &self.dir, &mut lint).await,
+            None => {
+                lint.add(
+                    (0, 0),
+                    "the runbook has no watch: section; add one with a source and the \
+                     error_rate and p95_latency_seconds queries (see RUNBOOK.md)",
+                );
+                None
+            }
+        };
+        match watch {
+            Some(w) if lint.problems.is_empty() => Ok(w),
+            _ => Err(Problems {
+                file: self.file.clone(),
+                problems: lint.problems,
+            }
+            .into_error()),
+        }
+    }
+
     /// The JSON Schema of runbook files (draft 2020-12), for editors and CI; target, check
     /// and lock kinds are listed from `registry`, their parameters are each kind's own.
     pub fn schema(registry: &Registry) -> Value {
@@ -862,7 +972,102 @@ impl File {
                 b = b.on_failure(a);
             }
         }
+        if let Some(w) = &self.watch {
+            // Checked with the rest, so `rollback lint` sees its problems too.
+            let _ = w.value.build(at(w), registry, dir, lint).await;
+        }
         Some(b)
+    }
+}
+
+impl WatchEntry {
+    async fn build(
+        &self,
+        place: (u64, u64),
+        registry: &Registry,
+        dir: &Path,
+        lint: &mut Lint,
+    ) -> Option<crate::watch::Watch> {
+        use crate::metrics::{DecisionPolicy, DecisionQueries};
+        use crate::watch::{NoData, Watch};
+        let mut params = self.source.clone();
+        let source = match params.remove("kind") {
+            Some(Value::String(kind)) => match registry
+                .build_metric_source(&kind, Value::Object(params.into_iter().collect()))
+                .await
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    lint.add(place, e.to_string());
+                    None
+                }
+            },
+            _ => {
+                lint.add(
+                    place,
+                    format!(
+                        "the watch source needs a kind: one of {}",
+                        registry.metric_source_kinds().join(", ")
+                    ),
+                );
+                None
+            }
+        };
+        let mut queries = DecisionQueries::new(&self.error_rate, &self.p95_latency_seconds);
+        if let Some(q) = &self.slo_burn_rate {
+            queries = queries.slo_burn_rate(q);
+        }
+        if let Some(step) = lint.duration_in(place, &self.step) {
+            queries = queries.step(step);
+        }
+        let mut policy = DecisionPolicy::default();
+        if let Some(t) = &self.thresholds {
+            if let Some(v) = t.error_rate_above {
+                policy.error_rate_above = v;
+            }
+            if let Some(d) = lint.duration_in(place, &t.latency_p95_above) {
+                policy.latency_p95_above_secs = d.as_secs_f64();
+            }
+            if let Some(d) = lint.duration_in(place, &t.sustained_for) {
+                policy.sustained_for = d;
+            }
+            if let Some(v) = t.slo_burn_rate_above {
+                policy.slo_burn_rate_above = v;
+            }
+            if let Some(d) = lint.duration_in(place, &t.rollback_within) {
+                policy.rollback_within = d;
+            }
+        }
+        let no_data = match self.no_data.as_deref() {
+            None | Some("hold") => Some(NoData::Hold),
+            Some("act") => Some(NoData::Act),
+            Some(other) => {
+                lint.add(
+                    place,
+                    format!("watch no_data {other:?}: write hold (do nothing) or act (roll back as if the metrics said so)"),
+                );
+                None
+            }
+        };
+        let interval = lint.duration_in(place, &self.interval);
+        let cooldown = lint.duration_in(place, &self.cooldown);
+        let mut watch = Watch::new(source?, queries)
+            .policy(policy)
+            .no_data(no_data?);
+        if let Some(i) = interval {
+            watch = watch.interval(i);
+        }
+        if let Some(c) = cooldown {
+            watch = watch.cooldown(c);
+        }
+        if let Some(log) = &self.log {
+            watch = watch.log(dir.join(log));
+        }
+        if let Err(e) = watch.validate_offline() {
+            lint.add(place, e.to_string());
+            return None;
+        }
+        Some(watch)
     }
 }
 

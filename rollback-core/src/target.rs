@@ -358,6 +358,7 @@ pub struct Registry {
     lock_kinds: HashMap<String, LockFactory>,
     check_kinds: ValueKinds<Arc<dyn crate::verify::Verifier>>,
     action_kinds: ValueKinds<Arc<dyn crate::transaction::AfterAction>>,
+    source_kinds: ValueKinds<Arc<dyn crate::metrics::MetricSource>>,
     journal_stores: StoreKinds<Arc<dyn crate::journal::JournalStore>>,
     known_good_stores: StoreKinds<Arc<dyn crate::known_good::KnownGoodStore>>,
 }
@@ -370,9 +371,13 @@ impl Default for Registry {
             lock_kinds: HashMap::new(),
             check_kinds: ValueKinds::new("check"),
             action_kinds: ValueKinds::new("action"),
+            source_kinds: ValueKinds::new("metric source"),
             journal_stores: StoreKinds::new("journal store"),
             known_good_stores: StoreKinds::new("known-good store"),
         };
+        // Prometheus's HTTP API, for a runbook's `watch:`: always known (with `http`).
+        #[cfg(feature = "http")]
+        crate::metrics::register_prometheus(&mut r);
         // A folder of files: the one-machine default, always known.
         r.register_known_good("file", |spec: StoreSpec| async move {
             let dir = spec
@@ -402,6 +407,7 @@ impl fmt::Debug for Registry {
             .field("lock_kinds", &self.lock_kind_names())
             .field("check_kinds", &self.check_kinds())
             .field("action_kinds", &self.action_kinds())
+            .field("metric_source_kinds", &self.metric_source_kinds())
             .field("journal_stores", &self.journal_stores.names())
             .field("known_good_stores", &self.known_good_stores.names())
             .finish()
@@ -545,6 +551,38 @@ impl Registry {
     {
         self.action_kinds.insert(kind.into(), factory);
         self
+    }
+
+    /// Registers a factory for a metric source kind that a runbook's `watch:` names
+    /// (`source: {kind: prometheus, url: ...}`): the parameters, as data, to a
+    /// [`MetricSource`](crate::metrics::MetricSource). Factories build offline.
+    pub fn register_metric_source<F, Fut>(
+        &mut self,
+        kind: impl Into<String>,
+        factory: F,
+    ) -> &mut Self
+    where
+        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Arc<dyn crate::metrics::MetricSource>>>
+            + Send
+            + 'static,
+    {
+        self.source_kinds.insert(kind.into(), factory);
+        self
+    }
+
+    /// The metric source kinds registered, sorted.
+    pub fn metric_source_kinds(&self) -> Vec<String> {
+        self.source_kinds.names()
+    }
+
+    /// The source of a registered metric source kind, from its parameters.
+    pub async fn build_metric_source(
+        &self,
+        kind: &str,
+        params: serde_json::Value,
+    ) -> Result<Arc<dyn crate::metrics::MetricSource>> {
+        self.source_kinds.build(kind, params).await
     }
 
     /// The action kinds registered, sorted.

@@ -63,6 +63,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<metrics::PyThreshold>()?;
     m.add_class::<metrics::PyDecisionPolicy>()?;
     m.add_class::<metrics::PyDecision>()?;
+    m.add_class::<metrics::PyWatch>()?;
     m.add_function(wrap_pyfunction!(metrics::decide, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::decide_async, m)?)?;
     m.add_class::<aws::PyCloudWatchSource>()?;

@@ -15,6 +15,8 @@ use rollback_core::metrics::{
     PrometheusSource, Recommendation, Series, StaticSource, ThresholdCheck,
 };
 
+use rollback_core::watch::{NoData, Responder, Watch, WatchRecord, WatchState};
+
 use crate::check::PyCheck;
 use crate::errors::{invalid, py_err};
 use crate::runtime::{awaitable, block_on};
@@ -458,4 +460,208 @@ pub(crate) fn decide_async<'py>(
         at,
     )?;
     awaitable(py, fut)
+}
+
+/// Runs the Transaction a Python callable gives for a decision.
+struct PyResponder {
+    respond: Py<PyAny>,
+}
+
+#[async_trait::async_trait]
+impl Responder for PyResponder {
+    async fn respond(&self, decision: &Decision) -> rollback_core::Result<rollback_core::Report> {
+        let b = Python::attach(|py| -> PyResult<rollback_core::TransactionBuilder> {
+            let given = self.respond.bind(py).call1((PyDecision {
+                inner: decision.clone(),
+            },))?;
+            let tx = given
+                .cast::<crate::transaction::PyTransaction>()
+                .map_err(|_| {
+                    pyo3::exceptions::PyTypeError::new_err(format!(
+                        "the watch's respond callable must return a rollback.Transaction, not {}",
+                        given.get_type()
+                    ))
+                })?
+                .borrow();
+            Ok(tx.builder(tx.run_locks(), None))
+        })
+        .map_err(|e| crate::errors::from_py_err(e, "watch"))?;
+        let b = match b.reason_text() {
+            Some(r) if !r.trim().is_empty() => {
+                let r = format!("{r} (rollback watch: {decision})");
+                b.reason(r)
+            }
+            _ => b.reason(format!("rollback watch: {decision}")),
+        };
+        b.build()?.run().await
+    }
+}
+
+/// A record (`serde_json::to_string` of it) as a dict.
+fn record_dict(py: Python<'_>, json: serde_json::Result<String>) -> PyResult<Py<PyAny>> {
+    let text =
+        json.map_err(|e| PyValueError::new_err(format!("cannot convert a watch record: {e}")))?;
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+}
+
+fn respond_of(respond: &Bound<'_, PyAny>) -> PyResult<PyResponder> {
+    if !respond.is_callable() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "respond must be a callable taking a Decision and returning the Transaction to run",
+        ));
+    }
+    Ok(PyResponder {
+        respond: respond.clone().unbind(),
+    })
+}
+
+/// Rolls back when the numbers say so: runbook 004's decision tree over `source` every
+/// `interval`; "roll back immediately" calls `respond(decision)` for the Transaction to run
+/// and runs it; "roll back within" waits its grace and decides again. Once per incident,
+/// none within `cooldown` after an action; a failing source or a signal without data is
+/// `no_data="hold"` (nothing) or `"act"`. Each look is a record (a dict, as the decision
+/// log `log` keeps it, one JSON line each).
+#[pyclass(module = "rollback.metrics", name = "Watch", frozen)]
+pub(crate) struct PyWatch {
+    inner: Watch,
+    state: Arc<tokio::sync::Mutex<WatchState>>,
+}
+
+impl PyWatch {
+    fn look(
+        &self,
+        respond: &Bound<'_, PyAny>,
+        at: Option<DateTime<Utc>>,
+    ) -> PyResult<impl std::future::Future<Output = PyResult<WatchRecord>> + Send + 'static> {
+        let responder = respond_of(respond)?;
+        let (watch, state) = (self.inner.clone(), self.state.clone());
+        Ok(async move {
+            let mut state = state.lock().await;
+            watch
+                .step(&mut state, &responder, at.unwrap_or_else(Utc::now))
+                .await
+                .map_err(py_err)
+        })
+    }
+}
+
+#[pymethods]
+impl PyWatch {
+    #[new]
+    #[pyo3(signature = (source, *, error_rate, p95_latency, slo_burn_rate = None, policy = None, step = Seconds::of(30), interval = Seconds::of(30), cooldown = Seconds::of(1800), no_data = "hold", dry_run = false, log = None, status_file = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        source: PyRef<'_, PyMetricSource>,
+        error_rate: String,
+        p95_latency: String,
+        slo_burn_rate: Option<String>,
+        policy: Option<PyDecisionPolicy>,
+        step: Seconds,
+        interval: Seconds,
+        cooldown: Seconds,
+        no_data: &str,
+        dry_run: bool,
+        log: Option<std::path::PathBuf>,
+        status_file: Option<std::path::PathBuf>,
+    ) -> PyResult<Self> {
+        let mut queries =
+            DecisionQueries::new(error_rate, p95_latency).step(step.get("Watch", "step")?);
+        if let Some(q) = slo_burn_rate {
+            queries = queries.slo_burn_rate(q);
+        }
+        let no_data = match no_data {
+            "hold" => NoData::Hold,
+            "act" => NoData::Act,
+            other => {
+                return Err(invalid(
+                    "Watch",
+                    format!("no_data={other:?}: give \"hold\" (do nothing) or \"act\""),
+                ))
+            }
+        };
+        let mut w = Watch::new(source.inner.clone(), queries)
+            .policy(policy.map(|p| p.inner).unwrap_or_default())
+            .interval(interval.get("Watch", "interval")?)
+            .cooldown(cooldown.get("Watch", "cooldown")?)
+            .no_data(no_data)
+            .dry_run(dry_run);
+        if let Some(l) = log {
+            w = w.log(l);
+        }
+        if let Some(s) = status_file {
+            w = w.status_file(s);
+        }
+        w.validate().map_err(|e| crate::errors::to_py(py, &e))?;
+        Ok(PyWatch {
+            inner: w,
+            state: Arc::default(),
+        })
+    }
+
+    /// One look at `at` (now): decides, acts if the rules say so, and returns the record.
+    #[pyo3(signature = (respond, *, at = None))]
+    fn step(
+        &self,
+        py: Python<'_>,
+        respond: Bound<'_, PyAny>,
+        at: Option<DateTime<Utc>>,
+    ) -> PyResult<Py<PyAny>> {
+        let record = block_on(py, self.look(&respond, at)?)?;
+        record_dict(py, serde_json::to_string(&record))
+    }
+
+    /// :meth:`step`, awaitable.
+    #[pyo3(signature = (respond, *, at = None))]
+    fn step_async<'py>(
+        &self,
+        py: Python<'py>,
+        respond: Bound<'py, PyAny>,
+        at: Option<DateTime<Utc>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.look(&respond, at)?;
+        awaitable(py, async move {
+            let record = fut.await?;
+            Python::attach(|py| record_dict(py, serde_json::to_string(&record)))
+        })
+    }
+
+    /// Looks now and every `interval` until `max_decisions` looks (or Ctrl-C); each record
+    /// goes to `on_record`. Returns `{"decisions", "actions", "last"}`.
+    #[pyo3(signature = (respond, *, max_decisions = None, on_record = None))]
+    fn run(
+        &self,
+        py: Python<'_>,
+        respond: Bound<'_, PyAny>,
+        max_decisions: Option<u64>,
+        on_record: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let responder = respond_of(&respond)?;
+        let mut watch = self.inner.clone();
+        if let Some(n) = max_decisions {
+            watch = watch.max_decisions(n);
+        }
+        let on_record = on_record.filter(|c| !c.is_none()).map(Bound::unbind);
+        let summary = block_on(py, async move {
+            watch
+                .run(&responder, std::future::pending(), |r: &WatchRecord| {
+                    if let Some(cb) = &on_record {
+                        Python::attach(|py| {
+                            if let Err(e) = record_dict(py, serde_json::to_string(r))
+                                .and_then(|d| cb.bind(py).call1((d,)))
+                            {
+                                e.print(py);
+                            }
+                        });
+                    }
+                })
+                .await
+                .map_err(py_err)
+        })?;
+        record_dict(py, serde_json::to_string(&summary))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Watch {}>", self.inner.source().name())
+    }
 }

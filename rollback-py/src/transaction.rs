@@ -41,7 +41,7 @@ pub(crate) struct PyTransaction {
 }
 
 /// An event sink as the builder takes it.
-type Sink = Box<dyn Fn(&Event) + Send + Sync>;
+pub(crate) type Sink = Box<dyn Fn(&Event) + Send + Sync>;
 
 fn policy_of(policy: &str) -> PyResult<FailurePolicy> {
     match policy {
@@ -93,7 +93,7 @@ impl PyTransaction {
     }
 
     /// The lock manager a run uses: the one given, else `FileLocks::from_env()` (read now).
-    fn run_locks(&self) -> Arc<dyn LockManager> {
+    pub(crate) fn run_locks(&self) -> Arc<dyn LockManager> {
         match &self.locks {
             Some(l) => l.clone(),
             None => Arc::new(FileLocks::from_env()),
@@ -101,7 +101,11 @@ impl PyTransaction {
     }
 
     /// A copy of the description with the run's lock manager and event sink.
-    fn builder(&self, locks: Arc<dyn LockManager>, sink: Option<Sink>) -> TransactionBuilder {
+    pub(crate) fn builder(
+        &self,
+        locks: Arc<dyn LockManager>,
+        sink: Option<Sink>,
+    ) -> TransactionBuilder {
         let b = if self.own_locks && self.locks.is_none() {
             self.builder.clone()
         } else {

@@ -172,3 +172,64 @@ def test_cloudwatch_source_on_the_emulator(emu: EmulatorHandle) -> None:
     with pytest.raises(rollback.InvalidInputError):
         Threshold(src, "not a cloudwatch query with $$ characters", above=1)
     assert emu.count("GetMetricData") == 2
+
+
+def incident_source() -> StaticSource:
+    """9 % errors from 5 minutes before NOW to 10 minutes after it, 1 % around that."""
+    points = [(NOW + datetime.timedelta(minutes=m), 0.09 if -5 <= m <= 10 else 0.01) for m in range(-30, 31)]
+    calm = [(NOW + datetime.timedelta(minutes=m), 0.3) for m in range(-30, 31)]
+    return StaticSource(
+        "replay",
+        {
+            "errors": [Series("error_rate", points, labels={"service": "api"})],
+            "p95": [Series("latency_p95", calm, labels={"service": "api"})],
+        },
+    )
+
+
+def test_watch_acts_once_per_incident_and_holds_in_the_cooldown(rollback_state_dir: Path) -> None:
+    from rollback.metrics import Watch
+
+    api = InMemoryTarget("api", ["1", "2"])
+    asked: list[str] = []
+
+    def respond(decision: rollback.metrics.Decision) -> rollback.Transaction:
+        asked.append(decision.recommendation)
+        return rollback.Transaction("api-rollback", reason="errors").add(api, rollback.Previous())
+
+    log = rollback_state_dir / "decisions.jsonl"
+    watch = Watch(incident_source(), error_rate="errors", p95_latency="p95", step=60, cooldown=3600, log=log)
+    records = [watch.step(respond, at=NOW + datetime.timedelta(minutes=m)) for m in (-10, 0, 5, 20, 25)]
+    assert [r["verdict"] for r in records] == ["healthy", "acted", "already_acted", "healthy", "healthy"]
+    assert asked == ["rollback_now"]
+    assert records[1]["outcome"] == "succeeded"
+    assert records[1]["evidence"][0]["worst"] == 0.09
+    assert api.current_id == "1"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines == records
+
+
+def test_watch_no_data_dry_run_and_a_wrong_respond(rollback_state_dir: Path) -> None:
+    from rollback.metrics import Watch
+
+    api = InMemoryTarget("api", ["1", "2"])
+    asked: list[int] = []
+
+    def respond(decision: rollback.metrics.Decision) -> rollback.Transaction:
+        asked.append(1)
+        return rollback.Transaction("api-rollback", reason="errors").add(api, rollback.Previous())
+
+    held = Watch(incident_source(), error_rate="missing", p95_latency="p95", step=60)
+    record = held.step(respond, at=NOW)
+    assert (record["verdict"], record["no_data"]) == ("no_data", True)
+    acting = Watch(incident_source(), error_rate="missing", p95_latency="p95", step=60, no_data="act", dry_run=True)
+    assert acting.step(respond, at=NOW)["verdict"] == "would_act"
+    assert asked == [] and api.current_id == "2"
+
+    wrong = Watch(incident_source(), error_rate="errors", p95_latency="p95", step=60)
+    record = wrong.step(lambda d: "not a transaction", at=NOW)  # type: ignore[arg-type, return-value]
+    assert record["verdict"] == "act_failed" and "rollback.Transaction" in record["error"], record
+    with pytest.raises(ValueError, match="hold"):
+        Watch(incident_source(), error_rate="errors", p95_latency="p95", no_data="maybe")  # type: ignore[arg-type]
+    with pytest.raises(rollback.InvalidInputError, match="interval"):
+        Watch(incident_source(), error_rate="errors", p95_latency="p95", policy=DecisionPolicy(error_rate_above=0.05), interval=0)

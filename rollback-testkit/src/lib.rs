@@ -21,6 +21,7 @@
 pub mod aws;
 pub mod aws_sdk;
 pub mod k8s;
+pub mod prometheus;
 
 pub use aws::{count_in, gained, injected_in, mutations_in, python, repo_root, AwsEmulator};
 pub use aws_sdk::emulator_sdk_config;
@@ -74,4 +75,29 @@ pub(crate) async fn control_call(
     } else {
         Err(failed(format!("{status}: {text}")))
     }
+}
+
+/// `application/x-www-form-urlencoded` decoding.
+pub(crate) fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -138,7 +138,10 @@ impl Kid {
                     .iter()
                     .any(|p| l.starts_with(p))
             })
-            .unwrap_or_else(|| "(no output: the contender died)".into())
+            .unwrap_or_else(|| {
+                "(no output: the contender died, or no test of this binary has exactly its name)"
+                    .into()
+            })
     }
 
     fn release(&mut self) {
@@ -156,7 +159,8 @@ impl Drop for Kid {
 }
 
 impl Contenders {
-    /// Contenders running the test named `test` (exactly) of this test binary.
+    /// Contenders running the test named `test` (exactly, with its module path when the
+    /// test binary has modules: `dynamodb_locks::contender_child`) of this test binary.
     pub fn new(test: impl Into<String>) -> Self {
         Contenders {
             test: test.into(),

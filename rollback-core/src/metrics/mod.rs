@@ -270,6 +270,40 @@ impl MetricSourceSpec {
     }
 }
 
+/// The `prometheus` metric source kind of runbook files: `{kind: prometheus, url:
+/// http://prometheus:9090, bearer_token_env: PROM_TOKEN, timeout: 30s}`. A token itself is
+/// never written in a runbook: give the variable that holds it.
+#[cfg(feature = "http")]
+pub(crate) fn register_prometheus(registry: &mut crate::Registry) {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        url: String,
+        #[serde(default)]
+        bearer_token_env: Option<String>,
+        #[serde(default)]
+        timeout: Option<String>,
+    }
+    registry.register_metric_source("prometheus", |params| async move {
+        let p: Params = serde_json::from_value(params).map_err(|e| {
+            Error::invalid(
+                "prometheus source",
+                format!("{e}; a prometheus source takes url, bearer_token_env and timeout"),
+            )
+        })?;
+        let mut source = PrometheusSource::new(p.url);
+        if let Some(var) = p.bearer_token_env {
+            source = source.bearer_token_env(var);
+        }
+        if let Some(t) = p.timeout {
+            let t = crate::duration::parse_duration(&t)
+                .map_err(|e| Error::invalid("prometheus source", format!("timeout: {e}")))?;
+            source = source.timeout(t);
+        }
+        Ok(Arc::new(source) as Arc<dyn MetricSource>)
+    });
+}
+
 /// Series held in memory, answered by query string: for tests, demos and replaying a
 /// recorded incident (see [`parse_response`] to load recorded Prometheus answers).
 ///

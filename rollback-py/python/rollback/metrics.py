@@ -2,7 +2,8 @@
 Decision Tree"): sources (:class:`PrometheusSource`, ``rollback.aws.CloudWatchSource``,
 :class:`StaticSource` for tests and replays), :class:`Threshold` checks ("error rate above
 5 % for 5 minutes") usable wherever a check is, and :func:`decide`, the decision tree with
-its reasons and evidence. No data is never read as healthy: a threshold without data fails
+its reasons and evidence; :class:`Watch` decides on an interval and rolls back when it says
+so (once per incident, with a cooldown). No data is never read as healthy: a threshold without data fails
 unless told otherwise, and a query that fails fails the decision.
 """
 
@@ -16,6 +17,7 @@ from ._rollback import (
     Series,
     StaticSource,
     Threshold,
+    Watch,
     decide,
     decide_async,
 )
@@ -30,4 +32,5 @@ __all__ = [
     "Decision",
     "decide",
     "decide_async",
+    "Watch",
 ]

@@ -2,12 +2,13 @@
 :func:`decide`, the decision tree with its reasons and evidence."""
 
 import datetime
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from os import PathLike
 from typing import Any, Literal, final
 
 from typing_extensions import Self, disjoint_base
 
-from . import Check, Policy, Seconds
+from . import Check, Policy, Seconds, Transaction
 
 __all__ = [
     "MetricSource",
@@ -19,6 +20,7 @@ __all__ = [
     "Decision",
     "decide",
     "decide_async",
+    "Watch",
 ]
 
 @disjoint_base
@@ -135,3 +137,45 @@ def decide_async(
     step: Seconds = ...,  # 30 s
     at: datetime.datetime | None = None,
 ) -> Coroutine[object, None, Decision]: ...
+
+@final
+class Watch:
+    """Rolls back when the numbers say so: runbook 004's decision tree over ``source`` every
+    ``interval``; "roll back immediately" calls ``respond(decision)`` for the Transaction to
+    run and runs it, "roll back within" waits its grace and decides again. Once per
+    incident, none within ``cooldown`` after an action; a failing source or a signal with no
+    data is held (``no_data="hold"``) or acted on (``"act"``). Each look is a record dict
+    (``seq``, ``at``, ``verdict``, ``incident``, ``no_data``, ``summary``, ``reasons``,
+    ``evidence``, ...), as the decision log ``log`` keeps it, one JSON line each."""
+
+    def __new__(
+        cls,
+        source: MetricSource,
+        *,
+        error_rate: str,
+        p95_latency: str,
+        slo_burn_rate: str | None = None,
+        policy: DecisionPolicy | None = None,
+        step: Seconds = ...,  # 30 s
+        interval: Seconds = ...,  # 30 s
+        cooldown: Seconds = ...,  # 30 min
+        no_data: Literal["hold", "act"] = "hold",
+        dry_run: bool = False,
+        log: str | PathLike[str] | None = None,
+        status_file: str | PathLike[str] | None = None,
+    ) -> Self: ...
+    def step(
+        self, respond: Callable[[Decision], Transaction], *, at: datetime.datetime | None = None
+    ) -> dict[str, Any]:
+        """One look at ``at`` (now): decides, acts if the rules say so, returns the record."""
+    def step_async(
+        self, respond: Callable[[Decision], Transaction], *, at: datetime.datetime | None = None
+    ) -> Coroutine[object, None, dict[str, Any]]: ...
+    def run(
+        self,
+        respond: Callable[[Decision], Transaction],
+        *,
+        max_decisions: int | None = None,
+        on_record: Callable[[dict[str, Any]], object] | None = None,
+    ) -> dict[str, Any]:
+        """Looks now and every ``interval`` until ``max_decisions`` looks (or Ctrl-C)."""

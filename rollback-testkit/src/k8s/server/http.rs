@@ -13,6 +13,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::form_decode as decode;
+
 use super::super::errors::ApiError;
 
 /// A response body: a whole document, or a stream of watch events.
@@ -146,31 +148,6 @@ impl Req {
         }
         Ok(v)
     }
-}
-
-/// `application/x-www-form-urlencoded` decoding.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {

@@ -114,7 +114,7 @@ async fn next_incident_picks_the_verified_revision(emu: &AwsEmulator, kind: &str
 
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
-            "first_incident_child",
+            "known_good_stores::first_incident_child",
             "--exact",
             "--ignored",
             "--nocapture",

@@ -114,7 +114,7 @@ async fn contender_child() {
 }
 
 fn contenders(emu: &AwsEmulator) -> Contenders {
-    Contenders::new("contender_child").env(ENDPOINT_VAR, emu.endpoint())
+    Contenders::new("dynamodb_locks::contender_child").env(ENDPOINT_VAR, emu.endpoint())
 }
 
 #[tokio::test]

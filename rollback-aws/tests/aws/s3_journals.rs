@@ -86,7 +86,7 @@ async fn a_run_killed_on_its_runner_is_finished_from_s3_by_another_process() {
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "dying_runner_child",
+            "s3_journals::dying_runner_child",
             "--exact",
             "--ignored",
             "--nocapture",
