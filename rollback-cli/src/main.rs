@@ -195,6 +195,27 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         status_addr: Option<String>,
     },
+    /// Practises the runbook on its drill environment and measures it: breaks each target
+    /// (to the newest revision, or the file's `drill: break_to`), waits for the runbook's
+    /// checks to fail (time to detect), runs the rollback (time to recover, against
+    /// `recover_within`), and leaves every target where it was found. Refused for a runbook
+    /// without `drill: {environment: ...}` or with another environment. Prints the report
+    /// (Markdown, or JSON with `-o json`) and adds it to the drill history. Exit 0 when the
+    /// drill passed, 1 otherwise.
+    Drill {
+        #[command(flatten)]
+        file: FileArgs,
+        /// The drill environment, as the runbook's `drill: environment` names it.
+        #[arg(long)]
+        environment: String,
+        /// Also writes the Markdown report to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The drill history, JSON lines (else the file's `history`, else
+        /// .rollback/drills/NAME.jsonl).
+        #[arg(long)]
+        history: Option<PathBuf>,
+    },
     /// Recent transactions in the journal folder, newest first: id, when, name, who, how it
     /// ended, why.
     List {
@@ -495,6 +516,12 @@ async fn run(cli: Cli) -> Outcome2 {
         Command::Apply { file, reason, yes } => apply(&file, reason, yes, output).await,
         Command::History { kind, name } => history(&kind, &name, output).await,
         Command::List { journals } => list(&journals, output).await,
+        Command::Drill {
+            file,
+            environment,
+            out,
+            history,
+        } => watch::drill(&file, &environment, out, history, output).await,
         Command::Watch {
             file,
             dry_run,

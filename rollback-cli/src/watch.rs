@@ -1,4 +1,5 @@
-//! `rollback watch`: the runbook's `watch:` section as a long-lived process.
+//! `rollback watch` (the runbook's `watch:` section as a long-lived process) and `rollback
+//! drill` (its `drill:` section).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,13 +88,7 @@ pub(crate) async fn watch(file: FileArgs, opts: Options, output: Output) -> Outc
     let log = match (&opts.log, watch.log_path()) {
         (Some(log), _) => Some(log.clone()),
         (None, Some(_)) => None,
-        (None, None) => {
-            let dir = PathBuf::from(".rollback/watch");
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Failure::Message(format!("cannot create {}: {e}; give --log", dir.display()))
-            })?;
-            Some(dir.join(format!("{}.jsonl", file_name(runbook.name()))))
-        }
+        (None, None) => Some(default_log("watch", runbook.name())?),
     };
     if let Some(log) = log {
         watch = watch.log(log);
@@ -214,4 +209,54 @@ async fn serve_status(
         }
     });
     Ok(bound)
+}
+
+/// `.rollback/<what>/NAME.jsonl`, its folder made.
+fn default_log(what: &str, name: &str) -> Result<PathBuf, Failure> {
+    let dir = PathBuf::from(".rollback").join(what);
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Failure::Message(format!("cannot create {}: {e}; give --log", dir.display()))
+    })?;
+    Ok(dir.join(format!("{}.jsonl", file_name(name))))
+}
+
+pub(crate) async fn drill(
+    file: &FileArgs,
+    environment: &str,
+    out: Option<PathBuf>,
+    history: Option<PathBuf>,
+    output: Output,
+) -> Outcome2 {
+    let runbook = rollback_core::runbook::Runbook::load(&file.file, &file.vars()?)?;
+    let drill = runbook.drill(&registry(), environment).await?;
+    let history = match (history, drill.history_path()) {
+        (Some(h), _) => h,
+        (None, Some(h)) => h.to_path_buf(),
+        (None, None) => default_log("drills", runbook.name())?,
+    };
+    let past = rollback_core::drill::DrillReport::history(&history)?;
+    if output == Output::Human {
+        eprintln!(
+            "drill of {} on {}: breaking its targets, then rolling back",
+            runbook.name(),
+            drill.environment()
+        );
+    }
+    let report = drill.run().await?;
+    report.append(&history)?;
+    let markdown = report.markdown(&past);
+    if let Some(out) = &out {
+        std::fs::write(out, &markdown).map_err(|e| {
+            Failure::Message(format!("cannot write the report to {}: {e}", out.display()))
+        })?;
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
+        Output::Human => print!("{markdown}"),
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

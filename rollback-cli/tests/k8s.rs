@@ -759,3 +759,135 @@ async fn watch_serves_its_last_decision_and_stops_cleanly_on_sigterm() {
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "no decision after SIGTERM");
 }
+
+/// `rollback drill` on runbook 004's drill file: the frontend broken to its bad release,
+/// the pods-ready check failing, the rollback, the Deployment left as found.
+#[tokio::test]
+async fn drill_breaks_detects_recovers_and_leaves_the_deployment_as_found() {
+    let (sim, dir, kubeconfig) = cluster();
+    incident(&sim, dir.path(), &kubeconfig).await;
+    // Staging runs the good release again (revision 3); the bad one (2) is in the history.
+    kubectl(
+        &kubeconfig,
+        &["rollout", "undo", "deployment/frontend", "-n", "production"],
+    );
+    sim.step(1).await.unwrap();
+    assert_eq!(frontend_image(&kubeconfig), GOOD);
+    let rs_before = kubectl(
+        &kubeconfig,
+        &["get", "replicasets", "-n", "production", "-o", "name"],
+    );
+    let file = common::example("004-drill-staging.yaml");
+    let f = file.to_str().unwrap();
+    let vars = ["--var", "NAMESPACE=production"];
+
+    // Not marked for drills, or another environment: refused, nothing changed.
+    let writes = sim.mutations().await.unwrap();
+    let undo = common::example("004-kubernetes-undo.yaml");
+    let refused = rollback(
+        dir.path(),
+        &kubeconfig,
+        &[
+            "drill",
+            undo.to_str().unwrap(),
+            "--environment",
+            "staging",
+            vars[0],
+            vars[1],
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("not marked for drills"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let wrong = rollback(
+        dir.path(),
+        &kubeconfig,
+        &["drill", f, "--environment", "production", vars[0], vars[1]],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        text(&wrong.stderr).contains(r#"marked for drills on "staging", not "production""#),
+        "{}",
+        text(&wrong.stderr)
+    );
+    assert_eq!(sim.mutations().await.unwrap(), writes);
+
+    let md = dir.path().join("drill.md");
+    let out = rollback(
+        dir.path(),
+        &kubeconfig,
+        &[
+            "drill",
+            f,
+            "--environment",
+            "staging",
+            vars[0],
+            vars[1],
+            "--out",
+            md.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["environment"], "staging");
+    assert!(
+        report["detected_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("pods ready: the pods of deployment frontend"),
+        "{report:#}"
+    );
+    assert!(report["time_to_detect"].as_u64().is_some(), "{report:#}");
+    let ttr = report["time_to_recover"].as_u64().unwrap();
+    assert!(
+        ttr <= report["recover_within"].as_u64().unwrap(),
+        "{report:#}"
+    );
+    let t = &report["targets"][0];
+    assert_eq!(t["found"]["id"], "3", "{report:#}");
+    assert_eq!(t["broken_to"]["id"], "2", "{report:#}");
+    assert_eq!(t["restored"], true, "{report:#}");
+    assert_eq!(report["outcome"], "succeeded");
+    // Exactly as found: the good release's ReplicaSet serves, no new ReplicaSet was made.
+    assert_eq!(frontend_image(&kubeconfig), GOOD);
+    let rs_after = kubectl(
+        &kubeconfig,
+        &["get", "replicasets", "-n", "production", "-o", "name"],
+    );
+    assert_eq!(rs_after, rs_before);
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md.starts_with("# Rollback drill: frontend-drill on staging (passed)"),
+        "{md}"
+    );
+    assert!(md.contains("| time to recover |"), "{md}");
+    // The history has it; a second drill shows the trend.
+    let history = dir.path().join(".rollback/drills/frontend-drill.jsonl");
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap().lines().count(),
+        1
+    );
+    let again = rollback(
+        dir.path(),
+        &kubeconfig,
+        &["drill", f, "--environment", "staging", vars[0], vars[1]],
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let md = text(&again.stdout);
+    assert!(md.contains("## Trend"), "{md}");
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap().lines().count(),
+        2
+    );
+}

@@ -76,6 +76,7 @@
 pub mod command_target;
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod drill;
 #[cfg(any(feature = "runbook", feature = "process", feature = "http"))]
 mod duration;
 pub mod error;

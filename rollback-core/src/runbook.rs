@@ -244,6 +244,90 @@ struct File {
     #[serde(default)]
     #[schemars(with = "Option<WatchEntry>")]
     watch: Option<Spanned<WatchEntry>>,
+    /// Marks the runbook as one to practise on a drill environment (`rollback drill`
+    /// refuses a runbook without it, and one whose environment is not the one named on
+    /// its command line): `{environment: staging, recover_within: 5m}`.
+    #[serde(default)]
+    #[schemars(with = "Option<DrillEntry>")]
+    drill: Option<Spanned<DrillEntry>>,
+}
+
+/// A drill: where, what to break to, how long detection and recovery may take.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DrillEntry {
+    /// The drill environment's name (`staging`): `rollback drill --environment` must name
+    /// it too.
+    environment: String,
+    /// What each target is broken to: `newest` (the newest revision not in use, the
+    /// default) or a selector (`previous`, `{exact: ID}`, `{image_tag: TAG}`...).
+    #[serde(default)]
+    #[schemars(with = "Option<SelectorText>")]
+    break_to: Option<Value>,
+    /// How long the checks have to notice the break (default 5m).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    detect_within: Option<String>,
+    /// The target for the time to recover (default 5m, runbook 004's).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    recover_within: Option<String>,
+    /// Time between probes of the checks while detecting (default 2s).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    probe_interval: Option<String>,
+    /// The drill history (JSON lines), relative to the runbook (default:
+    /// `.rollback/drills/NAME.jsonl`).
+    #[serde(default)]
+    history: Option<PathBuf>,
+}
+
+impl DrillEntry {
+    fn build(
+        &self,
+        place: (u64, u64),
+        dir: &Path,
+        rollback: TransactionBuilder,
+        lint: &mut Lint,
+    ) -> Option<crate::drill::Drill> {
+        use crate::drill::{BreakTo, Drill};
+        if self.environment.trim().is_empty() {
+            lint.add(
+                place,
+                "the drill needs an environment: the name of the drill environment (staging)",
+            );
+            return None;
+        }
+        let break_to = match &self.break_to {
+            None => Some(BreakTo::Newest),
+            Some(Value::String(s)) if s == "newest" => Some(BreakTo::Newest),
+            Some(v) => selector_of(v)
+                .map(BreakTo::Selector)
+                .map_err(|e| lint.add(place, format!("drill break_to: {e}, or newest")))
+                .ok(),
+        };
+        let detect = lint.duration_in(place, &self.detect_within);
+        let recover = lint.duration_in(place, &self.recover_within);
+        let probe = lint.duration_in(place, &self.probe_interval);
+        let mut d = Drill::new(self.environment.trim(), rollback).break_to(break_to?);
+        if let Some(t) = detect {
+            d = d.detect_within(t);
+        }
+        if let Some(t) = recover {
+            d = d.recover_within(t);
+        }
+        if let Some(t) = probe {
+            d = d.probe_interval(t);
+        }
+        if let Some(h) = &self.history {
+            d = d.history(dir.join(h));
+        }
+        if let Err(e) = d.validate() {
+            lint.add(place, e.to_string());
+            return None;
+        }
+        Some(d)
+    }
 }
 
 /// The watch: a metric source, the decision's queries, thresholds and pacing.
@@ -807,6 +891,47 @@ impl Runbook {
         }
     }
 
+    /// The runbook's drill on the drill environment `environment`: its transaction (built
+    /// by `registry`, offline) under its `drill:` settings. Refused, changing nothing, when
+    /// the runbook has no `drill:` section (it is not marked for drills) or names another
+    /// environment.
+    pub async fn drill(
+        &self,
+        registry: &Registry,
+        environment: &str,
+    ) -> Result<crate::drill::Drill> {
+        let runbook = format!("runbook {}", self.file);
+        let Some(entry) = &self.body.drill else {
+            return Err(Error::invalid(
+                runbook,
+                "is not marked for drills (it has no drill: section), so it is never run as \
+                 one; add drill: {environment: NAME} to a runbook for the drill environment",
+            ));
+        };
+        let marked = entry.value.environment.trim();
+        if marked != environment.trim() {
+            return Err(Error::invalid(
+                runbook,
+                format!(
+                    "is marked for drills on {marked:?}, not {environment:?}; a drill runs \
+                     only on the environment its runbook names"
+                ),
+            ));
+        }
+        let b = self.build(registry).await?;
+        let mut lint = Lint {
+            problems: Vec::new(),
+        };
+        match entry.value.build(at(entry), &self.dir, b, &mut lint) {
+            Some(d) if lint.problems.is_empty() => Ok(d),
+            _ => Err(Problems {
+                file: self.file.clone(),
+                problems: lint.problems,
+            }
+            .into_error()),
+        }
+    }
+
     /// The JSON Schema of runbook files (draft 2020-12), for editors and CI; target, check
     /// and lock kinds are listed from `registry`, their parameters are each kind's own.
     pub fn schema(registry: &Registry) -> Value {
@@ -975,6 +1100,9 @@ impl File {
         if let Some(w) = &self.watch {
             // Checked with the rest, so `rollback lint` sees its problems too.
             let _ = w.value.build(at(w), registry, dir, lint).await;
+        }
+        if let Some(d) = &self.drill {
+            let _ = d.value.build(at(d), dir, b.clone(), lint);
         }
         Some(b)
     }

@@ -48,6 +48,7 @@ fn _rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<action::PyActionBase>()?;
     m.add_class::<action::PyWebhook>()?;
     m.add_class::<transaction::PyRunbook>()?;
+    m.add_class::<transaction::PyDrill>()?;
     m.add_class::<stores::PyLocks>()?;
     m.add_class::<stores::PyKnownGoodStore>()?;
     m.add_class::<stores::PyJournalStore>()?;

@@ -682,14 +682,7 @@ impl PyRunbook {
         reason: Option<String>,
         environment: bool,
     ) -> PyResult<PyTransaction> {
-        let mut v = rollback_core::runbook::Vars::new();
-        if !environment {
-            v = v.without_environment();
-        }
-        for (name, value) in vars.unwrap_or_default() {
-            v = v.set(name, value);
-        }
-        let runbook = rollback_core::runbook::Runbook::load(&path, &v).map_err(py_err)?;
+        let runbook = runbook_of(&path, vars, environment)?;
         let mut builder = block_on(py, async move {
             runbook.build(&registry(&[])).await.map_err(py_err)
         })?;
@@ -701,5 +694,110 @@ impl PyRunbook {
             locks: None,
             own_locks: true,
         })
+    }
+
+    /// The runbook file's drill on `environment` (its `drill:` section), as `rollback
+    /// drill FILE --environment ...` runs it; `InvalidInputError` for a runbook not marked
+    /// for drills or marked for another environment.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, environment, vars = None, env = true))]
+    fn drill(
+        py: Python<'_>,
+        path: PathBuf,
+        environment: String,
+        vars: Option<std::collections::BTreeMap<String, String>>,
+        env: bool,
+    ) -> PyResult<PyDrill> {
+        let runbook = runbook_of(&path, vars, env)?;
+        let inner = block_on(py, async move {
+            runbook
+                .drill(&registry(&[]), &environment)
+                .await
+                .map_err(py_err)
+        })?;
+        Ok(PyDrill { inner })
+    }
+}
+
+/// The runbook file at `path` with `vars` (then, if `environment`, the environment's).
+fn runbook_of(
+    path: &std::path::Path,
+    vars: Option<std::collections::BTreeMap<String, String>>,
+    environment: bool,
+) -> PyResult<rollback_core::runbook::Runbook> {
+    let mut v = rollback_core::runbook::Vars::new();
+    if !environment {
+        v = v.without_environment();
+    }
+    for (name, value) in vars.unwrap_or_default() {
+        v = v.set(name, value);
+    }
+    rollback_core::runbook::Runbook::load(path, &v).map_err(py_err)
+}
+
+/// A rollback drill (runbook 004 "Testing Rollback Procedures") over `transaction` on the
+/// drill environment `environment`: each target broken to `break_to` (a selector; by
+/// default the newest revision not in use), the transaction's checks waited on until one
+/// fails (time to detect, within `detect_within`), the transaction run (time to recover,
+/// against `recover_within`), every target left where it was found. `run()` returns the
+/// report as a dict (with `markdown`, the report for the ticket).
+#[pyclass(module = "rollback", name = "Drill", frozen)]
+pub(crate) struct PyDrill {
+    inner: rollback_core::drill::Drill,
+}
+
+#[pymethods]
+impl PyDrill {
+    #[new]
+    #[pyo3(signature = (transaction, *, environment, break_to = None, detect_within = Seconds::of(300), recover_within = Seconds::of(300), probe_interval = Seconds::of(2)))]
+    fn new(
+        py: Python<'_>,
+        transaction: PyRef<'_, PyTransaction>,
+        environment: String,
+        break_to: Option<Bound<'_, PyAny>>,
+        detect_within: Seconds,
+        recover_within: Seconds,
+        probe_interval: Seconds,
+    ) -> PyResult<Self> {
+        use rollback_core::drill::{BreakTo, Drill};
+        let break_to = match break_to.filter(|b| !b.is_none()) {
+            None => BreakTo::Newest,
+            Some(b) => BreakTo::Selector(selector_of(&b)?),
+        };
+        let d = Drill::new(
+            environment,
+            transaction.builder(transaction.run_locks(), None),
+        )
+        .break_to(break_to)
+        .detect_within(detect_within.get("Drill", "detect_within")?)
+        .recover_within(recover_within.get("Drill", "recover_within")?)
+        .probe_interval(probe_interval.get("Drill", "probe_interval")?);
+        d.validate().map_err(|e| crate::errors::to_py(py, &e))?;
+        Ok(PyDrill { inner: d })
+    }
+
+    /// Runs the drill and returns its report (a dict, as `rollback drill -o json` prints
+    /// it, plus `markdown`); with `history` (a JSON-lines file) the report is added to it
+    /// and the Markdown shows the trend.
+    #[pyo3(signature = (*, history = None))]
+    fn run(&self, py: Python<'_>, history: Option<PathBuf>) -> PyResult<Py<PyAny>> {
+        use rollback_core::drill::DrillReport;
+        let past = match &history {
+            Some(h) => DrillReport::history(h).map_err(py_err)?,
+            None => Vec::new(),
+        };
+        let drill = self.inner.clone();
+        let report = block_on(py, async move { drill.run().await.map_err(py_err) })?;
+        if let Some(h) = &history {
+            report.append(h).map_err(py_err)?;
+        }
+        let mut v = serde_json::to_value(&report).map_err(|e| {
+            pyo3::exceptions::PyValueError::new_err(format!("cannot convert the report: {e}"))
+        })?;
+        v["markdown"] = serde_json::Value::from(report.markdown(&past));
+        Ok(py
+            .import("json")?
+            .call_method1("loads", (v.to_string(),))?
+            .unbind())
     }
 }

@@ -129,3 +129,38 @@ def test_conformance_on_a_users_own_python_target(rollback_state_dir: Path) -> N
     assert any("history" in f for f in broken.failures), str(broken)
     with pytest.raises(AssertionError, match="FAILED"):
         assert_conformance(Broken("broken", ["1", "2", "3"], "3"), may_mutate=False)
+
+
+def test_a_drill_breaks_detects_recovers_and_restores(rollback_state_dir: Path) -> None:
+    """rollback.Drill over an in-memory target whose newest revision is unhealthy."""
+    from rollback.testing import InMemoryTarget
+
+    web = InMemoryTarget("web", ["1", "2", "3"], current="2")
+    web.set_healthy("3", False)
+    tx = rollback.Transaction("web-rollback", reason="drill").add(web, rollback.Previous()).verify(web.health_check(policy=rollback.Policy(attempts=1)))
+    drill = rollback.Drill(tx, environment="staging", detect_within=5, probe_interval=0.01)
+    history = rollback_state_dir / "drills.jsonl"
+    report = drill.run(history=history)
+    assert report["passed"], report
+    assert report["targets"][0]["broken_to"]["id"] == "3"
+    assert report["time_to_detect"] is not None and report["time_to_recover"] is not None
+    assert report["markdown"].startswith("# Rollback drill: web-rollback on staging (passed)")
+    assert web.current_id == "2" and web.applied == [("2", "3"), ("3", "2")]
+    again = drill.run(history=history)
+    assert "## Trend" in again["markdown"] and len(history.read_text().splitlines()) == 2
+    # The checks never notice: the drill fails, the target is put back anyway.
+    calm = InMemoryTarget("calm", ["1", "2"], current="1")
+    tx = rollback.Transaction("calm-rollback", reason="drill").add(calm, rollback.Previous()).verify(calm.health_check(policy=rollback.Policy(attempts=1)))
+    report = rollback.Drill(tx, environment="staging", detect_within=0.2, probe_interval=0.01).run()
+    assert not report["passed"] and "would not fire" in report["needs_attention"][0], report
+    assert calm.current_id == "1"
+    with pytest.raises(rollback.InvalidInputError, match="no checks"):
+        rollback.Drill(rollback.Transaction("x").add(calm, rollback.Previous()), environment="staging")
+
+
+def test_runbook_drill_is_refused_unless_marked_for_that_environment(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "runbooks"
+    with pytest.raises(rollback.InvalidInputError, match="not marked for drills"):
+        rollback.Runbook.drill(examples / "004-kubernetes-undo.yaml", environment="staging", vars={"NAMESPACE": "x"})
+    with pytest.raises(rollback.InvalidInputError, match='marked for drills on "staging", not "production"'):
+        rollback.Runbook.drill(examples / "004-drill-staging.yaml", environment="production", vars={"NAMESPACE": "x"})

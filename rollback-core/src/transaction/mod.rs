@@ -589,6 +589,12 @@ impl fmt::Debug for TransactionBuilder {
 }
 
 impl TransactionBuilder {
+    /// What preflight checks before it reads any target: the checks' settings and
+    /// policies, the actions' inputs. Changes nothing.
+    pub async fn validate_inputs(&self) -> Result<()> {
+        preflight::validate_inputs(self).await
+    }
+
     /// The transaction's name.
     pub fn name(&self) -> &str {
         &self.name

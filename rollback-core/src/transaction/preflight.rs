@@ -247,6 +247,12 @@ async fn record_plan(ctx: &Ctx, steps: &mut [StepRun], planned: Entry) -> Result
 /// Preflight's first part: every step's checks, the transaction's checks and the on-failure
 /// and on-success actions validated without being made ([`Check::validate`],
 /// [`AfterAction::validate`](super::AfterAction::validate)).
+/// The part of preflight that reads no target: checks, policies and actions.
+pub(crate) async fn validate_inputs(b: &TransactionBuilder) -> Result<()> {
+    validate_checks(b)?;
+    preflight_actions(b).await
+}
+
 fn validate_checks(b: &TransactionBuilder) -> Result<()> {
     for s in b.stages.iter().flatten() {
         let target = s.target.id().to_string();

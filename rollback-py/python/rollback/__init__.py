@@ -52,6 +52,7 @@ from ._rollback import (
     Report,
     Revision,
     Runbook,
+    Drill,
     Selector,
     StepReport,
     StepsBack,
@@ -111,6 +112,7 @@ __all__ = [
     "Action",
     "Webhook",
     "Runbook",
+    "Drill",
     "resume",
     "resume_async",
     # shared state

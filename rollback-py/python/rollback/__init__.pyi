@@ -77,6 +77,7 @@ __all__ = [
     "Action",
     "Webhook",
     "Runbook",
+    "Drill",
     "resume",
     "resume_async",
     "Locks",
@@ -743,6 +744,38 @@ class Runbook:
         problem is reported at once with its line and column (``InvalidInputError``);
         nothing is called. ``reason`` (a real run needs one) replaces the file's. The file's
         ``locks:`` is the run's lock manager."""
+    @staticmethod
+    def drill(
+        path: str | os.PathLike[str],
+        *,
+        environment: str,
+        vars: Mapping[str, str] | None = None,
+        env: bool = True,
+    ) -> Drill:
+        """The file's drill on ``environment`` (its ``drill:`` section); refused
+        (``InvalidInputError``) for a runbook not marked for drills on that environment."""
+
+@final
+class Drill:
+    """A rollback drill over ``transaction`` on the drill environment ``environment``:
+    each target broken to ``break_to`` (default: the newest revision not in use), the
+    checks waited on until one fails (time to detect), the transaction run (time to
+    recover, against ``recover_within``), every target left where it was found."""
+
+    def __new__(
+        cls,
+        transaction: Transaction,
+        *,
+        environment: str,
+        break_to: Selector | None = None,
+        detect_within: Seconds = ...,  # 5 min
+        recover_within: Seconds = ...,  # 5 min
+        probe_interval: Seconds = ...,  # 2 s
+    ) -> Self: ...
+    def run(self, *, history: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The drill's report (``passed``, ``time_to_detect``, ``time_to_recover`` in
+        milliseconds, ``targets``, ``needs_attention``, ``markdown``); with ``history`` it
+        is added to that JSON-lines file and the Markdown shows the trend."""
 
 def resume_async(
     journal_path: str | os.PathLike[str],
