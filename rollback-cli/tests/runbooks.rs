@@ -144,6 +144,20 @@ impl<'a> Runbook<'a> {
         rollback(Some(self.emu), self.dir.path(), &args)
     }
 
+    /// `rollback <cmd...> FILE --var ...` with the AWS credentials `key` (id, secret).
+    fn run_as(&self, key: &(String, String), cmd: &[&str]) -> Output {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.push(self.file.to_str().unwrap());
+        for v in &self.vars {
+            args.extend(["--var", v.as_str()]);
+        }
+        common::command(Some(self.emu), self.dir.path(), &args)
+            .env("AWS_ACCESS_KEY_ID", &key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &key.1)
+            .output()
+            .unwrap()
+    }
+
     /// `lint` passes and counts the steps and stages.
     fn lint(&self, steps: usize, stages: usize) {
         let out = self.run(&["lint"]);
@@ -276,10 +290,12 @@ fn moved(name: &str, from: &str, to: &str) -> (String, String, String) {
     (name.into(), from.into(), to.into())
 }
 
-#[tokio::test]
-async fn runbook_001_one_service_goes_back_to_its_previous_task_definition() {
-    let emu = emulator().await;
-    let family = "agentauri-production-api-gateway";
+const FAMILY_001: &str = "agentauri-production-api-gateway";
+
+/// Runbook 001's one-service incident: api-gateway-v2 on task definition 3 (1.9.0, whose
+/// health check fails), 1 and 2 before it; the runbook file that rolls it back.
+async fn one_service_001(emu: &AwsEmulator) -> Runbook<'_> {
+    let family = FAMILY_001;
     emu.seed(json!({"ecs": [service(CLUSTER_001, "api-gateway-v2", family, &["1.7.0", "1.8.0", "1.9.0"], 2)]}))
         .await
         .unwrap();
@@ -291,15 +307,22 @@ async fn runbook_001_one_service_goes_back_to_its_previous_task_definition() {
     .await
     .unwrap();
     let health = emu.health_url();
-    let rb = Runbook::new(
-        &emu,
+    Runbook::new(
+        emu,
         "001-ecs-service.yaml",
         &[
             ("ENV", "production"),
             ("SERVICE", "api-gateway-v2"),
             ("HEALTH_URL", &health),
         ],
-    );
+    )
+}
+
+#[tokio::test]
+async fn runbook_001_one_service_goes_back_to_its_previous_task_definition() {
+    let emu = emulator().await;
+    let family = FAMILY_001;
+    let rb = one_service_001(&emu).await;
     rb.lint(1, 1);
     let before = emu.calls().await.unwrap();
     let plan = rb.plan();
@@ -1167,4 +1190,90 @@ async fn runbook_003_cloudformation_previous_template_with_the_pipeline_frozen()
     .unwrap();
     assert_eq!(stack.current().await.unwrap().id, versions[1]);
     rb.assert_policy_exact(&before, &after, &[]);
+}
+
+/// Least privilege, both ways, under moto's IAM enforcement: runbook 001's ECS rollback
+/// runs with credentials holding only the actions `rollback policy` generates, and without
+/// any one of them it is refused naming that action, changing nothing. (moto matches a
+/// request's resource as `*`, so the users hold the actions on every resource; the ARNs
+/// are checked against the calls by `assert_policy_exact`'s tests.)
+#[tokio::test]
+async fn runbook_001_runs_with_only_its_generated_iam_policy_and_not_without_any_action() {
+    let emu = emulator().await;
+    let family = FAMILY_001;
+    let rb = one_service_001(&emu).await;
+    let actions: Vec<String> = rb.policy_actions().into_iter().collect();
+    assert!(
+        actions.contains(&"ecs:UpdateService".to_string()),
+        "{actions:?}"
+    );
+    let full = emu.iam_user("ci", &actions).await.unwrap();
+    let mut without = Vec::new();
+    for (i, missing) in actions.iter().enumerate() {
+        let mut fewer = actions.clone();
+        fewer.remove(i);
+        let key = emu.iam_user(&format!("ci-{i}"), &fewer).await.unwrap();
+        without.push((missing.clone(), key));
+    }
+    let nobody = emu.iam_user("nobody", &[]).await.unwrap();
+    emu.enforce_iam(true).await.unwrap();
+
+    // Enforced: a user with no permissions is refused at the first call.
+    let out = rb.run_as(&nobody, &["plan", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    for (missing, key) in &without {
+        let out = rb.run_as(
+            key,
+            &[
+                "apply",
+                "--yes",
+                "--reason",
+                "least privilege",
+                "--output",
+                "json",
+            ],
+        );
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "without {missing}: {all}");
+        assert!(
+            all.contains(missing.as_str()),
+            "without {missing}, the error names it: {all}"
+        );
+        assert!(all.contains("rollback policy"), "without {missing}: {all}");
+    }
+    // Nothing changed: every denial came before UpdateService, or was UpdateService's own.
+    emu.enforce_iam(false).await.unwrap();
+    let aws = aws(&emu).await;
+    assert_eq!(
+        ecs_state(&aws, CLUSTER_001, "api-gateway-v2").await,
+        (format!("{family}:3"), 2)
+    );
+    emu.enforce_iam(true).await.unwrap();
+
+    let out = rb.run_as(
+        &full,
+        &[
+            "apply",
+            "--yes",
+            "--reason",
+            "least privilege",
+            "--output",
+            "json",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["outcome"], "succeeded", "{report}");
+    emu.enforce_iam(false).await.unwrap();
+    assert_eq!(
+        ecs_state(&aws, CLUSTER_001, "api-gateway-v2").await,
+        (format!("{family}:2"), 2)
+    );
 }

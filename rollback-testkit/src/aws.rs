@@ -231,6 +231,35 @@ impl AwsEmulator {
         .map(|_| ())
     }
 
+    /// Creates the IAM user `name` allowed exactly `actions` (on every resource: moto
+    /// matches a request's resource as `*`, so resource scoping is not enforced) and
+    /// returns its access key id and secret, for a run under least privilege once
+    /// [`enforce_iam`](Self::enforce_iam) is on. Create users and seed before enforcing.
+    pub async fn iam_user(
+        &self,
+        name: &str,
+        actions: &[String],
+    ) -> Result<(String, String), TestkitError> {
+        let v = self
+            .control(
+                "POST",
+                "iam/users",
+                Some(json!({"name": name, "actions": actions})),
+            )
+            .await?;
+        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        Ok((field("access_key_id"), field("secret_access_key")))
+    }
+
+    /// Turns moto's IAM enforcement on (each later AWS request is authenticated and its
+    /// action authorized against its caller's policies; the control API is not) or off.
+    /// The emulator's reset (`POST /_emulator/reset`) turns it off.
+    pub async fn enforce_iam(&self, enabled: bool) -> Result<(), TestkitError> {
+        self.control("POST", "iam/enforce", Some(json!({"enabled": enabled})))
+            .await
+            .map(|_| ())
+    }
+
     /// Whether the emulated application's health endpoint passes now.
     pub async fn healthy(&self) -> Result<bool, TestkitError> {
         Ok(self.control("GET", "health", None).await?["healthy"] == json!(true))

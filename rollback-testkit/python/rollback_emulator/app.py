@@ -92,6 +92,31 @@ def fault_response(op: Operation, kind: str) -> tuple[int, list[tuple[str, str]]
     return status, headers, data
 
 
+def _access_denied(op: Operation, status: str, body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    """moto's IAM denial (an XML ErrorResponse whatever the protocol) as AWS answers it in a
+    JSON protocol: ``AccessDeniedException`` with AWS's "User: ... is not authorized to
+    perform: ACTION" message (moto names no resource: it authorizes against ``*``)."""
+    if not status.startswith("403") or not body.lstrip().startswith(b"<"):
+        return None
+    import html
+    import re
+
+    text = body.decode("utf-8", errors="replace")
+    if "<Code>AccessDenied" not in text:
+        return None
+    found = re.search(r"<Message>(.*?)</Message>", text, re.S)
+    message = html.unescape(found.group(1)) if found else "Access denied"
+    code = "AccessDeniedException"
+    payload = {"__type": code, "message": message} if op.protocol == "json" else {"Type": "User", "message": message}
+    data = json.dumps(payload).encode()
+    ctype = json_content_type(op.service) if op.protocol == "json" else "application/json"
+    return (
+        "403 Forbidden",
+        [("Content-Type", ctype), ("x-amzn-ErrorType", code), ("x-amzn-RequestId", str(uuid.uuid4())), ("Content-Length", str(len(data)))],
+        data,
+    )
+
+
 # Set by the middleware on the request's thread; the server's request handler then closes the
 # connection at once (SO_LINGER 0: a TCP reset) instead of waiting for another request on it.
 RESET_REQUESTED = threading.local()
@@ -165,7 +190,18 @@ class EmulatorApp:
         else:
             return self.moto_app(environ, start_response)
 
-        def fixed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        answered: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answered[:] = [status, headers, exc_info]
+            return lambda data: None
+
+        body = b"".join(self.moto_app(environ, capture))
+        status, headers, exc_info = answered
+        denied = _access_denied(op, status, body)
+        if denied is not None:
+            status, headers, body = denied
+        else:
             # moto answers some JSON (Lambda, Secrets Manager) with Content-Type text/html, and
             # CloudWatch's JSON with Content-Type "text".
             headers = [
@@ -173,9 +209,11 @@ class EmulatorApp:
                 for k, v in headers
                 if k.lower() != "status"
             ]
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
-
-        return self.moto_app(environ, fixed_start_response)
+        if exc_info:
+            start_response(status, headers, exc_info)
+        else:
+            start_response(status, headers)
+        return [body]
 
     # -- control API ------------------------------------------------------------------------
     def _control(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -272,7 +310,40 @@ class EmulatorApp:
             self.scheduler.reset(self.default_convergence_ms)
             self.rds_scheduler.reset(self.default_rds_delay_ms)
             self.state.reset()
+        from moto import settings
+
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
         return 200, {"reset": True}
+
+    def iam_user(self, body: Any) -> tuple[int, Any]:
+        """Creates an IAM user allowed exactly ``actions`` (on every resource: moto matches
+        a request's resource as ``*``) and returns its access key, for runs under least
+        privilege once ``iam/enforce`` is on."""
+        from moto.iam.models import iam_backends
+
+        name = body.get("name") if isinstance(body, dict) else None
+        actions = body.get("actions") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name or not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+            raise ControlError('give {"name": "ci", "actions": ["ecs:UpdateService", ...]}', status=400)
+        iam = iam_backends[self.account_id]["global"]
+        iam.create_user(self.region, name)
+        statements = [{"Effect": "Allow", "Action": sorted(actions), "Resource": "*"}] if actions else []
+        iam.put_user_policy(name, "rollback", json.dumps({"Version": "2012-10-17", "Statement": statements or [{"Effect": "Deny", "Action": "none:None", "Resource": "*"}]}))
+        key = iam.create_access_key(name)
+        return 200, {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+
+    def iam_enforce(self, body: Any) -> tuple[int, Any]:
+        """Turns moto's IAM enforcement on (every request after this one is authenticated
+        and its action authorized against its caller's policies) or off."""
+        from moto import settings
+        from moto.core.authorization import ActionAuthenticatorMixin
+
+        enabled = body.get("enabled") if isinstance(body, dict) else None
+        if not isinstance(enabled, bool):
+            raise ControlError('give {"enabled": true} or {"enabled": false}', status=400)
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0 if enabled else float("inf")
+        ActionAuthenticatorMixin.request_count = 0
+        return 200, {"enabled": enabled}
 
     def do_seed(self, body: Any) -> tuple[int, Any]:
         from botocore.exceptions import ClientError
@@ -563,6 +634,8 @@ ROUTES: dict[str, dict[str, Callable[[EmulatorApp, Any], tuple[int, Any]]]] = {
     "status": {"GET": EmulatorApp.status},
     "reset": {"POST": EmulatorApp.reset},
     "seed": {"POST": EmulatorApp.do_seed},
+    "iam/users": {"POST": EmulatorApp.iam_user},
+    "iam/enforce": {"POST": EmulatorApp.iam_enforce},
     "faults": {"POST": EmulatorApp.add_fault, "GET": EmulatorApp.list_faults, "DELETE": EmulatorApp.clear_faults},
     "calls": {"GET": EmulatorApp.calls, "DELETE": EmulatorApp.reset_calls},
     "bad": {"POST": EmulatorApp.add_mark, "GET": EmulatorApp.list_marks, "DELETE": EmulatorApp.clear_marks},

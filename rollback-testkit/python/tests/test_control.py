@@ -125,3 +125,41 @@ def test_convergence_zero_is_immediate(seeded, ecs, emu):
     (dep,) = resp["deployments"]
     assert dep["rolloutState"] == "COMPLETED" and resp["runningCount"] == 2
     wait_until(lambda: emu.control("GET", "status")["ecs"]["rollouts_in_progress"] == 0, timeout=2)
+
+
+def test_iam_enforcement_allows_a_users_actions_and_denies_the_rest_in_the_protocols_shape(seeded, emu):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    key = emu.control("POST", "iam/users", {"name": "ci", "actions": ["ecs:DescribeServices", "lambda:GetAlias"]})
+    as_ci = lambda service: boto3.client(  # noqa: E731
+        service,
+        endpoint_url=emu.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key["access_key_id"],
+        aws_secret_access_key=key["secret_access_key"],
+    )
+    assert emu.control("POST", "iam/enforce", {"enabled": True}) == {"enabled": True}
+    try:
+        as_ci("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])
+        as_ci("lambda").get_alias(FunctionName=FUNCTION, Name="live")
+        for call in (
+            lambda: as_ci("ecs").update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1),
+            lambda: as_ci("lambda").list_versions_by_function(FunctionName=FUNCTION),
+        ):
+            with pytest.raises(ClientError) as denied:
+                call()
+            err = denied.value.response["Error"]
+            assert err["Code"] == "AccessDeniedException", denied.value.response
+            assert "is not authorized to perform: " in err["Message"], err
+            assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    finally:
+        assert emu.control("POST", "iam/enforce", {"enabled": False}) == {"enabled": False}
+    status, body = raw(emu, "POST", "iam/users", {"name": "x"})
+    assert status == 400 and "actions" in json.dumps(body)
+    # The reset turns enforcement off too.
+    emu.control("POST", "iam/enforce", {"enabled": True})
+    emu.reset()
+    boto3.client(
+        "ecs", endpoint_url=emu.endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).list_clusters()

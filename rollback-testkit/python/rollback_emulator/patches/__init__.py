@@ -28,7 +28,7 @@ def apply_all() -> None:
                 "installed; run `bash scripts/setup-python.sh` to install the pinned version",
                 stacklevel=2,
             )
-        from . import awslambda, cloudformation, cloudfront, cloudwatch, codepipeline, ecs, rds, s3, secretsmanager
+        from . import awslambda, cloudformation, cloudfront, cloudwatch, codepipeline, ecs, iam_auth, rds, s3, secretsmanager
 
         ecs.apply()
         awslambda.apply()
@@ -38,5 +38,6 @@ def apply_all() -> None:
         codepipeline.apply()
         cloudformation.apply()
         s3.apply()
+        iam_auth.apply()
         cloudfront.apply()
         _applied = True
