@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use common::text;
 use rollback_testkit::k8s::K8sSimulator;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const GOOD: &str = "registry.example.com/agentauri/frontend:1.8.0";
 const BAD: &str = "registry.example.com/agentauri/frontend:1.9.0";
@@ -120,6 +120,24 @@ fn assert_rbac_exact(roles: &Value, calls: &Value) {
             }
         }
     }
+}
+
+/// The RBAC Roles `rollback policy --format rbac` generates for runbook `file`.
+fn generated_roles(dir: &Path, kubeconfig: &Path, file: &str) -> Value {
+    let roles = rollback(
+        dir,
+        kubeconfig,
+        &[
+            "policy",
+            file,
+            "--var",
+            "NAMESPACE=production",
+            "--format",
+            "rbac",
+        ],
+    );
+    assert!(roles.status.success(), "{}", text(&roles.stderr));
+    serde_json::from_slice(&roles.stdout).unwrap()
 }
 
 /// A simulator, a folder for the test and a kubeconfig in it for the simulator.
@@ -309,20 +327,7 @@ async fn runbook_004_undoes_a_crash_looping_release_as_kubectl_would() {
     assert!(out.contains("succeeded"), "{out}");
     // The Role `rollback policy` generates is exact for what the plan and the run called.
     let calls = sim.calls().await.unwrap();
-    let roles = rollback(
-        dir.path(),
-        &kubeconfig,
-        &[
-            "policy",
-            f,
-            "--var",
-            "NAMESPACE=production",
-            "--format",
-            "rbac",
-        ],
-    );
-    assert!(roles.status.success(), "{}", text(&roles.stderr));
-    let roles: Value = serde_json::from_slice(&roles.stdout).unwrap();
+    let roles = generated_roles(dir.path(), &kubeconfig, f);
     assert_rbac_exact(&roles, &calls);
     // The progress lines (no terminal: plain, timestamped) carry the rollout's own words.
     let progress = text(&applied.stderr);
@@ -890,4 +895,124 @@ async fn drill_breaks_detects_recovers_and_leaves_the_deployment_as_found() {
         std::fs::read_to_string(&history).unwrap().lines().count(),
         2
     );
+}
+
+/// Least privilege, both ways, under the simulator's RBAC: runbook 004's undo runs with
+/// only the Role `rollback policy` generates, and without any one verb of it the run fails
+/// naming that verb and resource (after compensating, when the verb was a check's).
+#[tokio::test]
+async fn runbook_004_runs_with_only_its_generated_role_and_not_without_any_verb() {
+    let (sim, dir, kubeconfig) = cluster();
+    incident(&sim, dir.path(), &kubeconfig).await;
+    let f = example();
+    let f = f.to_str().unwrap();
+    let roles = generated_roles(dir.path(), &kubeconfig, f);
+    let apply = || {
+        rollback(
+            dir.path(),
+            &kubeconfig,
+            &[
+                "apply",
+                f,
+                "--var",
+                "NAMESPACE=production",
+                "--yes",
+                "--reason",
+                "least privilege",
+            ],
+        )
+    };
+    // Nothing allowed: refused at the first read.
+    sim.rbac(Some(&json!({"kind": "List", "items": []})))
+        .await
+        .unwrap();
+    let out = apply();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("kubectl auth can-i"),
+        "{}",
+        text(&out.stderr)
+    );
+    let rules = roles["items"][0]["rules"].as_array().unwrap().clone();
+    let mut tried = 0;
+    let mut watches = Vec::new();
+    let without = |i: usize, verb: &Value| {
+        let mut fewer = roles.clone();
+        fewer["items"][0]["rules"][i]["verbs"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|v| v != verb);
+        fewer
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        for verb in rule["verbs"].as_array().unwrap() {
+            if verb == "watch" {
+                // Without watch the wait polls instead (below).
+                watches.push((i, verb.clone()));
+                continue;
+            }
+            let fewer = without(i, verb);
+            sim.rbac(Some(&fewer)).await.unwrap();
+            let out = apply();
+            sim.rbac(None).await.unwrap();
+            let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            let (verb, resource) = (
+                verb.as_str().unwrap(),
+                rule["resources"][0].as_str().unwrap(),
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "without {verb} {resource}: {all}"
+            );
+            assert!(
+                all.contains(verb) && all.contains(resource),
+                "without {verb} {resource}, the error names them: {all}"
+            );
+            // A failed run leaves the bad release in use (refused, or compensated).
+            assert_eq!(
+                frontend_image(&kubeconfig),
+                BAD,
+                "without {verb} {resource}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried >= 4, "{roles:#}");
+    sim.rbac(Some(&roles)).await.unwrap();
+    let out = apply();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    sim.rbac(None).await.unwrap();
+    assert_eq!(frontend_image(&kubeconfig), GOOD);
+    // `watch` is the one verb a run does without: its waits poll with `get` instead. The
+    // Role keeps it (a watch sees the rollout at once, with fewer calls).
+    for (i, verb) in &watches {
+        kubectl(
+            &kubeconfig,
+            &[
+                "set",
+                "image",
+                "deployment/frontend",
+                &format!("app={BAD}"),
+                "-n",
+                "production",
+            ],
+        );
+        sim.step(1).await.unwrap();
+        sim.rbac(Some(&without(*i, verb))).await.unwrap();
+        let out = apply();
+        sim.rbac(None).await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(frontend_image(&kubeconfig), GOOD);
+    }
 }

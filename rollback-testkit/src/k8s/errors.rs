@@ -51,6 +51,11 @@ impl ApiError {
         .with_details(Self::resource_details(kind, name))
     }
 
+    /// 403 for a call RBAC does not allow.
+    pub(crate) fn forbidden(message: String, details: Value) -> ApiError {
+        ApiError::new(403, "Forbidden", message).with_details(details)
+    }
+
     /// 404 for a path the server does not serve.
     pub(crate) fn no_route() -> ApiError {
         ApiError::new(

@@ -396,6 +396,18 @@ impl K8sSimulator {
             .map(|_| ())
     }
 
+    /// Enforces RBAC with `roles` (a `v1 List` of Roles, as `rollback policy --format rbac`
+    /// prints it): each namespaced call must be allowed by a rule of its namespace's Role
+    /// (group, resource and subresource, verb, `resourceNames`), else it is answered 403
+    /// Forbidden in the API server's words. `None` turns RBAC off.
+    pub async fn rbac(&self, roles: Option<&Value>) -> Result<(), TestkitError> {
+        match roles {
+            Some(r) => self.control("POST", "rbac", Some(r.clone())).await,
+            None => self.control("DELETE", "rbac", None).await,
+        }
+        .map(|_| ())
+    }
+
     /// Undoes [`K8sSimulator::fail_image`]: the image's pods become ready at the next step.
     pub async fn heal_image(&self, image: &str) -> Result<(), TestkitError> {
         self.control(

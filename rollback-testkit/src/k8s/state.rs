@@ -122,6 +122,8 @@ pub(crate) struct State {
     pub(crate) calls: Vec<Value>,
     pub(crate) faults: Vec<PendingFault>,
     pub(crate) memory: Memory,
+    /// The Roles RBAC checks calls against (`POST /_sim/rbac`); `None`: no RBAC.
+    pub(crate) rbac: Option<Value>,
 }
 
 impl State {
@@ -135,6 +137,7 @@ impl State {
             calls: Vec::new(),
             faults: Vec::new(),
             memory: Memory::default(),
+            rbac: None,
         }
     }
 

@@ -90,6 +90,18 @@ pub(super) fn control(sim: &Sim, req: &Req) -> Resp {
             st.faults.clear();
             json!({"faults": []})
         }
+        ("GET", "rbac") => json!({"roles": st.rbac}),
+        ("POST", "rbac") => match super::rbac::parse(&body) {
+            Ok(roles) => {
+                st.rbac = Some(roles);
+                json!({"roles": st.rbac})
+            }
+            Err(error) => return json_response(400, &json!({"error": error})),
+        },
+        ("DELETE", "rbac") => {
+            st.rbac = None;
+            json!({"roles": null})
+        }
         ("POST", "compact") => {
             st.store.compact();
             json!({"compacted": st.store.compacted()})
@@ -100,13 +112,14 @@ pub(super) fn control(sim: &Sim, req: &Req) -> Resp {
             st.calls.clear();
             st.faults.clear();
             st.failing_images.clear();
+            st.rbac = None;
             st.memory = Default::default();
             st.running = true;
             json!({"reset": true, "resourceVersion": st.store.rv().to_string()})
         }
         ("GET", "") => json!({
             "endpoints": ["GET|POST config", "GET|POST|DELETE fail-image", "GET|POST controller", "POST step",
-                          "GET|DELETE calls", "GET|POST|DELETE inject", "POST compact", "POST reset"],
+                          "GET|DELETE calls", "GET|POST|DELETE inject", "GET|POST|DELETE rbac", "POST compact", "POST reset"],
             "config": st.config.to_json(),
             "running": st.running,
             "resourceVersion": st.store.rv().to_string(),

@@ -15,6 +15,7 @@ mod delete;
 mod discovery;
 mod faults;
 mod http;
+mod rbac;
 mod read;
 mod routing;
 mod watch;
@@ -73,11 +74,16 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Resp, Infallibl
             tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
         }
     }
+    let denied = match (&route, &sim.lock().rbac) {
+        (Some(route), Some(roles)) => rbac::check(roles, &req, route),
+        _ => None,
+    };
     let resp = match fault.filter(|f| f.status != 0) {
         Some(f) => faults::answer(f, route.as_ref()),
-        None => match route {
-            Some(route) => routing::api(&sim, &req, route),
-            None => error_response(&ApiError::no_route()),
+        None => match (denied, route) {
+            (Some(denied), _) => error_response(&denied),
+            (None, Some(route)) => routing::api(&sim, &req, route),
+            (None, None) => error_response(&ApiError::no_route()),
         },
     };
     control::record(&sim, &req, resp.status().as_u16());
