@@ -1277,3 +1277,74 @@ async fn runbook_001_runs_with_only_its_generated_iam_policy_and_not_without_any
         (format!("{family}:2"), 2)
     );
 }
+
+/// `rollback drill` of an ECS service on staging: broken to the bad task definition, the
+/// health endpoint seen failing, rolled back, left on the task definition it was found on.
+#[tokio::test]
+async fn drill_of_the_ecs_runbook_measures_and_leaves_the_service_as_found() {
+    let emu = emulator().await;
+    let family = "agentauri-staging-api-gateway";
+    emu.seed(json!({"ecs": [service("agentauri-staging", "api-gateway-v2", family, &["1.7.0", "1.8.0", "1.9.0"], 2)]}))
+        .await
+        .unwrap();
+    emu.mark_bad(
+        "ecs",
+        "agentauri-staging/api-gateway-v2",
+        &format!("{family}:3"),
+    )
+    .await
+    .unwrap();
+    let health = emu.health_url();
+    let vars = [
+        ("SERVICE", "api-gateway-v2"),
+        ("HEALTH_URL", health.as_str()),
+    ];
+    // Staging after its last incident: back on 2, the bad 3 the newest.
+    let aws = aws(&emu).await;
+    let svc = EcsService::new(&aws, "agentauri-staging", "api-gateway-v2").unwrap();
+    let change = svc
+        .prepare(&rollback_core::Selector::Previous)
+        .await
+        .unwrap();
+    svc.apply(&change).await.unwrap();
+    let drill = Runbook::new(&emu, "001-ecs-drill-staging.yaml", &vars);
+    let before = emu.calls().await.unwrap();
+    let out = drill.run(&["drill", "--environment", "staging", "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+    let t = &report["targets"][0];
+    assert_eq!(t["found"]["id"], format!("{family}:2"), "{report:#}");
+    assert_eq!(t["broken_to"]["id"], format!("{family}:3"), "{report:#}");
+    assert_eq!(
+        t["rolled_back_to"]["id"],
+        format!("{family}:2"),
+        "{report:#}"
+    );
+    assert!(
+        report["detected_by"].as_str().unwrap().contains("200"),
+        "{report:#}"
+    );
+    let (ttd, ttr) = (
+        report["time_to_detect"].as_u64().unwrap(),
+        report["time_to_recover"].as_u64().unwrap(),
+    );
+    assert!(ttr <= 300_000 && ttd <= 120_000, "{report:#}");
+    assert!(t["rollback_time"].as_u64().unwrap() > 0, "{report:#}");
+    // Exactly as found, with two UpdateService calls: the break and the rollback (no
+    // restore was needed).
+    assert_eq!(
+        ecs_state(&aws, "agentauri-staging", "api-gateway-v2").await,
+        (format!("{family}:2"), 2)
+    );
+    assert_eq!(
+        made(&before, &emu.calls().await.unwrap(), "UpdateService"),
+        2
+    );
+    assert!(emu.healthy().await.unwrap());
+}
