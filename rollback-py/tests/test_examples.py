@@ -80,3 +80,11 @@ def test_the_users_own_pytest_suite_passes() -> None:
 def test_every_example_is_tested() -> None:
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"emulators"}
     assert scripts == set(AWS_EXAMPLES) | {"k8s_undo", "test_my_pipeline", "terraform_rollback"}
+
+
+def test_watch_and_drill_example() -> None:
+    out = run("watch_and_drill")
+    looks = [line.split()[1] for line in out.splitlines() if line.startswith("  12:")]
+    assert looks == ["healthy", "healthy", "acted", "already_acted", "healthy", "healthy", "healthy", "healthy", "cooldown", "cooldown", "healthy"], out
+    assert "the api now runs 41; rollbacks made: 1" in out
+    assert "# Rollback drill: api-rollback on staging (passed)" in out and "left at 41" in out
