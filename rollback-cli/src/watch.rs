@@ -127,12 +127,14 @@ pub(crate) async fn watch(file: FileArgs, opts: Options, output: Output) -> Outc
     let summary = watch
         .run(&responder, shutdown()?, |record: &WatchRecord| {
             let json = serde_json::to_string(record).unwrap_or_default();
+            // The status is up to date before the record is printed: whoever reads the
+            // line may ask for the status at once.
+            if let Ok(mut l) = last.lock() {
+                *l = Some(json.clone());
+            }
             match output {
                 Output::Json => println!("{json}"),
                 Output::Human => println!("{record}"),
-            }
-            if let Ok(mut l) = last.lock() {
-                *l = Some(json);
             }
         })
         .await?;

@@ -18,7 +18,9 @@
 //!   rollback and closes at the first healthy one (every signal with data, no condition
 //!   holding). Within one incident a watch acts at most once, whatever came of it: a
 //!   rollback that failed or was refused (a lease held by a person rolling back by hand)
-//!   is for a person, and acting again on top of it could make things worse.
+//!   is for a person, and acting again on top of it could make things worse. A watch
+//!   restarted over the same decision log ([`Watch::resume_state`], which
+//!   [`Watch::run`] does) goes on where it left off: same incident, same cooldown.
 //! - **Cooldown.** After any action, none for [`Watch::cooldown`] (30 minutes by
 //!   default), even in a new incident.
 //! - **No data is not a verdict.** A source that fails, or a signal with no series in the
@@ -169,7 +171,7 @@ pub trait Responder: Send + Sync {
 /// How a watch ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchSummary {
-    /// Looks made.
+    /// Looks made by this run.
     pub decisions: u64,
     /// Times the responder ran (or, in a dry run, would have).
     pub actions: u64,
@@ -271,7 +273,7 @@ impl Watch {
         self
     }
 
-    /// Stops after this many looks (`1`: decide once, as from cron).
+    /// Stops after this many looks of this run (`1`: decide once, as from cron).
     pub fn max_decisions(mut self, n: u64) -> Self {
         self.max_decisions = Some(n);
         self
@@ -583,13 +585,19 @@ impl Watch {
         mut observe: impl FnMut(&WatchRecord) + Send,
     ) -> Result<WatchSummary> {
         self.validate()?;
-        let mut state = WatchState::default();
+        // A watch restarted (a new pod, a crash) goes on where its log left off: an
+        // incident it acted on is not acted on again, the cooldown still runs.
+        let mut state = match &self.log {
+            Some(log) => self.resume_state(log)?,
+            None => WatchState::default(),
+        };
         let mut last = None;
+        let first = state.seq;
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
-            if self.max_decisions.is_some_and(|n| state.seq >= n) {
+            if self.max_decisions.is_some_and(|n| state.seq - first >= n) {
                 break;
             }
             tokio::select! {
@@ -608,10 +616,67 @@ impl Watch {
             last = Some(record);
         }
         Ok(WatchSummary {
-            decisions: state.seq,
+            decisions: state.seq - first,
             actions: state.actions,
             last,
         })
+    }
+}
+
+impl Watch {
+    /// The state a watch had when it wrote the decision log at `log` (its records of the
+    /// same kind: dry run or not): the open incident and whether it was acted on, the
+    /// grace under way, the cooldown after the last action. A missing log is a fresh
+    /// start.
+    pub fn resume_state(&self, log: &Path) -> Result<WatchState> {
+        let text = match std::fs::read_to_string(log) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(WatchState::default()),
+            Err(e) => return Err(file_error(log, e)),
+        };
+        let mut state = WatchState::default();
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let r: WatchRecord = serde_json::from_str(line).map_err(|e| {
+                Error::journal(
+                    log.display().to_string(),
+                    format!(
+                        "line {} is not a watch record ({e}); move the file away to start afresh",
+                        n + 1
+                    ),
+                )
+            })?;
+            if r.dry_run != self.dry_run {
+                continue;
+            }
+            state.seq = state.seq.max(r.seq);
+            if let Some(id) = r.incident {
+                state.incidents = state.incidents.max(id);
+            }
+            let acted = r.verdict.acted();
+            if acted {
+                state.actions += 1;
+                state.cooldown_until = Some(plus(r.at, self.cooldown));
+            }
+            state.incident = r.incident.map(|id| {
+                let before = state.incident.take().filter(|i| i.id == id);
+                Incident {
+                    id,
+                    acted: acted
+                        || matches!(r.verdict, Verdict::AlreadyActed { .. })
+                        || before.as_ref().is_some_and(|i| i.acted),
+                    grace_until: match &r.verdict {
+                        Verdict::Grace { act_at } => Some(*act_at),
+                        _ => before.and_then(|i| i.grace_until),
+                    },
+                }
+            });
+        }
+        state.actions = 0;
+        Ok(state)
     }
 }
 
@@ -884,6 +949,39 @@ mod tests {
         let w = burning(&[Some(2.5), Some(0.5), Some(2.5)]);
         assert_eq!(verdicts(&w, &r, 3).await, ["grace", "healthy", "grace"]);
         assert!(r.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_watch_goes_on_from_its_log_and_does_not_act_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("d.jsonl");
+        let r = Counting::default();
+        let first = watch(&[Some(0.09), Some(0.09)]).log(&log);
+        let mut state = WatchState::default();
+        first.step(&mut state, &r, t(0)).await.unwrap();
+        assert_eq!(r.calls.lock().unwrap().len(), 1);
+        // A new process, the same log: the incident was acted on.
+        let again = watch(&[Some(0.09), Some(0.01), Some(0.09)]).log(&log);
+        let mut state = again.resume_state(&log).unwrap();
+        let v = |rec: WatchRecord| serde_json::to_value(rec).unwrap()["verdict"].clone();
+        assert_eq!(
+            v(again.step(&mut state, &r, t(1)).await.unwrap()),
+            "already_acted"
+        );
+        assert_eq!(
+            v(again.step(&mut state, &r, t(2)).await.unwrap()),
+            "healthy"
+        );
+        // A new incident, still within the hour's cooldown of the first process's action.
+        let rec = again.step(&mut state, &r, t(3)).await.unwrap();
+        assert_eq!(rec.seq, 4);
+        assert_eq!(rec.incident, Some(2));
+        assert_eq!(v(rec), "cooldown");
+        assert_eq!(r.calls.lock().unwrap().len(), 1);
+        // A log that is not one is refused, naming the line.
+        std::fs::write(&log, "{}\n").unwrap();
+        let e = again.resume_state(&log).unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
     }
 
     #[tokio::test]

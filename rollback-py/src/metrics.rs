@@ -593,9 +593,16 @@ impl PyWatch {
             w = w.status_file(s);
         }
         w.validate().map_err(|e| crate::errors::to_py(py, &e))?;
+        // Made again over the same log, a watch goes on where that one left off.
+        let state = match w.log_path() {
+            Some(log) => w
+                .resume_state(log)
+                .map_err(|e| crate::errors::to_py(py, &e))?,
+            None => WatchState::default(),
+        };
         Ok(PyWatch {
             inner: w,
-            state: Arc::default(),
+            state: Arc::new(tokio::sync::Mutex::new(state)),
         })
     }
 
