@@ -36,6 +36,31 @@ async fn emulator() -> AwsEmulator {
     emu
 }
 
+/// `POST /_emulator/<path>` with `body`, from synchronous code (a test's `Runbook` runs the
+/// binary synchronously): the JSON answer.
+fn control(emu: &AwsEmulator, path: &str, body: &Value) -> Value {
+    use std::io::{Read, Write};
+    let host = emu
+        .endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    let body = body.to_string();
+    write!(
+        conn,
+        "POST /_emulator/{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "{path}: {response}"
+    );
+    serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap()
+}
+
 /// What the emulator's AWS looks like through the SDK (for reading state back).
 async fn aws(emu: &AwsEmulator) -> Aws {
     Aws::from_sdk_config(&emu.sdk_config().await)
@@ -181,9 +206,37 @@ impl<'a> Runbook<'a> {
         report
     }
 
-    /// `apply --yes --reason REASON --output json`.
+    /// `apply --yes --reason REASON --output json`, under least privilege: with credentials
+    /// holding only the actions `rollback policy` generates for the runbook, the emulator
+    /// enforcing IAM for the length of the run.
     fn apply(&self, reason: &str) -> Applied {
-        let out = self.run(&["apply", "--yes", "--reason", reason, "--output", "json"]);
+        let actions: Vec<String> = self.policy_actions().into_iter().collect();
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let user = format!(
+            "ci-{run}-{}",
+            self.dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        );
+        let key = control(
+            self.emu,
+            "iam/users",
+            &json!({"name": user, "actions": actions}),
+        );
+        let key = (
+            key["access_key_id"].as_str().unwrap().to_string(),
+            key["secret_access_key"].as_str().unwrap().to_string(),
+        );
+        control(self.emu, "iam/enforce", &json!({"enabled": true}));
+        let out = self.run_as(
+            &key,
+            &["apply", "--yes", "--reason", reason, "--output", "json"],
+        );
+        control(self.emu, "iam/enforce", &json!({"enabled": false}));
         let stdout = text(&out.stdout);
         let mut lines: Vec<Value> = stdout
             .lines()

@@ -10,6 +10,7 @@ Gaps closed (moto 5.2.1):
   not checked.
 - moto names the action by the request's *signing* name (``monitoring:DescribeAlarms``); IAM
   names CloudWatch's actions ``cloudwatch:...``, as policies write them.
+- a GetObject of a given version is ``s3:GetObjectVersion`` to IAM (moto: ``s3:GetObject``).
 
 Not closed: moto authorizes against the resource ``*`` (an ARN-scoped Allow never matches), so
 a least-privilege user holds its actions on every resource; resource scoping is tested against
@@ -35,6 +36,8 @@ def apply() -> None:
         service, _, name = self._action.partition(":")
         if service in IAM_PREFIX:
             self._action = f"{IAM_PREFIX[service]}:{name}"
+        if self._action == "s3:GetObject" and "versionId=" in (self._path or ""):
+            self._action = "s3:GetObjectVersion"
 
     def check_signature(self: Any) -> None:
         # The access key was looked up (and refused if unknown) when the request was made.
