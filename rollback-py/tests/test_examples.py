@@ -79,7 +79,7 @@ def test_the_users_own_pytest_suite_passes() -> None:
 
 def test_every_example_is_tested() -> None:
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"emulators"}
-    assert scripts == set(AWS_EXAMPLES) | {"k8s_undo", "test_my_pipeline", "terraform_rollback"}
+    assert scripts == set(AWS_EXAMPLES) | {"k8s_undo", "test_my_pipeline", "terraform_rollback", "watch_and_drill"}
 
 
 def test_watch_and_drill_example() -> None:
