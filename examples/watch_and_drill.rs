@@ -67,7 +67,7 @@ impl Responder for RollBack {
     async fn respond(&self, decision: &Decision) -> rollback_core::Result<Report> {
         println!("  acting on: {decision}");
         rollback(&self.api, &self.dir, "watch.jsonl")
-            .reason(format!("rollback watch: {decision}"))
+            .reason(rollback_core::watch::reason_for(decision, None))
             .build()?
             .run()
             .await

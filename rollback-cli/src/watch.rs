@@ -34,14 +34,11 @@ struct RunRunbook {
 #[async_trait]
 impl Responder for RunRunbook {
     async fn respond(&self, decision: &Decision) -> Result<Report, Error> {
-        let (runbook, b) = self.file.load().await.map_err(|f| match f {
+        let (_, b) = self.file.load().await.map_err(|f| match f {
             Failure::Error(e) => e,
             Failure::Message(m) => Error::invalid("runbook", m),
         })?;
-        let reason = match runbook.reason() {
-            Some(r) => format!("{r} (rollback watch: {decision})"),
-            None => format!("rollback watch: {decision}"),
-        };
+        let reason = rollback_core::watch::reason_for(decision, b.reason_text());
         let b = b.reason(reason);
         let b = match self.output {
             // The decision record tells the story on stdout; events would interleave.

@@ -131,33 +131,15 @@ impl DrillReport {
     /// Appends the report to the drill history at `path` (one JSON object per line; the
     /// folder is made if missing).
     pub fn append(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
-        let fail = |e: std::io::Error| Error::Journal {
-            path: path.display().to_string(),
-            message: format!("cannot keep the drill history ({e}); check the path"),
-            source: Some(Box::new(e)),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
         let line = serde_json::to_string(self)
             .map_err(|e| Error::journal(path.display().to_string(), e.to_string()))?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(fail)?;
-        writeln!(f, "{line}")
-            .and_then(|()| f.sync_data())
-            .map_err(fail)
+        crate::journal::append_line(path, &line)
     }
 
     /// The drills of the history at `path`, oldest first (none when there is no file).
     pub fn history(path: &Path) -> Result<Vec<DrillReport>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::journal(path.display().to_string(), e.to_string())),
+        let Some(text) = crate::journal::read_lines(path)? else {
+            return Ok(Vec::new());
         };
         text.lines()
             .filter(|l| !l.trim().is_empty())
@@ -685,6 +667,15 @@ mod tests {
         };
         r.append(&path).unwrap();
         r.append(&path).unwrap();
-        assert_eq!(DrillReport::history(&path).unwrap(), vec![r.clone(), r]);
+        assert_eq!(
+            DrillReport::history(&path).unwrap(),
+            vec![r.clone(), r.clone()]
+        );
+        // What is not a regular file is refused, as a journal path is.
+        let e = r.append(dir.path()).unwrap_err();
+        assert!(
+            e.to_string().contains("not a regular file") || e.to_string().contains("directory"),
+            "{e}"
+        );
     }
 }

@@ -725,6 +725,34 @@ pub fn check_path(path: impl AsRef<Path>) -> Result<bool> {
 /// Opens a journal path with `options` only if it is a regular file (or is created as one):
 /// checked before opening, opened non-blocking (a named pipe swapped in meanwhile cannot
 /// block the open), and checked again on the open file.
+/// Appends `line` and a newline to the JSON-lines file at `path` (its folder made if
+/// missing), synced before it returns; a path that is not a regular file (a device, a named
+/// pipe) is refused as the journal's is. The decision log of a watch and the drill history
+/// are written with it.
+pub(crate) fn append_line(path: &Path, line: &str) -> Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| journal_err(path, "create directory", e))?;
+    }
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    let mut file = open_regular(path, &mut options)?;
+    writeln!(file, "{line}")
+        .and_then(|()| file.sync_data())
+        .map_err(|e| journal_err(path, "append", e))
+}
+
+/// The text of the JSON-lines file at `path`, `None` when there is none; refused as
+/// [`append_line`] refuses.
+pub(crate) fn read_lines(path: &Path) -> Result<Option<String>> {
+    if !check_path(path)? {
+        return Ok(None);
+    }
+    std::fs::read_to_string(path)
+        .map(Some)
+        .map_err(|e| journal_err(path, "read", e))
+}
+
 fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<File> {
     check_path(path)?;
     #[cfg(unix)]

@@ -32,7 +32,6 @@
 //!   as the real run's would).
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,6 +155,16 @@ impl fmt::Display for WatchRecord {
             self.at.format("%H:%M:%S"),
             self.summary
         )
+    }
+}
+
+/// The reason of a transaction a watch runs for `decision`: the transaction's own reason,
+/// if it has one, with the decision after it (`errors above 5 % (rollback watch: roll back
+/// immediately: ...)`), for its journal and report.
+pub fn reason_for(decision: &Decision, own: Option<&str>) -> String {
+    match own.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!("{r} (rollback watch: {decision})"),
+        None => format!("rollback watch: {decision}"),
     }
 }
 
@@ -557,14 +566,7 @@ impl Watch {
         let line = serde_json::to_string(record)
             .map_err(|e| Error::journal("decision log", format!("cannot write a record: {e}")))?;
         if let Some(path) = &self.log {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| file_error(path, e))?;
-            writeln!(f, "{line}")
-                .and_then(|()| f.sync_data())
-                .map_err(|e| file_error(path, e))?;
+            crate::journal::append_line(path, &line)?;
         }
         if let Some(path) = &self.status_file {
             let tmp = path.with_extension("tmp");
@@ -629,11 +631,10 @@ impl Watch {
     /// grace under way, the cooldown after the last action. A missing log is a fresh
     /// start.
     pub fn resume_state(&self, log: &Path) -> Result<WatchState> {
-        let text = match std::fs::read_to_string(log) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(WatchState::default()),
-            Err(e) => return Err(file_error(log, e)),
+        let Some(text) = crate::journal::read_lines(log)? else {
+            return Ok(WatchState::default());
         };
+
         let mut state = WatchState::default();
         for (n, line) in text
             .lines()

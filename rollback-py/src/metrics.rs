@@ -486,13 +486,8 @@ impl Responder for PyResponder {
             Ok(tx.builder(tx.run_locks(), None))
         })
         .map_err(|e| crate::errors::from_py_err(e, "watch"))?;
-        let b = match b.reason_text() {
-            Some(r) if !r.trim().is_empty() => {
-                let r = format!("{r} (rollback watch: {decision})");
-                b.reason(r)
-            }
-            _ => b.reason(format!("rollback watch: {decision}")),
-        };
+        let reason = rollback_core::watch::reason_for(decision, b.reason_text());
+        let b = b.reason(reason);
         b.build()?.run().await
     }
 }
